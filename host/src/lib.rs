@@ -1,1 +1,21 @@
+//! # Switchyard: an edge proxy for LLM traffic with WebAssembly routing policies
+//!
+//! Every request is routed by a policy: a WebAssembly component (contract in `wit/policy.wit`)
+//! that the proxy runs in a fresh sandbox per request to choose which model serves it. The crate
+//! is laid out along the request path, and data flows one way along it:
+//!
+//! - [`config`]: the typed TOML configuration and its validation;
+//! - [`server`]: the axum listener, routes and body limits, and the shared [`server::App`];
+//! - [`api`]: client wire formats: parsing a request into a compact view, OpenAI-style errors;
+//! - [`policy`]: loading components and running one sandboxed, validated decision per request;
+//! - [`upstream`]: providers and the attempts along a route's fallback chain;
+//! - [`telemetry`]: logging, including the one line written per request.
+//!
+//! The `switchyard` binary (`src/main.rs`) wires these together behind a command line.
 
+pub mod api;
+pub mod config;
+pub mod policy;
+pub mod server;
+pub mod telemetry;
+pub mod upstream;

@@ -1,0 +1,138 @@
+//! Checking what a policy returned before anything acts on it.
+//!
+//! A policy is untrusted: its decision is turned into a [`Verdict`] only if every target names a
+//! catalog model, the chain and texts are within bounds, and a rejection uses an error status.
+//! Anything else is an invalid decision, which the caller treats as a policy failure.
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+
+use super::wit::{Decision, Model};
+
+/// Most targets a route may carry.
+pub const MAX_TARGETS: usize = 8;
+/// Longest reason a route may give, in bytes.
+pub const MAX_REASON_BYTES: usize = 256;
+/// Longest rejection message, in bytes.
+pub const MAX_MESSAGE_BYTES: usize = 1024;
+/// Longest per-target timeout a policy may ask for.
+pub const MAX_TARGET_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// One validated step of a route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedTarget {
+    /// A catalog model id.
+    pub model: String,
+    pub timeout: Option<Duration>,
+    pub max_output_tokens: Option<u32>,
+}
+
+/// A validated decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Route { targets: Vec<PlannedTarget>, reason: String },
+    Reject { status: StatusCode, message: String },
+}
+
+/// Check `decision` against `catalog`; the error says what is wrong with it.
+pub fn validate(decision: Decision, catalog: &[Model]) -> Result<Verdict, String> {
+    match decision {
+        Decision::Route(route) => {
+            if route.targets.is_empty() {
+                return Err("route has no targets".into());
+            }
+            if route.targets.len() > MAX_TARGETS {
+                return Err(format!("route has {} targets, at most {MAX_TARGETS} allowed", route.targets.len()));
+            }
+            if route.reason.len() > MAX_REASON_BYTES {
+                return Err(format!("reason is {} bytes, at most {MAX_REASON_BYTES} allowed", route.reason.len()));
+            }
+            let mut targets = Vec::with_capacity(route.targets.len());
+            for t in route.targets {
+                if !catalog.iter().any(|m| m.id == t.model) {
+                    let shown: String = t.model.chars().take(64).collect();
+                    return Err(format!("target model `{shown}` is not in the catalog"));
+                }
+                let timeout = t.timeout_ms.map(|ms| Duration::from_millis(ms.into()));
+                if timeout.is_some_and(|d| d.is_zero() || d > MAX_TARGET_TIMEOUT) {
+                    return Err(format!("target `{}` timeout must be 1 ms to 600 s", t.model));
+                }
+                if t.max_output_tokens == Some(0) {
+                    return Err(format!("target `{}` max-output-tokens must be at least 1", t.model));
+                }
+                targets.push(PlannedTarget {
+                    model: t.model,
+                    timeout,
+                    max_output_tokens: t.max_output_tokens,
+                });
+            }
+            Ok(Verdict::Route { targets, reason: route.reason })
+        }
+        Decision::Reject(r) => {
+            let status = StatusCode::from_u16(r.status)
+                .ok()
+                .filter(|s| s.is_client_error() || s.is_server_error())
+                .ok_or_else(|| format!("rejection status {} is not 400-599", r.status))?;
+            if r.message.len() > MAX_MESSAGE_BYTES {
+                return Err(format!("rejection message is {} bytes, at most {MAX_MESSAGE_BYTES} allowed", r.message.len()));
+            }
+            Ok(Verdict::Reject { status, message: r.message })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::wit::switchyard::policy::types::{ModelHealth, Rejection, Route, Target};
+    use super::*;
+
+    fn catalog() -> Vec<Model> {
+        ["a", "b"]
+            .iter()
+            .map(|id| Model {
+                id: id.to_string(),
+                provider: "p".into(),
+                input_cost_per_mtok: 1.0,
+                output_cost_per_mtok: 1.0,
+                context_window: 1000,
+                tags: vec![],
+                health: ModelHealth { healthy: true, latency_ms: 0.0, error_rate: 0.0, in_flight: 0 },
+            })
+            .collect()
+    }
+
+    fn route(models: &[&str], reason: &str) -> Decision {
+        Decision::Route(Route {
+            targets: models
+                .iter()
+                .map(|m| Target { model: m.to_string(), timeout_ms: Some(500), max_output_tokens: None })
+                .collect(),
+            reason: reason.into(),
+        })
+    }
+
+    #[test]
+    fn accepts_a_route_over_catalog_models() {
+        let v = validate(route(&["b", "a"], "ok"), &catalog()).unwrap();
+        let Verdict::Route { targets, reason } = v else { panic!() };
+        assert_eq!(targets.iter().map(|t| t.model.as_str()).collect::<Vec<_>>(), ["b", "a"]);
+        assert_eq!(targets[0].timeout, Some(Duration::from_millis(500)));
+        assert_eq!(reason, "ok");
+    }
+
+    #[test]
+    fn refuses_nonsense() {
+        let c = catalog();
+        assert_eq!(validate(route(&[], "x"), &c).unwrap_err(), "route has no targets");
+        assert!(validate(route(&["a", "zzz"], "x"), &c).unwrap_err().contains("`zzz` is not in the catalog"));
+        assert!(validate(route(&["a"; 9], "x"), &c).unwrap_err().contains("9 targets"));
+        assert!(validate(route(&["a"], &"r".repeat(300)), &c).unwrap_err().contains("reason is 300 bytes"));
+        let reject = |status| Decision::Reject(Rejection { status, message: "no".into() });
+        assert!(validate(reject(200), &c).unwrap_err().contains("200 is not 400-599"));
+        assert_eq!(
+            validate(reject(429), &c).unwrap(),
+            Verdict::Reject { status: StatusCode::TOO_MANY_REQUESTS, message: "no".into() }
+        );
+    }
+}

@@ -1,0 +1,83 @@
+//! Building what a policy sees: the request view and the catalog.
+//!
+//! The request view is assembled from the parsed request's summaries (no message text), the
+//! operator's header allow-list and the request's metadata. The catalog is built once from the
+//! config; its live fields are static until the upstream layer reports health.
+
+use axum::http::HeaderMap;
+
+use super::wit::{ClientApi, MessageSummary, Model, ModelHealth, Pair, Request, Role};
+use crate::api::{self, ChatRequest};
+use crate::config::Config;
+
+/// The request view handed to `decide`.
+pub fn request_view(req: &ChatRequest, id: &str, headers: &HeaderMap, allowed: &[String]) -> Request {
+    Request {
+        id: id.to_string(),
+        api: ClientApi::OpenaiChat,
+        requested_model: req.model.clone(),
+        team: None,
+        messages: req
+            .messages
+            .iter()
+            .map(|m| MessageSummary {
+                role: match m.role {
+                    api::Role::System => Role::System,
+                    api::Role::Developer => Role::Developer,
+                    api::Role::User => Role::User,
+                    api::Role::Assistant => Role::Assistant,
+                    api::Role::Tool | api::Role::Function => Role::Tool,
+                },
+                chars: m.chars,
+                has_image: m.has_image,
+                has_tool_call: m.has_tool_call,
+            })
+            .collect(),
+        estimated_input_tokens: req.estimated_input_tokens(),
+        max_output_tokens: req.max_tokens,
+        stream: req.stream,
+        has_tools: req.has_tools,
+        has_images: req.has_images(),
+        temperature: req.temperature,
+        headers: allowed
+            .iter()
+            .filter_map(|name| {
+                let value = headers.get(name.as_str())?.to_str().ok()?;
+                Some(Pair {
+                    name: name.clone(),
+                    value: value.to_string(),
+                })
+            })
+            .collect(),
+        metadata: req
+            .metadata
+            .iter()
+            .map(|(name, value)| Pair {
+                name: name.clone(),
+                value: value.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// The catalog as policies see it, in config order.
+pub fn catalog(config: &Config) -> Vec<Model> {
+    config
+        .models
+        .iter()
+        .map(|m| Model {
+            id: m.id.clone(),
+            provider: m.provider.clone(),
+            input_cost_per_mtok: m.input_cost_per_mtok,
+            output_cost_per_mtok: m.output_cost_per_mtok,
+            context_window: m.context_window,
+            tags: m.tags.clone(),
+            health: ModelHealth {
+                healthy: true,
+                latency_ms: 0.0,
+                error_rate: 0.0,
+                in_flight: 0,
+            },
+        })
+        .collect()
+}

@@ -1,0 +1,153 @@
+//! What one decision's store holds, and everything a policy can reach from inside it.
+//!
+//! A [`Sandbox`] is created for every decision and dropped with its store, so nothing carries
+//! over from one request to the next. It grants the policy exactly:
+//! - the `host` interface: log lines (capped in size and number) and the text of the current
+//!   request's messages (capped at [`SandboxLimits::max_message_chars`]);
+//! - WASI 0.2 with nothing in it: no preopened directories, no environment or arguments, every
+//!   socket address denied, stdin closed, stdout discarded, stderr kept (capped) to explain a
+//!   trap, and clocks frozen at zero, so a decision cannot depend on the time;
+//! - linear memory up to [`SandboxLimits::memory_bytes`]; growing past it traps, and the
+//!   sandbox remembers that it was the cause.
+
+use std::sync::Arc;
+
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::clocks::{HostMonotonicClock, HostWallClock};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::wit::{self, LogLevel};
+use crate::api::ChatRequest;
+
+/// Longest log line a policy may write; longer ones are cut.
+const MAX_LOG_LINE: usize = 1024;
+/// Most log lines one decision may write; later ones are dropped.
+const MAX_LOG_LINES: u32 = 32;
+/// How much of a policy's stderr (e.g. a panic message) is kept.
+const STDERR_CAPACITY: usize = 4096;
+
+/// Per-decision limits, from the policy's config.
+#[derive(Debug, Clone, Copy)]
+pub struct SandboxLimits {
+    /// Linear memory one instance may use, in bytes.
+    pub memory_bytes: usize,
+    /// Epoch ticks a decision may run (see `engine::EPOCH_TICK`).
+    pub deadline_ticks: u64,
+    /// Most characters of one message `host.message-text` returns.
+    pub max_message_chars: u32,
+}
+
+/// The data of one decision's store.
+pub struct Sandbox {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    stderr: MemoryOutputPipe,
+    request: Arc<ChatRequest>,
+    request_id: Arc<str>,
+    policy: Arc<str>,
+    limits: SandboxLimits,
+    log_lines: u32,
+    /// Set when the policy tried to grow memory past its cap.
+    pub memory_denied: bool,
+}
+
+impl Sandbox {
+    pub fn new(request: Arc<ChatRequest>, request_id: Arc<str>, policy: Arc<str>, limits: SandboxLimits) -> Self {
+        let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
+        let wasi = WasiCtx::builder()
+            .stderr(stderr.clone())
+            .wall_clock(FrozenClock)
+            .monotonic_clock(FrozenClock)
+            .build();
+        Self {
+            wasi,
+            table: ResourceTable::new(),
+            stderr,
+            request,
+            request_id,
+            policy,
+            limits,
+            log_lines: 0,
+            memory_denied: false,
+        }
+    }
+
+    /// What the policy wrote to stderr, lossily decoded (a panic message, typically).
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.contents()).trim_end().to_string()
+    }
+}
+
+/// A clock that always reads zero: time is not granted to policies.
+struct FrozenClock;
+
+impl HostWallClock for FrozenClock {
+    fn resolution(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(1)
+    }
+    fn now(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+}
+
+impl HostMonotonicClock for FrozenClock {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+impl WasiView for Sandbox {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl ResourceLimiter for Sandbox {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.limits.memory_bytes {
+            self.memory_denied = true;
+            wasmtime::bail!("policy memory cap of {} bytes reached", self.limits.memory_bytes);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+impl wit::switchyard::policy::types::Host for Sandbox {}
+
+impl wit::switchyard::policy::host::Host for Sandbox {
+    fn log(&mut self, level: LogLevel, message: String) {
+        self.log_lines += 1;
+        if self.log_lines > MAX_LOG_LINES {
+            return;
+        }
+        let mut message = message;
+        if message.len() > MAX_LOG_LINE {
+            let cut = (0..=MAX_LOG_LINE).rev().find(|i| message.is_char_boundary(*i)).unwrap_or(0);
+            message.truncate(cut);
+        }
+        let (policy, request_id) = (&*self.policy, &*self.request_id);
+        match level {
+            LogLevel::Debug => tracing::debug!(target: "switchyard::policy_log", policy, request_id, "{message}"),
+            LogLevel::Info => tracing::info!(target: "switchyard::policy_log", policy, request_id, "{message}"),
+            LogLevel::Warn => tracing::warn!(target: "switchyard::policy_log", policy, request_id, "{message}"),
+            LogLevel::Error => tracing::error!(target: "switchyard::policy_log", policy, request_id, "{message}"),
+        }
+    }
+
+    fn message_text(&mut self, index: u32, max_chars: u32) -> Option<String> {
+        let cap = max_chars.min(self.limits.max_message_chars) as usize;
+        self.request.message_text(index as usize, cap)
+    }
+}

@@ -1,0 +1,192 @@
+//! `POST /v1/chat/completions`: the request path, in order.
+//!
+//! body limit -> parse ([`ChatRequest`]) -> policy decision in a fresh sandbox -> on a policy
+//! failure, the static fallback route -> upstream attempts -> response with the routing headers
+//! -> one log line. Each step only reads what the steps before it produced.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::App;
+use crate::api::{ApiError, ChatRequest};
+use crate::policy::{DecisionInput, PlannedTarget, Verdict, input};
+use crate::telemetry::RequestLog;
+
+/// Header naming the catalog model that answered.
+pub const MODEL_HEADER: HeaderName = HeaderName::from_static("x-switchyard-model");
+/// Header naming the provider that answered.
+pub const PROVIDER_HEADER: HeaderName = HeaderName::from_static("x-switchyard-provider");
+/// Header with the policy name and short version.
+pub const POLICY_HEADER: HeaderName = HeaderName::from_static("x-switchyard-policy");
+/// Header with the policy's reason (or why the fallback route was used).
+pub const REASON_HEADER: HeaderName = HeaderName::from_static("x-switchyard-reason");
+/// Header saying who chose the route: `policy` or `fallback`.
+pub const ROUTE_HEADER: HeaderName = HeaderName::from_static("x-switchyard-route");
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+pub async fn chat_completions(State(app): State<Arc<App>>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+    let started = Instant::now();
+    let request_id = request_id(&headers);
+    let mut log = RequestLog::new(request_id.clone(), app.policy.version());
+    let mut response = match handle(&app, &headers, body, &request_id, &mut log).await {
+        Ok(response) => response,
+        Err(error) => {
+            log.error = Some(error.message.clone());
+            error.into_response()
+        }
+    };
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    log.status = response.status().as_u16();
+    log.latency = started.elapsed();
+    log.emit();
+    response
+}
+
+async fn handle(
+    app: &App,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    request_id: &Arc<str>,
+    log: &mut RequestLog,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            "request_too_large",
+            format!("the request body is larger than {} bytes", app.config.max_body_bytes),
+        ),
+        _ => ApiError::invalid(None, format!("cannot read the request body: {rejection}")),
+    })?;
+    let request = Arc::new(ChatRequest::parse(body)?);
+    log.requested_model = request.model.clone();
+
+    let view = input::request_view(&request, request_id, headers, &app.config.policy.headers);
+    let decided = Instant::now();
+    let verdict = app
+        .policy
+        .decide(DecisionInput {
+            request: request.clone(),
+            request_id: request_id.clone(),
+            view: &view,
+            catalog: &app.catalog,
+        })
+        .await;
+    log.decision_time = decided.elapsed();
+
+    let (targets, reason, route_by) = match verdict {
+        Ok(Verdict::Route { targets, reason }) => (targets, reason, "policy"),
+        Ok(Verdict::Reject { status, message }) => {
+            log.route_by = "rejected";
+            let mut response = ApiError::new(status, "invalid_request_error", "policy_rejected", message).into_response();
+            routing_headers(response.headers_mut(), &app.policy.version(), None, None, "policy", None);
+            return Ok(response);
+        }
+        Err(failure) => {
+            tracing::warn!(
+                request_id = %request_id,
+                policy = %app.policy.version(),
+                kind = failure.kind(),
+                "policy failed, using the static fallback route: {failure}"
+            );
+            log.policy_failure = Some(failure.kind());
+            let targets = app
+                .config
+                .policy
+                .fallback
+                .iter()
+                .map(|model| PlannedTarget {
+                    model: model.clone(),
+                    timeout: None,
+                    max_output_tokens: None,
+                })
+                .collect();
+            (targets, format!("policy failed ({}); static fallback route", failure.kind()), "fallback")
+        }
+    };
+    log.route_by = route_by;
+    log.reason = reason.clone();
+
+    let served = app.upstreams.serve(&targets, &request, request_id).await;
+    let attempts = match &served {
+        Ok(s) => &s.attempts,
+        Err(e) => &e.attempts,
+    };
+    log.attempts = attempts.clone();
+    let served = served.map_err(|e| ApiError::new(e.status(), "upstream_error", "upstream_unavailable", e.to_string()))?;
+    log.served_model = Some(served.model.clone());
+
+    let mut response = Response::new(served.body);
+    *response.status_mut() = served.status;
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, served.content_type);
+    if request.stream {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    }
+    routing_headers(h, &app.policy.version(), Some(&served.model), Some(&served.provider), route_by, Some(&reason));
+    Ok(response)
+}
+
+fn routing_headers(h: &mut HeaderMap, policy: &str, model: Option<&str>, provider: Option<&str>, route_by: &'static str, reason: Option<&str>) {
+    let mut set = |name: HeaderName, value: &str| {
+        h.insert(name, header_value(value));
+    };
+    set(POLICY_HEADER, policy);
+    set(ROUTE_HEADER, route_by);
+    if let Some(model) = model {
+        set(MODEL_HEADER, model);
+    }
+    if let Some(provider) = provider {
+        set(PROVIDER_HEADER, provider);
+    }
+    if let Some(reason) = reason {
+        set(REASON_HEADER, reason);
+    }
+}
+
+/// A header value from arbitrary text: characters that HTTP headers cannot carry become `?`.
+fn header_value(text: &str) -> HeaderValue {
+    let clean: String = text
+        .chars()
+        .map(|c| if c == ' ' || c.is_ascii_graphic() { c } else { '?' })
+        .collect();
+    HeaderValue::from_str(&clean).unwrap_or(HeaderValue::from_static("?"))
+}
+
+/// The client's `x-request-id` if it is short and printable, else a new UUID.
+fn request_id(headers: &HeaderMap) -> Arc<str> {
+    headers
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(Arc::from)
+        .unwrap_or_else(|| Arc::from(uuid::Uuid::new_v4().simple().to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_values_carry_only_printable_ascii() {
+        assert_eq!(header_value("cheap: simple prompt"), "cheap: simple prompt");
+        assert_eq!(header_value("naïve\r\nx"), "na?ve??x");
+    }
+
+    #[test]
+    fn request_ids_are_taken_when_sane_and_made_otherwise() {
+        let mut h = HeaderMap::new();
+        h.insert(REQUEST_ID, HeaderValue::from_static("abc-123"));
+        assert_eq!(&*request_id(&h), "abc-123");
+        h.insert(REQUEST_ID, HeaderValue::from_static("has space"));
+        assert_eq!(request_id(&h).len(), 32);
+    }
+}

@@ -1,0 +1,100 @@
+//! Logs: the subscriber set-up and the one line written per request.
+//!
+//! [`init`] installs a `tracing` subscriber on stderr, human-readable (colour only on a
+//! terminal) or JSON. [`RequestLog`] gathers what the request path learnt (route, attempts,
+//! timings) and [`RequestLog::emit`] writes it as one structured event at the end of the request.
+//! No prompt text and no key ever goes into a log line.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing_subscriber::EnvFilter;
+
+use crate::upstream::Attempt;
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Install the global subscriber; `RUST_LOG` overrides the default `info` level.
+pub fn init(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+/// What happened to one request, written once when it ends.
+#[derive(Debug)]
+pub struct RequestLog {
+    pub request_id: Arc<str>,
+    pub policy: String,
+    pub requested_model: Option<String>,
+    pub served_model: Option<String>,
+    /// `policy`, `fallback` or `rejected`.
+    pub route_by: &'static str,
+    pub reason: String,
+    /// The kind of policy failure, when there was one.
+    pub policy_failure: Option<&'static str>,
+    pub attempts: Vec<Attempt>,
+    pub status: u16,
+    pub error: Option<String>,
+    pub decision_time: Duration,
+    pub latency: Duration,
+}
+
+impl RequestLog {
+    pub fn new(request_id: Arc<str>, policy: String) -> Self {
+        Self {
+            request_id,
+            policy,
+            requested_model: None,
+            served_model: None,
+            route_by: "none",
+            reason: String::new(),
+            policy_failure: None,
+            attempts: Vec::new(),
+            status: 0,
+            error: None,
+            decision_time: Duration::ZERO,
+            latency: Duration::ZERO,
+        }
+    }
+
+    /// Write the request's log line.
+    pub fn emit(&self) {
+        let attempts: Vec<String> = self
+            .attempts
+            .iter()
+            .map(|a| match &a.result {
+                Ok(status) => format!("{}={} in {}ms", a.model, status.as_u16(), a.elapsed.as_millis()),
+                Err(e) => format!("{}: {e}", a.model),
+            })
+            .collect();
+        tracing::info!(
+            target: "switchyard::request",
+            request_id = %self.request_id,
+            status = self.status,
+            policy = %self.policy,
+            route_by = self.route_by,
+            requested = self.requested_model.as_deref().unwrap_or("-"),
+            model = self.served_model.as_deref().unwrap_or("-"),
+            reason = %self.reason,
+            policy_failure = self.policy_failure.unwrap_or("-"),
+            attempts = %attempts.join(", "),
+            decision_us = self.decision_time.as_micros() as u64,
+            latency_ms = self.latency.as_secs_f64() * 1000.0,
+            error = self.error.as_deref().unwrap_or("-"),
+            "request"
+        );
+    }
+}

@@ -1,0 +1,223 @@
+//! Attempts: trying a route's targets in order until one answers.
+//!
+//! An attempt fails over to the next target when nothing has reached the client yet and another
+//! provider might do better: a connection error, the attempt's timeout, 401/403 (the upstream
+//! refused our key), 408, 429 or any 5xx. Any other upstream answer, success or client error, is
+//! the answer. A non-streaming answer is read whole before it is committed, so a body cut off
+//! mid-way also fails over; a streaming answer is committed at its response head and its events
+//! are passed through as they arrive, never buffered.
+
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode, header};
+
+use super::echo;
+use super::provider::Endpoint;
+use super::{ModelRoute, Upstreams};
+use crate::api::ChatRequest;
+use crate::policy::PlannedTarget;
+
+/// Why one attempt failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AttemptError {
+    #[error("connection failed")]
+    Connect,
+    #[error("timed out after {} ms", .0.as_millis())]
+    Timeout(Duration),
+    #[error("answered {}", .0.as_u16())]
+    Status(StatusCode),
+    #[error("answer was cut off")]
+    Body,
+    #[error("model has no provider")]
+    Unrouted,
+}
+
+impl AttemptError {
+    /// Whether trying again later (or elsewhere) can help.
+    pub fn retryable(&self) -> bool {
+        !matches!(self, Self::Unrouted)
+    }
+}
+
+/// What one attempt met.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub model: String,
+    pub result: Result<StatusCode, AttemptError>,
+    pub elapsed: Duration,
+}
+
+/// The answer chosen for the client.
+#[derive(Debug)]
+pub struct Served {
+    /// The catalog model that answered.
+    pub model: String,
+    pub provider: String,
+    pub status: StatusCode,
+    pub content_type: HeaderValue,
+    pub body: Body,
+    pub attempts: Vec<Attempt>,
+}
+
+/// Every target failed; nothing was sent to the client.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", summary(.attempts))]
+pub struct UpstreamError {
+    pub attempts: Vec<Attempt>,
+}
+
+impl UpstreamError {
+    /// 504 when every attempt timed out, else 502.
+    pub fn status(&self) -> StatusCode {
+        let all_timeouts = self
+            .attempts
+            .iter()
+            .all(|a| matches!(a.result, Err(AttemptError::Timeout(_))));
+        if all_timeouts {
+            StatusCode::GATEWAY_TIMEOUT
+        } else {
+            StatusCode::BAD_GATEWAY
+        }
+    }
+}
+
+fn summary(attempts: &[Attempt]) -> String {
+    let parts: Vec<String> = attempts
+        .iter()
+        .map(|a| match &a.result {
+            Err(e) => format!("{}: {e}", a.model),
+            Ok(s) => format!("{}: answered {}", a.model, s.as_u16()),
+        })
+        .collect();
+    format!("all {} upstream attempt(s) failed ({})", attempts.len(), parts.join("; "))
+}
+
+fn fails_over(status: StatusCode) -> bool {
+    status.is_server_error()
+        || matches!(
+            status,
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::REQUEST_TIMEOUT | StatusCode::TOO_MANY_REQUESTS
+        )
+}
+
+struct Answer {
+    status: StatusCode,
+    content_type: HeaderValue,
+    body: Body,
+}
+
+impl Upstreams {
+    /// Serve `req` from the first of `targets` that answers.
+    pub async fn serve(&self, targets: &[PlannedTarget], req: &ChatRequest, request_id: &str) -> Result<Served, UpstreamError> {
+        let mut attempts = Vec::with_capacity(targets.len());
+        for target in targets {
+            let started = Instant::now();
+            let result = match self.routes.get(&target.model) {
+                Some(route) => {
+                    let timeout = target.timeout.unwrap_or(self.attempt_timeout);
+                    self.attempt(route, target, req, request_id, timeout).await
+                }
+                None => Err(AttemptError::Unrouted),
+            };
+            let elapsed = started.elapsed();
+            match result {
+                Ok(answer) => {
+                    attempts.push(Attempt {
+                        model: target.model.clone(),
+                        result: Ok(answer.status),
+                        elapsed,
+                    });
+                    return Ok(Served {
+                        model: target.model.clone(),
+                        provider: self.provider_of(&target.model).unwrap_or_default().to_string(),
+                        status: answer.status,
+                        content_type: answer.content_type,
+                        body: answer.body,
+                        attempts,
+                    });
+                }
+                Err(error) => {
+                    tracing::debug!(request_id, model = %target.model, %error, "upstream attempt failed");
+                    attempts.push(Attempt {
+                        model: target.model.clone(),
+                        result: Err(error),
+                        elapsed,
+                    });
+                }
+            }
+        }
+        Err(UpstreamError { attempts })
+    }
+
+    async fn attempt(
+        &self,
+        route: &ModelRoute,
+        target: &PlannedTarget,
+        req: &ChatRequest,
+        request_id: &str,
+        timeout: Duration,
+    ) -> Result<Answer, AttemptError> {
+        let (chat_url, authorization) = match &route.provider.endpoint {
+            Endpoint::Echo => return Ok(echo_answer(&route.upstream_model, req, request_id)),
+            Endpoint::Openai { chat_url, authorization } => (chat_url, authorization),
+        };
+        let mut builder = self
+            .client
+            .post(chat_url.clone())
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(req.upstream_body(&route.upstream_model, target.max_output_tokens));
+        if let Some(auth) = authorization {
+            builder = builder.header(header::AUTHORIZATION, auth.clone());
+        }
+        let exchange = async {
+            let response = builder.send().await.map_err(|e| {
+                if e.is_timeout() {
+                    AttemptError::Timeout(timeout)
+                } else {
+                    AttemptError::Connect
+                }
+            })?;
+            let status = response.status();
+            if fails_over(status) {
+                return Err(AttemptError::Status(status));
+            }
+            let content_type = response
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .cloned()
+                .unwrap_or(HeaderValue::from_static("application/json"));
+            let body = if req.stream && status.is_success() {
+                Body::from_stream(response.bytes_stream())
+            } else {
+                Body::from(response.bytes().await.map_err(|_| AttemptError::Body)?)
+            };
+            Ok(Answer {
+                status,
+                content_type,
+                body,
+            })
+        };
+        tokio::time::timeout(timeout, exchange)
+            .await
+            .unwrap_or(Err(AttemptError::Timeout(timeout)))
+    }
+}
+
+fn echo_answer(model: &str, req: &ChatRequest, request_id: &str) -> Answer {
+    if req.stream {
+        let events = echo::stream_events(model, req, request_id);
+        let stream = futures_util::stream::iter(events.into_iter().map(Ok::<_, std::convert::Infallible>));
+        Answer {
+            status: StatusCode::OK,
+            content_type: HeaderValue::from_static("text/event-stream"),
+            body: Body::from_stream(stream),
+        }
+    } else {
+        Answer {
+            status: StatusCode::OK,
+            content_type: HeaderValue::from_static("application/json"),
+            body: Body::from(echo::completion(model, req, request_id)),
+        }
+    }
+}

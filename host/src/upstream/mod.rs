@@ -1,0 +1,80 @@
+//! Upstream providers: turning a validated route into one answer for the client.
+//!
+//! [`Upstreams`] is built once from the config (providers, the model-to-provider map, one pooled
+//! HTTP client) and then only read. [`Upstreams::serve`] walks a route's targets in order
+//! (`attempt`): a target that fails before any byte reaches the client (connection error,
+//! timeout, 429, 5xx, an upstream auth failure) hands over to the next, so the client sees one
+//! answer or one error listing what each attempt met. This layer reads the parsed request and the
+//! route; it never sees policies or client keys.
+
+mod attempt;
+mod echo;
+mod provider;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use attempt::{Attempt, AttemptError, Served, UpstreamError};
+pub use provider::{Endpoint, Provider, SetupError};
+
+use crate::config::{Config, Env};
+
+/// Where one catalog model is served.
+#[derive(Debug)]
+struct ModelRoute {
+    provider: Arc<Provider>,
+    upstream_model: String,
+}
+
+/// The providers and the model map, shared by all requests.
+#[derive(Debug)]
+pub struct Upstreams {
+    client: reqwest::Client,
+    routes: HashMap<String, ModelRoute>,
+    attempt_timeout: Duration,
+}
+
+impl Upstreams {
+    /// Set up every provider of `config`, reading API keys through `env`.
+    pub fn from_config(config: &Config, env: &dyn Env) -> Result<Self, SetupError> {
+        let providers = config
+            .providers
+            .iter()
+            .map(|p| Ok((p.name.clone(), Arc::new(Provider::from_config(p, env)?))))
+            .collect::<Result<HashMap<_, _>, SetupError>>()?;
+        let routes = config
+            .models
+            .iter()
+            .filter_map(|m| {
+                let provider = providers.get(&m.provider)?.clone();
+                Some((
+                    m.id.clone(),
+                    ModelRoute {
+                        provider,
+                        upstream_model: m.upstream_model().to_string(),
+                    },
+                ))
+            })
+            .collect();
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(config.upstream.connect_timeout_ms))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| SetupError::Invalid {
+                provider: "*".into(),
+                message: format!("cannot build the HTTP client: {e}"),
+            })?;
+        Ok(Self {
+            client,
+            routes,
+            attempt_timeout: Duration::from_millis(config.upstream.attempt_timeout_ms),
+        })
+    }
+
+    /// The provider name serving `model`.
+    pub fn provider_of(&self, model: &str) -> Option<&str> {
+        self.routes.get(model).map(|r| r.provider.name.as_str())
+    }
+}
