@@ -11,7 +11,11 @@ use switchyard::server::{self, App};
 use switchyard::telemetry::{self, LogFormat};
 
 #[derive(Parser)]
-#[command(name = "switchyard", version, about = "Edge proxy for LLM traffic, routed by WebAssembly policies")]
+#[command(
+    name = "switchyard",
+    version,
+    about = "Edge proxy for LLM traffic, routed by WebAssembly policies"
+)]
 struct Cli {
     /// Log line format on stderr.
     #[arg(long, global = true, value_enum, default_value = "text")]
@@ -69,7 +73,8 @@ async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
         tokio::select! {
             _ = interrupt => {}
             _ = term.recv() => {}

@@ -115,29 +115,54 @@ struct PartWire<'a> {
 }
 
 /// Text pieces of a message's `content`, and whether it has an image part.
-fn content_pieces<'a>(content: Option<&'a RawValue>, param: &str) -> Result<(Vec<Cow<'a, str>>, bool), ApiError> {
-    let Some(raw) = content else { return Ok((Vec::new(), false)) };
-    let invalid = || ApiError::invalid(Some(param), format!("`{param}` must be a string, an array of content parts or null"));
+fn content_pieces<'a>(
+    content: Option<&'a RawValue>,
+    param: &str,
+) -> Result<(Vec<Cow<'a, str>>, bool), ApiError> {
+    let Some(raw) = content else {
+        return Ok((Vec::new(), false));
+    };
+    let invalid = || {
+        ApiError::invalid(
+            Some(param),
+            format!("`{param}` must be a string, an array of content parts or null"),
+        )
+    };
     match raw.get().as_bytes().first() {
         Some(b'"') => {
             let Text(text) = serde_json::from_str(raw.get()).map_err(|_| invalid())?;
             Ok((vec![text], false))
         }
         Some(b'[') => {
-            let parts: Vec<PartWire<'a>> = serde_json::from_str(raw.get()).map_err(|_| invalid())?;
-            let has_image = parts.iter().any(|p| matches!(&*p.kind, "image_url" | "input_image" | "image"));
-            Ok((parts.into_iter().filter_map(|p| p.text).collect(), has_image))
+            let parts: Vec<PartWire<'a>> =
+                serde_json::from_str(raw.get()).map_err(|_| invalid())?;
+            let has_image = parts
+                .iter()
+                .any(|p| matches!(&*p.kind, "image_url" | "input_image" | "image"));
+            Ok((
+                parts.into_iter().filter_map(|p| p.text).collect(),
+                has_image,
+            ))
         }
         Some(b'n') => Ok((Vec::new(), false)),
         _ => Err(invalid()),
     }
 }
 
-fn value<'a, T: Deserialize<'a>>(raw: &'a RawValue, param: &str, expected: &str) -> Result<T, ApiError> {
-    serde_json::from_str(raw.get()).map_err(|_| ApiError::invalid(Some(param), format!("`{param}` must be {expected}")))
+fn value<'a, T: Deserialize<'a>>(
+    raw: &'a RawValue,
+    param: &str,
+    expected: &str,
+) -> Result<T, ApiError> {
+    serde_json::from_str(raw.get())
+        .map_err(|_| ApiError::invalid(Some(param), format!("`{param}` must be {expected}")))
 }
 
-fn optional<'a, T: Deserialize<'a>>(raw: &'a RawValue, param: &str, expected: &str) -> Result<Option<T>, ApiError> {
+fn optional<'a, T: Deserialize<'a>>(
+    raw: &'a RawValue,
+    param: &str,
+    expected: &str,
+) -> Result<Option<T>, ApiError> {
     value(raw, param, expected)
 }
 
@@ -186,7 +211,8 @@ impl ChatRequest {
                     request.has_tools |= list.is_some_and(|l| !l.is_empty());
                 }
                 "metadata" => {
-                    let map: Option<serde_json::Map<String, serde_json::Value>> = optional(raw, "metadata", "an object")?;
+                    let map: Option<serde_json::Map<String, serde_json::Value>> =
+                        optional(raw, "metadata", "an object")?;
                     request.metadata = map
                         .into_iter()
                         .flatten()
@@ -212,10 +238,16 @@ impl ChatRequest {
             });
         }
         if !saw_messages {
-            return Err(ApiError::invalid(Some("messages"), "`messages` is required"));
+            return Err(ApiError::invalid(
+                Some("messages"),
+                "`messages` is required",
+            ));
         }
         if request.messages.is_empty() {
-            return Err(ApiError::invalid(Some("messages"), "`messages` must not be empty"));
+            return Err(ApiError::invalid(
+                Some("messages"),
+                "`messages` must not be empty",
+            ));
         }
         Ok(request)
     }
@@ -245,7 +277,10 @@ impl ChatRequest {
                 out.push('\n');
                 left -= 1;
             }
-            let end = piece.char_indices().nth(left).map_or(piece.len(), |(at, _)| at);
+            let end = piece
+                .char_indices()
+                .nth(left)
+                .map_or(piece.len(), |(at, _)| at);
             out.push_str(&piece[..end]);
             left -= piece[..end].chars().count();
             if left == 0 {
@@ -280,7 +315,11 @@ impl ChatRequest {
             match field.key.as_str() {
                 "model" => continue,
                 "max_tokens" | "max_completion_tokens" if cap.is_some() => {
-                    put(&mut out, &field.key, cap.expect("checked").to_string().as_bytes());
+                    put(
+                        &mut out,
+                        &field.key,
+                        cap.expect("checked").to_string().as_bytes(),
+                    );
                     wrote_cap = true;
                 }
                 key => put(&mut out, key, &self.body[field.value.clone()]),
@@ -306,7 +345,8 @@ fn summarise(raw: &RawValue, index: usize) -> Result<MessageInfo, ApiError> {
         ApiError::invalid(Some(&param), format!("`{param}` {what}"))
     })?;
     let (pieces, has_image) = content_pieces(wire.content, &format!("{param}.content"))?;
-    let chars: usize = pieces.iter().map(|p| p.chars().count()).sum::<usize>() + pieces.len().saturating_sub(1);
+    let chars: usize =
+        pieces.iter().map(|p| p.chars().count()).sum::<usize>() + pieces.len().saturating_sub(1);
     Ok(MessageInfo {
         role: wire.role,
         chars: u32::try_from(chars).unwrap_or(u32::MAX),
@@ -346,7 +386,11 @@ mod tests {
         assert_eq!(chars, [9, 11, 0, 2]);
         assert_eq!(r.messages[1].role, Role::User);
         assert!(r.messages[1].has_image && !r.messages[0].has_image);
-        assert!(r.messages[2].has_tool_call && r.messages[3].has_tool_call && !r.messages[1].has_tool_call);
+        assert!(
+            r.messages[2].has_tool_call
+                && r.messages[3].has_tool_call
+                && !r.messages[1].has_tool_call
+        );
         assert_eq!(r.estimated_input_tokens(), 6 + 16);
         assert_eq!(r.message_text(1, 100).unwrap(), "héllo\nworld");
         assert_eq!(r.message_text(1, 7).unwrap(), "héllo\nw");
@@ -363,11 +407,26 @@ mod tests {
             (r#"{"messages":[]}"#, Some("messages")),
             (r#"{"messages":"hi"}"#, Some("messages")),
             (r#"{"messages":[{"content":"hi"}]}"#, Some("messages[0]")),
-            (r#"{"messages":[{"role":"wizard","content":"hi"}]}"#, Some("messages[0]")),
-            (r#"{"messages":[{"role":"user","content":7}]}"#, Some("messages[0].content")),
-            (r#"{"model":7,"messages":[{"role":"user","content":"x"}]}"#, Some("model")),
-            (r#"{"stream":"yes","messages":[{"role":"user","content":"x"}]}"#, Some("stream")),
-            (r#"{"max_tokens":-1,"messages":[{"role":"user","content":"x"}]}"#, Some("max_tokens")),
+            (
+                r#"{"messages":[{"role":"wizard","content":"hi"}]}"#,
+                Some("messages[0]"),
+            ),
+            (
+                r#"{"messages":[{"role":"user","content":7}]}"#,
+                Some("messages[0].content"),
+            ),
+            (
+                r#"{"model":7,"messages":[{"role":"user","content":"x"}]}"#,
+                Some("model"),
+            ),
+            (
+                r#"{"stream":"yes","messages":[{"role":"user","content":"x"}]}"#,
+                Some("stream"),
+            ),
+            (
+                r#"{"max_tokens":-1,"messages":[{"role":"user","content":"x"}]}"#,
+                Some("max_tokens"),
+            ),
         ];
         for (body, param) in cases {
             let e = parse(body).unwrap_err();
@@ -388,15 +447,24 @@ mod tests {
     #[test]
     fn rewrites_only_model_and_cap() {
         let r = parse(r#"{"model":"auto","max_tokens":500,"messages":[{"role":"user","content":"a\"b"}],"x":{"k":[1, 2]}}"#).unwrap();
-        let out: serde_json::Value = serde_json::from_slice(&r.upstream_body("small", Some(100))).unwrap();
+        let out: serde_json::Value =
+            serde_json::from_slice(&r.upstream_body("small", Some(100))).unwrap();
         assert_eq!(
             out,
             serde_json::json!({"model":"small","max_tokens":100,"messages":[{"role":"user","content":"a\"b"}],"x":{"k":[1,2]}})
         );
-        let out: serde_json::Value = serde_json::from_slice(&r.upstream_body("small", Some(900))).unwrap();
-        assert_eq!(out["max_tokens"], 500, "a higher cap than the client's is ignored");
+        let out: serde_json::Value =
+            serde_json::from_slice(&r.upstream_body("small", Some(900))).unwrap();
+        assert_eq!(
+            out["max_tokens"], 500,
+            "a higher cap than the client's is ignored"
+        );
         let r = parse(r#"{"messages":[{"role":"user","content":"x"}]}"#).unwrap();
-        let out: serde_json::Value = serde_json::from_slice(&r.upstream_body("m", Some(10))).unwrap();
-        assert_eq!(out, serde_json::json!({"messages":[{"role":"user","content":"x"}],"model":"m","max_tokens":10}));
+        let out: serde_json::Value =
+            serde_json::from_slice(&r.upstream_body("m", Some(10))).unwrap();
+        assert_eq!(
+            out,
+            serde_json::json!({"messages":[{"role":"user","content":"x"}],"model":"m","max_tokens":10})
+        );
     }
 }

@@ -203,11 +203,13 @@ impl Config {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
-        config.validate().map_err(|(field, message)| ConfigError::Invalid {
-            path: path.to_path_buf(),
-            field,
-            message,
-        })?;
+        config
+            .validate()
+            .map_err(|(field, message)| ConfigError::Invalid {
+                path: path.to_path_buf(),
+                field,
+                message,
+            })?;
         Ok(config)
     }
 
@@ -233,13 +235,20 @@ impl Config {
             return bad("policy.memory_mib".into(), "must be between 1 and 4096");
         }
         if !(1..=10_000).contains(&p.max_concurrency) {
-            return bad("policy.max_concurrency".into(), "must be between 1 and 10000");
+            return bad(
+                "policy.max_concurrency".into(),
+                "must be between 1 and 10000",
+            );
         }
         for (i, h) in p.headers.iter().enumerate() {
             let valid = !h.is_empty()
-                && h.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+                && h.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
             if !valid {
-                return bad(format!("policy.headers[{i}]"), "must be a lower-case header name");
+                return bad(
+                    format!("policy.headers[{i}]"),
+                    "must be a lower-case header name",
+                );
             }
         }
         if self.upstream.attempt_timeout_ms == 0 || self.upstream.connect_timeout_ms == 0 {
@@ -250,7 +259,10 @@ impl Config {
         for (i, provider) in self.providers.iter().enumerate() {
             let field = |name: &str| format!("providers[{i}].{name}");
             if !providers.insert(provider.name.as_str()) {
-                return bad(field("name"), &format!("duplicate provider `{}`", provider.name));
+                return bad(
+                    field("name"),
+                    &format!("duplicate provider `{}`", provider.name),
+                );
             }
             match (provider.kind, &provider.base_url) {
                 (ProviderKind::Openai, None) => {
@@ -284,7 +296,10 @@ impl Config {
                 return bad(field("id"), &format!("duplicate model `{}`", model.id));
             }
             if !providers.contains(model.provider.as_str()) {
-                return bad(field("provider"), &format!("no provider named `{}`", model.provider));
+                return bad(
+                    field("provider"),
+                    &format!("no provider named `{}`", model.provider),
+                );
             }
             for (name, cost) in [
                 ("input_cost_per_mtok", model.input_cost_per_mtok),
@@ -304,7 +319,10 @@ impl Config {
         }
         for (i, id) in p.fallback.iter().enumerate() {
             if !ids.contains(id.as_str()) {
-                return bad(format!("policy.fallback[{i}]"), &format!("no model `{id}` in the catalog"));
+                return bad(
+                    format!("policy.fallback[{i}]"),
+                    &format!("no model `{id}` in the catalog"),
+                );
             }
         }
         Ok(())
@@ -331,7 +349,9 @@ mod tests {
     "#;
 
     fn error_of(text: &str) -> String {
-        Config::parse(text, Path::new("test.toml")).unwrap_err().to_string()
+        Config::parse(text, Path::new("test.toml"))
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
@@ -346,9 +366,15 @@ mod tests {
     #[test]
     fn errors_name_the_file_and_field() {
         let e = error_of(&MINIMAL.replace(r#"fallback = ["m"]"#, r#"fallback = ["nope"]"#));
-        assert_eq!(e, "config file test.toml: field `policy.fallback[0]`: no model `nope` in the catalog");
+        assert_eq!(
+            e,
+            "config file test.toml: field `policy.fallback[0]`: no model `nope` in the catalog"
+        );
         let e = error_of(&MINIMAL.replace(r#"provider = "echo""#, r#"provider = "x""#));
-        assert!(e.contains("`models[0].provider`: no provider named `x`"), "{e}");
+        assert!(
+            e.contains("`models[0].provider`: no provider named `x`"),
+            "{e}"
+        );
         let e = error_of(&MINIMAL.replace("kind = \"echo\"", "kind = \"openai\""));
         assert!(e.contains("`providers[0].base_url`: is required"), "{e}");
         let e = error_of(&MINIMAL.replace("context_window = 1000", "context_window = 0"));
@@ -369,11 +395,19 @@ mod tests {
 
     #[test]
     fn load_names_a_missing_file_and_resolves_policy_path() {
-        let e = Config::load(Path::new("/no/such/switchyard.toml")).unwrap_err().to_string();
-        assert!(e.starts_with("cannot read config file /no/such/switchyard.toml"), "{e}");
+        let e = Config::load(Path::new("/no/such/switchyard.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("cannot read config file /no/such/switchyard.toml"),
+            "{e}"
+        );
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
         std::fs::write(&path, MINIMAL).unwrap();
-        assert_eq!(Config::load(&path).unwrap().policy.path, dir.path().join("p.wasm"));
+        assert_eq!(
+            Config::load(&path).unwrap().policy.path,
+            dir.path().join("p.wasm")
+        );
     }
 }

@@ -31,8 +31,14 @@ pub struct PlannedTarget {
 /// A validated decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    Route { targets: Vec<PlannedTarget>, reason: String },
-    Reject { status: StatusCode, message: String },
+    Route {
+        targets: Vec<PlannedTarget>,
+        reason: String,
+    },
+    Reject {
+        status: StatusCode,
+        message: String,
+    },
 }
 
 /// Check `decision` against `catalog`; the error says what is wrong with it.
@@ -43,10 +49,16 @@ pub fn validate(decision: Decision, catalog: &[Model]) -> Result<Verdict, String
                 return Err("route has no targets".into());
             }
             if route.targets.len() > MAX_TARGETS {
-                return Err(format!("route has {} targets, at most {MAX_TARGETS} allowed", route.targets.len()));
+                return Err(format!(
+                    "route has {} targets, at most {MAX_TARGETS} allowed",
+                    route.targets.len()
+                ));
             }
             if route.reason.len() > MAX_REASON_BYTES {
-                return Err(format!("reason is {} bytes, at most {MAX_REASON_BYTES} allowed", route.reason.len()));
+                return Err(format!(
+                    "reason is {} bytes, at most {MAX_REASON_BYTES} allowed",
+                    route.reason.len()
+                ));
             }
             let mut targets = Vec::with_capacity(route.targets.len());
             for t in route.targets {
@@ -56,10 +68,16 @@ pub fn validate(decision: Decision, catalog: &[Model]) -> Result<Verdict, String
                 }
                 let timeout = t.timeout_ms.map(|ms| Duration::from_millis(ms.into()));
                 if timeout.is_some_and(|d| d.is_zero() || d > MAX_TARGET_TIMEOUT) {
-                    return Err(format!("target `{}` timeout must be 1 ms to 600 s", t.model));
+                    return Err(format!(
+                        "target `{}` timeout must be 1 ms to 600 s",
+                        t.model
+                    ));
                 }
                 if t.max_output_tokens == Some(0) {
-                    return Err(format!("target `{}` max-output-tokens must be at least 1", t.model));
+                    return Err(format!(
+                        "target `{}` max-output-tokens must be at least 1",
+                        t.model
+                    ));
                 }
                 targets.push(PlannedTarget {
                     model: t.model,
@@ -67,7 +85,10 @@ pub fn validate(decision: Decision, catalog: &[Model]) -> Result<Verdict, String
                     max_output_tokens: t.max_output_tokens,
                 });
             }
-            Ok(Verdict::Route { targets, reason: route.reason })
+            Ok(Verdict::Route {
+                targets,
+                reason: route.reason,
+            })
         }
         Decision::Reject(r) => {
             let status = StatusCode::from_u16(r.status)
@@ -75,9 +96,15 @@ pub fn validate(decision: Decision, catalog: &[Model]) -> Result<Verdict, String
                 .filter(|s| s.is_client_error() || s.is_server_error())
                 .ok_or_else(|| format!("rejection status {} is not 400-599", r.status))?;
             if r.message.len() > MAX_MESSAGE_BYTES {
-                return Err(format!("rejection message is {} bytes, at most {MAX_MESSAGE_BYTES} allowed", r.message.len()));
+                return Err(format!(
+                    "rejection message is {} bytes, at most {MAX_MESSAGE_BYTES} allowed",
+                    r.message.len()
+                ));
             }
-            Ok(Verdict::Reject { status, message: r.message })
+            Ok(Verdict::Reject {
+                status,
+                message: r.message,
+            })
         }
     }
 }
@@ -97,7 +124,12 @@ mod tests {
                 output_cost_per_mtok: 1.0,
                 context_window: 1000,
                 tags: vec![],
-                health: ModelHealth { healthy: true, latency_ms: 0.0, error_rate: 0.0, in_flight: 0 },
+                health: ModelHealth {
+                    healthy: true,
+                    latency_ms: 0.0,
+                    error_rate: 0.0,
+                    in_flight: 0,
+                },
             })
             .collect()
     }
@@ -106,7 +138,11 @@ mod tests {
         Decision::Route(Route {
             targets: models
                 .iter()
-                .map(|m| Target { model: m.to_string(), timeout_ms: Some(500), max_output_tokens: None })
+                .map(|m| Target {
+                    model: m.to_string(),
+                    timeout_ms: Some(500),
+                    max_output_tokens: None,
+                })
                 .collect(),
             reason: reason.into(),
         })
@@ -115,8 +151,13 @@ mod tests {
     #[test]
     fn accepts_a_route_over_catalog_models() {
         let v = validate(route(&["b", "a"], "ok"), &catalog()).unwrap();
-        let Verdict::Route { targets, reason } = v else { panic!() };
-        assert_eq!(targets.iter().map(|t| t.model.as_str()).collect::<Vec<_>>(), ["b", "a"]);
+        let Verdict::Route { targets, reason } = v else {
+            panic!()
+        };
+        assert_eq!(
+            targets.iter().map(|t| t.model.as_str()).collect::<Vec<_>>(),
+            ["b", "a"]
+        );
         assert_eq!(targets[0].timeout, Some(Duration::from_millis(500)));
         assert_eq!(reason, "ok");
     }
@@ -124,15 +165,42 @@ mod tests {
     #[test]
     fn refuses_nonsense() {
         let c = catalog();
-        assert_eq!(validate(route(&[], "x"), &c).unwrap_err(), "route has no targets");
-        assert!(validate(route(&["a", "zzz"], "x"), &c).unwrap_err().contains("`zzz` is not in the catalog"));
-        assert!(validate(route(&["a"; 9], "x"), &c).unwrap_err().contains("9 targets"));
-        assert!(validate(route(&["a"], &"r".repeat(300)), &c).unwrap_err().contains("reason is 300 bytes"));
-        let reject = |status| Decision::Reject(Rejection { status, message: "no".into() });
-        assert!(validate(reject(200), &c).unwrap_err().contains("200 is not 400-599"));
+        assert_eq!(
+            validate(route(&[], "x"), &c).unwrap_err(),
+            "route has no targets"
+        );
+        assert!(
+            validate(route(&["a", "zzz"], "x"), &c)
+                .unwrap_err()
+                .contains("`zzz` is not in the catalog")
+        );
+        assert!(
+            validate(route(&["a"; 9], "x"), &c)
+                .unwrap_err()
+                .contains("9 targets")
+        );
+        assert!(
+            validate(route(&["a"], &"r".repeat(300)), &c)
+                .unwrap_err()
+                .contains("reason is 300 bytes")
+        );
+        let reject = |status| {
+            Decision::Reject(Rejection {
+                status,
+                message: "no".into(),
+            })
+        };
+        assert!(
+            validate(reject(200), &c)
+                .unwrap_err()
+                .contains("200 is not 400-599")
+        );
         assert_eq!(
             validate(reject(429), &c).unwrap(),
-            Verdict::Reject { status: StatusCode::TOO_MANY_REQUESTS, message: "no".into() }
+            Verdict::Reject {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                message: "no".into()
+            }
         );
     }
 }

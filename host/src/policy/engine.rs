@@ -68,7 +68,8 @@ impl PolicyEngine {
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_error)?;
-        wit::Policy::add_to_linker::<Sandbox, HasSelf<Sandbox>>(&mut linker, |s| s).map_err(engine_error)?;
+        wit::Policy::add_to_linker::<Sandbox, HasSelf<Sandbox>>(&mut linker, |s| s)
+            .map_err(engine_error)?;
 
         let weak = engine.weak();
         std::thread::Builder::new()
@@ -89,7 +90,12 @@ impl PolicyEngine {
     }
 
     /// Read, compile and link the policy component at `path`.
-    pub fn load(&self, name: &str, path: &Path, limits: SandboxLimits) -> Result<Policy, LoadError> {
+    pub fn load(
+        &self,
+        name: &str,
+        path: &Path,
+        limits: SandboxLimits,
+    ) -> Result<Policy, LoadError> {
         let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
             path: path.to_path_buf(),
             source,
@@ -105,7 +111,13 @@ impl PolicyEngine {
         };
         let instance_pre = self.linker.instantiate_pre(&component).map_err(link)?;
         let pre = PolicyPre::new(instance_pre).map_err(link)?;
-        Ok(Policy::new(name.to_string(), sha256, Arc::new(pre), limits, self.slots.clone()))
+        Ok(Policy::new(
+            name.to_string(),
+            sha256,
+            Arc::new(pre),
+            limits,
+            self.slots.clone(),
+        ))
     }
 }
 

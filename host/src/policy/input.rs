@@ -11,7 +11,12 @@ use crate::api::{self, ChatRequest};
 use crate::config::Config;
 
 /// The request view handed to `decide`.
-pub fn request_view(req: &ChatRequest, id: &str, headers: &HeaderMap, allowed: &[String]) -> Request {
+pub fn request_view(
+    req: &ChatRequest,
+    id: &str,
+    headers: &HeaderMap,
+    allowed: &[String],
+) -> Request {
     Request {
         id: id.to_string(),
         api: ClientApi::OpenaiChat,

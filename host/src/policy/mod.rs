@@ -96,7 +96,13 @@ pub struct DecisionInput<'a> {
 }
 
 impl Policy {
-    fn new(name: String, sha256: String, pre: Arc<PolicyPre<Sandbox>>, limits: SandboxLimits, slots: Arc<Semaphore>) -> Self {
+    fn new(
+        name: String,
+        sha256: String,
+        pre: Arc<PolicyPre<Sandbox>>,
+        limits: SandboxLimits,
+        slots: Arc<Semaphore>,
+    ) -> Self {
         Self {
             name: name.into(),
             sha256,
@@ -122,17 +128,31 @@ impl Policy {
 
     /// Run the policy for one request in a fresh sandbox and validate its decision.
     pub async fn decide(&self, input: DecisionInput<'_>) -> Result<Verdict, DecisionFailure> {
-        let _slot = self.slots.acquire().await.expect("the slot semaphore is never closed");
-        let sandbox = Sandbox::new(input.request, input.request_id, self.name.clone(), self.limits);
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .expect("the slot semaphore is never closed");
+        let sandbox = Sandbox::new(
+            input.request,
+            input.request_id,
+            self.name.clone(),
+            self.limits,
+        );
         let mut store = Store::new(self.pre.engine(), sandbox);
         store.limiter(|s| s);
         store.set_epoch_deadline(self.limits.deadline_ticks);
         let outcome = match self.pre.instantiate_async(&mut store).await {
-            Ok(instance) => instance.call_decide(&mut store, input.view, input.catalog).await,
+            Ok(instance) => {
+                instance
+                    .call_decide(&mut store, input.view, input.catalog)
+                    .await
+            }
             Err(e) => Err(e),
         };
         match outcome {
-            Ok(Ok(decision)) => decision::validate(decision, input.catalog).map_err(DecisionFailure::InvalidDecision),
+            Ok(Ok(decision)) => decision::validate(decision, input.catalog)
+                .map_err(DecisionFailure::InvalidDecision),
             Ok(Err(message)) => Err(DecisionFailure::Error(truncate(message))),
             Err(error) => Err(classify(&error, store.data())),
         }
@@ -152,7 +172,11 @@ fn classify(error: &wasmtime::Error, sandbox: &Sandbox) -> DecisionFailure {
                 Some(t) => t.to_string(),
                 None => format!("{:#}", error.root_cause()),
             };
-            let detail = if stderr.is_empty() { what } else { format!("{what}; stderr: {stderr}") };
+            let detail = if stderr.is_empty() {
+                what
+            } else {
+                format!("{what}; stderr: {stderr}")
+            };
             DecisionFailure::Trap(truncate(detail))
         }
     }
@@ -160,7 +184,10 @@ fn classify(error: &wasmtime::Error, sandbox: &Sandbox) -> DecisionFailure {
 
 fn truncate(mut text: String) -> String {
     if text.len() > MAX_ERROR_BYTES {
-        let cut = (0..=MAX_ERROR_BYTES).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+        let cut = (0..=MAX_ERROR_BYTES)
+            .rev()
+            .find(|i| text.is_char_boundary(*i))
+            .unwrap_or(0);
         text.truncate(cut);
         text.push('…');
     }

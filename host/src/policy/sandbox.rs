@@ -54,7 +54,12 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
-    pub fn new(request: Arc<ChatRequest>, request_id: Arc<str>, policy: Arc<str>, limits: SandboxLimits) -> Self {
+    pub fn new(
+        request: Arc<ChatRequest>,
+        request_id: Arc<str>,
+        policy: Arc<str>,
+        limits: SandboxLimits,
+    ) -> Self {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         let wasi = WasiCtx::builder()
             .stderr(stderr.clone())
@@ -74,9 +79,17 @@ impl Sandbox {
         }
     }
 
-    /// What the policy wrote to stderr, lossily decoded (a panic message, typically).
+    /// What the policy wrote to stderr (a panic message, typically), as one line: lines are
+    /// joined with ` | ` and the standard backtrace hint is dropped.
     pub fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.stderr.contents()).trim_end().to_string()
+        let contents = self.stderr.contents();
+        let text = String::from_utf8_lossy(&contents);
+        let lines: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with("note: run with `RUST_BACKTRACE=1`"))
+            .collect();
+        lines.join(" | ")
     }
 }
 
@@ -111,15 +124,28 @@ impl WasiView for Sandbox {
 }
 
 impl ResourceLimiter for Sandbox {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.limits.memory_bytes {
             self.memory_denied = true;
-            wasmtime::bail!("policy memory cap of {} bytes reached", self.limits.memory_bytes);
+            wasmtime::bail!(
+                "policy memory cap of {} bytes reached",
+                self.limits.memory_bytes
+            );
         }
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 100_000)
     }
 }
@@ -134,15 +160,26 @@ impl wit::switchyard::policy::host::Host for Sandbox {
         }
         let mut message = message;
         if message.len() > MAX_LOG_LINE {
-            let cut = (0..=MAX_LOG_LINE).rev().find(|i| message.is_char_boundary(*i)).unwrap_or(0);
+            let cut = (0..=MAX_LOG_LINE)
+                .rev()
+                .find(|i| message.is_char_boundary(*i))
+                .unwrap_or(0);
             message.truncate(cut);
         }
         let (policy, request_id) = (&*self.policy, &*self.request_id);
         match level {
-            LogLevel::Debug => tracing::debug!(target: "switchyard::policy_log", policy, request_id, "{message}"),
-            LogLevel::Info => tracing::info!(target: "switchyard::policy_log", policy, request_id, "{message}"),
-            LogLevel::Warn => tracing::warn!(target: "switchyard::policy_log", policy, request_id, "{message}"),
-            LogLevel::Error => tracing::error!(target: "switchyard::policy_log", policy, request_id, "{message}"),
+            LogLevel::Debug => {
+                tracing::debug!(target: "switchyard::policy_log", policy, request_id, "{message}")
+            }
+            LogLevel::Info => {
+                tracing::info!(target: "switchyard::policy_log", policy, request_id, "{message}")
+            }
+            LogLevel::Warn => {
+                tracing::warn!(target: "switchyard::policy_log", policy, request_id, "{message}")
+            }
+            LogLevel::Error => {
+                tracing::error!(target: "switchyard::policy_log", policy, request_id, "{message}")
+            }
         }
     }
 

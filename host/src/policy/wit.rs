@@ -10,6 +10,4 @@ wasmtime::component::bindgen!({
 });
 
 pub use self::switchyard::policy::host::LogLevel;
-pub use self::switchyard::policy::types::{
-    ClientApi, MessageSummary, ModelHealth, Pair, Role,
-};
+pub use self::switchyard::policy::types::{ClientApi, MessageSummary, ModelHealth, Pair, Role};

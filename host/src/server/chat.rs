@@ -30,7 +30,11 @@ pub const REASON_HEADER: HeaderName = HeaderName::from_static("x-switchyard-reas
 pub const ROUTE_HEADER: HeaderName = HeaderName::from_static("x-switchyard-route");
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-pub async fn chat_completions(State(app): State<Arc<App>>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+pub async fn chat_completions(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let started = Instant::now();
     let request_id = request_id(&headers);
     let mut log = RequestLog::new(request_id.clone(), app.policy.version());
@@ -62,7 +66,10 @@ async fn handle(
             StatusCode::PAYLOAD_TOO_LARGE,
             "invalid_request_error",
             "request_too_large",
-            format!("the request body is larger than {} bytes", app.config.max_body_bytes),
+            format!(
+                "the request body is larger than {} bytes",
+                app.config.max_body_bytes
+            ),
         ),
         _ => ApiError::invalid(None, format!("cannot read the request body: {rejection}")),
     })?;
@@ -86,8 +93,17 @@ async fn handle(
         Ok(Verdict::Route { targets, reason }) => (targets, reason, "policy"),
         Ok(Verdict::Reject { status, message }) => {
             log.route_by = "rejected";
-            let mut response = ApiError::new(status, "invalid_request_error", "policy_rejected", message).into_response();
-            routing_headers(response.headers_mut(), &app.policy.version(), None, None, "policy", None);
+            let mut response =
+                ApiError::new(status, "invalid_request_error", "policy_rejected", message)
+                    .into_response();
+            routing_headers(
+                response.headers_mut(),
+                &app.policy.version(),
+                None,
+                None,
+                "policy",
+                None,
+            );
             return Ok(response);
         }
         Err(failure) => {
@@ -109,7 +125,11 @@ async fn handle(
                     max_output_tokens: None,
                 })
                 .collect();
-            (targets, format!("policy failed ({}); static fallback route", failure.kind()), "fallback")
+            (
+                targets,
+                format!("policy failed ({}); static fallback route", failure.kind()),
+                "fallback",
+            )
         }
     };
     log.route_by = route_by;
@@ -121,7 +141,14 @@ async fn handle(
         Err(e) => &e.attempts,
     };
     log.attempts = attempts.clone();
-    let served = served.map_err(|e| ApiError::new(e.status(), "upstream_error", "upstream_unavailable", e.to_string()))?;
+    let served = served.map_err(|e| {
+        ApiError::new(
+            e.status(),
+            "upstream_error",
+            "upstream_unavailable",
+            e.to_string(),
+        )
+    })?;
     log.served_model = Some(served.model.clone());
 
     let mut response = Response::new(served.body);
@@ -131,11 +158,25 @@ async fn handle(
     if request.stream {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     }
-    routing_headers(h, &app.policy.version(), Some(&served.model), Some(&served.provider), route_by, Some(&reason));
+    routing_headers(
+        h,
+        &app.policy.version(),
+        Some(&served.model),
+        Some(&served.provider),
+        route_by,
+        Some(&reason),
+    );
     Ok(response)
 }
 
-fn routing_headers(h: &mut HeaderMap, policy: &str, model: Option<&str>, provider: Option<&str>, route_by: &'static str, reason: Option<&str>) {
+fn routing_headers(
+    h: &mut HeaderMap,
+    policy: &str,
+    model: Option<&str>,
+    provider: Option<&str>,
+    route_by: &'static str,
+    reason: Option<&str>,
+) {
     let mut set = |name: HeaderName, value: &str| {
         h.insert(name, header_value(value));
     };
@@ -156,7 +197,13 @@ fn routing_headers(h: &mut HeaderMap, policy: &str, model: Option<&str>, provide
 fn header_value(text: &str) -> HeaderValue {
     let clean: String = text
         .chars()
-        .map(|c| if c == ' ' || c.is_ascii_graphic() { c } else { '?' })
+        .map(|c| {
+            if c == ' ' || c.is_ascii_graphic() {
+                c
+            } else {
+                '?'
+            }
+        })
         .collect();
     HeaderValue::from_str(&clean).unwrap_or(HeaderValue::from_static("?"))
 }

@@ -78,8 +78,14 @@ pub fn router(app: Arc<App>) -> Router {
 }
 
 /// Serve on `listener` until `shutdown` resolves, then let in-flight requests finish.
-pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-    axum::serve(listener, router(app)).with_graceful_shutdown(shutdown).await
+pub async fn serve(
+    listener: TcpListener,
+    app: Arc<App>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(app))
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// `GET /v1/models`: the catalog in OpenAI's list format.

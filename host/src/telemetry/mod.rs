@@ -76,7 +76,12 @@ impl RequestLog {
             .attempts
             .iter()
             .map(|a| match &a.result {
-                Ok(status) => format!("{}={} in {}ms", a.model, status.as_u16(), a.elapsed.as_millis()),
+                Ok(status) => format!(
+                    "{}={} in {}ms",
+                    a.model,
+                    status.as_u16(),
+                    a.elapsed.as_millis()
+                ),
                 Err(e) => format!("{}: {e}", a.model),
             })
             .collect();

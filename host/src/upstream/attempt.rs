@@ -90,14 +90,21 @@ fn summary(attempts: &[Attempt]) -> String {
             Ok(s) => format!("{}: answered {}", a.model, s.as_u16()),
         })
         .collect();
-    format!("all {} upstream attempt(s) failed ({})", attempts.len(), parts.join("; "))
+    format!(
+        "all {} upstream attempt(s) failed ({})",
+        attempts.len(),
+        parts.join("; ")
+    )
 }
 
 fn fails_over(status: StatusCode) -> bool {
     status.is_server_error()
         || matches!(
             status,
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::REQUEST_TIMEOUT | StatusCode::TOO_MANY_REQUESTS
+            StatusCode::UNAUTHORIZED
+                | StatusCode::FORBIDDEN
+                | StatusCode::REQUEST_TIMEOUT
+                | StatusCode::TOO_MANY_REQUESTS
         )
 }
 
@@ -109,7 +116,12 @@ struct Answer {
 
 impl Upstreams {
     /// Serve `req` from the first of `targets` that answers.
-    pub async fn serve(&self, targets: &[PlannedTarget], req: &ChatRequest, request_id: &str) -> Result<Served, UpstreamError> {
+    pub async fn serve(
+        &self,
+        targets: &[PlannedTarget],
+        req: &ChatRequest,
+        request_id: &str,
+    ) -> Result<Served, UpstreamError> {
         let mut attempts = Vec::with_capacity(targets.len());
         for target in targets {
             let started = Instant::now();
@@ -130,7 +142,10 @@ impl Upstreams {
                     });
                     return Ok(Served {
                         model: target.model.clone(),
-                        provider: self.provider_of(&target.model).unwrap_or_default().to_string(),
+                        provider: self
+                            .provider_of(&target.model)
+                            .unwrap_or_default()
+                            .to_string(),
                         status: answer.status,
                         content_type: answer.content_type,
                         body: answer.body,
@@ -160,7 +175,10 @@ impl Upstreams {
     ) -> Result<Answer, AttemptError> {
         let (chat_url, authorization) = match &route.provider.endpoint {
             Endpoint::Echo => return Ok(echo_answer(&route.upstream_model, req, request_id)),
-            Endpoint::Openai { chat_url, authorization } => (chat_url, authorization),
+            Endpoint::Openai {
+                chat_url,
+                authorization,
+            } => (chat_url, authorization),
         };
         let mut builder = self
             .client
@@ -207,7 +225,8 @@ impl Upstreams {
 fn echo_answer(model: &str, req: &ChatRequest, request_id: &str) -> Answer {
     if req.stream {
         let events = echo::stream_events(model, req, request_id);
-        let stream = futures_util::stream::iter(events.into_iter().map(Ok::<_, std::convert::Infallible>));
+        let stream =
+            futures_util::stream::iter(events.into_iter().map(Ok::<_, std::convert::Infallible>));
         Answer {
             status: StatusCode::OK,
             content_type: HeaderValue::from_static("text/event-stream"),

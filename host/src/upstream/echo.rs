@@ -59,7 +59,10 @@ pub fn stream_events(model: &str, req: &ChatRequest, request_id: &str) -> Vec<By
         Bytes::from(format!("data: {event}\n\n"))
     };
     let content = text(model, req);
-    let mut events = vec![chunk(serde_json::json!({"role": "assistant", "content": ""}), None)];
+    let mut events = vec![chunk(
+        serde_json::json!({"role": "assistant", "content": ""}),
+        None,
+    )];
     events.extend(
         content
             .split_inclusive(' ')
@@ -75,12 +78,16 @@ mod tests {
     use super::*;
 
     fn request() -> ChatRequest {
-        ChatRequest::parse(Bytes::from_static(br#"{"model":"m","messages":[{"role":"user","content":"secret prompt"}]}"#)).unwrap()
+        ChatRequest::parse(Bytes::from_static(
+            br#"{"model":"m","messages":[{"role":"user","content":"secret prompt"}]}"#,
+        ))
+        .unwrap()
     }
 
     #[test]
     fn completion_names_the_model_and_not_the_prompt() {
-        let body: serde_json::Value = serde_json::from_slice(&completion("gpt-x", &request(), "r1")).unwrap();
+        let body: serde_json::Value =
+            serde_json::from_slice(&completion("gpt-x", &request(), "r1")).unwrap();
         let content = body["choices"][0]["message"]["content"].as_str().unwrap();
         assert!(content.starts_with("Echo from gpt-x:"), "{content}");
         assert!(!content.contains("secret"));
@@ -95,7 +102,10 @@ mod tests {
             .iter()
             .map(|e| {
                 let json: serde_json::Value = serde_json::from_slice(&e[6..]).unwrap();
-                json["choices"][0]["delta"]["content"].as_str().unwrap_or("").to_string()
+                json["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string()
             })
             .collect();
         assert_eq!(text, super::text("gpt-x", &request()));

@@ -46,23 +46,34 @@ impl Provider {
         let endpoint = match config.kind {
             ProviderKind::Echo => Endpoint::Echo,
             ProviderKind::Openai => {
-                let base = config.base_url.as_deref().ok_or_else(|| invalid("base_url is required".into()))?;
-                let chat_url = Url::parse(&format!("{}/chat/completions", base.trim_end_matches('/')))
-                    .map_err(|e| invalid(format!("base_url: {e}")))?;
+                let base = config
+                    .base_url
+                    .as_deref()
+                    .ok_or_else(|| invalid("base_url is required".into()))?;
+                let chat_url =
+                    Url::parse(&format!("{}/chat/completions", base.trim_end_matches('/')))
+                        .map_err(|e| invalid(format!("base_url: {e}")))?;
                 let authorization = match &config.api_key_env {
                     None => None,
                     Some(var) => {
-                        let key = env.var(var).filter(|k| !k.is_empty()).ok_or_else(|| SetupError::MissingKey {
-                            provider: config.name.clone(),
-                            var: var.clone(),
+                        let key = env.var(var).filter(|k| !k.is_empty()).ok_or_else(|| {
+                            SetupError::MissingKey {
+                                provider: config.name.clone(),
+                                var: var.clone(),
+                            }
                         })?;
-                        let mut value = HeaderValue::try_from(format!("Bearer {key}"))
-                            .map_err(|_| invalid(format!("the key in {var} is not a valid header value")))?;
+                        let mut value =
+                            HeaderValue::try_from(format!("Bearer {key}")).map_err(|_| {
+                                invalid(format!("the key in {var} is not a valid header value"))
+                            })?;
                         value.set_sensitive(true);
                         Some(value)
                     }
                 };
-                Endpoint::Openai { chat_url, authorization }
+                Endpoint::Openai {
+                    chat_url,
+                    authorization,
+                }
             }
         };
         Ok(Self {
@@ -91,18 +102,33 @@ mod tests {
     fn reads_the_key_from_the_named_variable() {
         let env = HashMap::from([("UP_KEY".to_string(), "sk-test".to_string())]);
         let p = Provider::from_config(&openai(Some("UP_KEY")), &env).unwrap();
-        let Endpoint::Openai { chat_url, authorization } = p.endpoint else { panic!() };
+        let Endpoint::Openai {
+            chat_url,
+            authorization,
+        } = p.endpoint
+        else {
+            panic!()
+        };
         assert_eq!(chat_url.as_str(), "http://127.0.0.1:9/v1/chat/completions");
         let auth = authorization.unwrap();
         assert_eq!(auth, "Bearer sk-test");
         assert!(auth.is_sensitive());
-        assert!(!format!("{:?}", Provider::from_config(&openai(Some("UP_KEY")), &env).unwrap()).contains("sk-test"));
+        assert!(
+            !format!(
+                "{:?}",
+                Provider::from_config(&openai(Some("UP_KEY")), &env).unwrap()
+            )
+            .contains("sk-test")
+        );
     }
 
     #[test]
     fn a_missing_key_names_provider_and_variable() {
         let e = Provider::from_config(&openai(Some("NOPE_KEY")), &HashMap::new()).unwrap_err();
-        assert_eq!(e.to_string(), "provider `up`: environment variable NOPE_KEY is not set");
+        assert_eq!(
+            e.to_string(),
+            "provider `up`: environment variable NOPE_KEY is not set"
+        );
         assert!(Provider::from_config(&openai(None), &HashMap::new()).is_ok());
     }
 }

@@ -37,10 +37,16 @@ pub fn complexity(req: &Request, last_user_text: Option<&str>) -> Option<String>
         return Some("tool use".into());
     }
     if req.estimated_input_tokens > LONG_PROMPT_TOKENS {
-        return Some(format!("long prompt (~{} tokens)", req.estimated_input_tokens));
+        return Some(format!(
+            "long prompt (~{} tokens)",
+            req.estimated_input_tokens
+        ));
     }
     if req.messages.len() > LONG_CONVERSATION_MESSAGES {
-        return Some(format!("long conversation ({} messages)", req.messages.len()));
+        return Some(format!(
+            "long conversation ({} messages)",
+            req.messages.len()
+        ));
     }
     let text = last_user_text?.to_lowercase();
     if let Some(cue) = CUES.iter().find(|c| text.contains(*c)) {
@@ -50,7 +56,9 @@ pub fn complexity(req: &Request, last_user_text: Option<&str>) -> Option<String>
         .lines()
         .filter(|l| {
             let l = l.trim_start();
-            l.len() > 2 && l.as_bytes()[0].is_ascii_digit() && matches!(l.as_bytes()[1], b'.' | b')')
+            l.len() > 2
+                && l.as_bytes()[0].is_ascii_digit()
+                && matches!(l.as_bytes()[1], b'.' | b')')
         })
         .count();
     (numbered_steps >= 3).then(|| format!("{numbered_steps} numbered steps"))
@@ -59,8 +67,16 @@ pub fn complexity(req: &Request, last_user_text: Option<&str>) -> Option<String>
 /// The decision for `req`, given what [`complexity`] found.
 pub fn plan(req: &Request, catalog: &Catalog, complex: Option<String>) -> Result<Decision, String> {
     let fits = |m: &switchyard_sdk::Model| m.fits(req) && (!req.has_images || m.has_tag("vision"));
-    if let Some(asked) = req.requested_model.as_deref().and_then(|id| catalog.get(id)) {
-        let tier = if asked.has_tag("reasoning") { "reasoning" } else { "cheap" };
+    if let Some(asked) = req
+        .requested_model
+        .as_deref()
+        .and_then(|id| catalog.get(id))
+    {
+        let tier = if asked.has_tag("reasoning") {
+            "reasoning"
+        } else {
+            "cheap"
+        };
         let mut chain = vec![asked.id.as_str()];
         chain.extend(
             catalog
@@ -73,7 +89,10 @@ pub fn plan(req: &Request, catalog: &Catalog, complex: Option<String>) -> Result
     }
     let (tier, why) = match complex {
         Some(why) => ("reasoning", why),
-        None => ("cheap", format!("simple prompt (~{} tokens)", req.estimated_input_tokens)),
+        None => (
+            "cheap",
+            format!("simple prompt (~{} tokens)", req.estimated_input_tokens),
+        ),
     };
     let mut chain: Vec<&str> = catalog
         .ranked_by_cost(|m| m.has_tag(tier) && fits(m))
@@ -81,10 +100,17 @@ pub fn plan(req: &Request, catalog: &Catalog, complex: Option<String>) -> Result
         .map(|m| m.id.as_str())
         .collect();
     if chain.is_empty() {
-        chain = catalog.ranked_by_cost(fits).iter().map(|m| m.id.as_str()).collect();
+        chain = catalog
+            .ranked_by_cost(fits)
+            .iter()
+            .map(|m| m.id.as_str())
+            .collect();
     }
     if chain.is_empty() {
-        return Err(format!("no healthy model fits ~{} tokens", req.estimated_input_tokens));
+        return Err(format!(
+            "no healthy model fits ~{} tokens",
+            req.estimated_input_tokens
+        ));
     }
     chain.truncate(MAX_CHAIN);
     Ok(route(chain, format!("{tier}: {why}")))
@@ -189,7 +215,10 @@ mod tests {
         let (models, _) = decide(&request(1, 30), "Explain step by step how TLS works");
         assert_eq!(models[0], "thinker");
         let steps = "Do this:\n1. parse\n2. check\n3) emit";
-        assert_eq!(complexity(&request(1, 30), Some(steps)).unwrap(), "3 numbered steps");
+        assert_eq!(
+            complexity(&request(1, 30), Some(steps)).unwrap(),
+            "3 numbered steps"
+        );
         assert_eq!(complexity(&request(1, 30), Some("1. only one")), None);
     }
 
@@ -198,7 +227,11 @@ mod tests {
         let mut req = request(2, 50);
         req.has_tools = true;
         assert_eq!(complexity(&req, None).unwrap(), "tool use");
-        assert!(complexity(&request(13, 10), None).unwrap().contains("13 messages"));
+        assert!(
+            complexity(&request(13, 10), None)
+                .unwrap()
+                .contains("13 messages")
+        );
     }
 
     #[test]

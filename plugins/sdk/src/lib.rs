@@ -112,7 +112,8 @@ impl ModelExt for Model {
     }
 
     fn fits(&self, req: &Request) -> bool {
-        let needed = u64::from(req.estimated_input_tokens) + u64::from(req.max_output_tokens.unwrap_or(0));
+        let needed =
+            u64::from(req.estimated_input_tokens) + u64::from(req.max_output_tokens.unwrap_or(0));
         needed <= u64::from(self.context_window)
     }
 }
@@ -149,11 +150,17 @@ impl RequestExt for Request {
 }
 
 fn find_pair<'a>(pairs: &'a [Pair], name: &str) -> Option<&'a str> {
-    pairs.iter().find(|p| p.name == name).map(|p| p.value.as_str())
+    pairs
+        .iter()
+        .find(|p| p.name == name)
+        .map(|p| p.value.as_str())
 }
 
 /// A route over `models`, tried in order, with the host's default timeouts.
-pub fn route<S: Into<String>>(models: impl IntoIterator<Item = S>, reason: impl Into<String>) -> Decision {
+pub fn route<S: Into<String>>(
+    models: impl IntoIterator<Item = S>,
+    reason: impl Into<String>,
+) -> Decision {
     Decision::Route(Route {
         targets: models.into_iter().map(|m| target(m)).collect(),
         reason: reason.into(),
@@ -199,7 +206,14 @@ pub mod log {
 mod tests {
     use super::*;
 
-    fn model(id: &str, input: f64, output: f64, window: u32, tags: &[&str], healthy: bool) -> Model {
+    fn model(
+        id: &str,
+        input: f64,
+        output: f64,
+        window: u32,
+        tags: &[&str],
+        healthy: bool,
+    ) -> Model {
         Model {
             id: id.into(),
             provider: "p".into(),
@@ -245,9 +259,16 @@ mod tests {
             model("mid", 1.0, 2.0, 1000, &["cheap"], true),
         ]);
         assert_eq!(catalog.cheapest(|_| true).unwrap().id, "mid");
-        assert_eq!(catalog.cheapest(|m| m.has_tag("reasoning")).unwrap().id, "dear");
+        assert_eq!(
+            catalog.cheapest(|m| m.has_tag("reasoning")).unwrap().id,
+            "dear"
+        );
         assert!(catalog.cheapest(|m| m.has_tag("vision")).is_none());
-        let ranked: Vec<&str> = catalog.ranked_by_cost(|_| true).iter().map(|m| m.id.as_str()).collect();
+        let ranked: Vec<&str> = catalog
+            .ranked_by_cost(|_| true)
+            .iter()
+            .map(|m| m.id.as_str())
+            .collect();
         assert_eq!(ranked, ["mid", "dear"]);
     }
 
@@ -260,7 +281,9 @@ mod tests {
 
     #[test]
     fn route_builds_targets_in_order() {
-        let Decision::Route(r) = route(["a", "b"], "why") else { panic!("not a route") };
+        let Decision::Route(r) = route(["a", "b"], "why") else {
+            panic!("not a route")
+        };
         let models: Vec<&str> = r.targets.iter().map(|t| t.model.as_str()).collect();
         assert_eq!(models, ["a", "b"]);
         assert_eq!(r.reason, "why");

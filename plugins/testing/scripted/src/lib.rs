@@ -6,16 +6,34 @@
 //! - `x-test-reject: STATUS MESSAGE`: reject;
 //! - `x-test-error: MESSAGE`: return an error result;
 //! - `x-test-read: INDEX,MAX`: read message text through the host and report in the reason how
-//!   many characters came back and how they start.
+//!   many characters came back and how they start;
+//! - `x-test-dump: 1`: log everything the policy was given (request view and catalog), then route
+//!   to the first catalog model;
+//! - `x-test-spin: 1`: loop forever; `x-test-panic: MESSAGE`: panic.
 //!
 //! Without any of them it routes to the first catalog model.
 
-use switchyard_sdk::{Catalog, Decision, Policy, Request, RequestExt, reject, route};
+use switchyard_sdk::{Catalog, Decision, Policy, Request, RequestExt, log, reject, route};
 
 struct Scripted;
 
 impl Policy for Scripted {
     fn decide(req: &Request, catalog: &Catalog) -> Result<Decision, String> {
+        if req.header("x-test-spin").is_some() {
+            let mut n = 0u64;
+            loop {
+                n = std::hint::black_box(n.wrapping_add(1));
+            }
+        }
+        if let Some(message) = req.header("x-test-panic") {
+            panic!("{message}");
+        }
+        if req.header("x-test-dump").is_some() {
+            log::info(&format!("request: {req:?}"));
+            for model in catalog.iter() {
+                log::info(&format!("model: {model:?}"));
+            }
+        }
         if let Some(message) = req.header("x-test-error") {
             return Err(message.to_string());
         }

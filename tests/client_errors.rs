@@ -1,0 +1,81 @@
+//! Bad client input gets a 4xx with an OpenAI-style error body, and the proxy keeps serving.
+
+use switchyard_e2e::{ConfigBuilder, MockUpstream, Proxy, chat, policy_wasm};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_get_400_with_the_openai_error_shape() {
+    let mock = MockUpstream::start("m").await;
+    let config = ConfigBuilder::new(&policy_wasm("scripted_policy"))
+        .provider("p", &mock.url, None)
+        .model("m", "p", "m-up", 1.0, &[])
+        .fallback(&["m"])
+        .top("max_body_bytes = 4096");
+    let proxy = Proxy::start(&config.toml(), &[]);
+    let client = reqwest::Client::new();
+    let url = proxy.url("/v1/chat/completions");
+
+    let cases: [(&str, Option<&str>, &str); 6] = [
+        ("{not json", None, "not valid JSON"),
+        ("[]", None, "must be a JSON object"),
+        (
+            r#"{"model":"m"}"#,
+            Some("messages"),
+            "`messages` is required",
+        ),
+        (
+            r#"{"model":"m","messages":[]}"#,
+            Some("messages"),
+            "must not be empty",
+        ),
+        (
+            r#"{"model":"m","messages":[{"role":"user","content":5}]}"#,
+            Some("messages[0].content"),
+            "must be a string",
+        ),
+        (
+            r#"{"model":"m","stream":"yes","messages":[{"role":"user","content":"x"}]}"#,
+            Some("stream"),
+            "must be a boolean",
+        ),
+    ];
+    for (body, param, message) in cases {
+        let resp = client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{body}");
+        assert_eq!(resp.headers()["content-type"], "application/json");
+        let error: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(error["error"]["type"], "invalid_request_error", "{body}");
+        assert_eq!(error["error"]["param"].as_str(), param, "{body}");
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(message),
+            "{body}: {error}"
+        );
+    }
+
+    let big = chat("m", &"x".repeat(5000));
+    let resp = client.post(&url).json(&big).send().await.unwrap();
+    assert_eq!(resp.status(), 413);
+    let error: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(error["error"]["code"], "request_too_large");
+
+    assert!(
+        mock.received().is_empty(),
+        "nothing malformed reached the upstream"
+    );
+    let ok = client
+        .post(&url)
+        .json(&chat("m", "still there?"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200, "the proxy keeps serving");
+    assert_eq!(mock.received().len(), 1);
+}

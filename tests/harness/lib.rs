@@ -1,0 +1,74 @@
+//! # End-to-end test harness
+//!
+//! Tests start the real `switchyard` binary ([`Proxy`]) on port 0 with a config written for the
+//! test ([`ConfigBuilder`]), against in-process mock upstreams ([`MockUpstream`]) that speak the
+//! OpenAI wire format and record what they received. Policies are the real components built
+//! from `plugins/` by `cargo xtask test` ([`policy_wasm`]).
+
+mod mock;
+mod proxy;
+
+use std::path::PathBuf;
+
+pub use mock::{Behaviour, MockUpstream, Received};
+pub use proxy::{ConfigBuilder, Exit, Proxy};
+
+/// The cargo target folder this test binary was built into.
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/<test binary>
+    exe.ancestors()
+        .nth(3)
+        .expect("test binary sits in target/<profile>/deps")
+        .to_path_buf()
+}
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the workspace")
+        .to_path_buf()
+}
+
+/// A policy component built by `cargo xtask plugins`, by crate name with `_` for `-`.
+pub fn policy_wasm(name: &str) -> PathBuf {
+    let path = target_dir()
+        .join("wasm32-wasip2/wasm")
+        .join(format!("{name}.wasm"));
+    assert!(
+        path.exists(),
+        "{} is missing: run the suite with `cargo xtask test`, which builds the policies first",
+        path.display()
+    );
+    path
+}
+
+/// The proxy binary built next to this test binary.
+pub fn proxy_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let path = exe
+        .ancestors()
+        .nth(2)
+        .expect("profile folder")
+        .join("switchyard");
+    assert!(
+        path.exists(),
+        "{} is missing: run the suite with `cargo xtask test`, which builds the proxy first",
+        path.display()
+    );
+    path
+}
+
+/// A loopback URL where nothing listens: connecting is refused.
+pub fn refused_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}/v1")
+}
+
+/// A chat request body with one user message.
+pub fn chat(model: &str, text: &str) -> serde_json::Value {
+    serde_json::json!({"model": model, "messages": [{"role": "user", "content": text}]})
+}

@@ -1,0 +1,137 @@
+//! Start-up: the example configs load, and bad config or policy files stop the proxy with a
+//! message naming the file and the fault, never a panic.
+
+use std::collections::HashMap;
+
+use switchyard::config::Config;
+use switchyard::server::App;
+use switchyard::upstream::Upstreams;
+use switchyard_e2e::{ConfigBuilder, Exit, Proxy, policy_wasm, workspace_root};
+
+#[test]
+fn every_example_config_loads_and_validates() {
+    let dir = workspace_root().join("config");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            let env: HashMap<String, String> = config
+                .providers
+                .iter()
+                .filter_map(|p| p.api_key_env.clone())
+                .map(|k| (k, "sk-test".into()))
+                .collect();
+            Upstreams::from_config(&config, &env)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            App::new(config, &env).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            seen += 1;
+        }
+    }
+    assert!(
+        seen >= 2,
+        "expected the default and the OpenAI example in {}",
+        dir.display()
+    );
+}
+
+fn fails(config: &str, env: &[(&str, &str)]) -> Exit {
+    match Proxy::try_start(config, env) {
+        Ok(_) => panic!("the proxy started with a bad config:\n{config}"),
+        Err(exit) => {
+            assert_eq!(exit.code, Some(1), "exit code; stderr:\n{}", exit.stderr);
+            assert!(!exit.stderr.contains("panicked"), "{}", exit.stderr);
+            exit
+        }
+    }
+}
+
+fn base() -> ConfigBuilder {
+    ConfigBuilder::new(&policy_wasm("scripted_policy"))
+        .provider("p", "http://127.0.0.1:9/v1", None)
+        .model("m", "p", "m", 1.0, &[])
+        .fallback(&["m"])
+}
+
+#[test]
+fn a_bad_config_names_the_file_and_field() {
+    let exit = fails(&base().fallback(&["ghost"]).toml(), &[]);
+    assert!(
+        exit.stderr.contains(
+            "switchyard.toml: field `policy.fallback[0]`: no model `ghost` in the catalog"
+        ),
+        "{}",
+        exit.stderr
+    );
+    let exit = fails("listen = 12", &[]);
+    assert!(
+        exit.stderr.contains("switchyard.toml is not valid"),
+        "{}",
+        exit.stderr
+    );
+}
+
+#[test]
+fn a_missing_key_variable_names_provider_and_variable() {
+    let config = base()
+        .provider("keyed", "http://127.0.0.1:9/v1", Some("NOT_SET_KEY"))
+        .toml();
+    let exit = fails(&config, &[]);
+    assert!(
+        exit.stderr
+            .contains("provider `keyed`: environment variable NOT_SET_KEY is not set"),
+        "{}",
+        exit.stderr
+    );
+}
+
+#[test]
+fn bad_policy_files_name_the_file_and_the_fault() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.wasm");
+    let exit = fails(
+        &ConfigBuilder::new(&missing)
+            .provider("p", "http://127.0.0.1:9/v1", None)
+            .model("m", "p", "m", 1.0, &[])
+            .fallback(&["m"])
+            .toml(),
+        &[],
+    );
+    assert!(
+        exit.stderr
+            .contains(&format!("cannot read policy file {}", missing.display())),
+        "{}",
+        exit.stderr
+    );
+
+    let garbage = dir.path().join("garbage.wasm");
+    std::fs::write(&garbage, b"this is not wasm").unwrap();
+    let config = ConfigBuilder::new(&garbage)
+        .provider("p", "http://127.0.0.1:9/v1", None)
+        .model("m", "p", "m", 1.0, &[])
+        .fallback(&["m"]);
+    let exit = fails(&config.toml(), &[]);
+    assert!(
+        exit.stderr.contains(&format!(
+            "policy file {} is not a valid WebAssembly component",
+            garbage.display()
+        )),
+        "{}",
+        exit.stderr
+    );
+}
+
+#[test]
+fn a_missing_config_file_is_named() {
+    let out = std::process::Command::new(switchyard_e2e::proxy_binary())
+        .args(["serve", "--config", "/nonexistent/switchyard.toml"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("cannot read config file /nonexistent/switchyard.toml"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"));
+}

@@ -1,0 +1,118 @@
+//! Streaming end to end: SSE events pass through as they arrive, intact and in order.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use switchyard_e2e::{Behaviour, ConfigBuilder, MockUpstream, Proxy, policy_wasm, workspace_root};
+use tokio::sync::Notify;
+
+const PATIENCE: Duration = Duration::from_secs(10);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_pass_through_as_they_arrive_and_end_with_done() {
+    let mock = MockUpstream::start("streamer").await;
+    let gate = Arc::new(Notify::new());
+    mock.set(Behaviour::GatedStream(gate.clone()));
+    let config = ConfigBuilder::new(&policy_wasm("scripted_policy"))
+        .provider("p", &mock.url, None)
+        .model("s", "p", "s-up", 1.0, &[])
+        .fallback(&["s"]);
+    let proxy = Proxy::start(&config.toml(), &[]);
+
+    let resp = reqwest::Client::new()
+        .post(proxy.url("/v1/chat/completions"))
+        .json(&serde_json::json!({"model": "s", "stream": true, "messages": [{"role": "user", "content": "count"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    assert_eq!(resp.headers()["x-switchyard-model"], "s");
+    let expected = mock.stream_events("s-up");
+
+    // The mock holds every event after the first until the gate opens: the first event must
+    // reach the client while the upstream is still waiting, or the proxy is buffering.
+    let mut body = resp.bytes_stream();
+    let mut got = Vec::new();
+    while got.len() < expected[0].len() {
+        let chunk = tokio::time::timeout(PATIENCE, body.next())
+            .await
+            .expect("the first event arrives before the upstream finishes")
+            .expect("stream open")
+            .unwrap();
+        got.extend_from_slice(&chunk);
+    }
+    assert_eq!(got, expected[0]);
+
+    gate.notify_one();
+    while let Some(chunk) = tokio::time::timeout(PATIENCE, body.next())
+        .await
+        .expect("stream ends")
+    {
+        got.extend_from_slice(&chunk.unwrap());
+    }
+    assert_eq!(
+        got,
+        expected.concat(),
+        "every event, in order, byte for byte"
+    );
+    assert!(got.ends_with(b"data: [DONE]\n\n"));
+    assert_eq!(mock.received()[0].body["stream"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_config_serves_offline_and_routes_two_requests_to_two_models() {
+    let proxy = Proxy::start_file(&workspace_root().join("config/switchyard.toml"));
+    let client = reqwest::Client::new();
+    let ask = |body: serde_json::Value| {
+        client
+            .post(proxy.url("/v1/chat/completions"))
+            .json(&body)
+            .send()
+    };
+
+    let short = ask(serde_json::json!({"model": "auto", "messages": [{"role": "user", "content": "What is 2 + 2?"}]}))
+        .await
+        .unwrap();
+    assert_eq!(short.status(), 200);
+    let short_model = short.headers()["x-switchyard-model"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let answer: serde_json::Value = short.json().await.unwrap();
+    let text = answer["choices"][0]["message"]["content"].as_str().unwrap();
+    assert!(
+        text.starts_with(&format!("Echo from {short_model}:")),
+        "{text}"
+    );
+
+    let hard = "Prove step by step that the square root of 2 is irrational, then derive a bound.";
+    let long = ask(serde_json::json!({"model": "auto", "stream": true, "messages": [{"role": "user", "content": hard}]}))
+        .await
+        .unwrap();
+    assert_eq!(long.status(), 200);
+    let long_model = long.headers()["x-switchyard-model"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(short_model, long_model);
+    let sse = long.text().await.unwrap();
+    assert!(sse.ends_with("data: [DONE]\n\n"), "{sse}");
+    let streamed: String = sse
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| {
+            let v: serde_json::Value = serde_json::from_str(d).unwrap();
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    assert!(
+        streamed.starts_with(&format!("Echo from {long_model}:")),
+        "{streamed}"
+    );
+}

@@ -1,0 +1,136 @@
+//! Project tasks, run as `cargo xtask <task>` (see `.cargo/config.toml`).
+//!
+//! - `plugins`: build every policy under `plugins/` (each `cdylib` crate) as a WebAssembly
+//!   component with `cargo build --target wasm32-wasip2 --profile wasm`, adding the target with
+//!   rustup first if it is missing. Components land in `target/wasm32-wasip2/wasm/`.
+//! - `run [ARGS]`: build the policies and the release proxy, then run
+//!   `switchyard serve --config config/switchyard.toml ARGS`.
+//! - `test [ARGS]`: build the policies and the proxy binary, then `cargo test --workspace ARGS`.
+//!
+//! It only runs cargo and rustup; it never downloads anything itself.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+const WASM_TARGET: &str = "wasm32-wasip2";
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let task = args.next().unwrap_or_default();
+    let rest: Vec<String> = args.collect();
+    let root = workspace_root();
+    match task.as_str() {
+        "plugins" => build_plugins(&root),
+        "run" => {
+            build_plugins(&root)?;
+            let mut run = cargo(&root);
+            run.args([
+                "run",
+                "--release",
+                "--package",
+                "switchyard",
+                "--",
+                "serve",
+                "--config",
+                "config/switchyard.toml",
+            ]);
+            run.args(&rest);
+            status(run, "cargo run")
+        }
+        "test" => {
+            build_plugins(&root)?;
+            let mut build = cargo(&root);
+            build.args(["build", "--package", "switchyard", "--bin", "switchyard"]);
+            status(build, "cargo build (proxy binary)")?;
+            let mut test = cargo(&root);
+            test.args(["test", "--workspace"]).args(&rest);
+            status(test, "cargo test")
+        }
+        _ => bail!("usage: cargo xtask <plugins | run [ARGS] | test [ARGS]>"),
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask sits in the workspace")
+        .to_path_buf()
+}
+
+fn cargo(root: &Path) -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(root);
+    cmd
+}
+
+fn status(mut cmd: Command, what: &str) -> anyhow::Result<()> {
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {what}"))?;
+    if !status.success() {
+        bail!("{what} failed ({status})");
+    }
+    Ok(())
+}
+
+/// Build every `cdylib` crate under `plugins/` for the component target.
+fn build_plugins(root: &Path) -> anyhow::Result<()> {
+    ensure_target()?;
+    let output = cargo(root)
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .output()
+        .context("cannot run cargo metadata")?;
+    if !output.status.success() {
+        bail!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&output.stdout).context("cargo metadata output")?;
+    let plugins_dir = root.join("plugins");
+    let mut build = cargo(root);
+    build.args(["build", "--target", WASM_TARGET, "--profile", "wasm"]);
+    let mut count = 0;
+    for package in metadata["packages"].as_array().into_iter().flatten() {
+        let manifest = Path::new(package["manifest_path"].as_str().unwrap_or_default());
+        let is_cdylib = package["targets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|t| {
+                t["crate_types"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|c| c == "cdylib")
+            });
+        if manifest.starts_with(&plugins_dir) && is_cdylib {
+            build.args(["--package", package["name"].as_str().unwrap_or_default()]);
+            count += 1;
+        }
+    }
+    if count == 0 {
+        bail!("no policy crates found under {}", plugins_dir.display());
+    }
+    status(build, "building the policies for wasm32-wasip2")
+}
+
+/// Add the component target with rustup when it is not installed.
+fn ensure_target() -> anyhow::Result<()> {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .context("cannot run rustup (it installs the wasm32-wasip2 target)")?;
+    if String::from_utf8_lossy(&installed.stdout)
+        .lines()
+        .any(|l| l.trim() == WASM_TARGET)
+    {
+        return Ok(());
+    }
+    let mut add = Command::new("rustup");
+    add.args(["target", "add", WASM_TARGET]);
+    status(add, "rustup target add wasm32-wasip2")
+}
