@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use switchyard_e2e::{
-    Behaviour, ConfigBuilder, MockUpstream, Proxy, chat, policy_wasm, refused_url,
+    Behaviour, ConfigBuilder, MockUpstream, Proxy, RefusedPort, chat, policy_wasm,
 };
 
 fn client() -> reqwest::Client {
@@ -131,8 +131,9 @@ async fn the_chain_moves_on_after_a_refused_connection_and_a_429() {
     let b = MockUpstream::start("mock-b").await;
     let c = MockUpstream::start("mock-c").await;
     c.set(Behaviour::Status(429));
+    let dead = RefusedPort::new();
     let config = ConfigBuilder::new(&policy_wasm("scripted_policy"))
-        .provider("dead", &refused_url(), None)
+        .provider("dead", &dead.url, None)
         .provider("busy", &c.url, None)
         .provider("pb", &b.url, None)
         .model("gone", "dead", "gone-up", 1.0, &[])
@@ -224,7 +225,7 @@ async fn a_decision_naming_an_unknown_model_uses_the_static_fallback_and_is_logg
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn policy_errors_traps_and_loops_use_the_fallback_and_name_the_kind() {
     let (_a, b, config) = two_mocks("scripted_policy").await;
-    let proxy = Proxy::start(&config.policy_option("deadline_ms = 20").toml(), &[]);
+    let proxy = Proxy::start(&config.deadline_ms(20).toml(), &[]);
     let cases = [
         ("x-test-error", "no idea", "error", "no idea"),
         ("x-test-panic", "kaboom", "trap", "kaboom"),

@@ -1,1 +1,101 @@
-fn main() {}
+//! One policy decision on a fresh store (instantiate + call + validate), the production path,
+//! for a request of 6 messages and a catalog of 8 models; with request parsing measured in the
+//! same run as a baseline, so results can be read as ratios on a noisy machine.
+//!
+//! Run with `cargo xtask plugins && cargo bench -p switchyard --bench decision`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::http::HeaderMap;
+use bytes::Bytes;
+use criterion::{Criterion, criterion_group, criterion_main};
+use switchyard::api::ChatRequest;
+use switchyard::config::Config;
+use switchyard::policy::{DecisionInput, PolicyEngine, PoolSize, SandboxLimits, Verdict, input};
+
+fn config() -> Config {
+    let mut toml = String::from(
+        "listen = \"127.0.0.1:0\"\n[policy]\nname = \"cost-router\"\npath = \"cost_router.wasm\"\nfallback = [\"m0\"]\n\
+         [[providers]]\nname = \"echo\"\nkind = \"echo\"\n",
+    );
+    for i in 0..8 {
+        let tags = if i % 2 == 0 {
+            "[\"cheap\"]"
+        } else {
+            "[\"reasoning\", \"tools\"]"
+        };
+        toml.push_str(&format!(
+            "[[models]]\nid = \"m{i}\"\nprovider = \"echo\"\ninput_cost_per_mtok = {}\noutput_cost_per_mtok = {}\ncontext_window = 128000\ntags = {tags}\n",
+            0.1 + i as f64,
+            0.4 + 4.0 * i as f64
+        ));
+    }
+    Config::parse(&toml, Path::new("bench.toml")).expect("bench config")
+}
+
+fn body() -> Bytes {
+    let messages: Vec<serde_json::Value> = (0..6)
+        .map(|i| {
+            let role = ["system", "user", "assistant"][i % 3];
+            serde_json::json!({"role": role, "content": format!("message {i}: {}", "lorem ipsum dolor sit amet ".repeat(18))})
+        })
+        .collect();
+    Bytes::from(serde_json::json!({"model": "auto", "messages": messages}).to_string())
+}
+
+fn decision(c: &mut Criterion) {
+    let wasm =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/wasm/cost_router.wasm");
+    assert!(
+        wasm.exists(),
+        "build the policies first: cargo xtask plugins"
+    );
+    let config = config();
+    let engine = PolicyEngine::new(PoolSize {
+        instances: 16,
+        memory_bytes: 32 << 20,
+    })
+    .expect("engine");
+    let limits = SandboxLimits {
+        memory_bytes: 32 << 20,
+        deadline: std::time::Duration::from_millis(10),
+        max_message_chars: 16384,
+    };
+    let policy = engine
+        .load("cost-router", &wasm, limits)
+        .expect("policy loads");
+    let catalog = input::catalog(&config);
+    let body = body();
+    let request = Arc::new(ChatRequest::parse(body.clone()).expect("request parses"));
+    let view = input::request_view(&request, "bench", &HeaderMap::new(), &[]);
+    let id: Arc<str> = Arc::from("bench");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+
+    let decide = || {
+        policy.decide(DecisionInput {
+            request: request.clone(),
+            request_id: id.clone(),
+            view: &view,
+            catalog: &catalog,
+        })
+    };
+    let verdict = runtime.block_on(decide()).expect("the policy decides");
+    assert!(matches!(verdict, Verdict::Route { .. }), "{verdict:?}");
+
+    let mut group = c.benchmark_group("policy");
+    group.bench_function("baseline: parse request (6 messages)", |b| {
+        b.iter(|| ChatRequest::parse(std::hint::black_box(body.clone())).expect("parses"))
+    });
+    group.bench_function("decide on a fresh store (6 messages, 8 models)", |b| {
+        b.to_async(&runtime)
+            .iter(|| async { decide().await.expect("decides") })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, decision);
+criterion_main!(benches);

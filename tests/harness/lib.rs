@@ -60,12 +60,48 @@ pub fn proxy_binary() -> PathBuf {
     path
 }
 
-/// A loopback URL where nothing listens: connecting is refused.
-pub fn refused_url() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    drop(listener);
-    format!("http://127.0.0.1:{port}/v1")
+/// The Python interpreter of the venv holding the official `openai` SDK.
+pub fn sdk_python() -> PathBuf {
+    let path = target_dir().join("sdk-venv/bin/python");
+    assert!(
+        path.exists(),
+        "{} is missing: run the suite with `cargo xtask test`, which installs the openai SDK",
+        path.display()
+    );
+    path
+}
+
+/// A loopback port that is bound but not listening, so connecting to it is refused; the port
+/// stays reserved (no other test can take it) while this value lives.
+pub struct RefusedPort {
+    /// Base URL to put in a provider's `base_url`.
+    pub url: String,
+    _socket: socket2::Socket,
+}
+
+impl RefusedPort {
+    pub fn new() -> Self {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("socket");
+        let any_port: std::net::SocketAddr = "127.0.0.1:0".parse().expect("address");
+        socket.bind(&any_port.into()).expect("bind");
+        let port = socket
+            .local_addr()
+            .expect("addr")
+            .as_socket()
+            .expect("inet")
+            .port();
+        Self {
+            url: format!("http://127.0.0.1:{port}/v1"),
+            _socket: socket,
+        }
+    }
+}
+
+impl Default for RefusedPort {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// A chat request body with one user message.

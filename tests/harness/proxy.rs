@@ -13,6 +13,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Builds a test config: providers, models, the policy and its options.
 pub struct ConfigBuilder {
     policy: PathBuf,
+    deadline_ms: u64,
     policy_options: Vec<String>,
     fallback: Vec<String>,
     top: Vec<String>,
@@ -25,6 +26,7 @@ impl ConfigBuilder {
     pub fn new(policy: &Path) -> Self {
         Self {
             policy: policy.to_path_buf(),
+            deadline_ms: 1000,
             policy_options: vec![r#"headers = ["x-test-route", "x-test-reject", "x-test-error", "x-test-read", "x-test-dump", "x-test-spin", "x-test-panic", "x-test-timeout-ms"]"#.into()],
             fallback: Vec::new(),
             top: Vec::new(),
@@ -60,6 +62,13 @@ impl ConfigBuilder {
         self
     }
 
+    /// The policy deadline. Tests default to a generous one, so that a busy machine never turns
+    /// a decision into a timeout; tests of the deadline set a short one.
+    pub fn deadline_ms(mut self, ms: u64) -> Self {
+        self.deadline_ms = ms;
+        self
+    }
+
     /// The static fallback route.
     pub fn fallback(mut self, models: &[&str]) -> Self {
         self.fallback = models.iter().map(|m| m.to_string()).collect();
@@ -80,10 +89,11 @@ impl ConfigBuilder {
 
     pub fn toml(&self) -> String {
         format!(
-            "listen = \"127.0.0.1:0\"\n{}\n[policy]\nname = \"test-policy\"\npath = {:?}\nfallback = {:?}\n{}\n\n{}\n{}",
+            "listen = \"127.0.0.1:0\"\n{}\n[policy]\nname = \"test-policy\"\npath = {:?}\nfallback = {:?}\ndeadline_ms = {}\n{}\n\n{}\n{}",
             self.top.join("\n"),
             self.policy,
             self.fallback,
+            self.deadline_ms,
             self.policy_options.join("\n"),
             self.providers.join("\n"),
             self.models.join("\n")
@@ -110,20 +120,13 @@ pub struct Exit {
 impl Proxy {
     /// Start the proxy with `config` and exactly the environment variables in `env`.
     pub fn start(config: &str, env: &[(&str, &str)]) -> Proxy {
-        match Self::try_start(config, env) {
-            Ok(proxy) => proxy,
-            Err(exit) => panic!("proxy did not start ({:?}):\n{}", exit.code, exit.stderr),
-        }
+        started(Self::try_start(config, env))
     }
 
     /// Start the proxy from a config file in the repository (with `--listen 127.0.0.1:0`).
     pub fn start_file(config: &Path) -> Proxy {
         let dir = tempfile::tempdir().expect("tempdir");
-        let cmd = command(config, &[]);
-        match Self::spawn(cmd, dir) {
-            Ok(proxy) => proxy,
-            Err(exit) => panic!("proxy did not start ({:?}):\n{}", exit.code, exit.stderr),
-        }
+        started(Self::spawn(command(config, &[]), dir))
     }
 
     /// Start the proxy, or say how it exited.
@@ -211,6 +214,10 @@ impl Drop for Proxy {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn started(result: Result<Proxy, Exit>) -> Proxy {
+    result.unwrap_or_else(|exit| panic!("proxy did not start ({:?}):\n{}", exit.code, exit.stderr))
 }
 
 fn command(config: &Path, env: &[(&str, &str)]) -> Command {

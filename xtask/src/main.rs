@@ -5,9 +5,10 @@
 //!   rustup first if it is missing. Components land in `target/wasm32-wasip2/wasm/`.
 //! - `run [ARGS]`: build the policies and the release proxy, then run
 //!   `switchyard serve --config config/switchyard.toml ARGS`.
-//! - `test [ARGS]`: build the policies and the proxy binary, then `cargo test --workspace ARGS`.
+//! - `test [ARGS]`: build the policies and the proxy binary, install the official OpenAI Python
+//!   SDK into `target/sdk-venv` (pinned, from PyPI, once), then `cargo test --workspace ARGS`.
 //!
-//! It only runs cargo and rustup; it never downloads anything itself.
+//! It runs cargo, rustup, python3 and pip; those fetch only from their registries.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -15,6 +16,8 @@ use std::process::Command;
 use anyhow::{Context, bail};
 
 const WASM_TARGET: &str = "wasm32-wasip2";
+/// The OpenAI SDK version the compatibility test drives.
+const OPENAI_SDK: &str = "openai==3.57.0";
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -41,6 +44,7 @@ fn main() -> anyhow::Result<()> {
         }
         "test" => {
             build_plugins(&root)?;
+            ensure_sdk_venv(&root)?;
             let mut build = cargo(&root);
             build.args(["build", "--package", "switchyard", "--bin", "switchyard"]);
             status(build, "cargo build (proxy binary)")?;
@@ -133,4 +137,25 @@ fn ensure_target() -> anyhow::Result<()> {
     let mut add = Command::new("rustup");
     add.args(["target", "add", WASM_TARGET]);
     status(add, "rustup target add wasm32-wasip2")
+}
+
+/// Create `target/sdk-venv` with the official OpenAI Python SDK, unless it is there already.
+fn ensure_sdk_venv(root: &Path) -> anyhow::Result<()> {
+    let venv = root.join("target/sdk-venv");
+    let marker = venv.join(OPENAI_SDK);
+    if marker.exists() {
+        return Ok(());
+    }
+    let mut create = Command::new("python3");
+    create.arg("-m").arg("venv").arg(&venv);
+    status(create, "python3 -m venv target/sdk-venv")?;
+    let mut install = Command::new(venv.join("bin/pip"));
+    install.args([
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        OPENAI_SDK,
+    ]);
+    status(install, "pip install openai")?;
+    std::fs::write(&marker, "").context("marking the SDK venv complete")
 }

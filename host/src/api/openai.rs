@@ -19,8 +19,7 @@ use serde_json::value::RawValue;
 use super::ApiError;
 
 /// Author of a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     System,
     Developer,
@@ -28,8 +27,27 @@ pub enum Role {
     Assistant,
     Tool,
     /// The legacy name for a tool result.
-    #[serde(rename = "function")]
     Function,
+}
+
+impl Role {
+    fn parse(name: Option<&str>, param: &str) -> Result<Self, ApiError> {
+        Ok(match name {
+            Some("system") => Self::System,
+            Some("developer") => Self::Developer,
+            Some("user") => Self::User,
+            Some("assistant") => Self::Assistant,
+            Some("tool") => Self::Tool,
+            Some("function") => Self::Function,
+            _ => {
+                let param = format!("{param}.role");
+                return Err(ApiError::invalid(
+                    Some(&param),
+                    format!("`{param}` must be one of system, developer, user, assistant or tool"),
+                ));
+            }
+        })
+    }
 }
 
 /// What is known about a message without keeping its text.
@@ -59,7 +77,7 @@ pub struct ChatRequest {
     /// The `model` the client asked for.
     pub model: Option<String>,
     pub stream: bool,
-    /// `max_completion_tokens`, or the older `max_tokens`.
+    /// `max_completion_tokens` or the older `max_tokens` (the lower, if both are sent).
     pub max_tokens: Option<u32>,
     pub temperature: Option<f32>,
     /// The request declares tools (or legacy functions).
@@ -97,7 +115,8 @@ struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
 
 #[derive(Deserialize)]
 struct MessageWire<'a> {
-    role: Role,
+    #[serde(borrow, default)]
+    role: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     content: Option<&'a RawValue>,
     #[serde(default)]
@@ -197,12 +216,18 @@ impl ChatRequest {
         };
         let mut saw_messages = false;
         for (key, raw) in &top.0 {
+            if request.fields.iter().any(|f| f.key == *key) {
+                return Err(ApiError::invalid(
+                    Some(key),
+                    format!("`{key}` appears more than once"),
+                ));
+            }
             match key.as_str() {
                 "model" => request.model = optional(raw, "model", "a string")?,
                 "stream" => request.stream = optional(raw, "stream", "a boolean")?.unwrap_or(false),
                 "max_tokens" | "max_completion_tokens" => {
-                    if let Some(n) = optional(raw, key, "a non-negative integer")? {
-                        request.max_tokens = Some(n);
+                    if let Some(n) = optional::<u32>(raw, key, "a non-negative integer")? {
+                        request.max_tokens = Some(request.max_tokens.map_or(n, |m| m.min(n)));
                     }
                 }
                 "temperature" => request.temperature = optional(raw, "temperature", "a number")?,
@@ -291,7 +316,9 @@ impl ChatRequest {
     }
 
     /// The body to send upstream for `model`, with an optional lower output cap. Fields other
-    /// than `model` and the output cap keep the client's bytes exactly.
+    /// than `model` and the output cap keep the client's bytes exactly. A cap replaces the
+    /// client's cap fields, or is added as `max_completion_tokens` (what OpenAI's reasoning
+    /// models require) when the client sent none.
     pub fn upstream_body(&self, model: &str, max_tokens: Option<u32>) -> Bytes {
         let cap = max_tokens.filter(|m| self.max_tokens.is_none_or(|c| *m < c));
         if cap.is_none() && self.model.as_deref() == Some(model) {
@@ -327,7 +354,11 @@ impl ChatRequest {
         }
         put(&mut out, "model", &model_json);
         if let (Some(cap), false) = (cap, wrote_cap) {
-            put(&mut out, "max_tokens", cap.to_string().as_bytes());
+            put(
+                &mut out,
+                "max_completion_tokens",
+                cap.to_string().as_bytes(),
+            );
         }
         out.put_u8(b'}');
         out.freeze()
@@ -336,22 +367,18 @@ impl ChatRequest {
 
 fn summarise(raw: &RawValue, index: usize) -> Result<MessageInfo, ApiError> {
     let param = format!("messages[{index}]");
-    let wire: MessageWire<'_> = serde_json::from_str(raw.get()).map_err(|e| {
-        let what = if e.to_string().contains("role") {
-            "must have a `role` of system, developer, user, assistant or tool"
-        } else {
-            "must be a message object"
-        };
-        ApiError::invalid(Some(&param), format!("`{param}` {what}"))
+    let wire: MessageWire<'_> = serde_json::from_str(raw.get()).map_err(|_| {
+        ApiError::invalid(Some(&param), format!("`{param}` must be a message object"))
     })?;
+    let role = Role::parse(wire.role.as_deref(), &param)?;
     let (pieces, has_image) = content_pieces(wire.content, &format!("{param}.content"))?;
     let chars: usize =
         pieces.iter().map(|p| p.chars().count()).sum::<usize>() + pieces.len().saturating_sub(1);
     Ok(MessageInfo {
-        role: wire.role,
+        role,
         chars: u32::try_from(chars).unwrap_or(u32::MAX),
         has_image,
-        has_tool_call: matches!(wire.role, Role::Tool | Role::Function)
+        has_tool_call: matches!(role, Role::Tool | Role::Function)
             || wire.tool_calls.is_some_and(|c| !c.is_empty())
             || wire.function_call.is_some(),
     })
@@ -406,10 +433,18 @@ mod tests {
             (r#"{"model":"m"}"#, Some("messages")),
             (r#"{"messages":[]}"#, Some("messages")),
             (r#"{"messages":"hi"}"#, Some("messages")),
-            (r#"{"messages":[{"content":"hi"}]}"#, Some("messages[0]")),
+            (
+                r#"{"messages":[{"content":"hi"}]}"#,
+                Some("messages[0].role"),
+            ),
             (
                 r#"{"messages":[{"role":"wizard","content":"hi"}]}"#,
-                Some("messages[0]"),
+                Some("messages[0].role"),
+            ),
+            (r#"{"messages":["hi"]}"#, Some("messages[0]")),
+            (
+                r#"{"stream":true,"stream":false,"messages":[{"role":"user","content":"x"}]}"#,
+                Some("stream"),
             ),
             (
                 r#"{"messages":[{"role":"user","content":7}]}"#,
@@ -464,7 +499,18 @@ mod tests {
             serde_json::from_slice(&r.upstream_body("m", Some(10))).unwrap();
         assert_eq!(
             out,
-            serde_json::json!({"messages":[{"role":"user","content":"x"}],"model":"m","max_tokens":10})
+            serde_json::json!({"messages":[{"role":"user","content":"x"}],"model":"m","max_completion_tokens":10})
+        );
+        let r = parse(r#"{"max_tokens":50,"max_completion_tokens":30,"messages":[{"role":"user","content":"x"}]}"#).unwrap();
+        assert_eq!(r.max_tokens, Some(30), "the lower of two caps counts");
+        let out: serde_json::Value =
+            serde_json::from_slice(&r.upstream_body("m", Some(20))).unwrap();
+        assert_eq!(
+            (
+                out["max_tokens"].as_u64(),
+                out["max_completion_tokens"].as_u64()
+            ),
+            (Some(20), Some(20))
         );
     }
 }

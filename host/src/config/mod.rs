@@ -63,7 +63,8 @@ pub struct PolicyConfig {
     pub path: PathBuf,
     /// Model ids tried in order when the policy fails (trap, deadline, error, invalid decision).
     pub fallback: Vec<String>,
-    /// CPU time a decision may take, in milliseconds, before it is stopped.
+    /// Time a decision (instantiating the policy and running it) may take, in milliseconds;
+    /// guest code running past it is interrupted within about a millisecond.
     #[serde(default = "defaults::deadline_ms")]
     pub deadline_ms: u64,
     /// Linear memory a policy instance may use, in MiB.
@@ -75,7 +76,8 @@ pub struct PolicyConfig {
     /// Most decisions running at once; further requests wait for a free slot.
     #[serde(default = "defaults::max_concurrency")]
     pub max_concurrency: u32,
-    /// Request headers the policy may see (lower case); all others are withheld.
+    /// Request headers the policy may see (lower case); all others are withheld. Headers that
+    /// carry credentials (`authorization`, `x-api-key`, `cookie`, ...) cannot be listed.
     #[serde(default = "defaults::policy_headers")]
     pub headers: Vec<String>,
 }
@@ -155,6 +157,15 @@ impl ModelConfig {
         self.upstream_model.as_deref().unwrap_or(&self.id)
     }
 }
+
+/// Headers that carry client credentials: never shown to a policy.
+const CREDENTIAL_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "x-api-key",
+    "api-key",
+    "cookie",
+];
 
 mod defaults {
     pub fn max_body_bytes() -> usize {
@@ -248,6 +259,12 @@ impl Config {
                 return bad(
                     format!("policy.headers[{i}]"),
                     "must be a lower-case header name",
+                );
+            }
+            if CREDENTIAL_HEADERS.contains(&h.as_str()) {
+                return bad(
+                    format!("policy.headers[{i}]"),
+                    &format!("`{h}` carries credentials; policies never see it"),
                 );
             }
         }
@@ -381,6 +398,14 @@ mod tests {
         assert!(e.contains("`models[0].context_window`"), "{e}");
         let e = error_of(&MINIMAL.replace("name = \"p\"", "name = \"p\"\ndeadline_ms = 0"));
         assert!(e.contains("`policy.deadline_ms`"), "{e}");
+        let e = error_of(&MINIMAL.replace(
+            "name = \"p\"",
+            "name = \"p\"\nheaders = [\"x-hint\", \"authorization\"]",
+        ));
+        assert!(
+            e.contains("`policy.headers[1]`: `authorization` carries credentials"),
+            "{e}"
+        );
     }
 
     #[test]

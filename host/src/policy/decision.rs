@@ -54,6 +54,9 @@ pub fn validate(decision: Decision, catalog: &[Model]) -> Result<Verdict, String
                     route.targets.len()
                 ));
             }
+            if route.reason.chars().any(char::is_control) {
+                return Err("reason contains control characters".into());
+            }
             if route.reason.len() > MAX_REASON_BYTES {
                 return Err(format!(
                     "reason is {} bytes, at most {MAX_REASON_BYTES} allowed",
@@ -183,6 +186,11 @@ mod tests {
             validate(route(&["a"], &"r".repeat(300)), &c)
                 .unwrap_err()
                 .contains("reason is 300 bytes")
+        );
+        assert!(
+            validate(route(&["a"], "ok\nfake log line"), &c)
+                .unwrap_err()
+                .contains("control characters")
         );
         let reject = |status| {
             Decision::Reject(Rejection {

@@ -1,7 +1,7 @@
 //! The one shared Wasmtime engine and the loading of policy components.
 //!
-//! [`PolicyEngine`] owns the Cranelift/pooling configuration, the epoch ticker that bounds every
-//! decision's CPU time, and the linker holding what a policy may import: the Switchyard `host`
+//! [`PolicyEngine`] owns the Cranelift/pooling configuration, the epoch ticker that bounds how
+//! long guest code of a decision runs, and the linker holding what a policy may import: the Switchyard `host`
 //! interface and WASI 0.2, which is linked so that components built by ordinary toolchains load,
 //! but grants nothing (see `sandbox`). Loading reads the file, compiles it once (off the request
 //! path), and pre-instantiates it against the linker, which is where an import the host does not
@@ -46,9 +46,13 @@ pub struct PolicyEngine {
 }
 
 impl PolicyEngine {
-    /// Build the engine and start its epoch ticker (a thread that stops when the engine drops).
+    /// Build the engine and start its epoch ticker (a thread that stops once the engine and every
+    /// policy compiled with it are dropped).
     pub fn new(pool: PoolSize) -> Result<Self, LoadError> {
         let engine_error = |e: wasmtime::Error| LoadError::Engine(format!("{e:#}"));
+        // A component built by an ordinary toolchain is several core modules (the program plus
+        // adapter shims), each with its own instance and tables but one memory in all; size the
+        // pool so every slot fits such a component.
         let mut pooling = PoolingAllocationConfig::new();
         pooling
             .total_component_instances(pool.instances)
@@ -113,7 +117,7 @@ impl PolicyEngine {
         let pre = PolicyPre::new(instance_pre).map_err(link)?;
         Ok(Policy::new(
             name.to_string(),
-            sha256,
+            &sha256,
             Arc::new(pre),
             limits,
             self.slots.clone(),
@@ -125,8 +129,9 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Epoch ticks for a deadline of `ms` milliseconds. One tick is added because the next tick may
-/// come at once: a decision is then stopped between `ms` and `ms + 1` ms of CPU time.
-pub fn deadline_ticks(ms: u64) -> u64 {
-    ms.div_ceil(EPOCH_TICK.as_millis() as u64) + 1
+/// Epoch ticks for `deadline`. One tick is added because the next tick may come at once: guest
+/// code is then stopped between `deadline` and `deadline` + one tick after it started.
+pub fn deadline_ticks(deadline: Duration) -> u64 {
+    let tick = EPOCH_TICK.as_micros();
+    u64::try_from(deadline.as_micros().div_ceil(tick)).unwrap_or(u64::MAX - 1) + 1
 }

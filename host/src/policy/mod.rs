@@ -62,6 +62,8 @@ pub enum DecisionFailure {
     Error(String),
     #[error("the policy returned an invalid decision: {0}")]
     InvalidDecision(String),
+    #[error("no policy slot was free within the deadline")]
+    Busy,
 }
 
 impl DecisionFailure {
@@ -73,6 +75,7 @@ impl DecisionFailure {
             Self::Trap(_) => "trap",
             Self::Error(_) => "error",
             Self::InvalidDecision(_) => "invalid-decision",
+            Self::Busy => "busy",
         }
     }
 }
@@ -80,7 +83,7 @@ impl DecisionFailure {
 /// A loaded, pre-linked policy component.
 pub struct Policy {
     name: Arc<str>,
-    sha256: String,
+    version: String,
     pre: Arc<PolicyPre<Sandbox>>,
     limits: SandboxLimits,
     slots: Arc<Semaphore>,
@@ -98,40 +101,35 @@ pub struct DecisionInput<'a> {
 impl Policy {
     fn new(
         name: String,
-        sha256: String,
+        sha256: &str,
         pre: Arc<PolicyPre<Sandbox>>,
         limits: SandboxLimits,
         slots: Arc<Semaphore>,
     ) -> Self {
         Self {
+            version: format!("{name}@{}", &sha256[..12]),
             name: name.into(),
-            sha256,
             pre,
             limits,
             slots,
         }
     }
 
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Hex sha256 of the component file.
-    pub fn sha256(&self) -> &str {
-        &self.sha256
-    }
-
-    /// `name@` and the first 12 hex digits of the sha256: what headers and logs show.
-    pub fn version(&self) -> String {
-        format!("{}@{}", self.name, &self.sha256[..12])
+    /// `name@` and the first 12 hex digits of the component's sha256: what headers and logs show.
+    pub fn version(&self) -> &str {
+        &self.version
     }
 
     /// Run the policy for one request in a fresh sandbox and validate its decision.
+    ///
+    /// The deadline bounds the whole decision twice over: epoch interruption stops guest code
+    /// that runs past it, and a timer stops a guest that waits in a host call (a WASI poll, say).
+    /// Waiting for a free pool slot is bounded by the same deadline.
     pub async fn decide(&self, input: DecisionInput<'_>) -> Result<Verdict, DecisionFailure> {
-        let _slot = self
-            .slots
-            .acquire()
+        let deadline = self.limits.deadline;
+        let _slot = tokio::time::timeout(deadline, self.slots.acquire())
             .await
+            .map_err(|_| DecisionFailure::Busy)?
             .expect("the slot semaphore is never closed");
         let sandbox = Sandbox::new(
             input.request,
@@ -141,19 +139,20 @@ impl Policy {
         );
         let mut store = Store::new(self.pre.engine(), sandbox);
         store.limiter(|s| s);
-        store.set_epoch_deadline(self.limits.deadline_ticks);
-        let outcome = match self.pre.instantiate_async(&mut store).await {
-            Ok(instance) => {
-                instance
-                    .call_decide(&mut store, input.view, input.catalog)
-                    .await
-            }
-            Err(e) => Err(e),
+        store.set_epoch_deadline(engine::deadline_ticks(deadline));
+        let run = async {
+            let instance = self.pre.instantiate_async(&mut store).await?;
+            instance
+                .call_decide(&mut store, input.view, input.catalog)
+                .await
         };
+        let outcome = tokio::time::timeout(deadline, run)
+            .await
+            .map_err(|_| DecisionFailure::Timeout)?;
         match outcome {
             Ok(Ok(decision)) => decision::validate(decision, input.catalog)
                 .map_err(DecisionFailure::InvalidDecision),
-            Ok(Err(message)) => Err(DecisionFailure::Error(truncate(message))),
+            Ok(Err(message)) => Err(DecisionFailure::Error(truncated(message, MAX_ERROR_BYTES))),
             Err(error) => Err(classify(&error, store.data())),
         }
     }
@@ -177,18 +176,15 @@ fn classify(error: &wasmtime::Error, sandbox: &Sandbox) -> DecisionFailure {
             } else {
                 format!("{what}; stderr: {stderr}")
             };
-            DecisionFailure::Trap(truncate(detail))
+            DecisionFailure::Trap(truncated(detail, MAX_ERROR_BYTES))
         }
     }
 }
 
-fn truncate(mut text: String) -> String {
-    if text.len() > MAX_ERROR_BYTES {
-        let cut = (0..=MAX_ERROR_BYTES)
-            .rev()
-            .find(|i| text.is_char_boundary(*i))
-            .unwrap_or(0);
-        text.truncate(cut);
+/// `text` cut to at most `max` bytes at a character boundary, with `…` appended when cut.
+pub(crate) fn truncated(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        text.truncate(text.floor_char_boundary(max));
         text.push('…');
     }
     text

@@ -6,11 +6,14 @@
 //!   request's messages (capped at [`SandboxLimits::max_message_chars`]);
 //! - WASI 0.2 with nothing in it: no preopened directories, no environment or arguments, every
 //!   socket address denied, stdin closed, stdout discarded, stderr kept (capped) to explain a
-//!   trap, and clocks frozen at zero, so a decision cannot depend on the time;
+//!   trap, and clocks that read zero, so a decision cannot depend on the time (a guest that
+//!   sleeps through `wasi:io/poll` is stopped by the decision's deadline timer); `wasi:random`
+//!   is seeded by the host;
 //! - linear memory up to [`SandboxLimits::memory_bytes`]; growing past it traps, and the
 //!   sandbox remembers that it was the cause.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
@@ -27,14 +30,17 @@ const MAX_LOG_LINE: usize = 1024;
 const MAX_LOG_LINES: u32 = 32;
 /// How much of a policy's stderr (e.g. a panic message) is kept.
 const STDERR_CAPACITY: usize = 4096;
+/// Most elements a policy's tables may grow to (function tables of ordinary guests hold a few
+/// hundred; this stops a guest from growing a table without bound).
+const MAX_TABLE_ELEMENTS: usize = 100_000;
 
 /// Per-decision limits, from the policy's config.
 #[derive(Debug, Clone, Copy)]
 pub struct SandboxLimits {
     /// Linear memory one instance may use, in bytes.
     pub memory_bytes: usize,
-    /// Epoch ticks a decision may run (see `engine::EPOCH_TICK`).
-    pub deadline_ticks: u64,
+    /// Time a decision (instantiation and call) may take.
+    pub deadline: Duration,
     /// Most characters of one message `host.message-text` returns.
     pub max_message_chars: u32,
 }
@@ -146,7 +152,7 @@ impl ResourceLimiter for Sandbox {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= 100_000)
+        Ok(desired <= MAX_TABLE_ELEMENTS)
     }
 }
 
@@ -158,14 +164,10 @@ impl wit::switchyard::policy::host::Host for Sandbox {
         if self.log_lines > MAX_LOG_LINES {
             return;
         }
-        let mut message = message;
-        if message.len() > MAX_LOG_LINE {
-            let cut = (0..=MAX_LOG_LINE)
-                .rev()
-                .find(|i| message.is_char_boundary(*i))
-                .unwrap_or(0);
-            message.truncate(cut);
-        }
+        // Escaped, so a policy cannot forge log lines with newlines or terminal escapes.
+        let message = super::truncated(message, MAX_LOG_LINE)
+            .escape_debug()
+            .to_string();
         let (policy, request_id) = (&*self.policy, &*self.request_id);
         match level {
             LogLevel::Debug => {

@@ -37,7 +37,7 @@ pub async fn chat_completions(
 ) -> Response {
     let started = Instant::now();
     let request_id = request_id(&headers);
-    let mut log = RequestLog::new(request_id.clone(), app.policy.version());
+    let mut log = RequestLog::new(request_id.clone(), app.policy.version().to_string());
     let mut response = match handle(&app, &headers, body, &request_id, &mut log).await {
         Ok(response) => response,
         Err(error) => {
@@ -98,7 +98,7 @@ async fn handle(
                     .into_response();
             routing_headers(
                 response.headers_mut(),
-                &app.policy.version(),
+                app.policy.version(),
                 None,
                 None,
                 "policy",
@@ -160,7 +160,7 @@ async fn handle(
     }
     routing_headers(
         h,
-        &app.policy.version(),
+        app.policy.version(),
         Some(&served.model),
         Some(&served.provider),
         route_by,

@@ -10,6 +10,7 @@ mod chat;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::{get, post};
@@ -36,8 +37,6 @@ pub struct App {
     /// The catalog as policies see it.
     pub catalog: Vec<Model>,
     pub upstreams: Upstreams,
-    /// Kept alive for the policy's lifetime (it owns the epoch ticker).
-    _engine: PolicyEngine,
 }
 
 impl App {
@@ -51,7 +50,7 @@ impl App {
         })?;
         let limits = SandboxLimits {
             memory_bytes,
-            deadline_ticks: policy::engine::deadline_ticks(p.deadline_ms),
+            deadline: Duration::from_millis(p.deadline_ms),
             max_message_chars: p.max_message_chars,
         };
         let policy = engine.load(&p.name, &p.path, limits)?;
@@ -61,7 +60,6 @@ impl App {
             config,
             policy,
             upstreams,
-            _engine: engine,
         })
     }
 }

@@ -3,7 +3,8 @@
 //! [`init`] installs a `tracing` subscriber on stderr, human-readable (colour only on a
 //! terminal) or JSON. [`RequestLog`] gathers what the request path learnt (route, attempts,
 //! timings) and [`RequestLog::emit`] writes it as one structured event at the end of the request.
-//! No prompt text and no key ever goes into a log line.
+//! The proxy writes no prompt text and no key into a log line; a policy's own log lines and
+//! reasons are its author's words, escaped and capped.
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -93,7 +94,7 @@ impl RequestLog {
             route_by = self.route_by,
             requested = self.requested_model.as_deref().unwrap_or("-"),
             model = self.served_model.as_deref().unwrap_or("-"),
-            reason = %self.reason,
+            reason = self.reason.as_str(),
             policy_failure = self.policy_failure.unwrap_or("-"),
             attempts = %attempts.join(", "),
             decision_us = self.decision_time.as_micros() as u64,

@@ -21,22 +21,34 @@ use crate::policy::PlannedTarget;
 /// Why one attempt failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AttemptError {
-    #[error("connection failed")]
-    Connect,
+    #[error("connection failed ({0})")]
+    Connect(String),
+    #[error("request failed ({0})")]
+    Transport(String),
     #[error("timed out after {} ms", .0.as_millis())]
     Timeout(Duration),
     #[error("answered {}", .0.as_u16())]
     Status(StatusCode),
-    #[error("answer was cut off")]
-    Body,
+    #[error("answer was cut off ({0})")]
+    Body(String),
     #[error("model has no provider")]
     Unrouted,
 }
 
 impl AttemptError {
-    /// Whether trying again later (or elsewhere) can help.
-    pub fn retryable(&self) -> bool {
-        !matches!(self, Self::Unrouted)
+    /// Classify a client error; its innermost cause is kept (it names no URL).
+    fn from_transport(error: &reqwest::Error, timeout: Duration) -> Self {
+        let mut cause: &dyn std::error::Error = error;
+        while let Some(inner) = cause.source() {
+            cause = inner;
+        }
+        if error.is_connect() {
+            Self::Connect(cause.to_string())
+        } else if error.is_timeout() {
+            Self::Timeout(timeout)
+        } else {
+            Self::Transport(cause.to_string())
+        }
     }
 }
 
@@ -128,24 +140,23 @@ impl Upstreams {
             let result = match self.routes.get(&target.model) {
                 Some(route) => {
                     let timeout = target.timeout.unwrap_or(self.attempt_timeout);
-                    self.attempt(route, target, req, request_id, timeout).await
+                    self.attempt(route, target, req, request_id, timeout)
+                        .await
+                        .map(|answer| (answer, route.provider.name.clone()))
                 }
                 None => Err(AttemptError::Unrouted),
             };
-            let elapsed = started.elapsed();
+            let attempt = |result| Attempt {
+                model: target.model.clone(),
+                result,
+                elapsed: started.elapsed(),
+            };
             match result {
-                Ok(answer) => {
-                    attempts.push(Attempt {
-                        model: target.model.clone(),
-                        result: Ok(answer.status),
-                        elapsed,
-                    });
+                Ok((answer, provider)) => {
+                    attempts.push(attempt(Ok(answer.status)));
                     return Ok(Served {
                         model: target.model.clone(),
-                        provider: self
-                            .provider_of(&target.model)
-                            .unwrap_or_default()
-                            .to_string(),
+                        provider,
                         status: answer.status,
                         content_type: answer.content_type,
                         body: answer.body,
@@ -154,11 +165,7 @@ impl Upstreams {
                 }
                 Err(error) => {
                     tracing::debug!(request_id, model = %target.model, %error, "upstream attempt failed");
-                    attempts.push(Attempt {
-                        model: target.model.clone(),
-                        result: Err(error),
-                        elapsed,
-                    });
+                    attempts.push(attempt(Err(error)));
                 }
             }
         }
@@ -189,13 +196,10 @@ impl Upstreams {
             builder = builder.header(header::AUTHORIZATION, auth.clone());
         }
         let exchange = async {
-            let response = builder.send().await.map_err(|e| {
-                if e.is_timeout() {
-                    AttemptError::Timeout(timeout)
-                } else {
-                    AttemptError::Connect
-                }
-            })?;
+            let response = builder
+                .send()
+                .await
+                .map_err(|e| AttemptError::from_transport(&e, timeout))?;
             let status = response.status();
             if fails_over(status) {
                 return Err(AttemptError::Status(status));
@@ -208,7 +212,16 @@ impl Upstreams {
             let body = if req.stream && status.is_success() {
                 Body::from_stream(response.bytes_stream())
             } else {
-                Body::from(response.bytes().await.map_err(|_| AttemptError::Body)?)
+                let bytes =
+                    response.bytes().await.map_err(|e| {
+                        match AttemptError::from_transport(&e, timeout) {
+                            AttemptError::Transport(cause) | AttemptError::Connect(cause) => {
+                                AttemptError::Body(cause)
+                            }
+                            other => other,
+                        }
+                    })?;
+                Body::from(bytes)
             };
             Ok(Answer {
                 status,

@@ -72,9 +72,4 @@ impl Upstreams {
             attempt_timeout: Duration::from_millis(config.upstream.attempt_timeout_ms),
         })
     }
-
-    /// The provider name serving `model`.
-    pub fn provider_of(&self, model: &str) -> Option<&str> {
-        self.routes.get(model).map(|r| r.provider.name.as_str())
-    }
 }

@@ -28,8 +28,19 @@ const CUES: &[&str] = &[
     "multi-step",
     "trade-off",
     "tradeoff",
-    "plan ",
+    "plan",
 ];
+
+/// The first cue that stands as whole words in `text` (so `prove` does not match `improve`).
+fn find_cue(text: &str) -> Option<&'static str> {
+    let is_word = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
+    CUES.iter().copied().find(|cue| {
+        text.match_indices(cue).any(|(at, _)| {
+            !is_word(text[..at].chars().next_back())
+                && !is_word(text[at + cue.len()..].chars().next())
+        })
+    })
+}
 
 /// Why a request needs a reasoning model, or `None` when a cheap one will do.
 pub fn complexity(req: &Request, last_user_text: Option<&str>) -> Option<String> {
@@ -49,8 +60,8 @@ pub fn complexity(req: &Request, last_user_text: Option<&str>) -> Option<String>
         ));
     }
     let text = last_user_text?.to_lowercase();
-    if let Some(cue) = CUES.iter().find(|c| text.contains(*c)) {
-        return Some(format!("multi-step cue '{}'", cue.trim()));
+    if let Some(cue) = find_cue(&text) {
+        return Some(format!("multi-step cue '{cue}'"));
     }
     let numbered_steps = text
         .lines()
@@ -214,6 +225,10 @@ mod tests {
     fn multi_step_cues_and_numbered_steps_need_reasoning() {
         let (models, _) = decide(&request(1, 30), "Explain step by step how TLS works");
         assert_eq!(models[0], "thinker");
+        let (models, _) = decide(&request(1, 30), "Improve this sentence, then approve it.");
+        assert_eq!(models[0], "mini", "cues match whole words only");
+        let (_, reason) = decide(&request(1, 30), "Plan: a trip.");
+        assert_eq!(reason, "reasoning: multi-step cue 'plan'");
         let steps = "Do this:\n1. parse\n2. check\n3) emit";
         assert_eq!(
             complexity(&request(1, 30), Some(steps)).unwrap(),

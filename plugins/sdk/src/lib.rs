@@ -162,7 +162,7 @@ pub fn route<S: Into<String>>(
     reason: impl Into<String>,
 ) -> Decision {
     Decision::Route(Route {
-        targets: models.into_iter().map(|m| target(m)).collect(),
+        targets: models.into_iter().map(target).collect(),
         reason: reason.into(),
     })
 }
