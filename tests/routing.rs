@@ -158,6 +158,34 @@ async fn the_chain_moves_on_after_a_refused_connection_and_a_429() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chain_moves_on_when_an_attempt_times_out() {
+    let (a, b, config) = two_mocks("scripted_policy").await;
+    a.set(Behaviour::Hang);
+    let proxy = Proxy::start(&config.toml(), &[]);
+    let started = Instant::now();
+    let resp = post(
+        &proxy,
+        &chat("x", "hello"),
+        &[
+            ("x-test-route", "a,b"),
+            ("x-test-timeout-ms", "300"),
+            ("x-request-id", "slow"),
+        ],
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(header(&resp, "x-switchyard-model"), "b");
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "the attempt had its full timeout"
+    );
+    assert_eq!(a.models_received(), ["a-up"]);
+    assert_eq!(b.models_received(), ["b-up"]);
+    let line = proxy.log_line(&["request_id=slow", "status=200"]);
+    assert!(line.contains("a: timed out after 300 ms"), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_every_target_fails_the_client_gets_one_openai_error() {
     let (a, b, config) = two_mocks("scripted_policy").await;
     a.set(Behaviour::Status(503));

@@ -1,18 +1,32 @@
-//! The official OpenAI Python SDK works against the proxy by changing only `base_url`.
-//! (`cargo xtask test` installs the SDK into `target/sdk-venv` from PyPI.)
+//! The official OpenAI SDKs (Python and Node) work against the proxy by changing only the base
+//! URL. `cargo xtask test` installs them, pinned, into `target/sdk-venv` and `target/sdk-node`.
 
 use std::process::Command;
 
-use switchyard_e2e::{Proxy, sdk_python, workspace_root};
+use switchyard_e2e::{Proxy, sdk_node_dir, sdk_python, workspace_root};
 
 #[test]
 fn the_openai_python_sdk_works_by_changing_only_base_url() {
+    let mut python = Command::new(sdk_python());
+    python.arg(workspace_root().join("tests/sdk/openai_client.py"));
+    check_sdk_run(python);
+}
+
+#[test]
+fn the_openai_node_sdk_works_by_changing_only_base_url() {
+    let mut node = Command::new("node");
+    node.env("SDK_DIR", sdk_node_dir())
+        .arg(workspace_root().join("tests/sdk/openai_client.mjs"));
+    check_sdk_run(node);
+}
+
+/// Run an SDK script against a proxy on the default config and check what it saw.
+fn check_sdk_run(mut script: Command) {
     let proxy = Proxy::start_file(&workspace_root().join("config/switchyard.toml"));
-    let out = Command::new(sdk_python())
-        .arg(workspace_root().join("tests/sdk/openai_client.py"))
+    let out = script
         .arg(&proxy.base)
         .output()
-        .expect("run python");
+        .expect("run the SDK script");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "the SDK script failed:\n{stderr}");
     let seen: serde_json::Value = serde_json::from_slice(&out.stdout).expect("script prints JSON");

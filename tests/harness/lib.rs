@@ -71,6 +71,17 @@ pub fn sdk_python() -> PathBuf {
     path
 }
 
+/// The folder holding `node_modules/openai`, the official OpenAI Node SDK.
+pub fn sdk_node_dir() -> PathBuf {
+    let path = target_dir().join("sdk-node");
+    assert!(
+        path.join("node_modules/openai").exists(),
+        "{} is missing: run the suite with `cargo xtask test`, which installs the openai SDK",
+        path.display()
+    );
+    path
+}
+
 /// A loopback port that is bound but not listening, so connecting to it is refused; the port
 /// stays reserved (no other test can take it) while this value lives.
 pub struct RefusedPort {

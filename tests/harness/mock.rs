@@ -19,6 +19,8 @@ pub enum Behaviour {
     Status(u16),
     /// Stream: send the first event, then wait for `gate` before sending the rest.
     GatedStream(Arc<Notify>),
+    /// Accept the request and never answer.
+    Hang,
 }
 
 /// One request the mock received.
@@ -156,6 +158,7 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
             .into_response(),
         Behaviour::Answer => sse(stream_events(&shared.name, &model), None),
         Behaviour::GatedStream(gate) => sse(stream_events(&shared.name, &model), Some(gate)),
+        Behaviour::Hang => std::future::pending().await,
     }
 }
 

@@ -3,12 +3,13 @@
 //! - `plugins`: build every policy under `plugins/` (each `cdylib` crate) as a WebAssembly
 //!   component with `cargo build --target wasm32-wasip2 --profile wasm`, adding the target with
 //!   rustup first if it is missing. Components land in `target/wasm32-wasip2/wasm/`.
-//! - `run [ARGS]`: build the policies and the release proxy, then run
-//!   `switchyard serve --config config/switchyard.toml ARGS`.
-//! - `test [ARGS]`: build the policies and the proxy binary, install the official OpenAI Python
-//!   SDK into `target/sdk-venv` (pinned, from PyPI, once), then `cargo test --workspace ARGS`.
+//! - `run [ARGS]`: build the policies and the release proxy, then run `switchyard serve ARGS`,
+//!   with `--config config/switchyard.toml` unless ARGS name a config.
+//! - `test [ARGS]`: build the policies and the proxy binary, install the official OpenAI SDKs
+//!   (pinned, once) into `target/sdk-venv` (from PyPI) and `target/sdk-node` (from npm), then
+//!   `cargo test --workspace ARGS`.
 //!
-//! It runs cargo, rustup, python3 and pip; those fetch only from their registries.
+//! It runs cargo, rustup, python3, pip and npm; those fetch only from their registries.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,8 +17,9 @@ use std::process::Command;
 use anyhow::{Context, bail};
 
 const WASM_TARGET: &str = "wasm32-wasip2";
-/// The OpenAI SDK version the compatibility test drives.
-const OPENAI_SDK: &str = "openai==3.57.0";
+/// The OpenAI SDK versions the compatibility tests drive.
+const OPENAI_SDK_PYTHON: &str = "openai==3.57.0";
+const OPENAI_SDK_NODE: &str = "openai@7.57.0";
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -29,22 +31,20 @@ fn main() -> anyhow::Result<()> {
         "run" => {
             build_plugins(&root)?;
             let mut run = cargo(&root);
-            run.args([
-                "run",
-                "--release",
-                "--package",
-                "switchyard",
-                "--",
-                "serve",
-                "--config",
-                "config/switchyard.toml",
-            ]);
+            run.args(["run", "--release", "--package", "switchyard", "--", "serve"]);
+            let names_config = rest
+                .iter()
+                .any(|a| a == "--config" || a == "-c" || a.starts_with("--config="));
+            if !names_config {
+                run.args(["--config", "config/switchyard.toml"]);
+            }
             run.args(&rest);
             status(run, "cargo run")
         }
         "test" => {
             build_plugins(&root)?;
             ensure_sdk_venv(&root)?;
+            ensure_sdk_node(&root)?;
             let mut build = cargo(&root);
             build.args(["build", "--package", "switchyard", "--bin", "switchyard"]);
             status(build, "cargo build (proxy binary)")?;
@@ -142,7 +142,7 @@ fn ensure_target() -> anyhow::Result<()> {
 /// Create `target/sdk-venv` with the official OpenAI Python SDK, unless it is there already.
 fn ensure_sdk_venv(root: &Path) -> anyhow::Result<()> {
     let venv = root.join("target/sdk-venv");
-    let marker = venv.join(OPENAI_SDK);
+    let marker = venv.join(OPENAI_SDK_PYTHON);
     if marker.exists() {
         return Ok(());
     }
@@ -154,8 +154,30 @@ fn ensure_sdk_venv(root: &Path) -> anyhow::Result<()> {
         "install",
         "--quiet",
         "--disable-pip-version-check",
-        OPENAI_SDK,
+        OPENAI_SDK_PYTHON,
     ]);
     status(install, "pip install openai")?;
     std::fs::write(&marker, "").context("marking the SDK venv complete")
+}
+
+/// Install the official OpenAI Node SDK into `target/sdk-node`, unless it is there already.
+fn ensure_sdk_node(root: &Path) -> anyhow::Result<()> {
+    let dir = root.join("target/sdk-node");
+    let marker = dir.join(OPENAI_SDK_NODE);
+    if marker.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(&dir).context("creating target/sdk-node")?;
+    std::fs::write(dir.join("package.json"), "{\"private\": true}\n")
+        .context("writing target/sdk-node/package.json")?;
+    let mut install = Command::new("npm");
+    install.current_dir(&dir).args([
+        "install",
+        "--no-audit",
+        "--no-fund",
+        "--silent",
+        OPENAI_SDK_NODE,
+    ]);
+    status(install, "npm install openai")?;
+    std::fs::write(&marker, "").context("marking the Node SDK install complete")
 }
