@@ -1,6 +1,8 @@
 //! One policy decision on a fresh store (instantiate + call + validate), the production path,
 //! for a request of 6 messages and a catalog of 8 models; with request parsing measured in the
-//! same run as a baseline, so results can be read as ratios on a noisy machine.
+//! same run as a baseline, so results can be read as ratios on a noisy machine. A minimal policy
+//! (the scripted test policy, which routes to the first model) shows what the sandbox itself
+//! costs, apart from the bundled policy's own work.
 //!
 //! Run with `cargo xtask plugins && cargo bench -p switchyard --bench decision`.
 
@@ -45,10 +47,9 @@ fn body() -> Bytes {
 }
 
 fn decision(c: &mut Criterion) {
-    let wasm =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/wasm/cost_router.wasm");
+    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/wasm");
     assert!(
-        wasm.exists(),
+        built.join("cost_router.wasm").exists(),
         "build the policies first: cargo xtask plugins"
     );
     let config = config();
@@ -62,9 +63,13 @@ fn decision(c: &mut Criterion) {
         deadline: std::time::Duration::from_millis(10),
         max_message_chars: 16384,
     };
-    let policy = engine
-        .load("cost-router", &wasm, limits)
-        .expect("policy loads");
+    let load = |name: &str, file: &str| {
+        engine
+            .load(name, &built.join(file), limits)
+            .expect("policy loads")
+    };
+    let cost_router = load("cost-router", "cost_router.wasm");
+    let minimal = load("scripted", "scripted_policy.wasm");
     let catalog = input::catalog(&config);
     let body = body();
     let request = Arc::new(ChatRequest::parse(body.clone()).expect("request parses"));
@@ -74,8 +79,12 @@ fn decision(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
-
-    let decide = || {
+    let decide = |policy: &'static str| {
+        let policy = if policy == "cost-router" {
+            &cost_router
+        } else {
+            &minimal
+        };
         policy.decide(DecisionInput {
             request: request.clone(),
             request_id: id.clone(),
@@ -83,8 +92,13 @@ fn decision(c: &mut Criterion) {
             catalog: &catalog,
         })
     };
-    let verdict = runtime.block_on(decide()).expect("the policy decides");
-    assert!(matches!(verdict, Verdict::Route { .. }), "{verdict:?}");
+    for name in ["cost-router", "minimal"] {
+        let verdict = runtime.block_on(decide(name)).expect("the policy decides");
+        assert!(
+            matches!(verdict, Verdict::Route { .. }),
+            "{name}: {verdict:?}"
+        );
+    }
 
     let mut group = c.benchmark_group("policy");
     group.bench_function("baseline: parse request (6 messages)", |b| {
@@ -92,7 +106,11 @@ fn decision(c: &mut Criterion) {
     });
     group.bench_function("decide on a fresh store (6 messages, 8 models)", |b| {
         b.to_async(&runtime)
-            .iter(|| async { decide().await.expect("decides") })
+            .iter(|| async { decide("cost-router").await.expect("decides") })
+    });
+    group.bench_function("decide, minimal policy (sandbox cost alone)", |b| {
+        b.to_async(&runtime)
+            .iter(|| async { decide("minimal").await.expect("decides") })
     });
     group.finish();
 }

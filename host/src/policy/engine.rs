@@ -14,7 +14,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::sandbox::{Sandbox, SandboxLimits};
 use super::wit::{self, PolicyPre};
@@ -62,7 +62,8 @@ impl PolicyEngine {
             .total_stacks(pool.instances)
             .max_memory_size(pool.memory_bytes)
             .linear_memory_keep_resident(KEEP_RESIDENT_BYTES.min(pool.memory_bytes))
-            .table_keep_resident(64 << 10);
+            .table_keep_resident(64 << 10)
+            .pagemap_scan(Enabled::Auto);
         let mut config = Config::new();
         config
             .epoch_interruption(true)
