@@ -142,42 +142,45 @@ fn ensure_target() -> anyhow::Result<()> {
 /// Create `target/sdk-venv` with the official OpenAI Python SDK, unless it is there already.
 fn ensure_sdk_venv(root: &Path) -> anyhow::Result<()> {
     let venv = root.join("target/sdk-venv");
-    let marker = venv.join(OPENAI_SDK_PYTHON);
-    if marker.exists() {
-        return Ok(());
-    }
-    let mut create = Command::new("python3");
-    create.arg("-m").arg("venv").arg(&venv);
-    status(create, "python3 -m venv target/sdk-venv")?;
-    let mut install = Command::new(venv.join("bin/pip"));
-    install.args([
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        OPENAI_SDK_PYTHON,
-    ]);
-    status(install, "pip install openai")?;
-    std::fs::write(&marker, "").context("marking the SDK venv complete")
+    install_once(&venv.join(OPENAI_SDK_PYTHON), || {
+        let mut create = Command::new("python3");
+        create.arg("-m").arg("venv").arg(&venv);
+        status(create, "python3 -m venv target/sdk-venv")?;
+        let mut install = Command::new(venv.join("bin/pip"));
+        install.args([
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            OPENAI_SDK_PYTHON,
+        ]);
+        status(install, "pip install openai")
+    })
 }
 
 /// Install the official OpenAI Node SDK into `target/sdk-node`, unless it is there already.
 fn ensure_sdk_node(root: &Path) -> anyhow::Result<()> {
     let dir = root.join("target/sdk-node");
-    let marker = dir.join(OPENAI_SDK_NODE);
+    install_once(&dir.join(OPENAI_SDK_NODE), || {
+        std::fs::create_dir_all(&dir).context("creating target/sdk-node")?;
+        std::fs::write(dir.join("package.json"), "{\"private\": true}\n")
+            .context("writing target/sdk-node/package.json")?;
+        let mut install = Command::new("npm");
+        install.current_dir(&dir).args([
+            "install",
+            "--no-audit",
+            "--no-fund",
+            "--silent",
+            OPENAI_SDK_NODE,
+        ]);
+        status(install, "npm install openai")
+    })
+}
+
+/// Run `install` unless `marker` exists, and create `marker` once it succeeded.
+fn install_once(marker: &Path, install: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<()> {
     if marker.exists() {
         return Ok(());
     }
-    std::fs::create_dir_all(&dir).context("creating target/sdk-node")?;
-    std::fs::write(dir.join("package.json"), "{\"private\": true}\n")
-        .context("writing target/sdk-node/package.json")?;
-    let mut install = Command::new("npm");
-    install.current_dir(&dir).args([
-        "install",
-        "--no-audit",
-        "--no-fund",
-        "--silent",
-        OPENAI_SDK_NODE,
-    ]);
-    status(install, "npm install openai")?;
-    std::fs::write(&marker, "").context("marking the Node SDK install complete")
+    install()?;
+    std::fs::write(marker, "").with_context(|| format!("writing {}", marker.display()))
 }

@@ -114,7 +114,7 @@ pub fn validate(decision: Decision, catalog: &[Model]) -> Result<Verdict, String
 
 #[cfg(test)]
 mod tests {
-    use super::super::wit::switchyard::policy::types::{ModelHealth, Rejection, Route, Target};
+    use super::super::wit::switchyard::policy::types::{Rejection, Route, Target};
     use super::*;
 
     fn catalog() -> Vec<Model> {
@@ -127,12 +127,7 @@ mod tests {
                 output_cost_per_mtok: 1.0,
                 context_window: 1000,
                 tags: vec![],
-                health: ModelHealth {
-                    healthy: true,
-                    latency_ms: 0.0,
-                    error_rate: 0.0,
-                    in_flight: 0,
-                },
+                health: crate::policy::input::unmeasured(),
             })
             .collect()
     }

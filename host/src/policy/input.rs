@@ -2,7 +2,7 @@
 //!
 //! The request view is assembled from the parsed request's summaries (no message text), the
 //! operator's header allow-list and the request's metadata. The catalog is built once from the
-//! config; its live fields are static until the upstream layer reports health.
+//! config; its live fields are [`unmeasured`] until the upstream layer reports health.
 
 use axum::http::HeaderMap;
 
@@ -77,12 +77,17 @@ pub fn catalog(config: &Config) -> Vec<Model> {
             output_cost_per_mtok: m.output_cost_per_mtok,
             context_window: m.context_window,
             tags: m.tags.clone(),
-            health: ModelHealth {
-                healthy: true,
-                latency_ms: 0.0,
-                error_rate: 0.0,
-                in_flight: 0,
-            },
+            health: unmeasured(),
         })
         .collect()
+}
+
+/// The live state of a model nothing has been measured for: healthy, no latency or errors.
+pub fn unmeasured() -> ModelHealth {
+    ModelHealth {
+        healthy: true,
+        latency_ms: 0.0,
+        error_rate: 0.0,
+        in_flight: 0,
+    }
 }

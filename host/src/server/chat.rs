@@ -135,20 +135,22 @@ async fn handle(
     log.route_by = route_by;
     log.reason = reason.clone();
 
-    let served = app.upstreams.serve(&targets, &request, request_id).await;
-    let attempts = match &served {
-        Ok(s) => &s.attempts,
-        Err(e) => &e.attempts,
+    let served = match app.upstreams.serve(&targets, &request, request_id).await {
+        Ok(mut served) => {
+            log.attempts = std::mem::take(&mut served.attempts);
+            served
+        }
+        Err(failed) => {
+            let error = ApiError::new(
+                failed.status(),
+                "upstream_error",
+                "upstream_unavailable",
+                failed.to_string(),
+            );
+            log.attempts = failed.attempts;
+            return Err(error);
+        }
     };
-    log.attempts = attempts.clone();
-    let served = served.map_err(|e| {
-        ApiError::new(
-            e.status(),
-            "upstream_error",
-            "upstream_unavailable",
-            e.to_string(),
-        )
-    })?;
     log.served_model = Some(served.model.clone());
 
     let mut response = Response::new(served.body);

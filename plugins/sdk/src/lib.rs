@@ -9,8 +9,8 @@
 //! [`Policy::decide`], and the host functions wrapped by [`RequestExt::message_text`] and [`log`].
 //! Everything else here is plain data helpers, so a policy's own logic unit-tests natively.
 //!
-//! ```ignore
-//! use switchyard_sdk::{Catalog, Decision, Policy, Request, route};
+//! ```no_run
+//! use switchyard_sdk::{Catalog, Decision, ModelExt, Policy, Request, route};
 //!
 //! struct Cheapest;
 //! impl Policy for Cheapest {
