@@ -31,55 +31,50 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// `path`, which `cargo xtask test` prepares (`what` says how); a clear failure if it is missing.
+fn prepared(path: PathBuf, what: &str) -> PathBuf {
+    assert!(
+        path.exists(),
+        "{} is missing: run the suite with `cargo xtask test`, which {what}",
+        path.display()
+    );
+    path
+}
+
 /// A policy component built by `cargo xtask plugins`, by crate name with `_` for `-`.
 pub fn policy_wasm(name: &str) -> PathBuf {
     let path = target_dir()
         .join("wasm32-wasip2/wasm")
         .join(format!("{name}.wasm"));
-    assert!(
-        path.exists(),
-        "{} is missing: run the suite with `cargo xtask test`, which builds the policies first",
-        path.display()
-    );
-    path
+    prepared(path, "builds the policies first")
 }
 
 /// The proxy binary built next to this test binary.
 pub fn proxy_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
-    let path = exe
-        .ancestors()
-        .nth(2)
-        .expect("profile folder")
-        .join("switchyard");
-    assert!(
-        path.exists(),
-        "{} is missing: run the suite with `cargo xtask test`, which builds the proxy first",
-        path.display()
-    );
-    path
+    let profile = exe.ancestors().nth(2).expect("profile folder");
+    prepared(profile.join("switchyard"), "builds the proxy first")
 }
 
 /// The Python interpreter of the venv holding the official `openai` SDK.
 pub fn sdk_python() -> PathBuf {
-    let path = target_dir().join("sdk-venv/bin/python");
-    assert!(
-        path.exists(),
-        "{} is missing: run the suite with `cargo xtask test`, which installs the openai SDK",
-        path.display()
-    );
-    path
+    prepared(
+        target_dir().join("sdk-venv/bin/python"),
+        "installs the openai SDK",
+    )
 }
 
 /// The folder holding `node_modules/openai`, the official OpenAI Node SDK.
 pub fn sdk_node_dir() -> PathBuf {
-    let path = target_dir().join("sdk-node");
-    assert!(
-        path.join("node_modules/openai").exists(),
-        "{} is missing: run the suite with `cargo xtask test`, which installs the openai SDK",
-        path.display()
+    let modules = prepared(
+        target_dir().join("sdk-node/node_modules/openai"),
+        "installs the openai SDK",
     );
-    path
+    modules
+        .ancestors()
+        .nth(2)
+        .expect("sdk-node folder")
+        .to_path_buf()
 }
 
 /// A loopback port that is bound but not listening, so connecting to it is refused; the port
