@@ -397,3 +397,33 @@ async fn models_lists_the_catalog() {
     let health = client().get(proxy.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_each_get_their_own_decision_and_none_is_dropped() {
+    let (a, b, config) = two_mocks("scripted_policy").await;
+    let proxy = Proxy::start(&config.deadline_ms(50).toml(), &[]);
+    let client = client();
+    let requests = (0..60).map(|i| {
+        // A third route to `a`, a third to `b`, and a third spin until the deadline and take
+        // the static fallback route (`b`).
+        let (name, value, model, route_by) = match i % 3 {
+            0 => ("x-test-route", "a", "a", "policy"),
+            1 => ("x-test-route", "b", "b", "policy"),
+            _ => ("x-test-spin", "1", "b", "fallback"),
+        };
+        let request = client
+            .post(proxy.url("/v1/chat/completions"))
+            .header(name, value)
+            .json(&chat("x", &format!("request {i}")))
+            .send();
+        async move {
+            let resp = request.await.expect("every request is answered");
+            assert_eq!(resp.status(), 200, "request {i}");
+            assert_eq!(header(&resp, "x-switchyard-model"), model, "request {i}");
+            assert_eq!(header(&resp, "x-switchyard-route"), route_by, "request {i}");
+        }
+    });
+    futures_util::future::join_all(requests).await;
+    assert_eq!(a.received().len(), 20);
+    assert_eq!(b.received().len(), 40);
+}
