@@ -214,11 +214,10 @@ impl ChatRequest {
             has_tools: false,
             metadata: Vec::new(),
         };
-        let mut saw_messages = false;
-        for (key, raw) in &top.0 {
+        for (key, raw) in top.0 {
             if request.fields.iter().any(|f| f.key == *key) {
                 return Err(ApiError::invalid(
-                    Some(key),
+                    Some(&key),
                     format!("`{key}` appears more than once"),
                 ));
             }
@@ -226,13 +225,13 @@ impl ChatRequest {
                 "model" => request.model = optional(raw, "model", "a string")?,
                 "stream" => request.stream = optional(raw, "stream", "a boolean")?.unwrap_or(false),
                 "max_tokens" | "max_completion_tokens" => {
-                    if let Some(n) = optional::<u32>(raw, key, "a non-negative integer")? {
+                    if let Some(n) = optional::<u32>(raw, &key, "a non-negative integer")? {
                         request.max_tokens = Some(request.max_tokens.map_or(n, |m| m.min(n)));
                     }
                 }
                 "temperature" => request.temperature = optional(raw, "temperature", "a number")?,
                 "tools" | "functions" => {
-                    let list: Option<Vec<IgnoredAny>> = optional(raw, key, "an array")?;
+                    let list: Option<Vec<IgnoredAny>> = optional(raw, &key, "an array")?;
                     request.has_tools |= list.is_some_and(|l| !l.is_empty());
                 }
                 "metadata" => {
@@ -248,7 +247,6 @@ impl ChatRequest {
                         .collect();
                 }
                 "messages" => {
-                    saw_messages = true;
                     let list: Vec<&RawValue> = value(raw, "messages", "an array of messages")?;
                     for (i, m) in list.iter().enumerate() {
                         request.messages.push(summarise(m, i)?);
@@ -258,11 +256,11 @@ impl ChatRequest {
                 _ => {}
             }
             request.fields.push(Field {
-                key: key.clone(),
+                key,
                 value: range_of(raw),
             });
         }
-        if !saw_messages {
+        if !request.fields.iter().any(|f| f.key == "messages") {
             return Err(ApiError::invalid(
                 Some("messages"),
                 "`messages` is required",

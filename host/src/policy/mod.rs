@@ -83,7 +83,7 @@ impl DecisionFailure {
 /// A loaded, pre-linked policy component.
 pub struct Policy {
     name: Arc<str>,
-    version: String,
+    version: Arc<str>,
     pre: Arc<PolicyPre<Sandbox>>,
     limits: SandboxLimits,
     slots: Arc<Semaphore>,
@@ -107,7 +107,7 @@ impl Policy {
         slots: Arc<Semaphore>,
     ) -> Self {
         Self {
-            version: format!("{name}@{}", &sha256[..12]),
+            version: format!("{name}@{}", &sha256[..12]).into(),
             name: name.into(),
             pre,
             limits,
@@ -116,7 +116,7 @@ impl Policy {
     }
 
     /// `name@` and the first 12 hex digits of the component's sha256: what headers and logs show.
-    pub fn version(&self) -> &str {
+    pub fn version(&self) -> &Arc<str> {
         &self.version
     }
 

@@ -37,7 +37,7 @@ pub async fn chat_completions(
 ) -> Response {
     let started = Instant::now();
     let request_id = request_id(&headers);
-    let mut log = RequestLog::new(request_id.clone(), app.policy.version().to_string());
+    let mut log = RequestLog::new(request_id.clone(), app.policy.version().clone());
     let mut response = match handle(&app, &headers, body, &request_id, &mut log).await {
         Ok(response) => response,
         Err(error) => {
@@ -133,7 +133,7 @@ async fn handle(
         }
     };
     log.route_by = route_by;
-    log.reason = reason.clone();
+    log.reason = reason;
 
     let served = match app.upstreams.serve(&targets, &request, request_id).await {
         Ok(mut served) => {
@@ -166,7 +166,7 @@ async fn handle(
         Some(&served.model),
         Some(&served.provider),
         route_by,
-        Some(&reason),
+        Some(&log.reason),
     );
     Ok(response)
 }

@@ -38,7 +38,7 @@ pub fn init(format: LogFormat) {
 #[derive(Debug)]
 pub struct RequestLog {
     pub request_id: Arc<str>,
-    pub policy: String,
+    pub policy: Arc<str>,
     pub requested_model: Option<String>,
     pub served_model: Option<String>,
     /// `policy`, `fallback` or `rejected`.
@@ -54,7 +54,7 @@ pub struct RequestLog {
 }
 
 impl RequestLog {
-    pub fn new(request_id: Arc<str>, policy: String) -> Self {
+    pub fn new(request_id: Arc<str>, policy: Arc<str>) -> Self {
         Self {
             request_id,
             policy,
