@@ -311,7 +311,8 @@ async fn the_upstream_key_reaches_the_upstream_and_nothing_else() {
     let (a, _b, config) = two_mocks("scripted_policy").await;
     let config = config
         .provider("keyed", &a.url, Some("KEYED_API_KEY"))
-        .model("k", "keyed", "k-up", 1.0, &[]);
+        .model("k", "keyed", "k-up", 1.0, &[])
+        .team_option("keys = [\"client-virtual-key\"]");
     let proxy = Proxy::start(&config.toml(), &[("KEYED_API_KEY", SECRET)]);
     let resp = post(
         &proxy,

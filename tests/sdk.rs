@@ -1,19 +1,20 @@
 //! The official OpenAI SDKs (Python and Node) work against the proxy by changing only the base
-//! URL. `cargo xtask test` installs them, pinned, into `target/sdk-venv` and `target/sdk-node`.
+//! URL and the key (the default config's `sk-switchyard-demo`). `cargo xtask test` installs them,
+//! pinned, into `target/sdk-venv` and `target/sdk-node`.
 
 use std::process::Command;
 
 use switchyard_e2e::{Proxy, sdk_node_dir, sdk_python, workspace_root};
 
 #[test]
-fn the_openai_python_sdk_works_by_changing_only_base_url() {
+fn the_openai_python_sdk_works_by_changing_only_base_url_and_key() {
     let mut python = Command::new(sdk_python());
     python.arg(workspace_root().join("tests/sdk/openai_client.py"));
     check_sdk_run(python);
 }
 
 #[test]
-fn the_openai_node_sdk_works_by_changing_only_base_url() {
+fn the_openai_node_sdk_works_by_changing_only_base_url_and_key() {
     let mut node = Command::new("node");
     node.env("SDK_DIR", sdk_node_dir())
         .arg(workspace_root().join("tests/sdk/openai_client.mjs"));

@@ -2,13 +2,15 @@
 //! message naming the file and the fault, never a panic.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use switchyard::config::Config;
-use switchyard::server::App;
+use switchyard::control::{App, ConfigSource};
 use switchyard_e2e::{ConfigBuilder, Exit, Proxy, policy_wasm, workspace_root};
 
-#[test]
-fn every_example_config_loads_and_validates() {
+/// Every example config starts the app: policies compile and pass their canary and cases.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_example_config_loads_and_validates() {
     let dir = workspace_root().join("config");
     let mut seen = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
@@ -19,9 +21,16 @@ fn every_example_config_loads_and_validates() {
                 .providers
                 .iter()
                 .filter_map(|p| p.api_key_env.clone())
-                .map(|k| (k, "sk-test".into()))
+                .chain(config.admin.iter().map(|a| a.token_env.clone()))
+                .map(|k| (k, "sk-test-0123456789abcdef".into()))
                 .collect();
-            App::new(config, &env).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let source = ConfigSource {
+                path: path.clone(),
+                listen: None,
+            };
+            App::start(source, Arc::new(env))
+                .await
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             seen += 1;
         }
     }
@@ -55,7 +64,7 @@ fn a_bad_config_names_the_file_and_field() {
     let exit = fails(&base().fallback(&["ghost"]).toml(), &[]);
     assert!(
         exit.stderr.contains(
-            "switchyard.toml: field `policy.fallback[0]`: no model `ghost` in the catalog"
+            "switchyard.toml: field `teams[0].fallback[0]`: no model `ghost` in the catalog"
         ),
         "{}",
         exit.stderr
@@ -95,8 +104,10 @@ fn bad_policy_files_name_the_file_and_the_fault() {
         &[],
     );
     assert!(
-        exit.stderr
-            .contains(&format!("cannot read policy file {}", missing.display())),
+        exit.stderr.contains(&format!(
+            "policy `test-policy` (file {0}): cannot read {0}",
+            missing.display()
+        )),
         "{}",
         exit.stderr
     );
@@ -110,7 +121,7 @@ fn bad_policy_files_name_the_file_and_the_fault() {
     let exit = fails(&config.toml(), &[]);
     assert!(
         exit.stderr.contains(&format!(
-            "policy file {} is not a valid WebAssembly component",
+            "policy `test-policy` (file {}): it is not WebAssembly",
             garbage.display()
         )),
         "{}",

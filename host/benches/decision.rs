@@ -14,11 +14,12 @@ use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use switchyard::api::ChatRequest;
 use switchyard::config::Config;
-use switchyard::policy::{DecisionInput, PolicyEngine, PoolSize, SandboxLimits, Verdict, input};
+use switchyard::policy::{DecisionInput, PolicyEngine, PolicySettings, PoolSize, Verdict, input};
 
 fn config() -> Config {
     let mut toml = String::from(
-        "listen = \"127.0.0.1:0\"\n[policy]\nname = \"cost-router\"\npath = \"cost_router.wasm\"\nfallback = [\"m0\"]\n\
+        "listen = \"127.0.0.1:0\"\n[[policies]]\nname = \"cost-router\"\npath = \"cost_router.wasm\"\n\
+         [[teams]]\nname = \"t\"\npolicy = \"cost-router\"\nfallback = [\"m0\"]\n\
          [[providers]]\nname = \"echo\"\nkind = \"echo\"\n",
     );
     for i in 0..8 {
@@ -53,27 +54,27 @@ fn decision(c: &mut Criterion) {
         "build the policies first: cargo xtask plugins"
     );
     let config = config();
-    let engine = PolicyEngine::new(PoolSize {
-        instances: 16,
-        memory_bytes: 32 << 20,
-    })
+    let engine = PolicyEngine::new(
+        PoolSize {
+            instances: 16,
+            memory_bytes: 32 << 20,
+        },
+        None,
+    )
     .expect("engine");
-    let limits = SandboxLimits {
-        memory_bytes: 32 << 20,
-        deadline: std::time::Duration::from_millis(10),
-        max_message_chars: 16384,
-    };
+    let settings = PolicySettings::from_config(&config.policies[0]);
     let load = |name: &str, file: &str| {
+        let bytes = std::fs::read(built.join(file)).expect("policy file");
         engine
-            .load(name, &built.join(file), limits)
+            .prepare(name, &bytes, settings.clone(), file.to_string())
             .expect("policy loads")
     };
     let cost_router = load("cost-router", "cost_router.wasm");
     let minimal = load("scripted", "scripted_policy.wasm");
-    let catalog = input::catalog(&config);
+    let catalog = input::catalog(&config, None);
     let body = body();
     let request = Arc::new(ChatRequest::parse(body.clone()).expect("request parses"));
-    let view = input::request_view(&request, "bench", &HeaderMap::new(), &[]);
+    let view = input::request_view(&request, "bench", &HeaderMap::new(), &[], Some("t"));
     let id: Arc<str> = Arc::from("bench");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

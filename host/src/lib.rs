@@ -1,20 +1,29 @@
 //! # Switchyard: an edge proxy for LLM traffic with WebAssembly routing policies
 //!
-//! Every request is routed by a policy: a WebAssembly component (contract in `wit/policy.wit`)
-//! that the proxy runs in a fresh sandbox per request to choose which model serves it. The crate
-//! is laid out along the request path, and data flows one way along it:
+//! Every request is routed by its team's policy: a WebAssembly component (contract in
+//! `wit/policy.wit`) that the proxy runs in a fresh sandbox per request to choose which model
+//! serves it. The crate is laid out along the request path, and data flows one way along it:
 //!
 //! - [`config`]: the typed TOML configuration and its validation;
-//! - [`server`]: the axum listener, routes and body limits, and the shared [`server::App`];
+//! - [`server`]: the axum listener, routes and body limits, and the request path's handlers;
+//! - [`auth`]: virtual API keys to teams;
 //! - [`api`]: client wire formats: parsing a request into a compact view, OpenAI-style errors;
-//! - [`policy`]: loading components and running one sandboxed, validated decision per request;
+//! - [`policy`]: loading, checking and canarying components, the live version of each policy, and
+//!   running one sandboxed, validated decision per request;
 //! - [`upstream`]: providers and the attempts along a route's fallback chain;
 //! - [`telemetry`]: logging, including the one line written per request.
 //!
+//! Beside the path, [`control`] holds the live state the path reads (a snapshot swapped
+//! atomically) and every change to it: config reloads, watched policy files, uploads and
+//! rollbacks; [`admin`] exposes those changes and the metrics on a listener of its own.
+//!
 //! The `switchyard` binary (`src/main.rs`) wires these together behind a command line.
 
+pub mod admin;
 pub mod api;
+pub mod auth;
 pub mod config;
+pub mod control;
 pub mod policy;
 pub mod server;
 pub mod telemetry;

@@ -11,7 +11,7 @@ mod proxy;
 use std::path::PathBuf;
 
 pub use mock::{Behaviour, MockUpstream, Received};
-pub use proxy::{ConfigBuilder, Exit, Proxy};
+pub use proxy::{ADMIN_TOKEN, ConfigBuilder, Exit, Proxy, TEST_HEADERS};
 
 /// The cargo target folder this test binary was built into.
 fn target_dir() -> PathBuf {
@@ -108,6 +108,15 @@ impl Default for RefusedPort {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// How a policy version of `policy` built from `bytes` is shown: `policy@` and the first 12 hex
+/// digits of the component's SHA-256.
+pub fn policy_version(policy: &str, bytes: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(bytes);
+    let hex: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{policy}@{hex}")
 }
 
 /// A chat request body with one user message.

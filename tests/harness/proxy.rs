@@ -10,13 +10,22 @@ use std::time::{Duration, Instant};
 /// How long the proxy may take to start listening.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Builds a test config: providers, models, the policy and its options.
+/// The admin token tests give the proxy (in `SWITCHYARD_ADMIN_TOKEN`) when the admin API is on.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+/// Builds a test config: one policy (`test-policy`) bound to one team (`test-team`, which serves
+/// requests without a key unless [`ConfigBuilder::keys_required`]), providers, models, and any
+/// further raw sections.
 pub struct ConfigBuilder {
     policy: PathBuf,
     deadline_ms: u64,
     policy_options: Vec<String>,
+    team_options: Vec<String>,
     fallback: Vec<String>,
+    anonymous: bool,
+    admin: bool,
     top: Vec<String>,
+    sections: Vec<String>,
     providers: Vec<String>,
     models: Vec<String>,
 }
@@ -27,9 +36,13 @@ impl ConfigBuilder {
         Self {
             policy: policy.to_path_buf(),
             deadline_ms: 1000,
-            policy_options: vec![r#"headers = ["x-test-route", "x-test-reject", "x-test-error", "x-test-read", "x-test-dump", "x-test-spin", "x-test-panic", "x-test-timeout-ms"]"#.into()],
+            policy_options: vec![TEST_HEADERS.into()],
+            team_options: Vec::new(),
             fallback: Vec::new(),
+            anonymous: true,
+            admin: false,
             top: Vec::new(),
+            sections: Vec::new(),
             providers: Vec::new(),
             models: Vec::new(),
         }
@@ -69,15 +82,33 @@ impl ConfigBuilder {
         self
     }
 
-    /// The static fallback route.
+    /// The test team's static fallback route.
     pub fn fallback(mut self, models: &[&str]) -> Self {
         self.fallback = models.iter().map(|m| m.to_string()).collect();
         self
     }
 
-    /// A raw `key = value` line in the `[policy]` table.
+    /// A raw `key = value` line in the test policy's table.
     pub fn policy_option(mut self, line: &str) -> Self {
         self.policy_options.push(line.to_string());
+        self
+    }
+
+    /// A raw `key = value` line in the test team's table.
+    pub fn team_option(mut self, line: &str) -> Self {
+        self.team_options.push(line.to_string());
+        self
+    }
+
+    /// Requests without a key get 401 (the test team is not anonymous).
+    pub fn keys_required(mut self) -> Self {
+        self.anonymous = false;
+        self
+    }
+
+    /// Turn on the admin API on a free loopback port, with [`ADMIN_TOKEN`].
+    pub fn admin(mut self) -> Self {
+        self.admin = true;
         self
     }
 
@@ -87,27 +118,48 @@ impl ConfigBuilder {
         self
     }
 
+    /// Raw TOML tables (more `[[policies]]` or `[[teams]]`), placed after the test team.
+    pub fn section(mut self, toml: &str) -> Self {
+        self.sections.push(toml.to_string());
+        self
+    }
+
     pub fn toml(&self) -> String {
-        format!(
-            "listen = \"127.0.0.1:0\"\n{}\n[policy]\nname = \"test-policy\"\npath = {:?}\nfallback = {:?}\ndeadline_ms = {}\n{}\n\n{}\n{}",
-            self.top.join("\n"),
+        let mut out = format!("listen = \"127.0.0.1:0\"\n{}\n", self.top.join("\n"));
+        if self.anonymous {
+            out.push_str("[auth]\nanonymous_team = \"test-team\"\n");
+        }
+        if self.admin {
+            out.push_str("[admin]\nlisten = \"127.0.0.1:0\"\n");
+        }
+        out.push_str(&format!(
+            "[[policies]]\nname = \"test-policy\"\npath = {:?}\ndeadline_ms = {}\n{}\n\n\
+             [[teams]]\nname = \"test-team\"\npolicy = \"test-policy\"\nfallback = {:?}\n{}\n\n{}\n{}\n{}",
             self.policy,
-            self.fallback,
             self.deadline_ms,
             self.policy_options.join("\n"),
+            self.fallback,
+            self.team_options.join("\n"),
+            self.sections.join("\n"),
             self.providers.join("\n"),
             self.models.join("\n")
-        )
+        ));
+        out
     }
 }
+
+/// The request headers the scripted test policy reads.
+pub const TEST_HEADERS: &str = r#"headers = ["x-test-route", "x-test-reject", "x-test-error", "x-test-read", "x-test-dump", "x-test-spin", "x-test-panic", "x-test-timeout-ms"]"#;
 
 /// A running proxy; killed when dropped.
 pub struct Proxy {
     /// `http://127.0.0.1:PORT`
     pub base: String,
+    /// The admin API's `http://127.0.0.1:PORT`, when it is on.
+    pub admin: Option<String>,
     child: Child,
     logs: Arc<Mutex<Vec<String>>>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 /// How a proxy that failed to start ended.
@@ -144,23 +196,27 @@ impl Proxy {
         let (tx, rx) = mpsc::channel();
         let sink = logs.clone();
         let reader = std::thread::spawn(move || {
+            let mut admin = None;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(at) = line.find("listening on http://") {
-                    let addr = line[at + "listening on ".len()..]
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default();
-                    let _ = tx.send(addr.to_string());
+                let url = |marker: &str| {
+                    let at = line.find(marker)? + marker.len() - "http://".len();
+                    line[at..].split_whitespace().next().map(str::to_string)
+                };
+                if let Some(url) = url("admin API listening on http://") {
+                    admin = Some(url);
+                } else if let Some(url) = url("switchyard listening on http://") {
+                    let _ = tx.send((url, admin.clone()));
                 }
                 sink.lock().unwrap().push(line);
             }
         });
         match rx.recv_timeout(START_TIMEOUT) {
-            Ok(base) => Ok(Proxy {
+            Ok((base, admin)) => Ok(Proxy {
                 base,
+                admin,
                 child,
                 logs,
-                _dir: dir,
+                dir,
             }),
             Err(_) => {
                 let _ = child.kill();
@@ -178,6 +234,41 @@ impl Proxy {
     /// `base` + `path`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// `admin` + `path`.
+    pub fn admin_url(&self, path: &str) -> String {
+        let admin = self.admin.as_ref().expect("the admin API is on");
+        format!("{admin}{path}")
+    }
+
+    /// The config file the proxy was started with (rewrite it, then [`Proxy::reload`]).
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("switchyard.toml")
+    }
+
+    /// A folder that lives as long as the proxy, for policy files and the compile cache.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Send SIGHUP: the proxy re-reads its config.
+    pub fn reload(&self) {
+        let status = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .expect("kill -HUP");
+        assert!(status.success());
+    }
+
+    /// How many log lines contain every one of `needles`, now.
+    pub fn count_log_lines(&self, needles: &[&str]) -> usize {
+        self.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| needles.iter().all(|n| l.contains(n)))
+            .count()
     }
 
     /// Everything the proxy logged so far.

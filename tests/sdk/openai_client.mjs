@@ -1,4 +1,4 @@
-// Drive a Switchyard proxy with the official OpenAI Node SDK, changing only baseURL.
+// Drive a Switchyard proxy with the official OpenAI Node SDK, changing only baseURL and the key.
 //
 // Usage: SDK_DIR=<folder with node_modules/openai> node openai_client.mjs BASE_URL
 // Prints one JSON object with what the SDK saw.
@@ -9,7 +9,7 @@ const require = createRequire(`${process.env.SDK_DIR}/package.json`);
 const sdk = require("openai");
 const OpenAI = sdk.OpenAI ?? sdk.default ?? sdk;
 
-const client = new OpenAI({ baseURL: `${process.argv[2]}/v1`, apiKey: "client-key", maxRetries: 0, timeout: 30_000 });
+const client = new OpenAI({ baseURL: `${process.argv[2]}/v1`, apiKey: "sk-switchyard-demo", maxRetries: 0, timeout: 30_000 });
 
 const { data: completion, response } = await client.chat.completions
   .create({ model: "auto", messages: [{ role: "user", content: "What is 2 + 2?" }] })

@@ -1,4 +1,4 @@
-"""Drive a Switchyard proxy with the official OpenAI Python SDK, changing only base_url.
+"""Drive a Switchyard proxy with the official OpenAI Python SDK, changing only base_url and the key.
 
 Usage: python openai_client.py BASE_URL. Prints one JSON object with what the SDK saw.
 """
@@ -8,7 +8,7 @@ import sys
 
 from openai import OpenAI
 
-client = OpenAI(base_url=sys.argv[1] + "/v1", api_key="client-key", max_retries=0, timeout=30)
+client = OpenAI(base_url=sys.argv[1] + "/v1", api_key="sk-switchyard-demo", max_retries=0, timeout=30)
 
 raw = client.chat.completions.with_raw_response.create(
     model="auto",

@@ -1,19 +1,27 @@
-//! The proxy's configuration: a TOML file read once at start-up into typed structs.
+//! The proxy's configuration: a TOML file read into typed structs, at start-up and on reload.
 //!
-//! [`Config::load`] reads and parses the file, resolves relative paths against the file's folder,
-//! and runs [`Config::validate`], which names the first bad field. Secrets are not stored here:
-//! a provider names the environment variable that holds its key, and the upstream module reads it
-//! through [`Env`]. This module touches only the file system (to read the config file).
+//! [`Config::load`] reads and parses the file, resolves relative paths against the file's folder
+//! (and finds the components of `policies_dir`), and runs [`Config::validate`], which names the
+//! first bad field. A reload goes through the same steps and is refused as a whole if anything is
+//! wrong, or if it changes a setting that only a restart can change ([`Config::restart_needed`]).
+//! Secrets are not stored here: a provider and the admin API name the environment variables that
+//! hold their keys, read through [`Env`]. This module touches only the file system (to read the
+//! config file and list `policies_dir`).
 
 mod env;
+mod policy;
+mod team;
+mod upstream;
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 pub use env::{Env, ProcessEnv};
+pub use policy::{EngineConfig, PolicyConfig};
+pub use team::{AuthConfig, FailureMode, TeamConfig, parse_digest, sha256};
+pub use upstream::{ModelConfig, ProviderConfig, ProviderKind, UpstreamConfig};
 
 /// A configuration problem, always naming the file and, where it applies, the field.
 #[derive(Debug, thiserror::Error)]
@@ -33,17 +41,61 @@ pub enum ConfigError {
     },
 }
 
+/// A field that failed validation, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    pub field: String,
+    pub message: String,
+}
+
+impl Invalid {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    fn in_file(self, path: &Path) -> ConfigError {
+        ConfigError::Invalid {
+            path: path.to_path_buf(),
+            field: self.field,
+            message: self.message,
+        }
+    }
+}
+
 /// The whole configuration file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Address of the client-facing listener, e.g. `127.0.0.1:8080`; port 0 picks a free port.
+    /// Restart to change.
     pub listen: SocketAddr,
-    /// Largest request body accepted, in bytes; larger bodies get 413.
+    /// Largest request body accepted, in bytes; larger bodies get 413. Restart to change.
     #[serde(default = "defaults::max_body_bytes")]
     pub max_body_bytes: usize,
-    /// The routing policy and what to do when it fails.
-    pub policy: PolicyConfig,
+    /// Folder for compiled policies, so a restart does not recompile them. Default:
+    /// `$XDG_CACHE_HOME/switchyard`, else `$HOME/.cache/switchyard`; with neither set, policies are
+    /// compiled at every start. Restart to change.
+    pub cache_dir: Option<PathBuf>,
+    /// The sandbox pool shared by all policies. Restart to change.
+    #[serde(default)]
+    pub engine: EngineConfig,
+    /// The admin API; without this table there is none. Restart to change.
+    pub admin: Option<AdminConfig>,
+    /// Client authentication.
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// A folder of policy components: every `NAME.wasm` in it is the policy `NAME`, with the
+    /// default limits unless a `[[policies]]` entry named `NAME` sets them (such an entry may then
+    /// leave out `path`). Read at start-up and on every config reload.
+    pub policies_dir: Option<PathBuf>,
+    /// The routing policies.
+    #[serde(default)]
+    pub policies: Vec<PolicyConfig>,
+    /// The teams: keys, policy binding, allowed models and failure behaviour.
+    pub teams: Vec<TeamConfig>,
     /// Upstream timeouts.
     #[serde(default)]
     pub upstream: UpstreamConfig,
@@ -53,123 +105,30 @@ pub struct Config {
     pub models: Vec<ModelConfig>,
 }
 
-/// The routing policy.
-#[derive(Debug, Clone, Deserialize)]
+/// The admin API's listener and credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PolicyConfig {
-    /// A name for the policy, shown in headers and logs.
-    pub name: String,
-    /// Path of the policy component (`.wasm`), relative to the config file's folder.
-    pub path: PathBuf,
-    /// Model ids tried in order when the policy fails (trap, deadline, error, invalid decision).
-    pub fallback: Vec<String>,
-    /// Time a decision (instantiating the policy and running it) may take, in milliseconds;
-    /// guest code running past it is interrupted within about a millisecond.
-    #[serde(default = "defaults::deadline_ms")]
-    pub deadline_ms: u64,
-    /// Linear memory a policy instance may use, in MiB.
-    #[serde(default = "defaults::memory_mib")]
-    pub memory_mib: u32,
-    /// Most characters of one message the policy may read through `host.message-text`.
-    #[serde(default = "defaults::max_message_chars")]
-    pub max_message_chars: u32,
-    /// Most decisions running at once; further requests wait for a free slot.
-    #[serde(default = "defaults::max_concurrency")]
-    pub max_concurrency: u32,
-    /// Request headers the policy may see (lower case); all others are withheld. Headers that
-    /// carry credentials (`authorization`, `x-api-key`, `cookie`, ...) cannot be listed.
-    #[serde(default = "defaults::policy_headers")]
-    pub headers: Vec<String>,
+pub struct AdminConfig {
+    /// Address of the admin listener; keep it on loopback or a private network.
+    #[serde(default = "defaults::admin_listen")]
+    pub listen: SocketAddr,
+    /// Environment variable holding the admin token (at least 16 characters), which every admin
+    /// call must send as `Authorization: Bearer TOKEN`.
+    #[serde(default = "defaults::admin_token_env")]
+    pub token_env: String,
 }
-
-/// Timeouts towards upstream providers.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UpstreamConfig {
-    /// Time to establish a connection, in milliseconds.
-    #[serde(default = "defaults::connect_timeout_ms")]
-    pub connect_timeout_ms: u64,
-    /// Time an attempt may take to answer (the whole body when not streaming, the response
-    /// head when streaming), in milliseconds, unless the decision sets its own.
-    #[serde(default = "defaults::attempt_timeout_ms")]
-    pub attempt_timeout_ms: u64,
-}
-
-impl Default for UpstreamConfig {
-    fn default() -> Self {
-        Self {
-            connect_timeout_ms: defaults::connect_timeout_ms(),
-            attempt_timeout_ms: defaults::attempt_timeout_ms(),
-        }
-    }
-}
-
-/// The wire protocol a provider speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ProviderKind {
-    /// Any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp server, ...).
-    Openai,
-    /// Built in: answers in the OpenAI format with a short text naming the model; no network.
-    Echo,
-}
-
-/// One upstream provider.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProviderConfig {
-    /// Name that models refer to.
-    pub name: String,
-    /// Wire protocol.
-    pub kind: ProviderKind,
-    /// Base URL including the API prefix, e.g. `https://api.openai.com/v1` (kind `openai`).
-    pub base_url: Option<String>,
-    /// Environment variable holding the API key, sent as `Authorization: Bearer`; none sends no key.
-    pub api_key_env: Option<String>,
-}
-
-/// One model of the catalog.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModelConfig {
-    /// The id clients and policies use.
-    pub id: String,
-    /// Name of the provider serving it.
-    pub provider: String,
-    /// The model name sent upstream; defaults to `id`.
-    pub upstream_model: Option<String>,
-    /// US dollars per million input tokens.
-    #[serde(default)]
-    pub input_cost_per_mtok: f64,
-    /// US dollars per million output tokens.
-    #[serde(default)]
-    pub output_cost_per_mtok: f64,
-    /// Context window in tokens.
-    pub context_window: u32,
-    /// Capabilities a policy can select on, e.g. `cheap`, `reasoning`, `vision`, `tools`.
-    #[serde(default)]
-    pub tags: Vec<String>,
-}
-
-impl ModelConfig {
-    /// The model name sent upstream.
-    pub fn upstream_model(&self) -> &str {
-        self.upstream_model.as_deref().unwrap_or(&self.id)
-    }
-}
-
-/// Headers that carry client credentials: never shown to a policy.
-const CREDENTIAL_HEADERS: &[&str] = &[
-    "authorization",
-    "proxy-authorization",
-    "x-api-key",
-    "api-key",
-    "cookie",
-];
 
 mod defaults {
+    use std::net::SocketAddr;
+
     pub fn max_body_bytes() -> usize {
         8 * 1024 * 1024
+    }
+    pub fn engine_instances() -> u32 {
+        256
+    }
+    pub fn engine_max_memory_mib() -> u32 {
+        64
     }
     pub fn deadline_ms() -> u64 {
         10
@@ -186,6 +145,18 @@ mod defaults {
     pub fn policy_headers() -> Vec<String> {
         vec!["x-switchyard-hint".into()]
     }
+    pub fn rollback_window() -> u32 {
+        20
+    }
+    pub fn rollback_failure_share() -> f64 {
+        0.25
+    }
+    pub fn admin_listen() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 9901))
+    }
+    pub fn admin_token_env() -> String {
+        "SWITCHYARD_ADMIN_TOKEN".into()
+    }
     pub fn connect_timeout_ms() -> u64 {
         5_000
     }
@@ -196,32 +167,63 @@ mod defaults {
 
 impl Config {
     /// Read, parse and validate the config file at `path`; relative paths inside it are
-    /// resolved against the file's folder.
+    /// resolved against the file's folder, and `policies_dir` is listed.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        let mut config = Self::parse(&text, path)?;
+        let mut config = Self::from_toml(&text, path)?;
         let dir = path.parent().unwrap_or(Path::new("."));
-        config.policy.path = dir.join(&config.policy.path);
+        config
+            .resolve_paths(dir)
+            .and_then(|()| config.validate())
+            .map_err(|invalid| invalid.in_file(path))?;
         Ok(config)
     }
 
-    /// Parse and validate config text; `path` is used only in error messages.
+    /// Parse and validate config text whose paths are taken as they are; `path` is used only in
+    /// error messages.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let config = Self::from_toml(text, path)?;
+        config.validate().map_err(|invalid| invalid.in_file(path))?;
+        Ok(config)
+    }
+
+    fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
             message: e.to_string(),
-        })?;
-        config
-            .validate()
-            .map_err(|(field, message)| ConfigError::Invalid {
-                path: path.to_path_buf(),
-                field,
-                message,
-            })?;
-        Ok(config)
+        })
+    }
+
+    /// Resolve relative paths against `dir` and add the components found in `policies_dir`.
+    fn resolve_paths(&mut self, dir: &Path) -> Result<(), Invalid> {
+        if let Some(cache) = &mut self.cache_dir {
+            *cache = dir.join(&*cache);
+        }
+        let found = match &mut self.policies_dir {
+            Some(policies_dir) => {
+                *policies_dir = dir.join(&*policies_dir);
+                components_in(policies_dir)?
+            }
+            None => Vec::new(),
+        };
+        for policy in &mut self.policies {
+            if policy.path.as_os_str().is_empty()
+                && let Some(policies_dir) = &self.policies_dir
+            {
+                policy.path = policies_dir.join(format!("{}.wasm", policy.name));
+            }
+            policy.resolve_paths(dir);
+        }
+        for (name, path) in found {
+            if !self.policies.iter().any(|p| p.name == name) {
+                self.policies
+                    .push(PolicyConfig::with_defaults(&name, path)?);
+            }
+        }
+        Ok(())
     }
 
     /// The model with this id.
@@ -229,121 +231,84 @@ impl Config {
         self.models.iter().find(|m| m.id == id)
     }
 
-    /// Check every rule that the types alone do not; the error names the field.
-    pub fn validate(&self) -> Result<(), (String, String)> {
-        let bad = |field: String, message: &str| Err((field, message.to_string()));
-        if self.max_body_bytes == 0 {
-            return bad("max_body_bytes".into(), "must be greater than 0");
-        }
-        let p = &self.policy;
-        if p.name.trim().is_empty() {
-            return bad("policy.name".into(), "must not be empty");
-        }
-        if !(1..=10_000).contains(&p.deadline_ms) {
-            return bad("policy.deadline_ms".into(), "must be between 1 and 10000");
-        }
-        if !(1..=4096).contains(&p.memory_mib) {
-            return bad("policy.memory_mib".into(), "must be between 1 and 4096");
-        }
-        if !(1..=10_000).contains(&p.max_concurrency) {
-            return bad(
-                "policy.max_concurrency".into(),
-                "must be between 1 and 10000",
-            );
-        }
-        for (i, h) in p.headers.iter().enumerate() {
-            let valid = !h.is_empty()
-                && h.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-            if !valid {
-                return bad(
-                    format!("policy.headers[{i}]"),
-                    "must be a lower-case header name",
-                );
-            }
-            if CREDENTIAL_HEADERS.contains(&h.as_str()) {
-                return bad(
-                    format!("policy.headers[{i}]"),
-                    &format!("`{h}` carries credentials; policies never see it"),
-                );
-            }
-        }
-        if self.upstream.attempt_timeout_ms == 0 || self.upstream.connect_timeout_ms == 0 {
-            return bad("upstream".into(), "timeouts must be greater than 0");
-        }
-
-        let mut providers = HashSet::new();
-        for (i, provider) in self.providers.iter().enumerate() {
-            let field = |name: &str| format!("providers[{i}].{name}");
-            if !providers.insert(provider.name.as_str()) {
-                return bad(
-                    field("name"),
-                    &format!("duplicate provider `{}`", provider.name),
-                );
-            }
-            match (provider.kind, &provider.base_url) {
-                (ProviderKind::Openai, None) => {
-                    return bad(field("base_url"), "is required for kind `openai`");
-                }
-                (ProviderKind::Openai, Some(url)) => match reqwest::Url::parse(url) {
-                    Ok(u) if matches!(u.scheme(), "http" | "https") => {}
-                    Ok(_) => return bad(field("base_url"), "must be an http or https URL"),
-                    Err(e) => return bad(field("base_url"), &format!("is not a URL: {e}")),
-                },
-                (ProviderKind::Echo, Some(_)) => {
-                    return bad(field("base_url"), "is not used by kind `echo`");
-                }
-                (ProviderKind::Echo, None) => {}
-            }
-            if provider.api_key_env.as_deref() == Some("") {
-                return bad(field("api_key_env"), "must name an environment variable");
-            }
-        }
-
-        if self.models.is_empty() {
-            return bad("models".into(), "the catalog needs at least one model");
-        }
-        let mut ids = HashSet::new();
-        for (i, model) in self.models.iter().enumerate() {
-            let field = |name: &str| format!("models[{i}].{name}");
-            if model.id.trim().is_empty() {
-                return bad(field("id"), "must not be empty");
-            }
-            if !ids.insert(model.id.as_str()) {
-                return bad(field("id"), &format!("duplicate model `{}`", model.id));
-            }
-            if !providers.contains(model.provider.as_str()) {
-                return bad(
-                    field("provider"),
-                    &format!("no provider named `{}`", model.provider),
-                );
-            }
-            for (name, cost) in [
-                ("input_cost_per_mtok", model.input_cost_per_mtok),
-                ("output_cost_per_mtok", model.output_cost_per_mtok),
-            ] {
-                if !cost.is_finite() || cost < 0.0 {
-                    return bad(field(name), "must be a finite number of dollars, 0 or more");
-                }
-            }
-            if model.context_window == 0 {
-                return bad(field("context_window"), "must be greater than 0");
-            }
-        }
-
-        if p.fallback.is_empty() {
-            return bad("policy.fallback".into(), "needs at least one model");
-        }
-        for (i, id) in p.fallback.iter().enumerate() {
-            if !ids.contains(id.as_str()) {
-                return bad(
-                    format!("policy.fallback[{i}]"),
-                    &format!("no model `{id}` in the catalog"),
-                );
-            }
-        }
-        Ok(())
+    /// The policy with this name.
+    pub fn policy(&self, name: &str) -> Option<&PolicyConfig> {
+        self.policies.iter().find(|p| p.name == name)
     }
+
+    /// Check every rule that the types alone do not; the error names the field.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        if self.max_body_bytes == 0 {
+            return Err(Invalid::new("max_body_bytes", "must be greater than 0"));
+        }
+        if let Some(admin) = &self.admin
+            && admin.token_env.is_empty()
+        {
+            return Err(Invalid::new(
+                "admin.token_env",
+                "must name an environment variable",
+            ));
+        }
+        self.upstream.validate()?;
+        let providers = upstream::validate_providers(&self.providers)?;
+        let models = upstream::validate_models(&self.models, &providers)?;
+        let policies = policy::validate_policies(&self.policies, &self.engine)?;
+        team::validate_teams(&self.teams, &self.auth, &policies, &models)
+    }
+
+    /// The first setting `new` changes that only a restart can apply, if any.
+    pub fn restart_needed(&self, new: &Config) -> Option<&'static str> {
+        [
+            ("listen", self.listen == new.listen),
+            ("max_body_bytes", self.max_body_bytes == new.max_body_bytes),
+            ("cache_dir", self.cache_dir == new.cache_dir),
+            ("engine", self.engine == new.engine),
+            ("admin", self.admin == new.admin),
+        ]
+        .into_iter()
+        .find_map(|(field, same)| (!same).then_some(field))
+    }
+
+    /// Where compiled policies are cached: `cache_dir`, else the user's cache folder per the XDG
+    /// convention, else nowhere.
+    pub fn compile_cache_dir(&self, env: &dyn Env) -> Option<PathBuf> {
+        if let Some(dir) = &self.cache_dir {
+            return Some(dir.clone());
+        }
+        let nonempty = |key: &str| env.var(key).filter(|v| !v.is_empty()).map(PathBuf::from);
+        nonempty("XDG_CACHE_HOME")
+            .or_else(|| nonempty("HOME").map(|home| home.join(".cache")))
+            .map(|dir| dir.join("switchyard"))
+    }
+}
+
+/// The `NAME.wasm` files of `dir`, by name.
+fn components_in(dir: &Path) -> Result<Vec<(String, PathBuf)>, Invalid> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        Invalid::new(
+            "policies_dir",
+            format!("cannot list {}: {e}", dir.display()),
+        )
+    })?;
+    let mut found: Vec<(String, PathBuf)> = entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|e| e == "wasm") && path.is_file())
+        .filter_map(|path| Some((path.file_stem()?.to_str()?.to_string(), path)))
+        .collect();
+    found.sort();
+    Ok(found)
+}
+
+/// Lower-case hex digits of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 #[cfg(test)]
@@ -352,15 +317,22 @@ mod tests {
 
     const MINIMAL: &str = r#"
         listen = "127.0.0.1:0"
-        [policy]
+        [[policies]]
         name = "p"
         path = "p.wasm"
+        [[teams]]
+        name = "t"
+        policy = "p"
         fallback = ["m"]
         [[providers]]
         name = "echo"
         kind = "echo"
         [[models]]
         id = "m"
+        provider = "echo"
+        context_window = 1000
+        [[models]]
+        id = "n"
         provider = "echo"
         context_window = 1000
     "#;
@@ -374,9 +346,15 @@ mod tests {
     #[test]
     fn minimal_config_gets_documented_defaults() {
         let c = Config::parse(MINIMAL, Path::new("test.toml")).unwrap();
-        assert_eq!(c.policy.deadline_ms, 10);
-        assert_eq!(c.policy.memory_mib, 32);
+        let p = &c.policies[0];
+        assert_eq!(p.deadline_ms, 10);
+        assert_eq!(p.memory_mib, 32);
+        assert_eq!(p.rollback_window, 20);
+        assert_eq!(c.engine.instances, 256);
         assert_eq!(c.upstream.attempt_timeout_ms, 120_000);
+        assert_eq!(c.teams[0].on_failure, FailureMode::Fallback);
+        assert_eq!(c.auth.anonymous_team, None);
+        assert!(c.admin.is_none());
         assert_eq!(c.model("m").unwrap().upstream_model(), "m");
     }
 
@@ -385,7 +363,7 @@ mod tests {
         let e = error_of(&MINIMAL.replace(r#"fallback = ["m"]"#, r#"fallback = ["nope"]"#));
         assert_eq!(
             e,
-            "config file test.toml: field `policy.fallback[0]`: no model `nope` in the catalog"
+            "config file test.toml: field `teams[0].fallback[0]`: no model `nope` in the catalog"
         );
         let e = error_of(&MINIMAL.replace(r#"provider = "echo""#, r#"provider = "x""#));
         assert!(
@@ -396,14 +374,67 @@ mod tests {
         assert!(e.contains("`providers[0].base_url`: is required"), "{e}");
         let e = error_of(&MINIMAL.replace("context_window = 1000", "context_window = 0"));
         assert!(e.contains("`models[0].context_window`"), "{e}");
-        let e = error_of(&MINIMAL.replace("name = \"p\"", "name = \"p\"\ndeadline_ms = 0"));
-        assert!(e.contains("`policy.deadline_ms`"), "{e}");
+        let e =
+            error_of(&MINIMAL.replace("path = \"p.wasm\"", "path = \"p.wasm\"\ndeadline_ms = 0"));
+        assert!(e.contains("`policies[0].deadline_ms`"), "{e}");
         let e = error_of(&MINIMAL.replace(
-            "name = \"p\"",
-            "name = \"p\"\nheaders = [\"x-hint\", \"authorization\"]",
+            "path = \"p.wasm\"",
+            "path = \"p.wasm\"\nheaders = [\"x-hint\", \"authorization\"]",
         ));
         assert!(
-            e.contains("`policy.headers[1]`: `authorization` carries credentials"),
+            e.contains("`policies[0].headers[1]`: `authorization` carries credentials"),
+            "{e}"
+        );
+        let e =
+            error_of(&MINIMAL.replace("path = \"p.wasm\"", "path = \"p.wasm\"\nmemory_mib = 65"));
+        assert!(
+            e.contains(
+                "`policies[0].memory_mib`: must be between 1 and engine.max_memory_mib (64)"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn teams_are_checked_against_policies_models_and_each_other() {
+        let e = error_of(&MINIMAL.replace("policy = \"p\"", "policy = \"q\""));
+        assert!(e.contains("`teams[0].policy`: no policy named `q`"), "{e}");
+        let e = error_of(
+            &MINIMAL.replace("fallback = [\"m\"]", "fallback = [\"n\"]\nmodels = [\"m\"]"),
+        );
+        assert!(
+            e.contains("`teams[0].fallback[0]`: model `n` is not in the team's `models`"),
+            "{e}"
+        );
+        let e = error_of(&MINIMAL.replace("fallback = [\"m\"]", "fallback = []"));
+        assert!(
+            e.contains("`teams[0].fallback`: needs at least one model"),
+            "{e}"
+        );
+        assert!(
+            Config::parse(
+                &MINIMAL.replace("fallback = [\"m\"]", "on_failure = \"reject\""),
+                Path::new("t")
+            )
+            .is_ok(),
+            "a rejecting team needs no fallback"
+        );
+        let two_teams = MINIMAL.replace(
+            "[[providers]]",
+            "keys = [\"sk-shared-key\"]\n[[teams]]\nname = \"u\"\npolicy = \"p\"\nfallback = [\"m\"]\nkey_sha256 = [\"SHA\"]\n[[providers]]",
+        );
+        let digest = hex(&sha256(b"sk-shared-key"));
+        let e = error_of(&two_teams.replace("SHA", &digest));
+        assert!(
+            e.contains("`teams[1].key_sha256[0]`: this key already belongs to team `t`"),
+            "{e}"
+        );
+        let e = error_of(&two_teams.replace("SHA", "abc"));
+        assert!(e.contains("must be 64 hex digits"), "{e}");
+        let e =
+            error_of(&MINIMAL.replace("[[teams]]", "[auth]\nanonymous_team = \"x\"\n[[teams]]"));
+        assert!(
+            e.contains("`auth.anonymous_team`: no team named `x`"),
             "{e}"
         );
     }
@@ -412,14 +443,14 @@ mod tests {
     fn syntax_and_unknown_fields_are_reported_with_the_file() {
         let e = error_of("listen = ");
         assert!(e.starts_with("config file test.toml is not valid:"), "{e}");
-        let e = error_of(&MINIMAL.replace("[policy]", "[policy]\ncolour = \"red\""));
+        let e = error_of(&MINIMAL.replace("[[policies]]", "[[policies]]\ncolour = \"red\""));
         assert!(e.contains("unknown field `colour`"), "{e}");
         let e = error_of(&MINIMAL.replace("127.0.0.1:0", "nowhere"));
         assert!(e.contains("listen"), "{e}");
     }
 
     #[test]
-    fn load_names_a_missing_file_and_resolves_policy_path() {
+    fn load_resolves_paths_and_reads_the_policies_dir() {
         let e = Config::load(Path::new("/no/such/switchyard.toml"))
             .unwrap_err()
             .to_string();
@@ -428,11 +459,60 @@ mod tests {
             "{e}"
         );
         let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("policies")).unwrap();
+        for file in ["q.wasm", "r.wasm", "notes.txt"] {
+            std::fs::write(dir.path().join("policies").join(file), b"").unwrap();
+        }
+        let text = MINIMAL.replace(
+            "[[policies]]",
+            "policies_dir = \"policies\"\n[[policies]]\nname = \"r\"\ndeadline_ms = 50\n[[policies]]",
+        );
         let path = dir.path().join("c.toml");
-        std::fs::write(&path, MINIMAL).unwrap();
+        std::fs::write(&path, text).unwrap();
+        let config = Config::load(&path).unwrap();
+        let found: Vec<(&str, PathBuf, u64)> = config
+            .policies
+            .iter()
+            .map(|p| (p.name.as_str(), p.path.clone(), p.deadline_ms))
+            .collect();
+        let policies = dir.path().join("policies");
         assert_eq!(
-            Config::load(&path).unwrap().policy.path,
-            dir.path().join("p.wasm")
+            found,
+            [
+                ("r", policies.join("r.wasm"), 50),
+                ("p", dir.path().join("p.wasm"), 10),
+                ("q", policies.join("q.wasm"), 10),
+            ]
+        );
+    }
+
+    #[test]
+    fn restart_only_settings_are_named() {
+        let a = Config::parse(MINIMAL, Path::new("t")).unwrap();
+        let mut b = a.clone();
+        b.teams[0].fallback = vec!["n".into()];
+        assert_eq!(a.restart_needed(&b), None);
+        b.engine.instances = 8;
+        assert_eq!(a.restart_needed(&b), Some("engine"));
+    }
+
+    #[test]
+    fn the_compile_cache_follows_xdg() {
+        let c = Config::parse(MINIMAL, Path::new("t")).unwrap();
+        let env = |pairs: &[(&str, &str)]| -> std::collections::HashMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert_eq!(c.compile_cache_dir(&env(&[])), None);
+        assert_eq!(
+            c.compile_cache_dir(&env(&[("HOME", "/home/u")])),
+            Some(PathBuf::from("/home/u/.cache/switchyard"))
+        );
+        assert_eq!(
+            c.compile_cache_dir(&env(&[("HOME", "/home/u"), ("XDG_CACHE_HOME", "/c")])),
+            Some(PathBuf::from("/c/switchyard"))
         );
     }
 }

@@ -1,24 +1,27 @@
-//! The one shared Wasmtime engine and the loading of policy components.
+//! The one shared Wasmtime engine and the preparing of policy versions.
 //!
 //! [`PolicyEngine`] owns the Cranelift/pooling configuration, the epoch ticker that bounds how
-//! long guest code of a decision runs, and the linker holding what a policy may import: the Switchyard `host`
-//! interface and WASI 0.2, which is linked so that components built by ordinary toolchains load,
-//! but grants nothing (see `sandbox`). Loading reads the file, compiles it once (off the request
-//! path), and pre-instantiates it against the linker, which is where an import the host does not
-//! provide, or a component targeting another world, is refused with its name.
+//! long guest code of a decision runs, the compile cache, and the linker holding what a policy may
+//! import: the Switchyard `host` interface and WASI 0.2, which is linked so that components built
+//! by ordinary toolchains load, but grants nothing (see `sandbox`). [`PolicyEngine::prepare`]
+//! checks a component's bytes and world (`inspect`), compiles it once or takes it from the cache,
+//! and pre-instantiates it against the linker. It is blocking work (milliseconds for a Rust
+//! policy, seconds for a JavaScript or Python one): callers run it off the request path.
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use super::sandbox::{Sandbox, SandboxLimits};
+use super::cache::CompileCache;
+use super::sandbox::Sandbox;
 use super::wit::{self, PolicyPre};
-use super::{LoadError, Policy};
+use super::{LoadError, Policy, PolicySettings, inspect};
+use crate::config::hex;
 
 /// How often the epoch advances; a decision's deadline is counted in these ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
@@ -37,18 +40,20 @@ pub struct PoolSize {
     pub memory_bytes: usize,
 }
 
-/// The shared engine, linker and epoch ticker.
+/// The shared engine, linker, compile cache and epoch ticker.
 pub struct PolicyEngine {
     engine: Engine,
     linker: Linker<Sandbox>,
     /// One permit per pool slot, so a burst waits for a slot instead of failing to instantiate.
     slots: Arc<Semaphore>,
+    cache: Option<CompileCache>,
 }
 
 impl PolicyEngine {
     /// Build the engine and start its epoch ticker (a thread that stops once the engine and every
-    /// policy compiled with it are dropped).
-    pub fn new(pool: PoolSize) -> Result<Self, LoadError> {
+    /// policy compiled with it are dropped). Compiled policies are cached in `cache_dir`; a folder
+    /// that cannot be used is logged and compiling goes on without a cache.
+    pub fn new(pool: PoolSize, cache_dir: Option<&Path>) -> Result<Self, LoadError> {
         let engine_error = |e: wasmtime::Error| LoadError::Engine(format!("{e:#}"));
         // A component built by an ordinary toolchain is several core modules (the program plus
         // adapter shims), each with its own instance and tables but one memory in all; size the
@@ -87,47 +92,71 @@ impl PolicyEngine {
                 }
             })
             .map_err(|e| LoadError::Engine(format!("cannot start the epoch thread: {e}")))?;
+        let cache = cache_dir.and_then(|dir| match CompileCache::open(dir, &engine) {
+            Ok(cache) => Some(cache),
+            Err(e) => {
+                tracing::warn!("not caching compiled policies: {e}");
+                None
+            }
+        });
         Ok(Self {
             engine,
             linker,
             slots: Arc::new(Semaphore::new(pool.instances as usize)),
+            cache,
         })
     }
 
-    /// Read, compile and link the policy component at `path`.
-    pub fn load(
+    /// Check, compile (or take from the cache) and link `bytes` as a version of policy `name`;
+    /// `origin` says where the bytes came from. Blocking.
+    pub fn prepare(
         &self,
         name: &str,
-        path: &Path,
-        limits: SandboxLimits,
+        bytes: &[u8],
+        settings: PolicySettings,
+        origin: String,
     ) -> Result<Policy, LoadError> {
-        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let sha256 = hex(&Sha256::digest(&bytes));
-        let component = Component::new(&self.engine, &bytes).map_err(|e| LoadError::Compile {
-            path: path.to_path_buf(),
-            message: format!("{e:#}"),
-        })?;
-        let link = |e: wasmtime::Error| LoadError::Link {
-            path: path.to_path_buf(),
-            message: format!("{e:#}"),
+        inspect::check_header(bytes)?;
+        let sha256 = hex(&Sha256::digest(bytes));
+        let started = Instant::now();
+        let cached = self
+            .cache
+            .as_ref()
+            .and_then(|cache| cache.load(&self.engine, &sha256));
+        let from_cache = cached.is_some();
+        let component = match cached {
+            Some(component) => component,
+            None => {
+                let component = Component::new(&self.engine, bytes)
+                    .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+                if let Some(cache) = &self.cache {
+                    cache.store(&sha256, &component);
+                }
+                component
+            }
         };
+        inspect::check_world(&component, &self.engine)?;
+        let link = |e: wasmtime::Error| LoadError::Link(format!("{e:#}"));
         let instance_pre = self.linker.instantiate_pre(&component).map_err(link)?;
-        let pre = PolicyPre::new(instance_pre).map_err(link)?;
+        let pre =
+            PolicyPre::new(instance_pre).map_err(|e| LoadError::WrongWorld(format!("{e:#}")))?;
+        tracing::info!(
+            policy = name,
+            sha256 = &sha256[..12],
+            bytes = bytes.len(),
+            compile_ms = started.elapsed().as_secs_f64() * 1000.0,
+            from_cache,
+            "policy component prepared"
+        );
         Ok(Policy::new(
-            name.to_string(),
-            &sha256,
+            name,
+            sha256,
+            origin,
             Arc::new(pre),
-            limits,
+            settings,
             self.slots.clone(),
         ))
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Epoch ticks for `deadline`. One tick is added because the next tick may come at once: guest

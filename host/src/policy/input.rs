@@ -1,8 +1,9 @@
 //! Building what a policy sees: the request view and the catalog.
 //!
 //! The request view is assembled from the parsed request's summaries (no message text), the
-//! operator's header allow-list and the request's metadata. The catalog is built once from the
-//! config; its live fields are [`unmeasured`] until the upstream layer reports health.
+//! operator's header allow-list, the team and the request's metadata. A team's catalog is built
+//! once per config from the models it may use; its live fields are [`unmeasured`] until the
+//! upstream layer reports health.
 
 use axum::http::HeaderMap;
 
@@ -16,12 +17,13 @@ pub fn request_view(
     id: &str,
     headers: &HeaderMap,
     allowed: &[String],
+    team: Option<&str>,
 ) -> Request {
     Request {
         id: id.to_string(),
         api: ClientApi::OpenaiChat,
         requested_model: req.model.clone(),
-        team: None,
+        team: team.map(str::to_string),
         messages: req
             .messages
             .iter()
@@ -65,11 +67,13 @@ pub fn request_view(
     }
 }
 
-/// The catalog as policies see it, in config order.
-pub fn catalog(config: &Config) -> Vec<Model> {
+/// The catalog as a policy sees it: the models `allowed` (every model when `None`), in config
+/// order.
+pub fn catalog(config: &Config, allowed: Option<&[String]>) -> Vec<Model> {
     config
         .models
         .iter()
+        .filter(|m| allowed.is_none_or(|ids| ids.contains(&m.id)))
         .map(|m| Model {
             id: m.id.clone(),
             provider: m.provider.clone(),

@@ -1,55 +1,106 @@
 //! Routing policies: WebAssembly components that decide which model serves a request.
 //!
-//! Lifecycle: [`PolicyEngine::load`] compiles a component once and pre-links it ([`Policy`]);
-//! for every request [`Policy::decide`] creates a fresh store (a [`sandbox::Sandbox`]) from the
-//! pre-linked instance, with a CPU deadline and a memory cap, calls `decide`, drops the store, and
-//! validates the result ([`decision::validate`]). Whatever the policy does, the caller gets either
-//! a [`Verdict`] or a [`DecisionFailure`] that says what kind of fault it was; the proxy decides
-//! what a failure means. This module reads the request view and catalog it is given and touches
-//! nothing outside the sandbox.
+//! Lifecycle of a version: [`PolicyEngine::prepare`] checks the bytes (`inspect`), compiles them
+//! once or takes them from the on-disk cache (`cache`), and pre-links them into a [`Policy`];
+//! `canary` runs sample decisions (and the policy's own cases, `cases`) before the version may
+//! go live; a [`PolicySlot`] (`registry`) holds the live version of one policy name, swaps it
+//! atomically, keeps the previous one and rolls back by itself when a new version fails too often
+//! (`stats`). For every request [`Policy::decide`] creates a fresh store (a [`sandbox::Sandbox`])
+//! from the pre-linked instance, with a CPU deadline and a memory cap, calls `decide`, drops the
+//! store, and validates the result ([`decision::validate`]). Whatever the policy does, the caller
+//! gets either a [`Verdict`] or a [`DecisionFailure`] that says what kind of fault it was; the
+//! proxy decides what a failure means. This module reads the request view and catalog it is given
+//! and touches nothing outside the sandbox but the compile cache's folder.
 
+mod cache;
+pub mod canary;
+pub mod cases;
 pub mod decision;
 pub mod engine;
 pub mod input;
+pub mod inspect;
+pub mod registry;
 pub mod sandbox;
+pub mod stats;
 pub mod wit;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::Semaphore;
 use wasmtime::Store;
 
 pub use decision::{PlannedTarget, Verdict};
 pub use engine::{PolicyEngine, PoolSize};
+pub use registry::{PolicySlot, SlotEvent};
 pub use sandbox::SandboxLimits;
+pub use stats::{RollbackRule, Stats};
 pub use wit::{Model, Request};
 
 use crate::api::ChatRequest;
+use crate::config::PolicyConfig;
 use sandbox::Sandbox;
 use wit::PolicyPre;
 
 /// Longest policy error message kept; longer ones are cut.
 const MAX_ERROR_BYTES: usize = 512;
 
-/// A policy could not be loaded. Not retryable: the file or the engine must change.
+/// Why a policy version cannot go live. Never retryable as it is: the component, its cases or the
+/// engine must change.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("cannot read policy file {path}: {source}")]
+    #[error("cannot read {path}: {source}")]
     Read {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("policy file {path} is not a valid WebAssembly component: {message}")]
-    Compile { path: PathBuf, message: String },
-    #[error("policy file {path} cannot be linked: {message}")]
-    Link { path: PathBuf, message: String },
+    #[error("it is not WebAssembly: {0}")]
+    NotWasm(String),
+    #[error(
+        "it is a core WebAssembly module, not a component: build it with `--target wasm32-wasip2` \
+         (or wrap it with `wasm-tools component new`)"
+    )]
+    CoreModule,
+    #[error("it is not a valid component: {0}")]
+    Compile(String),
+    #[error("it imports {}, which this host does not provide: {hint}", quoted(.imports))]
+    UnsupportedImport { imports: Vec<String>, hint: String },
+    #[error("it targets another world: {0}")]
+    WrongWorld(String),
+    #[error("it cannot be linked: {0}")]
+    Link(String),
+    #[error("it failed the canary: {0}")]
+    Canary(String),
     #[error("policy engine: {0}")]
     Engine(String),
 }
 
-/// Why a decision failed. Every kind is the policy's fault; the request itself may still be
-/// served by the failure behaviour (e.g. the static fallback route).
+/// `names` in backticks, separated by commas.
+fn quoted(names: &[String]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    quoted.join(", ")
+}
+
+impl LoadError {
+    /// A stable name for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Read { .. } => "read",
+            Self::NotWasm(_) => "not-wasm",
+            Self::CoreModule => "core-module",
+            Self::Compile(_) => "compile",
+            Self::UnsupportedImport { .. } => "import",
+            Self::WrongWorld(_) => "world",
+            Self::Link(_) => "link",
+            Self::Canary(_) => "canary",
+            Self::Engine(_) => "engine",
+        }
+    }
+}
+
+/// Why a decision failed. Every kind but `Busy` is the policy's fault; the request itself may
+/// still be served by the team's failure behaviour (e.g. the static fallback route).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecisionFailure {
     #[error("the policy ran past its deadline")]
@@ -80,13 +131,50 @@ impl DecisionFailure {
     }
 }
 
-/// A loaded, pre-linked policy component.
+/// How one policy's decisions run: the sandbox limits and what the request view shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicySettings {
+    pub limits: SandboxLimits,
+    /// Request headers the policy may see.
+    pub headers: Vec<String>,
+    /// Most decisions of this version running at once.
+    pub max_concurrency: u32,
+    pub rollback: RollbackRule,
+}
+
+impl PolicySettings {
+    pub fn from_config(config: &PolicyConfig) -> Self {
+        Self {
+            limits: SandboxLimits {
+                memory_bytes: config.memory_mib as usize * 1024 * 1024,
+                deadline: Duration::from_millis(config.deadline_ms),
+                max_message_chars: config.max_message_chars,
+            },
+            headers: config.headers.clone(),
+            max_concurrency: config.max_concurrency,
+            rollback: RollbackRule {
+                window: config.rollback_window,
+                failure_share: config.rollback_failure_share,
+            },
+        }
+    }
+}
+
+/// One loaded, pre-linked version of a policy, with its settings and counters.
 pub struct Policy {
     name: Arc<str>,
     version: Arc<str>,
+    sha256: String,
+    /// Where the bytes came from: a file path or an upload.
+    origin: String,
+    loaded_at: SystemTime,
     pre: Arc<PolicyPre<Sandbox>>,
-    limits: SandboxLimits,
-    slots: Arc<Semaphore>,
+    settings: PolicySettings,
+    /// This version's own bound on concurrent decisions.
+    concurrency: Semaphore,
+    /// The engine's pool, shared by every policy.
+    pool: Arc<Semaphore>,
+    pub stats: Stats,
 }
 
 /// Everything one decision reads.
@@ -100,24 +188,64 @@ pub struct DecisionInput<'a> {
 
 impl Policy {
     fn new(
-        name: String,
-        sha256: &str,
+        name: &str,
+        sha256: String,
+        origin: String,
         pre: Arc<PolicyPre<Sandbox>>,
-        limits: SandboxLimits,
-        slots: Arc<Semaphore>,
+        settings: PolicySettings,
+        pool: Arc<Semaphore>,
     ) -> Self {
+        let version: Arc<str> = format!("{name}@{}", &sha256[..12]).into();
         Self {
-            version: format!("{name}@{}", &sha256[..12]).into(),
+            stats: Stats::new(name, &version),
+            concurrency: Semaphore::new(settings.max_concurrency as usize),
             name: name.into(),
+            version,
+            sha256,
+            origin,
+            loaded_at: SystemTime::now(),
             pre,
-            limits,
-            slots,
+            settings,
+            pool,
         }
+    }
+
+    /// The same compiled component under other settings, with fresh counters.
+    pub fn with_settings(&self, settings: PolicySettings) -> Self {
+        Self::new(
+            &self.name,
+            self.sha256.clone(),
+            self.origin.clone(),
+            self.pre.clone(),
+            settings,
+            self.pool.clone(),
+        )
+    }
+
+    pub fn name(&self) -> &Arc<str> {
+        &self.name
     }
 
     /// `name@` and the first 12 hex digits of the component's sha256: what headers and logs show.
     pub fn version(&self) -> &Arc<str> {
         &self.version
+    }
+
+    /// The component's full SHA-256, in hex.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    pub fn loaded_at(&self) -> SystemTime {
+        self.loaded_at
+    }
+
+    pub fn settings(&self) -> &PolicySettings {
+        &self.settings
     }
 
     /// Run the policy for one request in a fresh sandbox and validate its decision.
@@ -126,17 +254,17 @@ impl Policy {
     /// that runs past it, and a timer stops a guest that waits in a host call (a WASI poll, say).
     /// Waiting for a free pool slot is bounded by the same deadline.
     pub async fn decide(&self, input: DecisionInput<'_>) -> Result<Verdict, DecisionFailure> {
-        let deadline = self.limits.deadline;
-        let _slot = tokio::time::timeout(deadline, self.slots.acquire())
+        let limits = self.settings.limits;
+        let deadline = limits.deadline;
+        let slots = async {
+            let own = self.concurrency.acquire().await.expect("never closed");
+            let pool = self.pool.acquire().await.expect("never closed");
+            (own, pool)
+        };
+        let _slots = tokio::time::timeout(deadline, slots)
             .await
-            .map_err(|_| DecisionFailure::Busy)?
-            .expect("the slot semaphore is never closed");
-        let sandbox = Sandbox::new(
-            input.request,
-            input.request_id,
-            self.name.clone(),
-            self.limits,
-        );
+            .map_err(|_| DecisionFailure::Busy)?;
+        let sandbox = Sandbox::new(input.request, input.request_id, self.name.clone(), limits);
         let mut store = Store::new(self.pre.engine(), sandbox);
         store.limiter(|s| s);
         store.set_epoch_deadline(engine::deadline_ticks(deadline));

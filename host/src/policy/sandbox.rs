@@ -35,7 +35,7 @@ const STDERR_CAPACITY: usize = 4096;
 const MAX_TABLE_ELEMENTS: usize = 100_000;
 
 /// Per-decision limits, from the policy's config.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SandboxLimits {
     /// Linear memory one instance may use, in bytes.
     pub memory_bytes: usize,

@@ -1,8 +1,9 @@
 //! `POST /v1/chat/completions`: the request path, in order.
 //!
-//! body limit -> parse ([`ChatRequest`]) -> policy decision in a fresh sandbox -> on a policy
-//! failure, the static fallback route -> upstream attempts -> response with the routing headers
-//! -> one log line. Each step only reads what the steps before it produced.
+//! body limit -> authenticate (key -> team) -> parse ([`ChatRequest`]) -> the team's live policy
+//! version decides in a fresh sandbox -> on a policy failure, the team's failure behaviour ->
+//! upstream attempts -> response with the routing headers -> one log line. Each step only reads
+//! what the steps before it produced, and the whole request runs on the snapshot it started with.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,9 +14,10 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::App;
 use crate::api::{ApiError, ChatRequest};
-use crate::policy::{DecisionInput, PlannedTarget, Verdict, input};
+use crate::config::FailureMode;
+use crate::control::{App, Team};
+use crate::policy::{DecisionFailure, DecisionInput, PlannedTarget, Verdict, input};
 use crate::telemetry::RequestLog;
 
 /// Header naming the catalog model that answered.
@@ -24,10 +26,12 @@ pub const MODEL_HEADER: HeaderName = HeaderName::from_static("x-switchyard-model
 pub const PROVIDER_HEADER: HeaderName = HeaderName::from_static("x-switchyard-provider");
 /// Header with the policy name and short version.
 pub const POLICY_HEADER: HeaderName = HeaderName::from_static("x-switchyard-policy");
-/// Header with the policy's reason (or why the fallback route was used).
+/// Header with the policy's reason (or why the failure behaviour chose the route).
 pub const REASON_HEADER: HeaderName = HeaderName::from_static("x-switchyard-reason");
-/// Header saying who chose the route: `policy` or `fallback`.
+/// Header saying who chose the route: `policy`, `fallback` or `requested`.
 pub const ROUTE_HEADER: HeaderName = HeaderName::from_static("x-switchyard-route");
+/// Header naming the caller's team.
+pub const TEAM_HEADER: HeaderName = HeaderName::from_static("x-switchyard-team");
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub async fn chat_completions(
@@ -37,7 +41,7 @@ pub async fn chat_completions(
 ) -> Response {
     let started = Instant::now();
     let request_id = request_id(&headers);
-    let mut log = RequestLog::new(request_id.clone(), app.policy.version().clone());
+    let mut log = RequestLog::new(request_id.clone());
     let mut response = match handle(&app, &headers, body, &request_id, &mut log).await {
         Ok(response) => response,
         Err(error) => {
@@ -61,6 +65,9 @@ async fn handle(
     request_id: &Arc<str>,
     log: &mut RequestLog,
 ) -> Result<Response, ApiError> {
+    let snapshot = app.snapshot();
+    let team = snapshot.team(headers)?;
+    log.team = Some(team.name.clone());
     let body = body.map_err(|rejection| match rejection.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -68,7 +75,7 @@ async fn handle(
             "request_too_large",
             format!(
                 "the request body is larger than {} bytes",
-                app.config.max_body_bytes
+                snapshot.config.max_body_bytes
             ),
         ),
         _ => ApiError::invalid(None, format!("cannot read the request body: {rejection}")),
@@ -76,19 +83,28 @@ async fn handle(
     let request = Arc::new(ChatRequest::parse(body)?);
     log.requested_model = request.model.clone();
 
-    let view = input::request_view(&request, request_id, headers, &app.config.policy.headers);
+    let policy = team.policy.live();
+    log.policy = Some(policy.version().clone());
+    let view = input::request_view(
+        &request,
+        request_id,
+        headers,
+        &policy.settings().headers,
+        Some(&team.name),
+    );
     let decided = Instant::now();
-    let verdict = app
-        .policy
+    let verdict = policy
         .decide(DecisionInput {
             request: request.clone(),
             request_id: request_id.clone(),
             view: &view,
-            catalog: &app.catalog,
+            catalog: &team.catalog,
         })
         .await;
     log.decision_time = decided.elapsed();
+    team.policy.record(&policy, &verdict, request_id);
 
+    let version = policy.version();
     let (targets, reason, route_by) = match verdict {
         Ok(Verdict::Route { targets, reason }) => (targets, reason, "policy"),
         Ok(Verdict::Reject { status, message }) => {
@@ -98,7 +114,8 @@ async fn handle(
                     .into_response();
             routing_headers(
                 response.headers_mut(),
-                app.policy.version(),
+                team,
+                version,
                 None,
                 None,
                 "policy",
@@ -109,33 +126,45 @@ async fn handle(
         Err(failure) => {
             tracing::warn!(
                 request_id = %request_id,
-                policy = %app.policy.version(),
+                team = %team.name,
+                policy = %version,
                 kind = failure.kind(),
-                "policy failed, using the static fallback route: {failure}"
+                "policy failed: {failure}"
             );
             log.policy_failure = Some(failure.kind());
-            let targets = app
-                .config
-                .policy
-                .fallback
-                .iter()
-                .map(|model| PlannedTarget {
-                    model: model.clone(),
-                    timeout: None,
-                    max_output_tokens: None,
-                })
-                .collect();
-            (
-                targets,
-                format!("policy failed ({}); static fallback route", failure.kind()),
-                "fallback",
-            )
+            match on_failure(team, &failure, request.model.as_deref()) {
+                Some(route) => route,
+                None => {
+                    log.route_by = "rejected";
+                    let mut response = ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "server_error",
+                        "policy_failed",
+                        "the routing policy failed, so the request was not served; try again",
+                    )
+                    .into_response();
+                    routing_headers(
+                        response.headers_mut(),
+                        team,
+                        version,
+                        None,
+                        None,
+                        "policy",
+                        None,
+                    );
+                    return Ok(response);
+                }
+            }
         }
     };
     log.route_by = route_by;
     log.reason = reason;
 
-    let served = match app.upstreams.serve(&targets, &request, request_id).await {
+    let served = match snapshot
+        .upstreams
+        .serve(&targets, &request, request_id)
+        .await
+    {
         Ok(mut served) => {
             log.attempts = std::mem::take(&mut served.attempts);
             served
@@ -162,7 +191,8 @@ async fn handle(
     }
     routing_headers(
         h,
-        app.policy.version(),
+        team,
+        version,
         Some(&served.model),
         Some(&served.provider),
         route_by,
@@ -171,8 +201,44 @@ async fn handle(
     Ok(response)
 }
 
+/// The route the team's failure behaviour chooses, as (targets, reason, who chose it); `None`
+/// means the request is refused.
+fn on_failure(
+    team: &Team,
+    failure: &DecisionFailure,
+    requested: Option<&str>,
+) -> Option<(Vec<PlannedTarget>, String, &'static str)> {
+    let kind = failure.kind();
+    let fallback = || {
+        (!team.fallback.is_empty()).then(|| {
+            (
+                team.fallback.clone(),
+                format!("policy failed ({kind}); static fallback route"),
+                "fallback",
+            )
+        })
+    };
+    match team.on_failure {
+        FailureMode::Fallback => fallback(),
+        FailureMode::Requested => match requested.and_then(|id| team.model(id)) {
+            Some(model) => Some((
+                vec![PlannedTarget {
+                    model: model.id.clone(),
+                    timeout: None,
+                    max_output_tokens: None,
+                }],
+                format!("policy failed ({kind}); the requested model"),
+                "requested",
+            )),
+            None => fallback(),
+        },
+        FailureMode::Reject => None,
+    }
+}
+
 fn routing_headers(
     h: &mut HeaderMap,
+    team: &Team,
     policy: &str,
     model: Option<&str>,
     provider: Option<&str>,
@@ -182,6 +248,7 @@ fn routing_headers(
     let mut set = |name: HeaderName, value: &str| {
         h.insert(name, header_value(value));
     };
+    set(TEAM_HEADER, &team.name);
     set(POLICY_HEADER, policy);
     set(ROUTE_HEADER, route_by);
     if let Some(model) = model {

@@ -1,72 +1,27 @@
-//! The client-facing HTTP server: routes, body limits, and the [`App`] every handler shares.
+//! The client-facing HTTP server: routes, body limits, and the handlers of the request path.
 //!
-//! [`App::new`] does all start-up work that can fail (compiling the policy, reading provider
-//! keys) before a socket is bound, so a bad policy or config never serves a single request.
-//! [`serve`] then runs the axum router on a bound listener until `shutdown` resolves, letting
-//! in-flight requests finish. Handlers live in `chat` (the request path) and here (catalog and
-//! health).
+//! [`router`] builds the axum routes over a shared [`App`]; [`serve`] runs them on a bound listener
+//! until `shutdown` resolves, letting in-flight requests finish. Handlers live in `chat` (the
+//! request path) and here (catalog and health); each loads the live snapshot once.
 
 mod chat;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use tokio::net::TcpListener;
 
-use crate::config::{Config, Env};
-use crate::policy::{self, Model, Policy, PolicyEngine, PoolSize, SandboxLimits};
-use crate::upstream::{SetupError, Upstreams};
+use crate::api::ApiError;
+use crate::control::App;
 
-/// Start-up failed; the message names the file or provider at fault.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error(transparent)]
-    Policy(#[from] policy::LoadError),
-    #[error(transparent)]
-    Upstream(#[from] SetupError),
-}
-
-/// Everything the request path reads; built once, then shared read-only.
-pub struct App {
-    pub config: Config,
-    pub policy: Policy,
-    /// The catalog as policies see it.
-    pub catalog: Vec<Model>,
-    pub upstreams: Upstreams,
-}
-
-impl App {
-    /// Compile the policy and set up providers; nothing is served if this fails.
-    pub fn new(config: Config, env: &dyn Env) -> Result<Self, StartError> {
-        let p = &config.policy;
-        let memory_bytes = p.memory_mib as usize * 1024 * 1024;
-        let engine = PolicyEngine::new(PoolSize {
-            instances: p.max_concurrency,
-            memory_bytes,
-        })?;
-        let limits = SandboxLimits {
-            memory_bytes,
-            deadline: Duration::from_millis(p.deadline_ms),
-            max_message_chars: p.max_message_chars,
-        };
-        let policy = engine.load(&p.name, &p.path, limits)?;
-        let upstreams = Upstreams::from_config(&config, env)?;
-        Ok(Self {
-            catalog: policy::input::catalog(&config),
-            config,
-            policy,
-            upstreams,
-        })
-    }
-}
-
-/// The HTTP routes.
+/// The HTTP routes. `max_body_bytes` is fixed for the life of the listener.
 pub fn router(app: Arc<App>) -> Router {
-    let max_body = app.config.max_body_bytes;
+    let max_body = app.snapshot().config.max_body_bytes;
     Router::new()
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/models", get(models))
@@ -86,11 +41,15 @@ pub async fn serve(
         .await
 }
 
-/// `GET /v1/models`: the catalog in OpenAI's list format.
-async fn models(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
-    let data: Vec<serde_json::Value> = app
-        .config
-        .models
+/// `GET /v1/models`: the models the caller's team may use, in OpenAI's list format.
+async fn models(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let snapshot = app.snapshot();
+    let team = match snapshot.team(&headers) {
+        Ok(team) => team,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let data: Vec<serde_json::Value> = team
+        .catalog
         .iter()
         .map(|m| {
             serde_json::json!({
@@ -103,7 +62,7 @@ async fn models(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
             })
         })
         .collect();
-    Json(serde_json::json!({"object": "list", "data": data}))
+    Json(serde_json::json!({"object": "list", "data": data})).into_response()
 }
 
 /// `GET /healthz`: the process is up and serving.

@@ -38,10 +38,13 @@ pub fn init(format: LogFormat) {
 #[derive(Debug)]
 pub struct RequestLog {
     pub request_id: Arc<str>,
-    pub policy: Arc<str>,
+    /// The caller's team, once authenticated.
+    pub team: Option<Arc<str>>,
+    /// The policy version that decided, once known.
+    pub policy: Option<Arc<str>>,
     pub requested_model: Option<String>,
     pub served_model: Option<String>,
-    /// `policy`, `fallback` or `rejected`.
+    /// `policy`, `fallback`, `requested` or `rejected`.
     pub route_by: &'static str,
     pub reason: String,
     /// The kind of policy failure, when there was one.
@@ -54,10 +57,11 @@ pub struct RequestLog {
 }
 
 impl RequestLog {
-    pub fn new(request_id: Arc<str>, policy: Arc<str>) -> Self {
+    pub fn new(request_id: Arc<str>) -> Self {
         Self {
             request_id,
-            policy,
+            team: None,
+            policy: None,
             requested_model: None,
             served_model: None,
             route_by: "none",
@@ -90,7 +94,8 @@ impl RequestLog {
             target: "switchyard::request",
             request_id = %self.request_id,
             status = self.status,
-            policy = %self.policy,
+            team = self.team.as_deref().unwrap_or("-"),
+            policy = self.policy.as_deref().unwrap_or("-"),
             route_by = self.route_by,
             requested = self.requested_model.as_deref().unwrap_or("-"),
             model = self.served_model.as_deref().unwrap_or("-"),

@@ -7,7 +7,7 @@
 //! It reads at most [`CUE_SCAN_CHARS`] characters of the last user message through the host to
 //! look for multi-step cues; all other signals come from the request view.
 
-use switchyard_sdk::{Catalog, Decision, ModelExt, Policy, Request, RequestExt, route};
+use switchyard_sdk::{Catalog, Decision, ModelExt, Policy, Request, RequestExt, reject, route};
 
 /// How much of the last user message is scanned for cues.
 pub const CUE_SCAN_CHARS: u32 = 4096;
@@ -118,13 +118,35 @@ pub fn plan(req: &Request, catalog: &Catalog, complex: Option<String>) -> Result
             .collect();
     }
     if chain.is_empty() {
-        return Err(format!(
-            "no healthy model fits ~{} tokens",
-            req.estimated_input_tokens
-        ));
+        return Ok(nothing_fits(req, catalog, fits));
     }
     chain.truncate(MAX_CHAIN);
     Ok(route(chain, format!("{tier}: {why}")))
+}
+
+/// The rejection when no healthy model can take `req`: 503 when only health stands in the way,
+/// else 400 saying what no model offers.
+fn nothing_fits(
+    req: &Request,
+    catalog: &Catalog,
+    fits: impl Fn(&switchyard_sdk::Model) -> bool,
+) -> Decision {
+    if catalog.iter().any(fits) {
+        return reject(
+            503,
+            "every model that could serve this request is unhealthy; try again later",
+        );
+    }
+    if req.has_images && !catalog.iter().any(|m| m.has_tag("vision")) {
+        return reject(400, "no model available to you accepts images");
+    }
+    reject(
+        400,
+        format!(
+            "the prompt (~{} tokens) is larger than every available model's context window",
+            req.estimated_input_tokens
+        ),
+    )
 }
 
 struct CostRouter;
@@ -272,8 +294,36 @@ mod tests {
     }
 
     #[test]
-    fn nothing_fits_is_an_error() {
-        let err = plan(&request(1, 200_000), &catalog(), None).unwrap_err();
-        assert!(err.contains("no healthy model fits"), "{err}");
+    fn nothing_fits_is_a_rejection_that_says_why() {
+        let rejection = |decision| match decision {
+            Decision::Reject(r) => (r.status, r.message),
+            other => panic!("expected a rejection, got {other:?}"),
+        };
+        let (status, message) = rejection(plan(&request(1, 2_000_000), &catalog(), None).unwrap());
+        assert_eq!(status, 400);
+        assert!(
+            message.contains("larger than every available model's context window"),
+            "{message}"
+        );
+
+        let mut images = request(1, 10);
+        images.has_images = true;
+        let no_vision = Catalog(
+            catalog()
+                .0
+                .into_iter()
+                .filter(|m| !m.has_tag("vision"))
+                .collect(),
+        );
+        let (status, message) = rejection(plan(&images, &no_vision, None).unwrap());
+        assert_eq!(
+            (status, message.as_str()),
+            (400, "no model available to you accepts images")
+        );
+
+        let mut down = catalog();
+        down.0.iter_mut().for_each(|m| m.health.healthy = false);
+        let (status, _) = rejection(plan(&request(1, 10), &down, None).unwrap());
+        assert_eq!(status, 503, "only health stands in the way");
     }
 }

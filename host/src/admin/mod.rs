@@ -1,0 +1,272 @@
+//! The admin API: inspect policies, upload a new version, roll back, reload the config, and the
+//! metrics exposition, on a listener of its own.
+//!
+//! Every call must carry the admin token (`Authorization: Bearer TOKEN`, the token read from the
+//! environment variable the config names); a wrong or missing token gets 401 and changes nothing.
+//! Handlers only translate HTTP to the control plane's operations ([`App::upload`],
+//! [`App::roll_back`], [`App::reload_config`]) and its state to JSON; errors use the same
+//! OpenAI-style shape as the client API.
+//!
+//! | call | does |
+//! |---|---|
+//! | `GET /admin/policies` | every policy: live and previous version, teams, counters, events |
+//! | `GET /admin/policies/NAME` | one policy |
+//! | `PUT /admin/policies/NAME` | body = a component: validate, save to the policy's file, go live |
+//! | `POST /admin/policies/NAME/rollback` | put the previous version back live |
+//! | `POST /admin/reload` | re-read the config file |
+//! | `GET /metrics` | Prometheus text exposition |
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use crate::api::ApiError;
+use crate::config::sha256;
+use crate::control::{App, ChangeError};
+use crate::policy::stats::OUTCOMES;
+use crate::policy::{Policy, PolicySlot};
+
+/// Largest component an upload may carry (JavaScript and Python policies are 12-18 MB).
+const MAX_UPLOAD_BYTES: usize = 64 * 1024 * 1024;
+
+/// Shortest admin token accepted.
+pub const MIN_TOKEN_LEN: usize = 16;
+
+/// The admin token, kept as its SHA-256 digest.
+#[derive(Clone)]
+pub struct AdminToken([u8; 32]);
+
+impl AdminToken {
+    /// A token from its secret text; `None` when it is shorter than [`MIN_TOKEN_LEN`].
+    pub fn new(secret: &str) -> Option<Self> {
+        (secret.len() >= MIN_TOKEN_LEN).then(|| Self(sha256(secret.as_bytes())))
+    }
+
+    /// Does `headers` carry this token? Compares digests in constant time.
+    fn accepts(&self, headers: &HeaderMap) -> bool {
+        let Some(presented) = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+        else {
+            return false;
+        };
+        let digest = sha256(presented.trim().as_bytes());
+        digest
+            .iter()
+            .zip(&self.0)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+    }
+}
+
+#[derive(Clone)]
+struct Admin {
+    app: Arc<App>,
+    token: AdminToken,
+    metrics: Option<PrometheusHandle>,
+}
+
+/// The admin routes; `metrics` renders `GET /metrics` when a recorder is installed.
+pub fn router(app: Arc<App>, token: AdminToken, metrics: Option<PrometheusHandle>) -> Router {
+    let admin = Admin {
+        app,
+        token,
+        metrics,
+    };
+    Router::new()
+        .route("/admin/policies", get(list))
+        .route("/admin/policies/{name}", get(show).put(upload))
+        .route("/admin/policies/{name}/rollback", post(roll_back))
+        .route("/admin/reload", post(reload))
+        .route("/metrics", get(render_metrics))
+        .layer(middleware::from_fn_with_state(admin.clone(), authorize))
+        .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES))
+        .with_state(admin)
+}
+
+/// Serve the admin API on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn authorize(State(admin): State<Admin>, request: Request, next: Next) -> Response {
+    if admin.token.accepts(request.headers()) {
+        return next.run(request).await;
+    }
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "authentication_error",
+        "invalid_admin_token",
+        "the admin API needs `Authorization: Bearer TOKEN` with the admin token",
+    )
+    .into_response()
+}
+
+async fn list(State(admin): State<Admin>) -> Json<Value> {
+    let snapshot = admin.app.snapshot();
+    let policies: Vec<Value> = snapshot
+        .policies
+        .values()
+        .map(|slot| describe(slot, &snapshot.teams_of(slot.name())))
+        .collect();
+    Json(json!({ "policies": policies }))
+}
+
+async fn show(State(admin): State<Admin>, Path(name): Path<String>) -> Response {
+    let snapshot = admin.app.snapshot();
+    match snapshot.policies.get(&name) {
+        Some(slot) => Json(describe(slot, &snapshot.teams_of(&name))).into_response(),
+        None => change_error(ChangeError::UnknownPolicy(name)),
+    }
+}
+
+async fn upload(State(admin): State<Admin>, Path(name): Path<String>, body: Bytes) -> Response {
+    match admin.app.upload(&name, body.to_vec()).await {
+        Ok(uploaded) => {
+            let (persisted, warning) = match uploaded.persisted {
+                Ok(()) => (true, None),
+                Err(e) => (
+                    false,
+                    Some(format!("live, but not saved (a restart loses it): {e}")),
+                ),
+            };
+            Json(json!({
+                "status": "live",
+                "policy": name,
+                "version": &**uploaded.version.version(),
+                "sha256": uploaded.version.sha256(),
+                "persisted": persisted,
+                "warning": warning,
+            }))
+            .into_response()
+        }
+        Err(e) => change_error(e),
+    }
+}
+
+async fn roll_back(State(admin): State<Admin>, Path(name): Path<String>) -> Response {
+    match admin.app.roll_back(&name).await {
+        Ok(version) => Json(json!({
+            "status": "rolled-back",
+            "policy": name,
+            "version": &**version.version(),
+            "sha256": version.sha256(),
+        }))
+        .into_response(),
+        Err(e) => change_error(e),
+    }
+}
+
+async fn reload(State(admin): State<Admin>) -> Response {
+    match admin.app.reload_config("admin").await {
+        Ok(summary) => {
+            let policies: serde_json::Map<String, Value> = summary
+                .policies
+                .into_iter()
+                .map(|(name, version)| (name, Value::from(&*version)))
+                .collect();
+            Json(json!({"status": "reloaded", "teams": summary.teams, "policies": policies}))
+                .into_response()
+        }
+        Err(e) => change_error(e),
+    }
+}
+
+async fn render_metrics(State(admin): State<Admin>) -> Response {
+    match &admin.metrics {
+        Some(handle) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            handle.render(),
+        )
+            .into_response(),
+        None => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "no_metrics",
+            "no metrics recorder is installed",
+        )
+        .into_response(),
+    }
+}
+
+fn change_error(error: ChangeError) -> Response {
+    let (status, code) = match &error {
+        ChangeError::UnknownPolicy(_) => (StatusCode::NOT_FOUND, "unknown_policy"),
+        ChangeError::Refused { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "policy_refused"),
+        ChangeError::Config(_) => (StatusCode::UNPROCESSABLE_ENTITY, "config_refused"),
+        ChangeError::RestartNeeded(_) => (StatusCode::CONFLICT, "restart_needed"),
+        ChangeError::NoPrevious(_) => (StatusCode::CONFLICT, "no_previous_version"),
+    };
+    ApiError::new(status, "invalid_request_error", code, error.to_string()).into_response()
+}
+
+/// A policy slot as JSON.
+fn describe(slot: &PolicySlot, teams: &[&str]) -> Value {
+    let events: Vec<Value> = slot
+        .events()
+        .iter()
+        .map(|e| {
+            json!({
+                "at": timestamp(e.at),
+                "kind": e.kind,
+                "trigger": e.trigger,
+                "version": e.version,
+                "message": e.message,
+            })
+        })
+        .collect();
+    json!({
+        "name": &**slot.name(),
+        "path": slot.config().path,
+        "teams": teams,
+        "live": version(&slot.live()),
+        "previous": slot.previous().map(|p| version(&p)),
+        "events": events,
+    })
+}
+
+/// A policy version and its counters as JSON.
+fn version(policy: &Policy) -> Value {
+    let counts = policy.stats.counts();
+    let failures: serde_json::Map<String, Value> = OUTCOMES[1..]
+        .iter()
+        .zip(&counts[1..])
+        .map(|(kind, n)| (kind.to_string(), Value::from(*n)))
+        .collect();
+    json!({
+        "version": &**policy.version(),
+        "sha256": policy.sha256(),
+        "origin": policy.origin(),
+        "loaded_at": timestamp(policy.loaded_at()),
+        "decisions": counts.iter().sum::<u64>(),
+        "errors": counts[1..].iter().sum::<u64>(),
+        "failures": failures,
+        "last_error": policy.stats.last_failure().map(|f| json!({
+            "at": timestamp(f.at),
+            "request_id": f.request_id,
+            "message": f.message,
+        })),
+    })
+}
+
+fn timestamp(at: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(at).to_string()
+}

@@ -1,0 +1,234 @@
+//! Policies: the shared sandbox pool and each policy component with its limits.
+//!
+//! The `[engine]` table sizes what every policy shares and is fixed until restart; each
+//! `[[policies]]` entry names one component file and the limits its decisions run under, which a
+//! config reload may change.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::{Invalid, defaults};
+
+/// Headers that carry client credentials: never shown to a policy.
+const CREDENTIAL_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "x-api-key",
+    "api-key",
+    "cookie",
+];
+
+/// The sandbox pool every policy shares. It is reserved at start-up, so changing it needs a
+/// restart; a config reload that changes it is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    /// Policy instances that may exist at once across all policies: the size of the pool, and
+    /// so the most decisions running at once. Each reserves address space, not memory.
+    #[serde(default = "defaults::engine_instances")]
+    pub instances: u32,
+    /// Largest `memory_mib` any policy may be given, in MiB.
+    #[serde(default = "defaults::engine_max_memory_mib")]
+    pub max_memory_mib: u32,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            instances: defaults::engine_instances(),
+            max_memory_mib: defaults::engine_max_memory_mib(),
+        }
+    }
+}
+
+/// One routing policy: a component file and the limits its decisions run under.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// The policy's name, which teams bind to; shown with its version in headers and logs.
+    pub name: String,
+    /// Path of the component (`.wasm`), relative to the config file's folder; default
+    /// `policies_dir/NAME.wasm`. The file is watched: a new version written there goes live once
+    /// it passes validation.
+    #[serde(default)]
+    pub path: PathBuf,
+    /// A JSON-lines file of the policy's own test cases, run with the built-in samples before a
+    /// version goes live. Defaults to `NAME.cases.jsonl` beside `path` (`NAME` is the file name
+    /// without `.wasm`), when such a file exists.
+    pub cases: Option<PathBuf>,
+    /// Time a decision (instantiating the policy and running it) may take, in milliseconds;
+    /// guest code running past it is interrupted within about a millisecond.
+    #[serde(default = "defaults::deadline_ms")]
+    pub deadline_ms: u64,
+    /// Linear memory a policy instance may use, in MiB (at most `engine.max_memory_mib`).
+    #[serde(default = "defaults::memory_mib")]
+    pub memory_mib: u32,
+    /// Most characters of one message the policy may read through `host.message-text`.
+    #[serde(default = "defaults::max_message_chars")]
+    pub max_message_chars: u32,
+    /// Most decisions of this policy running at once (at most `engine.instances`); further
+    /// requests wait for a free slot until the deadline.
+    #[serde(default = "defaults::max_concurrency")]
+    pub max_concurrency: u32,
+    /// Request headers the policy may see (lower case); all others are withheld. Headers that
+    /// carry credentials (`authorization`, `x-api-key`, `cookie`, ...) cannot be listed.
+    #[serde(default = "defaults::policy_headers")]
+    pub headers: Vec<String>,
+    /// How many of a new version's first decisions are watched for automatic rollback; 0 turns
+    /// automatic rollback off.
+    #[serde(default = "defaults::rollback_window")]
+    pub rollback_window: u32,
+    /// Share of those first decisions that may fail (trap, deadline, memory cap, error or invalid
+    /// decision). Once more than this share of the window has failed, the previous version goes
+    /// back live at once.
+    #[serde(default = "defaults::rollback_failure_share")]
+    pub rollback_failure_share: f64,
+}
+
+impl PolicyConfig {
+    /// A policy with every limit at its default.
+    pub fn with_defaults(name: &str, path: PathBuf) -> Result<Self, Invalid> {
+        let mut table = toml::Table::new();
+        table.insert("name".into(), name.into());
+        let mut config = Self::deserialize(toml::Value::Table(table))
+            .map_err(|e| Invalid::new("policies_dir", format!("policy `{name}`: {e}")))?;
+        config.path = path;
+        Ok(config)
+    }
+
+    /// The cases file: the configured one, or `NAME.cases.jsonl` beside the component if present.
+    pub fn cases_path(&self) -> Option<PathBuf> {
+        if let Some(cases) = &self.cases {
+            return Some(cases.clone());
+        }
+        let stem = self.path.file_stem()?.to_str()?;
+        let beside = self.path.with_file_name(format!("{stem}.cases.jsonl"));
+        beside.is_file().then_some(beside)
+    }
+
+    /// Make relative paths relative to `dir` (the config file's folder).
+    pub(super) fn resolve_paths(&mut self, dir: &Path) {
+        self.path = dir.join(&self.path);
+        if let Some(cases) = &mut self.cases {
+            *cases = dir.join(&*cases);
+        }
+    }
+
+    fn validate(
+        &self,
+        field: impl Fn(&str) -> String,
+        engine: &EngineConfig,
+    ) -> Result<(), Invalid> {
+        if self.name.trim().is_empty() {
+            return Err(Invalid::new(field("name"), "must not be empty"));
+        }
+        if self.path.as_os_str().is_empty() {
+            return Err(Invalid::new(
+                field("path"),
+                "must name a component file (or set policies_dir)",
+            ));
+        }
+        if !(1..=10_000).contains(&self.deadline_ms) {
+            return Err(Invalid::new(
+                field("deadline_ms"),
+                "must be between 1 and 10000",
+            ));
+        }
+        if !(1..=engine.max_memory_mib).contains(&self.memory_mib) {
+            return Err(Invalid::new(
+                field("memory_mib"),
+                format!(
+                    "must be between 1 and engine.max_memory_mib ({})",
+                    engine.max_memory_mib
+                ),
+            ));
+        }
+        if !(1..=engine.instances).contains(&self.max_concurrency) {
+            return Err(Invalid::new(
+                field("max_concurrency"),
+                format!(
+                    "must be between 1 and engine.instances ({})",
+                    engine.instances
+                ),
+            ));
+        }
+        for (i, h) in self.headers.iter().enumerate() {
+            let valid = !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if !valid {
+                return Err(Invalid::new(
+                    field(&format!("headers[{i}]")),
+                    "must be a lower-case header name",
+                ));
+            }
+            if CREDENTIAL_HEADERS.contains(&h.as_str()) {
+                return Err(Invalid::new(
+                    field(&format!("headers[{i}]")),
+                    format!("`{h}` carries credentials; policies never see it"),
+                ));
+            }
+        }
+        let share = self.rollback_failure_share;
+        if !(0.0..1.0).contains(&share) {
+            return Err(Invalid::new(
+                field("rollback_failure_share"),
+                "must be at least 0 and below 1",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl EngineConfig {
+    fn validate(&self) -> Result<(), Invalid> {
+        if !(1..=10_000).contains(&self.instances) {
+            return Err(Invalid::new(
+                "engine.instances",
+                "must be between 1 and 10000",
+            ));
+        }
+        if !(1..=4096).contains(&self.max_memory_mib) {
+            return Err(Invalid::new(
+                "engine.max_memory_mib",
+                "must be between 1 and 4096",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Check the engine and every policy, and return the policy names.
+pub(super) fn validate_policies<'a>(
+    policies: &'a [PolicyConfig],
+    engine: &EngineConfig,
+) -> Result<HashSet<&'a str>, Invalid> {
+    engine.validate()?;
+    if policies.is_empty() {
+        return Err(Invalid::new("policies", "at least one policy is needed"));
+    }
+    let mut names = HashSet::new();
+    let mut paths = HashSet::new();
+    for (i, policy) in policies.iter().enumerate() {
+        let field = |name: &str| format!("policies[{i}].{name}");
+        policy.validate(field, engine)?;
+        if !names.insert(policy.name.as_str()) {
+            return Err(Invalid::new(
+                field("name"),
+                format!("duplicate policy `{}`", policy.name),
+            ));
+        }
+        if !paths.insert(policy.path.as_path()) {
+            return Err(Invalid::new(
+                field("path"),
+                format!(
+                    "{} is already the file of another policy",
+                    policy.path.display()
+                ),
+            ));
+        }
+    }
+    Ok(names)
+}

@@ -1,0 +1,184 @@
+//! Teams: who a client is (virtual API keys), which policy routes its requests, which models it
+//! may use, and what a policy failure means for it.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::Deserialize;
+
+use super::Invalid;
+
+/// What a team's requests get when its policy fails (trap, deadline, memory cap, error result or
+/// invalid decision).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailureMode {
+    /// The team's static `fallback` route.
+    #[default]
+    Fallback,
+    /// The model the client asked for, if the team may use it; otherwise the `fallback` route
+    /// when one is configured, else a 503.
+    Requested,
+    /// A 503 saying that the routing policy failed, without internals.
+    Reject,
+}
+
+/// One team: its keys, its policy and the models it may use.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamConfig {
+    /// The team's name, shown to its policy and in logs.
+    pub name: String,
+    /// Name of the policy (from `policies`) that routes the team's requests.
+    pub policy: String,
+    /// The models the team may use; its policy sees only these, and a decision naming any other
+    /// is a policy failure. Default: the whole catalog.
+    pub models: Option<Vec<String>>,
+    /// Models tried in order when the policy fails (`on_failure = "fallback"`, and
+    /// `"requested"` when the client asked for a model the team may not use).
+    #[serde(default)]
+    pub fallback: Vec<String>,
+    /// What a policy failure means for this team's requests.
+    #[serde(default)]
+    pub on_failure: FailureMode,
+    /// Virtual API keys of the team, as clients send them (`Authorization: Bearer KEY` or
+    /// `x-api-key: KEY`). Prefer `key_sha256`, which keeps secrets out of the file.
+    #[serde(default)]
+    pub keys: Vec<String>,
+    /// SHA-256 digests of the team's keys, as 64 hex digits (`printf %s KEY | sha256sum`).
+    #[serde(default)]
+    pub key_sha256: Vec<String>,
+}
+
+/// Client authentication.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// A team that serves requests carrying no key at all. Unset (the default), such requests
+    /// get 401. A request with a key that matches no team gets 401 either way.
+    pub anonymous_team: Option<String>,
+}
+
+/// Parse a key digest written as 64 hex digits.
+pub fn parse_digest(hex: &str) -> Option<[u8; 32]> {
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Check teams against the policies and models that exist.
+pub(super) fn validate_teams(
+    teams: &[TeamConfig],
+    auth: &AuthConfig,
+    policies: &HashSet<&str>,
+    models: &HashSet<&str>,
+) -> Result<(), Invalid> {
+    if teams.is_empty() {
+        return Err(Invalid::new("teams", "at least one team is needed"));
+    }
+    let mut names = HashSet::new();
+    // Which team each key (as a digest or a plain key) belongs to, to refuse a key shared by two.
+    let mut keys: HashMap<String, &str> = HashMap::new();
+    for (i, team) in teams.iter().enumerate() {
+        let field = |name: &str| format!("teams[{i}].{name}");
+        if team.name.trim().is_empty() {
+            return Err(Invalid::new(field("name"), "must not be empty"));
+        }
+        if !names.insert(team.name.as_str()) {
+            return Err(Invalid::new(
+                field("name"),
+                format!("duplicate team `{}`", team.name),
+            ));
+        }
+        if !policies.contains(team.policy.as_str()) {
+            return Err(Invalid::new(
+                field("policy"),
+                format!("no policy named `{}`", team.policy),
+            ));
+        }
+        if let Some(allowed) = &team.models {
+            if allowed.is_empty() {
+                return Err(Invalid::new(
+                    field("models"),
+                    "must allow at least one model (leave it out to allow the whole catalog)",
+                ));
+            }
+            for (j, id) in allowed.iter().enumerate() {
+                if !models.contains(id.as_str()) {
+                    return Err(Invalid::new(
+                        field(&format!("models[{j}]")),
+                        format!("no model `{id}` in the catalog"),
+                    ));
+                }
+            }
+        }
+        for (j, id) in team.fallback.iter().enumerate() {
+            let allowed = match &team.models {
+                Some(list) => list.iter().any(|m| m == id),
+                None => models.contains(id.as_str()),
+            };
+            if !allowed {
+                let message = if models.contains(id.as_str()) {
+                    format!("model `{id}` is not in the team's `models`")
+                } else {
+                    format!("no model `{id}` in the catalog")
+                };
+                return Err(Invalid::new(field(&format!("fallback[{j}]")), message));
+            }
+        }
+        if team.on_failure == FailureMode::Fallback && team.fallback.is_empty() {
+            return Err(Invalid::new(
+                field("fallback"),
+                "needs at least one model when on_failure is \"fallback\" (the default)",
+            ));
+        }
+        for (j, key) in team.keys.iter().enumerate() {
+            if key.len() < 8 || key.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(Invalid::new(
+                    field(&format!("keys[{j}]")),
+                    "must be at least 8 characters without spaces",
+                ));
+            }
+            let digest = super::hex(&sha256(key.as_bytes()));
+            if let Some(other) = keys.insert(digest, &team.name) {
+                return Err(Invalid::new(
+                    field(&format!("keys[{j}]")),
+                    format!("this key already belongs to team `{other}`"),
+                ));
+            }
+        }
+        for (j, hex) in team.key_sha256.iter().enumerate() {
+            let Some(digest) = parse_digest(&hex.to_ascii_lowercase()) else {
+                return Err(Invalid::new(
+                    field(&format!("key_sha256[{j}]")),
+                    "must be 64 hex digits (a SHA-256 digest)",
+                ));
+            };
+            if let Some(other) = keys.insert(super::hex(&digest), &team.name) {
+                return Err(Invalid::new(
+                    field(&format!("key_sha256[{j}]")),
+                    format!("this key already belongs to team `{other}`"),
+                ));
+            }
+        }
+    }
+    if let Some(team) = &auth.anonymous_team
+        && !names.contains(team.as_str())
+    {
+        return Err(Invalid::new(
+            "auth.anonymous_team",
+            format!("no team named `{team}`"),
+        ));
+    }
+    Ok(())
+}
+
+/// SHA-256 of `bytes`.
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
+}

@@ -1,0 +1,202 @@
+//! Where models are served from: providers, the model catalog and upstream timeouts.
+
+use std::collections::HashSet;
+
+use serde::Deserialize;
+
+use super::{Invalid, defaults};
+
+/// Timeouts towards upstream providers.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// Time to establish a connection, in milliseconds.
+    #[serde(default = "defaults::connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// Time an attempt may take to answer (the whole body when not streaming, the response
+    /// head when streaming), in milliseconds, unless the decision sets its own.
+    #[serde(default = "defaults::attempt_timeout_ms")]
+    pub attempt_timeout_ms: u64,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        Self {
+            connect_timeout_ms: defaults::connect_timeout_ms(),
+            attempt_timeout_ms: defaults::attempt_timeout_ms(),
+        }
+    }
+}
+
+/// The wire protocol a provider speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProviderKind {
+    /// Any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp server, ...).
+    Openai,
+    /// Built in: answers in the OpenAI format with a short text naming the model; no network.
+    Echo,
+}
+
+/// One upstream provider.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// Name that models refer to.
+    pub name: String,
+    /// Wire protocol.
+    pub kind: ProviderKind,
+    /// Base URL including the API prefix, e.g. `https://api.openai.com/v1` (kind `openai`).
+    pub base_url: Option<String>,
+    /// Environment variable holding the API key, sent as `Authorization: Bearer`; none sends no key.
+    pub api_key_env: Option<String>,
+}
+
+/// One model of the catalog.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// The id clients and policies use.
+    pub id: String,
+    /// Name of the provider serving it.
+    pub provider: String,
+    /// The model name sent upstream; defaults to `id`.
+    pub upstream_model: Option<String>,
+    /// US dollars per million input tokens.
+    #[serde(default)]
+    pub input_cost_per_mtok: f64,
+    /// US dollars per million output tokens.
+    #[serde(default)]
+    pub output_cost_per_mtok: f64,
+    /// Context window in tokens.
+    pub context_window: u32,
+    /// Capabilities a policy can select on, e.g. `cheap`, `reasoning`, `vision`, `tools`.
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+impl ModelConfig {
+    /// The model name sent upstream.
+    pub fn upstream_model(&self) -> &str {
+        self.upstream_model.as_deref().unwrap_or(&self.id)
+    }
+}
+
+impl UpstreamConfig {
+    pub(super) fn validate(&self) -> Result<(), Invalid> {
+        if self.attempt_timeout_ms == 0 {
+            return Err(Invalid::new(
+                "upstream.attempt_timeout_ms",
+                "must be greater than 0",
+            ));
+        }
+        if self.connect_timeout_ms == 0 {
+            return Err(Invalid::new(
+                "upstream.connect_timeout_ms",
+                "must be greater than 0",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Check the providers and return their names.
+pub(super) fn validate_providers(providers: &[ProviderConfig]) -> Result<HashSet<&str>, Invalid> {
+    let mut names = HashSet::new();
+    for (i, provider) in providers.iter().enumerate() {
+        let field = |name: &str| format!("providers[{i}].{name}");
+        if !names.insert(provider.name.as_str()) {
+            return Err(Invalid::new(
+                field("name"),
+                format!("duplicate provider `{}`", provider.name),
+            ));
+        }
+        match (provider.kind, &provider.base_url) {
+            (ProviderKind::Openai, None) => {
+                return Err(Invalid::new(
+                    field("base_url"),
+                    "is required for kind `openai`",
+                ));
+            }
+            (ProviderKind::Openai, Some(url)) => match reqwest::Url::parse(url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                Ok(_) => {
+                    return Err(Invalid::new(
+                        field("base_url"),
+                        "must be an http or https URL",
+                    ));
+                }
+                Err(e) => {
+                    return Err(Invalid::new(
+                        field("base_url"),
+                        format!("is not a URL: {e}"),
+                    ));
+                }
+            },
+            (ProviderKind::Echo, Some(_)) => {
+                return Err(Invalid::new(
+                    field("base_url"),
+                    "is not used by kind `echo`",
+                ));
+            }
+            (ProviderKind::Echo, None) => {}
+        }
+        if provider.api_key_env.as_deref() == Some("") {
+            return Err(Invalid::new(
+                field("api_key_env"),
+                "must name an environment variable",
+            ));
+        }
+    }
+    Ok(names)
+}
+
+/// Check the catalog against the provider names and return the model ids.
+pub(super) fn validate_models<'a>(
+    models: &'a [ModelConfig],
+    providers: &HashSet<&str>,
+) -> Result<HashSet<&'a str>, Invalid> {
+    if models.is_empty() {
+        return Err(Invalid::new(
+            "models",
+            "the catalog needs at least one model",
+        ));
+    }
+    let mut ids = HashSet::new();
+    for (i, model) in models.iter().enumerate() {
+        let field = |name: &str| format!("models[{i}].{name}");
+        if model.id.trim().is_empty() {
+            return Err(Invalid::new(field("id"), "must not be empty"));
+        }
+        if !ids.insert(model.id.as_str()) {
+            return Err(Invalid::new(
+                field("id"),
+                format!("duplicate model `{}`", model.id),
+            ));
+        }
+        if !providers.contains(model.provider.as_str()) {
+            return Err(Invalid::new(
+                field("provider"),
+                format!("no provider named `{}`", model.provider),
+            ));
+        }
+        for (name, cost) in [
+            ("input_cost_per_mtok", model.input_cost_per_mtok),
+            ("output_cost_per_mtok", model.output_cost_per_mtok),
+        ] {
+            if !cost.is_finite() || cost < 0.0 {
+                return Err(Invalid::new(
+                    field(name),
+                    "must be a finite number of dollars, 0 or more",
+                ));
+            }
+        }
+        if model.context_window == 0 {
+            return Err(Invalid::new(
+                field("context_window"),
+                "must be greater than 0",
+            ));
+        }
+    }
+    Ok(ids)
+}

@@ -1,0 +1,221 @@
+//! Changing the live state: config reloads, policy file changes, uploads and rollbacks.
+//!
+//! Each change holds the app's change lock for its whole run, so two changes never interleave
+//! (an upload and the file event it causes, say). Validation (compiling, linking, the canary)
+//! happens before anything is swapped; a change that fails leaves every live version as it was,
+//! records why in the policy's events (shown by the admin API), logs it and counts it.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use sha2::{Digest, Sha256};
+
+use super::build::{self, audiences};
+use super::{App, StartError};
+use crate::config::hex;
+use crate::policy::registry::NoPrevious;
+use crate::policy::{LoadError, Policy, PolicySettings, PolicySlot, input};
+
+/// A change that was refused; nothing live changed.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    #[error("no policy named `{0}` in the config")]
+    UnknownPolicy(String),
+    #[error("the new version of policy `{policy}` was refused: {fault}")]
+    Refused { policy: String, fault: LoadError },
+    #[error("the config was not reloaded: {0}")]
+    Config(#[from] StartError),
+    #[error("the config was not reloaded: it changes `{0}`, which only a restart can apply")]
+    RestartNeeded(&'static str),
+    #[error(transparent)]
+    NoPrevious(#[from] NoPrevious),
+}
+
+/// What a config reload put live.
+#[derive(Debug)]
+pub struct ReloadSummary {
+    /// Every policy's live version, by name.
+    pub policies: Vec<(String, Arc<str>)>,
+    pub teams: usize,
+}
+
+/// An upload that went live.
+pub struct Uploaded {
+    pub version: Arc<Policy>,
+    /// Whether the component was also written to the policy's file, so that a restart keeps it.
+    pub persisted: Result<(), String>,
+}
+
+impl App {
+    /// Re-read the config file and swap in the new snapshot, or change nothing.
+    pub async fn reload_config(&self, trigger: &'static str) -> Result<ReloadSummary, ChangeError> {
+        let _change = self.changes.lock().await;
+        let started = Instant::now();
+        let result = self.try_reload().await;
+        let outcome = if result.is_ok() { "applied" } else { "refused" };
+        metrics::counter!("switchyard_config_reloads_total", "trigger" => trigger, "result" => outcome)
+            .increment(1);
+        match &result {
+            Ok(summary) => tracing::info!(
+                trigger,
+                teams = summary.teams,
+                policies = summary.policies.len(),
+                ms = started.elapsed().as_secs_f64() * 1000.0,
+                "config reloaded"
+            ),
+            Err(e) => tracing::error!(trigger, "{e}; the running config stays live"),
+        }
+        result
+    }
+
+    async fn try_reload(&self) -> Result<ReloadSummary, ChangeError> {
+        let config = self.source.load().map_err(StartError::from)?;
+        let old = self.snapshot();
+        if let Some(field) = old.config.restart_needed(&config) {
+            return Err(ChangeError::RestartNeeded(field));
+        }
+        let plan = build::plan(&self.engine, config, &*self.env, Some(&old)).await?;
+        let snapshot = plan.apply("config");
+        let summary = ReloadSummary {
+            policies: snapshot
+                .policies
+                .iter()
+                .map(|(name, slot)| (name.clone(), slot.live().version().clone()))
+                .collect(),
+            teams: snapshot.teams.len(),
+        };
+        self.publish(snapshot);
+        Ok(summary)
+    }
+
+    /// The file of policy `name` changed: load it if its content is new, and swap it in once it
+    /// passed validation.
+    pub async fn policy_file_changed(&self, name: &str) {
+        let _change = self.changes.lock().await;
+        let started = Instant::now();
+        let Some(slot) = self.snapshot().policies.get(name).cloned() else {
+            return;
+        };
+        let config = slot.config();
+        let bytes = match tokio::fs::read(&config.path).await {
+            Ok(bytes) => bytes,
+            // Removed or being replaced: the event of its return follows.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(source) => {
+                let fault = LoadError::Read {
+                    path: config.path.clone(),
+                    source,
+                };
+                slot.refused("file", None, fault.to_string());
+                return;
+            }
+        };
+        let sha256 = hex(&Sha256::digest(&bytes));
+        if slot.file_sha256().as_deref() == Some(sha256.as_str()) {
+            return;
+        }
+        slot.set_file_sha256(sha256.clone());
+        let origin = format!("file {}", config.path.display());
+        match self.validate(&slot, bytes, origin).await {
+            Ok(version) => {
+                slot.promote(version, "file");
+                tracing::info!(
+                    policy = name,
+                    ms = started.elapsed().as_secs_f64() * 1000.0,
+                    "policy file change applied"
+                );
+            }
+            Err(fault) => slot.refused("file", Some(short(name, &sha256)), fault.to_string()),
+        }
+    }
+
+    /// Validate an uploaded component for policy `name`, write it to the policy's file and swap
+    /// it in. A component that fails validation changes nothing.
+    pub async fn upload(&self, name: &str, bytes: Vec<u8>) -> Result<Uploaded, ChangeError> {
+        let _change = self.changes.lock().await;
+        let slot = self
+            .snapshot()
+            .policies
+            .get(name)
+            .cloned()
+            .ok_or_else(|| ChangeError::UnknownPolicy(name.to_string()))?;
+        let sha256 = hex(&Sha256::digest(&bytes));
+        let path = slot.config().path;
+        let persisted = bytes.clone();
+        let version = match self.validate(&slot, bytes, "upload".into()).await {
+            Ok(version) => version,
+            Err(fault) => {
+                slot.refused("upload", Some(short(name, &sha256)), fault.to_string());
+                return Err(ChangeError::Refused {
+                    policy: name.to_string(),
+                    fault,
+                });
+            }
+        };
+        let persisted = write_atomically(&path, &persisted)
+            .await
+            .map_err(|e| format!("cannot write {}: {e}", path.display()));
+        match &persisted {
+            Ok(()) => slot.set_file_sha256(sha256),
+            Err(e) => tracing::warn!(
+                policy = name,
+                "the upload is live but not saved, a restart loses it: {e}"
+            ),
+        }
+        slot.promote(version.clone(), "upload");
+        Ok(Uploaded { version, persisted })
+    }
+
+    /// Put policy `name`'s previous version back live.
+    pub async fn roll_back(&self, name: &str) -> Result<Arc<Policy>, ChangeError> {
+        let _change = self.changes.lock().await;
+        let slot = self
+            .snapshot()
+            .policies
+            .get(name)
+            .cloned()
+            .ok_or_else(|| ChangeError::UnknownPolicy(name.to_string()))?;
+        Ok(slot.roll_back("admin", "requested through the admin API")?)
+    }
+
+    /// Prepare `bytes` as a version of `slot`'s policy and run the canary for the teams it serves.
+    async fn validate(
+        &self,
+        slot: &PolicySlot,
+        bytes: Vec<u8>,
+        origin: String,
+    ) -> Result<Arc<Policy>, LoadError> {
+        let config = slot.config();
+        let settings = PolicySettings::from_config(&config);
+        let version = build::prepare(&self.engine, &config.name, bytes, settings, origin).await?;
+        let snapshot = self.snapshot();
+        let catalogs: Vec<_> = snapshot.teams.iter().map(|t| t.catalog.clone()).collect();
+        let full_catalog = input::catalog(&snapshot.config, None);
+        let audiences = audiences(&snapshot.config, &catalogs, &full_catalog, &config.name);
+        build::check(Arc::new(version), &config, &audiences).await
+    }
+}
+
+/// `name@` and the first 12 hex digits of `sha256`, as versions are shown.
+fn short(name: &str, sha256: &str) -> String {
+    format!("{name}@{}", &sha256[..12])
+}
+
+/// Replace `path` with `bytes` so that readers see the old file or the new one, never a mix.
+async fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::other("the policy path has no file name"))?;
+    let temp = path.with_file_name(format!(
+        ".{}.upload-{}",
+        file_name.to_string_lossy(),
+        std::process::id()
+    ));
+    tokio::fs::write(&temp, bytes).await?;
+    let renamed = tokio::fs::rename(&temp, path).await;
+    if renamed.is_err() {
+        let _ = tokio::fs::remove_file(&temp).await;
+    }
+    renamed
+}

@@ -1,0 +1,170 @@
+//! The control plane: the live state every request reads, and the only code that changes it.
+//!
+//! [`App`] holds the policy engine (fixed for the life of the process) and a [`Snapshot`] behind
+//! an [`ArcSwap`]: the validated config, the key map, the teams with their catalogs and failure
+//! behaviour, the policy slots and the upstreams. A request loads the snapshot once and takes its
+//! team's live policy version once, so it runs entirely on the state it started with.
+//!
+//! Changes come from four places and are applied one at a time (`lifecycle`): a config reload
+//! (SIGHUP or the admin API) builds a whole new snapshot (`build`) and swaps it in, or changes
+//! nothing; a policy file change (`watch`) and an upload each swap one policy's version after it
+//! passed validation and the canary; a rollback restores a policy's previous version. Failures
+//! leave the live state as it was and are reported in the log, the admin API and metrics.
+
+mod build;
+mod lifecycle;
+pub mod watch;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use axum::http::HeaderMap;
+
+pub use lifecycle::{ChangeError, ReloadSummary, Uploaded};
+
+use crate::auth::{AuthError, Keys};
+use crate::config::{Config, ConfigError, Env, FailureMode};
+use crate::policy::{self, Model, PlannedTarget, PolicyEngine, PolicySlot, PoolSize};
+use crate::upstream::{SetupError, Upstreams};
+
+/// Where the config comes from, and what the command line overrides in it.
+#[derive(Debug, Clone)]
+pub struct ConfigSource {
+    pub path: PathBuf,
+    /// `--listen`, applied to every load of the file.
+    pub listen: Option<SocketAddr>,
+}
+
+impl ConfigSource {
+    /// Read and validate the file, with the overrides applied.
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        let mut config = Config::load(&self.path)?;
+        if let Some(listen) = self.listen {
+            config.listen = listen;
+        }
+        Ok(config)
+    }
+}
+
+/// Start-up or a config reload failed; the message names the file, field, provider or policy.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("policy `{policy}` ({origin}): {fault}")]
+    Policy {
+        policy: String,
+        origin: String,
+        fault: policy::LoadError,
+    },
+    #[error(transparent)]
+    Upstream(#[from] SetupError),
+    #[error("{0}")]
+    Engine(policy::LoadError),
+}
+
+/// One team as the request path uses it.
+pub struct Team {
+    pub name: Arc<str>,
+    /// The slot of the team's policy.
+    pub policy: Arc<PolicySlot>,
+    /// The models the team may use, as its policy sees them.
+    pub catalog: Vec<Model>,
+    /// The static route used when the policy fails.
+    pub fallback: Vec<PlannedTarget>,
+    pub on_failure: FailureMode,
+}
+
+impl Team {
+    /// The team's catalog entry for `id`, if the team may use that model.
+    pub fn model(&self, id: &str) -> Option<&Model> {
+        self.catalog.iter().find(|m| m.id == id)
+    }
+}
+
+/// Everything the request path reads, as one consistent, immutable state.
+pub struct Snapshot {
+    pub config: Config,
+    pub keys: Keys,
+    pub teams: Vec<Team>,
+    /// Policy slots by name.
+    pub policies: BTreeMap<String, Arc<PolicySlot>>,
+    pub upstreams: Upstreams,
+}
+
+impl Snapshot {
+    /// The team of the request with `headers`.
+    pub fn team(&self, headers: &HeaderMap) -> Result<&Team, AuthError> {
+        self.keys.team(headers).map(|i| &self.teams[i])
+    }
+
+    /// The names of the teams bound to policy `name`.
+    pub fn teams_of(&self, name: &str) -> Vec<&str> {
+        self.teams
+            .iter()
+            .filter(|t| &**t.policy.name() == name)
+            .map(|t| &*t.name)
+            .collect()
+    }
+}
+
+/// The proxy's shared state: the engine and the live snapshot.
+pub struct App {
+    engine: Arc<PolicyEngine>,
+    source: ConfigSource,
+    env: Arc<dyn Env + Send + Sync>,
+    live: ArcSwap<Snapshot>,
+    /// Held by every change, so changes apply one at a time.
+    changes: tokio::sync::Mutex<()>,
+    /// Bumped whenever a new snapshot goes live (the file watcher re-reads its paths).
+    generation: tokio::sync::watch::Sender<u64>,
+}
+
+impl App {
+    /// Load the config, compile and check every policy, and set up providers; nothing is served
+    /// if this fails.
+    pub async fn start(
+        source: ConfigSource,
+        env: Arc<dyn Env + Send + Sync>,
+    ) -> Result<Self, StartError> {
+        let config = source.load()?;
+        let memory_bytes = config.engine.max_memory_mib as usize * 1024 * 1024;
+        let engine = PolicyEngine::new(
+            PoolSize {
+                instances: config.engine.instances,
+                memory_bytes,
+            },
+            config.compile_cache_dir(&*env).as_deref(),
+        )
+        .map_err(StartError::Engine)?;
+        let engine = Arc::new(engine);
+        let plan = build::plan(&engine, config, &*env, None).await?;
+        let snapshot = plan.apply("start");
+        Ok(Self {
+            engine,
+            source,
+            env,
+            live: ArcSwap::from_pointee(snapshot),
+            changes: tokio::sync::Mutex::new(()),
+            generation: tokio::sync::watch::Sender::new(0),
+        })
+    }
+
+    /// The live state; hold it for the whole request.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.live.load_full()
+    }
+
+    /// Notified whenever a new snapshot goes live.
+    pub fn generations(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.generation.subscribe()
+    }
+
+    fn publish(&self, snapshot: Snapshot) {
+        self.live.store(Arc::new(snapshot));
+        self.generation.send_modify(|g| *g += 1);
+    }
+}

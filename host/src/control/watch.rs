@@ -1,0 +1,110 @@
+//! Watching policy files: a changed file becomes a reload of that policy.
+//!
+//! The folders holding policy files are watched (not the files: editors and deploy tools replace
+//! a file by renaming a new one over it). Events are debounced per path, so a file being written
+//! is read once it has been quiet for [`DEBOUNCE`]; a file still half-written after that fails
+//! validation like any broken component and never goes live. Each changed policy is handed to
+//! [`App::policy_file_changed`]. The watched set follows the config: it is re-read whenever a new
+//! snapshot goes live. This module touches the file system only through `notify`.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify_debouncer_mini::notify::{self, RecommendedWatcher, RecursiveMode};
+use notify_debouncer_mini::{DebounceEventResult, Debouncer, new_debouncer};
+
+use super::App;
+
+/// How long a policy file must be quiet before it is read.
+pub const DEBOUNCE: Duration = Duration::from_millis(200);
+
+/// The watched folders and which policy each watched file belongs to.
+struct Watched {
+    debouncer: Debouncer<RecommendedWatcher>,
+    dirs: BTreeSet<PathBuf>,
+    files: HashMap<PathBuf, String>,
+}
+
+/// Start watching the policy files of `app`'s live config, for as long as the runtime runs.
+pub fn spawn(app: Arc<App>) -> Result<(), notify::Error> {
+    let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+    let debouncer = new_debouncer(DEBOUNCE, move |result: DebounceEventResult| {
+        let _ = tx.send(result);
+    })?;
+    let mut watched = Watched {
+        debouncer,
+        dirs: BTreeSet::new(),
+        files: HashMap::new(),
+    };
+    watched.follow(&app);
+    let mut generations = app.generations();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                Some(result) = events.recv() => {
+                    let changed: BTreeSet<String> = match result {
+                        Ok(events) => events
+                            .iter()
+                            .filter_map(|event| watched.files.get(&event.path).cloned())
+                            .collect(),
+                        Err(e) => {
+                            tracing::warn!("watching policy files: {e}");
+                            continue;
+                        }
+                    };
+                    for name in changed {
+                        app.policy_file_changed(&name).await;
+                    }
+                }
+                Ok(()) = generations.changed() => watched.follow(&app),
+                else => break,
+            }
+        }
+    });
+    Ok(())
+}
+
+impl Watched {
+    /// Watch exactly the folders of the live config's policy files.
+    fn follow(&mut self, app: &App) {
+        let snapshot = app.snapshot();
+        self.files.clear();
+        for (name, slot) in &snapshot.policies {
+            let path = slot.config().path;
+            match canonical(&path) {
+                Some(file) => {
+                    self.files.insert(file, name.clone());
+                }
+                None => {
+                    tracing::warn!(policy = %name, path = %path.display(), "cannot watch the policy file: its folder cannot be resolved")
+                }
+            }
+        }
+        let wanted: BTreeSet<PathBuf> = self
+            .files
+            .keys()
+            .filter_map(|f| f.parent().map(Path::to_path_buf))
+            .collect();
+        for dir in self.dirs.difference(&wanted) {
+            let _ = self.debouncer.watcher().unwatch(dir);
+        }
+        for dir in wanted.difference(&self.dirs) {
+            if let Err(e) = self
+                .debouncer
+                .watcher()
+                .watch(dir, RecursiveMode::NonRecursive)
+            {
+                tracing::warn!(dir = %dir.display(), "cannot watch policy files: {e}");
+            }
+        }
+        self.dirs = wanted;
+    }
+}
+
+/// `path` with its folder resolved, as events name it.
+fn canonical(path: &Path) -> Option<PathBuf> {
+    let dir = path.parent()?.canonicalize().ok()?;
+    Some(dir.join(path.file_name()?))
+}

@@ -1,0 +1,233 @@
+//! The live version of one policy name, and the only place it changes.
+//!
+//! A [`PolicySlot`] holds the version requests run on behind an [`ArcSwap`]: a request takes an
+//! `Arc` of the live version once and runs entirely on it, so a swap never changes a decision
+//! half-way, and an old version is freed when its last request ends. Changes (a new version going
+//! live, a rollback) take the slot's lock, keep the previous version for rollback, and are
+//! recorded as [`SlotEvent`]s that the admin API shows and the log and metrics report. The slot
+//! also judges every decision of its live version and rolls back by itself when a new version
+//! fails too often ([`super::RollbackRule`]).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
+
+use super::{DecisionFailure, Policy, Verdict};
+use crate::config::PolicyConfig;
+
+/// How many events a slot remembers.
+const EVENTS_KEPT: usize = 16;
+
+/// Something that happened to a slot.
+#[derive(Debug, Clone)]
+pub struct SlotEvent {
+    pub at: SystemTime,
+    /// `live`, `refused` or `rolled-back`.
+    pub kind: &'static str,
+    /// What caused it: `start`, `file`, `upload`, `config`, `admin` or `automatic`.
+    pub trigger: &'static str,
+    /// The version it concerns (the refused one, or the one now live).
+    pub version: Option<String>,
+    pub message: String,
+}
+
+/// No version to roll back to.
+#[derive(Debug, thiserror::Error)]
+#[error("policy `{0}` has no previous version to roll back to")]
+pub struct NoPrevious(pub String);
+
+struct SlotState {
+    config: PolicyConfig,
+    previous: Option<Arc<Policy>>,
+    /// SHA-256 of the policy file's content when it was last acted upon (loaded, refused or
+    /// written by an upload): the file counts as changed only when its content differs.
+    file_sha256: Option<String>,
+    events: VecDeque<SlotEvent>,
+}
+
+/// One policy name: its config, live version, previous version and history. A slot lives as long
+/// as its policy stays in the config; reloads change what it holds, never the slot itself.
+pub struct PolicySlot {
+    name: Arc<str>,
+    live: ArcSwap<Policy>,
+    state: Mutex<SlotState>,
+}
+
+impl PolicySlot {
+    /// A slot whose first version is `live`, read from a file with digest `file_sha256`.
+    pub fn new(
+        config: PolicyConfig,
+        live: Arc<Policy>,
+        file_sha256: Option<String>,
+        trigger: &'static str,
+    ) -> Self {
+        let slot = Self {
+            name: config.name.as_str().into(),
+            live: ArcSwap::new(live.clone()),
+            state: Mutex::new(SlotState {
+                config,
+                previous: None,
+                file_sha256,
+                events: VecDeque::new(),
+            }),
+        };
+        slot.event(live_event(&live, trigger, "first version"));
+        slot
+    }
+
+    pub fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    /// The policy's current config.
+    pub fn config(&self) -> PolicyConfig {
+        self.state().config.clone()
+    }
+
+    /// Take a reloaded config for this policy.
+    pub fn set_config(&self, config: PolicyConfig) {
+        self.state().config = config;
+    }
+
+    /// Digest of the file content last acted upon.
+    pub fn file_sha256(&self) -> Option<String> {
+        self.state().file_sha256.clone()
+    }
+
+    /// Remember the file content now acted upon.
+    pub fn set_file_sha256(&self, sha256: String) {
+        self.state().file_sha256 = Some(sha256);
+    }
+
+    /// The version new requests run on.
+    pub fn live(&self) -> Arc<Policy> {
+        self.live.load_full()
+    }
+
+    /// The version a rollback would restore.
+    pub fn previous(&self) -> Option<Arc<Policy>> {
+        self.state().previous.clone()
+    }
+
+    /// Recent events, oldest first.
+    pub fn events(&self) -> Vec<SlotEvent> {
+        self.state().events.iter().cloned().collect()
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, SlotState> {
+        self.state.lock().expect("policy slot lock")
+    }
+
+    /// Make `version` live; the version it replaces becomes the previous one.
+    pub fn promote(&self, version: Arc<Policy>, trigger: &'static str) {
+        let mut state = self.state();
+        let old = self.live.swap(version.clone());
+        state.previous = Some(old);
+        drop(state);
+        metrics::counter!("switchyard_policy_reloads_total", "policy" => self.name.to_string(), "trigger" => trigger, "result" => "live").increment(1);
+        self.event(live_event(&version, trigger, "new version"));
+    }
+
+    /// Put the previous version back live; the one it replaces becomes the previous one.
+    pub fn roll_back(&self, trigger: &'static str, why: &str) -> Result<Arc<Policy>, NoPrevious> {
+        self.roll_back_from(None, trigger, why)
+            .map(|restored| restored.expect("no condition to fail"))
+    }
+
+    /// Roll back, if `from` is given only while `from` is still live (`Ok(None)` otherwise).
+    fn roll_back_from(
+        &self,
+        from: Option<&Arc<Policy>>,
+        trigger: &'static str,
+        why: &str,
+    ) -> Result<Option<Arc<Policy>>, NoPrevious> {
+        let mut state = self.state();
+        if from.is_some_and(|from| !Arc::ptr_eq(&self.live.load(), from)) {
+            return Ok(None);
+        }
+        let previous = state
+            .previous
+            .take()
+            .ok_or_else(|| NoPrevious(self.name.to_string()))?;
+        let old = self.live.swap(previous.clone());
+        state.previous = Some(old.clone());
+        drop(state);
+        let message = format!("rolled back from {}: {why}", old.version());
+        tracing::warn!(policy = %self.name, version = %previous.version(), trigger, "{message}");
+        metrics::counter!("switchyard_policy_rollbacks_total", "policy" => self.name.to_string(), "trigger" => trigger).increment(1);
+        self.event(SlotEvent {
+            at: SystemTime::now(),
+            kind: "rolled-back",
+            trigger,
+            version: Some(previous.version().to_string()),
+            message,
+        });
+        Ok(Some(previous))
+    }
+
+    /// Record that a candidate version was refused; the live version stays.
+    pub fn refused(&self, trigger: &'static str, version: Option<String>, message: String) {
+        metrics::counter!("switchyard_policy_reloads_total", "policy" => self.name.to_string(), "trigger" => trigger, "result" => "refused").increment(1);
+        tracing::warn!(policy = %self.name, trigger, "new policy version refused, the live version keeps serving: {message}");
+        self.event(SlotEvent {
+            at: SystemTime::now(),
+            kind: "refused",
+            trigger,
+            version,
+            message,
+        });
+    }
+
+    /// Count a decision of `version` and roll back by itself when `version` is live and has just
+    /// failed more than its rollback rule allows.
+    pub fn record(
+        &self,
+        version: &Arc<Policy>,
+        outcome: &Result<Verdict, DecisionFailure>,
+        request_id: &str,
+    ) {
+        let outcome = outcome.as_ref().map(|_| ());
+        let rule = version.settings().rollback;
+        if !version.stats.record(outcome, request_id, rule) {
+            return;
+        }
+        let (failed, judged) = version.stats.judged();
+        let last = version
+            .stats
+            .last_failure()
+            .map(|f| f.message)
+            .unwrap_or_default();
+        let why = format!(
+            "{failed} of its first {judged} decisions failed (more than {:.0}% of {}); last: {last}",
+            rule.failure_share * 100.0,
+            rule.window
+        );
+        if self
+            .roll_back_from(Some(version), "automatic", &why)
+            .is_err()
+        {
+            tracing::error!(policy = %self.name, version = %version.version(), "{why}; there is no previous version to roll back to");
+        }
+    }
+
+    fn event(&self, event: SlotEvent) {
+        let mut state = self.state();
+        if state.events.len() == EVENTS_KEPT {
+            state.events.pop_front();
+        }
+        state.events.push_back(event);
+    }
+}
+
+fn live_event(version: &Policy, trigger: &'static str, what: &str) -> SlotEvent {
+    tracing::info!(policy = %version.name(), version = %version.version(), trigger, origin = version.origin(), "policy version live");
+    SlotEvent {
+        at: SystemTime::now(),
+        kind: "live",
+        trigger,
+        version: Some(version.version().to_string()),
+        message: format!("{what} from {}", version.origin()),
+    }
+}
