@@ -71,24 +71,17 @@ struct Seen {
 }
 
 async fn ask(client: &reqwest::Client, proxy: &Proxy, headers: &[(&str, &str)]) -> Seen {
-    let mut request = client
-        .post(proxy.url("/v1/chat/completions"))
-        .json(&chat("auto", "What is the capital of France?"));
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let response = request.send().await.expect("the proxy answers");
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default()
-    };
+    let reply = proxy
+        .chat(
+            client,
+            &chat("auto", "What is the capital of France?"),
+            headers,
+        )
+        .await;
     Seen {
-        status: response.status().as_u16(),
-        version: header("x-switchyard-policy"),
-        model: header("x-switchyard-model"),
+        status: reply.status,
+        version: reply.header("x-switchyard-policy").to_string(),
+        model: reply.header("x-switchyard-model").to_string(),
     }
 }
 
@@ -642,4 +635,36 @@ fn a_restart_takes_compiled_policies_from_the_cache() {
     let second = Proxy::start(&config.toml(), &[]);
     second.log_line(&["policy component prepared", "from_cache=true"]);
     assert_eq!(second.count_log_lines(&["from_cache=false"]), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cases_file_beside_a_policy_must_pass_before_a_version_goes_live() {
+    let versions = Versions::read();
+    let (dir, file, config) = setup(&versions.scripted);
+    // A short question must go to `a`: true of the scripted policy, not of the cost router.
+    std::fs::write(
+        dir.path().join("policy.cases.jsonl"),
+        r#"{"name": "short questions go to a", "request": {"model": "auto", "messages": [{"role": "user", "content": "Hi"}]}, "expect": {"model": "a"}}"#,
+    )
+    .unwrap();
+    let proxy = start(&config);
+    let scripted = policy_version("test-policy", &versions.scripted);
+
+    let (status, body) = upload(&proxy, ADMIN_TOKEN, &versions.router).await;
+    assert_eq!(status, 422, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.ends_with(
+            "it failed the canary: case `short questions go to a` for team `test-team`: expected model `a` first, got a route to b"
+        ),
+        "{message}"
+    );
+    std::fs::write(&file, &versions.router).unwrap();
+    proxy.log_line(&[
+        "refused",
+        "trigger=\"file\"",
+        "case `short questions go to a`",
+    ]);
+    let client = reqwest::Client::new();
+    assert_eq!(ask(&client, &proxy, &[]).await.version, scripted);
 }

@@ -2,7 +2,7 @@
 //! decision outside a team's models is a policy failure, and each team's failure behaviour holds.
 
 use serde_json::Value;
-use switchyard_e2e::{ConfigBuilder, Proxy, TEST_HEADERS, chat, policy_wasm};
+use switchyard_e2e::{ConfigBuilder, Proxy, Reply, TEST_HEADERS, chat, policy_wasm};
 
 const ALPHA_KEY: &str = "sk-alpha-key-0001";
 const BETA_KEY: &str = "sk-beta-key-00002";
@@ -68,41 +68,15 @@ kind = "echo"
     Proxy::start(&config.toml(), &[])
 }
 
-struct Answer {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: Value,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .map(|v| v.to_str().unwrap())
-            .unwrap_or_default()
-    }
-}
-
-async fn post(proxy: &Proxy, body: &Value, headers: &[(&str, &str)]) -> Answer {
-    let mut request = reqwest::Client::new()
-        .post(proxy.url("/v1/chat/completions"))
-        .json(body);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let response = request.send().await.expect("the proxy answers");
-    Answer {
-        status: response.status().as_u16(),
-        headers: response.headers().clone(),
-        body: response.json().await.expect("JSON"),
-    }
+async fn post(proxy: &Proxy, body: &Value, headers: &[(&str, &str)]) -> Reply {
+    proxy.chat(&reqwest::Client::new(), body, headers).await
 }
 
 fn bearer(key: &str) -> (&'static str, String) {
     ("authorization", format!("Bearer {key}"))
 }
 
-async fn as_team(proxy: &Proxy, key: &str, body: &Value, more: &[(&str, &str)]) -> Answer {
+async fn as_team(proxy: &Proxy, key: &str, body: &Value, more: &[(&str, &str)]) -> Reply {
     let auth = bearer(key);
     let mut headers = vec![(auth.0, auth.1.as_str())];
     headers.extend_from_slice(more);
@@ -129,7 +103,7 @@ async fn two_teams_get_different_models_for_the_same_request() {
     assert!(beta.header("x-switchyard-policy").starts_with("router@"));
     assert_eq!(beta.header("x-switchyard-model"), "b");
     assert_eq!(
-        beta.body["choices"][0]["message"]["content"]
+        beta.json()["choices"][0]["message"]["content"]
             .as_str()
             .unwrap()
             .split(':')
@@ -210,10 +184,10 @@ async fn missing_and_unknown_keys_get_401_in_the_openai_shape() {
     let request = chat("auto", "hello");
     let missing = post(&proxy, &request, &[]).await;
     assert_eq!(missing.status, 401);
-    assert_eq!(missing.body["error"]["code"], "missing_api_key");
-    assert_eq!(missing.body["error"]["type"], "invalid_request_error");
+    assert_eq!(missing.json()["error"]["code"], "missing_api_key");
+    assert_eq!(missing.json()["error"]["type"], "invalid_request_error");
     assert!(
-        missing.body["error"]["message"]
+        missing.json()["error"]["message"]
             .as_str()
             .unwrap()
             .contains("Authorization: Bearer")
@@ -227,8 +201,8 @@ async fn missing_and_unknown_keys_get_401_in_the_openai_shape() {
         let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let unknown = post(&proxy, &request, &headers).await;
         assert_eq!(unknown.status, 401, "{headers:?}");
-        assert_eq!(unknown.body["error"]["code"], "invalid_api_key");
-        assert!(unknown.body["error"]["param"].is_null());
+        assert_eq!(unknown.json()["error"]["code"], "invalid_api_key");
+        assert!(unknown.json()["error"]["param"].is_null());
     }
     let listed = reqwest::Client::new()
         .get(proxy.url("/v1/models"))
@@ -268,9 +242,10 @@ async fn each_team_gets_its_own_failure_behaviour() {
     )
     .await;
     assert_eq!(rejected.status, 503);
-    assert_eq!(rejected.body["error"]["code"], "policy_failed");
-    assert_eq!(rejected.body["error"]["type"], "server_error");
-    let message = rejected.body["error"]["message"].as_str().unwrap();
+    assert_eq!(rejected.json()["error"]["code"], "policy_failed");
+    assert_eq!(rejected.json()["error"]["type"], "server_error");
+    let body = rejected.json();
+    let message = body["error"]["message"].as_str().unwrap();
     assert!(
         !message.contains("secret detail") && !message.contains("panic"),
         "{message}"

@@ -2,7 +2,9 @@
 //! for a request of 6 messages and a catalog of 8 models; with request parsing measured in the
 //! same run as a baseline, so results can be read as ratios on a noisy machine. A minimal policy
 //! (the scripted test policy, which routes to the first model) shows what the sandbox itself
-//! costs, apart from the bundled policy's own work.
+//! costs, apart from the bundled policy's own work; the same decision with every limit off (no
+//! epoch interruption in the compiled code, no deadline, no memory limiter, no concurrency
+//! bound) shows what the limits cost.
 //!
 //! Run with `cargo xtask plugins && cargo bench -p switchyard --bench decision`.
 
@@ -14,7 +16,61 @@ use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use switchyard::api::ChatRequest;
 use switchyard::config::Config;
-use switchyard::policy::{DecisionInput, PolicyEngine, PolicySettings, PoolSize, Verdict, input};
+use switchyard::policy::sandbox::{Sandbox, SandboxLimits};
+use switchyard::policy::wit::PolicyPre;
+use switchyard::policy::{
+    DecisionInput, Model, PolicyEngine, PolicySettings, PoolSize, Request, Verdict, decision,
+    engine, input,
+};
+use wasmtime::component::Component;
+use wasmtime::{Engine, Store};
+
+/// The pool every engine of the benchmark uses.
+const POOL: PoolSize = PoolSize {
+    instances: 16,
+    memory_bytes: 32 << 20,
+};
+
+/// A policy run with every limit off.
+struct Unlimited {
+    pre: PolicyPre<Sandbox>,
+    limits: SandboxLimits,
+}
+
+impl Unlimited {
+    fn new(bytes: &[u8], limits: SandboxLimits) -> Self {
+        let mut config = engine::engine_config(POOL);
+        config.epoch_interruption(false);
+        let engine = Engine::new(&config).expect("engine");
+        let linker = engine::linker(&engine).expect("linker");
+        let component = Component::new(&engine, bytes).expect("component");
+        let pre =
+            PolicyPre::new(linker.instantiate_pre(&component).expect("links")).expect("world");
+        Self { pre, limits }
+    }
+
+    async fn decide(
+        &self,
+        request: Arc<ChatRequest>,
+        id: Arc<str>,
+        view: &Request,
+        catalog: &[Model],
+    ) -> Verdict {
+        let sandbox = Sandbox::new(request, id, Arc::from("unlimited"), self.limits, Some(0));
+        let mut store = Store::new(self.pre.engine(), sandbox);
+        let instance = self
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .expect("instantiates");
+        let decision = instance
+            .call_decide(&mut store, view, catalog)
+            .await
+            .expect("no trap")
+            .expect("decides");
+        decision::validate(decision, catalog).expect("valid")
+    }
+}
 
 fn config() -> Config {
     let mut toml = String::from(
@@ -54,14 +110,7 @@ fn decision(c: &mut Criterion) {
         "build the policies first: cargo xtask plugins"
     );
     let config = config();
-    let engine = PolicyEngine::new(
-        PoolSize {
-            instances: 16,
-            memory_bytes: 32 << 20,
-        },
-        None,
-    )
-    .expect("engine");
+    let engine = PolicyEngine::new(POOL, None).expect("engine");
     let settings = PolicySettings::from_config(&config.policies[0]);
     let load = |name: &str, file: &str| {
         let bytes = std::fs::read(built.join(file)).expect("policy file");
@@ -70,6 +119,10 @@ fn decision(c: &mut Criterion) {
             .expect("policy loads")
     };
     let cost_router = load("cost-router", "cost_router.wasm");
+    let unlimited = Unlimited::new(
+        &std::fs::read(built.join("cost_router.wasm")).expect("policy file"),
+        settings.limits,
+    );
     let minimal = load("scripted", "scripted_policy.wasm");
     let catalog = input::catalog(&config, None);
     let body = body();
@@ -109,6 +162,16 @@ fn decision(c: &mut Criterion) {
         b.to_async(&runtime)
             .iter(|| async { decide("cost-router").await.expect("decides") })
     });
+    group.bench_function(
+        "decide with every limit off (same policy and request)",
+        |b| {
+            b.to_async(&runtime).iter(|| async {
+                unlimited
+                    .decide(request.clone(), id.clone(), &view, &catalog)
+                    .await
+            })
+        },
+    );
     group.bench_function("decide, minimal policy (sandbox cost alone)", |b| {
         b.to_async(&runtime)
             .iter(|| async { decide("minimal").await.expect("decides") })

@@ -11,7 +11,7 @@ mod proxy;
 use std::path::PathBuf;
 
 pub use mock::{Behaviour, MockUpstream, Received};
-pub use proxy::{ADMIN_TOKEN, ConfigBuilder, Exit, Proxy, TEST_HEADERS};
+pub use proxy::{ADMIN_TOKEN, ConfigBuilder, Exit, Proxy, Reply, TEST_HEADERS};
 
 /// The cargo target folder this test binary was built into.
 fn target_dir() -> PathBuf {

@@ -88,6 +88,12 @@ impl ConfigBuilder {
         self
     }
 
+    /// The request headers the test policy may see, instead of [`TEST_HEADERS`].
+    pub fn policy_headers(mut self, headers: &[&str]) -> Self {
+        self.policy_options[0] = format!("headers = {headers:?}");
+        self
+    }
+
     /// A raw `key = value` line in the test policy's table.
     pub fn policy_option(mut self, line: &str) -> Self {
         self.policy_options.push(line.to_string());
@@ -162,6 +168,31 @@ pub struct Proxy {
     dir: tempfile::TempDir,
 }
 
+/// A reply of the proxy, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: bytes::Bytes,
+    /// From sending the request to the end of the body.
+    pub elapsed: Duration,
+}
+
+impl Reply {
+    /// The value of header `name`, or "" without one.
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().expect("a text header"))
+            .unwrap_or_default()
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).expect("a JSON body")
+    }
+}
+
 /// How a proxy that failed to start ended.
 #[derive(Debug)]
 pub struct Exit {
@@ -234,6 +265,30 @@ impl Proxy {
     /// `base` + `path`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// POST `body` to `/v1/chat/completions` with `headers` through `client`, and read the reply.
+    pub async fn chat(
+        &self,
+        client: &reqwest::Client,
+        body: &serde_json::Value,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let started = Instant::now();
+        let mut request = client.post(self.url("/v1/chat/completions")).json(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("the proxy answers");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.bytes().await.expect("the whole body");
+        Reply {
+            status,
+            headers,
+            body,
+            elapsed: started.elapsed(),
+        }
     }
 
     /// `admin` + `path`.

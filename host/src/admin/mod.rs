@@ -139,7 +139,7 @@ async fn show(State(admin): State<Admin>, Path(name): Path<String>) -> Response 
 }
 
 async fn upload(State(admin): State<Admin>, Path(name): Path<String>, body: Bytes) -> Response {
-    match admin.app.upload(&name, body.to_vec()).await {
+    match admin.app.upload(&name, body).await {
         Ok(uploaded) => {
             let (persisted, warning) = match uploaded.persisted {
                 Ok(()) => (true, None),

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use env::{Env, ProcessEnv};
-pub use policy::{EngineConfig, PolicyConfig};
+pub use policy::{EngineConfig, PolicyConfig, RandomSource};
 pub use team::{AuthConfig, FailureMode, TeamConfig, parse_digest, sha256};
 pub use upstream::{ModelConfig, ProviderConfig, ProviderKind, UpstreamConfig};
 

@@ -43,6 +43,18 @@ impl Default for EngineConfig {
     }
 }
 
+/// Where a policy's `wasi:random` comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RandomSource {
+    /// Seeded from the request id: the same request gets the same numbers, so a decision can be
+    /// replayed, and different requests get different ones.
+    #[default]
+    Seeded,
+    /// The operating system's randomness: decisions cannot be replayed.
+    System,
+}
+
 /// One routing policy: a component file and the limits its decisions run under.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -85,6 +97,9 @@ pub struct PolicyConfig {
     /// back live at once.
     #[serde(default = "defaults::rollback_failure_share")]
     pub rollback_failure_share: f64,
+    /// Where the policy's `wasi:random` comes from: `seeded` (from the request id) or `system`.
+    #[serde(default)]
+    pub random: RandomSource,
 }
 
 impl PolicyConfig {

@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use super::{Snapshot, StartError, Team};
@@ -122,7 +123,7 @@ async fn plan_policy(
         file_sha256.is_some() && file_sha256 != slot.as_ref().and_then(|s| s.file_sha256());
     let candidate = match (bytes, &slot) {
         (Ok(bytes), _) if changed => Some(
-            match prepare(engine, name, bytes, settings.clone(), origin.clone()).await {
+            match prepare(engine, name, bytes.into(), settings.clone(), origin.clone()).await {
                 Ok(version) => check(Arc::new(version), config, audiences).await,
                 Err(fault) => Err(fault),
             },
@@ -176,7 +177,7 @@ async fn keep_live(
 pub(super) async fn prepare(
     engine: &Arc<PolicyEngine>,
     name: &str,
-    bytes: Vec<u8>,
+    bytes: Bytes,
     settings: PolicySettings,
     origin: String,
 ) -> Result<Policy, LoadError> {

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use super::build::{self, audiences};
@@ -117,7 +118,7 @@ impl App {
         }
         slot.set_file_sha256(sha256.clone());
         let origin = format!("file {}", config.path.display());
-        match self.validate(&slot, bytes, origin).await {
+        match self.validate(&slot, bytes.into(), origin).await {
             Ok(version) => {
                 slot.promote(version, "file");
                 tracing::info!(
@@ -132,18 +133,12 @@ impl App {
 
     /// Validate an uploaded component for policy `name`, write it to the policy's file and swap
     /// it in. A component that fails validation changes nothing.
-    pub async fn upload(&self, name: &str, bytes: Vec<u8>) -> Result<Uploaded, ChangeError> {
+    pub async fn upload(&self, name: &str, bytes: Bytes) -> Result<Uploaded, ChangeError> {
         let _change = self.changes.lock().await;
-        let slot = self
-            .snapshot()
-            .policies
-            .get(name)
-            .cloned()
-            .ok_or_else(|| ChangeError::UnknownPolicy(name.to_string()))?;
+        let slot = self.slot(name)?;
         let sha256 = hex(&Sha256::digest(&bytes));
         let path = slot.config().path;
-        let persisted = bytes.clone();
-        let version = match self.validate(&slot, bytes, "upload".into()).await {
+        let version = match self.validate(&slot, bytes.clone(), "upload".into()).await {
             Ok(version) => version,
             Err(fault) => {
                 slot.refused("upload", Some(short(name, &sha256)), fault.to_string());
@@ -153,7 +148,7 @@ impl App {
                 });
             }
         };
-        let persisted = write_atomically(&path, &persisted)
+        let persisted = write_atomically(&path, &bytes)
             .await
             .map_err(|e| format!("cannot write {}: {e}", path.display()));
         match &persisted {
@@ -170,20 +165,25 @@ impl App {
     /// Put policy `name`'s previous version back live.
     pub async fn roll_back(&self, name: &str) -> Result<Arc<Policy>, ChangeError> {
         let _change = self.changes.lock().await;
-        let slot = self
-            .snapshot()
+        Ok(self
+            .slot(name)?
+            .roll_back("admin", "requested through the admin API")?)
+    }
+
+    /// The live slot of policy `name`.
+    fn slot(&self, name: &str) -> Result<Arc<PolicySlot>, ChangeError> {
+        self.snapshot()
             .policies
             .get(name)
             .cloned()
-            .ok_or_else(|| ChangeError::UnknownPolicy(name.to_string()))?;
-        Ok(slot.roll_back("admin", "requested through the admin API")?)
+            .ok_or_else(|| ChangeError::UnknownPolicy(name.to_string()))
     }
 
     /// Prepare `bytes` as a version of `slot`'s policy and run the canary for the teams it serves.
     async fn validate(
         &self,
         slot: &PolicySlot,
-        bytes: Vec<u8>,
+        bytes: Bytes,
         origin: String,
     ) -> Result<Arc<Policy>, LoadError> {
         let config = slot.config();

@@ -54,14 +54,14 @@ pub fn validate(decision: Decision, catalog: &[Model]) -> Result<Verdict, String
                     route.targets.len()
                 ));
             }
-            if route.reason.chars().any(char::is_control) {
-                return Err("reason contains control characters".into());
-            }
             if route.reason.len() > MAX_REASON_BYTES {
                 return Err(format!(
                     "reason is {} bytes, at most {MAX_REASON_BYTES} allowed",
                     route.reason.len()
                 ));
+            }
+            if route.reason.chars().any(char::is_control) {
+                return Err("reason contains control characters".into());
             }
             let mut targets = Vec::with_capacity(route.targets.len());
             for t in route.targets {

@@ -18,12 +18,13 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::cache::CompileCache;
-use super::sandbox::Sandbox;
+use super::sandbox::{self, Sandbox};
 use super::wit::{self, PolicyPre};
 use super::{LoadError, Policy, PolicySettings, inspect};
 use crate::config::hex;
 
-/// How often the epoch advances; a decision's deadline is counted in these ticks.
+/// How often the epoch advances: how often a running guest checks its deadline and yields to
+/// other tasks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 
 /// Keep this much of a recycled linear memory mapped between instances (the notes measured
@@ -38,6 +39,49 @@ pub struct PoolSize {
     pub instances: u32,
     /// Largest linear memory of one instance, in bytes.
     pub memory_bytes: usize,
+}
+
+/// The engine configuration: Cranelift with epoch interruption, and a pooling allocator with
+/// `pool.instances` slots that each fit the sandbox's caps.
+pub fn engine_config(pool: PoolSize) -> Config {
+    // A component built by an ordinary toolchain is several core modules (the program plus
+    // adapter shims), each with its own instance and tables but one memory in all. Every slot
+    // holds the sandbox's caps, so a policy within them always finds room, and the decision
+    // semaphore (one permit per slot) keeps the pool from running out.
+    let (core, tables, memories) = (
+        sandbox::MAX_CORE_INSTANCES as u32,
+        sandbox::MAX_TABLES as u32,
+        sandbox::MAX_MEMORIES as u32,
+    );
+    let mut pooling = PoolingAllocationConfig::new();
+    pooling
+        .total_component_instances(pool.instances)
+        .total_core_instances(pool.instances * core)
+        .max_core_instances_per_component(core)
+        .total_memories(pool.instances * memories)
+        .max_memories_per_component(memories)
+        .total_tables(pool.instances * tables)
+        .max_tables_per_component(tables)
+        .total_stacks(pool.instances)
+        .max_memory_size(pool.memory_bytes)
+        .linear_memory_keep_resident(KEEP_RESIDENT_BYTES.min(pool.memory_bytes))
+        .table_keep_resident(64 << 10)
+        .pagemap_scan(Enabled::Auto);
+    let mut config = Config::new();
+    config
+        .epoch_interruption(true)
+        .wasm_backtrace_max_frames(None)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+    config
+}
+
+/// What a policy may import: the Switchyard `host` interface and WASI 0.2 (which the sandbox
+/// fills with nothing).
+pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<Sandbox>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wit::Policy::add_to_linker::<Sandbox, HasSelf<Sandbox>>(&mut linker, |s| s)?;
+    Ok(linker)
 }
 
 /// The shared engine, linker, compile cache and epoch ticker.
@@ -55,31 +99,8 @@ impl PolicyEngine {
     /// that cannot be used is logged and compiling goes on without a cache.
     pub fn new(pool: PoolSize, cache_dir: Option<&Path>) -> Result<Self, LoadError> {
         let engine_error = |e: wasmtime::Error| LoadError::Engine(format!("{e:#}"));
-        // A component built by an ordinary toolchain is several core modules (the program plus
-        // adapter shims), each with its own instance and tables but one memory in all; size the
-        // pool so every slot fits such a component.
-        let mut pooling = PoolingAllocationConfig::new();
-        pooling
-            .total_component_instances(pool.instances)
-            .total_core_instances(pool.instances * 8)
-            .total_memories(pool.instances * 2)
-            .total_tables(pool.instances * 4)
-            .total_stacks(pool.instances)
-            .max_memory_size(pool.memory_bytes)
-            .linear_memory_keep_resident(KEEP_RESIDENT_BYTES.min(pool.memory_bytes))
-            .table_keep_resident(64 << 10)
-            .pagemap_scan(Enabled::Auto);
-        let mut config = Config::new();
-        config
-            .epoch_interruption(true)
-            .wasm_backtrace_max_frames(None)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
-        let engine = Engine::new(&config).map_err(engine_error)?;
-
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_error)?;
-        wit::Policy::add_to_linker::<Sandbox, HasSelf<Sandbox>>(&mut linker, |s| s)
-            .map_err(engine_error)?;
+        let engine = Engine::new(&engine_config(pool)).map_err(engine_error)?;
+        let linker = linker(&engine).map_err(engine_error)?;
 
         let weak = engine.weak();
         std::thread::Builder::new()
@@ -157,11 +178,4 @@ impl PolicyEngine {
             self.slots.clone(),
         ))
     }
-}
-
-/// Epoch ticks for `deadline`. One tick is added because the next tick may come at once: guest
-/// code is then stopped between `deadline` and `deadline` + one tick after it started.
-pub fn deadline_ticks(deadline: Duration) -> u64 {
-    let tick = EPOCH_TICK.as_micros();
-    u64::try_from(deadline.as_micros().div_ceil(tick)).unwrap_or(u64::MAX - 1) + 1
 }

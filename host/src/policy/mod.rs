@@ -19,6 +19,7 @@ pub mod decision;
 pub mod engine;
 pub mod input;
 pub mod inspect;
+mod output;
 pub mod registry;
 pub mod sandbox;
 pub mod stats;
@@ -28,8 +29,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
-use wasmtime::Store;
+use wasmtime::{Store, UpdateDeadline};
 
 pub use decision::{PlannedTarget, Verdict};
 pub use engine::{PolicyEngine, PoolSize};
@@ -39,7 +41,7 @@ pub use stats::{RollbackRule, Stats};
 pub use wit::{Model, Request};
 
 use crate::api::ChatRequest;
-use crate::config::PolicyConfig;
+use crate::config::{PolicyConfig, RandomSource};
 use sandbox::Sandbox;
 use wit::PolicyPre;
 
@@ -140,6 +142,8 @@ pub struct PolicySettings {
     /// Most decisions of this version running at once.
     pub max_concurrency: u32,
     pub rollback: RollbackRule,
+    /// Where `wasi:random` comes from.
+    pub random: RandomSource,
 }
 
 impl PolicySettings {
@@ -156,6 +160,7 @@ impl PolicySettings {
                 window: config.rollback_window,
                 failure_share: config.rollback_failure_share,
             },
+            random: config.random,
         }
     }
 }
@@ -250,33 +255,53 @@ impl Policy {
 
     /// Run the policy for one request in a fresh sandbox and validate its decision.
     ///
-    /// The deadline bounds the whole decision twice over: epoch interruption stops guest code
-    /// that runs past it, and a timer stops a guest that waits in a host call (a WASI poll, say).
-    /// Waiting for a free pool slot is bounded by the same deadline.
+    /// One wall-clock deadline bounds the whole decision, waiting for a pool slot included. Guest
+    /// code runs in slices of one epoch tick: at each tick it yields to the other tasks of its
+    /// worker thread (so a looping policy cannot hold a thread that other requests need), and
+    /// once the deadline has passed it is interrupted. A timer stops a guest that waits inside a
+    /// host call (a WASI poll, say).
     pub async fn decide(&self, input: DecisionInput<'_>) -> Result<Verdict, DecisionFailure> {
         let limits = self.settings.limits;
-        let deadline = limits.deadline;
+        let stop_at = tokio::time::Instant::now() + limits.deadline;
         let slots = async {
             let own = self.concurrency.acquire().await.expect("never closed");
             let pool = self.pool.acquire().await.expect("never closed");
             (own, pool)
         };
-        let _slots = tokio::time::timeout(deadline, slots)
+        let _slots = tokio::time::timeout_at(stop_at, slots)
             .await
             .map_err(|_| DecisionFailure::Busy)?;
-        let sandbox = Sandbox::new(input.request, input.request_id, self.name.clone(), limits);
+        let seed = match self.settings.random {
+            RandomSource::Seeded => Some(seed_of(&input.request_id)),
+            RandomSource::System => None,
+        };
+        let sandbox = Sandbox::new(
+            input.request,
+            input.request_id,
+            self.name.clone(),
+            limits,
+            seed,
+        );
         let mut store = Store::new(self.pre.engine(), sandbox);
         store.limiter(|s| s);
-        store.set_epoch_deadline(engine::deadline_ticks(deadline));
+        store.set_epoch_deadline(1);
+        let stop_at_std = stop_at.into_std();
+        store.epoch_deadline_callback(move |_| {
+            Ok(if std::time::Instant::now() >= stop_at_std {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
+            })
+        });
         let run = async {
             let instance = self.pre.instantiate_async(&mut store).await?;
             instance
                 .call_decide(&mut store, input.view, input.catalog)
                 .await
         };
-        let outcome = tokio::time::timeout(deadline, run)
-            .await
-            .map_err(|_| DecisionFailure::Timeout)?;
+        let outcome = tokio::time::timeout_at(stop_at, run).await;
+        store.data().log_output();
+        let outcome = outcome.map_err(|_| DecisionFailure::Timeout)?;
         match outcome {
             Ok(Ok(decision)) => decision::validate(decision, input.catalog)
                 .map_err(DecisionFailure::InvalidDecision),
@@ -284,6 +309,13 @@ impl Policy {
             Err(error) => Err(classify(&error, store.data())),
         }
     }
+}
+
+/// The `wasi:random` seed of the decision for `request_id`: the same request id gives the same
+/// randomness, so a decision can be replayed.
+fn seed_of(request_id: &str) -> u64 {
+    let digest = Sha256::digest(request_id.as_bytes());
+    u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"))
 }
 
 /// Name the fault behind a failed call.

@@ -4,23 +4,26 @@
 //! over from one request to the next. It grants the policy exactly:
 //! - the `host` interface: log lines (capped in size and number) and the text of the current
 //!   request's messages (capped at [`SandboxLimits::max_message_chars`]);
-//! - WASI 0.2 with nothing in it: no preopened directories, no environment or arguments, every
-//!   socket address denied, stdin closed, stdout discarded, stderr kept (capped) to explain a
-//!   trap, and clocks that read zero, so a decision cannot depend on the time (a guest that
-//!   sleeps through `wasi:io/poll` is stopped by the decision's deadline timer); `wasi:random`
-//!   is seeded by the host;
+//! - WASI 0.2 with nothing in it: no preopened directories, no environment or arguments, TCP,
+//!   UDP and name lookup off and every socket address denied, stdin empty, stdout and stderr
+//!   captured (capped) into the policy's log, clocks that read zero, so a decision cannot depend
+//!   on the time (a guest that sleeps through `wasi:io/poll` is stopped by the decision's deadline
+//!   timer), and `wasi:random` seeded from the request id unless the policy asks for the
+//!   system's randomness, so a decision can be replayed;
 //! - linear memory up to [`SandboxLimits::memory_bytes`]; growing past it traps, and the
-//!   sandbox remembers that it was the cause.
+//!   sandbox remembers that it was the cause. Instances, tables and memories are capped too.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use rand::SeedableRng;
+use rand::rngs::StdRng;
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::clocks::{HostMonotonicClock, HostWallClock};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::output::CapturedOutput;
 use super::wit::{self, LogLevel};
 use crate::api::ChatRequest;
 
@@ -28,11 +31,20 @@ use crate::api::ChatRequest;
 const MAX_LOG_LINE: usize = 1024;
 /// Most log lines one decision may write; later ones are dropped.
 const MAX_LOG_LINES: u32 = 32;
-/// How much of a policy's stderr (e.g. a panic message) is kept.
-const STDERR_CAPACITY: usize = 4096;
+/// How much of a policy's stdout and of its stderr (e.g. a panic message) is kept, each.
+const OUTPUT_CAPACITY: usize = 4096;
 /// Most elements a policy's tables may grow to (function tables of ordinary guests hold a few
 /// hundred; this stops a guest from growing a table without bound).
 const MAX_TABLE_ELEMENTS: usize = 100_000;
+/// Most random bytes one `wasi:random` call returns (the WASI default is 64 MiB, which a hostile
+/// guest could ask the host to allocate on every call).
+const MAX_RANDOM_BYTES: u64 = 64 * 1024;
+/// Core instances, tables and memories one policy instance may create. Components built by
+/// ordinary toolchains use a few of each (a Rust policy: 3 core instances, 1 memory); the
+/// pooling allocator reserves this many per slot, so these caps fit the pool by construction.
+pub const MAX_CORE_INSTANCES: usize = 32;
+pub const MAX_TABLES: usize = 16;
+pub const MAX_MEMORIES: usize = 2;
 
 /// Per-decision limits, from the policy's config.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +61,8 @@ pub struct SandboxLimits {
 pub struct Sandbox {
     wasi: WasiCtx,
     table: ResourceTable,
-    stderr: MemoryOutputPipe,
+    stdout: CapturedOutput,
+    stderr: CapturedOutput,
     request: Arc<ChatRequest>,
     request_id: Arc<str>,
     policy: Arc<str>,
@@ -60,21 +73,34 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
+    /// A sandbox for one decision; `seed` makes `wasi:random` deterministic.
     pub fn new(
         request: Arc<ChatRequest>,
         request_id: Arc<str>,
         policy: Arc<str>,
         limits: SandboxLimits,
+        seed: Option<u64>,
     ) -> Self {
-        let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
-        let wasi = WasiCtx::builder()
+        let stdout = CapturedOutput::new(OUTPUT_CAPACITY);
+        let stderr = CapturedOutput::new(OUTPUT_CAPACITY);
+        let mut wasi = WasiCtx::builder();
+        wasi.stdout(stdout.clone())
             .stderr(stderr.clone())
             .wall_clock(FrozenClock)
             .monotonic_clock(FrozenClock)
-            .build();
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .max_random_size(MAX_RANDOM_BYTES);
+        if let Some(seed) = seed {
+            wasi.secure_random(StdRng::seed_from_u64(seed))
+                .insecure_random(StdRng::seed_from_u64(!seed))
+                .insecure_random_seed(u128::from(seed));
+        }
         Self {
-            wasi,
+            wasi: wasi.build(),
             table: ResourceTable::new(),
+            stdout,
             stderr,
             request,
             request_id,
@@ -85,10 +111,31 @@ impl Sandbox {
         }
     }
 
+    /// Write what the policy printed to stdout and stderr into the log, a line per line printed
+    /// (escaped, like its log lines), with a note of what was dropped past the cap.
+    pub fn log_output(&self) {
+        for (stream, output) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
+            let (kept, dropped) = output.contents();
+            if kept.is_empty() {
+                continue;
+            }
+            let (policy, request_id) = (&*self.policy, &*self.request_id);
+            for line in String::from_utf8_lossy(&kept).lines() {
+                let line = super::truncated(line.to_string(), MAX_LOG_LINE)
+                    .escape_debug()
+                    .to_string();
+                tracing::info!(target: "switchyard::policy_log", policy, request_id, stream, "{line}");
+            }
+            if dropped > 0 {
+                tracing::info!(target: "switchyard::policy_log", policy, request_id, stream, "({dropped} more bytes dropped)");
+            }
+        }
+    }
+
     /// What the policy wrote to stderr (a panic message, typically), as one line: lines are
     /// joined with ` | ` and the standard backtrace hint is dropped.
     pub fn stderr(&self) -> String {
-        let contents = self.stderr.contents();
+        let (contents, _) = self.stderr.contents();
         let text = String::from_utf8_lossy(&contents);
         let lines: Vec<&str> = text
             .lines()
@@ -153,6 +200,18 @@ impl ResourceLimiter for Sandbox {
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+
+    fn instances(&self) -> usize {
+        MAX_CORE_INSTANCES
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES
     }
 }
 

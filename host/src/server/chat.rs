@@ -108,20 +108,8 @@ async fn handle(
     let (targets, reason, route_by) = match verdict {
         Ok(Verdict::Route { targets, reason }) => (targets, reason, "policy"),
         Ok(Verdict::Reject { status, message }) => {
-            log.route_by = "rejected";
-            let mut response =
-                ApiError::new(status, "invalid_request_error", "policy_rejected", message)
-                    .into_response();
-            routing_headers(
-                response.headers_mut(),
-                team,
-                version,
-                None,
-                None,
-                "policy",
-                None,
-            );
-            return Ok(response);
+            let error = ApiError::new(status, "invalid_request_error", "policy_rejected", message);
+            return Ok(refused(error, team, version, log));
         }
         Err(failure) => {
             tracing::warn!(
@@ -135,24 +123,13 @@ async fn handle(
             match on_failure(team, &failure, request.model.as_deref()) {
                 Some(route) => route,
                 None => {
-                    log.route_by = "rejected";
-                    let mut response = ApiError::new(
+                    let error = ApiError::new(
                         StatusCode::SERVICE_UNAVAILABLE,
                         "server_error",
                         "policy_failed",
                         "the routing policy failed, so the request was not served; try again",
-                    )
-                    .into_response();
-                    routing_headers(
-                        response.headers_mut(),
-                        team,
-                        version,
-                        None,
-                        None,
-                        "policy",
-                        None,
                     );
-                    return Ok(response);
+                    return Ok(refused(error, team, version, log));
                 }
             }
         }
@@ -199,6 +176,22 @@ async fn handle(
         Some(&log.reason),
     );
     Ok(response)
+}
+
+/// The answer to a request that is not served: `error`, with the team and policy headers.
+fn refused(error: ApiError, team: &Team, policy: &str, log: &mut RequestLog) -> Response {
+    log.route_by = "rejected";
+    let mut response = error.into_response();
+    routing_headers(
+        response.headers_mut(),
+        team,
+        policy,
+        None,
+        None,
+        "policy",
+        None,
+    );
+    response
 }
 
 /// The route the team's failure behaviour chooses, as (targets, reason, who chose it); `None`

@@ -1,0 +1,370 @@
+//! The sandbox end to end: a hostile policy (a real component, `plugins/testing/hostile`) loops,
+//! exhausts memory, traps, returns nonsense and reaches for files, sockets and the environment,
+//! while a well-behaved team shares the proxy. Every request of both teams is answered; the
+//! hostile team gets its failure behaviour with the right failure kind; the well-behaved team
+//! sees no error.
+
+use std::collections::HashMap;
+
+use serde_json::json;
+use switchyard_e2e::{ConfigBuilder, Proxy, Reply, policy_wasm};
+
+/// The hostile policy's deadline: generous, because lifting a 10 MB reason out of the sandbox
+/// takes a debug build a third of a second. (Timing under load is `isolation.rs`'s subject.)
+const DEADLINE_MS: u64 = 1000;
+/// The most message text the hostile policy may read.
+const TEXT_CAP: usize = 100;
+const GOOD_KEY: &str = "sk-good-team-0001";
+const STRICT_KEY: &str = "sk-strict-team-01";
+/// An environment variable the proxy has; the policy must not see it.
+const SECRET_VAR: &str = "SWITCHYARD_TEST_SECRET";
+
+/// The hostile policy as `test-policy` for `test-team` (anonymous, static fallback `a`) and
+/// `strict` (503 on failure), and the cost router for `good`.
+fn proxy() -> Proxy {
+    let sections = format!(
+        r#"
+[[teams]]
+name = "strict"
+policy = "test-policy"
+on_failure = "reject"
+keys = ["{STRICT_KEY}"]
+
+[[policies]]
+name = "good"
+path = {good:?}
+deadline_ms = 1000
+
+[[teams]]
+name = "good"
+policy = "good"
+fallback = ["b"]
+keys = ["{GOOD_KEY}"]
+
+[[providers]]
+name = "echo"
+kind = "echo"
+"#,
+        good = policy_wasm("cost_router"),
+    );
+    let config = ConfigBuilder::new(&policy_wasm("hostile_policy"))
+        .deadline_ms(DEADLINE_MS)
+        .policy_headers(&["x-hostile", "x-hostile-arg"])
+        .policy_option(&format!("max_message_chars = {TEXT_CAP}"))
+        .section(&sections)
+        .model("a", "echo", "a", 2.0, &["reasoning"])
+        .model("b", "echo", "b", 0.5, &["cheap"])
+        .fallback(&["a"]);
+    Proxy::start(&config.toml(), &[(SECRET_VAR, "hunter2-secret-value")])
+}
+
+/// Send a request with one user message `text`, as the team of `key` (the anonymous team
+/// without one), with `headers`.
+async fn send(proxy: &Proxy, key: Option<&str>, headers: &[(&str, &str)], text: &str) -> Reply {
+    let auth = key.map(|k| format!("Bearer {k}"));
+    let mut all: Vec<(&str, &str)> = headers.to_vec();
+    if let Some(auth) = &auth {
+        all.push(("authorization", auth));
+    }
+    let body = json!({"model": "auto", "messages": [{"role": "user", "content": text}]});
+    proxy.chat(&reqwest::Client::new(), &body, &all).await
+}
+
+/// The headers that say how a request was routed: (status, route, model).
+fn routed(reply: &Reply) -> (u16, &str, &str) {
+    (
+        reply.status,
+        reply.header("x-switchyard-route"),
+        reply.header("x-switchyard-model"),
+    )
+}
+
+/// Run `hostile` (behaviour, argument) requests of the hostile team, `strict` team requests with
+/// the same behaviour and well-behaved requests of the good team, all at once. Returns the
+/// hostile team's answers (with their request ids) and the strict ones; asserts that every
+/// good request was served by its policy.
+async fn under_load(
+    proxy: &Proxy,
+    behaviour: &str,
+    arg: &str,
+    count: usize,
+) -> (Vec<(String, Reply)>, Vec<Reply>) {
+    let hostile = (0..count).map(|i| {
+        let id = format!("{behaviour}-{i}");
+        async move {
+            let headers = [
+                ("x-hostile", behaviour),
+                ("x-hostile-arg", arg),
+                ("x-request-id", id.as_str()),
+            ];
+            let answer = send(proxy, None, &headers, "What is the capital of France?").await;
+            (id, answer)
+        }
+    });
+    let strict = (0..2).map(|_| {
+        let headers = [("x-hostile", behaviour), ("x-hostile-arg", arg)];
+        async move { send(proxy, Some(STRICT_KEY), &headers, "hello").await }
+    });
+    let good =
+        (0..count * 2).map(|_| send(proxy, Some(GOOD_KEY), &[], "What is the capital of France?"));
+    let (hostile, strict, good) = tokio::join!(
+        futures_util::future::join_all(hostile),
+        futures_util::future::join_all(strict),
+        futures_util::future::join_all(good),
+    );
+    for reply in &good {
+        assert_eq!(
+            routed(reply),
+            (200, "policy", "b"),
+            "the good team suffered while `{behaviour}` ran: {reply:?}"
+        );
+        assert!(
+            reply.elapsed < std::time::Duration::from_millis(DEADLINE_MS),
+            "a good request waited out a hostile decision ({behaviour}): {:?}",
+            reply.elapsed
+        );
+    }
+    (hostile, strict)
+}
+
+/// The `kind` the proxy logged for the policy failure of request `id`.
+fn failure_kind(proxy: &Proxy, id: &str) -> String {
+    let line = proxy.log_line(&[&format!("request_id={id} "), "policy failed"]);
+    let at = line.find("kind=\"").expect("kind field") + "kind=\"".len();
+    line[at..].split('"').next().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_failure_gets_the_failure_behaviour_and_its_kind() {
+    let proxy = proxy();
+    let cases = [
+        ("loop", "", "timeout", "policy ran past its deadline"),
+        ("alloc", "", "memory", "memory cap"),
+        ("grow", "", "memory", "memory cap"),
+        ("panic", "", "trap", "hostile policy panics on purpose"),
+        ("unreachable", "", "trap", "unreachable"),
+        // Rust keeps big frames on a shadow stack in linear memory, which runs out first.
+        ("recurse", "", "trap", "the policy trapped: wasm trap"),
+        (
+            "empty-route",
+            "",
+            "invalid-decision",
+            "route has no targets",
+        ),
+        (
+            "unknown-model",
+            "",
+            "invalid-decision",
+            "target model `no-such-model` is not in the catalog",
+        ),
+        (
+            "many-targets",
+            "",
+            "invalid-decision",
+            "route has 10000 targets, at most 8 allowed",
+        ),
+        (
+            "huge-reason",
+            "",
+            "invalid-decision",
+            "reason is 10485760 bytes",
+        ),
+    ];
+    let mut kinds = HashMap::new();
+    for (behaviour, arg, kind, detail) in cases {
+        let (hostile, strict) = under_load(&proxy, behaviour, arg, 6).await;
+        for (id, answer) in &hostile {
+            assert_eq!(
+                routed(answer),
+                (200, "fallback", "a"),
+                "{behaviour}: {answer:?}"
+            );
+            assert_eq!(
+                answer.header("x-switchyard-reason"),
+                format!("policy failed ({kind}); static fallback route"),
+                "{behaviour}"
+            );
+            assert_eq!(failure_kind(&proxy, id), kind, "{behaviour}");
+        }
+        let line = proxy.log_line(&[&format!("request_id={behaviour}-0 "), "policy failed"]);
+        assert!(line.contains(detail), "{behaviour}: {line}");
+        for answer in &strict {
+            assert_eq!(answer.status, 503, "{behaviour}: {answer:?}");
+            assert_eq!(answer.json()["error"]["code"], "policy_failed");
+            assert!(
+                !answer.json().to_string().contains(detail),
+                "no internals: {answer:?}"
+            );
+        }
+        *kinds.entry(kind).or_insert(0) += hostile.len() + strict.len();
+    }
+
+    let logs = proxy.logs();
+    for (kind, count) in kinds {
+        let logged = logs
+            .lines()
+            .filter(|l| l.contains("policy failed") && l.contains(&format!("kind=\"{kind}\"")))
+            .count();
+        assert_eq!(logged, count, "each {kind} failure is logged once");
+    }
+    // A trap never touches the next request: the policy still decides.
+    let after = send(&proxy, None, &[], "hello").await;
+    assert_eq!(
+        (
+            after.header("x-switchyard-route"),
+            after.header("x-switchyard-reason")
+        ),
+        ("policy", "well behaved")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_policy_reaching_for_files_sockets_and_the_environment_gets_nothing() {
+    let proxy = proxy();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let long_text = "x".repeat(TEXT_CAP * 50);
+    let cases: [(&str, &str, &str, &str); 5] = [
+        (
+            "read-file",
+            "",
+            "What is the capital of France?",
+            "read-file: denied",
+        ),
+        ("read-file", "/", "hello", "read-file: denied"),
+        ("connect", &addr, "hello", "connect: denied"),
+        (
+            "env",
+            SECRET_VAR,
+            "hello",
+            "env: denied: environment variable not found",
+        ),
+        ("read-past-cap", "", &long_text, "read 100 chars"),
+    ];
+    for (behaviour, arg, text, reason) in cases {
+        let answer = send(
+            &proxy,
+            None,
+            &[("x-hostile", behaviour), ("x-hostile-arg", arg)],
+            text,
+        )
+        .await;
+        assert_eq!(
+            (answer.status, answer.header("x-switchyard-route")),
+            (200, "policy"),
+            "{behaviour} still decides: {answer:?}"
+        );
+        assert!(
+            answer.header("x-switchyard-reason").starts_with(reason),
+            "{behaviour}: {}",
+            answer.header("x-switchyard-reason")
+        );
+    }
+    listener.set_nonblocking(true).unwrap();
+    assert!(
+        listener.accept().is_err(),
+        "the policy's connection never arrived"
+    );
+    assert!(
+        !proxy.logs().contains("hunter2"),
+        "the secret reached the policy"
+    );
+
+    // What a policy prints is logged, capped, and never fails the policy.
+    let chatty = send(
+        &proxy,
+        None,
+        &[("x-hostile", "chatty"), ("x-request-id", "chatty")],
+        "hi",
+    )
+    .await;
+    assert_eq!(chatty.header("x-switchyard-route"), "policy");
+    assert!(
+        chatty.header("x-switchyard-reason").starts_with("printed "),
+        "{}",
+        chatty.header("x-switchyard-reason")
+    );
+    for stream in ["stdout", "stderr"] {
+        let dropped = proxy.log_line(&[
+            "request_id=\"chatty\"",
+            &format!("stream=\"{stream}\""),
+            "more bytes dropped",
+        ]);
+        assert!(dropped.contains("policy=\"test-policy\""), "{dropped}");
+        let kept = proxy.count_log_lines(&[
+            "request_id=\"chatty\"",
+            &format!("stream=\"{stream}\""),
+            "chatter chatter",
+        ]);
+        assert!(
+            (20..=40).contains(&kept),
+            "{stream}: {kept} lines kept of about 4 KiB"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_is_frozen_and_randomness_follows_the_request_id() {
+    let proxy = proxy();
+    let ask = |behaviour: &'static str, id: &'static str| {
+        let proxy = &proxy;
+        async move {
+            let headers = [("x-hostile", behaviour), ("x-request-id", id)];
+            send(proxy, None, &headers, "hi")
+                .await
+                .header("x-switchyard-reason")
+                .to_string()
+        }
+    };
+    assert_eq!(ask("clock", "c1").await, "clock 0");
+    let first = ask("random", "replay-me").await;
+    assert!(first.starts_with("random "), "{first}");
+    assert_eq!(
+        ask("random", "replay-me").await,
+        first,
+        "the same request id replays"
+    );
+    assert_ne!(ask("random", "another-id").await, first);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn when_the_policy_is_at_its_concurrency_bound_requests_wait_then_fall_back() {
+    // One decision at a time, each looping until its 300 ms deadline. Of five sent at once, the
+    // first runs; a request that arrived a moment later gets the slot with that moment of its
+    // deadline left (and times out), the rest wait their whole deadline for it (busy).
+    let config = ConfigBuilder::new(&policy_wasm("hostile_policy"))
+        .deadline_ms(300)
+        .policy_headers(&["x-hostile"])
+        .policy_option("max_concurrency = 1")
+        .section("[[providers]]\nname = \"echo\"\nkind = \"echo\"\n")
+        .model("a", "echo", "a", 1.0, &[])
+        .fallback(&["a"]);
+    let proxy = Proxy::start(&config.toml(), &[]);
+    let ids: Vec<String> = (0..5).map(|i| format!("bounded-{i}")).collect();
+    let answers = futures_util::future::join_all(ids.iter().map(|id| {
+        let proxy = &proxy;
+        async move {
+            let headers = [("x-hostile", "loop"), ("x-request-id", id.as_str())];
+            send(proxy, None, &headers, "hi").await
+        }
+    }))
+    .await;
+    for answer in &answers {
+        assert_eq!(
+            (answer.status, answer.header("x-switchyard-route")),
+            (200, "fallback"),
+            "{answer:?}"
+        );
+        assert!(
+            answer.elapsed < std::time::Duration::from_millis(600),
+            "waiting for a slot is bounded by the deadline: {:?}",
+            answer.elapsed
+        );
+    }
+    let kinds: Vec<String> = ids.iter().map(|id| failure_kind(&proxy, id)).collect();
+    let busy = kinds.iter().filter(|k| *k == "busy").count();
+    assert!(
+        kinds.iter().all(|k| k == "busy" || k == "timeout") && busy >= 1,
+        "{kinds:?}"
+    );
+}
