@@ -5,8 +5,7 @@
 
 use std::time::Duration;
 
-use serde_json::json;
-use switchyard_e2e::{ConfigBuilder, Proxy, Reply, policy_wasm};
+use switchyard_e2e::{ConfigBuilder, Proxy, Reply, chat, policy_wasm};
 
 /// The hostile policy's deadline.
 const DEADLINE: Duration = Duration::from_millis(20);
@@ -63,20 +62,15 @@ kind = "echo"
     (Proxy::start(&config.toml(), &[]), dir)
 }
 
-/// Send one request as the team of `key` (the anonymous team without one), with `headers`.
+/// Send a short question as the team of `key` (the anonymous team without one), with `headers`.
 async fn send(
     client: &reqwest::Client,
     proxy: &Proxy,
     key: Option<&str>,
     headers: &[(&str, &str)],
 ) -> Reply {
-    let auth = key.map(|k| format!("Bearer {k}"));
-    let mut all: Vec<(&str, &str)> = headers.to_vec();
-    if let Some(auth) = &auth {
-        all.push(("authorization", auth));
-    }
-    let body = json!({"model": "auto", "messages": [{"role": "user", "content": "What is the capital of France?"}]});
-    proxy.chat(client, &body, &all).await
+    let body = chat("auto", "What is the capital of France?");
+    proxy.chat(client, key, &body, headers).await
 }
 
 /// `count` well-behaved requests from each of `clients` clients at once; their latencies.

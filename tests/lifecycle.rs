@@ -71,13 +71,8 @@ struct Seen {
 }
 
 async fn ask(client: &reqwest::Client, proxy: &Proxy, headers: &[(&str, &str)]) -> Seen {
-    let reply = proxy
-        .chat(
-            client,
-            &chat("auto", "What is the capital of France?"),
-            headers,
-        )
-        .await;
+    let question = chat("auto", "What is the capital of France?");
+    let reply = proxy.chat(client, None, &question, headers).await;
     Seen {
         status: reply.status,
         version: reply.header("x-switchyard-policy").to_string(),

@@ -61,13 +61,10 @@ kind = "echo"
 /// Send a request with one user message `text`, as the team of `key` (the anonymous team
 /// without one), with `headers`.
 async fn send(proxy: &Proxy, key: Option<&str>, headers: &[(&str, &str)], text: &str) -> Reply {
-    let auth = key.map(|k| format!("Bearer {k}"));
-    let mut all: Vec<(&str, &str)> = headers.to_vec();
-    if let Some(auth) = &auth {
-        all.push(("authorization", auth));
-    }
     let body = json!({"model": "auto", "messages": [{"role": "user", "content": text}]});
-    proxy.chat(&reqwest::Client::new(), &body, &all).await
+    proxy
+        .chat(&reqwest::Client::new(), key, &body, headers)
+        .await
 }
 
 /// The headers that say how a request was routed: (status, route, model).

@@ -69,18 +69,19 @@ kind = "echo"
 }
 
 async fn post(proxy: &Proxy, body: &Value, headers: &[(&str, &str)]) -> Reply {
-    proxy.chat(&reqwest::Client::new(), body, headers).await
+    proxy
+        .chat(&reqwest::Client::new(), None, body, headers)
+        .await
 }
 
 fn bearer(key: &str) -> (&'static str, String) {
     ("authorization", format!("Bearer {key}"))
 }
 
-async fn as_team(proxy: &Proxy, key: &str, body: &Value, more: &[(&str, &str)]) -> Reply {
-    let auth = bearer(key);
-    let mut headers = vec![(auth.0, auth.1.as_str())];
-    headers.extend_from_slice(more);
-    post(proxy, body, &headers).await
+async fn as_team(proxy: &Proxy, key: &str, body: &Value, headers: &[(&str, &str)]) -> Reply {
+    proxy
+        .chat(&reqwest::Client::new(), Some(key), body, headers)
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -267,15 +267,20 @@ impl Proxy {
         format!("{}{path}", self.base)
     }
 
-    /// POST `body` to `/v1/chat/completions` with `headers` through `client`, and read the reply.
+    /// POST `body` to `/v1/chat/completions` through `client`, with `key` as a bearer token (none
+    /// for the anonymous team) and `headers`, and read the reply.
     pub async fn chat(
         &self,
         client: &reqwest::Client,
+        key: Option<&str>,
         body: &serde_json::Value,
         headers: &[(&str, &str)],
     ) -> Reply {
         let started = Instant::now();
         let mut request = client.post(self.url("/v1/chat/completions")).json(body);
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
         for (name, value) in headers {
             request = request.header(*name, *value);
         }

@@ -59,7 +59,9 @@ pub(super) async fn plan(
     let full_catalog = input::catalog(&config, None);
     let mut policies = Vec::with_capacity(config.policies.len());
     for policy in &config.policies {
-        let audiences = audiences(&config, &catalogs, &full_catalog, &policy.name);
+        let teams = config.teams.iter().zip(&catalogs);
+        let teams = teams.map(|(t, c)| (t.policy.as_str(), t.name.as_str(), c.as_slice()));
+        let audiences = audiences(teams, &full_catalog, &policy.name);
         let slot = old.and_then(|o| o.policies.get(&policy.name)).cloned();
         policies.push(plan_policy(engine, policy, slot, &audiences).await?);
     }
@@ -71,20 +73,17 @@ pub(super) async fn plan(
     })
 }
 
-/// The teams `policy` serves with their catalogs, or the whole catalog when no team is bound.
+/// The teams `policy` serves with their catalogs, or the whole catalog when no team is bound;
+/// `teams` gives every team's (policy, name, catalog).
 pub(super) fn audiences<'a>(
-    config: &'a Config,
-    catalogs: &'a [Vec<Model>],
+    teams: impl Iterator<Item = (&'a str, &'a str, &'a [Model])>,
     full_catalog: &'a [Model],
     policy: &str,
 ) -> Vec<Audience<'a>> {
-    let bound: Vec<Audience<'a>> = config
-        .teams
-        .iter()
-        .zip(catalogs)
-        .filter(|(team, _)| team.policy == policy)
-        .map(|(team, catalog)| Audience {
-            team: Some(team.name.as_str()),
+    let bound: Vec<Audience<'a>> = teams
+        .filter(|(bound_to, _, _)| *bound_to == policy)
+        .map(|(_, team, catalog)| Audience {
+            team: Some(team),
             catalog,
         })
         .collect();
@@ -112,35 +111,37 @@ async fn plan_policy(
         fault,
     };
     let settings = PolicySettings::from_config(config);
-    let bytes = tokio::fs::read(&config.path)
-        .await
-        .map_err(|source| LoadError::Read {
-            path: config.path.clone(),
-            source,
-        });
-    let file_sha256 = bytes.as_ref().ok().map(|b| hex(&Sha256::digest(b)));
-    let changed =
-        file_sha256.is_some() && file_sha256 != slot.as_ref().and_then(|s| s.file_sha256());
-    let candidate = match (bytes, &slot) {
-        (Ok(bytes), _) if changed => Some(
-            match prepare(engine, name, bytes.into(), settings.clone(), origin.clone()).await {
-                Ok(version) => check(Arc::new(version), config, audiences).await,
-                Err(fault) => Err(fault),
-            },
-        ),
-        (Ok(_), _) => None,
-        (Err(fault), None) => return Err(fatal(fault)),
-        (Err(fault), Some(_)) => Some(Err(fault)),
+    // The version the file holds now: `None` when it is what the slot last acted upon.
+    let (file_sha256, candidate) = match tokio::fs::read(&config.path).await {
+        Ok(bytes) => {
+            let sha256 = hex(&Sha256::digest(&bytes));
+            let seen = slot.as_ref().and_then(|s| s.file_sha256());
+            let candidate = if seen.as_deref() == Some(sha256.as_str()) {
+                None
+            } else {
+                let prepared =
+                    prepare(engine, name, bytes.into(), settings.clone(), origin.clone()).await;
+                Some(match prepared {
+                    Ok(version) => check(Arc::new(version), config, audiences).await,
+                    Err(fault) => Err(fault),
+                })
+            };
+            (Some(sha256), candidate)
+        }
+        Err(source) => {
+            let path = config.path.clone();
+            (None, Some(Err(LoadError::Read { path, source })))
+        }
     };
-    let version = match (candidate, &slot) {
-        (Some(Ok(version)), _) => version,
-        (Some(Err(fault)), None) => return Err(fatal(fault)),
-        (Some(Err(fault)), Some(slot)) => {
+    let version = match (&slot, candidate) {
+        (_, Some(Ok(version))) => version,
+        (None, Some(Err(fault))) => return Err(fatal(fault)),
+        (Some(slot), Some(Err(fault))) => {
             slot.refused("config", None, fault.to_string());
             keep_live(slot, settings, config, audiences).await?
         }
-        (None, Some(slot)) => keep_live(slot, settings, config, audiences).await?,
-        (None, None) => unreachable!("a policy without a slot has no file digest to compare"),
+        (Some(slot), None) => keep_live(slot, settings, config, audiences).await?,
+        (None, None) => unreachable!("a new policy has no digest to match"),
     };
     Ok(PlannedPolicy {
         config: config.clone(),

@@ -95,7 +95,7 @@ impl App {
     pub async fn policy_file_changed(&self, name: &str) {
         let _change = self.changes.lock().await;
         let started = Instant::now();
-        let Some(slot) = self.snapshot().policies.get(name).cloned() else {
+        let Ok(slot) = self.slot(name) else {
             return;
         };
         let config = slot.config();
@@ -190,9 +190,12 @@ impl App {
         let settings = PolicySettings::from_config(&config);
         let version = build::prepare(&self.engine, &config.name, bytes, settings, origin).await?;
         let snapshot = self.snapshot();
-        let catalogs: Vec<_> = snapshot.teams.iter().map(|t| t.catalog.clone()).collect();
         let full_catalog = input::catalog(&snapshot.config, None);
-        let audiences = audiences(&snapshot.config, &catalogs, &full_catalog, &config.name);
+        let teams = snapshot
+            .teams
+            .iter()
+            .map(|t| (&**t.policy.name(), &*t.name, t.catalog.as_slice()));
+        let audiences = audiences(teams, &full_catalog, &config.name);
         build::check(Arc::new(version), &config, &audiences).await
     }
 }
