@@ -17,6 +17,8 @@ pub enum Behaviour {
     Answer,
     /// This status with an OpenAI-style error body.
     Status(u16),
+    /// This status (429 or 503) with `Retry-After: SECONDS` and an OpenAI-style error body.
+    RetryAfter(u16, u64),
     /// Stream: send the first event, then wait for `gate` before sending the rest.
     GatedStream(Arc<Notify>),
     /// Accept the request and never answer.
@@ -141,15 +143,13 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
         .push(Received { headers, body });
     let behaviour = shared.behaviour.lock().unwrap().clone();
     match behaviour {
-        Behaviour::Status(code) => {
-            let status = StatusCode::from_u16(code).expect("status");
-            let error = serde_json::json!({"error": {"message": format!("{} says {code}", shared.name), "type": "server_error", "param": null, "code": null}});
-            (
-                status,
-                [(header::CONTENT_TYPE, "application/json")],
-                error.to_string(),
-            )
-                .into_response()
+        Behaviour::Status(code) => error(&shared.name, code),
+        Behaviour::RetryAfter(code, seconds) => {
+            let mut response = error(&shared.name, code);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, seconds.into());
+            response
         }
         Behaviour::Answer if !stream => (
             [(header::CONTENT_TYPE, "application/json")],
@@ -160,6 +160,18 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
         Behaviour::GatedStream(gate) => sse(stream_events(&shared.name, &model), Some(gate)),
         Behaviour::Hang => std::future::pending().await,
     }
+}
+
+/// An OpenAI-style error answer with `code`.
+fn error(name: &str, code: u16) -> Response {
+    let status = StatusCode::from_u16(code).expect("status");
+    let error = serde_json::json!({"error": {"message": format!("{name} says {code}"), "type": "server_error", "param": null, "code": null}});
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        error.to_string(),
+    )
+        .into_response()
 }
 
 fn sse(events: Vec<Bytes>, gate: Option<Arc<Notify>>) -> Response {

@@ -163,6 +163,15 @@ mod defaults {
     pub fn attempt_timeout_ms() -> u64 {
         120_000
     }
+    pub fn breaker_failures() -> u32 {
+        5
+    }
+    pub fn breaker_cooldown_ms() -> u64 {
+        10_000
+    }
+    pub fn health_window() -> u32 {
+        50
+    }
 }
 
 impl Config {
@@ -383,6 +392,14 @@ mod tests {
         ));
         assert!(
             e.contains("`policies[0].headers[1]`: `authorization` carries credentials"),
+            "{e}"
+        );
+        let e = error_of(&MINIMAL.replace(
+            "[[providers]]",
+            "[upstream]\nbreaker_failures = 0\n[[providers]]",
+        ));
+        assert!(
+            e.contains("`upstream.breaker_failures`: must be at least 1"),
             "{e}"
         );
         let e =

@@ -17,6 +17,19 @@ pub struct UpstreamConfig {
     /// head when streaming), in milliseconds, unless the decision sets its own.
     #[serde(default = "defaults::attempt_timeout_ms")]
     pub attempt_timeout_ms: u64,
+    /// Consecutive failed attempts (connection error, timeout, cut answer, 401/403/408/429/5xx)
+    /// that open a model's circuit breaker: attempts then skip the model, and policies see it
+    /// as unhealthy.
+    #[serde(default = "defaults::breaker_failures")]
+    pub breaker_failures: u32,
+    /// How long an open breaker keeps attempts away before letting one probe through, in
+    /// milliseconds. A `Retry-After` on a 429 or 503 opens it for as long as asked (at most 5
+    /// minutes).
+    #[serde(default = "defaults::breaker_cooldown_ms")]
+    pub breaker_cooldown_ms: u64,
+    /// Recent attempts per model that its error rate is computed over.
+    #[serde(default = "defaults::health_window")]
+    pub health_window: u32,
 }
 
 impl Default for UpstreamConfig {
@@ -24,6 +37,9 @@ impl Default for UpstreamConfig {
         Self {
             connect_timeout_ms: defaults::connect_timeout_ms(),
             attempt_timeout_ms: defaults::attempt_timeout_ms(),
+            breaker_failures: defaults::breaker_failures(),
+            breaker_cooldown_ms: defaults::breaker_cooldown_ms(),
+            health_window: defaults::health_window(),
         }
     }
 }
@@ -94,6 +110,24 @@ impl UpstreamConfig {
             return Err(Invalid::new(
                 "upstream.connect_timeout_ms",
                 "must be greater than 0",
+            ));
+        }
+        if self.breaker_failures == 0 {
+            return Err(Invalid::new(
+                "upstream.breaker_failures",
+                "must be at least 1",
+            ));
+        }
+        if self.breaker_cooldown_ms == 0 {
+            return Err(Invalid::new(
+                "upstream.breaker_cooldown_ms",
+                "must be greater than 0",
+            ));
+        }
+        if !(1..=10_000).contains(&self.health_window) {
+            return Err(Invalid::new(
+                "upstream.health_window",
+                "must be between 1 and 10000",
             ));
         }
         Ok(())

@@ -50,7 +50,7 @@ pub(super) async fn plan(
     env: &(dyn Env + Sync),
     old: Option<&Snapshot>,
 ) -> Result<Plan, StartError> {
-    let upstreams = Upstreams::from_config(&config, env)?;
+    let upstreams = Upstreams::from_config(&config, env, old.map(|o| &o.upstreams))?;
     let catalogs: Vec<Vec<Model>> = config
         .teams
         .iter()

@@ -85,6 +85,7 @@ async fn handle(
 
     let policy = team.policy.live();
     log.policy = Some(policy.version().clone());
+    let catalog = snapshot.upstreams.health.live_catalog(&team.catalog);
     let view = input::request_view(
         &request,
         request_id,
@@ -98,7 +99,7 @@ async fn handle(
             request: request.clone(),
             request_id: request_id.clone(),
             view: &view,
-            catalog: &team.catalog,
+            catalog: &catalog,
         })
         .await;
     log.decision_time = decided.elapsed();

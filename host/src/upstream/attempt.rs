@@ -1,18 +1,20 @@
 //! Attempts: trying a route's targets in order until one answers.
 //!
-//! An attempt fails over to the next target when nothing has reached the client yet and another
-//! provider might do better: a connection error, the attempt's timeout, 401/403 (the upstream
-//! refused our key), 408, 429 or any 5xx. Any other upstream answer, success or client error, is
-//! the answer. A non-streaming answer is read whole before it is committed, so a body cut off
+//! A target whose circuit breaker is open is skipped without an attempt. An attempt fails over to
+//! the next target when nothing has reached the client yet and another provider might do better:
+//! a connection error, the attempt's timeout, 401/403 (the upstream refused our key), 408, 429 or
+//! any 5xx. Any other upstream answer, success or client error, is the answer. Every attempt is
+//! reported to the model's health (see `health`), with the `Retry-After` of a 429 or 503. A non-streaming answer is read whole before it is committed, so a body cut off
 //! mid-way also fails over; a streaming answer is committed at its response head and its events
 //! are passed through as they arrive, never buffered.
 
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 
 use super::echo;
+use super::health::Outcome;
 use super::provider::Endpoint;
 use super::{ModelRoute, Upstreams};
 use crate::api::ChatRequest;
@@ -27,15 +29,40 @@ pub enum AttemptError {
     Transport(String),
     #[error("timed out after {} ms", .0.as_millis())]
     Timeout(Duration),
-    #[error("answered {}", .0.as_u16())]
-    Status(StatusCode),
+    #[error("answered {}{}", .status.as_u16(), retry_note(*.retry_after))]
+    Status {
+        status: StatusCode,
+        /// The pause the upstream asked for (`Retry-After` on a 429 or 503).
+        retry_after: Option<Duration>,
+    },
+    #[error("skipped: its circuit breaker is open")]
+    BreakerOpen,
     #[error("answer was cut off ({0})")]
     Body(String),
     #[error("model has no provider")]
     Unrouted,
 }
 
+fn retry_note(retry_after: Option<Duration>) -> String {
+    retry_after
+        .map(|d| format!(" (retry after {} s)", d.as_secs()))
+        .unwrap_or_default()
+}
+
 impl AttemptError {
+    /// How this failure counts for the model's health; `None` when no attempt was made.
+    fn outcome(&self) -> Option<Outcome> {
+        match self {
+            Self::Unrouted | Self::BreakerOpen => None,
+            Self::Status { retry_after, .. } => Some(Outcome::Failed {
+                retry_after: *retry_after,
+            }),
+            Self::Connect(_) | Self::Transport(_) | Self::Timeout(_) | Self::Body(_) => {
+                Some(Outcome::Failed { retry_after: None })
+            }
+        }
+    }
+
     /// Classify a client error; its innermost cause is kept (it names no URL).
     fn from_transport(error: &reqwest::Error, timeout: Duration) -> Self {
         let mut cause: &dyn std::error::Error = error;
@@ -80,13 +107,16 @@ pub struct UpstreamError {
 }
 
 impl UpstreamError {
-    /// 504 when every attempt timed out, else 502.
+    /// 503 when every target's breaker was open, 504 when every attempt timed out, else 502.
     pub fn status(&self) -> StatusCode {
-        let all_timeouts = self
-            .attempts
-            .iter()
-            .all(|a| matches!(a.result, Err(AttemptError::Timeout(_))));
-        if all_timeouts {
+        let all = |f: fn(&AttemptError) -> bool| {
+            self.attempts
+                .iter()
+                .all(|a| a.result.as_ref().is_err_and(f))
+        };
+        if all(|e| matches!(e, AttemptError::BreakerOpen)) {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else if all(|e| matches!(e, AttemptError::Timeout(_))) {
             StatusCode::GATEWAY_TIMEOUT
         } else {
             StatusCode::BAD_GATEWAY
@@ -137,14 +167,26 @@ impl Upstreams {
         let mut attempts = Vec::with_capacity(targets.len());
         for target in targets {
             let started = Instant::now();
-            let result = match self.routes.get(&target.model) {
-                Some(route) => {
-                    let timeout = target.timeout.unwrap_or(self.attempt_timeout);
-                    self.attempt(route, target, req, request_id, timeout)
-                        .await
-                        .map(|answer| (answer, route.provider.name.clone()))
-                }
-                None => Err(AttemptError::Unrouted),
+            let health = self.health.model(&target.model);
+            let result = match (self.routes.get(&target.model), health) {
+                (Some(route), Some(health)) => match health.admit(started) {
+                    Ok(_in_flight) => {
+                        let timeout = target.timeout.unwrap_or(self.attempt_timeout);
+                        let result = self.attempt(route, target, req, request_id, timeout).await;
+                        let outcome = match &result {
+                            Ok(_) => Some(Outcome::Answered {
+                                latency: started.elapsed(),
+                            }),
+                            Err(error) => error.outcome(),
+                        };
+                        if let Some(outcome) = outcome {
+                            health.record(Instant::now(), outcome, self.health.settings());
+                        }
+                        result.map(|answer| (answer, route.provider.name.clone()))
+                    }
+                    Err(_) => Err(AttemptError::BreakerOpen),
+                },
+                _ => Err(AttemptError::Unrouted),
             };
             let attempt = |result| Attempt {
                 model: target.model.clone(),
@@ -202,7 +244,16 @@ impl Upstreams {
                 .map_err(|e| AttemptError::from_transport(&e, timeout))?;
             let status = response.status();
             if fails_over(status) {
-                return Err(AttemptError::Status(status));
+                let retry_after = match status {
+                    StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
+                        retry_after(response.headers())
+                    }
+                    _ => None,
+                };
+                return Err(AttemptError::Status {
+                    status,
+                    retry_after,
+                });
             }
             let content_type = response
                 .headers()
@@ -233,6 +284,16 @@ impl Upstreams {
             .await
             .unwrap_or(Err(AttemptError::Timeout(timeout)))
     }
+}
+
+/// The pause a `Retry-After` header asks for: seconds, or an HTTP date.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    at.duration_since(std::time::SystemTime::now()).ok()
 }
 
 fn echo_answer(model: &str, req: &ChatRequest, request_id: &str) -> Answer {

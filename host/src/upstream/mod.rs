@@ -1,14 +1,16 @@
 //! Upstream providers: turning a validated route into one answer for the client.
 //!
-//! [`Upstreams`] is built once from the config (providers, the model-to-provider map, one pooled
-//! HTTP client) and then only read. [`Upstreams::serve`] walks a route's targets in order
-//! (`attempt`): a target that fails before any byte reaches the client (connection error,
-//! timeout, 429, 5xx, an upstream auth failure) hands over to the next, so the client sees one
-//! answer or one error listing what each attempt met. This layer reads the parsed request and the
-//! route; it never sees policies or client keys.
+//! [`Upstreams`] is built from each config (providers, the model-to-provider map, one pooled
+//! HTTP client) and then only read, but for the live health it learns from attempts (`health`),
+//! which outlives config reloads. [`Upstreams::serve`] walks a route's targets in order
+//! (`attempt`): a target whose circuit breaker is open is skipped, and one that fails before any
+//! byte reaches the client (connection error, timeout, 429, 5xx, an upstream auth failure) hands
+//! over to the next, so the client sees one answer or one error listing what each attempt met.
+//! This layer reads the parsed request and the route; it never sees policies or client keys.
 
 mod attempt;
 mod echo;
+pub mod health;
 mod provider;
 
 use std::collections::HashMap;
@@ -16,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use attempt::{Attempt, AttemptError, Served, UpstreamError};
+pub use health::HealthBoard;
 pub use provider::{Endpoint, Provider, SetupError};
 
 use crate::config::{Config, Env};
@@ -33,11 +36,18 @@ pub struct Upstreams {
     client: reqwest::Client,
     routes: HashMap<String, ModelRoute>,
     attempt_timeout: Duration,
+    /// What attempts taught about each model.
+    pub health: HealthBoard,
 }
 
 impl Upstreams {
-    /// Set up every provider of `config`, reading API keys through `env`.
-    pub fn from_config(config: &Config, env: &dyn Env) -> Result<Self, SetupError> {
+    /// Set up every provider of `config`, reading API keys through `env`; the health of models
+    /// that `old` served carries over.
+    pub fn from_config(
+        config: &Config,
+        env: &dyn Env,
+        old: Option<&Upstreams>,
+    ) -> Result<Self, SetupError> {
         let providers = config
             .providers
             .iter()
@@ -70,6 +80,7 @@ impl Upstreams {
             client,
             routes,
             attempt_timeout: Duration::from_millis(config.upstream.attempt_timeout_ms),
+            health: HealthBoard::new(config, old.map(|o| &o.health)),
         })
     }
 }

@@ -1,0 +1,137 @@
+//! Live health end to end: a model that keeps failing has its circuit breaker opened, attempts
+//! skip it, its policy sees it as unhealthy, and it comes back after a successful probe; a
+//! `Retry-After` takes a model out at once for as long as asked.
+
+use std::time::{Duration, Instant};
+
+use switchyard_e2e::{Behaviour, ConfigBuilder, MockUpstream, Proxy, Reply, chat, policy_wasm};
+
+/// Breaker cooldown in these tests.
+const COOLDOWN: Duration = Duration::from_millis(500);
+
+/// Mocks `a` and `b` behind models `a` and `b`; the breaker opens after 3 failures.
+async fn setup() -> (MockUpstream, MockUpstream, Proxy) {
+    let a = MockUpstream::start("mock-a").await;
+    let b = MockUpstream::start("mock-b").await;
+    let config = ConfigBuilder::new(&policy_wasm("scripted_policy"))
+        .top(&format!(
+            "[upstream]\nbreaker_failures = 3\nbreaker_cooldown_ms = {}",
+            COOLDOWN.as_millis()
+        ))
+        .provider("pa", &a.url, None)
+        .provider("pb", &b.url, None)
+        .model("a", "pa", "a-up", 1.0, &[])
+        .model("b", "pb", "b-up", 1.0, &[])
+        .fallback(&["b"]);
+    let proxy = Proxy::start(&config.toml(), &[]);
+    (a, b, proxy)
+}
+
+async fn send(proxy: &Proxy, headers: &[(&str, &str)]) -> Reply {
+    proxy
+        .chat(&reqwest::Client::new(), None, &chat("x", "hello"), headers)
+        .await
+}
+
+/// The health of model `id` as the policy saw it in request `request_id` (dumped by the scripted
+/// policy, which then routes to `b`), e.g. `healthy: false, latency_ms: ...`.
+async fn health_seen(proxy: &Proxy, id: &str, request_id: &str) -> String {
+    let headers = [
+        ("x-test-dump", "1"),
+        ("x-test-route", "b"),
+        ("x-request-id", request_id),
+    ];
+    let reply = send(proxy, &headers).await;
+    assert_eq!(reply.status, 200);
+    let line = proxy.log_line(&[request_id, &format!("model: Model {{ id: \\\"{id}\\\"")]);
+    let at = line
+        .find("health: ModelHealth { ")
+        .expect("health in the dump");
+    line[at + "health: ModelHealth { ".len()..]
+        .split(" }")
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_model_is_taken_out_shown_unhealthy_and_probed_back() {
+    let (a, b, proxy) = setup().await;
+    let chain = [("x-test-route", "a,b")];
+    assert!(
+        health_seen(&proxy, "a", "before")
+            .await
+            .starts_with("healthy: true")
+    );
+
+    a.set(Behaviour::Status(500));
+    for _ in 0..3 {
+        let reply = send(&proxy, &chain).await;
+        assert_eq!(reply.header("x-switchyard-model"), "b");
+    }
+    let opened = Instant::now();
+    assert_eq!(a.received().len(), 3);
+    let seen = health_seen(&proxy, "a", "open").await;
+    assert!(
+        seen.starts_with("healthy: false") && seen.contains("error-rate: 1.0"),
+        "{seen}"
+    );
+
+    // While open, attempts skip `a`: nothing more reaches it.
+    while opened.elapsed() < COOLDOWN / 2 {
+        let reply = send(&proxy, &chain).await;
+        assert_eq!(
+            (reply.status, reply.header("x-switchyard-model")),
+            (200, "b")
+        );
+    }
+    assert_eq!(a.received().len(), 3, "attempts skipped the open breaker");
+    let only_a = send(&proxy, &[("x-test-route", "a"), ("x-request-id", "only-a")]).await;
+    assert_eq!(only_a.status, 503, "a route of open breakers only");
+    assert!(
+        only_a.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("a: skipped: its circuit breaker is open")
+    );
+
+    // `a` recovers; after the cooldown one probe goes through and closes the breaker.
+    a.set(Behaviour::Answer);
+    loop {
+        let reply = send(&proxy, &chain).await;
+        if reply.header("x-switchyard-model") == "a" {
+            assert!(opened.elapsed() >= COOLDOWN, "probed before the cooldown");
+            break;
+        }
+        assert!(
+            opened.elapsed() < COOLDOWN * 10,
+            "never probed:\n{}",
+            proxy.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(a.received().len(), 4);
+    let seen = health_seen(&proxy, "a", "closed").await;
+    assert!(seen.starts_with("healthy: true"), "{seen}");
+    assert!(b.received().len() > 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_takes_a_model_out_at_once() {
+    let (a, _b, proxy) = setup().await;
+    a.set(Behaviour::RetryAfter(429, 30));
+    let chain = [("x-test-route", "a,b")];
+    let first = send(&proxy, &[chain[0], ("x-request-id", "limited")]).await;
+    assert_eq!(first.header("x-switchyard-model"), "b");
+    let line = proxy.log_line(&["request_id=limited", "attempts="]);
+    assert!(
+        line.contains("a: answered 429 (retry after 30 s)"),
+        "{line}"
+    );
+    for _ in 0..5 {
+        assert_eq!(send(&proxy, &chain).await.header("x-switchyard-model"), "b");
+    }
+    assert_eq!(a.received().len(), 1, "one 429 was enough");
+    let seen = health_seen(&proxy, "a", "limited-view").await;
+    assert!(seen.starts_with("healthy: false"), "{seen}");
+}
