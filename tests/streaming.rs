@@ -116,3 +116,107 @@ async fn the_default_config_serves_offline_and_routes_two_requests_to_two_models
         "{streamed}"
     );
 }
+
+/// A proxy in front of one streaming mock, with a short stream idle timeout.
+async fn streamer() -> (MockUpstream, Proxy) {
+    let mock = MockUpstream::start("streamer").await;
+    let config = ConfigBuilder::new(&policy_wasm("scripted_policy"))
+        .top("[upstream]\nstream_idle_timeout_ms = 300")
+        .provider("p", &mock.url, None)
+        .model("s", "p", "s-up", 1.0, &[])
+        .fallback(&["s"]);
+    let proxy = Proxy::start(&config.toml(), &[]);
+    (mock, proxy)
+}
+
+async fn stream_request(proxy: &Proxy, request_id: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(proxy.url("/v1/chat/completions"))
+        .header("x-request-id", request_id)
+        .json(&serde_json::json!({"model": "s", "stream": true, "messages": [{"role": "user", "content": "count"}]}))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_or_cut_stream_ends_with_an_error_event_not_a_silent_truncation() {
+    let (mock, proxy) = streamer().await;
+    let first = mock.stream_events("s-up")[0].clone();
+    let cut = Arc::new(Notify::new());
+    for (behaviour, id, code) in [
+        (
+            Behaviour::StallAfterFirst,
+            "stalled",
+            "upstream_stream_stalled",
+        ),
+        (
+            Behaviour::CutAfterFirst(cut.clone()),
+            "cut",
+            "upstream_stream_cut",
+        ),
+    ] {
+        let cutting = matches!(behaviour, Behaviour::CutAfterFirst(_));
+        mock.set(behaviour);
+        let resp = stream_request(&proxy, id).await;
+        assert_eq!(resp.status(), 200, "committed at the first byte");
+        let mut body = resp.bytes_stream();
+        let mut got = Vec::new();
+        while got.len() < first.len() {
+            let chunk = tokio::time::timeout(PATIENCE, body.next())
+                .await
+                .expect("first event");
+            got.extend_from_slice(&chunk.expect("stream open").unwrap());
+        }
+        assert_eq!(
+            got, first,
+            "{id}: the event sent before the fault arrives intact"
+        );
+        // Bytes have reached the client: now the upstream breaks (or stays silent).
+        if cutting {
+            cut.notify_one();
+        }
+        while let Some(chunk) = tokio::time::timeout(PATIENCE, body.next())
+            .await
+            .expect("ends")
+        {
+            got.extend_from_slice(&chunk.expect("the client's stream ends cleanly"));
+        }
+        let rest = std::str::from_utf8(&got[first.len()..]).unwrap();
+        let event: serde_json::Value =
+            serde_json::from_str(rest.strip_prefix("data: ").unwrap().trim_end()).unwrap();
+        assert_eq!(event["error"]["code"], code, "{id}: {rest}");
+        assert_eq!(event["error"]["type"], "server_error");
+        assert!(rest.ends_with("\n\n") && !rest.contains("[DONE]"), "{rest}");
+        proxy.log_line(&[&format!("request_id={id} "), code]);
+        assert_eq!(
+            mock.received().len(),
+            1,
+            "no failover after bytes were sent"
+        );
+        mock.clear();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_goes_away_mid_stream_closes_the_upstream_connection() {
+    let (mock, proxy) = streamer().await;
+    mock.set(Behaviour::GatedStream(Arc::new(Notify::new())));
+    let resp = stream_request(&proxy, "leaver").await;
+    let mut body = resp.bytes_stream();
+    tokio::time::timeout(PATIENCE, body.next())
+        .await
+        .expect("the first event arrives")
+        .expect("stream open")
+        .unwrap();
+    assert_eq!(mock.streams_abandoned(), 0);
+    drop(body);
+    let gone = tokio::time::Instant::now();
+    while mock.streams_abandoned() == 0 {
+        assert!(
+            gone.elapsed() < PATIENCE,
+            "the upstream stream is still open"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

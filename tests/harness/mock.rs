@@ -1,5 +1,6 @@
 //! A mock OpenAI-compatible upstream on a loopback port that records every request.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -21,6 +22,10 @@ pub enum Behaviour {
     RetryAfter(u16, u64),
     /// Stream: send the first event, then wait for `gate` before sending the rest.
     GatedStream(Arc<Notify>),
+    /// Stream: send the first event, then nothing more, keeping the connection open.
+    StallAfterFirst,
+    /// Stream: send the first event, wait for `gate`, then break the connection.
+    CutAfterFirst(Arc<Notify>),
     /// Accept the request and never answer.
     Hang,
 }
@@ -36,6 +41,8 @@ struct Shared {
     name: String,
     behaviour: Mutex<Behaviour>,
     received: Mutex<Vec<Received>>,
+    /// Streamed answers whose connection went away before they were sent whole.
+    streams_abandoned: AtomicUsize,
 }
 
 /// A running mock upstream; it stops when dropped.
@@ -62,6 +69,7 @@ impl MockUpstream {
             name: name.to_string(),
             behaviour: Mutex::new(Behaviour::Answer),
             received: Mutex::new(Vec::new()),
+            streams_abandoned: AtomicUsize::new(0),
         });
         let app = Router::new()
             .route("/v1/chat/completions", post(handle))
@@ -83,6 +91,16 @@ impl MockUpstream {
     /// Every request received so far.
     pub fn received(&self) -> Vec<Received> {
         self.shared.received.lock().unwrap().clone()
+    }
+
+    /// Forget the requests received so far.
+    pub fn clear(&self) {
+        self.shared.received.lock().unwrap().clear();
+    }
+
+    /// How many streamed answers were dropped unfinished (the client went away).
+    pub fn streams_abandoned(&self) -> usize {
+        self.shared.streams_abandoned.load(Ordering::SeqCst)
     }
 
     /// The `model` of every request received so far.
@@ -156,8 +174,10 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
             answer(&shared.name, &model),
         )
             .into_response(),
-        Behaviour::Answer => sse(stream_events(&shared.name, &model), None),
-        Behaviour::GatedStream(gate) => sse(stream_events(&shared.name, &model), Some(gate)),
+        Behaviour::Answer => sse(&shared, &model, Hold::None),
+        Behaviour::GatedStream(gate) => sse(&shared, &model, Hold::Gate(gate)),
+        Behaviour::StallAfterFirst => sse(&shared, &model, Hold::Forever),
+        Behaviour::CutAfterFirst(gate) => sse(&shared, &model, Hold::Cut(gate)),
         Behaviour::Hang => std::future::pending().await,
     }
 }
@@ -174,20 +194,64 @@ fn error(name: &str, code: u16) -> Response {
         .into_response()
 }
 
-fn sse(events: Vec<Bytes>, gate: Option<Arc<Notify>>) -> Response {
+/// What a streamed answer does after its first event.
+enum Hold {
+    None,
+    Gate(Arc<Notify>),
+    Forever,
+    Cut(Arc<Notify>),
+}
+
+/// Counts a streamed answer as abandoned if it is dropped before it is done.
+struct Unfinished {
+    shared: Arc<Shared>,
+    done: bool,
+}
+
+impl Unfinished {
+    fn mark_done(&mut self) {
+        self.done = true;
+    }
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if !self.done {
+            self.shared.streams_abandoned.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+fn sse(shared: &Arc<Shared>, model: &str, hold: Hold) -> Response {
+    let events = stream_events(&shared.name, model);
+    let unfinished = Unfinished {
+        shared: shared.clone(),
+        done: false,
+    };
     let stream = futures_util::stream::unfold(
-        (events.into_iter(), gate, 0usize),
-        |(mut events, gate, sent)| async move {
-            let event = events.next()?;
-            if sent == 1
-                && let Some(gate) = &gate
-            {
-                gate.notified().await;
+        (events.into_iter(), hold, 0usize, unfinished),
+        |(mut events, hold, sent, mut unfinished)| async move {
+            if sent == 1 {
+                match &hold {
+                    Hold::None => {}
+                    Hold::Gate(gate) => gate.notified().await,
+                    Hold::Forever => std::future::pending().await,
+                    Hold::Cut(gate) => {
+                        gate.notified().await;
+                        unfinished.mark_done();
+                        let cut = std::io::Error::other("the mock cuts the stream");
+                        return Some((Err(cut), (events, Hold::None, usize::MAX, unfinished)));
+                    }
+                }
             }
-            Some((
-                Ok::<_, std::convert::Infallible>(event),
-                (events, gate, sent + 1),
-            ))
+            if sent == usize::MAX {
+                return None;
+            }
+            let Some(event) = events.next() else {
+                unfinished.mark_done();
+                return None;
+            };
+            Some((Ok(event), (events, hold, sent + 1, unfinished)))
         },
     );
     Response::builder()

@@ -163,6 +163,9 @@ mod defaults {
     pub fn attempt_timeout_ms() -> u64 {
         120_000
     }
+    pub fn stream_idle_timeout_ms() -> u64 {
+        60_000
+    }
     pub fn breaker_failures() -> u32 {
         5
     }

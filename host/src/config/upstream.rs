@@ -17,6 +17,10 @@ pub struct UpstreamConfig {
     /// head when streaming), in milliseconds, unless the decision sets its own.
     #[serde(default = "defaults::attempt_timeout_ms")]
     pub attempt_timeout_ms: u64,
+    /// Longest quiet time within a streamed answer, in milliseconds: a stream that sends nothing
+    /// for this long is ended with an error event.
+    #[serde(default = "defaults::stream_idle_timeout_ms")]
+    pub stream_idle_timeout_ms: u64,
     /// Consecutive failed attempts (connection error, timeout, cut answer, 401/403/408/429/5xx)
     /// that open a model's circuit breaker: attempts then skip the model, and policies see it
     /// as unhealthy.
@@ -37,6 +41,7 @@ impl Default for UpstreamConfig {
         Self {
             connect_timeout_ms: defaults::connect_timeout_ms(),
             attempt_timeout_ms: defaults::attempt_timeout_ms(),
+            stream_idle_timeout_ms: defaults::stream_idle_timeout_ms(),
             breaker_failures: defaults::breaker_failures(),
             breaker_cooldown_ms: defaults::breaker_cooldown_ms(),
             health_window: defaults::health_window(),
@@ -109,6 +114,12 @@ impl UpstreamConfig {
         if self.connect_timeout_ms == 0 {
             return Err(Invalid::new(
                 "upstream.connect_timeout_ms",
+                "must be greater than 0",
+            ));
+        }
+        if self.stream_idle_timeout_ms == 0 {
+            return Err(Invalid::new(
+                "upstream.stream_idle_timeout_ms",
                 "must be greater than 0",
             ));
         }

@@ -8,6 +8,7 @@
 //! mid-way also fails over; a streaming answer is committed at its response head and its events
 //! are passed through as they arrive, never buffered.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -16,6 +17,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use super::echo;
 use super::health::Outcome;
 use super::provider::Endpoint;
+use super::stream::{self, StreamContext};
 use super::{ModelRoute, Upstreams};
 use crate::api::ChatRequest;
 use crate::policy::PlannedTarget;
@@ -162,7 +164,7 @@ impl Upstreams {
         &self,
         targets: &[PlannedTarget],
         req: &ChatRequest,
-        request_id: &str,
+        request_id: &Arc<str>,
     ) -> Result<Served, UpstreamError> {
         let mut attempts = Vec::with_capacity(targets.len());
         for target in targets {
@@ -206,7 +208,7 @@ impl Upstreams {
                     });
                 }
                 Err(error) => {
-                    tracing::debug!(request_id, model = %target.model, %error, "upstream attempt failed");
+                    tracing::debug!(request_id = %request_id, model = %target.model, %error, "upstream attempt failed");
                     attempts.push(attempt(Err(error)));
                 }
             }
@@ -219,7 +221,7 @@ impl Upstreams {
         route: &ModelRoute,
         target: &PlannedTarget,
         req: &ChatRequest,
-        request_id: &str,
+        request_id: &Arc<str>,
         timeout: Duration,
     ) -> Result<Answer, AttemptError> {
         let (chat_url, authorization) = match &route.provider.endpoint {
@@ -261,7 +263,12 @@ impl Upstreams {
                 .cloned()
                 .unwrap_or(HeaderValue::from_static("application/json"));
             let body = if req.stream && status.is_success() {
-                Body::from_stream(response.bytes_stream())
+                let context = StreamContext {
+                    request_id: request_id.clone(),
+                    model: target.model.clone(),
+                    idle: self.stream_idle,
+                };
+                Body::from_stream(stream::guarded(response.bytes_stream(), context))
             } else {
                 let bytes =
                     response.bytes().await.map_err(|e| {

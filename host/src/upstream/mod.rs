@@ -12,6 +12,7 @@ mod attempt;
 mod echo;
 pub mod health;
 mod provider;
+mod stream;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -36,6 +37,8 @@ pub struct Upstreams {
     client: reqwest::Client,
     routes: HashMap<String, ModelRoute>,
     attempt_timeout: Duration,
+    /// Longest quiet time within a streamed answer.
+    stream_idle: Duration,
     /// What attempts taught about each model.
     pub health: HealthBoard,
 }
@@ -80,6 +83,7 @@ impl Upstreams {
             client,
             routes,
             attempt_timeout: Duration::from_millis(config.upstream.attempt_timeout_ms),
+            stream_idle: Duration::from_millis(config.upstream.stream_idle_timeout_ms),
             health: HealthBoard::new(config, old.map(|o| &o.health)),
         })
     }
