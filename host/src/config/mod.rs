@@ -243,11 +243,6 @@ impl Config {
         self.models.iter().find(|m| m.id == id)
     }
 
-    /// The policy with this name.
-    pub fn policy(&self, name: &str) -> Option<&PolicyConfig> {
-        self.policies.iter().find(|p| p.name == name)
-    }
-
     /// Check every rule that the types alone do not; the error names the field.
     pub fn validate(&self) -> Result<(), Invalid> {
         if self.max_body_bytes == 0 {
