@@ -76,14 +76,13 @@ fn routed(reply: &Reply) -> (u16, &str, &str) {
     )
 }
 
-/// Run `hostile` (behaviour, argument) requests of the hostile team, `strict` team requests with
-/// the same behaviour and well-behaved requests of the good team, all at once. Returns the
-/// hostile team's answers (with their request ids) and the strict ones; asserts that every
-/// good request was served by its policy.
+/// Run `count` requests of the hostile team with (behaviour, argument, message text), two of the
+/// `strict` team with the same, and twice `count` well-behaved requests of the good team, all at
+/// once. Returns the hostile team's answers (with their request ids) and the strict ones; asserts
+/// that every good request was served by its policy without waiting out a hostile decision.
 async fn under_load(
     proxy: &Proxy,
-    behaviour: &str,
-    arg: &str,
+    (behaviour, arg, text): (&str, &str, &str),
     count: usize,
 ) -> (Vec<(String, Reply)>, Vec<Reply>) {
     let hostile = (0..count).map(|i| {
@@ -94,13 +93,13 @@ async fn under_load(
                 ("x-hostile-arg", arg),
                 ("x-request-id", id.as_str()),
             ];
-            let answer = send(proxy, None, &headers, "What is the capital of France?").await;
+            let answer = send(proxy, None, &headers, text).await;
             (id, answer)
         }
     });
     let strict = (0..2).map(|_| {
         let headers = [("x-hostile", behaviour), ("x-hostile-arg", arg)];
-        async move { send(proxy, Some(STRICT_KEY), &headers, "hello").await }
+        async move { send(proxy, Some(STRICT_KEY), &headers, text).await }
     });
     let good =
         (0..count * 2).map(|_| send(proxy, Some(GOOD_KEY), &[], "What is the capital of France?"));
@@ -169,7 +168,8 @@ async fn every_failure_gets_the_failure_behaviour_and_its_kind() {
     ];
     let mut kinds = HashMap::new();
     for (behaviour, arg, kind, detail) in cases {
-        let (hostile, strict) = under_load(&proxy, behaviour, arg, 6).await;
+        let question = "What is the capital of France?";
+        let (hostile, strict) = under_load(&proxy, (behaviour, arg, question), 6).await;
         for (id, answer) in &hostile {
             assert_eq!(
                 routed(answer),
@@ -239,23 +239,20 @@ async fn a_policy_reaching_for_files_sockets_and_the_environment_gets_nothing() 
         ("read-past-cap", "", &long_text, "read 100 chars"),
     ];
     for (behaviour, arg, text, reason) in cases {
-        let answer = send(
-            &proxy,
-            None,
-            &[("x-hostile", behaviour), ("x-hostile-arg", arg)],
-            text,
-        )
-        .await;
-        assert_eq!(
-            (answer.status, answer.header("x-switchyard-route")),
-            (200, "policy"),
-            "{behaviour} still decides: {answer:?}"
-        );
-        assert!(
-            answer.header("x-switchyard-reason").starts_with(reason),
-            "{behaviour}: {}",
-            answer.header("x-switchyard-reason")
-        );
+        let (hostile, strict) = under_load(&proxy, (behaviour, arg, text), 3).await;
+        let answers = hostile.iter().map(|(_, reply)| reply).chain(&strict);
+        for answer in answers {
+            assert_eq!(
+                (answer.status, answer.header("x-switchyard-route")),
+                (200, "policy"),
+                "{behaviour} still decides: {answer:?}"
+            );
+            assert!(
+                answer.header("x-switchyard-reason").starts_with(reason),
+                "{behaviour}: {}",
+                answer.header("x-switchyard-reason")
+            );
+        }
     }
     listener.set_nonblocking(true).unwrap();
     assert!(
