@@ -428,3 +428,24 @@ async fn concurrent_requests_each_get_their_own_decision_and_none_is_dropped() {
     assert_eq!(a.received().len(), 20);
     assert_eq!(b.received().len(), 40);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_s_usage_is_priced_from_the_catalog() {
+    // Model `a` costs $1 per million input tokens and $4 per million output tokens; the mock
+    // reports 5 and 5.
+    let (_a, _b, config) = two_mocks("scripted_policy").await;
+    let proxy = Proxy::start(&config.toml(), &[]);
+    let resp = post(
+        &proxy,
+        &chat("x", "hello"),
+        &[("x-test-route", "a"), ("x-request-id", "priced")],
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(header(&resp, "x-switchyard-cost-usd"), "0.00002500");
+    let line = proxy.log_line(&["request_id=priced", "status=200"]);
+    assert!(
+        line.contains("input_tokens=5 output_tokens=5 cost_usd=2.5e-5"),
+        "{line}"
+    );
+}

@@ -220,3 +220,33 @@ async fn a_client_that_goes_away_mid_stream_closes_the_upstream_connection() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_s_usage_is_counted_and_shown_only_to_clients_that_asked() {
+    let (mock, proxy) = streamer().await;
+    // The client says nothing about usage: the proxy asks for it, counts it, and keeps the
+    // usage event out of the client's stream.
+    let resp = stream_request(&proxy, "silent").await;
+    let body = resp.bytes().await.unwrap();
+    assert_eq!(body, mock.stream_events("s-up").concat());
+    assert_eq!(
+        mock.received()[0].body["stream_options"],
+        serde_json::json!({"include_usage": true})
+    );
+    let line = proxy.log_line(&["request_id=silent ", "stream_end=\"done\""]);
+    assert!(
+        line.contains("input_tokens=5 output_tokens=5 cost_usd=2.5e-5"),
+        "{line}"
+    );
+    assert!(line.contains("first_byte_ms="), "{line}");
+
+    // A client that asks gets the usage event.
+    let asked = reqwest::Client::new()
+        .post(proxy.url("/v1/chat/completions"))
+        .json(&serde_json::json!({"model": "s", "stream": true, "stream_options": {"include_usage": true}, "messages": [{"role": "user", "content": "count"}]}))
+        .send()
+        .await
+        .unwrap();
+    let body = asked.bytes().await.unwrap();
+    assert_eq!(body, mock.stream_events_with_usage("s-up").concat());
+}

@@ -116,9 +116,16 @@ impl MockUpstream {
         answer(&self.shared.name, model)
     }
 
-    /// The exact SSE events this mock streams for `model`, `[DONE]` last.
+    /// The exact SSE events this mock streams for `model`, `[DONE]` last, when not asked for
+    /// usage.
     pub fn stream_events(&self, model: &str) -> Vec<Bytes> {
-        stream_events(&self.shared.name, model)
+        stream_events(&self.shared.name, model, false)
+    }
+
+    /// The same with the usage event (`stream_options.include_usage`) before `[DONE]`: 5 input
+    /// and 5 output tokens.
+    pub fn stream_events_with_usage(&self, model: &str) -> Vec<Bytes> {
+        stream_events(&self.shared.name, model, true)
     }
 }
 
@@ -134,7 +141,7 @@ fn answer(name: &str, model: &str) -> Bytes {
     Bytes::from(body.to_string())
 }
 
-fn stream_events(name: &str, model: &str) -> Vec<Bytes> {
+fn stream_events(name: &str, model: &str, usage: bool) -> Vec<Bytes> {
     let mut events: Vec<Bytes> = (0..STREAM_EVENTS)
         .map(|i| {
             let chunk = serde_json::json!({
@@ -146,6 +153,16 @@ fn stream_events(name: &str, model: &str) -> Vec<Bytes> {
             Bytes::from(format!("data: {chunk}\n\n"))
         })
         .collect();
+    if usage {
+        let chunk = serde_json::json!({
+            "id": format!("chatcmpl-{name}"),
+            "object": "chat.completion.chunk",
+            "model": model,
+            "choices": [],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10}
+        });
+        events.push(Bytes::from(format!("data: {chunk}\n\n")));
+    }
     events.push(Bytes::from_static(b"data: [DONE]\n\n"));
     events
 }
@@ -154,6 +171,7 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
     let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
     let model = body["model"].as_str().unwrap_or_default().to_string();
     let stream = body["stream"].as_bool().unwrap_or(false);
+    let usage = body["stream_options"]["include_usage"] == true;
     shared
         .received
         .lock()
@@ -174,10 +192,10 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
             answer(&shared.name, &model),
         )
             .into_response(),
-        Behaviour::Answer => sse(&shared, &model, Hold::None),
-        Behaviour::GatedStream(gate) => sse(&shared, &model, Hold::Gate(gate)),
-        Behaviour::StallAfterFirst => sse(&shared, &model, Hold::Forever),
-        Behaviour::CutAfterFirst(gate) => sse(&shared, &model, Hold::Cut(gate)),
+        Behaviour::Answer => sse(&shared, &model, usage, Hold::None),
+        Behaviour::GatedStream(gate) => sse(&shared, &model, usage, Hold::Gate(gate)),
+        Behaviour::StallAfterFirst => sse(&shared, &model, usage, Hold::Forever),
+        Behaviour::CutAfterFirst(gate) => sse(&shared, &model, usage, Hold::Cut(gate)),
         Behaviour::Hang => std::future::pending().await,
     }
 }
@@ -222,8 +240,8 @@ impl Drop for Unfinished {
     }
 }
 
-fn sse(shared: &Arc<Shared>, model: &str, hold: Hold) -> Response {
-    let events = stream_events(&shared.name, model);
+fn sse(shared: &Arc<Shared>, model: &str, usage: bool, hold: Hold) -> Response {
+    let events = stream_events(&shared.name, model, usage);
     let unfinished = Unfinished {
         shared: shared.clone(),
         done: false,

@@ -77,6 +77,9 @@ pub struct ChatRequest {
     /// The `model` the client asked for.
     pub model: Option<String>,
     pub stream: bool,
+    /// `stream_options.include_usage` when the client sent `stream_options` (false if that
+    /// object leaves it out); `None` without `stream_options`.
+    pub stream_usage: Option<bool>,
     /// `max_completion_tokens` or the older `max_tokens` (the lower, if both are sent).
     pub max_tokens: Option<u32>,
     pub temperature: Option<f32>,
@@ -209,6 +212,7 @@ impl ChatRequest {
             messages: Vec::new(),
             model: None,
             stream: false,
+            stream_usage: None,
             max_tokens: None,
             temperature: None,
             has_tools: false,
@@ -224,6 +228,16 @@ impl ChatRequest {
             match key.as_str() {
                 "model" => request.model = optional(raw, "model", "a string")?,
                 "stream" => request.stream = optional(raw, "stream", "a boolean")?.unwrap_or(false),
+                "stream_options" => {
+                    #[derive(Deserialize)]
+                    struct StreamOptions {
+                        #[serde(default)]
+                        include_usage: Option<bool>,
+                    }
+                    let options: Option<StreamOptions> =
+                        optional(raw, "stream_options", "an object")?;
+                    request.stream_usage = options.map(|o| o.include_usage.unwrap_or(false));
+                }
                 "max_tokens" | "max_completion_tokens" => {
                     if let Some(n) = optional::<u32>(raw, &key, "a non-negative integer")? {
                         request.max_tokens = Some(request.max_tokens.map_or(n, |m| m.min(n)));
@@ -313,13 +327,22 @@ impl ChatRequest {
         Some(out)
     }
 
+    /// Whether the proxy should ask the upstream for a usage event at the end of the stream: a
+    /// streamed request whose client said nothing about it.
+    pub fn asks_stream_usage(&self) -> bool {
+        self.stream && self.stream_usage.is_none()
+    }
+
     /// The body to send upstream for `model`, with an optional lower output cap. Fields other
     /// than `model` and the output cap keep the client's bytes exactly. A cap replaces the
     /// client's cap fields, or is added as `max_completion_tokens` (what OpenAI's reasoning
-    /// models require) when the client sent none.
+    /// models require) when the client sent none. A streamed request whose client sent no
+    /// `stream_options` gets `"stream_options": {"include_usage": true}`, so that usage can be
+    /// counted ([`ChatRequest::asks_stream_usage`]).
     pub fn upstream_body(&self, model: &str, max_tokens: Option<u32>) -> Bytes {
         let cap = max_tokens.filter(|m| self.max_tokens.is_none_or(|c| *m < c));
-        if cap.is_none() && self.model.as_deref() == Some(model) {
+        let ask_usage = self.asks_stream_usage();
+        if cap.is_none() && !ask_usage && self.model.as_deref() == Some(model) {
             return self.body.clone();
         }
         let mut out = BytesMut::with_capacity(self.body.len() + model.len() + 32);
@@ -357,6 +380,9 @@ impl ChatRequest {
                 "max_completion_tokens",
                 cap.to_string().as_bytes(),
             );
+        }
+        if ask_usage {
+            put(&mut out, "stream_options", br#"{"include_usage":true}"#);
         }
         out.put_u8(b'}');
         out.freeze()
@@ -475,6 +501,31 @@ mod tests {
         let out = r.upstream_body("gpt-4o-mini", None);
         assert_eq!(out, json.as_bytes());
         assert_eq!(out.as_ptr(), r.body.as_ptr(), "same buffer, no copy");
+    }
+
+    #[test]
+    fn a_stream_asks_for_usage_unless_the_client_said_otherwise() {
+        let silent =
+            parse(r#"{"model":"m","stream":true,"messages":[{"role":"user","content":"x"}]}"#)
+                .unwrap();
+        assert!(silent.asks_stream_usage());
+        let out: serde_json::Value =
+            serde_json::from_slice(&silent.upstream_body("m", None)).unwrap();
+        assert_eq!(
+            out["stream_options"],
+            serde_json::json!({"include_usage": true})
+        );
+
+        let asked = parse(r#"{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"x"}]}"#).unwrap();
+        assert_eq!(asked.stream_usage, Some(true));
+        assert!(!asked.asks_stream_usage());
+        let declined = parse(r#"{"model":"m","stream":true,"stream_options":{},"messages":[{"role":"user","content":"x"}]}"#).unwrap();
+        assert_eq!(declined.stream_usage, Some(false));
+        assert_eq!(
+            declined.upstream_body("m", None),
+            declined.body,
+            "left as sent"
+        );
     }
 
     #[test]

@@ -13,12 +13,15 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use tokio::sync::oneshot;
 
 use crate::api::{ApiError, ChatRequest};
 use crate::config::FailureMode;
 use crate::control::{App, Team};
 use crate::policy::{DecisionFailure, DecisionInput, PlannedTarget, Verdict, input};
 use crate::telemetry::RequestLog;
+use crate::upstream::Prices;
+use crate::upstream::stream::StreamSummary;
 
 /// Header naming the catalog model that answered.
 pub const MODEL_HEADER: HeaderName = HeaderName::from_static("x-switchyard-model");
@@ -30,6 +33,8 @@ pub const POLICY_HEADER: HeaderName = HeaderName::from_static("x-switchyard-poli
 pub const REASON_HEADER: HeaderName = HeaderName::from_static("x-switchyard-reason");
 /// Header saying who chose the route: `policy`, `fallback` or `requested`.
 pub const ROUTE_HEADER: HeaderName = HeaderName::from_static("x-switchyard-route");
+/// Header with what a non-streamed answer cost at the catalog's prices, in US dollars.
+pub const COST_HEADER: HeaderName = HeaderName::from_static("x-switchyard-cost-usd");
 /// Header naming the caller's team.
 pub const TEAM_HEADER: HeaderName = HeaderName::from_static("x-switchyard-team");
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -42,7 +47,9 @@ pub async fn chat_completions(
     let started = Instant::now();
     let request_id = request_id(&headers);
     let mut log = RequestLog::new(request_id.clone());
-    let mut response = match handle(&app, &headers, body, &request_id, &mut log).await {
+    let mut stream = None;
+    let handled = handle(&app, &headers, body, &request_id, &mut log, &mut stream).await;
+    let mut response = match handled {
         Ok(response) => response,
         Err(error) => {
             log.error = Some(error.message.clone());
@@ -53,10 +60,30 @@ pub async fn chat_completions(
         response.headers_mut().insert(REQUEST_ID, value);
     }
     log.status = response.status().as_u16();
-    log.latency = started.elapsed();
-    log.emit();
+    match stream {
+        // A stream's line is written when it ends, with its usage and how it ended.
+        Some((end, prices)) => {
+            tokio::spawn(async move {
+                if let Ok(summary) = end.await {
+                    log.stream_end = Some(summary.end.name());
+                    log.first_byte = summary.first_byte;
+                    log.usage = summary.usage;
+                    log.cost_usd = summary.usage.map(|u| u.cost(prices));
+                }
+                log.latency = started.elapsed();
+                log.emit();
+            });
+        }
+        None => {
+            log.latency = started.elapsed();
+            log.emit();
+        }
+    }
     response
 }
+
+/// A streamed answer's summary, when it ends, and the prices to cost it at.
+type PendingStream = (oneshot::Receiver<StreamSummary>, Prices);
 
 async fn handle(
     app: &App,
@@ -64,6 +91,7 @@ async fn handle(
     body: Result<Bytes, BytesRejection>,
     request_id: &Arc<str>,
     log: &mut RequestLog,
+    stream: &mut Option<PendingStream>,
 ) -> Result<Response, ApiError> {
     let snapshot = app.snapshot();
     let team = snapshot.team(headers)?;
@@ -159,6 +187,9 @@ async fn handle(
         }
     };
     log.served_model = Some(served.model.clone());
+    log.usage = served.usage;
+    log.cost_usd = served.usage.map(|u| u.cost(served.prices));
+    *stream = served.stream_end.map(|end| (end, served.prices));
 
     let mut response = Response::new(served.body);
     *response.status_mut() = served.status;
@@ -166,6 +197,9 @@ async fn handle(
     h.insert(header::CONTENT_TYPE, served.content_type);
     if request.stream {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    }
+    if let Some(cost) = log.cost_usd {
+        h.insert(COST_HEADER, header_value(&format!("{cost:.8}")));
     }
     routing_headers(
         h,

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tracing_subscriber::EnvFilter;
 
-use crate::upstream::Attempt;
+use crate::upstream::{Attempt, Usage};
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -34,7 +34,8 @@ pub fn init(format: LogFormat) {
     }
 }
 
-/// What happened to one request, written once when it ends.
+/// What happened to one request, written once when it ends (for a stream, when the stream
+/// ends).
 #[derive(Debug)]
 pub struct RequestLog {
     pub request_id: Arc<str>,
@@ -50,6 +51,13 @@ pub struct RequestLog {
     /// The kind of policy failure, when there was one.
     pub policy_failure: Option<&'static str>,
     pub attempts: Vec<Attempt>,
+    /// Tokens the answer reported, when known at the end of the request.
+    pub usage: Option<Usage>,
+    /// What the answer cost, in US dollars.
+    pub cost_usd: Option<f64>,
+    /// For a stream: time to its first byte, and how it ended.
+    pub first_byte: Option<Duration>,
+    pub stream_end: Option<&'static str>,
     pub status: u16,
     pub error: Option<String>,
     pub decision_time: Duration,
@@ -68,6 +76,10 @@ impl RequestLog {
             reason: String::new(),
             policy_failure: None,
             attempts: Vec::new(),
+            usage: None,
+            cost_usd: None,
+            first_byte: None,
+            stream_end: None,
             status: 0,
             error: None,
             decision_time: Duration::ZERO,
@@ -102,6 +114,11 @@ impl RequestLog {
             reason = self.reason.as_str(),
             policy_failure = self.policy_failure.unwrap_or("-"),
             attempts = %attempts.join(", "),
+            input_tokens = self.usage.map(|u| u.input_tokens),
+            output_tokens = self.usage.map(|u| u.output_tokens),
+            cost_usd = self.cost_usd,
+            first_byte_ms = self.first_byte.map(|d| d.as_secs_f64() * 1000.0),
+            stream_end = self.stream_end,
             decision_us = self.decision_time.as_micros() as u64,
             latency_ms = self.latency.as_secs_f64() * 1000.0,
             error = self.error.as_deref().unwrap_or("-"),

@@ -8,8 +8,11 @@
 //! mid-way also fails over; a streaming answer is committed at its response head and its events
 //! are passed through as they arrive, never buffered.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -17,7 +20,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use super::echo;
 use super::health::Outcome;
 use super::provider::Endpoint;
-use super::stream::{self, StreamContext};
+use super::stream::{self, StreamContext, StreamSummary, UsageEvent};
+use super::usage::{Prices, Usage};
 use super::{ModelRoute, Upstreams};
 use crate::api::ChatRequest;
 use crate::policy::PlannedTarget;
@@ -99,6 +103,12 @@ pub struct Served {
     pub content_type: HeaderValue,
     pub body: Body,
     pub attempts: Vec<Attempt>,
+    /// Tokens the answer reports using, for answers read whole.
+    pub usage: Option<Usage>,
+    /// For a stream: its summary, sent when it ends (usage included).
+    pub stream_end: Option<oneshot::Receiver<StreamSummary>>,
+    /// The answering model's prices.
+    pub prices: Prices,
 }
 
 /// Every target failed; nothing was sent to the client.
@@ -156,6 +166,8 @@ struct Answer {
     status: StatusCode,
     content_type: HeaderValue,
     body: Body,
+    usage: Option<Usage>,
+    stream_end: Option<oneshot::Receiver<StreamSummary>>,
 }
 
 impl Upstreams {
@@ -184,7 +196,7 @@ impl Upstreams {
                         if let Some(outcome) = outcome {
                             health.record(Instant::now(), outcome, self.health.settings());
                         }
-                        result.map(|answer| (answer, route.provider.name.clone()))
+                        result.map(|answer| (answer, route.provider.name.clone(), route.prices))
                     }
                     Err(_) => Err(AttemptError::BreakerOpen),
                 },
@@ -196,7 +208,7 @@ impl Upstreams {
                 elapsed: started.elapsed(),
             };
             match result {
-                Ok((answer, provider)) => {
+                Ok((answer, provider, prices)) => {
                     attempts.push(attempt(Ok(answer.status)));
                     return Ok(Served {
                         model: target.model.clone(),
@@ -205,6 +217,9 @@ impl Upstreams {
                         content_type: answer.content_type,
                         body: answer.body,
                         attempts,
+                        usage: answer.usage,
+                        stream_end: answer.stream_end,
+                        prices,
                     });
                 }
                 Err(error) => {
@@ -216,6 +231,29 @@ impl Upstreams {
         Err(UpstreamError { attempts })
     }
 
+    /// How a stream of `target` for this request is watched, and where its summary will go.
+    fn stream_context(
+        &self,
+        target: &PlannedTarget,
+        request_id: &Arc<str>,
+        req: &ChatRequest,
+    ) -> (StreamContext, oneshot::Receiver<StreamSummary>) {
+        let (summary, end) = oneshot::channel();
+        let usage_event = if req.asks_stream_usage() {
+            UsageEvent::Take
+        } else {
+            UsageEvent::Pass
+        };
+        let context = StreamContext {
+            request_id: request_id.clone(),
+            model: target.model.clone(),
+            idle: self.stream_idle,
+            usage_event,
+            summary,
+        };
+        (context, end)
+    }
+
     async fn attempt(
         &self,
         route: &ModelRoute,
@@ -225,7 +263,10 @@ impl Upstreams {
         timeout: Duration,
     ) -> Result<Answer, AttemptError> {
         let (chat_url, authorization) = match &route.provider.endpoint {
-            Endpoint::Echo => return Ok(echo_answer(&route.upstream_model, req, request_id)),
+            Endpoint::Echo => {
+                let context = self.stream_context(target, request_id, req);
+                return Ok(echo_answer(&route.upstream_model, req, context));
+            }
             Endpoint::Openai {
                 chat_url,
                 authorization,
@@ -262,13 +303,10 @@ impl Upstreams {
                 .get(header::CONTENT_TYPE)
                 .cloned()
                 .unwrap_or(HeaderValue::from_static("application/json"));
-            let body = if req.stream && status.is_success() {
-                let context = StreamContext {
-                    request_id: request_id.clone(),
-                    model: target.model.clone(),
-                    idle: self.stream_idle,
-                };
-                Body::from_stream(stream::guarded(response.bytes_stream(), context))
+            let (body, usage, stream_end) = if req.stream && status.is_success() {
+                let (context, end) = self.stream_context(target, request_id, req);
+                let body = Body::from_stream(stream::guarded(response.bytes_stream(), context));
+                (body, None, Some(end))
             } else {
                 let bytes =
                     response.bytes().await.map_err(|e| {
@@ -279,12 +317,15 @@ impl Upstreams {
                             other => other,
                         }
                     })?;
-                Body::from(bytes)
+                let usage = Usage::from_completion(&bytes);
+                (Body::from(bytes), usage, None)
             };
             Ok(Answer {
                 status,
                 content_type,
                 body,
+                usage,
+                stream_end,
             })
         };
         tokio::time::timeout(timeout, exchange)
@@ -303,21 +344,29 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     at.duration_since(std::time::SystemTime::now()).ok()
 }
 
-fn echo_answer(model: &str, req: &ChatRequest, request_id: &str) -> Answer {
+fn echo_answer(
+    model: &str,
+    req: &ChatRequest,
+    (context, end): (StreamContext, oneshot::Receiver<StreamSummary>),
+) -> Answer {
     if req.stream {
-        let events = echo::stream_events(model, req, request_id);
-        let stream =
-            futures_util::stream::iter(events.into_iter().map(Ok::<_, std::convert::Infallible>));
+        let events = echo::stream_events(model, req, &context.request_id);
+        let events = futures_util::stream::iter(events.into_iter().map(Ok::<_, Infallible>));
         Answer {
             status: StatusCode::OK,
             content_type: HeaderValue::from_static("text/event-stream"),
-            body: Body::from_stream(stream),
+            body: Body::from_stream(stream::guarded(events, context)),
+            usage: None,
+            stream_end: Some(end),
         }
     } else {
+        let completion = echo::completion(model, req, &context.request_id);
         Answer {
             status: StatusCode::OK,
             content_type: HeaderValue::from_static("application/json"),
-            body: Body::from(echo::completion(model, req, request_id)),
+            usage: Usage::from_completion(&completion),
+            body: Body::from(completion),
+            stream_end: None,
         }
     }
 }

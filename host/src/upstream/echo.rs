@@ -21,11 +21,20 @@ fn completion_id(request_id: &str) -> String {
     format!("chatcmpl-echo-{request_id}")
 }
 
+/// The usage object of the answer with `content` to `req`.
+fn usage(req: &ChatRequest, content: &str) -> serde_json::Value {
+    let completion_tokens = content.split_whitespace().count();
+    let prompt_tokens = req.estimated_input_tokens();
+    serde_json::json!({
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens as usize + completion_tokens
+    })
+}
+
 /// A non-streaming `chat.completion` body.
 pub fn completion(model: &str, req: &ChatRequest, request_id: &str) -> Bytes {
     let content = text(model, req);
-    let completion_tokens = content.split_whitespace().count();
-    let prompt_tokens = req.estimated_input_tokens();
     let body = serde_json::json!({
         "id": completion_id(request_id),
         "object": "chat.completion",
@@ -36,16 +45,13 @@ pub fn completion(model: &str, req: &ChatRequest, request_id: &str) -> Bytes {
             "message": {"role": "assistant", "content": content},
             "finish_reason": "stop"
         }],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens as usize + completion_tokens
-        }
+        "usage": usage(req, &content)
     });
     Bytes::from(body.to_string())
 }
 
-/// The SSE events of a streamed answer, one `Bytes` per event, ending with `data: [DONE]`.
+/// The SSE events of a streamed answer, one `Bytes` per event, ending with `data: [DONE]`; with
+/// a usage event before it when the request asks for one (as OpenAI's `include_usage` does).
 pub fn stream_events(model: &str, req: &ChatRequest, request_id: &str) -> Vec<Bytes> {
     let id = completion_id(request_id);
     let chunk = |delta: serde_json::Value, finish: Option<&str>| {
@@ -69,6 +75,17 @@ pub fn stream_events(model: &str, req: &ChatRequest, request_id: &str) -> Vec<By
             .map(|word| chunk(serde_json::json!({"content": word}), None)),
     );
     events.push(chunk(serde_json::json!({}), Some("stop")));
+    if req.stream_usage == Some(true) || req.asks_stream_usage() {
+        let event = serde_json::json!({
+            "id": id,
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": model,
+            "choices": [],
+            "usage": usage(req, &content)
+        });
+        events.push(Bytes::from(format!("data: {event}\n\n")));
+    }
     events.push(Bytes::from_static(b"data: [DONE]\n\n"));
     events
 }

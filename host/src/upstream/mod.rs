@@ -12,7 +12,8 @@ mod attempt;
 mod echo;
 pub mod health;
 mod provider;
-mod stream;
+pub mod stream;
+pub mod usage;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use std::time::Duration;
 pub use attempt::{Attempt, AttemptError, Served, UpstreamError};
 pub use health::HealthBoard;
 pub use provider::{Endpoint, Provider, SetupError};
+pub use usage::{Prices, Usage};
 
 use crate::config::{Config, Env};
 
@@ -29,6 +31,7 @@ use crate::config::{Config, Env};
 struct ModelRoute {
     provider: Arc<Provider>,
     upstream_model: String,
+    prices: Prices,
 }
 
 /// The providers and the model map, shared by all requests.
@@ -66,6 +69,10 @@ impl Upstreams {
                     ModelRoute {
                         provider,
                         upstream_model: m.upstream_model().to_string(),
+                        prices: Prices {
+                            input_per_mtok: m.input_cost_per_mtok,
+                            output_per_mtok: m.output_cost_per_mtok,
+                        },
                     },
                 ))
             })
