@@ -14,10 +14,8 @@ async fn setup() -> (MockUpstream, MockUpstream, Proxy) {
     let a = MockUpstream::start("mock-a").await;
     let b = MockUpstream::start("mock-b").await;
     let config = ConfigBuilder::new(&policy_wasm("scripted_policy"))
-        .top(&format!(
-            "[upstream]\nbreaker_failures = 3\nbreaker_cooldown_ms = {}",
-            COOLDOWN.as_millis()
-        ))
+        .upstream("breaker_failures = 3")
+        .upstream(&format!("breaker_cooldown_ms = {}", COOLDOWN.as_millis()))
         .provider("pa", &a.url, None)
         .provider("pb", &b.url, None)
         .model("a", "pa", "a-up", 1.0, &[])

@@ -449,3 +449,74 @@ async fn an_answer_s_usage_is_priced_from_the_catalog() {
         "{line}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_passing_failure_is_retried_on_the_same_target() {
+    let (a, b, config) = two_mocks("scripted_policy").await;
+    let config = config
+        .upstream("retries = 1")
+        .upstream("retry_budget_percent = 100");
+    let once = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(1));
+    a.set(Behaviour::FailTimes(502, once));
+    let proxy = Proxy::start(&config.toml(), &[]);
+    let resp = post(
+        &proxy,
+        &chat("x", "hello"),
+        &[("x-test-route", "a,b"), ("x-request-id", "retried")],
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(header(&resp, "x-switchyard-model"), "a");
+    assert_eq!(a.models_received(), ["a-up", "a-up"]);
+    assert!(b.received().is_empty());
+    let line = proxy.log_line(&["request_id=retried", "status=200"]);
+    assert!(line.contains("a: answered 502, a=200"), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_retry_budget_bounds_retries_of_a_failing_upstream() {
+    // Half a retry earned per request and none with time: ten requests to an upstream that
+    // always fails get five retries, not ten.
+    let (a, b, config) = two_mocks("scripted_policy").await;
+    let config = config
+        .upstream("retries = 1")
+        .upstream("retry_budget_percent = 50")
+        .upstream("retry_budget_min_per_second = 0")
+        .upstream("breaker_failures = 1000");
+    a.set(Behaviour::Status(500));
+    let proxy = Proxy::start(&config.toml(), &[]);
+    for _ in 0..10 {
+        let resp = post(&proxy, &chat("x", "hello"), &[("x-test-route", "a,b")]).await;
+        assert_eq!(header(&resp, "x-switchyard-model"), "b");
+    }
+    assert_eq!(a.received().len(), 15);
+    assert_eq!(b.received().len(), 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_request_deadline_bounds_the_whole_chain() {
+    let (a, b, config) = two_mocks("scripted_policy").await;
+    a.set(Behaviour::Hang);
+    b.set(Behaviour::Hang);
+    let proxy = Proxy::start(&config.upstream("request_timeout_ms = 300").toml(), &[]);
+    let started = Instant::now();
+    let resp = post(
+        &proxy,
+        &chat("x", "hello"),
+        &[("x-test-route", "a,b"), ("x-request-id", "deadline")],
+    )
+    .await;
+    assert_eq!(resp.status(), 504);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_secs(10),
+        "the chain stopped at the request's deadline, far before the attempts' own: {took:?}"
+    );
+    let line = proxy.log_line(&["request_id=deadline", "status=504"]);
+    assert!(
+        line.contains("a: timed out after")
+            && line.contains("b: not tried: the request's time was up"),
+        "{line}"
+    );
+    assert!(b.received().is_empty());
+}

@@ -121,7 +121,7 @@ async fn the_default_config_serves_offline_and_routes_two_requests_to_two_models
 async fn streamer() -> (MockUpstream, Proxy) {
     let mock = MockUpstream::start("streamer").await;
     let config = ConfigBuilder::new(&policy_wasm("scripted_policy"))
-        .top("[upstream]\nstream_idle_timeout_ms = 300")
+        .upstream("stream_idle_timeout_ms = 300")
         .provider("p", &mock.url, None)
         .model("s", "p", "s-up", 1.0, &[])
         .fallback(&["s"]);

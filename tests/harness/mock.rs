@@ -20,6 +20,8 @@ pub enum Behaviour {
     Status(u16),
     /// This status (429 or 503) with `Retry-After: SECONDS` and an OpenAI-style error body.
     RetryAfter(u16, u64),
+    /// This status while the counter is above zero (counting it down), then answers.
+    FailTimes(u16, Arc<AtomicUsize>),
     /// Stream: send the first event, then wait for `gate` before sending the rest.
     GatedStream(Arc<Notify>),
     /// Stream: send the first event, then nothing more, keeping the connection open.
@@ -177,7 +179,17 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
         .lock()
         .unwrap()
         .push(Received { headers, body });
-    let behaviour = shared.behaviour.lock().unwrap().clone();
+    let mut behaviour = shared.behaviour.lock().unwrap().clone();
+    if let Behaviour::FailTimes(code, left) = &behaviour {
+        let failing = left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        behaviour = if failing {
+            Behaviour::Status(*code)
+        } else {
+            Behaviour::Answer
+        };
+    }
     match behaviour {
         Behaviour::Status(code) => error(&shared.name, code),
         Behaviour::RetryAfter(code, seconds) => {
@@ -197,6 +209,7 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
         Behaviour::StallAfterFirst => sse(&shared, &model, usage, Hold::Forever),
         Behaviour::CutAfterFirst(gate) => sse(&shared, &model, usage, Hold::Cut(gate)),
         Behaviour::Hang => std::future::pending().await,
+        Behaviour::FailTimes(..) => unreachable!("resolved above"),
     }
 }
 

@@ -25,6 +25,7 @@ pub struct ConfigBuilder {
     anonymous: bool,
     admin: bool,
     top: Vec<String>,
+    upstream: Vec<String>,
     sections: Vec<String>,
     providers: Vec<String>,
     models: Vec<String>,
@@ -42,6 +43,9 @@ impl ConfigBuilder {
             anonymous: true,
             admin: false,
             top: Vec::new(),
+            // Retrying the same target depends on a budget that refills with time; tests that
+            // count attempts must not depend on it, so retries are off unless a test turns them on.
+            upstream: vec!["retries = 0".into()],
             sections: Vec::new(),
             providers: Vec::new(),
             models: Vec::new(),
@@ -118,6 +122,14 @@ impl ConfigBuilder {
         self
     }
 
+    /// A raw `key = value` line in the `[upstream]` table, replacing one with the same key.
+    pub fn upstream(mut self, line: &str) -> Self {
+        let key = |l: &str| l.split('=').next().unwrap_or_default().trim().to_string();
+        self.upstream.retain(|old| key(old) != key(line));
+        self.upstream.push(line.to_string());
+        self
+    }
+
     /// A raw `key = value` line at the top level.
     pub fn top(mut self, line: &str) -> Self {
         self.top.push(line.to_string());
@@ -138,6 +150,7 @@ impl ConfigBuilder {
         if self.admin {
             out.push_str("[admin]\nlisten = \"127.0.0.1:0\"\n");
         }
+        out.push_str(&format!("[upstream]\n{}\n", self.upstream.join("\n")));
         out.push_str(&format!(
             "[[policies]]\nname = \"test-policy\"\npath = {:?}\ndeadline_ms = {}\n{}\n\n\
              [[teams]]\nname = \"test-team\"\npolicy = \"test-policy\"\nfallback = {:?}\n{}\n\n{}\n{}\n{}",

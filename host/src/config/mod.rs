@@ -163,6 +163,18 @@ mod defaults {
     pub fn attempt_timeout_ms() -> u64 {
         120_000
     }
+    pub fn request_timeout_ms() -> u64 {
+        600_000
+    }
+    pub fn retries() -> u32 {
+        1
+    }
+    pub fn retry_budget_percent() -> f64 {
+        20.0
+    }
+    pub fn retry_budget_min_per_second() -> f64 {
+        5.0
+    }
     pub fn stream_idle_timeout_ms() -> u64 {
         60_000
     }
@@ -398,6 +410,14 @@ mod tests {
         ));
         assert!(
             e.contains("`upstream.breaker_failures`: must be at least 1"),
+            "{e}"
+        );
+        let e = error_of(&MINIMAL.replace(
+            "[[providers]]",
+            "[upstream]\nretry_budget_percent = -1\n[[providers]]",
+        ));
+        assert!(
+            e.contains("`upstream.retry_budget_percent`: must be a number from 0 to 1000"),
             "{e}"
         );
         let e =

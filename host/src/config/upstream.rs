@@ -17,6 +17,21 @@ pub struct UpstreamConfig {
     /// head when streaming), in milliseconds, unless the decision sets its own.
     #[serde(default = "defaults::attempt_timeout_ms")]
     pub attempt_timeout_ms: u64,
+    /// Time all attempts of one request may take together, in milliseconds; an attempt gets the
+    /// lesser of its own timeout and what is left.
+    #[serde(default = "defaults::request_timeout_ms")]
+    pub request_timeout_ms: u64,
+    /// Times a target is tried again after a failure that may be passing (connection error, a
+    /// broken answer, 408, 429 without `Retry-After`, 500, 502, 503, 504), before the route moves
+    /// on; retries are bounded by the retry budget.
+    #[serde(default = "defaults::retries")]
+    pub retries: u32,
+    /// Retries the budget earns per hundred requests.
+    #[serde(default = "defaults::retry_budget_percent")]
+    pub retry_budget_percent: f64,
+    /// Retries the budget earns per second whatever the traffic.
+    #[serde(default = "defaults::retry_budget_min_per_second")]
+    pub retry_budget_min_per_second: f64,
     /// Longest quiet time within a streamed answer, in milliseconds: a stream that sends nothing
     /// for this long is ended with an error event.
     #[serde(default = "defaults::stream_idle_timeout_ms")]
@@ -41,6 +56,10 @@ impl Default for UpstreamConfig {
         Self {
             connect_timeout_ms: defaults::connect_timeout_ms(),
             attempt_timeout_ms: defaults::attempt_timeout_ms(),
+            request_timeout_ms: defaults::request_timeout_ms(),
+            retries: defaults::retries(),
+            retry_budget_percent: defaults::retry_budget_percent(),
+            retry_budget_min_per_second: defaults::retry_budget_min_per_second(),
             stream_idle_timeout_ms: defaults::stream_idle_timeout_ms(),
             breaker_failures: defaults::breaker_failures(),
             breaker_cooldown_ms: defaults::breaker_cooldown_ms(),
@@ -116,6 +135,26 @@ impl UpstreamConfig {
                 "upstream.connect_timeout_ms",
                 "must be greater than 0",
             ));
+        }
+        if self.request_timeout_ms == 0 {
+            return Err(Invalid::new(
+                "upstream.request_timeout_ms",
+                "must be greater than 0",
+            ));
+        }
+        if self.retries > 10 {
+            return Err(Invalid::new("upstream.retries", "must be at most 10"));
+        }
+        for (field, value) in [
+            ("upstream.retry_budget_percent", self.retry_budget_percent),
+            (
+                "upstream.retry_budget_min_per_second",
+                self.retry_budget_min_per_second,
+            ),
+        ] {
+            if !value.is_finite() || !(0.0..=1000.0).contains(&value) {
+                return Err(Invalid::new(field, "must be a number from 0 to 1000"));
+            }
         }
         if self.stream_idle_timeout_ms == 0 {
             return Err(Invalid::new(

@@ -1,7 +1,10 @@
 //! Attempts: trying a route's targets in order until one answers.
 //!
-//! A target whose circuit breaker is open is skipped without an attempt. An attempt fails over to
-//! the next target when nothing has reached the client yet and another provider might do better:
+//! All attempts of a request share its deadline. A target whose circuit breaker is open is
+//! skipped without an attempt. A failure that may pass (a broken connection, 502, 503, ...) is
+//! tried again on the same target, up to `retries` times while the retry budget allows. An
+//! attempt fails over to the next target when nothing has reached the client yet and another
+//! provider might do better:
 //! a connection error, the attempt's timeout, 401/403 (the upstream refused our key), 408, 429 or
 //! any 5xx. Any other upstream answer, success or client error, is the answer. Every attempt is
 //! reported to the model's health (see `health`), with the `Retry-After` of a 429 or 503. A non-streaming answer is read whole before it is committed, so a body cut off
@@ -43,6 +46,8 @@ pub enum AttemptError {
     },
     #[error("skipped: its circuit breaker is open")]
     BreakerOpen,
+    #[error("not tried: the request's time was up")]
+    NoTimeLeft,
     #[error("answer was cut off ({0})")]
     Body(String),
     #[error("model has no provider")]
@@ -59,13 +64,27 @@ impl AttemptError {
     /// How this failure counts for the model's health; `None` when no attempt was made.
     fn outcome(&self) -> Option<Outcome> {
         match self {
-            Self::Unrouted | Self::BreakerOpen => None,
+            Self::Unrouted | Self::BreakerOpen | Self::NoTimeLeft => None,
             Self::Status { retry_after, .. } => Some(Outcome::Failed {
                 retry_after: *retry_after,
             }),
             Self::Connect(_) | Self::Transport(_) | Self::Timeout(_) | Self::Body(_) => {
                 Some(Outcome::Failed { retry_after: None })
             }
+        }
+    }
+
+    /// Whether trying the same target again may work: a connection or transport failure, a
+    /// broken answer, or 408, 429 (without `Retry-After`), 500, 502, 503 or 504. Not a timeout,
+    /// which would spend the time again, nor a refused key.
+    fn may_pass(&self) -> bool {
+        match self {
+            Self::Connect(_) | Self::Transport(_) | Self::Body(_) => true,
+            Self::Status {
+                status,
+                retry_after: None,
+            } => matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504),
+            _ => false,
         }
     }
 
@@ -119,7 +138,8 @@ pub struct UpstreamError {
 }
 
 impl UpstreamError {
-    /// 503 when every target's breaker was open, 504 when every attempt timed out, else 502.
+    /// 503 when every target's breaker was open, 504 when every attempt timed out (or found the
+    /// request's time up), else 502.
     pub fn status(&self) -> StatusCode {
         let all = |f: fn(&AttemptError) -> bool| {
             self.attempts
@@ -128,7 +148,7 @@ impl UpstreamError {
         };
         if all(|e| matches!(e, AttemptError::BreakerOpen)) {
             StatusCode::SERVICE_UNAVAILABLE
-        } else if all(|e| matches!(e, AttemptError::Timeout(_))) {
+        } else if all(|e| matches!(e, AttemptError::Timeout(_) | AttemptError::NoTimeLeft)) {
             StatusCode::GATEWAY_TIMEOUT
         } else {
             StatusCode::BAD_GATEWAY
@@ -171,64 +191,94 @@ struct Answer {
 }
 
 impl Upstreams {
-    /// Serve `req` from the first of `targets` that answers.
+    /// Serve `req` from the first of `targets` that answers, within the request's deadline.
     pub async fn serve(
         &self,
         targets: &[PlannedTarget],
         req: &ChatRequest,
         request_id: &Arc<str>,
     ) -> Result<Served, UpstreamError> {
+        let deadline = Instant::now() + self.request_timeout;
+        self.retries.deposit();
         let mut attempts = Vec::with_capacity(targets.len());
         for target in targets {
-            let started = Instant::now();
-            let health = self.health.model(&target.model);
-            let result = match (self.routes.get(&target.model), health) {
-                (Some(route), Some(health)) => match health.admit(started) {
-                    Ok(_in_flight) => {
-                        let timeout = target.timeout.unwrap_or(self.attempt_timeout);
-                        let result = self.attempt(route, target, req, request_id, timeout).await;
-                        let outcome = match &result {
-                            Ok(_) => Some(Outcome::Answered {
-                                latency: started.elapsed(),
-                            }),
-                            Err(error) => error.outcome(),
-                        };
-                        if let Some(outcome) = outcome {
-                            health.record(Instant::now(), outcome, self.health.settings());
-                        }
-                        result.map(|answer| (answer, route.provider.name.clone(), route.prices))
+            let mut retries = 0;
+            loop {
+                let started = Instant::now();
+                let result = match deadline.checked_duration_since(started) {
+                    Some(left) if !left.is_zero() => {
+                        self.try_target(target, req, request_id, left, started)
+                            .await
                     }
-                    Err(_) => Err(AttemptError::BreakerOpen),
-                },
-                _ => Err(AttemptError::Unrouted),
-            };
-            let attempt = |result| Attempt {
-                model: target.model.clone(),
-                result,
-                elapsed: started.elapsed(),
-            };
-            match result {
-                Ok((answer, provider, prices)) => {
-                    attempts.push(attempt(Ok(answer.status)));
-                    return Ok(Served {
-                        model: target.model.clone(),
-                        provider,
-                        status: answer.status,
-                        content_type: answer.content_type,
-                        body: answer.body,
-                        attempts,
-                        usage: answer.usage,
-                        stream_end: answer.stream_end,
-                        prices,
-                    });
+                    _ => Err(AttemptError::NoTimeLeft),
+                };
+                let attempt = |result| Attempt {
+                    model: target.model.clone(),
+                    result,
+                    elapsed: started.elapsed(),
+                };
+                let error = match result {
+                    Ok((answer, provider, prices)) => {
+                        attempts.push(attempt(Ok(answer.status)));
+                        return Ok(Served {
+                            model: target.model.clone(),
+                            provider,
+                            status: answer.status,
+                            content_type: answer.content_type,
+                            body: answer.body,
+                            attempts,
+                            usage: answer.usage,
+                            stream_end: answer.stream_end,
+                            prices,
+                        });
+                    }
+                    Err(error) => error,
+                };
+                tracing::debug!(request_id = %request_id, model = %target.model, %error, "upstream attempt failed");
+                let again = error.may_pass()
+                    && retries < self.retries.policy().retries
+                    && self.retries.withdraw(Instant::now());
+                attempts.push(attempt(Err(error)));
+                if !again {
+                    break;
                 }
-                Err(error) => {
-                    tracing::debug!(request_id = %request_id, model = %target.model, %error, "upstream attempt failed");
-                    attempts.push(attempt(Err(error)));
-                }
+                retries += 1;
             }
         }
         Err(UpstreamError { attempts })
+    }
+
+    /// One attempt at `target`, if its breaker admits it, taking at most `left`; the model's
+    /// health learns from it.
+    async fn try_target(
+        &self,
+        target: &PlannedTarget,
+        req: &ChatRequest,
+        request_id: &Arc<str>,
+        left: Duration,
+        started: Instant,
+    ) -> Result<(Answer, String, Prices), AttemptError> {
+        let (Some(route), Some(health)) = (
+            self.routes.get(&target.model),
+            self.health.model(&target.model),
+        ) else {
+            return Err(AttemptError::Unrouted);
+        };
+        let _in_flight = health
+            .admit(started)
+            .map_err(|_| AttemptError::BreakerOpen)?;
+        let timeout = target.timeout.unwrap_or(self.attempt_timeout).min(left);
+        let result = self.attempt(route, target, req, request_id, timeout).await;
+        let outcome = match &result {
+            Ok(_) => Some(Outcome::Answered {
+                latency: started.elapsed(),
+            }),
+            Err(error) => error.outcome(),
+        };
+        if let Some(outcome) = outcome {
+            health.record(Instant::now(), outcome, self.health.settings());
+        }
+        result.map(|answer| (answer, route.provider.name.clone(), route.prices))
     }
 
     /// How a stream of `target` for this request is watched, and where its summary will go.

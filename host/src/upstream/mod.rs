@@ -3,25 +3,28 @@
 //! [`Upstreams`] is built from each config (providers, the model-to-provider map, one pooled
 //! HTTP client) and then only read, but for the live health it learns from attempts (`health`),
 //! which outlives config reloads. [`Upstreams::serve`] walks a route's targets in order
-//! (`attempt`): a target whose circuit breaker is open is skipped, and one that fails before any
-//! byte reaches the client (connection error, timeout, 429, 5xx, an upstream auth failure) hands
-//! over to the next, so the client sees one answer or one error listing what each attempt met.
+//! (`attempt`) within the request's deadline: a target whose circuit breaker is open is skipped;
+//! one that fails in a way that may pass is tried again while the retry budget (`retry`) allows;
+//! and one that fails before any byte reaches the client (connection error, timeout, 429, 5xx, an
+//! upstream auth failure) hands over to the next, so the client sees one answer or one error listing what each attempt met.
 //! This layer reads the parsed request and the route; it never sees policies or client keys.
 
 mod attempt;
 mod echo;
 pub mod health;
 mod provider;
+pub mod retry;
 pub mod stream;
 pub mod usage;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use attempt::{Attempt, AttemptError, Served, UpstreamError};
 pub use health::HealthBoard;
 pub use provider::{Endpoint, Provider, SetupError};
+use retry::{RetryBudget, RetryPolicy};
 pub use usage::{Prices, Usage};
 
 use crate::config::{Config, Env};
@@ -40,6 +43,10 @@ pub struct Upstreams {
     client: reqwest::Client,
     routes: HashMap<String, ModelRoute>,
     attempt_timeout: Duration,
+    /// Time all attempts of one request may take together.
+    request_timeout: Duration,
+    /// Retries of a failed target, shared by all requests.
+    retries: RetryBudget,
     /// Longest quiet time within a streamed answer.
     stream_idle: Duration,
     /// What attempts taught about each model.
@@ -90,6 +97,15 @@ impl Upstreams {
             client,
             routes,
             attempt_timeout: Duration::from_millis(config.upstream.attempt_timeout_ms),
+            request_timeout: Duration::from_millis(config.upstream.request_timeout_ms),
+            retries: RetryBudget::new(
+                RetryPolicy {
+                    retries: config.upstream.retries,
+                    ratio: config.upstream.retry_budget_percent / 100.0,
+                    min_per_second: config.upstream.retry_budget_min_per_second,
+                },
+                Instant::now(),
+            ),
             stream_idle: Duration::from_millis(config.upstream.stream_idle_timeout_ms),
             health: HealthBoard::new(config, old.map(|o| &o.health)),
         })
