@@ -2,23 +2,24 @@
 //!
 //! All attempts of a request share its deadline. A target whose circuit breaker is open is
 //! skipped without an attempt. A failure that may pass (a broken connection, 502, 503, ...) is
-//! tried again on the same target, up to `retries` times while the retry budget allows. An
-//! attempt fails over to the next target when nothing has reached the client yet and another
-//! provider might do better:
-//! a connection error, the attempt's timeout, 401/403 (the upstream refused our key), 408, 429 or
-//! any 5xx. Any other upstream answer, success or client error, is the answer. Every attempt is
-//! reported to the model's health (see `health`), with the `Retry-After` of a 429 or 503. A non-streaming answer is read whole before it is committed, so a body cut off
-//! mid-way also fails over; a streaming answer is committed at its response head and its events
-//! are passed through as they arrive, never buffered.
+//! tried again on the same target, up to `retries` times while the retry budget allows. Then the
+//! route fails over to the next target, as long as nothing has reached the client yet and another
+//! provider might do better: after a connection error, the attempt's timeout, 401/403 (the
+//! upstream refused our key), 408, 429 or any 5xx. Any other upstream answer, success or client
+//! error, is the answer. Every attempt is reported to the model's health (see `health`), with
+//! the `Retry-After` of a 429 or 503.
+//!
+//! A non-streaming answer is read whole before it is committed, so a body cut off mid-way also
+//! fails over, and its usage is read. A streaming answer is committed at its response head; its
+//! events pass through as they arrive (see `stream`).
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::oneshot;
-
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use tokio::sync::oneshot;
 
 use super::echo;
 use super::health::Outcome;
