@@ -124,23 +124,19 @@ impl ModelConfig {
 
 impl UpstreamConfig {
     pub(super) fn validate(&self) -> Result<(), Invalid> {
-        if self.attempt_timeout_ms == 0 {
-            return Err(Invalid::new(
-                "upstream.attempt_timeout_ms",
-                "must be greater than 0",
-            ));
-        }
-        if self.connect_timeout_ms == 0 {
-            return Err(Invalid::new(
-                "upstream.connect_timeout_ms",
-                "must be greater than 0",
-            ));
-        }
-        if self.request_timeout_ms == 0 {
-            return Err(Invalid::new(
-                "upstream.request_timeout_ms",
-                "must be greater than 0",
-            ));
+        for (field, millis) in [
+            ("upstream.connect_timeout_ms", self.connect_timeout_ms),
+            ("upstream.attempt_timeout_ms", self.attempt_timeout_ms),
+            ("upstream.request_timeout_ms", self.request_timeout_ms),
+            (
+                "upstream.stream_idle_timeout_ms",
+                self.stream_idle_timeout_ms,
+            ),
+            ("upstream.breaker_cooldown_ms", self.breaker_cooldown_ms),
+        ] {
+            if millis == 0 {
+                return Err(Invalid::new(field, "must be greater than 0"));
+            }
         }
         if self.retries > 10 {
             return Err(Invalid::new("upstream.retries", "must be at most 10"));
@@ -156,22 +152,10 @@ impl UpstreamConfig {
                 return Err(Invalid::new(field, "must be a number from 0 to 1000"));
             }
         }
-        if self.stream_idle_timeout_ms == 0 {
-            return Err(Invalid::new(
-                "upstream.stream_idle_timeout_ms",
-                "must be greater than 0",
-            ));
-        }
         if self.breaker_failures == 0 {
             return Err(Invalid::new(
                 "upstream.breaker_failures",
                 "must be at least 1",
-            ));
-        }
-        if self.breaker_cooldown_ms == 0 {
-            return Err(Invalid::new(
-                "upstream.breaker_cooldown_ms",
-                "must be greater than 0",
             ));
         }
         if !(1..=10_000).contains(&self.health_window) {

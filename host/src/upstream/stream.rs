@@ -197,14 +197,7 @@ impl<E: Display> State<E> {
             #[serde(default)]
             choices: Option<Vec<IgnoredAny>>,
             #[serde(default)]
-            usage: Option<Wire>,
-        }
-        #[derive(Deserialize)]
-        struct Wire {
-            #[serde(default)]
-            prompt_tokens: u64,
-            #[serde(default)]
-            completion_tokens: u64,
+            usage: Option<Usage>,
         }
         let Ok(chunk) = serde_json::from_slice::<Chunk>(data) else {
             return true;
@@ -212,10 +205,7 @@ impl<E: Display> State<E> {
         let Some(usage) = chunk.usage else {
             return true;
         };
-        self.usage = Some(Usage {
-            input_tokens: usage.prompt_tokens,
-            output_tokens: usage.completion_tokens,
-        });
+        self.usage = Some(usage);
         let usage_only = chunk.choices.is_none_or(|c| c.is_empty());
         !(usage_only && self.usage_event == UsageEvent::Take)
     }

@@ -6,10 +6,12 @@
 
 use serde::Deserialize;
 
-/// Tokens one answer used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Tokens one answer used; deserialises from OpenAI's `usage` object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 pub struct Usage {
+    #[serde(rename = "prompt_tokens", default)]
     pub input_tokens: u64,
+    #[serde(rename = "completion_tokens", default)]
     pub output_tokens: u64,
 }
 
@@ -34,20 +36,9 @@ impl Usage {
         #[derive(Deserialize)]
         struct Completion {
             #[serde(default)]
-            usage: Option<Wire>,
+            usage: Option<Usage>,
         }
-        #[derive(Deserialize)]
-        struct Wire {
-            #[serde(default)]
-            prompt_tokens: u64,
-            #[serde(default)]
-            completion_tokens: u64,
-        }
-        let usage = serde_json::from_slice::<Completion>(body).ok()?.usage?;
-        Some(Usage {
-            input_tokens: usage.prompt_tokens,
-            output_tokens: usage.completion_tokens,
-        })
+        serde_json::from_slice::<Completion>(body).ok()?.usage
     }
 }
 
