@@ -133,3 +133,33 @@ async fn retry_after_takes_a_model_out_at_once() {
     let seen = health_seen(&proxy, "a", "limited-view").await;
     assert!(seen.starts_with("healthy: false"), "{seen}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policies_see_the_time_to_first_token_of_streams() {
+    let (_a, _b, proxy) = setup().await;
+    let asked = [("x-test-first-token", "a"), ("x-test-route", "b")];
+    let before = send(&proxy, &asked).await;
+    assert_eq!(
+        before.header("x-switchyard-reason"),
+        "first token of a: not measured"
+    );
+    let mut body = chat("a", "hello");
+    body["stream"] = serde_json::json!(true);
+    let streamed = proxy
+        .chat(
+            &reqwest::Client::new(),
+            None,
+            &body,
+            &[("x-test-route", "a")],
+        )
+        .await;
+    assert_eq!(streamed.status, 200);
+    let after = send(&proxy, &asked).await;
+    let reason = after.header("x-switchyard-reason");
+    let ms: f32 = reason
+        .strip_prefix("first token of a: ")
+        .and_then(|r| r.strip_suffix(" ms"))
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or_else(|| panic!("a measured time: {reason}"));
+    assert!(ms > 0.0 && ms < 10_000.0, "{ms}");
+}

@@ -218,7 +218,7 @@ fn refused_components() -> Vec<(&'static str, Vec<u8>, &'static str)> {
         (
             "another world",
             component("other_world_policy"),
-            "it does not export the function `decide` of switchyard:policy@0.1.0 (its exports: greet)",
+            "it does not export the function `decide` of switchyard:policy@0.1.1 (its exports: greet)",
         ),
         (
             "wasi:http",
@@ -233,7 +233,7 @@ fn refused_components() -> Vec<(&'static str, Vec<u8>, &'static str)> {
         (
             "a newer contract",
             component("next_version_policy"),
-            "it was built for switchyard:policy@0.2.0; this host supports switchyard:policy@0.1.0",
+            "it was built for switchyard:policy@0.2.0; this host supports switchyard:policy@0.1.1",
         ),
         (
             "a model outside the catalog",

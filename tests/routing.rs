@@ -520,3 +520,22 @@ async fn the_request_deadline_bounds_the_whole_chain() {
     );
     assert!(b.received().is_empty());
 }
+
+#[tokio::test]
+async fn a_policy_built_against_the_first_contract_still_runs() {
+    let (a, b, config) = two_mocks("first_contract_policy").await;
+    let proxy = Proxy::start(&config.toml(), &[]);
+    for (text, model, reason) in [
+        ("b please", "b", "0.1.0 policy: the model the message names"),
+        ("anything", "a", "0.1.0 policy: first model"),
+    ] {
+        let resp = post(&proxy, &chat("auto", text), &[]).await;
+        assert_eq!(resp.status(), 200);
+        assert_eq!(header(&resp, "x-switchyard-reason"), reason);
+        assert_eq!(header(&resp, "x-switchyard-model"), model);
+    }
+    assert_eq!(
+        (a.models_received(), b.models_received()),
+        (vec!["a-up".to_string()], vec!["b-up".to_string()])
+    );
+}

@@ -1,6 +1,8 @@
-//! The official OpenAI SDKs (Python and Node) work against the proxy by changing only the base
-//! URL and the key (the default config's `sk-switchyard-demo`). `cargo xtask test` installs them,
-//! pinned, into `target/sdk-venv` and `target/sdk-node`.
+//! The official OpenAI and Anthropic SDKs (Python and Node) work against the proxy by changing
+//! only the base URL and the key (the default config's `sk-switchyard-demo`); the default config
+//! serves both from its OpenAI-format `echo` provider, so the Anthropic SDKs read translated
+//! answers and streams. `cargo xtask test` installs them, pinned, into `target/sdk-venv` and
+//! `target/sdk-node`.
 
 use std::process::Command;
 
@@ -48,6 +50,57 @@ fn check_sdk_run(mut script: Command) {
             .starts_with("Echo from o3:"),
         "{seen}"
     );
+    assert_eq!(
+        seen["models"],
+        serde_json::json!(["gpt-4o-mini", "claude-haiku-4-5", "o3", "claude-sonnet-4-5"])
+    );
+}
+
+#[test]
+fn the_anthropic_python_sdk_works_by_changing_only_base_url_and_key() {
+    let mut python = Command::new(sdk_python());
+    python.arg(workspace_root().join("tests/sdk/anthropic_client.py"));
+    check_anthropic_sdk_run(python);
+}
+
+#[test]
+fn the_anthropic_node_sdk_works_by_changing_only_base_url_and_key() {
+    let mut node = Command::new("node");
+    node.env("SDK_DIR", sdk_node_dir())
+        .arg(workspace_root().join("tests/sdk/anthropic_client.mjs"));
+    check_anthropic_sdk_run(node);
+}
+
+/// Run an Anthropic SDK script against a proxy on the default config and check what it saw.
+fn check_anthropic_sdk_run(mut script: Command) {
+    let proxy = Proxy::start_file(&workspace_root().join("config/switchyard.toml"));
+    let out = script
+        .arg(&proxy.base)
+        .output()
+        .expect("run the SDK script");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the SDK script failed:\n{stderr}");
+    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).expect("script prints JSON");
+
+    assert_eq!(seen["model_header"], "gpt-4o-mini");
+    assert!(
+        seen["content"]
+            .as_str()
+            .unwrap()
+            .starts_with("Echo from gpt-4o-mini: received 2 message(s)"),
+        "the system prompt counts as a message: {seen}"
+    );
+    assert_eq!(seen["stop_reason"], "end_turn");
+    assert!(seen["total_tokens"].as_u64().unwrap() > 0);
+    assert!(
+        seen["stream_text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Echo from o3:"),
+        "{seen}"
+    );
+    assert_eq!(seen["stream_stop_reason"], "end_turn");
+    assert!(seen["stream_output_tokens"].as_u64().unwrap() > 0, "{seen}");
     assert_eq!(
         seen["models"],
         serde_json::json!(["gpt-4o-mini", "claude-haiku-4-5", "o3", "claude-sonnet-4-5"])

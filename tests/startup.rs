@@ -35,8 +35,8 @@ async fn every_example_config_loads_and_validates() {
         }
     }
     assert!(
-        seen >= 2,
-        "expected the default and the OpenAI example in {}",
+        seen >= 3,
+        "expected the default, the OpenAI and the multi-provider examples in {}",
         dir.display()
     );
 }

@@ -14,9 +14,9 @@ use std::sync::Arc;
 use axum::http::HeaderMap;
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
-use switchyard::api::ChatRequest;
+use switchyard::api::{ChatRequest, Wire};
 use switchyard::config::Config;
-use switchyard::policy::sandbox::{Sandbox, SandboxLimits};
+use switchyard::policy::sandbox::{HostData, Sandbox, SandboxLimits};
 use switchyard::policy::wit::PolicyPre;
 use switchyard::policy::{
     DecisionInput, Model, PolicyEngine, PolicySettings, PoolSize, Request, Verdict, decision,
@@ -56,7 +56,13 @@ impl Unlimited {
         view: &Request,
         catalog: &[Model],
     ) -> Verdict {
-        let sandbox = Sandbox::new(request, id, Arc::from("unlimited"), self.limits, Some(0));
+        let host = HostData {
+            request,
+            request_id: id,
+            budget: None,
+            live: None,
+        };
+        let sandbox = Sandbox::new(host, Arc::from("unlimited"), self.limits, Some(0));
         let mut store = Store::new(self.pre.engine(), sandbox);
         let instance = self
             .pre
@@ -126,7 +132,7 @@ fn decision(c: &mut Criterion) {
     let minimal = load("scripted", "scripted_policy.wasm");
     let catalog = input::catalog(&config, None);
     let body = body();
-    let request = Arc::new(ChatRequest::parse(body.clone()).expect("request parses"));
+    let request = Arc::new(ChatRequest::parse(Wire::Openai, body.clone()).expect("request parses"));
     let view = input::request_view(&request, "bench", &HeaderMap::new(), &[], Some("t"));
     let id: Arc<str> = Arc::from("bench");
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -144,6 +150,8 @@ fn decision(c: &mut Criterion) {
             request_id: id.clone(),
             view: &view,
             catalog: &catalog,
+            budget: None,
+            live: None,
         })
     };
     for name in ["cost-router", "minimal"] {
@@ -156,7 +164,9 @@ fn decision(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("policy");
     group.bench_function("baseline: parse request (6 messages)", |b| {
-        b.iter(|| ChatRequest::parse(std::hint::black_box(body.clone())).expect("parses"))
+        b.iter(|| {
+            ChatRequest::parse(Wire::Openai, std::hint::black_box(body.clone())).expect("parses")
+        })
     });
     group.bench_function("decide on a fresh store (6 messages, 8 models)", |b| {
         b.to_async(&runtime)

@@ -2,7 +2,8 @@
 //!
 //! Tests start the real `switchyard` binary ([`Proxy`]) on port 0 with a config written for the
 //! test ([`ConfigBuilder`]), against in-process mock upstreams ([`MockUpstream`]) that speak the
-//! OpenAI wire format and record what they received. Policies are the real components built
+//! OpenAI wire format, or answer with the exact bytes a test scripts (Anthropic's format), and
+//! record what they received. Policies are the real components built
 //! from `plugins/` by `cargo xtask test` ([`policy_wasm`]).
 
 mod mock;

@@ -1,12 +1,15 @@
-//! A mock OpenAI-compatible upstream on a loopback port that records every request.
+//! A mock upstream on a loopback port that records every request: it answers as an
+//! OpenAI-compatible server, or with exactly the bytes a test scripts (which is how it speaks
+//! Anthropic's format and others). It accepts a POST on any path, over HTTP/1.1 or HTTP/2.
 
+use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, Uri, Version, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use tokio::sync::Notify;
@@ -30,11 +33,41 @@ pub enum Behaviour {
     CutAfterFirst(Arc<Notify>),
     /// Accept the request and never answer.
     Hang,
+    /// Exactly this answer: the status, the content type, and the body sent in these pieces (one
+    /// write each, as a server streams events).
+    Fixed {
+        status: u16,
+        content_type: &'static str,
+        pieces: Vec<Bytes>,
+    },
+}
+
+impl Behaviour {
+    /// A JSON answer with `status`.
+    pub fn json(status: u16, body: &serde_json::Value) -> Self {
+        Self::Fixed {
+            status,
+            content_type: "application/json",
+            pieces: vec![Bytes::from(body.to_string())],
+        }
+    }
+
+    /// A 200 SSE stream of these events, each sent as written (with its blank line).
+    pub fn sse(events: &[String]) -> Self {
+        Self::Fixed {
+            status: 200,
+            content_type: "text/event-stream",
+            pieces: events.iter().map(|e| Bytes::from(e.clone())).collect(),
+        }
+    }
 }
 
 /// One request the mock received.
 #[derive(Debug, Clone)]
 pub struct Received {
+    /// The path and query, e.g. `/v1/messages`.
+    pub path: String,
+    pub version: Version,
     pub headers: HeaderMap,
     pub body: serde_json::Value,
 }
@@ -74,7 +107,7 @@ impl MockUpstream {
             streams_abandoned: AtomicUsize::new(0),
         });
         let app = Router::new()
-            .route("/v1/chat/completions", post(handle))
+            .fallback(post(handle))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -169,16 +202,23 @@ fn stream_events(name: &str, model: &str, usage: bool) -> Vec<Bytes> {
     events
 }
 
-async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    State(shared): State<Arc<Shared>>,
+    uri: Uri,
+    version: Version,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
     let model = body["model"].as_str().unwrap_or_default().to_string();
     let stream = body["stream"].as_bool().unwrap_or(false);
     let usage = body["stream_options"]["include_usage"] == true;
-    shared
-        .received
-        .lock()
-        .unwrap()
-        .push(Received { headers, body });
+    shared.received.lock().unwrap().push(Received {
+        path: uri.path_and_query().map_or("", |p| p.as_str()).to_string(),
+        version,
+        headers,
+        body,
+    });
     let mut behaviour = shared.behaviour.lock().unwrap().clone();
     if let Behaviour::FailTimes(code, left) = &behaviour {
         let failing = left
@@ -209,6 +249,18 @@ async fn handle(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
         Behaviour::StallAfterFirst => sse(&shared, &model, usage, Hold::Forever),
         Behaviour::CutAfterFirst(gate) => sse(&shared, &model, usage, Hold::Cut(gate)),
         Behaviour::Hang => std::future::pending().await,
+        Behaviour::Fixed {
+            status,
+            content_type,
+            pieces,
+        } => {
+            let pieces = futures_util::stream::iter(pieces.into_iter().map(Ok::<_, Infallible>));
+            Response::builder()
+                .status(status)
+                .header(header::CONTENT_TYPE, content_type)
+                .body(Body::from_stream(pieces))
+                .expect("response")
+        }
         Behaviour::FailTimes(..) => unreachable!("resolved above"),
     }
 }

@@ -63,6 +63,15 @@ impl ConfigBuilder {
         self
     }
 
+    /// A provider of `kind` at `url`, with further raw lines of its table (`api_key_env = ...`).
+    pub fn provider_of(mut self, name: &str, kind: &str, url: &str, lines: &[&str]) -> Self {
+        self.providers.push(format!(
+            "[[providers]]\nname = {name:?}\nkind = {kind:?}\nbase_url = {url:?}\n{}\n",
+            lines.join("\n")
+        ));
+        self
+    }
+
     /// A catalog model.
     pub fn model(
         mut self,
@@ -168,7 +177,7 @@ impl ConfigBuilder {
 }
 
 /// The request headers the scripted test policy reads.
-pub const TEST_HEADERS: &str = r#"headers = ["x-test-route", "x-test-reject", "x-test-error", "x-test-read", "x-test-dump", "x-test-spin", "x-test-panic", "x-test-timeout-ms"]"#;
+pub const TEST_HEADERS: &str = r#"headers = ["x-test-route", "x-test-reject", "x-test-error", "x-test-read", "x-test-dump", "x-test-spin", "x-test-panic", "x-test-timeout-ms", "x-test-budget", "x-test-first-token"]"#;
 
 /// A running proxy; killed when dropped.
 pub struct Proxy {
@@ -289,8 +298,31 @@ impl Proxy {
         body: &serde_json::Value,
         headers: &[(&str, &str)],
     ) -> Reply {
+        self.post(client, "/v1/chat/completions", key, body, headers)
+            .await
+    }
+
+    /// POST `body` to Anthropic's `/v1/messages`, as [`Proxy::chat`] does.
+    pub async fn messages(
+        &self,
+        client: &reqwest::Client,
+        key: Option<&str>,
+        body: &serde_json::Value,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        self.post(client, "/v1/messages", key, body, headers).await
+    }
+
+    async fn post(
+        &self,
+        client: &reqwest::Client,
+        path: &str,
+        key: Option<&str>,
+        body: &serde_json::Value,
+        headers: &[(&str, &str)],
+    ) -> Reply {
         let started = Instant::now();
-        let mut request = client.post(self.url("/v1/chat/completions")).json(body);
+        let mut request = client.post(self.url(path)).json(body);
         if let Some(key) = key {
             request = request.bearer_auth(key);
         }

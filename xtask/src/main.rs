@@ -5,9 +5,9 @@
 //!   rustup first if it is missing. Components land in `target/wasm32-wasip2/wasm/`.
 //! - `run [ARGS]`: build the policies and the release proxy, then run `switchyard serve ARGS`,
 //!   with `--config config/switchyard.toml` unless ARGS name a config.
-//! - `test [ARGS]`: build the policies and the proxy binary, install the official OpenAI SDKs
-//!   (pinned, once) into `target/sdk-venv` (from PyPI) and `target/sdk-node` (from npm), then
-//!   `cargo test --workspace ARGS`.
+//! - `test [ARGS]`: build the policies and the proxy binary, install the official OpenAI and
+//!   Anthropic SDKs (pinned, once) into `target/sdk-venv` (from PyPI) and `target/sdk-node` (from
+//!   npm), then `cargo test --workspace ARGS`.
 //!
 //! It runs cargo, rustup, python3, pip and npm; those fetch only from their registries.
 
@@ -18,8 +18,14 @@ use anyhow::{Context, bail};
 
 const WASM_TARGET: &str = "wasm32-wasip2";
 /// The OpenAI SDK versions the compatibility tests drive.
-const OPENAI_SDK_PYTHON: &str = "openai==3.57.0";
-const OPENAI_SDK_NODE: &str = "openai@7.57.0";
+/// The official client SDKs the end-to-end tests drive the proxy with, pinned.
+const SDKS_PYTHON: [&str; 2] = ["openai==3.57.0", "anthropic==2.14.0"];
+const SDKS_NODE: [&str; 2] = ["openai@7.57.0", "@anthropic-ai/sdk@1.14.0"];
+
+/// The file that marks `packages` as installed in a folder.
+fn marker(dir: &Path, packages: &[&str]) -> PathBuf {
+    dir.join(format!("installed {}", packages.join(" ")).replace('/', "_"))
+}
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -139,40 +145,35 @@ fn ensure_target() -> anyhow::Result<()> {
     status(add, "rustup target add wasm32-wasip2")
 }
 
-/// Create `target/sdk-venv` with the official OpenAI Python SDK, unless it is there already.
+/// Create `target/sdk-venv` with the official OpenAI and Anthropic Python SDKs, unless they are
+/// there already.
 fn ensure_sdk_venv(root: &Path) -> anyhow::Result<()> {
     let venv = root.join("target/sdk-venv");
-    install_once(&venv.join(OPENAI_SDK_PYTHON), || {
+    install_once(&marker(&venv, &SDKS_PYTHON), || {
         let mut create = Command::new("python3");
         create.arg("-m").arg("venv").arg(&venv);
         status(create, "python3 -m venv target/sdk-venv")?;
         let mut install = Command::new(venv.join("bin/pip"));
-        install.args([
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            OPENAI_SDK_PYTHON,
-        ]);
-        status(install, "pip install openai")
+        install.args(["install", "--quiet", "--disable-pip-version-check"]);
+        install.args(SDKS_PYTHON);
+        status(install, "pip install openai anthropic")
     })
 }
 
-/// Install the official OpenAI Node SDK into `target/sdk-node`, unless it is there already.
+/// Install the official OpenAI and Anthropic Node SDKs into `target/sdk-node`, unless they are
+/// there already.
 fn ensure_sdk_node(root: &Path) -> anyhow::Result<()> {
     let dir = root.join("target/sdk-node");
-    install_once(&dir.join(OPENAI_SDK_NODE), || {
+    install_once(&marker(&dir, &SDKS_NODE), || {
         std::fs::create_dir_all(&dir).context("creating target/sdk-node")?;
         std::fs::write(dir.join("package.json"), "{\"private\": true}\n")
             .context("writing target/sdk-node/package.json")?;
         let mut install = Command::new("npm");
-        install.current_dir(&dir).args([
-            "install",
-            "--no-audit",
-            "--no-fund",
-            "--silent",
-            OPENAI_SDK_NODE,
-        ]);
-        status(install, "npm install openai")
+        install
+            .current_dir(&dir)
+            .args(["install", "--no-audit", "--no-fund", "--silent"]);
+        install.args(SDKS_NODE);
+        status(install, "npm install openai @anthropic-ai/sdk")
     })
 }
 

@@ -9,6 +9,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use super::{Wire, translate};
+
 /// An error answer to a client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -85,6 +87,29 @@ impl std::fmt::Display for ApiError {
             self.kind,
             self.message
         )
+    }
+}
+
+impl ApiError {
+    /// The answer to a client of `wire`, with the body in that API's error shape.
+    pub fn response_for(self, wire: Wire) -> Response {
+        let body = match wire {
+            Wire::Openai => self.body(),
+            Wire::Anthropic => translate::error_json(
+                wire,
+                self.status,
+                self.kind,
+                self.code,
+                self.param.as_deref(),
+                &self.message,
+            ),
+        };
+        (
+            self.status,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response()
     }
 }
 

@@ -1,11 +1,17 @@
 //! Client-facing wire formats: what a client sends and how errors look to it.
 //!
-//! This layer turns request bytes into a compact view ([`ChatRequest`]) that the policy and
-//! upstream layers read, without copying prompt text, and shapes every client-visible error
-//! ([`ApiError`]). It touches nothing but the bytes it is given.
+//! This layer turns request bytes of either client API into one compact view ([`ChatRequest`])
+//! that the policy and upstream layers read, without copying prompt text; translates requests,
+//! answers and stream events between the OpenAI and Anthropic formats (`translate`); and shapes
+//! every client-visible error ([`ApiError`]) in the client's own format. It touches nothing but
+//! the bytes it is given.
 
+mod anthropic;
 mod error;
-pub mod openai;
+mod openai;
+mod request;
+pub mod translate;
 
 pub use error::ApiError;
-pub use openai::{ChatRequest, MessageInfo, Role};
+pub use request::{ChatRequest, MessageInfo, Role};
+pub use translate::Wire;

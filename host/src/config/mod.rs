@@ -20,7 +20,9 @@ use serde::Deserialize;
 
 pub use env::{Env, ProcessEnv};
 pub use policy::{EngineConfig, PolicyConfig, RandomSource};
-pub use team::{AuthConfig, FailureMode, TeamConfig, parse_digest, sha256};
+pub use team::{
+    AuthConfig, BudgetConfig, FailureMode, OverBudget, TeamConfig, parse_digest, sha256,
+};
 pub use upstream::{ModelConfig, ProviderConfig, ProviderKind, UpstreamConfig};
 
 /// A configuration problem, always naming the file and, where it applies, the field.

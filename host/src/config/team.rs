@@ -2,6 +2,7 @@
 //! may use, and what a policy failure means for it.
 
 use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -22,6 +23,59 @@ pub enum FailureMode {
     Reject,
 }
 
+/// What a team's requests get once its budget for the window is spent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OverBudget {
+    /// A 429 (`budget_exceeded`) with `Retry-After` set to the end of the window.
+    #[default]
+    Refuse,
+    /// The budget's `downgrade` route instead of the policy's decision.
+    Downgrade,
+}
+
+/// A team's spending limit, counted at the catalog's prices from the usage every answer reports
+/// (streams included, counted when they end).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetConfig {
+    /// US dollars the team may spend per window.
+    pub usd: f64,
+    /// Length of a window, such as `1h`, `1d` or `30d`. Windows are aligned to the Unix epoch, so
+    /// a `1d` window runs from 00:00 to 24:00 UTC; spending starts again from zero in each.
+    #[serde(default = "default_window")]
+    pub window: String,
+    /// What requests get once the window's spending reaches `usd`.
+    #[serde(default)]
+    pub over: OverBudget,
+    /// With `over = "downgrade"`: the models (the team may use) tried in order instead of the
+    /// policy's route.
+    #[serde(default)]
+    pub downgrade: Vec<String>,
+}
+
+fn default_window() -> String {
+    "1d".into()
+}
+
+impl BudgetConfig {
+    /// Longest window: a year.
+    const MAX_WINDOW: Duration = Duration::from_secs(366 * 24 * 3600);
+
+    /// The window's length, once `validate` has accepted it.
+    pub fn window(&self) -> Result<Duration, String> {
+        let window = humantime::parse_duration(&self.window)
+            .map_err(|e| format!("`{}` is not a duration such as 1h or 1d ({e})", self.window))?;
+        if window < Duration::from_secs(1) || window > Self::MAX_WINDOW {
+            return Err("must be between 1s and 366d".into());
+        }
+        if window.subsec_nanos() != 0 {
+            return Err("must be a whole number of seconds".into());
+        }
+        Ok(window)
+    }
+}
+
 /// One team: its keys, its policy and the models it may use.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -40,6 +94,8 @@ pub struct TeamConfig {
     /// What a policy failure means for this team's requests.
     #[serde(default)]
     pub on_failure: FailureMode,
+    /// A spending limit per window; none means no limit.
+    pub budget: Option<BudgetConfig>,
     /// Virtual API keys of the team, as clients send them (`Authorization: Bearer KEY` or
     /// `x-api-key: KEY`). Prefer `key_sha256`, which keeps secrets out of the file.
     #[serde(default)]
@@ -116,18 +172,49 @@ pub(super) fn validate_teams(
                 }
             }
         }
-        for (j, id) in team.fallback.iter().enumerate() {
-            let allowed = match &team.models {
-                Some(list) => list.iter().any(|m| m == id),
-                None => models.contains(id.as_str()),
-            };
-            if !allowed {
-                let message = if models.contains(id.as_str()) {
-                    format!("model `{id}` is not in the team's `models`")
-                } else {
-                    format!("no model `{id}` in the catalog")
+        let check_route = |name: &str, route: &[String]| {
+            for (j, id) in route.iter().enumerate() {
+                let allowed = match &team.models {
+                    Some(list) => list.iter().any(|m| m == id),
+                    None => models.contains(id.as_str()),
                 };
-                return Err(Invalid::new(field(&format!("fallback[{j}]")), message));
+                if !allowed {
+                    let message = if models.contains(id.as_str()) {
+                        format!("model `{id}` is not in the team's `models`")
+                    } else {
+                        format!("no model `{id}` in the catalog")
+                    };
+                    return Err(Invalid::new(field(&format!("{name}[{j}]")), message));
+                }
+            }
+            Ok(())
+        };
+        check_route("fallback", &team.fallback)?;
+        if let Some(budget) = &team.budget {
+            if !budget.usd.is_finite() || budget.usd <= 0.0 {
+                return Err(Invalid::new(
+                    field("budget.usd"),
+                    "must be a finite number of dollars greater than 0",
+                ));
+            }
+            budget
+                .window()
+                .map_err(|e| Invalid::new(field("budget.window"), e))?;
+            check_route("budget.downgrade", &budget.downgrade)?;
+            match (budget.over, budget.downgrade.is_empty()) {
+                (OverBudget::Downgrade, true) => {
+                    return Err(Invalid::new(
+                        field("budget.downgrade"),
+                        "needs at least one model when over is \"downgrade\"",
+                    ));
+                }
+                (OverBudget::Refuse, false) => {
+                    return Err(Invalid::new(
+                        field("budget.downgrade"),
+                        "is only used when over is \"downgrade\"",
+                    ));
+                }
+                _ => {}
             }
         }
         if team.on_failure == FailureMode::Fallback && team.fallback.is_empty() {

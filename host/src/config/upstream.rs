@@ -72,10 +72,30 @@ impl Default for UpstreamConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ProviderKind {
-    /// Any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp server, ...).
+    /// Any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp server, ...):
+    /// `POST {base_url}/chat/completions` with `Authorization: Bearer`.
     Openai,
+    /// Azure OpenAI deployments: `POST {base_url}/openai/deployments/{deployment}/chat/completions
+    /// ?api-version={api_version}` with an `api-key` header; a model's `upstream_model` is its
+    /// deployment name.
+    AzureOpenai,
+    /// Anthropic's Messages API: `POST {base_url}/messages` with `x-api-key` and
+    /// `anthropic-version`; requests and answers are translated when the client speaks OpenAI's API.
+    Anthropic,
     /// Built in: answers in the OpenAI format with a short text naming the model; no network.
     Echo,
+}
+
+impl ProviderKind {
+    /// The name used in the config.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Openai => "openai",
+            Self::AzureOpenai => "azure-openai",
+            Self::Anthropic => "anthropic",
+            Self::Echo => "echo",
+        }
+    }
 }
 
 /// One upstream provider.
@@ -86,10 +106,22 @@ pub struct ProviderConfig {
     pub name: String,
     /// Wire protocol.
     pub kind: ProviderKind,
-    /// Base URL including the API prefix, e.g. `https://api.openai.com/v1` (kind `openai`).
+    /// Base URL: including the API prefix for `openai` (`https://api.openai.com/v1`) and
+    /// `anthropic` (`https://api.anthropic.com/v1`); the resource for `azure-openai`
+    /// (`https://NAME.openai.azure.com`). Not used by `echo`.
     pub base_url: Option<String>,
-    /// Environment variable holding the API key, sent as `Authorization: Bearer`; none sends no key.
+    /// Environment variable holding the API key, sent as `Authorization: Bearer` (`openai`),
+    /// `api-key` (`azure-openai`) or `x-api-key` (`anthropic`); none sends no key.
     pub api_key_env: Option<String>,
+    /// The `api-version` query parameter of every request (`azure-openai` only, required), e.g.
+    /// `2024-10-21`.
+    pub api_version: Option<String>,
+    /// The `anthropic-version` header (`anthropic` only); defaults to `2023-06-01`.
+    pub anthropic_version: Option<String>,
+    /// Speak HTTP/2 without TLS ("prior knowledge") to an `http://` base URL. Over `https://`,
+    /// HTTP/2 is used whenever the provider offers it (ALPN), without this setting.
+    #[serde(default)]
+    pub h2c: bool,
 }
 
 /// One model of the catalog.
@@ -179,14 +211,28 @@ pub(super) fn validate_providers(providers: &[ProviderConfig]) -> Result<HashSet
                 format!("duplicate provider `{}`", provider.name),
             ));
         }
+        let kind = provider.kind.name();
         match (provider.kind, &provider.base_url) {
-            (ProviderKind::Openai, None) => {
+            (ProviderKind::Echo, Some(_)) => {
                 return Err(Invalid::new(
                     field("base_url"),
-                    "is required for kind `openai`",
+                    "is not used by kind `echo`",
                 ));
             }
-            (ProviderKind::Openai, Some(url)) => match reqwest::Url::parse(url) {
+            (ProviderKind::Echo, None) => {}
+            (_, None) => {
+                return Err(Invalid::new(
+                    field("base_url"),
+                    format!("is required for kind `{kind}`"),
+                ));
+            }
+            (_, Some(url)) => match reqwest::Url::parse(url) {
+                Ok(u) if provider.h2c && u.scheme() != "http" => {
+                    return Err(Invalid::new(
+                        field("h2c"),
+                        "needs an http:// base_url (over https, HTTP/2 is negotiated)",
+                    ));
+                }
                 Ok(u) if matches!(u.scheme(), "http" | "https") => {}
                 Ok(_) => {
                     return Err(Invalid::new(
@@ -201,13 +247,27 @@ pub(super) fn validate_providers(providers: &[ProviderConfig]) -> Result<HashSet
                     ));
                 }
             },
-            (ProviderKind::Echo, Some(_)) => {
+        }
+        match (provider.kind, provider.api_version.as_deref()) {
+            (ProviderKind::AzureOpenai, None | Some("")) => {
                 return Err(Invalid::new(
-                    field("base_url"),
-                    "is not used by kind `echo`",
+                    field("api_version"),
+                    "is required for kind `azure-openai`",
                 ));
             }
-            (ProviderKind::Echo, None) => {}
+            (ProviderKind::AzureOpenai, _) | (_, None) => {}
+            (_, Some(_)) => {
+                return Err(Invalid::new(
+                    field("api_version"),
+                    format!("is only used by kind `azure-openai`, not `{kind}`"),
+                ));
+            }
+        }
+        if provider.anthropic_version.is_some() && provider.kind != ProviderKind::Anthropic {
+            return Err(Invalid::new(
+                field("anthropic_version"),
+                format!("is only used by kind `anthropic`, not `{kind}`"),
+            ));
         }
         if provider.api_key_env.as_deref() == Some("") {
             return Err(Invalid::new(

@@ -8,12 +8,13 @@
 //! or a live version that fails the canary under the new config, fails the whole plan. Only
 //! [`Plan::apply`] changes live state, and it cannot fail.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
+use super::budget::{Budget, Ledger};
 use super::{Snapshot, StartError, Team};
 use crate::auth::Keys;
 use crate::config::{Config, Env, PolicyConfig, hex};
@@ -41,6 +42,8 @@ pub(super) struct Plan {
     /// Per team, in config order.
     catalogs: Vec<Vec<Model>>,
     policies: Vec<PlannedPolicy>,
+    /// What each team of the live snapshot has spent, by team name.
+    ledgers: HashMap<String, Arc<Ledger>>,
 }
 
 /// Check everything `config` needs; `old` is the live snapshot when reloading.
@@ -65,11 +68,17 @@ pub(super) async fn plan(
         let slot = old.and_then(|o| o.policies.get(&policy.name)).cloned();
         policies.push(plan_policy(engine, policy, slot, &audiences).await?);
     }
+    let ledgers = old
+        .into_iter()
+        .flat_map(|o| &o.teams)
+        .filter_map(|t| Some((t.name.to_string(), t.budget.as_ref()?.ledger().clone())))
+        .collect();
     Ok(Plan {
         config,
         upstreams,
         catalogs,
         policies,
+        ledgers,
     })
 }
 
@@ -247,6 +256,10 @@ impl Plan {
                     })
                     .collect(),
                 on_failure: team.on_failure,
+                budget: team.budget.as_ref().map(|budget| {
+                    let ledger = self.ledgers.get(&team.name).cloned().unwrap_or_default();
+                    Arc::new(Budget::new(budget, ledger))
+                }),
             })
             .collect();
         Snapshot {

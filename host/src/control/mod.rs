@@ -2,7 +2,7 @@
 //!
 //! [`App`] holds the policy engine (fixed for the life of the process) and a [`Snapshot`] behind
 //! an [`ArcSwap`]: the validated config, the key map, the teams with their catalogs and failure
-//! behaviour, the policy slots and the upstreams. A request loads the snapshot once and takes its
+//! behaviour and budgets (`budget`), the policy slots and the upstreams. A request loads the snapshot once and takes its
 //! team's live policy version once, so it runs entirely on the state it started with.
 //!
 //! Changes come from four places and are applied one at a time (`lifecycle`): a config reload
@@ -11,6 +11,7 @@
 //! passed validation and the canary; a rollback restores a policy's previous version. Failures
 //! leave the live state as it was and are reported in the log, the admin API and metrics.
 
+pub mod budget;
 mod build;
 mod lifecycle;
 pub mod watch;
@@ -23,11 +24,12 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use axum::http::HeaderMap;
 
+pub use budget::{Budget, BudgetStatus};
 pub use lifecycle::{ChangeError, ReloadSummary, Uploaded};
 
 use crate::auth::{AuthError, Keys};
 use crate::config::{Config, ConfigError, Env, FailureMode};
-use crate::policy::{self, Model, PlannedTarget, PolicyEngine, PolicySlot, PoolSize};
+use crate::policy::{self, LiveView, Model, PlannedTarget, PolicyEngine, PolicySlot, PoolSize};
 use crate::upstream::{SetupError, Upstreams};
 
 /// Where the config comes from, and what the command line overrides in it.
@@ -76,6 +78,8 @@ pub struct Team {
     /// The static route used when the policy fails.
     pub fallback: Vec<PlannedTarget>,
     pub on_failure: FailureMode,
+    /// The team's spending limit, if it has one.
+    pub budget: Option<Arc<Budget>>,
 }
 
 impl Team {
@@ -93,6 +97,12 @@ pub struct Snapshot {
     /// Policy slots by name.
     pub policies: BTreeMap<String, Arc<PolicySlot>>,
     pub upstreams: Upstreams,
+}
+
+impl LiveView for Snapshot {
+    fn first_token_ms(&self, model: &str) -> Option<f32> {
+        self.upstreams.health.model(model)?.first_token_ms()
+    }
 }
 
 impl Snapshot {

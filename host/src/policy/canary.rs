@@ -15,7 +15,7 @@ use bytes::Bytes;
 
 use super::cases::Case;
 use super::{DecisionInput, LoadError, Model, Policy, input};
-use crate::api::ChatRequest;
+use crate::api::{ChatRequest, Wire};
 
 /// Who a version will serve: one team (or no team, when none is bound yet) and its catalog.
 #[derive(Debug, Clone, Copy)]
@@ -118,7 +118,7 @@ async fn decide(
     headers: &HeaderMap,
     case: Option<&Case>,
 ) -> Result<(), String> {
-    let request = ChatRequest::parse(Bytes::from(body.to_string()))
+    let request = ChatRequest::parse(Wire::Openai, Bytes::from(body.to_string()))
         .map_err(|e| format!("the request is not valid: {}", e.message))?;
     let request = Arc::new(request);
     let request_id: Arc<str> = format!("canary-{n}").into();
@@ -135,6 +135,8 @@ async fn decide(
             request_id,
             view: &view,
             catalog: audience.catalog,
+            budget: None,
+            live: None,
         })
         .await
         .map_err(|failure| failure.to_string())?;

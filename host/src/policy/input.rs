@@ -7,9 +7,10 @@
 
 use axum::http::HeaderMap;
 
-use super::wit::{ClientApi, MessageSummary, Model, ModelHealth, Pair, Request, Role};
-use crate::api::{self, ChatRequest};
+use super::wit::{Budget, ClientApi, MessageSummary, Model, ModelHealth, Pair, Request, Role};
+use crate::api::{self, ChatRequest, Wire};
 use crate::config::Config;
+use crate::control::BudgetStatus;
 
 /// The request view handed to `decide`.
 pub fn request_view(
@@ -21,7 +22,10 @@ pub fn request_view(
 ) -> Request {
     Request {
         id: id.to_string(),
-        api: ClientApi::OpenaiChat,
+        api: match req.api {
+            Wire::Openai => ClientApi::OpenaiChat,
+            Wire::Anthropic => ClientApi::AnthropicMessages,
+        },
         requested_model: req.model.clone(),
         team: team.map(str::to_string),
         messages: req
@@ -93,5 +97,14 @@ pub fn unmeasured() -> ModelHealth {
         latency_ms: 0.0,
         error_rate: 0.0,
         in_flight: 0,
+    }
+}
+
+/// A team's budget standing as `host.team-budget` reports it.
+pub fn budget_view(status: &BudgetStatus) -> Budget {
+    Budget {
+        limit_usd: status.limit_usd,
+        spent_usd: status.spent_usd,
+        resets_in_seconds: status.resets_in.as_secs_f64().ceil() as u64,
     }
 }

@@ -42,7 +42,7 @@ pub use wit::{Model, Request};
 
 use crate::api::ChatRequest;
 use crate::config::{PolicyConfig, RandomSource};
-use sandbox::Sandbox;
+use sandbox::{HostData, Sandbox};
 use wit::PolicyPre;
 
 /// Longest policy error message kept; longer ones are cut.
@@ -182,6 +182,13 @@ pub struct Policy {
     pub stats: Stats,
 }
 
+/// Live figures the host keeps that a policy may ask for during a decision.
+pub trait LiveView: Send + Sync {
+    /// The estimated time to the first event of a stream from catalog model `model`, in
+    /// milliseconds (`host.first-token-ms`).
+    fn first_token_ms(&self, model: &str) -> Option<f32>;
+}
+
 /// Everything one decision reads.
 pub struct DecisionInput<'a> {
     /// The parsed request, for `host.message-text`.
@@ -189,6 +196,10 @@ pub struct DecisionInput<'a> {
     pub request_id: Arc<str>,
     pub view: &'a Request,
     pub catalog: &'a [Model],
+    /// The team's budget standing, for `host.team-budget`; `None` when it has no budget.
+    pub budget: Option<wit::Budget>,
+    /// For `host.first-token-ms`; `None` answers `none` for every model.
+    pub live: Option<Arc<dyn LiveView>>,
 }
 
 impl Policy {
@@ -276,8 +287,12 @@ impl Policy {
             RandomSource::System => None,
         };
         let sandbox = Sandbox::new(
-            input.request,
-            input.request_id,
+            HostData {
+                request: input.request,
+                request_id: input.request_id,
+                budget: input.budget,
+                live: input.live,
+            },
             self.name.clone(),
             limits,
             seed,

@@ -23,6 +23,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::clocks::{HostMonotonicClock, HostWallClock};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::LiveView;
 use super::output::CapturedOutput;
 use super::wit::{self, LogLevel};
 use crate::api::ChatRequest;
@@ -57,14 +58,24 @@ pub struct SandboxLimits {
     pub max_message_chars: u32,
 }
 
+/// What the host functions of one decision answer from.
+pub struct HostData {
+    /// The parsed request (`message-text`).
+    pub request: Arc<ChatRequest>,
+    pub request_id: Arc<str>,
+    /// The team's budget standing (`team-budget`).
+    pub budget: Option<wit::Budget>,
+    /// Live figures (`first-token-ms`).
+    pub live: Option<Arc<dyn LiveView>>,
+}
+
 /// The data of one decision's store.
 pub struct Sandbox {
     wasi: WasiCtx,
     table: ResourceTable,
     stdout: CapturedOutput,
     stderr: CapturedOutput,
-    request: Arc<ChatRequest>,
-    request_id: Arc<str>,
+    host: HostData,
     policy: Arc<str>,
     limits: SandboxLimits,
     log_lines: u32,
@@ -74,13 +85,7 @@ pub struct Sandbox {
 
 impl Sandbox {
     /// A sandbox for one decision; `seed` makes `wasi:random` deterministic.
-    pub fn new(
-        request: Arc<ChatRequest>,
-        request_id: Arc<str>,
-        policy: Arc<str>,
-        limits: SandboxLimits,
-        seed: Option<u64>,
-    ) -> Self {
+    pub fn new(host: HostData, policy: Arc<str>, limits: SandboxLimits, seed: Option<u64>) -> Self {
         let stdout = CapturedOutput::new(OUTPUT_CAPACITY);
         let stderr = CapturedOutput::new(OUTPUT_CAPACITY);
         let mut wasi = WasiCtx::builder();
@@ -102,8 +107,7 @@ impl Sandbox {
             table: ResourceTable::new(),
             stdout,
             stderr,
-            request,
-            request_id,
+            host,
             policy,
             limits,
             log_lines: 0,
@@ -119,7 +123,7 @@ impl Sandbox {
             if kept.is_empty() {
                 continue;
             }
-            let (policy, request_id) = (&*self.policy, &*self.request_id);
+            let (policy, request_id) = (&*self.policy, &*self.host.request_id);
             for line in String::from_utf8_lossy(&kept).lines() {
                 let line = super::truncated(line.to_string(), MAX_LOG_LINE)
                     .escape_debug()
@@ -227,7 +231,7 @@ impl wit::switchyard::policy::host::Host for Sandbox {
         let message = super::truncated(message, MAX_LOG_LINE)
             .escape_debug()
             .to_string();
-        let (policy, request_id) = (&*self.policy, &*self.request_id);
+        let (policy, request_id) = (&*self.policy, &*self.host.request_id);
         match level {
             LogLevel::Debug => {
                 tracing::debug!(target: "switchyard::policy_log", policy, request_id, "{message}")
@@ -246,6 +250,14 @@ impl wit::switchyard::policy::host::Host for Sandbox {
 
     fn message_text(&mut self, index: u32, max_chars: u32) -> Option<String> {
         let cap = max_chars.min(self.limits.max_message_chars) as usize;
-        self.request.message_text(index as usize, cap)
+        self.host.request.message_text(index as usize, cap)
+    }
+
+    fn team_budget(&mut self) -> Option<wit::Budget> {
+        self.host.budget
+    }
+
+    fn first_token_ms(&mut self, model: String) -> Option<f32> {
+        self.host.live.as_ref()?.first_token_ms(&model)
     }
 }

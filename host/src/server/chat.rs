@@ -1,24 +1,28 @@
-//! `POST /v1/chat/completions`: the request path, in order.
+//! `POST /v1/chat/completions` and `POST /v1/messages`: the request path, in order.
 //!
+//! The two routes differ only in the client API they speak ([`Wire`]): the request is parsed in
+//! it, the answer is translated into it when the upstream speaks the other, and every error the
+//! client sees is shaped as that API shapes errors. Then, for both:
 //! body limit -> authenticate (key -> team) -> parse ([`ChatRequest`]) -> the team's live policy
 //! version decides in a fresh sandbox -> on a policy failure, the team's failure behaviour ->
 //! upstream attempts -> response with the routing headers -> one log line. Each step only reads
 //! what the steps before it produced, and the whole request runs on the snapshot it started with.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use tokio::sync::oneshot;
 
-use crate::api::{ApiError, ChatRequest};
-use crate::config::FailureMode;
-use crate::control::{App, Team};
-use crate::policy::{DecisionFailure, DecisionInput, PlannedTarget, Verdict, input};
+use crate::api::{ApiError, ChatRequest, Wire};
+use crate::config::{FailureMode, OverBudget};
+use crate::control::{self, App, Snapshot, Team};
+use crate::policy::wit::Budget;
+use crate::policy::{DecisionFailure, DecisionInput, PlannedTarget, Policy, Verdict, input};
 use crate::telemetry::RequestLog;
 use crate::upstream::Prices;
 use crate::upstream::stream::StreamSummary;
@@ -39,8 +43,27 @@ pub const COST_HEADER: HeaderName = HeaderName::from_static("x-switchyard-cost-u
 pub const TEAM_HEADER: HeaderName = HeaderName::from_static("x-switchyard-team");
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// `POST /v1/chat/completions`, OpenAI's API.
 pub async fn chat_completions(
     State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    serve_chat(&app, Wire::Openai, headers, body).await
+}
+
+/// `POST /v1/messages`, Anthropic's API.
+pub async fn messages(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    serve_chat(&app, Wire::Anthropic, headers, body).await
+}
+
+async fn serve_chat(
+    app: &App,
+    wire: Wire,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -48,12 +71,21 @@ pub async fn chat_completions(
     let request_id = request_id(&headers);
     let mut log = RequestLog::new(request_id.clone());
     let mut stream = None;
-    let handled = handle(&app, &headers, body, &request_id, &mut log, &mut stream).await;
+    let handled = handle(
+        app,
+        wire,
+        &headers,
+        body,
+        &request_id,
+        &mut log,
+        &mut stream,
+    )
+    .await;
     let mut response = match handled {
         Ok(response) => response,
         Err(error) => {
             log.error = Some(error.message.clone());
-            error.into_response()
+            error.response_for(wire)
         }
     };
     if let Ok(value) = HeaderValue::from_str(&request_id) {
@@ -62,13 +94,16 @@ pub async fn chat_completions(
     log.status = response.status().as_u16();
     match stream {
         // A stream's line is written when it ends, with its usage and how it ended.
-        Some((end, prices)) => {
+        Some((end, prices, budget)) => {
             tokio::spawn(async move {
                 if let Ok(summary) = end.await {
                     log.stream_end = Some(summary.end.name());
                     log.first_byte = summary.first_byte;
                     log.usage = summary.usage;
                     log.cost_usd = summary.usage.map(|u| u.cost(prices));
+                    if let (Some(budget), Some(cost)) = (budget, log.cost_usd) {
+                        budget.record(SystemTime::now(), cost);
+                    }
                 }
                 log.latency = started.elapsed();
                 log.emit();
@@ -82,11 +117,16 @@ pub async fn chat_completions(
     response
 }
 
-/// A streamed answer's summary, when it ends, and the prices to cost it at.
-type PendingStream = (oneshot::Receiver<StreamSummary>, Prices);
+/// A streamed answer's summary, when it ends, the prices to cost it at and the budget to charge.
+type PendingStream = (
+    oneshot::Receiver<StreamSummary>,
+    Prices,
+    Option<Arc<control::Budget>>,
+);
 
 async fn handle(
     app: &App,
+    wire: Wire,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
     request_id: &Arc<str>,
@@ -108,58 +148,59 @@ async fn handle(
         ),
         _ => ApiError::invalid(None, format!("cannot read the request body: {rejection}")),
     })?;
-    let request = Arc::new(ChatRequest::parse(body)?);
+    let request = Arc::new(ChatRequest::parse(wire, body)?);
     log.requested_model = request.model.clone();
 
     let policy = team.policy.live();
     log.policy = Some(policy.version().clone());
-    let catalog = snapshot.upstreams.health.live_catalog(&team.catalog);
-    let view = input::request_view(
-        &request,
-        request_id,
-        headers,
-        &policy.settings().headers,
-        Some(&team.name),
-    );
-    let decided = Instant::now();
-    let verdict = policy
-        .decide(DecisionInput {
-            request: request.clone(),
-            request_id: request_id.clone(),
-            view: &view,
-            catalog: &catalog,
-        })
-        .await;
-    log.decision_time = decided.elapsed();
-    team.policy.record(&policy, &verdict, request_id);
-
-    let version = policy.version();
-    let (targets, reason, route_by) = match verdict {
-        Ok(Verdict::Route { targets, reason }) => (targets, reason, "policy"),
-        Ok(Verdict::Reject { status, message }) => {
-            let error = ApiError::new(status, "invalid_request_error", "policy_rejected", message);
-            return Ok(refused(error, team, version, log));
-        }
-        Err(failure) => {
-            tracing::warn!(
-                request_id = %request_id,
-                team = %team.name,
-                policy = %version,
-                kind = failure.kind(),
-                "policy failed: {failure}"
-            );
-            log.policy_failure = Some(failure.kind());
-            match on_failure(team, &failure, request.model.as_deref()) {
-                Some(route) => route,
-                None => {
-                    let error = ApiError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "server_error",
-                        "policy_failed",
-                        "the routing policy failed, so the request was not served; try again",
-                    );
-                    return Ok(refused(error, team, version, log));
-                }
+    let version = policy.version().clone();
+    let budget = team
+        .budget
+        .as_ref()
+        .map(|b| (b, b.status(SystemTime::now())));
+    let (targets, reason, route_by) = match budget {
+        Some((b, status)) if status.exhausted() => match b.over {
+            OverBudget::Refuse => {
+                let error = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "insufficient_quota",
+                    "budget_exceeded",
+                    format!(
+                        "team `{}` has spent its budget of ${:.2} for this window; it resets in {} s",
+                        team.name,
+                        status.limit_usd,
+                        status.resets_in.as_secs_f64().ceil()
+                    ),
+                );
+                let mut response = refused(error, wire, team, &version, log);
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    header_value(&status.resets_in.as_secs_f64().ceil().to_string()),
+                );
+                log.route_by = "budget";
+                return Ok(response);
+            }
+            OverBudget::Downgrade => (
+                b.downgrade.clone(),
+                format!("team budget of ${:.2} spent; downgraded", status.limit_usd),
+                "budget",
+            ),
+        },
+        budget => {
+            let budget = budget.map(|(_, status)| input::budget_view(&status));
+            let decided = Instant::now();
+            let call = Call {
+                snapshot: &snapshot,
+                wire,
+                team,
+                headers,
+                request_id,
+            };
+            let routed = route_by_policy(&call, &policy, &request, budget, log).await;
+            log.decision_time = decided.elapsed();
+            match routed {
+                Ok(route) => route,
+                Err(response) => return Ok(response),
             }
         }
     };
@@ -176,12 +217,15 @@ async fn handle(
             served
         }
         Err(failed) => {
-            let error = ApiError::new(
-                failed.status(),
-                "upstream_error",
-                "upstream_unavailable",
-                failed.to_string(),
-            );
+            let error = match failed.untranslatable() {
+                Some(error) => error.clone(),
+                None => ApiError::new(
+                    failed.status(),
+                    "upstream_error",
+                    "upstream_unavailable",
+                    failed.to_string(),
+                ),
+            };
             log.attempts = failed.attempts;
             return Err(error);
         }
@@ -189,7 +233,12 @@ async fn handle(
     log.served_model = Some(served.model.clone());
     log.usage = served.usage;
     log.cost_usd = served.usage.map(|u| u.cost(served.prices));
-    *stream = served.stream_end.map(|end| (end, served.prices));
+    if let (Some(budget), Some(cost)) = (&team.budget, log.cost_usd) {
+        budget.record(SystemTime::now(), cost);
+    }
+    *stream = served
+        .stream_end
+        .map(|end| (end, served.prices, team.budget.clone()));
 
     let mut response = Response::new(served.body);
     *response.status_mut() = served.status;
@@ -204,7 +253,7 @@ async fn handle(
     routing_headers(
         h,
         team,
-        version,
+        &version,
         Some(&served.model),
         Some(&served.provider),
         route_by,
@@ -213,10 +262,94 @@ async fn handle(
     Ok(response)
 }
 
+/// The route the team's policy decides for `request`, or the team's failure behaviour when the
+/// policy fails; `Err` is the answer to a request that is not served.
+async fn route_by_policy(
+    call: &Call<'_>,
+    policy: &Arc<Policy>,
+    request: &Arc<ChatRequest>,
+    budget: Option<Budget>,
+    log: &mut RequestLog,
+) -> Result<(Vec<PlannedTarget>, String, &'static str), Response> {
+    let Call {
+        snapshot,
+        wire,
+        team,
+        headers,
+        request_id,
+    } = *call;
+    let catalog = snapshot.upstreams.health.live_catalog(&team.catalog);
+    let view = input::request_view(
+        request,
+        request_id,
+        headers,
+        &policy.settings().headers,
+        Some(&team.name),
+    );
+    let verdict = policy
+        .decide(DecisionInput {
+            request: request.clone(),
+            request_id: request_id.clone(),
+            view: &view,
+            catalog: &catalog,
+            budget,
+            live: Some(snapshot.clone()),
+        })
+        .await;
+    team.policy.record(policy, &verdict, request_id);
+
+    let version = policy.version();
+    match verdict {
+        Ok(Verdict::Route { targets, reason }) => Ok((targets, reason, "policy")),
+        Ok(Verdict::Reject { status, message }) => {
+            let error = ApiError::new(status, "invalid_request_error", "policy_rejected", message);
+            Err(refused(error, wire, team, version, log))
+        }
+        Err(failure) => {
+            tracing::warn!(
+                request_id = %request_id,
+                team = %team.name,
+                policy = %version,
+                kind = failure.kind(),
+                "policy failed: {failure}"
+            );
+            log.policy_failure = Some(failure.kind());
+            match on_failure(team, &failure, request.model.as_deref()) {
+                Some(route) => Ok(route),
+                None => {
+                    let error = ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "server_error",
+                        "policy_failed",
+                        "the routing policy failed, so the request was not served; try again",
+                    );
+                    Err(refused(error, wire, team, version, log))
+                }
+            }
+        }
+    }
+}
+
+/// Who is asking, over which API: what the steps after authentication share.
+#[derive(Clone, Copy)]
+struct Call<'a> {
+    snapshot: &'a Arc<Snapshot>,
+    wire: Wire,
+    team: &'a Team,
+    headers: &'a HeaderMap,
+    request_id: &'a Arc<str>,
+}
+
 /// The answer to a request that is not served: `error`, with the team and policy headers.
-fn refused(error: ApiError, team: &Team, policy: &str, log: &mut RequestLog) -> Response {
+fn refused(
+    error: ApiError,
+    wire: Wire,
+    team: &Team,
+    policy: &str,
+    log: &mut RequestLog,
+) -> Response {
     log.route_by = "rejected";
-    let mut response = error.into_response();
+    let mut response = error.response_for(wire);
     routing_headers(
         response.headers_mut(),
         team,

@@ -22,12 +22,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use tokio::sync::oneshot;
 
 use super::echo;
-use super::health::Outcome;
+use super::health::{Outcome, StreamWatch};
 use super::provider::Endpoint;
 use super::stream::{self, StreamContext, StreamSummary, UsageEvent};
 use super::usage::{Prices, Usage};
 use super::{ModelRoute, Upstreams};
-use crate::api::ChatRequest;
+use crate::api::translate;
+use crate::api::{ApiError, ChatRequest, Wire};
 use crate::policy::PlannedTarget;
 
 /// Why one attempt failed.
@@ -51,6 +52,10 @@ pub enum AttemptError {
     NoTimeLeft,
     #[error("answer was cut off ({0})")]
     Body(String),
+    #[error("answer could not be translated ({0})")]
+    BadAnswer(String),
+    #[error("request cannot be sent to it: {}", .0.message)]
+    Untranslatable(ApiError),
     #[error("model has no provider")]
     Unrouted,
 }
@@ -65,13 +70,15 @@ impl AttemptError {
     /// How this failure counts for the model's health; `None` when no attempt was made.
     fn outcome(&self) -> Option<Outcome> {
         match self {
-            Self::Unrouted | Self::BreakerOpen | Self::NoTimeLeft => None,
+            Self::Unrouted | Self::BreakerOpen | Self::NoTimeLeft | Self::Untranslatable(_) => None,
             Self::Status { retry_after, .. } => Some(Outcome::Failed {
                 retry_after: *retry_after,
             }),
-            Self::Connect(_) | Self::Transport(_) | Self::Timeout(_) | Self::Body(_) => {
-                Some(Outcome::Failed { retry_after: None })
-            }
+            Self::Connect(_)
+            | Self::Transport(_)
+            | Self::Timeout(_)
+            | Self::Body(_)
+            | Self::BadAnswer(_) => Some(Outcome::Failed { retry_after: None }),
         }
     }
 
@@ -139,6 +146,17 @@ pub struct UpstreamError {
 }
 
 impl UpstreamError {
+    /// The client's error when no target could take the request as it is: every target speaks
+    /// the other API, and the request uses what that API cannot express.
+    pub fn untranslatable(&self) -> Option<&ApiError> {
+        let mut errors = self.attempts.iter().map(|a| match &a.result {
+            Err(AttemptError::Untranslatable(e)) => Some(e),
+            _ => None,
+        });
+        let first = errors.next()??;
+        errors.all(|e| e.is_some()).then_some(first)
+    }
+
     /// 503 when every target's breaker was open, 504 when every attempt timed out (or found the
     /// request's time up), else 502.
     pub fn status(&self) -> StatusCode {
@@ -265,11 +283,14 @@ impl Upstreams {
         ) else {
             return Err(AttemptError::Unrouted);
         };
-        let _in_flight = health
+        let in_flight = health
             .admit(started)
             .map_err(|_| AttemptError::BreakerOpen)?;
         let timeout = target.timeout.unwrap_or(self.attempt_timeout).min(left);
-        let result = self.attempt(route, target, req, request_id, timeout).await;
+        let watch = StreamWatch::new(in_flight, *self.health.settings(), started);
+        let result = self
+            .attempt(route, target, req, request_id, timeout, watch)
+            .await;
         let outcome = match &result {
             Ok(_) => Some(Outcome::Answered {
                 latency: started.elapsed(),
@@ -282,12 +303,15 @@ impl Upstreams {
         result.map(|answer| (answer, route.provider.name.clone(), route.prices))
     }
 
-    /// How a stream of `target` for this request is watched, and where its summary will go.
+    /// How a stream of `target` in `upstream`'s API is watched (by `watch`, for the model's
+    /// health) and translated for this request's client, and where its summary will go.
     fn stream_context(
         &self,
         target: &PlannedTarget,
         request_id: &Arc<str>,
         req: &ChatRequest,
+        upstream: Wire,
+        watch: Option<StreamWatch>,
     ) -> (StreamContext, oneshot::Receiver<StreamSummary>) {
         let (summary, end) = oneshot::channel();
         let usage_event = if req.asks_stream_usage() {
@@ -300,11 +324,19 @@ impl Upstreams {
             model: target.model.clone(),
             idle: self.stream_idle,
             usage_event,
+            upstream,
+            client: req.api,
+            client_usage: req.stream_usage == Some(true),
+            watch,
             summary,
         };
         (context, end)
     }
 
+    /// One exchange with `route`'s provider. The request goes in the provider's API (translated
+    /// when the client spoke the other), and the answer comes back in the client's. `watch`
+    /// holds the attempt in flight: until the answer is read whole, or with a stream until it
+    /// ends.
     async fn attempt(
         &self,
         route: &ModelRoute,
@@ -312,25 +344,25 @@ impl Upstreams {
         req: &ChatRequest,
         request_id: &Arc<str>,
         timeout: Duration,
+        watch: StreamWatch,
     ) -> Result<Answer, AttemptError> {
-        let (chat_url, authorization) = match &route.provider.endpoint {
-            Endpoint::Echo => {
-                let context = self.stream_context(target, request_id, req);
-                return Ok(echo_answer(&route.upstream_model, req, context));
+        let (http, url) = match (&route.provider.endpoint, &route.url) {
+            (Endpoint::Http(http), Some(url)) => (http, url),
+            _ => {
+                let context = self.stream_context(target, request_id, req, Wire::Openai, None);
+                return echo_answer(&route.upstream_model, req, context);
             }
-            Endpoint::Openai {
-                chat_url,
-                authorization,
-            } => (chat_url, authorization),
         };
-        let mut builder = self
+        let body = req
+            .body_for(http.wire, &route.upstream_model, target.max_output_tokens)
+            .map_err(AttemptError::Untranslatable)?;
+        let builder = http
             .client
-            .post(chat_url.clone())
+            .post(url.clone())
+            .headers(http.headers.clone())
             .header(header::CONTENT_TYPE, "application/json")
-            .body(req.upstream_body(&route.upstream_model, target.max_output_tokens));
-        if let Some(auth) = authorization {
-            builder = builder.header(header::AUTHORIZATION, auth.clone());
-        }
+            .body(body);
+        let translated = http.wire != req.api;
         let exchange = async {
             let response = builder
                 .send()
@@ -349,13 +381,17 @@ impl Upstreams {
                     retry_after,
                 });
             }
-            let content_type = response
+            let mut content_type = response
                 .headers()
                 .get(header::CONTENT_TYPE)
                 .cloned()
                 .unwrap_or(HeaderValue::from_static("application/json"));
             let (body, usage, stream_end) = if req.stream && status.is_success() {
-                let (context, end) = self.stream_context(target, request_id, req);
+                let (context, end) =
+                    self.stream_context(target, request_id, req, http.wire, Some(watch));
+                if translated {
+                    content_type = HeaderValue::from_static("text/event-stream");
+                }
                 let body = Body::from_stream(stream::guarded(response.bytes_stream(), context));
                 (body, None, Some(end))
             } else {
@@ -369,6 +405,17 @@ impl Upstreams {
                         }
                     })?;
                 let usage = Usage::from_completion(&bytes);
+                let bytes = if !translated {
+                    bytes
+                } else if status.is_success() {
+                    content_type = HeaderValue::from_static("application/json");
+                    translate::answer(http.wire, req.api, &bytes)
+                        .map_err(AttemptError::BadAnswer)?
+                        .into()
+                } else {
+                    content_type = HeaderValue::from_static("application/json");
+                    translate::error_body(req.api, status, &bytes).into()
+                };
                 (Body::from(bytes), usage, None)
             };
             Ok(Answer {
@@ -395,12 +442,13 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     at.duration_since(std::time::SystemTime::now()).ok()
 }
 
+/// The `echo` provider's answer, in the client's API.
 fn echo_answer(
     model: &str,
     req: &ChatRequest,
     (context, end): (StreamContext, oneshot::Receiver<StreamSummary>),
-) -> Answer {
-    if req.stream {
+) -> Result<Answer, AttemptError> {
+    Ok(if req.stream {
         let events = echo::stream_events(model, req, &context.request_id);
         let events = futures_util::stream::iter(events.into_iter().map(Ok::<_, Infallible>));
         Answer {
@@ -412,12 +460,15 @@ fn echo_answer(
         }
     } else {
         let completion = echo::completion(model, req, &context.request_id);
+        let usage = Usage::from_completion(&completion);
+        let completion = translate::answer(Wire::Openai, req.api, &completion)
+            .map_err(AttemptError::BadAnswer)?;
         Answer {
             status: StatusCode::OK,
             content_type: HeaderValue::from_static("application/json"),
-            usage: Usage::from_completion(&completion),
+            usage,
             body: Body::from(completion),
             stream_end: None,
         }
-    }
+    })
 }

@@ -51,7 +51,8 @@ pub fn completion(model: &str, req: &ChatRequest, request_id: &str) -> Bytes {
 }
 
 /// The SSE events of a streamed answer, one `Bytes` per event, ending with `data: [DONE]`; with
-/// a usage event before it when the request asks for one (as OpenAI's `include_usage` does).
+/// a usage event before it when the request (as sent upstream) asks for one, as OpenAI's
+/// `include_usage` does.
 pub fn stream_events(model: &str, req: &ChatRequest, request_id: &str) -> Vec<Bytes> {
     let id = completion_id(request_id);
     let chunk = |delta: serde_json::Value, finish: Option<&str>| {
@@ -75,7 +76,7 @@ pub fn stream_events(model: &str, req: &ChatRequest, request_id: &str) -> Vec<By
             .map(|word| chunk(serde_json::json!({"content": word}), None)),
     );
     events.push(chunk(serde_json::json!({}), Some("stop")));
-    if req.stream_usage == Some(true) || req.asks_stream_usage() {
+    if req.wants_stream_usage() || req.asks_stream_usage() {
         let event = serde_json::json!({
             "id": id,
             "object": "chat.completion.chunk",
@@ -93,11 +94,15 @@ pub fn stream_events(model: &str, req: &ChatRequest, request_id: &str) -> Vec<By
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::Wire;
 
     fn request() -> ChatRequest {
-        ChatRequest::parse(Bytes::from_static(
-            br#"{"model":"m","messages":[{"role":"user","content":"secret prompt"}]}"#,
-        ))
+        ChatRequest::parse(
+            Wire::Openai,
+            Bytes::from_static(
+                br#"{"model":"m","messages":[{"role":"user","content":"secret prompt"}]}"#,
+            ),
+        )
         .unwrap()
     }
 

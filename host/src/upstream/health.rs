@@ -1,8 +1,8 @@
 //! Live health of every catalog model, learnt from the attempts made to it, and the circuit
 //! breaker that keeps attempts away from a model that keeps failing.
 //!
-//! Per model: an estimate of latency (an exponentially weighted average of the time to an
-//! answer's head), the share of failed attempts among the recent ones, the attempts in flight,
+//! Per model: estimates of latency (an exponentially weighted average of the time to an answer's
+//! head) and of time to first token (the same, of the time to a stream's first event), the share of failed attempts among the recent ones, the attempts in flight,
 //! and a breaker. The breaker opens after `breaker_failures` consecutive failures, or at once for
 //! as long as a 429 or 503 asks with `Retry-After`; while open, attempts skip the model. After
 //! the cooldown it lets one attempt through as a probe: success closes it, failure opens it again.
@@ -73,6 +73,8 @@ enum Breaker {
 #[derive(Debug)]
 struct State {
     latency_ms: Option<f64>,
+    /// Time from an attempt's start to the first event of its stream.
+    first_token_ms: Option<f64>,
     /// Recent attempts, newest last: true for a failure.
     recent: VecDeque<bool>,
     breaker: Breaker,
@@ -89,6 +91,47 @@ pub struct ModelHealth {
 #[derive(Debug)]
 pub struct InFlight(Arc<ModelHealth>);
 
+/// A streamed answer's hold on its model's health: in flight until dropped, told the time to the
+/// stream's first event and whether the stream failed after its head.
+#[derive(Debug)]
+pub struct StreamWatch {
+    in_flight: InFlight,
+    settings: HealthSettings,
+    started: Instant,
+}
+
+impl StreamWatch {
+    /// Watch the stream of an attempt admitted as `in_flight` that started at `started`.
+    pub fn new(in_flight: InFlight, settings: HealthSettings, started: Instant) -> Self {
+        Self {
+            in_flight,
+            settings,
+            started,
+        }
+    }
+
+    /// The stream's first event arrived at `now`.
+    pub fn first_event(&self, now: Instant) {
+        let sample = now.duration_since(self.started).as_secs_f64() * 1000.0;
+        let mut state = self.in_flight.0.state();
+        state.first_token_ms = Some(ewma(state.first_token_ms, sample));
+    }
+
+    /// The stream stalled, broke or ended unfinished: a failure of the model.
+    pub fn failed(&self, now: Instant) {
+        self.in_flight
+            .0
+            .record(now, Outcome::Failed { retry_after: None }, &self.settings);
+    }
+}
+
+fn ewma(old: Option<f64>, sample: f64) -> f64 {
+    match old {
+        Some(old) => old + LATENCY_WEIGHT * (sample - old),
+        None => sample,
+    }
+}
+
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
@@ -101,6 +144,7 @@ impl ModelHealth {
             in_flight: AtomicU32::new(0),
             state: Mutex::new(State {
                 latency_ms: None,
+                first_token_ms: None,
                 recent: VecDeque::new(),
                 breaker: Breaker::Closed {
                     consecutive_failures: 0,
@@ -143,10 +187,7 @@ impl ModelHealth {
         state.breaker = match (outcome, state.breaker) {
             (Outcome::Answered { latency }, _) => {
                 let sample = latency.as_secs_f64() * 1000.0;
-                state.latency_ms = Some(match state.latency_ms {
-                    Some(old) => old + LATENCY_WEIGHT * (sample - old),
-                    None => sample,
-                });
+                state.latency_ms = Some(ewma(state.latency_ms, sample));
                 Breaker::Closed {
                     consecutive_failures: 0,
                 }
@@ -174,6 +215,11 @@ impl ModelHealth {
                 }
             }
         };
+    }
+
+    /// Estimated time to the first event of a stream, in milliseconds, once one was measured.
+    pub fn first_token_ms(&self) -> Option<f32> {
+        self.state().first_token_ms.map(|ms| ms as f32)
     }
 
     /// The live fields a policy sees.

@@ -34,13 +34,14 @@ use crate::config::{Config, Env};
 struct ModelRoute {
     provider: Arc<Provider>,
     upstream_model: String,
+    /// Where its requests go; `None` for an in-process provider.
+    url: Option<reqwest::Url>,
     prices: Prices,
 }
 
 /// The providers and the model map, shared by all requests.
 #[derive(Debug)]
 pub struct Upstreams {
-    client: reqwest::Client,
     routes: HashMap<String, ModelRoute>,
     attempt_timeout: Duration,
     /// Time all attempts of one request may take together.
@@ -61,31 +62,9 @@ impl Upstreams {
         env: &dyn Env,
         old: Option<&Upstreams>,
     ) -> Result<Self, SetupError> {
-        let providers = config
-            .providers
-            .iter()
-            .map(|p| Ok((p.name.clone(), Arc::new(Provider::from_config(p, env)?))))
-            .collect::<Result<HashMap<_, _>, SetupError>>()?;
-        let routes = config
-            .models
-            .iter()
-            .filter_map(|m| {
-                let provider = providers.get(&m.provider)?.clone();
-                Some((
-                    m.id.clone(),
-                    ModelRoute {
-                        provider,
-                        upstream_model: m.upstream_model().to_string(),
-                        prices: Prices {
-                            input_per_mtok: m.input_cost_per_mtok,
-                            output_per_mtok: m.output_cost_per_mtok,
-                        },
-                    },
-                ))
-            })
-            .collect();
+        let connect_timeout = Duration::from_millis(config.upstream.connect_timeout_ms);
         let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_millis(config.upstream.connect_timeout_ms))
+            .connect_timeout(connect_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
             .tcp_nodelay(true)
             .build()
@@ -93,8 +72,31 @@ impl Upstreams {
                 provider: "*".into(),
                 message: format!("cannot build the HTTP client: {e}"),
             })?;
+        let providers = config
+            .providers
+            .iter()
+            .map(|p| {
+                let provider = Provider::from_config(p, env, &client, connect_timeout)?;
+                Ok((p.name.clone(), Arc::new(provider)))
+            })
+            .collect::<Result<HashMap<_, _>, SetupError>>()?;
+        let mut routes = HashMap::with_capacity(config.models.len());
+        for m in &config.models {
+            let Some(provider) = providers.get(&m.provider) else {
+                continue;
+            };
+            let route = ModelRoute {
+                url: provider.url(m.upstream_model())?,
+                provider: provider.clone(),
+                upstream_model: m.upstream_model().to_string(),
+                prices: Prices {
+                    input_per_mtok: m.input_cost_per_mtok,
+                    output_per_mtok: m.output_cost_per_mtok,
+                },
+            };
+            routes.insert(m.id.clone(), route);
+        }
         Ok(Self {
-            client,
             routes,
             attempt_timeout: Duration::from_millis(config.upstream.attempt_timeout_ms),
             request_timeout: Duration::from_millis(config.upstream.request_timeout_ms),

@@ -1,13 +1,21 @@
-//! Providers: where a model's requests go and how they are addressed.
+//! Providers: where a model's requests go, in which wire format, and how they are addressed.
 //!
-//! Built once from the config. An `openai` provider holds its chat-completions URL and the API key
-//! read from the environment variable the config names; the key lives only in a sensitive header
-//! value here and is sent only to that provider. An `echo` provider is answered in-process.
+//! Built once from the config. An HTTP provider holds its base URL, the headers every request to
+//! it carries (the API key read from the environment variable the config names, held only as a
+//! sensitive header value and sent only to that provider; Anthropic's version header), and the
+//! pooled client to reach it with: the shared one, or its own when it speaks HTTP/2 without TLS.
+//! Each model's URL is made once ([`Provider::url`]). An `echo` provider is answered in-process.
 
-use axum::http::HeaderValue;
+use std::time::Duration;
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::Url;
 
+use crate::api::Wire;
 use crate::config::{Env, ProviderConfig, ProviderKind};
+
+/// Anthropic's API version sent when the config names none.
+pub const DEFAULT_ANTHROPIC_VERSION: &str = "2023-06-01";
 
 /// A provider could not be set up from the config.
 #[derive(Debug, thiserror::Error)]
@@ -21,13 +29,24 @@ pub enum SetupError {
 /// How a provider is reached.
 #[derive(Debug)]
 pub enum Endpoint {
-    /// An OpenAI-compatible HTTP endpoint.
-    Openai {
-        chat_url: Url,
-        authorization: Option<HeaderValue>,
-    },
-    /// Answered in-process.
+    /// An HTTP API.
+    Http(Box<HttpEndpoint>),
+    /// Answered in-process, in OpenAI's format.
     Echo,
+}
+
+/// A provider reached over HTTP.
+#[derive(Debug)]
+pub struct HttpEndpoint {
+    kind: ProviderKind,
+    /// The format requests and answers are in.
+    pub wire: Wire,
+    base: Url,
+    api_version: Option<String>,
+    /// Sent with every request: the key (sensitive) and any version header.
+    pub headers: HeaderMap,
+    /// The pooled client for this provider.
+    pub client: reqwest::Client,
 }
 
 /// One configured provider.
@@ -38,48 +57,116 @@ pub struct Provider {
 }
 
 impl Provider {
-    pub fn from_config(config: &ProviderConfig, env: &dyn Env) -> Result<Self, SetupError> {
+    /// Set up `config`, reading its key through `env`; `shared` is the client for providers
+    /// that need no client of their own, `connect_timeout` that of any client made here.
+    pub fn from_config(
+        config: &ProviderConfig,
+        env: &dyn Env,
+        shared: &reqwest::Client,
+        connect_timeout: Duration,
+    ) -> Result<Self, SetupError> {
         let invalid = |message: String| SetupError::Invalid {
             provider: config.name.clone(),
             message,
         };
-        let endpoint = match config.kind {
-            ProviderKind::Echo => Endpoint::Echo,
-            ProviderKind::Openai => {
-                let base = config
-                    .base_url
-                    .as_deref()
-                    .ok_or_else(|| invalid("base_url is required".into()))?;
-                let chat_url =
-                    Url::parse(&format!("{}/chat/completions", base.trim_end_matches('/')))
-                        .map_err(|e| invalid(format!("base_url: {e}")))?;
-                let authorization = match &config.api_key_env {
-                    None => None,
-                    Some(var) => {
-                        let key = env.var(var).filter(|k| !k.is_empty()).ok_or_else(|| {
-                            SetupError::MissingKey {
-                                provider: config.name.clone(),
-                                var: var.clone(),
-                            }
-                        })?;
-                        let mut value =
-                            HeaderValue::try_from(format!("Bearer {key}")).map_err(|_| {
-                                invalid(format!("the key in {var} is not a valid header value"))
-                            })?;
-                        value.set_sensitive(true);
-                        Some(value)
-                    }
-                };
-                Endpoint::Openai {
-                    chat_url,
-                    authorization,
-                }
+        let (wire, key_header, key_prefix) = match config.kind {
+            ProviderKind::Echo => {
+                return Ok(Self {
+                    name: config.name.clone(),
+                    endpoint: Endpoint::Echo,
+                });
             }
+            ProviderKind::Openai => (Wire::Openai, "authorization", "Bearer "),
+            ProviderKind::AzureOpenai => (Wire::Openai, "api-key", ""),
+            ProviderKind::Anthropic => (Wire::Anthropic, "x-api-key", ""),
+        };
+        let base = config
+            .base_url
+            .as_deref()
+            .ok_or_else(|| invalid("base_url is required".into()))?;
+        let base = Url::parse(&format!("{}/", base.trim_end_matches('/')))
+            .map_err(|e| invalid(format!("base_url: {e}")))?;
+        let mut headers = HeaderMap::new();
+        if let Some(var) = &config.api_key_env {
+            let key =
+                env.var(var)
+                    .filter(|k| !k.is_empty())
+                    .ok_or_else(|| SetupError::MissingKey {
+                        provider: config.name.clone(),
+                        var: var.clone(),
+                    })?;
+            let mut value = HeaderValue::try_from(format!("{key_prefix}{key}"))
+                .map_err(|_| invalid(format!("the key in {var} is not a valid header value")))?;
+            value.set_sensitive(true);
+            headers.insert(HeaderName::from_static(key_header), value);
+        }
+        if config.kind == ProviderKind::Anthropic {
+            let version = config
+                .anthropic_version
+                .as_deref()
+                .unwrap_or(DEFAULT_ANTHROPIC_VERSION);
+            let version = HeaderValue::try_from(version)
+                .map_err(|_| invalid("anthropic_version is not a valid header value".into()))?;
+            headers.insert(HeaderName::from_static("anthropic-version"), version);
+        }
+        let client = if config.h2c {
+            reqwest::Client::builder()
+                .http2_prior_knowledge()
+                .connect_timeout(connect_timeout)
+                .tcp_nodelay(true)
+                .build()
+                .map_err(|e| invalid(format!("cannot build its HTTP/2 client: {e}")))?
+        } else {
+            shared.clone()
         };
         Ok(Self {
             name: config.name.clone(),
-            endpoint,
+            endpoint: Endpoint::Http(Box::new(HttpEndpoint {
+                kind: config.kind,
+                wire,
+                base,
+                api_version: config.api_version.clone(),
+                headers,
+                client,
+            })),
         })
+    }
+
+    /// Where requests for `upstream_model` go; `None` for a provider answered in-process.
+    pub fn url(&self, upstream_model: &str) -> Result<Option<Url>, SetupError> {
+        let Endpoint::Http(http) = &self.endpoint else {
+            return Ok(None);
+        };
+        let invalid = |e: &dyn std::fmt::Display| SetupError::Invalid {
+            provider: self.name.clone(),
+            message: format!("cannot make the URL for `{upstream_model}`: {e}"),
+        };
+        let url = match http.kind {
+            ProviderKind::AzureOpenai => {
+                let mut url = http.base.clone();
+                url.path_segments_mut()
+                    .map_err(|()| invalid(&"base_url cannot be a base"))?
+                    .pop_if_empty()
+                    .extend([
+                        "openai",
+                        "deployments",
+                        upstream_model,
+                        "chat",
+                        "completions",
+                    ]);
+                url.query_pairs_mut().append_pair(
+                    "api-version",
+                    http.api_version.as_deref().unwrap_or_default(),
+                );
+                url
+            }
+            ProviderKind::Anthropic => http.base.join("messages").map_err(|e| invalid(&e))?,
+            _ => http
+                .base
+                .join("chat/completions")
+                .map_err(|e| invalid(&e))?,
+        };
+        Ok(Some(url))
     }
 }
 
@@ -89,46 +176,104 @@ mod tests {
 
     use super::*;
 
-    fn openai(key_env: Option<&str>) -> ProviderConfig {
+    fn provider(kind: ProviderKind, base: &str, key_env: Option<&str>) -> ProviderConfig {
         ProviderConfig {
             name: "up".into(),
-            kind: ProviderKind::Openai,
-            base_url: Some("http://127.0.0.1:9/v1/".into()),
+            kind,
+            base_url: Some(base.into()),
             api_key_env: key_env.map(str::to_string),
+            api_version: (kind == ProviderKind::AzureOpenai).then(|| "2024-10-21".into()),
+            anthropic_version: None,
+            h2c: false,
         }
     }
 
-    #[test]
-    fn reads_the_key_from_the_named_variable() {
-        let env = HashMap::from([("UP_KEY".to_string(), "sk-test".to_string())]);
-        let p = Provider::from_config(&openai(Some("UP_KEY")), &env).unwrap();
-        let Endpoint::Openai {
-            chat_url,
-            authorization,
-        } = p.endpoint
-        else {
-            panic!()
+    fn build(
+        config: &ProviderConfig,
+        env: &HashMap<String, String>,
+    ) -> Result<Provider, SetupError> {
+        Provider::from_config(config, env, &reqwest::Client::new(), Duration::from_secs(1))
+    }
+
+    fn http(p: &Provider) -> &HttpEndpoint {
+        let Endpoint::Http(http) = &p.endpoint else {
+            panic!("not http")
         };
-        assert_eq!(chat_url.as_str(), "http://127.0.0.1:9/v1/chat/completions");
-        let auth = authorization.unwrap();
+        http
+    }
+
+    #[test]
+    fn each_kind_has_its_url_key_header_and_wire() {
+        let env = HashMap::from([("UP_KEY".to_string(), "sk-test".to_string())]);
+        let openai = build(
+            &provider(
+                ProviderKind::Openai,
+                "http://127.0.0.1:9/v1/",
+                Some("UP_KEY"),
+            ),
+            &env,
+        )
+        .unwrap();
+        assert_eq!(
+            openai.url("gpt").unwrap().unwrap().as_str(),
+            "http://127.0.0.1:9/v1/chat/completions"
+        );
+        assert_eq!(http(&openai).wire, Wire::Openai);
+        let auth = &http(&openai).headers["authorization"];
         assert_eq!(auth, "Bearer sk-test");
         assert!(auth.is_sensitive());
-        assert!(
-            !format!(
-                "{:?}",
-                Provider::from_config(&openai(Some("UP_KEY")), &env).unwrap()
-            )
-            .contains("sk-test")
+        assert!(!format!("{openai:?}").contains("sk-test"));
+
+        let azure = build(
+            &provider(
+                ProviderKind::AzureOpenai,
+                "https://res.openai.azure.com",
+                Some("UP_KEY"),
+            ),
+            &env,
+        )
+        .unwrap();
+        assert_eq!(
+            azure.url("my deploy").unwrap().unwrap().as_str(),
+            "https://res.openai.azure.com/openai/deployments/my%20deploy/chat/completions?api-version=2024-10-21"
+        );
+        assert_eq!(http(&azure).headers["api-key"], "sk-test");
+        assert!(!http(&azure).headers.contains_key("authorization"));
+
+        let anthropic = build(
+            &provider(
+                ProviderKind::Anthropic,
+                "http://127.0.0.1:9/v1",
+                Some("UP_KEY"),
+            ),
+            &env,
+        )
+        .unwrap();
+        assert_eq!(
+            anthropic.url("claude").unwrap().unwrap().as_str(),
+            "http://127.0.0.1:9/v1/messages"
+        );
+        assert_eq!(http(&anthropic).wire, Wire::Anthropic);
+        assert_eq!(http(&anthropic).headers["x-api-key"], "sk-test");
+        assert_eq!(
+            http(&anthropic).headers["anthropic-version"],
+            DEFAULT_ANTHROPIC_VERSION
         );
     }
 
     #[test]
     fn a_missing_key_names_provider_and_variable() {
-        let e = Provider::from_config(&openai(Some("NOPE_KEY")), &HashMap::new()).unwrap_err();
+        let config = provider(
+            ProviderKind::Openai,
+            "http://127.0.0.1:9/v1",
+            Some("NOPE_KEY"),
+        );
+        let e = build(&config, &HashMap::new()).unwrap_err();
         assert_eq!(
             e.to_string(),
             "provider `up`: environment variable NOPE_KEY is not set"
         );
-        assert!(Provider::from_config(&openai(None), &HashMap::new()).is_ok());
+        let keyless = provider(ProviderKind::Openai, "http://127.0.0.1:9/v1", None);
+        assert!(build(&keyless, &HashMap::new()).is_ok());
     }
 }

@@ -1,14 +1,17 @@
 //! Watching a streamed answer after it was committed to the client, and accounting for it.
 //!
-//! Events pass through as each one completes, never buffered beyond the event being received.
-//! Once the first byte has gone to the client there is no failing over, but there is no silent
-//! truncation either: a stream that stalls (no data for the idle timeout), breaks, or ends without
-//! its closing `data: [DONE]` gets a final SSE error event in OpenAI's shape,
-//! `data: {"error": {...}}`, and a log line naming the request and model.
+//! Events pass through as each one completes, never buffered beyond the event being received;
+//! when the upstream speaks the other API than the client, each event is translated on the way
+//! (`api::translate`). Once the first byte has gone to the client there is no failing over, but
+//! there is no silent truncation either: a stream that stalls (no data for the idle timeout),
+//! breaks, or ends without its closing event (`data: [DONE]`, Anthropic's `message_stop`) gets a
+//! final SSE error event in the client's API shape and a log line naming the request and model.
+//! An error event the upstream sends itself is passed on (translated) and ends the stream the
+//! same way, without a second one.
 //!
-//! The usage event at the end of an OpenAI-format stream (`"choices": [], "usage": {...}`) is read
-//! for accounting; when the proxy asked for it and the client did not, it is taken out of what
-//! the client sees. When the stream ends, however it ends (the client going away included), a
+//! Usage is read for accounting from the upstream's own events: the usage event at the end of an
+//! OpenAI-format stream (`"choices": [], "usage": {...}`), taken out of what the client sees when
+//! only the proxy asked for it; Anthropic's `message_start` and `message_delta`. When the stream ends, however it ends (the client going away included), a
 //! [`StreamSummary`] is sent to whoever keeps the request's books. Dropping the stream drops the
 //! upstream response with it, which closes that connection.
 
@@ -23,7 +26,10 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use tokio::sync::oneshot;
 
+use super::health::StreamWatch;
 use super::usage::Usage;
+use crate::api::Wire;
+use crate::api::translate::{self, StreamTranslator};
 
 /// How a streamed answer ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,8 +40,10 @@ pub enum StreamEnd {
     Stalled,
     /// The upstream connection broke.
     Cut,
-    /// The upstream ended without `data: [DONE]`.
+    /// The upstream ended without its closing event.
     Unfinished,
+    /// The upstream sent an error event.
+    UpstreamError,
     /// The client went away first.
     ClientGone,
 }
@@ -48,6 +56,7 @@ impl StreamEnd {
             Self::Stalled => "stalled",
             Self::Cut => "cut",
             Self::Unfinished => "unfinished",
+            Self::UpstreamError => "upstream-error",
             Self::ClientGone => "client-gone",
         }
     }
@@ -80,6 +89,13 @@ pub struct StreamContext {
     /// Longest quiet time between chunks before the stream counts as stalled.
     pub idle: Duration,
     pub usage_event: UsageEvent,
+    /// The upstream's API.
+    pub upstream: Wire,
+    /// The client's API, and whether an OpenAI client asked for the usage event.
+    pub client: Wire,
+    pub client_usage: bool,
+    /// The model's health, told about the stream; `None` for an in-process provider.
+    pub watch: Option<StreamWatch>,
     /// Where the summary goes when the stream ends.
     pub summary: oneshot::Sender<StreamSummary>,
 }
@@ -92,13 +108,16 @@ struct State<E> {
     model: String,
     idle: Duration,
     usage_event: UsageEvent,
+    upstream_wire: Wire,
+    client_wire: Wire,
+    translator: StreamTranslator,
+    watch: Option<StreamWatch>,
     summary: Option<oneshot::Sender<StreamSummary>>,
     started: Instant,
     first_byte: Option<Duration>,
     /// Bytes of the event being received.
     pending: BytesMut,
     usage: Option<Usage>,
-    saw_done: bool,
     finished: bool,
 }
 
@@ -114,12 +133,22 @@ pub fn guarded<E: Display + Send + 'static>(
         model: context.model,
         idle: context.idle,
         usage_event: context.usage_event,
+        upstream_wire: context.upstream,
+        client_wire: context.client,
+        translator: StreamTranslator::new(
+            context.upstream,
+            context.client,
+            context.client_usage,
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        ),
+        watch: context.watch,
         summary: Some(context.summary),
         started: Instant::now(),
         first_byte: None,
         pending: BytesMut::new(),
         usage: None,
-        saw_done: false,
         finished: false,
     };
     futures_util::stream::unfold(state, |mut state| async move {
@@ -138,8 +167,12 @@ impl<E: Display> State<E> {
             let next = tokio::time::timeout(self.idle, self.upstream.next()).await;
             let (end, message) = match next {
                 Ok(Some(Ok(chunk))) => {
-                    self.first_byte
-                        .get_or_insert_with(|| self.started.elapsed());
+                    if self.first_byte.is_none() {
+                        self.first_byte = Some(self.started.elapsed());
+                        if let Some(watch) = &self.watch {
+                            watch.first_event(Instant::now());
+                        }
+                    }
                     self.pending.extend_from_slice(&chunk);
                     let events = self.complete_events();
                     if events.is_empty() {
@@ -147,13 +180,28 @@ impl<E: Display> State<E> {
                     }
                     return events;
                 }
-                Ok(None) if self.saw_done || self.pending_is_done() => {
-                    return self.finish(StreamEnd::Done, None);
+                Ok(None) => {
+                    // A last event may lack its blank line.
+                    let last = if self.pending.trim_ascii().is_empty() {
+                        Bytes::new()
+                    } else {
+                        self.pending.extend_from_slice(b"\n\n");
+                        self.complete_events()
+                    };
+                    let (end, fault) = if self.translator.upstream_error() {
+                        (StreamEnd::UpstreamError, None)
+                    } else if self.translator.complete() {
+                        (StreamEnd::Done, None)
+                    } else {
+                        (
+                            StreamEnd::Unfinished,
+                            Some("the upstream ended the stream before it was complete".into()),
+                        )
+                    };
+                    let mut out = BytesMut::from(last);
+                    out.extend_from_slice(&self.finish(end, fault));
+                    return out.freeze();
                 }
-                Ok(None) => (
-                    StreamEnd::Unfinished,
-                    "the upstream ended the stream before it was complete".to_string(),
-                ),
                 Ok(Some(Err(e))) => (
                     StreamEnd::Cut,
                     format!("the upstream stream broke off ({e})"),
@@ -175,20 +223,60 @@ impl<E: Display> State<E> {
         let mut out = BytesMut::new();
         while let Some(end) = event_end(&self.pending) {
             let event = self.pending.split_to(end);
-            if self.inspect(&event) {
-                out.extend_from_slice(&event);
+            let keep = match self.upstream_wire {
+                Wire::Openai => self.inspect_openai(&event),
+                Wire::Anthropic => {
+                    self.inspect_anthropic(&event);
+                    true
+                }
+            };
+            if keep {
+                out.extend_from_slice(&self.translator.event(&event));
             }
         }
         out.freeze()
     }
 
-    /// Learn from one event; false when it is the usage event the client did not ask for.
-    fn inspect(&mut self, event: &[u8]) -> bool {
+    /// Read the usage of Anthropic's `message_start` (input) and `message_delta` (output so far).
+    fn inspect_anthropic(&mut self, event: &[u8]) {
         let data = data_of(event);
-        if data == b"[DONE]" {
-            self.saw_done = true;
-            return true;
+        if !contains(data, b"\"usage\"") {
+            return;
         }
+        #[derive(Deserialize)]
+        struct Message {
+            usage: Option<Usage>,
+        }
+        #[derive(Deserialize)]
+        struct Event {
+            message: Option<Message>,
+            usage: Option<Usage>,
+        }
+        let Ok(event) = serde_json::from_slice::<Event>(data) else {
+            return;
+        };
+        let seen = self.usage.unwrap_or_default();
+        if let Some(start) = event.message.and_then(|m| m.usage) {
+            self.usage = Some(Usage {
+                input_tokens: start.input_tokens,
+                output_tokens: seen.output_tokens.max(start.output_tokens),
+            });
+        }
+        if let Some(delta) = event.usage {
+            self.usage = Some(Usage {
+                input_tokens: if delta.input_tokens > 0 {
+                    delta.input_tokens
+                } else {
+                    seen.input_tokens
+                },
+                output_tokens: delta.output_tokens,
+            });
+        }
+    }
+
+    /// Learn from one OpenAI event; false when it is the usage event the client did not ask for.
+    fn inspect_openai(&mut self, event: &[u8]) -> bool {
+        let data = data_of(event);
         if !contains(data, b"\"usage\"") {
             return true;
         }
@@ -210,15 +298,14 @@ impl<E: Display> State<E> {
         !(usage_only && self.usage_event == UsageEvent::Take)
     }
 
-    fn pending_is_done(&self) -> bool {
-        data_of(&self.pending) == b"[DONE]"
-    }
-
     /// End the stream: its last incomplete bytes, an error event if `fault` says why, and the
     /// summary.
     fn finish(&mut self, end: StreamEnd, fault: Option<String>) -> Bytes {
         self.finished = true;
         let mut out = std::mem::take(&mut self.pending);
+        if let (Some(watch), Some(_)) = (&self.watch, &fault) {
+            watch.failed(Instant::now());
+        }
         if let Some(message) = fault {
             let code = match end {
                 StreamEnd::Stalled => "upstream_stream_stalled",
@@ -231,7 +318,13 @@ impl<E: Display> State<E> {
                 code,
                 "{message}; the client gets an error event"
             );
-            out.extend_from_slice(&error_event(code, &message));
+            out.extend_from_slice(&translate::error_event(self.client_wire, code, &message));
+        } else if end == StreamEnd::UpstreamError {
+            tracing::warn!(
+                request_id = %self.request_id,
+                model = %self.model,
+                "the upstream ended the stream with an error event; it was passed on"
+            );
         }
         self.send_summary(end);
         out.freeze()
@@ -274,27 +367,16 @@ fn event_end(buf: &[u8]) -> Option<usize> {
     }
 }
 
-/// The payload of an event's `data:` line, trimmed.
+/// The payload of an event's (first) `data:` line, trimmed; empty without one.
 fn data_of(event: &[u8]) -> &[u8] {
-    let event = event.trim_ascii();
     event
-        .strip_prefix(b"data:")
-        .map_or(event, |data| data.trim_ascii())
+        .split(|b| *b == b'\n')
+        .find_map(|line| line.strip_prefix(b"data:"))
+        .map_or(&[][..], |data| data.trim_ascii())
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-/// An SSE event carrying an OpenAI-style error.
-pub fn error_event(code: &str, message: &str) -> Bytes {
-    let error = serde_json::json!({"error": {
-        "message": message,
-        "type": "server_error",
-        "param": null,
-        "code": code,
-    }});
-    Bytes::from(format!("data: {error}\n\n"))
 }
 
 #[cfg(test)]
@@ -308,6 +390,16 @@ mod tests {
         chunks: Vec<&'static [u8]>,
         stall: bool,
         usage_event: UsageEvent,
+    ) -> (String, StreamSummary) {
+        run_between(chunks, stall, usage_event, Wire::Openai).await
+    }
+
+    /// [`run`] for an upstream and a client both speaking `wire`.
+    async fn run_between(
+        chunks: Vec<&'static [u8]>,
+        stall: bool,
+        usage_event: UsageEvent,
+        wire: Wire,
     ) -> (String, StreamSummary) {
         let items = futures_util::stream::iter(
             chunks
@@ -325,6 +417,10 @@ mod tests {
             model: "m".into(),
             idle: Duration::from_millis(20),
             usage_event,
+            upstream: wire,
+            client: wire,
+            client_usage: false,
+            watch: None,
             summary: tx,
         };
         let out: Vec<_> = guarded(upstream, context).collect().await;
@@ -366,6 +462,47 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn anthropic_events_pass_whole_and_their_usage_is_read() {
+        let chunks = vec![
+            &b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":50,\"output_tokens\":1}}}\n\n"[..],
+            b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"hi\"}}\n\n",
+            b"event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{},\"usage\":{\"output_tokens\":20}}\n\n",
+            b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+        ];
+        let sent: String = chunks
+            .iter()
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect();
+        let (text, summary) = run_between(chunks, false, UsageEvent::Pass, Wire::Anthropic).await;
+        assert_eq!(text, sent);
+        assert_eq!(summary.end, StreamEnd::Done);
+        assert_eq!(
+            summary.usage,
+            Some(Usage {
+                input_tokens: 50,
+                output_tokens: 20
+            })
+        );
+
+        let (text, summary) = run_between(
+            vec![b"event: message_start\ndata: {\"type\":\"message_start\"}\n\n"],
+            false,
+            UsageEvent::Pass,
+            Wire::Anthropic,
+        )
+        .await;
+        assert_eq!(summary.end, StreamEnd::Unfinished, "no message_stop");
+        let last = text.trim_end().rsplit("\n\n").next().unwrap();
+        let data: serde_json::Value =
+            serde_json::from_str(last.strip_prefix("event: error\ndata: ").unwrap()).unwrap();
+        assert_eq!(
+            data,
+            serde_json::json!({"type": "error", "error": {"type": "api_error",
+                "message": "the upstream ended the stream before it was complete"}})
+        );
+    }
+
+    #[tokio::test]
     async fn an_unfinished_or_stalled_stream_ends_with_an_error_event() {
         let (text, summary) = run(vec![b"data: {\"a\":1}\n\n"], false, UsageEvent::Take).await;
         assert!(
@@ -396,6 +533,10 @@ mod tests {
             model: "m".into(),
             idle: Duration::from_secs(60),
             usage_event: UsageEvent::Take,
+            upstream: Wire::Openai,
+            client: Wire::Openai,
+            client_usage: false,
+            watch: None,
             summary: tx,
         };
         drop(guarded(upstream, context));

@@ -1,18 +1,42 @@
 //! Token usage read from answers, and what it cost at the catalog's prices.
 //!
-//! An OpenAI-format answer reports `usage.prompt_tokens` and `usage.completion_tokens`; only that
-//! object is read from the body (everything else is skipped unparsed). Cost is usage times the
+//! An OpenAI-format answer reports `usage.prompt_tokens` and `usage.completion_tokens`; an
+//! Anthropic one `usage.input_tokens` (plus the cache's `cache_creation_input_tokens` and
+//! `cache_read_input_tokens`) and `usage.output_tokens`. Only that object is read from the body
+//! (everything else is skipped unparsed). Cost is usage times the
 //! model's price per million tokens, in US dollars. This module reads the bytes it is given.
 
 use serde::Deserialize;
 
-/// Tokens one answer used; deserialises from OpenAI's `usage` object.
+/// Tokens one answer used; deserialises from OpenAI's or Anthropic's `usage` object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(from = "UsageWire")]
 pub struct Usage {
-    #[serde(rename = "prompt_tokens", default)]
     pub input_tokens: u64,
-    #[serde(rename = "completion_tokens", default)]
     pub output_tokens: u64,
+}
+
+/// A `usage` object of either API.
+#[derive(Deserialize)]
+struct UsageWire {
+    prompt_tokens: Option<u64>,
+    completion_tokens: Option<u64>,
+    input_tokens: Option<u64>,
+    output_tokens: Option<u64>,
+    cache_creation_input_tokens: Option<u64>,
+    cache_read_input_tokens: Option<u64>,
+}
+
+impl From<UsageWire> for Usage {
+    fn from(w: UsageWire) -> Self {
+        let anthropic_input = w.input_tokens.unwrap_or(0)
+            + w.cache_creation_input_tokens.unwrap_or(0)
+            + w.cache_read_input_tokens.unwrap_or(0);
+        Self {
+            input_tokens: w.prompt_tokens.unwrap_or(anthropic_input),
+            output_tokens: w.completion_tokens.or(w.output_tokens).unwrap_or(0),
+        }
+    }
 }
 
 /// A model's prices, in US dollars per million tokens.
@@ -30,7 +54,7 @@ impl Usage {
             / 1_000_000.0
     }
 
-    /// The usage an OpenAI-format `chat.completion` body reports, if it reports one.
+    /// The usage an answer of either API (`chat.completion` or `message`) reports, if any.
     pub fn from_completion(body: &[u8]) -> Option<Usage> {
         // Unknown fields are skipped without being parsed into values.
         #[derive(Deserialize)]
@@ -62,6 +86,18 @@ mod tests {
             output_per_mtok: 10.0,
         };
         assert!((usage.cost(prices) - 0.006).abs() < 1e-12);
+    }
+
+    #[test]
+    fn anthropic_usage_counts_cached_input() {
+        let body = br#"{"type":"message","usage":{"input_tokens":100,"cache_creation_input_tokens":20,"cache_read_input_tokens":5,"output_tokens":7}}"#;
+        assert_eq!(
+            Usage::from_completion(body),
+            Some(Usage {
+                input_tokens: 125,
+                output_tokens: 7
+            })
+        );
     }
 
     #[test]

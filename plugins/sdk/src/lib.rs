@@ -6,7 +6,8 @@
 //! line, built with `cargo build --target wasm32-wasip2`.
 //!
 //! It may touch only what the contract grants: the request view and catalog handed to
-//! [`Policy::decide`], and the host functions wrapped by [`RequestExt::message_text`] and [`log`].
+//! [`Policy::decide`], and the host functions wrapped by [`RequestExt::message_text`],
+//! [`team_budget`], [`first_token_ms`] and [`log`].
 //! Everything else here is plain data helpers, so a policy's own logic unit-tests natively.
 //!
 //! ```no_run
@@ -154,6 +155,37 @@ fn find_pair<'a>(pairs: &'a [Pair], name: &str) -> Option<&'a str> {
         .iter()
         .find(|p| p.name == name)
         .map(|p| p.value.as_str())
+}
+
+pub use bindings::switchyard::policy::host::Budget;
+
+impl Budget {
+    /// US dollars left in the current window (0 once spent).
+    pub fn remaining_usd(&self) -> f64 {
+        (self.limit_usd - self.spent_usd).max(0.0)
+    }
+
+    /// The share of the window's budget left, from 1.0 (nothing spent) to 0.0.
+    pub fn remaining_share(&self) -> f64 {
+        if self.limit_usd > 0.0 {
+            (self.remaining_usd() / self.limit_usd).clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Where the request's team stands against its budget; `None` when the team has no budget.
+/// Once the budget is spent the host refuses or downgrades the team's requests itself, so a
+/// policy uses this to downgrade earlier, e.g. when [`Budget::remaining_share`] runs low.
+pub fn team_budget() -> Option<Budget> {
+    bindings::switchyard::policy::host::team_budget()
+}
+
+/// The host's estimate of the time to the first event of a stream from catalog model `model`,
+/// in milliseconds; `None` until a stream from it has been measured.
+pub fn first_token_ms(model: &str) -> Option<f32> {
+    bindings::switchyard::policy::host::first_token_ms(model)
 }
 
 /// A route over `models`, tried in order, with the host's default timeouts.

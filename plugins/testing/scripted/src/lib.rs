@@ -9,11 +9,16 @@
 //!   many characters came back and how they start;
 //! - `x-test-dump: 1`: log everything the policy was given (request view and catalog), then route
 //!   to the first catalog model;
+//! - `x-test-budget: 1`: report the team's budget (`host.team-budget`) in the reason;
+//! - `x-test-first-token: MODEL`: report the host's time-to-first-token estimate for `MODEL`
+//!   (`host.first-token-ms`) in the reason;
 //! - `x-test-spin: 1`: loop forever; `x-test-panic: MESSAGE`: panic.
 //!
 //! Without any of them it routes to the first catalog model.
 
-use switchyard_sdk::{Catalog, Decision, Policy, Request, RequestExt, log, reject, route};
+use switchyard_sdk::{
+    Catalog, Decision, Policy, Request, RequestExt, first_token_ms, log, reject, route, team_budget,
+};
 
 struct Scripted;
 
@@ -63,6 +68,25 @@ impl Policy for Scripted {
                 "first model",
             ),
         };
+        if let Decision::Route(r) = &mut decision {
+            if req.header("x-test-budget").is_some() {
+                r.reason = match team_budget() {
+                    Some(b) => format!(
+                        "budget: {:.6} left of {:.6}, resets in {} s",
+                        b.remaining_usd(),
+                        b.limit_usd,
+                        b.resets_in_seconds
+                    ),
+                    None => "budget: none".to_string(),
+                };
+            }
+            if let Some(model) = req.header("x-test-first-token") {
+                r.reason = match first_token_ms(model) {
+                    Some(ms) => format!("first token of {model}: {ms:.1} ms"),
+                    None => format!("first token of {model}: not measured"),
+                };
+            }
+        }
         if let (Decision::Route(r), Some(ms)) = (&mut decision, req.header("x-test-timeout-ms")) {
             let ms: u32 = ms.parse().map_err(|_| "bad timeout")?;
             r.targets.iter_mut().for_each(|t| t.timeout_ms = Some(ms));

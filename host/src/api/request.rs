@@ -1,0 +1,596 @@
+//! A chat request in either client API: parsed once into a compact view, forwarded as bytes.
+//!
+//! [`ChatRequest::parse`] keeps the body as received and records, for every top-level field and
+//! every message, the byte range of its JSON value; the fields each API names differently are
+//! read by `openai` and `anthropic`. Message text is never copied: summaries (role, length, image
+//! and tool flags) are computed from strings borrowed from the body, and
+//! [`ChatRequest::message_text`] decodes one message on demand when a policy asks for it.
+//! [`ChatRequest::upstream_body`] rewrites only the fields that change (the model name, an output
+//! cap) and copies every other field's bytes verbatim; when nothing changes it returns the
+//! client's body itself. A request for an upstream of the other API is translated whole
+//! (`translate`), which is the one place that re-serialises a prompt.
+
+use std::borrow::Cow;
+use std::ops::Range;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::Deserialize;
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+use super::{ApiError, Wire, anthropic, openai, translate};
+
+/// Author of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    System,
+    Developer,
+    User,
+    Assistant,
+    Tool,
+    /// The legacy name for a tool result.
+    Function,
+}
+
+/// What is known about a message without keeping its text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageInfo {
+    pub role: Role,
+    /// Characters of text content.
+    pub chars: u32,
+    pub has_image: bool,
+    pub has_tool_call: bool,
+}
+
+#[derive(Debug)]
+struct Field {
+    key: String,
+    value: Range<usize>,
+}
+
+/// Where a message's text lives in the body.
+#[derive(Debug, Clone)]
+pub(super) enum TextAt {
+    /// A message object with a `content` field.
+    Message(Range<usize>),
+    /// A bare content value (Anthropic's top-level `system`).
+    Content(Range<usize>),
+}
+
+/// A parsed chat request body.
+#[derive(Debug)]
+pub struct ChatRequest {
+    /// The API the client spoke.
+    pub api: Wire,
+    pub(super) body: Bytes,
+    fields: Vec<Field>,
+    pub(super) texts: Vec<TextAt>,
+    /// One entry per message, in order; a system prompt counts as a message.
+    pub messages: Vec<MessageInfo>,
+    /// The `model` the client asked for.
+    pub model: Option<String>,
+    pub stream: bool,
+    /// OpenAI: `stream_options.include_usage` when the client sent `stream_options` (false if
+    /// that object leaves it out); `None` without `stream_options`, and always for Anthropic.
+    pub stream_usage: Option<bool>,
+    /// The client's output cap: OpenAI's `max_completion_tokens` or `max_tokens` (the lower, if
+    /// both are sent), Anthropic's `max_tokens`.
+    pub max_tokens: Option<u32>,
+    pub temperature: Option<f32>,
+    /// The request declares tools (or legacy functions).
+    pub has_tools: bool,
+    /// String entries of the `metadata` object.
+    pub metadata: Vec<(String, String)>,
+}
+
+/// Top-level object as (key, raw value) pairs in order, values borrowed from the body.
+struct TopLevel<'a>(Vec<(String, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for TopLevel<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = TopLevel<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some(entry) = map.next_entry::<String, &'de RawValue>()? {
+                    fields.push(entry);
+                }
+                Ok(TopLevel(fields))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// A JSON string, borrowed from the body when it has no escapes.
+#[derive(Deserialize)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+
+/// One part of a multi-part content array (OpenAI content part or Anthropic content block).
+#[derive(Deserialize)]
+struct PartWire<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
+}
+
+/// A message object's `content`, borrowed.
+#[derive(Deserialize)]
+struct ContentOf<'a> {
+    #[serde(borrow, default)]
+    content: Option<&'a RawValue>,
+}
+
+/// What a `content` value holds.
+#[derive(Default)]
+pub(super) struct Content<'a> {
+    /// Its text pieces, in order.
+    pub pieces: Vec<Cow<'a, str>>,
+    pub has_image: bool,
+    /// It holds a tool call or a tool result block (Anthropic `tool_use`, `tool_result`).
+    pub has_tool_block: bool,
+}
+
+impl Content<'_> {
+    /// Characters of text, counting one for each line break that joins two pieces.
+    pub fn chars(&self) -> u32 {
+        let chars: usize = self.pieces.iter().map(|p| p.chars().count()).sum::<usize>()
+            + self.pieces.len().saturating_sub(1);
+        u32::try_from(chars).unwrap_or(u32::MAX)
+    }
+}
+
+/// Read a `content` value: a string, an array of parts or blocks, or null.
+pub(super) fn content<'a>(
+    content: Option<&'a RawValue>,
+    param: &str,
+) -> Result<Content<'a>, ApiError> {
+    let Some(raw) = content else {
+        return Ok(Content::default());
+    };
+    let invalid = || {
+        ApiError::invalid(
+            Some(param),
+            format!("`{param}` must be a string, an array of content parts or null"),
+        )
+    };
+    match raw.get().as_bytes().first() {
+        Some(b'"') => {
+            let Text(text) = serde_json::from_str(raw.get()).map_err(|_| invalid())?;
+            Ok(Content {
+                pieces: vec![text],
+                ..Content::default()
+            })
+        }
+        Some(b'[') => {
+            let parts: Vec<PartWire<'a>> =
+                serde_json::from_str(raw.get()).map_err(|_| invalid())?;
+            let has_image = parts
+                .iter()
+                .any(|p| matches!(&*p.kind, "image_url" | "input_image" | "image"));
+            let has_tool_block = parts
+                .iter()
+                .any(|p| matches!(&*p.kind, "tool_use" | "tool_result"));
+            Ok(Content {
+                pieces: parts.into_iter().filter_map(|p| p.text).collect(),
+                has_image,
+                has_tool_block,
+            })
+        }
+        Some(b'n') => Ok(Content::default()),
+        _ => Err(invalid()),
+    }
+}
+
+/// `raw` as a `T`, or a 400 saying `param` must be `expected`.
+pub(super) fn value<'a, T: Deserialize<'a>>(
+    raw: &'a RawValue,
+    param: &str,
+    expected: &str,
+) -> Result<T, ApiError> {
+    serde_json::from_str(raw.get())
+        .map_err(|_| ApiError::invalid(Some(param), format!("`{param}` must be {expected}")))
+}
+
+/// `raw` as a `T` or null.
+pub(super) fn optional<'a, T: Deserialize<'a>>(
+    raw: &'a RawValue,
+    param: &str,
+    expected: &str,
+) -> Result<Option<T>, ApiError> {
+    value(raw, param, expected)
+}
+
+/// The byte range of a raw value within the body it was parsed from.
+pub(super) struct Ranges(usize);
+
+impl Ranges {
+    pub fn of(&self, raw: &RawValue) -> Range<usize> {
+        let start = raw.get().as_ptr() as usize - self.0;
+        start..start + raw.get().len()
+    }
+}
+
+impl ChatRequest {
+    /// Parse and check a request body of `api`; errors name the offending field.
+    pub fn parse(api: Wire, body: Bytes) -> Result<ChatRequest, ApiError> {
+        let top: TopLevel<'_> = serde_json::from_slice(&body).map_err(|e| {
+            let detail = if e.is_syntax() || e.is_eof() {
+                format!("the body is not valid JSON: {e}")
+            } else {
+                "the body must be a JSON object".to_string()
+            };
+            ApiError::invalid(None, detail)
+        })?;
+        let ranges = Ranges(body.as_ptr() as usize);
+        let mut request = ChatRequest {
+            api,
+            body: body.clone(),
+            fields: Vec::with_capacity(top.0.len()),
+            texts: Vec::new(),
+            messages: Vec::new(),
+            model: None,
+            stream: false,
+            stream_usage: None,
+            max_tokens: None,
+            temperature: None,
+            has_tools: false,
+            metadata: Vec::new(),
+        };
+        // Anthropic's system prompt is a message, the first one, wherever the field appears.
+        let mut system = None;
+        let mut messages = Vec::new();
+        for (key, raw) in top.0 {
+            if request.fields.iter().any(|f| f.key == *key) {
+                return Err(ApiError::invalid(
+                    Some(&key),
+                    format!("`{key}` appears more than once"),
+                ));
+            }
+            match key.as_str() {
+                "model" => request.model = optional(raw, "model", "a string")?,
+                "stream" => request.stream = optional(raw, "stream", "a boolean")?.unwrap_or(false),
+                "temperature" => request.temperature = optional(raw, "temperature", "a number")?,
+                "metadata" => {
+                    let map: Option<serde_json::Map<String, serde_json::Value>> =
+                        optional(raw, "metadata", "an object")?;
+                    request.metadata = map
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|(k, v)| match v {
+                            serde_json::Value::String(s) => Some((k, s)),
+                            _ => None,
+                        })
+                        .collect();
+                }
+                "messages" => messages = value(raw, "messages", "an array of messages")?,
+                "system" if api == Wire::Anthropic => system = Some(raw),
+                _ => match api {
+                    Wire::Openai => openai::field(&mut request, &key, raw)?,
+                    Wire::Anthropic => anthropic::field(&mut request, &key, raw)?,
+                },
+            }
+            request.fields.push(Field {
+                key,
+                value: ranges.of(raw),
+            });
+        }
+        if !request.fields.iter().any(|f| f.key == "messages") {
+            return Err(ApiError::invalid(
+                Some("messages"),
+                "`messages` is required",
+            ));
+        }
+        if messages.is_empty() {
+            return Err(ApiError::invalid(
+                Some("messages"),
+                "`messages` must not be empty",
+            ));
+        }
+        match api {
+            Wire::Openai => openai::messages(&mut request, &messages, &ranges)?,
+            Wire::Anthropic => anthropic::messages(&mut request, system, &messages, &ranges)?,
+        }
+        Ok(request)
+    }
+
+    /// Estimated prompt tokens: about four characters a token, plus a few per message.
+    pub fn estimated_input_tokens(&self) -> u32 {
+        let chars: u64 = self.messages.iter().map(|m| u64::from(m.chars)).sum();
+        let tokens = chars.div_ceil(4) + 4 * self.messages.len() as u64;
+        u32::try_from(tokens).unwrap_or(u32::MAX)
+    }
+
+    /// Whether any message carries an image.
+    pub fn has_images(&self) -> bool {
+        self.messages.iter().any(|m| m.has_image)
+    }
+
+    /// The text of message `index`, parts joined by newlines, cut to `max_chars` characters.
+    pub fn message_text(&self, index: usize, max_chars: usize) -> Option<String> {
+        let (range, bare) = match self.texts.get(index)? {
+            TextAt::Message(range) => (range.clone(), false),
+            TextAt::Content(range) => (range.clone(), true),
+        };
+        let raw: &RawValue = serde_json::from_slice(&self.body[range]).ok()?;
+        let value = if bare {
+            Some(raw)
+        } else {
+            serde_json::from_str::<ContentOf<'_>>(raw.get())
+                .ok()?
+                .content
+        };
+        let pieces = content(value, "content").ok()?.pieces;
+        let mut out = String::new();
+        let mut left = max_chars;
+        for (i, piece) in pieces.iter().enumerate() {
+            if i > 0 && left > 0 {
+                out.push('\n');
+                left -= 1;
+            }
+            let end = piece
+                .char_indices()
+                .nth(left)
+                .map_or(piece.len(), |(at, _)| at);
+            out.push_str(&piece[..end]);
+            left -= piece[..end].chars().count();
+            if left == 0 {
+                break;
+            }
+        }
+        Some(out)
+    }
+
+    /// Whether the proxy should ask an OpenAI-format upstream for a usage event at the end of
+    /// the stream: a streamed OpenAI request whose client said nothing about it. (Anthropic
+    /// streams always report usage.)
+    pub fn asks_stream_usage(&self) -> bool {
+        self.api == Wire::Openai && self.stream && self.stream_usage.is_none()
+    }
+
+    /// Whether the client wants the usage of a stream in what it receives: always for Anthropic,
+    /// when `include_usage` was asked for OpenAI.
+    pub fn wants_stream_usage(&self) -> bool {
+        self.api == Wire::Anthropic || self.stream_usage == Some(true)
+    }
+
+    /// The output cap to send: the lower of the client's and `cap`.
+    fn effective_cap(&self, cap: Option<u32>) -> Option<u32> {
+        match (self.max_tokens, cap) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The body for an upstream speaking `wire`, naming `model`, with an optional lower output
+    /// cap: the client's bytes rewritten ([`ChatRequest::upstream_body`]) for the client's own
+    /// API, a translation for the other one. A request the other API cannot express is a 400.
+    pub fn body_for(&self, wire: Wire, model: &str, cap: Option<u32>) -> Result<Bytes, ApiError> {
+        if wire == self.api {
+            return Ok(self.upstream_body(model, cap));
+        }
+        let cap = self.effective_cap(cap);
+        let body = match wire {
+            Wire::Anthropic => translate::openai_to_anthropic(&self.body, model, cap)?,
+            Wire::Openai => translate::anthropic_to_openai(&self.body, model, cap)?,
+        };
+        Ok(Bytes::from(body))
+    }
+
+    /// The body to send upstream, in the client's API, for `model`, with an optional lower
+    /// output cap. Fields other than `model` and the output cap keep the client's bytes exactly.
+    /// A cap replaces the client's cap fields, or is added as `max_completion_tokens` (what
+    /// OpenAI's reasoning models require) when the client sent none. A streamed request whose
+    /// client sent no `stream_options` gets `"stream_options": {"include_usage": true}`, so that
+    /// usage can be counted ([`ChatRequest::asks_stream_usage`]).
+    pub fn upstream_body(&self, model: &str, max_tokens: Option<u32>) -> Bytes {
+        let cap = max_tokens.filter(|m| self.max_tokens.is_none_or(|c| *m < c));
+        let ask_usage = self.asks_stream_usage();
+        if cap.is_none() && !ask_usage && self.model.as_deref() == Some(model) {
+            return self.body.clone();
+        }
+        let mut out = BytesMut::with_capacity(self.body.len() + model.len() + 32);
+        out.put_u8(b'{');
+        let mut first = true;
+        let mut put = |out: &mut BytesMut, key: &str, value: &[u8]| {
+            if !first {
+                out.put_u8(b',');
+            }
+            first = false;
+            serde_json::to_writer(out.writer(), key).expect("writing to memory");
+            out.put_u8(b':');
+            out.put_slice(value);
+        };
+        let model_json = serde_json::to_vec(model).expect("strings serialise");
+        let mut wrote_cap = false;
+        for field in &self.fields {
+            match field.key.as_str() {
+                "model" => continue,
+                "max_tokens" | "max_completion_tokens" if cap.is_some() => {
+                    put(
+                        &mut out,
+                        &field.key,
+                        cap.expect("checked").to_string().as_bytes(),
+                    );
+                    wrote_cap = true;
+                }
+                key => put(&mut out, key, &self.body[field.value.clone()]),
+            }
+        }
+        put(&mut out, "model", &model_json);
+        if let (Some(cap), false) = (cap, wrote_cap) {
+            put(
+                &mut out,
+                "max_completion_tokens",
+                cap.to_string().as_bytes(),
+            );
+        }
+        if ask_usage {
+            put(&mut out, "stream_options", br#"{"include_usage":true}"#);
+        }
+        out.put_u8(b'}');
+        out.freeze()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Wire;
+
+    fn parse(json: &str) -> Result<ChatRequest, ApiError> {
+        ChatRequest::parse(Wire::Openai, Bytes::copy_from_slice(json.as_bytes()))
+    }
+
+    #[test]
+    fn summarises_messages_without_keeping_text() {
+        let r = parse(
+            r#"{"model":"auto","stream":true,"max_tokens":50,"temperature":0.5,
+                "metadata":{"task":"code","n":1},"tools":[{"type":"function"}],
+                "messages":[
+                  {"role":"system","content":"Be brief."},
+                  {"role":"user","content":[{"type":"text","text":"h\u00e9llo"},{"type":"image_url","image_url":{"url":"x"}},{"type":"text","text":"world"}]},
+                  {"role":"assistant","content":null,"tool_calls":[{"id":"1"}]},
+                  {"role":"tool","content":"42"}
+                ]}"#,
+        )
+        .unwrap();
+        assert_eq!(r.model.as_deref(), Some("auto"));
+        assert!(r.stream && r.has_tools && r.has_images());
+        assert_eq!((r.max_tokens, r.temperature), (Some(50), Some(0.5)));
+        assert_eq!(r.metadata, [("task".to_string(), "code".to_string())]);
+        let chars: Vec<u32> = r.messages.iter().map(|m| m.chars).collect();
+        assert_eq!(chars, [9, 11, 0, 2]);
+        assert_eq!(r.messages[1].role, Role::User);
+        assert!(r.messages[1].has_image && !r.messages[0].has_image);
+        assert!(
+            r.messages[2].has_tool_call
+                && r.messages[3].has_tool_call
+                && !r.messages[1].has_tool_call
+        );
+        assert_eq!(r.estimated_input_tokens(), 6 + 16);
+        assert_eq!(r.message_text(1, 100).unwrap(), "héllo\nworld");
+        assert_eq!(r.message_text(1, 7).unwrap(), "héllo\nw");
+        assert_eq!(r.message_text(1, 3).unwrap(), "hél");
+        assert_eq!(r.message_text(4, 100), None);
+    }
+
+    #[test]
+    fn bad_bodies_name_the_field() {
+        let cases = [
+            ("not json", None),
+            ("[1,2]", None),
+            (r#"{"model":"m"}"#, Some("messages")),
+            (r#"{"messages":[]}"#, Some("messages")),
+            (r#"{"messages":"hi"}"#, Some("messages")),
+            (
+                r#"{"messages":[{"content":"hi"}]}"#,
+                Some("messages[0].role"),
+            ),
+            (
+                r#"{"messages":[{"role":"wizard","content":"hi"}]}"#,
+                Some("messages[0].role"),
+            ),
+            (r#"{"messages":["hi"]}"#, Some("messages[0]")),
+            (
+                r#"{"stream":true,"stream":false,"messages":[{"role":"user","content":"x"}]}"#,
+                Some("stream"),
+            ),
+            (
+                r#"{"messages":[{"role":"user","content":7}]}"#,
+                Some("messages[0].content"),
+            ),
+            (
+                r#"{"model":7,"messages":[{"role":"user","content":"x"}]}"#,
+                Some("model"),
+            ),
+            (
+                r#"{"stream":"yes","messages":[{"role":"user","content":"x"}]}"#,
+                Some("stream"),
+            ),
+            (
+                r#"{"max_tokens":-1,"messages":[{"role":"user","content":"x"}]}"#,
+                Some("max_tokens"),
+            ),
+        ];
+        for (body, param) in cases {
+            let e = parse(body).unwrap_err();
+            assert_eq!(e.status, 400, "{body}");
+            assert_eq!(e.param.as_deref(), param, "{body}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn forwards_the_clients_bytes_when_nothing_changes() {
+        let json = r#"{"model":"gpt-4o-mini", "messages":[{"role":"user","content":"hi"}]}"#;
+        let r = parse(json).unwrap();
+        let out = r.upstream_body("gpt-4o-mini", None);
+        assert_eq!(out, json.as_bytes());
+        assert_eq!(out.as_ptr(), r.body.as_ptr(), "same buffer, no copy");
+    }
+
+    #[test]
+    fn a_stream_asks_for_usage_unless_the_client_said_otherwise() {
+        let silent =
+            parse(r#"{"model":"m","stream":true,"messages":[{"role":"user","content":"x"}]}"#)
+                .unwrap();
+        assert!(silent.asks_stream_usage());
+        let out: serde_json::Value =
+            serde_json::from_slice(&silent.upstream_body("m", None)).unwrap();
+        assert_eq!(
+            out["stream_options"],
+            serde_json::json!({"include_usage": true})
+        );
+
+        let asked = parse(r#"{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"x"}]}"#).unwrap();
+        assert_eq!(asked.stream_usage, Some(true));
+        assert!(!asked.asks_stream_usage());
+        let declined = parse(r#"{"model":"m","stream":true,"stream_options":{},"messages":[{"role":"user","content":"x"}]}"#).unwrap();
+        assert_eq!(declined.stream_usage, Some(false));
+        assert_eq!(
+            declined.upstream_body("m", None),
+            declined.body,
+            "left as sent"
+        );
+    }
+
+    #[test]
+    fn rewrites_only_model_and_cap() {
+        let r = parse(r#"{"model":"auto","max_tokens":500,"messages":[{"role":"user","content":"a\"b"}],"x":{"k":[1, 2]}}"#).unwrap();
+        let out: serde_json::Value =
+            serde_json::from_slice(&r.upstream_body("small", Some(100))).unwrap();
+        assert_eq!(
+            out,
+            serde_json::json!({"model":"small","max_tokens":100,"messages":[{"role":"user","content":"a\"b"}],"x":{"k":[1,2]}})
+        );
+        let out: serde_json::Value =
+            serde_json::from_slice(&r.upstream_body("small", Some(900))).unwrap();
+        assert_eq!(
+            out["max_tokens"], 500,
+            "a higher cap than the client's is ignored"
+        );
+        let r = parse(r#"{"messages":[{"role":"user","content":"x"}]}"#).unwrap();
+        let out: serde_json::Value =
+            serde_json::from_slice(&r.upstream_body("m", Some(10))).unwrap();
+        assert_eq!(
+            out,
+            serde_json::json!({"messages":[{"role":"user","content":"x"}],"model":"m","max_completion_tokens":10})
+        );
+        let r = parse(r#"{"max_tokens":50,"max_completion_tokens":30,"messages":[{"role":"user","content":"x"}]}"#).unwrap();
+        assert_eq!(r.max_tokens, Some(30), "the lower of two caps counts");
+        let out: serde_json::Value =
+            serde_json::from_slice(&r.upstream_body("m", Some(20))).unwrap();
+        assert_eq!(
+            (
+                out["max_tokens"].as_u64(),
+                out["max_completion_tokens"].as_u64()
+            ),
+            (Some(20), Some(20))
+        );
+    }
+}

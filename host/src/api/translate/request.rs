@@ -1,0 +1,1257 @@
+//! Request bodies from one wire format to the other: an OpenAI chat-completions body as an
+//! Anthropic Messages body and back, for the model the route chose.
+//!
+//! Each function reads the client's whole body as JSON and builds the upstream's body field by
+//! field. A field that has no counterpart is dropped only when dropping it changes nothing (a
+//! default value, a storage hint); anything else is refused with a 400 whose `param` is the
+//! field's path in the client's own format. Pure functions over bytes; no I/O.
+
+use serde_json::{Map, Value, json};
+
+use super::tool_input;
+use crate::api::ApiError;
+
+/// The output cap sent to an Anthropic model, which requires one, when the client set none.
+pub const DEFAULT_MAX_TOKENS: u32 = 4096;
+
+const TO_ANTHROPIC: &str = "cannot be translated for an Anthropic model";
+const TO_OPENAI: &str = "cannot be translated for an OpenAI model";
+
+/// An OpenAI chat-completions body rewritten as an Anthropic Messages body for `model`.
+/// `max_tokens`: the output cap to send (the caller has already combined the client's cap and
+/// the policy's); without one, [`DEFAULT_MAX_TOKENS`], because Anthropic requires a cap.
+pub fn openai_to_anthropic(
+    body: &[u8],
+    model: &str,
+    max_tokens: Option<u32>,
+) -> Result<Vec<u8>, ApiError> {
+    let request = parse_object(body)?;
+    let mut out = Map::new();
+    out.insert("model".into(), model.into());
+    out.insert(
+        "max_tokens".into(),
+        max_tokens.unwrap_or(DEFAULT_MAX_TOKENS).into(),
+    );
+    let mut messages = None;
+    let mut tool_choice = None;
+    let mut parallel_tool_calls = true;
+    for (key, value) in &request {
+        if value.is_null() {
+            continue;
+        }
+        match key.as_str() {
+            "messages" => messages = Some(value),
+            "model"
+            | "max_tokens"
+            | "max_completion_tokens"
+            | "stream_options"
+            | "store"
+            | "metadata"
+            | "seed"
+            | "service_tier" => {}
+            "temperature" => {
+                let t = number(value, key)?;
+                if !(0.0..=1.0).contains(&t) {
+                    return Err(invalid(
+                        key,
+                        "must be between 0 and 1 for an Anthropic model",
+                    ));
+                }
+                out.insert(key.clone(), value.clone());
+            }
+            "top_p" => {
+                number(value, key)?;
+                out.insert(key.clone(), value.clone());
+            }
+            "stop" => {
+                let stops = match value {
+                    Value::String(_) => vec![value.clone()],
+                    _ => strings(value, key)?,
+                };
+                if !stops.is_empty() {
+                    out.insert("stop_sequences".into(), Value::Array(stops));
+                }
+            }
+            "stream" => {
+                if boolean(value, key)? {
+                    out.insert("stream".into(), true.into());
+                }
+            }
+            "user" => {
+                let user = string(value, key)?;
+                out.insert("metadata".into(), json!({"user_id": user}));
+            }
+            "tools" => {
+                out.insert("tools".into(), tools_to_anthropic(value)?);
+            }
+            "tool_choice" => tool_choice = Some(tool_choice_to_anthropic(value)?),
+            "parallel_tool_calls" => parallel_tool_calls = boolean(value, key)?,
+            "functions" | "function_call" => {
+                return Err(invalid(key, &format!("{TO_ANTHROPIC}: use tools")));
+            }
+            "n" if value.as_u64() == Some(1) => {}
+            "logprobs" if value == false => {}
+            "frequency_penalty" | "presence_penalty" if value.as_f64() == Some(0.0) => {}
+            "response_format" if *value == json!({"type": "text"}) => {}
+            "logit_bias" if value.as_object().is_some_and(Map::is_empty) => {}
+            _ => return Err(invalid(key, TO_ANTHROPIC)),
+        }
+    }
+    if !parallel_tool_calls && out.contains_key("tools") {
+        let choice = tool_choice.get_or_insert_with(|| json!({"type": "auto"}));
+        if choice["type"] != "none" {
+            choice["disable_parallel_tool_use"] = true.into();
+        }
+    }
+    if let Some(choice) = tool_choice {
+        out.insert("tool_choice".into(), choice);
+    }
+    let messages = messages.ok_or_else(|| invalid("messages", "is required"))?;
+    let (system, messages) = messages_to_anthropic(messages)?;
+    if let Some(system) = system {
+        out.insert("system".into(), system);
+    }
+    out.insert("messages".into(), Value::Array(messages));
+    Ok(super::to_bytes(&Value::Object(out)))
+}
+
+/// An Anthropic Messages body rewritten as an OpenAI chat-completions body for `model`;
+/// `max_tokens` is sent as `max_completion_tokens`. A streamed request asks for the final usage
+/// chunk (`"stream_options": {"include_usage": true}`).
+pub fn anthropic_to_openai(
+    body: &[u8],
+    model: &str,
+    max_tokens: Option<u32>,
+) -> Result<Vec<u8>, ApiError> {
+    let request = parse_object(body)?;
+    let mut out = Map::new();
+    out.insert("model".into(), model.into());
+    if let Some(max_tokens) = max_tokens {
+        out.insert("max_completion_tokens".into(), max_tokens.into());
+    }
+    let mut system = None;
+    let mut messages = None;
+    let mut tools = None;
+    let mut tool_choice = None;
+    for (key, value) in &request {
+        if value.is_null() {
+            continue;
+        }
+        match key.as_str() {
+            "model" | "max_tokens" => {}
+            "messages" => messages = Some(value),
+            "system" => system = Some(system_text(value)?),
+            "temperature" | "top_p" => {
+                number(value, key)?;
+                out.insert(key.clone(), value.clone());
+            }
+            "stop_sequences" => {
+                let stops = strings(value, key)?;
+                if !stops.is_empty() {
+                    out.insert("stop".into(), Value::Array(stops));
+                }
+            }
+            "stream" => {
+                if boolean(value, key)? {
+                    out.insert("stream".into(), true.into());
+                    out.insert("stream_options".into(), json!({"include_usage": true}));
+                }
+            }
+            "metadata" => {
+                let metadata = object(value, key)?;
+                if let Some(user) = metadata.get("user_id").filter(|u| !u.is_null()) {
+                    let user = string(user, "metadata.user_id")?;
+                    out.insert("user".into(), user.into());
+                }
+            }
+            "tools" => tools = Some(tools_to_openai(value)?),
+            "tool_choice" => tool_choice = Some(tool_choice_to_openai(value)?),
+            "thinking" if value.get("type").is_some_and(|t| t == "disabled") => {}
+            _ => return Err(invalid(key, TO_OPENAI)),
+        }
+    }
+    if let Some(tools) = tools.filter(|t| !t.is_empty()) {
+        out.insert("tools".into(), Value::Array(tools));
+        if let Some((choice, parallel)) = tool_choice {
+            out.insert("tool_choice".into(), choice);
+            if !parallel {
+                out.insert("parallel_tool_calls".into(), false.into());
+            }
+        }
+    }
+    let messages = messages.ok_or_else(|| invalid("messages", "is required"))?;
+    let mut translated = Vec::new();
+    if let Some(system) = system {
+        translated.push(json!({"role": "system", "content": system}));
+    }
+    messages_to_openai(messages, &mut translated)?;
+    out.insert("messages".into(), Value::Array(translated));
+    Ok(super::to_bytes(&Value::Object(out)))
+}
+
+/// A 400 naming `param`, whose message is the field in backquotes followed by `rest`.
+fn invalid(param: &str, rest: &str) -> ApiError {
+    ApiError::invalid(Some(param), format!("`{param}` {rest}"))
+}
+
+fn parse_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    match serde_json::from_slice(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(ApiError::invalid(None, "the body must be a JSON object")),
+        Err(e) => Err(ApiError::invalid(
+            None,
+            format!("the body is not valid JSON: {e}"),
+        )),
+    }
+}
+
+fn string<'a>(value: &'a Value, param: &str) -> Result<&'a str, ApiError> {
+    value
+        .as_str()
+        .ok_or_else(|| invalid(param, "must be a string"))
+}
+
+fn number(value: &Value, param: &str) -> Result<f64, ApiError> {
+    value
+        .as_f64()
+        .ok_or_else(|| invalid(param, "must be a number"))
+}
+
+fn boolean(value: &Value, param: &str) -> Result<bool, ApiError> {
+    value
+        .as_bool()
+        .ok_or_else(|| invalid(param, "must be a boolean"))
+}
+
+fn object<'a>(value: &'a Value, param: &str) -> Result<&'a Map<String, Value>, ApiError> {
+    value
+        .as_object()
+        .ok_or_else(|| invalid(param, "must be an object"))
+}
+
+fn array<'a>(value: &'a Value, param: &str) -> Result<&'a Vec<Value>, ApiError> {
+    value
+        .as_array()
+        .ok_or_else(|| invalid(param, "must be an array"))
+}
+
+/// An array of strings, copied.
+fn strings(value: &Value, param: &str) -> Result<Vec<Value>, ApiError> {
+    let list = value
+        .as_array()
+        .filter(|l| l.iter().all(Value::is_string))
+        .ok_or_else(|| invalid(param, "must be a string or an array of strings"))?;
+    Ok(list.clone())
+}
+
+/// The `type` of a content part or block.
+fn kind<'a>(value: &'a Value, param: &str) -> Result<&'a str, ApiError> {
+    value
+        .get("type")
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid(param, "must be an object with a string `type`"))
+}
+
+/// A field that must be there, as a string.
+fn required_string<'a>(
+    parent: &'a Value,
+    key: &str,
+    parent_param: &str,
+) -> Result<&'a str, ApiError> {
+    let param = format!("{parent_param}.{key}");
+    parent
+        .get(key)
+        .ok_or_else(|| invalid(&param, "is required"))
+        .and_then(|v| string(v, &param))
+}
+
+fn text_block(text: &str) -> Value {
+    json!({"type": "text", "text": text})
+}
+
+/// One message of the Anthropic conversation being built.
+struct Turn {
+    role: &'static str,
+    /// A string or an array of content blocks.
+    content: Value,
+}
+
+/// A message's content as blocks; empty text says nothing and Anthropic refuses it.
+fn blocks(content: Value) -> Vec<Value> {
+    match content {
+        Value::String(text) if text.is_empty() => Vec::new(),
+        Value::String(text) => vec![text_block(&text)],
+        Value::Array(blocks) => blocks,
+        _ => Vec::new(),
+    }
+}
+
+/// Appends a message, merged into the previous one when the role repeats: Anthropic wants the
+/// roles to alternate.
+fn push_turn(turns: &mut Vec<Turn>, role: &'static str, content: Value) {
+    match turns.last_mut() {
+        Some(last) if last.role == role => {
+            let mut merged = blocks(std::mem::take(&mut last.content));
+            merged.extend(blocks(content));
+            last.content = Value::Array(merged);
+        }
+        _ => turns.push(Turn { role, content }),
+    }
+}
+
+/// OpenAI messages as Anthropic's top-level `system` and its `messages`.
+fn messages_to_anthropic(messages: &Value) -> Result<(Option<Value>, Vec<Value>), ApiError> {
+    let list = messages
+        .as_array()
+        .ok_or_else(|| invalid("messages", "must be an array of messages"))?;
+    let mut system: Vec<&Value> = Vec::new();
+    let mut turns: Vec<Turn> = Vec::new();
+    for (i, message) in list.iter().enumerate() {
+        let param = format!("messages[{i}]");
+        let fields = object(message, &param)?;
+        for (key, value) in fields {
+            match key.as_str() {
+                "role" | "content" | "name" | "tool_calls" | "tool_call_id" | "refusal"
+                | "annotations" => {}
+                _ if value.is_null() => {}
+                "function_call" => {
+                    return Err(invalid(
+                        &format!("{param}.{key}"),
+                        &format!("{TO_ANTHROPIC}: use tool_calls"),
+                    ));
+                }
+                _ => return Err(invalid(&format!("{param}.{key}"), TO_ANTHROPIC)),
+            }
+        }
+        let content = message.get("content").filter(|c| !c.is_null());
+        match required_string(message, "role", &param)? {
+            "system" | "developer" => {
+                if !turns.is_empty() {
+                    return Err(invalid(
+                        &param,
+                        "cannot be sent to an Anthropic model: system messages must come first",
+                    ));
+                }
+                let content =
+                    content.ok_or_else(|| invalid(&format!("{param}.content"), "is required"))?;
+                system.push(content);
+            }
+            "user" => {
+                let content = user_content(content, &param)?;
+                push_turn(&mut turns, "user", content);
+            }
+            "assistant" => {
+                let content = assistant_content(message, content, &param)?;
+                push_turn(&mut turns, "assistant", content);
+            }
+            "tool" => {
+                let id = required_string(message, "tool_call_id", &param)?;
+                let result = match content {
+                    None => Value::String(String::new()),
+                    Some(Value::String(text)) => text.as_str().into(),
+                    Some(parts) => Value::Array(text_parts(parts, &param)?),
+                };
+                let block = json!({"type": "tool_result", "tool_use_id": id, "content": result});
+                push_turn(&mut turns, "user", Value::Array(vec![block]));
+            }
+            "function" => {
+                return Err(invalid(
+                    &format!("{param}.role"),
+                    &format!("{TO_ANTHROPIC}: use tools"),
+                ));
+            }
+            _ => {
+                return Err(invalid(
+                    &format!("{param}.role"),
+                    "must be one of system, developer, user, assistant or tool",
+                ));
+            }
+        }
+    }
+    let system = match system.as_slice() {
+        [] => None,
+        [Value::String(text)] => Some(Value::String(text.clone())),
+        contents => {
+            let mut system_blocks = Vec::new();
+            for (i, content) in contents.iter().enumerate() {
+                match content {
+                    Value::String(text) => system_blocks.push(text_block(text)),
+                    parts => system_blocks.extend(text_parts(parts, &format!("messages[{i}]"))?),
+                }
+            }
+            Some(Value::Array(system_blocks))
+        }
+    };
+    let messages = turns
+        .into_iter()
+        .map(|turn| {
+            let content = match turn.content {
+                // Anthropic wants a user turn's tool results before anything else in it.
+                Value::Array(blocks) if turn.role == "user" => {
+                    let (mut results, rest): (Vec<Value>, Vec<Value>) =
+                        blocks.into_iter().partition(|b| b["type"] == "tool_result");
+                    results.extend(rest);
+                    Value::Array(results)
+                }
+                content => content,
+            };
+            json!({"role": turn.role, "content": content})
+        })
+        .collect();
+    Ok((system, messages))
+}
+
+/// Text-only content parts (of a system or tool message) as Anthropic text blocks.
+fn text_parts(parts: &Value, message_param: &str) -> Result<Vec<Value>, ApiError> {
+    let content_param = format!("{message_param}.content");
+    let parts = parts
+        .as_array()
+        .ok_or_else(|| invalid(&content_param, "must be a string or an array of text parts"))?;
+    let mut out = Vec::with_capacity(parts.len());
+    for (j, part) in parts.iter().enumerate() {
+        let param = format!("{content_param}[{j}]");
+        match kind(part, &param)? {
+            "text" => out.push(text_block(required_string(part, "text", &param)?)),
+            other => {
+                return Err(invalid(
+                    &param,
+                    &format!("of type `{other}` cannot be sent to an Anthropic model"),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A user message's content: a string stays a string, parts become blocks.
+fn user_content(content: Option<&Value>, message_param: &str) -> Result<Value, ApiError> {
+    let content_param = format!("{message_param}.content");
+    let parts = match content {
+        Some(Value::String(text)) => return Ok(text.as_str().into()),
+        Some(Value::Array(parts)) => parts,
+        _ => {
+            return Err(invalid(
+                &content_param,
+                "must be a string or an array of content parts",
+            ));
+        }
+    };
+    let mut out = Vec::with_capacity(parts.len());
+    for (j, part) in parts.iter().enumerate() {
+        let param = format!("{content_param}[{j}]");
+        match kind(part, &param)? {
+            "text" => {
+                let text = required_string(part, "text", &param)?;
+                if !text.is_empty() {
+                    out.push(text_block(text));
+                }
+            }
+            "image_url" => {
+                let image = part
+                    .get("image_url")
+                    .ok_or_else(|| invalid(&format!("{param}.image_url"), "is required"))?;
+                let (url, url_param) = match image {
+                    Value::String(url) => (url.as_str(), format!("{param}.image_url")),
+                    _ => (
+                        required_string(image, "url", &format!("{param}.image_url"))?,
+                        format!("{param}.image_url.url"),
+                    ),
+                };
+                out.push(json!({"type": "image", "source": image_source(url, &url_param)?}));
+            }
+            other => {
+                return Err(invalid(
+                    &param,
+                    &format!("of type `{other}` cannot be sent to an Anthropic model"),
+                ));
+            }
+        }
+    }
+    Ok(Value::Array(out))
+}
+
+/// An image URL as an Anthropic image `source`: base64 data or a web address.
+fn image_source(url: &str, param: &str) -> Result<Value, ApiError> {
+    if let Some(data_url) = url.strip_prefix("data:") {
+        let (media_type, data) = data_url
+            .split_once(";base64,")
+            .ok_or_else(|| invalid(param, "must be a base64 data URL or an http(s) URL"))?;
+        Ok(json!({"type": "base64", "media_type": media_type, "data": data}))
+    } else if url.starts_with("https://") || url.starts_with("http://") {
+        Ok(json!({"type": "url", "url": url}))
+    } else {
+        Err(invalid(
+            param,
+            "must be a base64 data URL or an http(s) URL",
+        ))
+    }
+}
+
+/// An assistant message's content and tool calls as Anthropic content: a plain string when it
+/// is only a string, blocks otherwise.
+fn assistant_content(
+    message: &Value,
+    content: Option<&Value>,
+    message_param: &str,
+) -> Result<Value, ApiError> {
+    let tool_calls = message.get("tool_calls").filter(|c| !c.is_null());
+    let refusal = message.get("refusal").filter(|r| !r.is_null());
+    let mut out = match content {
+        Some(Value::String(text)) if tool_calls.is_none() && refusal.is_none() => {
+            return Ok(text.as_str().into());
+        }
+        Some(Value::String(text)) => blocks(text.as_str().into()),
+        None => Vec::new(),
+        Some(Value::Array(parts)) => {
+            let mut out = Vec::with_capacity(parts.len());
+            for (j, part) in parts.iter().enumerate() {
+                let param = format!("{message_param}.content[{j}]");
+                let text = match kind(part, &param)? {
+                    "text" => required_string(part, "text", &param)?,
+                    "refusal" => required_string(part, "refusal", &param)?,
+                    other => {
+                        return Err(invalid(
+                            &param,
+                            &format!("of type `{other}` cannot be sent to an Anthropic model"),
+                        ));
+                    }
+                };
+                out.extend(blocks(text.into()));
+            }
+            out
+        }
+        Some(_) => {
+            return Err(invalid(
+                &format!("{message_param}.content"),
+                "must be a string, an array of content parts or null",
+            ));
+        }
+    };
+    if let Some(refusal) = refusal {
+        out.extend(blocks(
+            string(refusal, &format!("{message_param}.refusal"))?.into(),
+        ));
+    }
+    if let Some(calls) = tool_calls {
+        let calls_param = format!("{message_param}.tool_calls");
+        for (k, call) in array(calls, &calls_param)?.iter().enumerate() {
+            let param = format!("{calls_param}[{k}]");
+            if let Some(kind) = call.get("type").filter(|t| *t != "function") {
+                return Err(invalid(
+                    &param,
+                    &format!("of type {kind} cannot be sent to an Anthropic model"),
+                ));
+            }
+            let id = required_string(call, "id", &param)?;
+            let function_param = format!("{param}.function");
+            let function = call
+                .get("function")
+                .ok_or_else(|| invalid(&function_param, "is required"))?;
+            let name = required_string(function, "name", &function_param)?;
+            let arguments = required_string(function, "arguments", &function_param)?;
+            let input = tool_input(arguments).ok_or_else(|| {
+                invalid(
+                    &format!("{function_param}.arguments"),
+                    "must be a JSON object",
+                )
+            })?;
+            out.push(json!({"type": "tool_use", "id": id, "name": name, "input": input}));
+        }
+    }
+    Ok(Value::Array(out))
+}
+
+fn tools_to_anthropic(tools: &Value) -> Result<Value, ApiError> {
+    let mut out = Vec::new();
+    for (i, tool) in array(tools, "tools")?.iter().enumerate() {
+        let param = format!("tools[{i}]");
+        let tool_kind = kind(tool, &param)?;
+        if tool_kind != "function" {
+            return Err(invalid(
+                &param,
+                &format!("of type `{tool_kind}` cannot be sent to an Anthropic model"),
+            ));
+        }
+        let function_param = format!("{param}.function");
+        let function = tool
+            .get("function")
+            .ok_or_else(|| invalid(&function_param, "is required"))?;
+        let mut translated = Map::new();
+        let name = required_string(function, "name", &function_param)?;
+        translated.insert("name".into(), name.into());
+        if let Some(description) = function.get("description").filter(|d| !d.is_null()) {
+            let description = string(description, &format!("{function_param}.description"))?;
+            translated.insert("description".into(), description.into());
+        }
+        let schema = match function.get("parameters").filter(|p| !p.is_null()) {
+            Some(parameters) => {
+                object(parameters, &format!("{function_param}.parameters"))?;
+                parameters.clone()
+            }
+            None => json!({"type": "object", "properties": {}}),
+        };
+        translated.insert("input_schema".into(), schema);
+        out.push(Value::Object(translated));
+    }
+    Ok(Value::Array(out))
+}
+
+fn tool_choice_to_anthropic(choice: &Value) -> Result<Value, ApiError> {
+    match choice {
+        Value::String(mode) => match mode.as_str() {
+            "auto" => Ok(json!({"type": "auto"})),
+            "none" => Ok(json!({"type": "none"})),
+            "required" => Ok(json!({"type": "any"})),
+            _ => Err(invalid("tool_choice", TO_ANTHROPIC)),
+        },
+        _ if kind(choice, "tool_choice")? == "function" => {
+            let function = choice
+                .get("function")
+                .ok_or_else(|| invalid("tool_choice.function", "is required"))?;
+            let name = required_string(function, "name", "tool_choice.function")?;
+            Ok(json!({"type": "tool", "name": name}))
+        }
+        _ => Err(invalid("tool_choice", TO_ANTHROPIC)),
+    }
+}
+
+/// Anthropic's `system` (a string or text blocks) as one string.
+fn system_text(system: &Value) -> Result<String, ApiError> {
+    match system {
+        Value::String(text) => Ok(text.clone()),
+        Value::Array(list) => {
+            let mut texts = Vec::with_capacity(list.len());
+            for (j, block) in list.iter().enumerate() {
+                let param = format!("system[{j}]");
+                match kind(block, &param)? {
+                    "text" => texts.push(required_string(block, "text", &param)?),
+                    other => {
+                        return Err(invalid(
+                            &param,
+                            &format!("of type `{other}` cannot be sent to an OpenAI model"),
+                        ));
+                    }
+                }
+            }
+            Ok(texts.join("\n"))
+        }
+        _ => Err(invalid(
+            "system",
+            "must be a string or an array of text blocks",
+        )),
+    }
+}
+
+/// Anthropic messages appended to `out` as OpenAI messages.
+fn messages_to_openai(messages: &Value, out: &mut Vec<Value>) -> Result<(), ApiError> {
+    let list = messages
+        .as_array()
+        .ok_or_else(|| invalid("messages", "must be an array of messages"))?;
+    for (i, message) in list.iter().enumerate() {
+        let param = format!("messages[{i}]");
+        object(message, &param)?;
+        let role = required_string(message, "role", &param)?;
+        let content = message
+            .get("content")
+            .ok_or_else(|| invalid(&format!("{param}.content"), "is required"))?;
+        match (role, content) {
+            ("user" | "assistant", Value::String(text)) => {
+                out.push(json!({"role": role, "content": text}));
+            }
+            ("user", Value::Array(blocks)) => user_blocks(blocks, &param, out)?,
+            ("assistant", Value::Array(blocks)) => out.push(assistant_blocks(blocks, &param)?),
+            ("user" | "assistant", _) => {
+                return Err(invalid(
+                    &format!("{param}.content"),
+                    "must be a string or an array of content blocks",
+                ));
+            }
+            _ => {
+                return Err(invalid(
+                    &format!("{param}.role"),
+                    "must be user or assistant",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A user message's blocks: its tool results as `tool` messages first, then the rest as one
+/// user message (a string when it is a single text block).
+fn user_blocks(
+    blocks: &[Value],
+    message_param: &str,
+    out: &mut Vec<Value>,
+) -> Result<(), ApiError> {
+    let mut parts = Vec::with_capacity(blocks.len());
+    for (j, block) in blocks.iter().enumerate() {
+        let param = format!("{message_param}.content[{j}]");
+        match kind(block, &param)? {
+            "text" => {
+                let text = required_string(block, "text", &param)?;
+                parts.push(json!({"type": "text", "text": text}));
+            }
+            "image" => {
+                let url = image_url(block, &param)?;
+                parts.push(json!({"type": "image_url", "image_url": {"url": url}}));
+            }
+            "tool_result" => {
+                let id = required_string(block, "tool_use_id", &param)?;
+                let content = tool_result_text(block, &param)?;
+                out.push(json!({"role": "tool", "tool_call_id": id, "content": content}));
+            }
+            other => {
+                return Err(invalid(
+                    &param,
+                    &format!("of type `{other}` cannot be sent to an OpenAI model"),
+                ));
+            }
+        }
+    }
+    match parts.as_slice() {
+        [] => {}
+        [single] if single["type"] == "text" => {
+            out.push(json!({"role": "user", "content": single["text"]}));
+        }
+        _ => out.push(json!({"role": "user", "content": parts})),
+    }
+    Ok(())
+}
+
+/// An image block's source as a URL: a data URL for base64 data.
+fn image_url(block: &Value, param: &str) -> Result<String, ApiError> {
+    let source_param = format!("{param}.source");
+    let source = block
+        .get("source")
+        .ok_or_else(|| invalid(&source_param, "is required"))?;
+    match kind(source, &source_param)? {
+        "base64" => {
+            let media_type = required_string(source, "media_type", &source_param)?;
+            let data = required_string(source, "data", &source_param)?;
+            Ok(format!("data:{media_type};base64,{data}"))
+        }
+        "url" => Ok(required_string(source, "url", &source_param)?.to_string()),
+        other => Err(invalid(
+            &source_param,
+            &format!("of type `{other}` cannot be sent to an OpenAI model"),
+        )),
+    }
+}
+
+/// A tool result's content as text: a string, or text blocks joined by newlines.
+fn tool_result_text(block: &Value, param: &str) -> Result<String, ApiError> {
+    match block.get("content").filter(|c| !c.is_null()) {
+        None => Ok(String::new()),
+        Some(Value::String(text)) => Ok(text.clone()),
+        Some(Value::Array(list)) => {
+            let mut texts = Vec::with_capacity(list.len());
+            for (k, inner) in list.iter().enumerate() {
+                let inner_param = format!("{param}.content[{k}]");
+                match kind(inner, &inner_param)? {
+                    "text" => texts.push(required_string(inner, "text", &inner_param)?),
+                    other => {
+                        return Err(invalid(
+                            &inner_param,
+                            &format!(
+                                "of type `{other}` cannot be sent to an OpenAI model in a tool result"
+                            ),
+                        ));
+                    }
+                }
+            }
+            Ok(texts.join("\n"))
+        }
+        Some(_) => Err(invalid(
+            &format!("{param}.content"),
+            "must be a string or an array of content blocks",
+        )),
+    }
+}
+
+/// An assistant message's blocks as one OpenAI assistant message: text joined, tool uses as
+/// tool calls, thinking dropped.
+fn assistant_blocks(blocks: &[Value], message_param: &str) -> Result<Value, ApiError> {
+    let mut text = String::new();
+    let mut has_text = false;
+    let mut tool_calls = Vec::new();
+    for (j, block) in blocks.iter().enumerate() {
+        let param = format!("{message_param}.content[{j}]");
+        match kind(block, &param)? {
+            "text" => {
+                text.push_str(required_string(block, "text", &param)?);
+                has_text = true;
+            }
+            "tool_use" => {
+                let id = required_string(block, "id", &param)?;
+                let name = required_string(block, "name", &param)?;
+                let input = block.get("input").cloned().unwrap_or_else(|| json!({}));
+                tool_calls.push(json!({
+                    "id": id,
+                    "type": "function",
+                    "function": {"name": name, "arguments": input.to_string()},
+                }));
+            }
+            "thinking" | "redacted_thinking" => {}
+            other => {
+                return Err(invalid(
+                    &param,
+                    &format!("of type `{other}` cannot be sent to an OpenAI model"),
+                ));
+            }
+        }
+    }
+    let content = if has_text {
+        Value::String(text)
+    } else {
+        Value::Null
+    };
+    let mut message = json!({"role": "assistant", "content": content});
+    if !tool_calls.is_empty() {
+        message["tool_calls"] = Value::Array(tool_calls);
+    }
+    Ok(message)
+}
+
+fn tools_to_openai(tools: &Value) -> Result<Vec<Value>, ApiError> {
+    let mut out = Vec::new();
+    for (i, tool) in array(tools, "tools")?.iter().enumerate() {
+        let param = format!("tools[{i}]");
+        object(tool, &param)?;
+        if let Some(kind) = tool.get("type").filter(|t| !t.is_null() && *t != "custom") {
+            return Err(invalid(
+                &param,
+                &format!("is a server tool ({kind}) that cannot be sent to an OpenAI model"),
+            ));
+        }
+        let mut function = Map::new();
+        let name = required_string(tool, "name", &param)?;
+        function.insert("name".into(), name.into());
+        if let Some(description) = tool.get("description").filter(|d| !d.is_null()) {
+            let description = string(description, &format!("{param}.description"))?;
+            function.insert("description".into(), description.into());
+        }
+        let schema = tool
+            .get("input_schema")
+            .ok_or_else(|| invalid(&format!("{param}.input_schema"), "is required"))?;
+        object(schema, &format!("{param}.input_schema"))?;
+        function.insert("parameters".into(), schema.clone());
+        out.push(json!({"type": "function", "function": function}));
+    }
+    Ok(out)
+}
+
+/// Anthropic's `tool_choice` as OpenAI's, and whether parallel tool calls stay allowed.
+fn tool_choice_to_openai(choice: &Value) -> Result<(Value, bool), ApiError> {
+    let translated = match kind(choice, "tool_choice")? {
+        "auto" => json!("auto"),
+        "any" => json!("required"),
+        "none" => json!("none"),
+        "tool" => {
+            let name = required_string(choice, "name", "tool_choice")?;
+            json!({"type": "function", "function": {"name": name}})
+        }
+        _ => return Err(invalid("tool_choice.type", TO_OPENAI)),
+    };
+    let disable_parallel = match choice.get("disable_parallel_tool_use") {
+        None | Some(Value::Null) => false,
+        Some(flag) => boolean(flag, "tool_choice.disable_parallel_tool_use")?,
+    };
+    Ok((translated, !disable_parallel))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn to_anthropic(body: Value, max_tokens: Option<u32>) -> Result<Value, ApiError> {
+        let out = openai_to_anthropic(body.to_string().as_bytes(), "claude-x", max_tokens)?;
+        Ok(serde_json::from_slice(&out).unwrap())
+    }
+
+    fn to_openai(body: Value, max_tokens: Option<u32>) -> Result<Value, ApiError> {
+        let out = anthropic_to_openai(body.to_string().as_bytes(), "gpt-x", max_tokens)?;
+        Ok(serde_json::from_slice(&out).unwrap())
+    }
+
+    #[test]
+    fn openai_conversation_with_tools_and_images_becomes_anthropic() {
+        let body = json!({
+            "model": "auto",
+            "max_tokens": 300,
+            "temperature": 0.5,
+            "top_p": 0.9,
+            "stop": "END",
+            "stream": true,
+            "stream_options": {"include_usage": true},
+            "user": "u-1",
+            "n": 1,
+            "seed": 7,
+            "parallel_tool_calls": false,
+            "tools": [
+                {"type": "function", "function": {"name": "weather", "description": "Weather now",
+                    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}},
+                {"type": "function", "function": {"name": "time"}}
+            ],
+            "tool_choice": "required",
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "name": "ann", "content": [
+                    {"type": "text", "text": "Weather here?"},
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA", "detail": "low"}},
+                    {"type": "image_url", "image_url": {"url": "https://x.test/a.jpg"}}
+                ]},
+                {"role": "assistant", "content": null, "refusal": null, "tool_calls": [
+                    {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": "{\"city\":\"Oslo\"}"}},
+                    {"id": "call_2", "type": "function", "function": {"name": "time", "arguments": ""}}
+                ]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "rain"},
+                {"role": "tool", "tool_call_id": "call_2", "content": [{"type": "text", "text": "noon"}]},
+                {"role": "user", "content": "Thanks"},
+                {"role": "assistant", "content": "You're welcome."}
+            ]
+        });
+        assert_eq!(
+            to_anthropic(body, Some(200)).unwrap(),
+            json!({
+                "model": "claude-x",
+                "max_tokens": 200,
+                "temperature": 0.5,
+                "top_p": 0.9,
+                "stop_sequences": ["END"],
+                "stream": true,
+                "metadata": {"user_id": "u-1"},
+                "tools": [
+                    {"name": "weather", "description": "Weather now",
+                        "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}},
+                    {"name": "time", "input_schema": {"type": "object", "properties": {}}}
+                ],
+                "tool_choice": {"type": "any", "disable_parallel_tool_use": true},
+                "system": "Be brief.",
+                "messages": [
+                    {"role": "user", "content": [
+                        {"type": "text", "text": "Weather here?"},
+                        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAAA"}},
+                        {"type": "image", "source": {"type": "url", "url": "https://x.test/a.jpg"}}
+                    ]},
+                    {"role": "assistant", "content": [
+                        {"type": "tool_use", "id": "call_1", "name": "weather", "input": {"city": "Oslo"}},
+                        {"type": "tool_use", "id": "call_2", "name": "time", "input": {}}
+                    ]},
+                    {"role": "user", "content": [
+                        {"type": "tool_result", "tool_use_id": "call_1", "content": "rain"},
+                        {"type": "tool_result", "tool_use_id": "call_2", "content": [{"type": "text", "text": "noon"}]},
+                        {"type": "text", "text": "Thanks"}
+                    ]},
+                    {"role": "assistant", "content": "You're welcome."}
+                ]
+            })
+        );
+    }
+
+    #[test]
+    fn openai_defaults_and_system_blocks() {
+        let body = json!({
+            "model": "m",
+            "messages": [
+                {"role": "system", "content": "One."},
+                {"role": "developer", "content": [{"type": "text", "text": "Two."}]},
+                {"role": "user", "content": "Hi"},
+                {"role": "user", "content": "again"},
+                {"role": "assistant", "content": [{"type": "text", "text": "Hello"}], "tool_calls": []}
+            ],
+            "logprobs": false,
+            "frequency_penalty": 0,
+            "response_format": {"type": "text"},
+            "stream": false,
+            "temperature": null
+        });
+        assert_eq!(
+            to_anthropic(body, None).unwrap(),
+            json!({
+                "model": "claude-x",
+                "max_tokens": DEFAULT_MAX_TOKENS,
+                "system": [{"type": "text", "text": "One."}, {"type": "text", "text": "Two."}],
+                "messages": [
+                    {"role": "user", "content": [{"type": "text", "text": "Hi"}, {"type": "text", "text": "again"}]},
+                    {"role": "assistant", "content": [{"type": "text", "text": "Hello"}]}
+                ]
+            })
+        );
+    }
+
+    #[test]
+    fn parallel_tool_calls_off_without_a_choice_is_auto() {
+        let body = json!({
+            "tools": [{"type": "function", "function": {"name": "f"}}],
+            "parallel_tool_calls": false,
+            "stop": ["a", "b"],
+            "messages": [{"role": "user", "content": "x"}]
+        });
+        let out = to_anthropic(body, Some(5)).unwrap();
+        assert_eq!(
+            out["tool_choice"],
+            json!({"type": "auto", "disable_parallel_tool_use": true})
+        );
+        assert_eq!(out["stop_sequences"], json!(["a", "b"]));
+        let body = json!({
+            "tool_choice": {"type": "function", "function": {"name": "f"}},
+            "messages": [{"role": "user", "content": "x"}]
+        });
+        assert_eq!(
+            to_anthropic(body, Some(5)).unwrap()["tool_choice"],
+            json!({"type": "tool", "name": "f"})
+        );
+    }
+
+    #[test]
+    fn untranslatable_openai_requests_name_the_field() {
+        let user = json!([{"role": "user", "content": "x"}]);
+        let cases = [
+            (json!({"messages": user, "n": 2}), "n"),
+            (json!({"messages": user, "logprobs": true}), "logprobs"),
+            (json!({"messages": user, "top_logprobs": 2}), "top_logprobs"),
+            (
+                json!({"messages": user, "presence_penalty": 0.5}),
+                "presence_penalty",
+            ),
+            (
+                json!({"messages": user, "response_format": {"type": "json_object"}}),
+                "response_format",
+            ),
+            (
+                json!({"messages": user, "logit_bias": {"1": 2}}),
+                "logit_bias",
+            ),
+            (
+                json!({"messages": user, "reasoning_effort": "low"}),
+                "reasoning_effort",
+            ),
+            (json!({"messages": user, "audio": {}}), "audio"),
+            (json!({"messages": user, "temperature": 1.5}), "temperature"),
+            (json!({"messages": user, "functions": []}), "functions"),
+            (
+                json!({"messages": user, "tools": [{"type": "custom", "custom": {}}]}),
+                "tools[0]",
+            ),
+            (
+                json!({"messages": user, "tool_choice": "sometimes"}),
+                "tool_choice",
+            ),
+            (json!({"model": "m"}), "messages"),
+            (
+                json!({"messages": [{"role": "user", "content": "x"}, {"role": "system", "content": "late"}]}),
+                "messages[1]",
+            ),
+            (
+                json!({"messages": [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "input_audio", "input_audio": {}}]}]}),
+                "messages[0].content[1]",
+            ),
+            (
+                json!({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "ftp://x"}}]}]}),
+                "messages[0].content[0].image_url.url",
+            ),
+            (
+                json!({"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": null,
+                    "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "[1]"}}]}]}),
+                "messages[1].tool_calls[0].function.arguments",
+            ),
+            (
+                json!({"messages": [{"role": "function", "name": "f", "content": "x"}]}),
+                "messages[0].role",
+            ),
+            (
+                json!({"messages": [{"role": "assistant", "content": "x", "function_call": {"name": "f"}}]}),
+                "messages[0].function_call",
+            ),
+            (
+                json!({"messages": [{"role": "tool", "content": "x"}]}),
+                "messages[0].tool_call_id",
+            ),
+        ];
+        for (body, param) in cases {
+            let e = to_anthropic(body.clone(), None).unwrap_err();
+            assert_eq!(e.status, 400, "{body}");
+            assert_eq!(e.param.as_deref(), Some(param), "{body}: {}", e.message);
+        }
+        let e = to_anthropic(json!({"messages": user, "n": 3}), None).unwrap_err();
+        assert_eq!(e.message, "`n` cannot be translated for an Anthropic model");
+        let e = to_anthropic(
+            json!({"messages": [{"role": "user", "content": "x"}, {"role": "developer", "content": "y"}]}),
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.message,
+            "`messages[1]` cannot be sent to an Anthropic model: system messages must come first"
+        );
+        let e = openai_to_anthropic(b"not json", "m", None).unwrap_err();
+        assert_eq!(e.param, None);
+    }
+
+    #[test]
+    fn anthropic_conversation_with_tools_and_images_becomes_openai() {
+        let body = json!({
+            "model": "claude-x",
+            "max_tokens": 1024,
+            "system": [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}},
+                {"type": "text", "text": "Use tools."}],
+            "temperature": 0.2,
+            "top_p": 0.8,
+            "stop_sequences": ["END"],
+            "stream": true,
+            "metadata": {"user_id": "u-1"},
+            "thinking": {"type": "disabled"},
+            "tools": [{"name": "weather", "description": "Weather now",
+                "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+                "cache_control": {"type": "ephemeral"}}],
+            "tool_choice": {"type": "any", "disable_parallel_tool_use": true},
+            "messages": [
+                {"role": "user", "content": [
+                    {"type": "text", "text": "Weather here?"},
+                    {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAAA"}},
+                    {"type": "image", "source": {"type": "url", "url": "https://x.test/a.jpg"}}
+                ]},
+                {"role": "assistant", "content": [
+                    {"type": "thinking", "thinking": "hmm", "signature": "s"},
+                    {"type": "text", "text": "Checking."},
+                    {"type": "tool_use", "id": "toolu_1", "name": "weather", "input": {"city": "Oslo"}}
+                ]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "toolu_1", "content": [{"type": "text", "text": "rain"}, {"type": "text", "text": "cold"}]},
+                    {"type": "text", "text": "Thanks"}
+                ]},
+                {"role": "assistant", "content": "You're welcome."},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_2", "content": "late", "is_error": true}]}
+            ]
+        });
+        assert_eq!(
+            to_openai(body, Some(500)).unwrap(),
+            json!({
+                "model": "gpt-x",
+                "max_completion_tokens": 500,
+                "temperature": 0.2,
+                "top_p": 0.8,
+                "stop": ["END"],
+                "stream": true,
+                "stream_options": {"include_usage": true},
+                "user": "u-1",
+                "tools": [{"type": "function", "function": {"name": "weather", "description": "Weather now",
+                    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}],
+                "tool_choice": "required",
+                "parallel_tool_calls": false,
+                "messages": [
+                    {"role": "system", "content": "Be brief.\nUse tools."},
+                    {"role": "user", "content": [
+                        {"type": "text", "text": "Weather here?"},
+                        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+                        {"type": "image_url", "image_url": {"url": "https://x.test/a.jpg"}}
+                    ]},
+                    {"role": "assistant", "content": "Checking.", "tool_calls": [
+                        {"id": "toolu_1", "type": "function", "function": {"name": "weather", "arguments": "{\"city\":\"Oslo\"}"}}
+                    ]},
+                    {"role": "tool", "tool_call_id": "toolu_1", "content": "rain\ncold"},
+                    {"role": "user", "content": "Thanks"},
+                    {"role": "assistant", "content": "You're welcome."},
+                    {"role": "tool", "tool_call_id": "toolu_2", "content": "late"}
+                ]
+            })
+        );
+    }
+
+    #[test]
+    fn anthropic_tool_choices_and_plain_strings() {
+        let body = json!({
+            "max_tokens": 10,
+            "system": "Be brief.",
+            "tools": [{"type": "custom", "name": "f", "input_schema": {"type": "object"}}],
+            "tool_choice": {"type": "tool", "name": "f"},
+            "messages": [
+                {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}]}
+            ]
+        });
+        assert_eq!(
+            to_openai(body, None).unwrap(),
+            json!({
+                "model": "gpt-x",
+                "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+                "tool_choice": {"type": "function", "function": {"name": "f"}},
+                "messages": [
+                    {"role": "system", "content": "Be brief."},
+                    {"role": "user", "content": "Hi"},
+                    {"role": "assistant", "content": null, "tool_calls": [
+                        {"id": "t", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+                    ]}
+                ]
+            })
+        );
+        for (choice, expected) in [
+            (json!({"type": "auto"}), json!("auto")),
+            (json!({"type": "none"}), json!("none")),
+        ] {
+            let body = json!({"tools": [{"name": "f", "input_schema": {}}], "tool_choice": choice,
+                "messages": [{"role": "user", "content": "x"}]});
+            let out = to_openai(body, None).unwrap();
+            assert_eq!(out["tool_choice"], expected);
+            assert_eq!(out.get("parallel_tool_calls"), None);
+        }
+    }
+
+    #[test]
+    fn untranslatable_anthropic_requests_name_the_field() {
+        let user = json!([{"role": "user", "content": "x"}]);
+        let cases = [
+            (json!({"messages": user, "top_k": 5}), "top_k"),
+            (
+                json!({"messages": user, "thinking": {"type": "enabled", "budget_tokens": 1024}}),
+                "thinking",
+            ),
+            (
+                json!({"messages": user, "service_tier": "auto"}),
+                "service_tier",
+            ),
+            (json!({"messages": user, "mcp_servers": []}), "mcp_servers"),
+            (
+                json!({"messages": user, "tools": [{"type": "web_search_20250305", "name": "web_search"}]}),
+                "tools[0]",
+            ),
+            (
+                json!({"messages": user, "system": [{"type": "image"}]}),
+                "system[0]",
+            ),
+            (
+                json!({"messages": [{"role": "user", "content": "x"}, {"role": "user", "content": [
+                    {"type": "text", "text": "a"}, {"type": "document", "source": {}}]}]}),
+                "messages[1].content[1]",
+            ),
+            (
+                json!({"messages": [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t",
+                    "content": [{"type": "image", "source": {}}]}]}]}),
+                "messages[0].content[0].content[0]",
+            ),
+            (
+                json!({"messages": [{"role": "user", "content": [{"type": "image", "source": {"type": "file", "file_id": "f"}}]}]}),
+                "messages[0].content[0].source",
+            ),
+            (
+                json!({"messages": [{"role": "assistant", "content": [{"type": "server_tool_use", "id": "s"}]}]}),
+                "messages[0].content[0]",
+            ),
+            (
+                json!({"messages": [{"role": "system", "content": "x"}]}),
+                "messages[0].role",
+            ),
+        ];
+        for (body, param) in cases {
+            let e = to_openai(body.clone(), None).unwrap_err();
+            assert_eq!(e.status, 400, "{body}");
+            assert_eq!(e.param.as_deref(), Some(param), "{body}: {}", e.message);
+        }
+        let e = to_openai(json!({"messages": user, "top_k": 5}), None).unwrap_err();
+        assert_eq!(
+            e.message,
+            "`top_k` cannot be translated for an OpenAI model"
+        );
+    }
+}
