@@ -73,6 +73,7 @@ async fn a_streaming_team_is_refused_once_its_budget_is_spent() {
     let error = third.json();
     assert_eq!(error["error"]["code"], "budget_exceeded");
     assert_eq!(error["error"]["type"], "insufficient_quota");
+    assert_eq!(third.header("x-switchyard-route"), "budget");
     assert_eq!(
         upstream.received().len(),
         2,

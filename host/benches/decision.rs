@@ -59,6 +59,7 @@ impl Unlimited {
         let host = HostData {
             request,
             request_id: id,
+            team: None,
             budget: None,
             live: None,
         };
@@ -150,6 +151,7 @@ fn decision(c: &mut Criterion) {
             request_id: id.clone(),
             view: &view,
             catalog: &catalog,
+            team: None,
             budget: None,
             live: None,
         })

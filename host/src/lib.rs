@@ -7,15 +7,17 @@
 //! - [`config`]: the typed TOML configuration and its validation;
 //! - [`server`]: the axum listener, routes and body limits, and the request path's handlers;
 //! - [`auth`]: virtual API keys to teams;
-//! - [`api`]: client wire formats: parsing a request into a compact view, OpenAI-style errors;
+//! - [`api`]: client wire formats (OpenAI chat completions, Anthropic messages): parsing a request
+//!   into a compact view, translation between the two, errors in the client's shape;
 //! - [`policy`]: loading, checking and canarying components, the live version of each policy, and
 //!   running one sandboxed, validated decision per request;
-//! - [`upstream`]: providers and the attempts along a route's fallback chain;
+//! - [`upstream`]: providers, the attempts along a route's fallback chain, live health, streams,
+//!   usage and cost;
 //! - [`telemetry`]: logging, including the one line written per request.
 //!
 //! Beside the path, [`control`] holds the live state the path reads (a snapshot swapped
 //! atomically) and every change to it: config reloads, watched policy files, uploads and
-//! rollbacks; [`admin`] exposes those changes and the metrics on a listener of its own.
+//! rollbacks, and the team budgets requests are charged to; [`admin`] exposes those changes and the metrics on a listener of its own.
 //!
 //! The `switchyard` binary (`src/main.rs`) wires these together behind a command line.
 

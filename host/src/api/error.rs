@@ -1,5 +1,6 @@
-//! Errors as clients see them: an HTTP status and an OpenAI-style JSON body,
-//! `{"error": {"message", "type", "param", "code"}}`.
+//! Errors as clients see them: an HTTP status and a JSON body in the client's API shape, OpenAI's
+//! `{"error": {"message", "type", "param", "code"}}` or Anthropic's
+//! `{"type": "error", "error": {"type", "message"}}` ([`ApiError::response_for`]).
 //!
 //! Every failure that reaches a client goes through [`ApiError`], so the shape is the same for a
 //! malformed body, a rejected request and an upstream that could not be reached. Messages never

@@ -346,11 +346,13 @@ impl ChatRequest {
         Some(out)
     }
 
-    /// Whether the proxy should ask an OpenAI-format upstream for a usage event at the end of
-    /// the stream: a streamed OpenAI request whose client said nothing about it. (Anthropic
-    /// streams always report usage.)
+    /// Whether the proxy asks an OpenAI-format upstream for the usage event at the end of the
+    /// stream on its own account: a streamed OpenAI request whose client did not ask for it
+    /// (said nothing, or said no). Usage is what budgets and costs are counted from, so it is
+    /// always asked for; the event is kept from a client that did not want it. (Anthropic streams
+    /// always report usage.)
     pub fn asks_stream_usage(&self) -> bool {
-        self.api == Wire::Openai && self.stream && self.stream_usage.is_none()
+        self.api == Wire::Openai && self.stream && self.stream_usage != Some(true)
     }
 
     /// Whether the client wants the usage of a stream in what it receives: always for Anthropic,
@@ -386,8 +388,9 @@ impl ChatRequest {
     /// output cap. Fields other than `model` and the output cap keep the client's bytes exactly.
     /// A cap replaces the client's cap fields, or is added as `max_completion_tokens` (what
     /// OpenAI's reasoning models require) when the client sent none. A streamed request whose
-    /// client sent no `stream_options` gets `"stream_options": {"include_usage": true}`, so that
-    /// usage can be counted ([`ChatRequest::asks_stream_usage`]).
+    /// client did not ask for usage gets `"include_usage": true` in its `stream_options` (added,
+    /// or set in the client's object), so that usage can be counted
+    /// ([`ChatRequest::asks_stream_usage`]).
     pub fn upstream_body(&self, model: &str, max_tokens: Option<u32>) -> Bytes {
         let cap = max_tokens.filter(|m| self.max_tokens.is_none_or(|c| *m < c));
         let ask_usage = self.asks_stream_usage();
@@ -408,9 +411,18 @@ impl ChatRequest {
         };
         let model_json = serde_json::to_vec(model).expect("strings serialise");
         let mut wrote_cap = false;
+        let mut wrote_options = false;
         for field in &self.fields {
             match field.key.as_str() {
                 "model" => continue,
+                "stream_options" if ask_usage => {
+                    let mut options: serde_json::Map<String, serde_json::Value> =
+                        serde_json::from_slice(&self.body[field.value.clone()]).unwrap_or_default();
+                    options.insert("include_usage".into(), true.into());
+                    let value = serde_json::to_vec(&options).expect("a map serialises");
+                    put(&mut out, "stream_options", &value);
+                    wrote_options = true;
+                }
                 "max_tokens" | "max_completion_tokens" if cap.is_some() => {
                     put(
                         &mut out,
@@ -430,7 +442,7 @@ impl ChatRequest {
                 cap.to_string().as_bytes(),
             );
         }
-        if ask_usage {
+        if ask_usage && !wrote_options {
             put(&mut out, "stream_options", br#"{"include_usage":true}"#);
         }
         out.put_u8(b'}');
@@ -550,12 +562,22 @@ mod tests {
         let asked = parse(r#"{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"x"}]}"#).unwrap();
         assert_eq!(asked.stream_usage, Some(true));
         assert!(!asked.asks_stream_usage());
-        let declined = parse(r#"{"model":"m","stream":true,"stream_options":{},"messages":[{"role":"user","content":"x"}]}"#).unwrap();
+        let declined = parse(r#"{"model":"m","stream":true,"stream_options":{"include_usage":false,"x":1},"messages":[{"role":"user","content":"x"}]}"#).unwrap();
         assert_eq!(declined.stream_usage, Some(false));
+        assert!(
+            declined.asks_stream_usage(),
+            "usage is counted all the same"
+        );
+        let out: serde_json::Value =
+            serde_json::from_slice(&declined.upstream_body("m", None)).unwrap();
         assert_eq!(
-            declined.upstream_body("m", None),
-            declined.body,
-            "left as sent"
+            out["stream_options"],
+            serde_json::json!({"include_usage": true, "x": 1})
+        );
+        assert_eq!(
+            asked.upstream_body("m", None),
+            asked.body,
+            "left as sent when the client asked"
         );
     }
 

@@ -30,7 +30,8 @@ pub enum OverBudget {
     /// A 429 (`budget_exceeded`) with `Retry-After` set to the end of the window.
     #[default]
     Refuse,
-    /// The budget's `downgrade` route instead of the policy's decision.
+    /// The budget's `downgrade` route instead of the policy's decision. The policy does not
+    /// run for such requests, so nothing it would reject is rejected.
     Downgrade,
 }
 

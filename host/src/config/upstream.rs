@@ -82,7 +82,7 @@ pub enum ProviderKind {
     /// Anthropic's Messages API: `POST {base_url}/messages` with `x-api-key` and
     /// `anthropic-version`; requests and answers are translated when the client speaks OpenAI's API.
     Anthropic,
-    /// Built in: answers in the OpenAI format with a short text naming the model; no network.
+    /// Built in: answers (in the client's API) with a short text naming the model; no network.
     Echo,
 }
 

@@ -100,8 +100,10 @@ pub struct Snapshot {
 }
 
 impl LiveView for Snapshot {
-    fn first_token_ms(&self, model: &str) -> Option<f32> {
-        self.upstreams.health.model(model)?.first_token_ms()
+    fn first_token_ms(&self, team: &str, model: &str) -> Option<f32> {
+        let team = self.teams.iter().find(|t| &*t.name == team)?;
+        let model = team.model(model)?;
+        self.upstreams.health.model(&model.id)?.first_token_ms()
     }
 }
 

@@ -2,7 +2,8 @@
 //!
 //! A candidate runs, under its production limits, a few built-in sample requests (a short
 //! question, a long multi-turn conversation, tool use with streaming, an image, a request naming a
-//! catalog model) and then the policy's own cases, for every team the policy serves, each with
+//! catalog model, and an Anthropic Messages request with tool blocks from a team whose budget is
+//! nearly spent) and then the policy's own cases, for every team the policy serves, each with
 //! that team's catalog. Every decision must be valid for that catalog (which is how a decision
 //! naming a model outside it is caught) and match the case's expectations. The first failure
 //! refuses the version with a message naming the request and the team. Canary decisions are not
@@ -14,6 +15,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use bytes::Bytes;
 
 use super::cases::Case;
+use super::wit::Budget;
 use super::{DecisionInput, LoadError, Model, Policy, input};
 use crate::api::{ChatRequest, Wire};
 
@@ -24,17 +26,37 @@ pub struct Audience<'a> {
     pub catalog: &'a [Model],
 }
 
-/// Built-in sample requests, as (name, body).
-fn samples(catalog: &[Model]) -> Vec<(&'static str, serde_json::Value)> {
+/// A built-in sample request.
+struct Sample {
+    name: &'static str,
+    wire: Wire,
+    body: serde_json::Value,
+    /// The team budget `host.team-budget` reports.
+    budget: Option<Budget>,
+}
+
+impl Sample {
+    fn openai(name: &'static str, body: serde_json::Value) -> Self {
+        Self {
+            name,
+            wire: Wire::Openai,
+            body,
+            budget: None,
+        }
+    }
+}
+
+/// The built-in sample requests.
+fn samples(catalog: &[Model]) -> Vec<Sample> {
     let long_text = "Please review the following design notes carefully. ".repeat(80);
     let named = catalog.first().map_or("auto", |m| m.id.as_str());
     vec![
-        (
+        Sample::openai(
             "short question",
             serde_json::json!({"model": "auto", "messages": [
                 {"role": "user", "content": "What is the capital of France?"}]}),
         ),
-        (
+        Sample::openai(
             "long conversation",
             serde_json::json!({"model": "auto", "max_tokens": 512, "temperature": 0.2, "messages": [
                 {"role": "system", "content": "You are a careful reviewer."},
@@ -42,7 +64,7 @@ fn samples(catalog: &[Model]) -> Vec<(&'static str, serde_json::Value)> {
                 {"role": "assistant", "content": "Here are my first thoughts."},
                 {"role": "user", "content": "Think step by step: 1. risks 2. costs 3. a plan."}]}),
         ),
-        (
+        Sample::openai(
             "tool use, streamed",
             serde_json::json!({"model": "auto", "stream": true,
                 "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}],
@@ -51,16 +73,32 @@ fn samples(catalog: &[Model]) -> Vec<(&'static str, serde_json::Value)> {
                     {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]},
                     {"role": "tool", "tool_call_id": "c1", "content": "sunny"}]}),
         ),
-        (
+        Sample::openai(
             "image",
             serde_json::json!({"model": "auto", "messages": [{"role": "user", "content": [
                 {"type": "text", "text": "What is in this picture?"},
                 {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]}]}),
         ),
-        (
+        Sample::openai(
             "a catalog model by name",
             serde_json::json!({"model": named, "messages": [{"role": "user", "content": "Hello"}]}),
         ),
+        Sample {
+            name: "Anthropic messages with tool blocks, budget nearly spent",
+            wire: Wire::Anthropic,
+            body: serde_json::json!({"model": "auto", "max_tokens": 1024, "stream": true,
+                "system": [{"type": "text", "text": "You are a helpful assistant."}],
+                "tools": [{"name": "get_weather", "input_schema": {"type": "object"}}],
+                "messages": [
+                    {"role": "user", "content": "What is the weather in Paris?"},
+                    {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "get_weather", "input": {}}]},
+                    {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "sunny"}]}]}),
+            budget: Some(Budget {
+                limit_usd: 10.0,
+                spent_usd: 9.5,
+                resets_in_seconds: 3600,
+            }),
+        },
     ]
 }
 
@@ -86,9 +124,10 @@ pub async fn run(
             .team
             .map(|t| format!(" for team `{t}`"))
             .unwrap_or_default();
-        for (name, body) in samples(audience.catalog) {
+        for sample in samples(audience.catalog) {
             n += 1;
-            decide(policy, audience, n, &body, &HeaderMap::new(), None)
+            let name = sample.name;
+            decide(policy, audience, n, &sample, &HeaderMap::new(), None)
                 .await
                 .map_err(|e| {
                     LoadError::Canary(format!("sample request `{name}`{for_team}: {e}"))
@@ -101,7 +140,8 @@ pub async fn run(
             n += 1;
             let headers = case_headers(case)
                 .map_err(|e| LoadError::Canary(format!("case `{}`: {e}", case.name)))?;
-            decide(policy, audience, n, &case.request, &headers, Some(case))
+            let sample = Sample::openai("case", case.request.clone());
+            decide(policy, audience, n, &sample, &headers, Some(case))
                 .await
                 .map_err(|e| LoadError::Canary(format!("case `{}`{for_team}: {e}", case.name)))?;
         }
@@ -114,11 +154,11 @@ async fn decide(
     policy: &Policy,
     audience: &Audience<'_>,
     n: usize,
-    body: &serde_json::Value,
+    sample: &Sample,
     headers: &HeaderMap,
     case: Option<&Case>,
 ) -> Result<(), String> {
-    let request = ChatRequest::parse(Wire::Openai, Bytes::from(body.to_string()))
+    let request = ChatRequest::parse(sample.wire, Bytes::from(sample.body.to_string()))
         .map_err(|e| format!("the request is not valid: {}", e.message))?;
     let request = Arc::new(request);
     let request_id: Arc<str> = format!("canary-{n}").into();
@@ -135,7 +175,8 @@ async fn decide(
             request_id,
             view: &view,
             catalog: audience.catalog,
-            budget: None,
+            team: audience.team.map(Arc::from),
+            budget: sample.budget,
             live: None,
         })
         .await

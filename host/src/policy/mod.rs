@@ -184,9 +184,9 @@ pub struct Policy {
 
 /// Live figures the host keeps that a policy may ask for during a decision.
 pub trait LiveView: Send + Sync {
-    /// The estimated time to the first event of a stream from catalog model `model`, in
-    /// milliseconds (`host.first-token-ms`).
-    fn first_token_ms(&self, model: &str) -> Option<f32>;
+    /// The estimated time to the first token of a stream from `model`, in milliseconds, when
+    /// `team` may use that model (`host.first-token-ms`).
+    fn first_token_ms(&self, team: &str, model: &str) -> Option<f32>;
 }
 
 /// Everything one decision reads.
@@ -196,6 +196,8 @@ pub struct DecisionInput<'a> {
     pub request_id: Arc<str>,
     pub view: &'a Request,
     pub catalog: &'a [Model],
+    /// The request's team, for `host.first-token-ms`.
+    pub team: Option<Arc<str>>,
     /// The team's budget standing, for `host.team-budget`; `None` when it has no budget.
     pub budget: Option<wit::Budget>,
     /// For `host.first-token-ms`; `None` answers `none` for every model.
@@ -290,6 +292,7 @@ impl Policy {
             HostData {
                 request: input.request,
                 request_id: input.request_id,
+                team: input.team,
                 budget: input.budget,
                 live: input.live,
             },

@@ -2,8 +2,9 @@
 //!
 //! A [`Sandbox`] is created for every decision and dropped with its store, so nothing carries
 //! over from one request to the next. It grants the policy exactly:
-//! - the `host` interface: log lines (capped in size and number) and the text of the current
-//!   request's messages (capped at [`SandboxLimits::max_message_chars`]);
+//! - the `host` interface: log lines (capped in size and number), the text of the current
+//!   request's messages (capped at [`SandboxLimits::max_message_chars`]), the request's team
+//!   budget standing, and the time-to-first-token estimate of a model the team may use;
 //! - WASI 0.2 with nothing in it: no preopened directories, no environment or arguments, TCP,
 //!   UDP and name lookup off and every socket address denied, stdin empty, stdout and stderr
 //!   captured (capped) into the policy's log, clocks that read zero, so a decision cannot depend
@@ -63,6 +64,8 @@ pub struct HostData {
     /// The parsed request (`message-text`).
     pub request: Arc<ChatRequest>,
     pub request_id: Arc<str>,
+    /// The request's team, whose catalog bounds `first-token-ms`.
+    pub team: Option<Arc<str>>,
     /// The team's budget standing (`team-budget`).
     pub budget: Option<wit::Budget>,
     /// Live figures (`first-token-ms`).
@@ -258,6 +261,7 @@ impl wit::switchyard::policy::host::Host for Sandbox {
     }
 
     fn first_token_ms(&mut self, model: String) -> Option<f32> {
-        self.host.live.as_ref()?.first_token_ms(&model)
+        let team = self.host.team.as_deref()?;
+        self.host.live.as_ref()?.first_token_ms(team, &model)
     }
 }

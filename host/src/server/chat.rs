@@ -24,8 +24,8 @@ use crate::control::{self, App, Snapshot, Team};
 use crate::policy::wit::Budget;
 use crate::policy::{DecisionFailure, DecisionInput, PlannedTarget, Policy, Verdict, input};
 use crate::telemetry::RequestLog;
-use crate::upstream::Prices;
 use crate::upstream::stream::StreamSummary;
+use crate::upstream::{Prices, Usage};
 
 /// Header naming the catalog model that answered.
 pub const MODEL_HEADER: HeaderName = HeaderName::from_static("x-switchyard-model");
@@ -94,14 +94,23 @@ async fn serve_chat(
     log.status = response.status().as_u16();
     match stream {
         // A stream's line is written when it ends, with its usage and how it ended.
-        Some((end, prices, budget)) => {
+        Some(pending) => {
             tokio::spawn(async move {
-                if let Ok(summary) = end.await {
+                if let Ok(summary) = pending.end.await {
                     log.stream_end = Some(summary.end.name());
                     log.first_byte = summary.first_byte;
                     log.usage = summary.usage;
-                    log.cost_usd = summary.usage.map(|u| u.cost(prices));
-                    if let (Some(budget), Some(cost)) = (budget, log.cost_usd) {
+                    log.cost_usd = summary.usage.map(|u| u.cost(pending.prices));
+                    if let Some(budget) = pending.budget {
+                        // A stream that ended before its usage came (the client went away, the
+                        // upstream broke off) is charged at least for the prompt, as estimated.
+                        let cost = log.cost_usd.unwrap_or_else(|| {
+                            let prompt = Usage {
+                                input_tokens: pending.estimated_input_tokens.into(),
+                                output_tokens: 0,
+                            };
+                            prompt.cost(pending.prices)
+                        });
                         budget.record(SystemTime::now(), cost);
                     }
                 }
@@ -117,12 +126,17 @@ async fn serve_chat(
     response
 }
 
-/// A streamed answer's summary, when it ends, the prices to cost it at and the budget to charge.
-type PendingStream = (
-    oneshot::Receiver<StreamSummary>,
-    Prices,
-    Option<Arc<control::Budget>>,
-);
+/// What is needed to account for a streamed answer when it ends.
+struct PendingStream {
+    /// Its summary, sent when it ends.
+    end: oneshot::Receiver<StreamSummary>,
+    /// The prices to cost it at.
+    prices: Prices,
+    /// The team budget to charge.
+    budget: Option<Arc<control::Budget>>,
+    /// What to charge for when no usage came.
+    estimated_input_tokens: u32,
+}
 
 async fn handle(
     app: &App,
@@ -172,12 +186,11 @@ async fn handle(
                         status.resets_in.as_secs_f64().ceil()
                     ),
                 );
-                let mut response = refused(error, wire, team, &version, log);
+                let mut response = refused(error, wire, team, &version, "budget", log);
                 response.headers_mut().insert(
                     header::RETRY_AFTER,
                     header_value(&status.resets_in.as_secs_f64().ceil().to_string()),
                 );
-                log.route_by = "budget";
                 return Ok(response);
             }
             OverBudget::Downgrade => (
@@ -236,9 +249,12 @@ async fn handle(
     if let (Some(budget), Some(cost)) = (&team.budget, log.cost_usd) {
         budget.record(SystemTime::now(), cost);
     }
-    *stream = served
-        .stream_end
-        .map(|end| (end, served.prices, team.budget.clone()));
+    *stream = served.stream_end.map(|end| PendingStream {
+        end,
+        prices: served.prices,
+        budget: team.budget.clone(),
+        estimated_input_tokens: request.estimated_input_tokens(),
+    });
 
     let mut response = Response::new(served.body);
     *response.status_mut() = served.status;
@@ -292,6 +308,7 @@ async fn route_by_policy(
             request_id: request_id.clone(),
             view: &view,
             catalog: &catalog,
+            team: Some(team.name.clone()),
             budget,
             live: Some(snapshot.clone()),
         })
@@ -303,7 +320,7 @@ async fn route_by_policy(
         Ok(Verdict::Route { targets, reason }) => Ok((targets, reason, "policy")),
         Ok(Verdict::Reject { status, message }) => {
             let error = ApiError::new(status, "invalid_request_error", "policy_rejected", message);
-            Err(refused(error, wire, team, version, log))
+            Err(refused(error, wire, team, version, "policy", log))
         }
         Err(failure) => {
             tracing::warn!(
@@ -323,7 +340,7 @@ async fn route_by_policy(
                         "policy_failed",
                         "the routing policy failed, so the request was not served; try again",
                     );
-                    Err(refused(error, wire, team, version, log))
+                    Err(refused(error, wire, team, version, "policy", log))
                 }
             }
         }
@@ -340,25 +357,19 @@ struct Call<'a> {
     request_id: &'a Arc<str>,
 }
 
-/// The answer to a request that is not served: `error`, with the team and policy headers.
+/// The answer to a request that is not served: `error`, with the team and policy headers and
+/// who refused it (`policy` or `budget`) in `x-switchyard-route`.
 fn refused(
     error: ApiError,
     wire: Wire,
     team: &Team,
     policy: &str,
+    by: &'static str,
     log: &mut RequestLog,
 ) -> Response {
-    log.route_by = "rejected";
+    log.route_by = if by == "policy" { "rejected" } else { by };
     let mut response = error.response_for(wire);
-    routing_headers(
-        response.headers_mut(),
-        team,
-        policy,
-        None,
-        None,
-        "policy",
-        None,
-    );
+    routing_headers(response.headers_mut(), team, policy, None, None, by, None);
     response
 }
 

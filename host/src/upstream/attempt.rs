@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use super::echo;
@@ -201,12 +202,25 @@ fn fails_over(status: StatusCode) -> bool {
         )
 }
 
+/// What one attempt sends.
+struct Outgoing {
+    /// The request in the provider's API (translated when the client spoke the other); `None`
+    /// for the in-process provider.
+    body: Option<Bytes>,
+    timeout: Duration,
+    /// Holds the attempt in flight: until the answer is read whole, or with a stream until it
+    /// ends.
+    watch: StreamWatch,
+}
+
 struct Answer {
     status: StatusCode,
     content_type: HeaderValue,
     body: Body,
     usage: Option<Usage>,
     stream_end: Option<oneshot::Receiver<StreamSummary>>,
+    /// A stream that tells the model's health how it ended.
+    watched: bool,
 }
 
 impl Upstreams {
@@ -283,15 +297,27 @@ impl Upstreams {
         ) else {
             return Err(AttemptError::Unrouted);
         };
+        // The body first: a request this provider cannot take is no attempt at the model.
+        let body = match &route.provider.endpoint {
+            Endpoint::Http(http) => Some(
+                req.body_for(http.wire, &route.upstream_model, target.max_output_tokens)
+                    .map_err(AttemptError::Untranslatable)?,
+            ),
+            Endpoint::Echo => None,
+        };
         let in_flight = health
             .admit(started)
             .map_err(|_| AttemptError::BreakerOpen)?;
         let timeout = target.timeout.unwrap_or(self.attempt_timeout).min(left);
-        let watch = StreamWatch::new(in_flight, *self.health.settings(), started);
-        let result = self
-            .attempt(route, target, req, request_id, timeout, watch)
-            .await;
+        let outgoing = Outgoing {
+            body,
+            timeout,
+            watch: StreamWatch::new(in_flight, *self.health.settings(), started),
+        };
+        let result = self.attempt(route, target, req, request_id, outgoing).await;
         let outcome = match &result {
+            // A watched stream's outcome is recorded when it ends.
+            Ok(answer) if answer.watched => None,
             Ok(_) => Some(Outcome::Answered {
                 latency: started.elapsed(),
             }),
@@ -333,29 +359,28 @@ impl Upstreams {
         (context, end)
     }
 
-    /// One exchange with `route`'s provider. The request goes in the provider's API (translated
-    /// when the client spoke the other), and the answer comes back in the client's. `watch`
-    /// holds the attempt in flight: until the answer is read whole, or with a stream until it
-    /// ends.
+    /// One exchange with `route`'s provider: the outgoing body goes out, and the answer comes
+    /// back in the client's API.
     async fn attempt(
         &self,
         route: &ModelRoute,
         target: &PlannedTarget,
         req: &ChatRequest,
         request_id: &Arc<str>,
-        timeout: Duration,
-        watch: StreamWatch,
+        outgoing: Outgoing,
     ) -> Result<Answer, AttemptError> {
-        let (http, url) = match (&route.provider.endpoint, &route.url) {
-            (Endpoint::Http(http), Some(url)) => (http, url),
+        let Outgoing {
+            body,
+            timeout,
+            mut watch,
+        } = outgoing;
+        let (http, url, body) = match (&route.provider.endpoint, &route.url, body) {
+            (Endpoint::Http(http), Some(url), Some(body)) => (http, url, body),
             _ => {
                 let context = self.stream_context(target, request_id, req, Wire::Openai, None);
                 return echo_answer(&route.upstream_model, req, context);
             }
         };
-        let body = req
-            .body_for(http.wire, &route.upstream_model, target.max_output_tokens)
-            .map_err(AttemptError::Untranslatable)?;
         let builder = http
             .client
             .post(url.clone())
@@ -387,6 +412,7 @@ impl Upstreams {
                 .cloned()
                 .unwrap_or(HeaderValue::from_static("application/json"));
             let (body, usage, stream_end) = if req.stream && status.is_success() {
+                watch.head(Instant::now());
                 let (context, end) =
                     self.stream_context(target, request_id, req, http.wire, Some(watch));
                 if translated {
@@ -423,6 +449,7 @@ impl Upstreams {
                 content_type,
                 body,
                 usage,
+                watched: stream_end.is_some(),
                 stream_end,
             })
         };
@@ -457,6 +484,7 @@ fn echo_answer(
             body: Body::from_stream(stream::guarded(events, context)),
             usage: None,
             stream_end: Some(end),
+            watched: false,
         }
     } else {
         let completion = echo::completion(model, req, &context.request_id);
@@ -469,6 +497,7 @@ fn echo_answer(
             usage,
             body: Body::from(completion),
             stream_end: None,
+            watched: false,
         }
     })
 }

@@ -1,4 +1,5 @@
-//! The built-in `echo` provider: OpenAI-format answers made in-process, no network, no key.
+//! The built-in `echo` provider: OpenAI-format answers made in-process, no network, no key (an
+//! Anthropic client gets them translated, like any OpenAI-format provider's).
 //!
 //! It lets the default config work offline and lets policy authors see routing decisions: the
 //! answer names the model it stands for and what it received (message count, estimated tokens),

@@ -87,17 +87,26 @@ pub struct ModelHealth {
     state: Mutex<State>,
 }
 
-/// An admitted attempt; counts as in flight until dropped.
+/// An admitted attempt; counts as in flight until dropped. A probe (the one attempt a half-open
+/// breaker lets through) that is dropped without an outcome recorded, because the request was
+/// not sent after all or its client went away, lets the next attempt probe instead.
 #[derive(Debug)]
-pub struct InFlight(Arc<ModelHealth>);
+pub struct InFlight {
+    model: Arc<ModelHealth>,
+    probe: bool,
+}
 
-/// A streamed answer's hold on its model's health: in flight until dropped, told the time to the
-/// stream's first event and whether the stream failed after its head.
+/// A streamed answer's hold on its model's health: in flight until dropped; its outcome is
+/// recorded when the stream ends, so a stream that stalls or breaks after its head counts as one
+/// failure (and a probe is judged by the whole stream), and the time to its first token is
+/// sampled.
 #[derive(Debug)]
 pub struct StreamWatch {
     in_flight: InFlight,
     settings: HealthSettings,
     started: Instant,
+    /// Time from the attempt's start to the answer's head.
+    head: Option<Duration>,
 }
 
 impl StreamWatch {
@@ -107,21 +116,35 @@ impl StreamWatch {
             in_flight,
             settings,
             started,
+            head: None,
         }
     }
 
-    /// The stream's first event arrived at `now`.
-    pub fn first_event(&self, now: Instant) {
+    /// The answer's head arrived at `now`.
+    pub fn head(&mut self, now: Instant) {
+        self.head = Some(now.duration_since(self.started));
+    }
+
+    /// The stream's first token (text or tool-call content) arrived at `now`.
+    pub fn first_token(&self, now: Instant) {
         let sample = now.duration_since(self.started).as_secs_f64() * 1000.0;
-        let mut state = self.in_flight.0.state();
+        let mut state = self.in_flight.model.state();
         state.first_token_ms = Some(ewma(state.first_token_ms, sample));
     }
 
-    /// The stream stalled, broke or ended unfinished: a failure of the model.
-    pub fn failed(&self, now: Instant) {
-        self.in_flight
-            .0
-            .record(now, Outcome::Failed { retry_after: None }, &self.settings);
+    /// The stream ended at `now`, whole (`complete`) or not (stalled, broken, unfinished, or an
+    /// error event from the upstream).
+    pub fn ended(&self, now: Instant, complete: bool) {
+        let outcome = if complete {
+            Outcome::Answered {
+                latency: self
+                    .head
+                    .unwrap_or_else(|| now.duration_since(self.started)),
+            }
+        } else {
+            Outcome::Failed { retry_after: None }
+        };
+        self.in_flight.model.record(now, outcome, &self.settings);
     }
 }
 
@@ -134,7 +157,13 @@ fn ewma(old: Option<f64>, sample: f64) -> f64 {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.model.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if self.probe {
+            let mut state = self.model.state();
+            if state.breaker == (Breaker::HalfOpen { probing: true }) {
+                state.breaker = Breaker::HalfOpen { probing: false };
+            }
+        }
     }
 }
 
@@ -161,16 +190,20 @@ impl ModelHealth {
     /// already out); `Err` says until when it stays closed to attempts.
     pub fn admit(self: &Arc<Self>, now: Instant) -> Result<InFlight, Option<Instant>> {
         let mut state = self.state();
-        match state.breaker {
-            Breaker::Closed { .. } => {}
+        let probe = match state.breaker {
+            Breaker::Closed { .. } => false,
             Breaker::Open { until } if now < until => return Err(Some(until)),
             Breaker::Open { .. } | Breaker::HalfOpen { probing: false } => {
                 state.breaker = Breaker::HalfOpen { probing: true };
+                true
             }
             Breaker::HalfOpen { probing: true } => return Err(None),
-        }
+        };
         self.in_flight.fetch_add(1, Ordering::Relaxed);
-        Ok(InFlight(self.clone()))
+        Ok(InFlight {
+            model: self.clone(),
+            probe,
+        })
     }
 
     /// Learn from one attempt.
@@ -346,6 +379,50 @@ mod tests {
         assert!(view.healthy);
         assert_eq!(view.in_flight, 0);
         assert!(model.admit(again).is_ok(), "closed again");
+    }
+
+    #[test]
+    fn a_probe_dropped_without_an_outcome_lets_the_next_one_probe() {
+        let model = Arc::new(ModelHealth::new());
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            model.record(t0, FAILED, &SETTINGS);
+        }
+        let later = t0 + SETTINGS.cooldown;
+        let probe = model.admit(later).unwrap();
+        assert_eq!(model.admit(later).unwrap_err(), None);
+        drop(probe);
+        assert!(model.admit(later).is_ok(), "another probe may go");
+    }
+
+    #[test]
+    fn a_stream_counts_once_when_it_ends() {
+        let model = Arc::new(ModelHealth::new());
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            let mut watch = StreamWatch::new(model.admit(t0).unwrap(), SETTINGS, t0);
+            watch.head(t0 + Duration::from_millis(10));
+            assert_eq!(model.view(t0).in_flight, 1, "in flight until it ends");
+            watch.ended(t0 + Duration::from_millis(50), false);
+        }
+        assert!(
+            !model.view(t0).healthy,
+            "three streams that broke after their head open the breaker"
+        );
+
+        let later = t0 + Duration::from_millis(50) + SETTINGS.cooldown;
+        let mut watch = StreamWatch::new(model.admit(later).unwrap(), SETTINGS, later);
+        watch.head(later + Duration::from_millis(10));
+        watch.first_token(later + Duration::from_millis(30));
+        watch.ended(later + Duration::from_millis(90), true);
+        drop(watch);
+        let view = model.view(later);
+        assert!(view.healthy && view.in_flight == 0);
+        assert!(
+            (view.latency_ms - 10.0).abs() < 0.01,
+            "latency is to the head"
+        );
+        assert_eq!(model.first_token_ms(), Some(30.0));
     }
 
     #[test]

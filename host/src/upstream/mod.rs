@@ -1,7 +1,8 @@
 //! Upstream providers: turning a validated route into one answer for the client.
 //!
-//! [`Upstreams`] is built from each config (providers, the model-to-provider map, one pooled
-//! HTTP client) and then only read, but for the live health it learns from attempts (`health`),
+//! [`Upstreams`] is built from each config (providers with their wire format, each model's URL,
+//! the pooled HTTP clients: one shared, and one per provider that speaks HTTP/2 without TLS) and
+//! then only read, but for the live health it learns from attempts (`health`),
 //! which outlives config reloads. [`Upstreams::serve`] walks a route's targets in order
 //! (`attempt`) within the request's deadline: a target whose circuit breaker is open is skipped;
 //! one that fails in a way that may pass is tried again while the retry budget (`retry`) allows;

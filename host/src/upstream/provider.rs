@@ -31,7 +31,7 @@ pub enum SetupError {
 pub enum Endpoint {
     /// An HTTP API.
     Http(Box<HttpEndpoint>),
-    /// Answered in-process, in OpenAI's format.
+    /// Answered in-process, in OpenAI's format (translated for Anthropic clients).
     Echo,
 }
 

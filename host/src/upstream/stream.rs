@@ -118,6 +118,8 @@ struct State<E> {
     /// Bytes of the event being received.
     pending: BytesMut,
     usage: Option<Usage>,
+    /// An event with content (text or a tool call) has arrived.
+    saw_token: bool,
     finished: bool,
 }
 
@@ -149,6 +151,7 @@ pub fn guarded<E: Display + Send + 'static>(
         first_byte: None,
         pending: BytesMut::new(),
         usage: None,
+        saw_token: false,
         finished: false,
     };
     futures_util::stream::unfold(state, |mut state| async move {
@@ -167,12 +170,8 @@ impl<E: Display> State<E> {
             let next = tokio::time::timeout(self.idle, self.upstream.next()).await;
             let (end, message) = match next {
                 Ok(Some(Ok(chunk))) => {
-                    if self.first_byte.is_none() {
-                        self.first_byte = Some(self.started.elapsed());
-                        if let Some(watch) = &self.watch {
-                            watch.first_event(Instant::now());
-                        }
-                    }
+                    self.first_byte
+                        .get_or_insert_with(|| self.started.elapsed());
                     self.pending.extend_from_slice(&chunk);
                     let events = self.complete_events();
                     if events.is_empty() {
@@ -223,6 +222,12 @@ impl<E: Display> State<E> {
         let mut out = BytesMut::new();
         while let Some(end) = event_end(&self.pending) {
             let event = self.pending.split_to(end);
+            if !self.saw_token && carries_token(self.upstream_wire, data_of(&event)) {
+                self.saw_token = true;
+                if let Some(watch) = &self.watch {
+                    watch.first_token(Instant::now());
+                }
+            }
             let keep = match self.upstream_wire {
                 Wire::Openai => self.inspect_openai(&event),
                 Wire::Anthropic => {
@@ -298,15 +303,20 @@ impl<E: Display> State<E> {
         !(usage_only && self.usage_event == UsageEvent::Take)
     }
 
-    /// End the stream: its last incomplete bytes, an error event if `fault` says why, and the
-    /// summary.
+    /// End the stream: an error event if `fault` says why, the model's health told how it
+    /// ended, and the summary. The bytes of an event left incomplete by a fault are dropped: half
+    /// an event (of the upstream's API, when translating) would only garble the error event.
     fn finish(&mut self, end: StreamEnd, fault: Option<String>) -> Bytes {
         self.finished = true;
-        let mut out = std::mem::take(&mut self.pending);
-        if let (Some(watch), Some(_)) = (&self.watch, &fault) {
-            watch.failed(Instant::now());
+        let mut out = BytesMut::new();
+        if let Some(watch) = &self.watch {
+            watch.ended(Instant::now(), end == StreamEnd::Done);
         }
         if let Some(message) = fault {
+            let message = match self.pending.len() {
+                0 => message,
+                n => format!("{message}; {n} bytes of an incomplete event were dropped"),
+            };
             let code = match end {
                 StreamEnd::Stalled => "upstream_stream_stalled",
                 StreamEnd::Cut => "upstream_stream_cut",
@@ -354,6 +364,21 @@ impl<E> Drop for State<E> {
     }
 }
 
+/// Whether an event's data carries generated content: a non-empty text or a tool call (OpenAI),
+/// a content block delta (Anthropic). The first one marks the time to first token.
+fn carries_token(wire: Wire, data: &[u8]) -> bool {
+    match wire {
+        Wire::Openai => {
+            let text = |at: usize| {
+                let rest = data[at + b"\"content\":".len()..].trim_ascii_start();
+                rest.len() > 1 && rest[0] == b'"' && rest[1] != b'"'
+            };
+            contains(data, b"\"tool_calls\"") || find(data, b"\"content\":").is_some_and(text)
+        }
+        Wire::Anthropic => contains(data, b"\"content_block_delta\""),
+    }
+}
+
 /// The end of the first complete event in `buf` (after its blank line), if there is one.
 fn event_end(buf: &[u8]) -> Option<usize> {
     let lf = buf.windows(2).position(|w| w == b"\n\n").map(|at| at + 2);
@@ -376,7 +401,11 @@ fn data_of(event: &[u8]) -> &[u8] {
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
+    find(haystack, needle).is_some()
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 #[cfg(test)]
@@ -499,6 +528,68 @@ mod tests {
             data,
             serde_json::json!({"type": "error", "error": {"type": "api_error",
                 "message": "the upstream ended the stream before it was complete"}})
+        );
+    }
+
+    #[test]
+    fn the_first_token_is_the_first_event_with_content() {
+        for (wire, data, token) in [
+            (
+                Wire::Openai,
+                &br#"{"choices":[{"delta":{"role":"assistant","content":""}}]}"#[..],
+                false,
+            ),
+            (
+                Wire::Openai,
+                br#"{"choices":[],"prompt_filter_results":[]}"#,
+                false,
+            ),
+            (
+                Wire::Openai,
+                br#"{"choices":[{"delta":{"content": "Hi"}}]}"#,
+                true,
+            ),
+            (
+                Wire::Openai,
+                br#"{"choices":[{"delta":{"tool_calls":[{"index":0}]}}]}"#,
+                true,
+            ),
+            (
+                Wire::Anthropic,
+                br#"{"type":"message_start","message":{}}"#,
+                false,
+            ),
+            (
+                Wire::Anthropic,
+                br#"{"type":"content_block_delta","index":0}"#,
+                true,
+            ),
+        ] {
+            assert_eq!(
+                carries_token(wire, data),
+                token,
+                "{}",
+                String::from_utf8_lossy(data)
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_fault_drops_the_incomplete_event_before_the_error_event() {
+        let (text, summary) = run(
+            vec![b"data: {\"a\":1}\n\n", b"data: {\"cho"],
+            true,
+            UsageEvent::Take,
+        )
+        .await;
+        assert_eq!(summary.end, StreamEnd::Stalled);
+        let events: Vec<&str> = text.split_terminator("\n\n").collect();
+        assert_eq!(events.len(), 2, "{text}");
+        assert_eq!(events[0], "data: {\"a\":1}");
+        assert!(events[1].starts_with("data: {\"error\":"), "{text}");
+        assert!(
+            events[1].contains("11 bytes of an incomplete event were dropped"),
+            "{text}"
         );
     }
 

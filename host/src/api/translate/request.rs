@@ -2,9 +2,13 @@
 //! Anthropic Messages body and back, for the model the route chose.
 //!
 //! Each function reads the client's whole body as JSON and builds the upstream's body field by
-//! field. A field that has no counterpart is dropped only when dropping it changes nothing (a
-//! default value, a storage hint); anything else is refused with a 400 whose `param` is the
-//! field's path in the client's own format. Pure functions over bytes; no I/O.
+//! field. A field that has no counterpart is dropped only when dropping it leaves the answer's
+//! content as asked: a default value, a storage or billing hint (`store`, `metadata`,
+//! `service_tier`), OpenAI's `seed` (a best-effort determinism hint, which Anthropic does not
+//! offer) and a message's participant `name`. A tool result marked `is_error` keeps that fact
+//! as a leading `Error: ` in the OpenAI tool message's text. Anything else is refused with a 400
+//! whose `param` is the field's path in the client's own format. Pure functions over bytes; no
+//! I/O.
 
 use serde_json::{Map, Value, json};
 
@@ -13,6 +17,10 @@ use crate::api::ApiError;
 
 /// The output cap sent to an Anthropic model, which requires one, when the client set none.
 pub const DEFAULT_MAX_TOKENS: u32 = 4096;
+
+/// What starts the text of an Anthropic tool result marked `is_error` when it becomes an OpenAI
+/// tool message, which has no such flag.
+const TOOL_ERROR: &str = "Error: ";
 
 const TO_ANTHROPIC: &str = "cannot be translated for an Anthropic model";
 const TO_OPENAI: &str = "cannot be translated for an OpenAI model";
@@ -698,7 +706,11 @@ fn user_blocks(
             }
             "tool_result" => {
                 let id = required_string(block, "tool_use_id", &param)?;
-                let content = tool_result_text(block, &param)?;
+                let mut content = tool_result_text(block, &param)?;
+                // OpenAI's tool messages have no error flag: the model is told in the text.
+                if block.get("is_error").and_then(Value::as_bool) == Some(true) {
+                    content = format!("{TOOL_ERROR}{content}");
+                }
                 out.push(json!({"role": "tool", "tool_call_id": id, "content": content}));
             }
             other => {
@@ -1153,7 +1165,7 @@ mod tests {
                     {"role": "tool", "tool_call_id": "toolu_1", "content": "rain\ncold"},
                     {"role": "user", "content": "Thanks"},
                     {"role": "assistant", "content": "You're welcome."},
-                    {"role": "tool", "tool_call_id": "toolu_2", "content": "late"}
+                    {"role": "tool", "tool_call_id": "toolu_2", "content": "Error: late"}
                 ]
             })
         );

@@ -89,10 +89,21 @@ struct ToAnthropic {
     stop_reason: Option<&'static str>,
     input_tokens: u64,
     output_tokens: u64,
+    /// The id of the tool call being written.
+    tool_id: Option<String>,
 }
 
 impl ToAnthropic {
     fn chunk(&mut self, chunk: &Value, out: &mut String) {
+        let has_choice = chunk
+            .get("choices")
+            .and_then(Value::as_array)
+            .is_some_and(|c| !c.is_empty());
+        if !has_choice && !chunk.get("usage").is_some_and(Value::is_object) {
+            // Nothing to say, such as Azure's first chunk (content-filter results, with an
+            // empty id and model): the message starts with the next one.
+            return;
+        }
         self.start(chunk, out);
         let choice = chunk
             .get("choices")
@@ -150,7 +161,11 @@ impl ToAnthropic {
         let id = call.get("id").and_then(Value::as_str);
         let function = call.get("function").unwrap_or(&Value::Null);
         let open = self.open.map(|(block, _)| block);
-        if id.is_some() || open != Some(Block::Tool(index)) {
+        // A new call has a new index, or a new id at the same index; some servers repeat the
+        // id on every piece of one call.
+        let new_id = id.is_some_and(|id| self.tool_id.as_deref() != Some(id));
+        if new_id || open != Some(Block::Tool(index)) {
+            self.tool_id = id.map(str::to_string);
             let name = function
                 .get("name")
                 .and_then(Value::as_str)
@@ -781,6 +796,34 @@ mod tests {
         .map(|(kind, index)| (json!(kind), index));
         assert_eq!(summary, expected);
         assert!(translator.complete());
+    }
+
+    #[test]
+    fn a_repeated_id_stays_one_call_and_an_empty_first_chunk_is_skipped() {
+        let mut translator = StreamTranslator::new(Wire::Openai, Wire::Anthropic, false, 0);
+        let chunks = [
+            &br#"data: {"id":"","model":"","choices":[],"prompt_filter_results":[]}"#[..],
+            br#"data: {"id":"c","model":"g","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"a","function":{"name":"f","arguments":"{\"x\""}}]}}]}"#,
+            br#"data: {"id":"c","model":"g","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"a","function":{"arguments":":1}"}}]}}]}"#,
+            b"data: [DONE]",
+        ];
+        let out: Vec<u8> = chunks.iter().flat_map(|c| translator.event(c)).collect();
+        let events = events(&out);
+        assert_eq!(
+            events[0].1["message"]["id"], "c",
+            "started by the first real chunk"
+        );
+        assert_eq!(events[0].1["message"]["model"], "g");
+        let starts = events
+            .iter()
+            .filter(|(_, d)| d["type"] == "content_block_start")
+            .count();
+        assert_eq!(starts, 1, "one tool_use block");
+        let pieces: Vec<&str> = events
+            .iter()
+            .filter_map(|(_, d)| d["delta"]["partial_json"].as_str())
+            .collect();
+        assert_eq!(pieces, ["{\"x\"", ":1}"]);
     }
 
     #[test]
