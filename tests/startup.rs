@@ -143,3 +143,61 @@ fn a_missing_config_file_is_named() {
     );
     assert!(!stderr.contains("panicked"));
 }
+
+/// The packaging files agree with the repository: what the Dockerfile copies from the build
+/// context exists, the container config is valid and names the files where the image puts
+/// them, and the systemd unit starts the binary where the image and the docs install it.
+#[test]
+fn the_packaging_files_name_paths_that_exist() {
+    let root = workspace_root();
+    let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).unwrap();
+    let copied: Vec<&str> = dockerfile
+        .lines()
+        .filter_map(|l| l.strip_prefix("COPY "))
+        .filter(|l| !l.starts_with("--from"))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|source| *source != ".")
+        .collect();
+    assert!(!copied.is_empty());
+    for source in copied {
+        assert!(root.join(source).exists(), "the Dockerfile copies {source}");
+    }
+    for built in [
+        "target/wasm32-wasip2/wasm/cost_router.wasm",
+        "plugins/cost-router/cases.jsonl",
+    ] {
+        assert!(
+            dockerfile.contains(built),
+            "the image is built with {built}"
+        );
+    }
+    assert!(root.join("plugins/cost-router/cases.jsonl").is_file());
+
+    let container = root.join("deploy/container.toml");
+    let config = Config::parse(&std::fs::read_to_string(&container).unwrap(), &container)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let policy = &config.policies[0];
+    for (path, placed) in [
+        (
+            policy.path.to_str().unwrap(),
+            "/opt/switchyard/policies/cost_router.wasm",
+        ),
+        (
+            policy.cases.as_deref().and_then(|c| c.to_str()).unwrap(),
+            "/opt/switchyard/policies/cost_router.cases.jsonl",
+        ),
+    ] {
+        assert_eq!(path, placed);
+        assert!(dockerfile.contains(&format!(
+            "/out/policies/{}",
+            placed.rsplit('/').next().unwrap()
+        )));
+    }
+    assert!(dockerfile.contains("COPY deploy/container.toml /etc/switchyard/switchyard.toml"));
+    assert!(dockerfile.contains("/usr/local/bin/switchyard"));
+
+    let unit = std::fs::read_to_string(root.join("deploy/switchyard.service")).unwrap();
+    assert!(unit.contains(
+        "ExecStart=/usr/local/bin/switchyard serve --config /etc/switchyard/switchyard.toml"
+    ));
+}

@@ -3,13 +3,17 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
+use axum_server::Handle;
+use axum_server::tls_rustls::RustlsConfig;
 use clap::{Parser, Subcommand};
+use metrics_exporter_prometheus::PrometheusHandle;
 use switchyard::admin::{self, AdminToken, MIN_TOKEN_LEN};
 use switchyard::config::{Env, ProcessEnv};
 use switchyard::control::{App, ConfigSource, watch};
-use switchyard::server;
+use switchyard::server::{self, Gate, Listening};
 use switchyard::telemetry::{self, LogFormat};
 use tokio::sync::watch as signal_watch;
 
@@ -23,13 +27,18 @@ struct Cli {
     /// Log line format on stderr.
     #[arg(long, global = true, value_enum, default_value = "text")]
     log_format: LogFormat,
+    /// Export traces (a span per request, its policy decision and each upstream attempt) by
+    /// OTLP over HTTP to this collector, e.g. `http://127.0.0.1:4318`. Off by default.
+    #[arg(long, global = true, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the proxy. SIGHUP re-reads the config; SIGINT or SIGTERM stops it.
+    /// Run the proxy. SIGHUP re-reads the config (and the TLS files); SIGINT or SIGTERM stops
+    /// it, letting in-flight requests finish for up to `server.drain_timeout_ms`.
     Serve {
         /// The TOML config file.
         #[arg(long, short, env = "SWITCHYARD_CONFIG")]
@@ -45,8 +54,9 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    telemetry::init(cli.log_format);
-    match cli.command {
+    let export = telemetry::init(cli.log_format, cli.otlp_endpoint.as_deref())
+        .map_err(anyhow::Error::msg)?;
+    let result = match cli.command {
         Command::Serve {
             config,
             listen,
@@ -58,84 +68,144 @@ fn main() -> anyhow::Result<()> {
             },
             admin_listen,
         ),
+    };
+    if let Some(export) = export {
+        export.shutdown();
     }
+    result
 }
 
 fn serve(source: ConfigSource, admin_listen: Option<SocketAddr>) -> anyhow::Result<()> {
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets(telemetry::metrics::BUCKETS)
+        .context("cannot set the histogram buckets")?
         .install_recorder()
         .context("cannot install the metrics recorder")?;
+    telemetry::metrics::describe();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .event_interval(8)
         .build()
         .context("cannot start the async runtime")?;
+    runtime.block_on(run(source, admin_listen, metrics))
+}
+
+/// Bind and serve at once (not ready), load the policies, open the gate, then run until SIGINT
+/// or SIGTERM and drain.
+async fn run(
+    source: ConfigSource,
+    admin_listen: Option<SocketAddr>,
+    metrics: PrometheusHandle,
+) -> anyhow::Result<()> {
     let config_path = source.path.clone();
-    runtime.block_on(async move {
-        let app = App::start(source, Arc::new(ProcessEnv))
-            .await
-            .with_context(|| format!("cannot start with config {}", config_path.display()))?;
-        let app = Arc::new(app);
-        let snapshot = app.snapshot();
-        let (stop_tx, stop) = signal_watch::channel(false);
-        let stopped = move || {
-            let mut stop = stop.clone();
-            async move {
-                let _ = stop.wait_for(|s| *s).await;
-            }
-        };
-
-        let admin = match &snapshot.config.admin {
-            Some(config) => {
-                let token = admin_token(&ProcessEnv, &config.token_env)?;
-                let addr = admin_listen.unwrap_or(config.listen);
-                let listener = tokio::net::TcpListener::bind(addr)
-                    .await
-                    .with_context(|| format!("cannot listen for the admin API on {addr}"))?;
-                let addr = listener.local_addr().context("admin listener has no address")?;
-                if !addr.ip().is_loopback() {
-                    tracing::warn!("the admin API listens on {addr}, beyond loopback: keep that network private");
-                }
-                tracing::info!("admin API listening on http://{addr}");
-                let router = admin::router(app.clone(), token, Some(metrics));
-                Some(tokio::spawn(admin::serve(listener, router, stopped())))
-            }
-            None => None,
-        };
-
-        let listener = tokio::net::TcpListener::bind(snapshot.config.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", snapshot.config.listen))?;
-        let addr = listener.local_addr().context("listener has no address")?;
-        watch::spawn(app.clone()).context("cannot watch the policy files")?;
-        tokio::spawn(reload_on_sighup(app.clone()));
-        let policies: Vec<String> = snapshot
-            .policies
-            .values()
-            .map(|slot| slot.live().version().to_string())
-            .collect();
-        tracing::info!(
-            policies = %policies.join(","),
-            teams = snapshot.teams.len(),
-            models = snapshot.config.models.len(),
-            "switchyard listening on http://{addr}"
-        );
-        drop(snapshot);
-        tokio::spawn(async move {
-            shutdown_signal().await;
-            let _ = stop_tx.send(true);
-        });
-        server::serve(listener, app, stopped())
-            .await
-            .context("server failed")?;
-        if let Some(admin) = admin {
-            admin
+    let config = source
+        .load()
+        .with_context(|| format!("cannot start with config {}", config_path.display()))?;
+    let listener = std::net::TcpListener::bind(config.listen)
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr().context("listener has no address")?;
+    let tls = match &config.server.tls {
+        Some(files) => Some(
+            RustlsConfig::from_pem_file(&files.cert_path, &files.key_path)
                 .await
-                .context("admin task failed")?
-                .context("admin server failed")?;
+                .with_context(|| {
+                    format!(
+                        "cannot load the TLS certificate {} and key {}",
+                        files.cert_path.display(),
+                        files.key_path.display()
+                    )
+                })?,
+        ),
+        None => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let gate = Gate::new(config.server.metrics.then(|| metrics.clone()));
+    let handle = Handle::new();
+    let server = tokio::spawn(server::serve(
+        listener,
+        server::router(gate.clone(), config.max_body_bytes),
+        Listening {
+            tls: tls.clone(),
+            max_header_bytes: config.server.max_header_bytes,
+            handle: handle.clone(),
+        },
+    ));
+    tracing::info!(
+        "accepting connections on {scheme}://{addr}; not ready until the policies are loaded"
+    );
+
+    let app = match App::start(source, Arc::new(ProcessEnv)).await {
+        Ok(app) => Arc::new(app),
+        Err(e) => {
+            handle.shutdown();
+            return Err(e)
+                .with_context(|| format!("cannot start with config {}", config_path.display()));
         }
-        Ok(())
-    })
+    };
+    gate.open(app.clone());
+    let snapshot = app.snapshot();
+    let (stop_tx, stop) = signal_watch::channel(false);
+    let admin = match &snapshot.config.admin {
+        Some(config) => {
+            let token = admin_token(&ProcessEnv, &config.token_env)?;
+            let addr = admin_listen.unwrap_or(config.listen);
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen for the admin API on {addr}"))?;
+            let addr = listener
+                .local_addr()
+                .context("admin listener has no address")?;
+            if !addr.ip().is_loopback() {
+                tracing::warn!(
+                    "the admin API listens on {addr}, beyond loopback: keep that network private"
+                );
+            }
+            tracing::info!("admin API listening on http://{addr}");
+            let router = admin::router(app.clone(), token, Some(metrics));
+            let mut stop = stop.clone();
+            let stopped = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            Some(tokio::spawn(admin::serve(listener, router, stopped)))
+        }
+        None => None,
+    };
+    watch::spawn(app.clone()).context("cannot watch the policy files")?;
+    tokio::spawn(reload_on_sighup(app.clone(), tls));
+    let policies: Vec<String> = snapshot
+        .policies
+        .values()
+        .map(|slot| slot.live().version().to_string())
+        .collect();
+    tracing::info!(
+        policies = %policies.join(","),
+        teams = snapshot.teams.len(),
+        models = snapshot.config.models.len(),
+        "switchyard listening on {scheme}://{addr}"
+    );
+    drop(snapshot);
+
+    shutdown_signal().await;
+    let drain = Duration::from_millis(app.snapshot().config.server.drain_timeout_ms);
+    tracing::info!(
+        "shutting down: refusing new connections, letting in-flight requests finish for up to {} ms",
+        drain.as_millis()
+    );
+    gate.drain();
+    handle.graceful_shutdown(Some(drain));
+    let _ = stop_tx.send(true);
+    server
+        .await
+        .context("server task failed")?
+        .context("server failed")?;
+    if let Some(admin) = admin {
+        admin
+            .await
+            .context("admin task failed")?
+            .context("admin server failed")?;
+    }
+    tracing::info!("stopped");
+    Ok(())
 }
 
 /// The admin token from the environment variable `var`.
@@ -148,8 +218,8 @@ fn admin_token(env: &dyn Env, var: &str) -> anyhow::Result<AdminToken> {
     })
 }
 
-/// Re-read the config on every SIGHUP.
-async fn reload_on_sighup(app: Arc<App>) {
+/// Re-read the config, and the TLS certificate and key when TLS is on, on every SIGHUP.
+async fn reload_on_sighup(app: Arc<App>, tls: Option<RustlsConfig>) {
     let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
     else {
         tracing::warn!("cannot listen for SIGHUP; reload through the admin API instead");
@@ -158,6 +228,23 @@ async fn reload_on_sighup(app: Arc<App>) {
     while hangup.recv().await.is_some() {
         // The outcome is logged and counted by the reload itself.
         let _ = app.reload_config("signal").await;
+        let (Some(tls), Some(files)) = (&tls, app.snapshot().config.server.tls.clone()) else {
+            continue;
+        };
+        match tls
+            .reload_from_pem_file(&files.cert_path, &files.key_path)
+            .await
+        {
+            Ok(()) => tracing::info!(
+                "TLS certificate reloaded from {}",
+                files.cert_path.display()
+            ),
+            Err(e) => tracing::warn!(
+                "TLS certificate not reloaded, the old one stays: {} and {}: {e}",
+                files.cert_path.display(),
+                files.key_path.display()
+            ),
+        }
     }
 }
 
@@ -170,5 +257,4 @@ async fn shutdown_signal() {
         _ = interrupt => {}
         _ = term.recv() => {}
     }
-    tracing::info!("shutting down: finishing in-flight requests");
 }

@@ -179,6 +179,15 @@ impl ConfigBuilder {
 /// The request headers the scripted test policy reads.
 pub const TEST_HEADERS: &str = r#"headers = ["x-test-route", "x-test-reject", "x-test-error", "x-test-read", "x-test-dump", "x-test-spin", "x-test-panic", "x-test-timeout-ms", "x-test-budget", "x-test-first-token"]"#;
 
+/// How far start-up has come, as the proxy's log says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// It accepts connections; its policies may still be loading.
+    Accepting,
+    /// It is ready to serve.
+    Ready,
+}
+
 /// A running proxy; killed when dropped.
 pub struct Proxy {
     /// `http://127.0.0.1:PORT`
@@ -242,7 +251,24 @@ impl Proxy {
         Self::spawn(command(&path, env), dir)
     }
 
-    fn spawn(mut cmd: Command, dir: tempfile::TempDir) -> Result<Proxy, Exit> {
+    /// Start the proxy and return as soon as it accepts connections, before its policies are
+    /// loaded (`base` is then known, `admin` is not).
+    pub fn start_accepting(config: &str, env: &[(&str, &str)]) -> Proxy {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("switchyard.toml");
+        std::fs::write(&path, config).expect("write config");
+        started(Self::spawn_until(
+            command(&path, env),
+            dir,
+            Stage::Accepting,
+        ))
+    }
+
+    fn spawn(cmd: Command, dir: tempfile::TempDir) -> Result<Proxy, Exit> {
+        Self::spawn_until(cmd, dir, Stage::Ready)
+    }
+
+    fn spawn_until(mut cmd: Command, dir: tempfile::TempDir, until: Stage) -> Result<Proxy, Exit> {
         let mut child = cmd.spawn().expect("spawn switchyard");
         let stderr = child.stderr.take().expect("stderr piped");
         let logs = Arc::new(Mutex::new(Vec::new()));
@@ -252,18 +278,30 @@ impl Proxy {
             let mut admin = None;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 let url = |marker: &str| {
-                    let at = line.find(marker)? + marker.len() - "http://".len();
-                    line[at..].split_whitespace().next().map(str::to_string)
+                    let at = line.find(marker)? + marker.len();
+                    let url = line[at..].split_whitespace().next()?;
+                    Some(url.trim_end_matches(';').to_string())
                 };
-                if let Some(url) = url("admin API listening on http://") {
+                if let Some(url) = url("admin API listening on ") {
                     admin = Some(url);
-                } else if let Some(url) = url("switchyard listening on http://") {
-                    let _ = tx.send((url, admin.clone()));
+                } else if let Some(url) = url("accepting connections on ") {
+                    let _ = tx.send((Stage::Accepting, url, None));
+                } else if let Some(url) = url("switchyard listening on ") {
+                    let _ = tx.send((Stage::Ready, url, admin.clone()));
                 }
                 sink.lock().unwrap().push(line);
             }
         });
-        match rx.recv_timeout(START_TIMEOUT) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        let reached = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok((stage, base, admin)) if stage == until => break Some((base, admin)),
+                Ok(_) => {}
+                Err(_) => break None,
+            }
+        };
+        match reached.ok_or(()) {
             Ok((base, admin)) => Ok(Proxy {
                 base,
                 admin,
@@ -364,6 +402,30 @@ impl Proxy {
             .status()
             .expect("kill -HUP");
         assert!(status.success());
+    }
+
+    /// Send SIGTERM: the proxy drains and exits.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(status.success());
+    }
+
+    /// The proxy's exit code once it has exited, waiting up to `timeout`; `None` if it is still
+    /// running then (or was killed by a signal).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status.code();
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// How many log lines contain every one of `needles`, now.

@@ -10,6 +10,7 @@
 
 mod env;
 mod policy;
+mod server;
 mod team;
 mod upstream;
 
@@ -20,8 +21,10 @@ use serde::Deserialize;
 
 pub use env::{Env, ProcessEnv};
 pub use policy::{EngineConfig, PolicyConfig, RandomSource};
+pub use server::{ServerConfig, TlsConfig};
 pub use team::{
-    AuthConfig, BudgetConfig, FailureMode, OverBudget, TeamConfig, parse_digest, sha256,
+    AuthConfig, BudgetConfig, FailureMode, OverBudget, RateLimitConfig, TeamConfig, parse_digest,
+    sha256,
 };
 pub use upstream::{ModelConfig, ProviderConfig, ProviderKind, UpstreamConfig};
 
@@ -77,6 +80,9 @@ pub struct Config {
     /// Largest request body accepted, in bytes; larger bodies get 413. Restart to change.
     #[serde(default = "defaults::max_body_bytes")]
     pub max_body_bytes: usize,
+    /// The client-facing listener: TLS, head size, metrics, draining.
+    #[serde(default)]
+    pub server: ServerConfig,
     /// Folder for compiled policies, so a restart does not recompile them. Default:
     /// `$XDG_CACHE_HOME/switchyard`, else `$HOME/.cache/switchyard`; with neither set, policies are
     /// compiled at every start. Restart to change.
@@ -189,6 +195,12 @@ mod defaults {
     pub fn health_window() -> u32 {
         50
     }
+    pub fn max_header_bytes() -> usize {
+        64 * 1024
+    }
+    pub fn drain_timeout_ms() -> u64 {
+        30_000
+    }
 }
 
 impl Config {
@@ -227,6 +239,10 @@ impl Config {
     fn resolve_paths(&mut self, dir: &Path) -> Result<(), Invalid> {
         if let Some(cache) = &mut self.cache_dir {
             *cache = dir.join(&*cache);
+        }
+        if let Some(tls) = &mut self.server.tls {
+            tls.cert_path = dir.join(&tls.cert_path);
+            tls.key_path = dir.join(&tls.key_path);
         }
         let found = match &mut self.policies_dir {
             Some(policies_dir) => {
@@ -270,6 +286,7 @@ impl Config {
                 "must name an environment variable",
             ));
         }
+        self.server.validate()?;
         self.upstream.validate()?;
         let providers = upstream::validate_providers(&self.providers)?;
         let models = upstream::validate_models(&self.models, &providers)?;
@@ -285,6 +302,15 @@ impl Config {
             ("cache_dir", self.cache_dir == new.cache_dir),
             ("engine", self.engine == new.engine),
             ("admin", self.admin == new.admin),
+            (
+                "server.tls (on or off)",
+                self.server.tls.is_some() == new.server.tls.is_some(),
+            ),
+            (
+                "server.max_header_bytes",
+                self.server.max_header_bytes == new.server.max_header_bytes,
+            ),
+            ("server.metrics", self.server.metrics == new.server.metrics),
         ]
         .into_iter()
         .find_map(|(field, same)| (!same).then_some(field))

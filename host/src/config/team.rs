@@ -77,6 +77,18 @@ impl BudgetConfig {
     }
 }
 
+/// A team's rate limits; a request over one gets 429 with `Retry-After`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Requests admitted per minute (in bursts of up to a minute's worth).
+    pub requests_per_minute: Option<u32>,
+    /// Tokens (prompt and output, as answers report them) per minute. A request is charged its
+    /// estimated prompt when admitted and the rest when its usage is known, so a team can
+    /// overshoot by one request and then waits it off.
+    pub tokens_per_minute: Option<u32>,
+}
+
 /// One team: its keys, its policy and the models it may use.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -97,6 +109,8 @@ pub struct TeamConfig {
     pub on_failure: FailureMode,
     /// A spending limit per window; none means no limit.
     pub budget: Option<BudgetConfig>,
+    /// Request and token rates; none means no limit.
+    pub rate_limit: Option<RateLimitConfig>,
     /// Virtual API keys of the team, as clients send them (`Authorization: Bearer KEY` or
     /// `x-api-key: KEY`). Prefer `key_sha256`, which keeps secrets out of the file.
     #[serde(default)]
@@ -191,6 +205,19 @@ pub(super) fn validate_teams(
             Ok(())
         };
         check_route("fallback", &team.fallback)?;
+        if let Some(rate) = &team.rate_limit {
+            for (name, value) in [
+                ("requests_per_minute", rate.requests_per_minute),
+                ("tokens_per_minute", rate.tokens_per_minute),
+            ] {
+                if value == Some(0) {
+                    return Err(Invalid::new(
+                        field(&format!("rate_limit.{name}")),
+                        "must be greater than 0 (leave it out for no limit)",
+                    ));
+                }
+            }
+        }
         if let Some(budget) = &team.budget {
             if !budget.usd.is_finite() || budget.usd <= 0.0 {
                 return Err(Invalid::new(

@@ -122,6 +122,10 @@ pub struct ProviderConfig {
     /// HTTP/2 is used whenever the provider offers it (ALPN), without this setting.
     #[serde(default)]
     pub h2c: bool,
+    /// Most requests in flight to this provider at once (a stream counts until it ends); an
+    /// attempt that finds them all taken skips to the route's next target at once. None: no
+    /// limit.
+    pub max_concurrency: Option<u32>,
 }
 
 /// One model of the catalog.
@@ -262,6 +266,12 @@ pub(super) fn validate_providers(providers: &[ProviderConfig]) -> Result<HashSet
                     format!("is only used by kind `azure-openai`, not `{kind}`"),
                 ));
             }
+        }
+        if provider.max_concurrency == Some(0) {
+            return Err(Invalid::new(
+                field("max_concurrency"),
+                "must be greater than 0 (leave it out for no limit)",
+            ));
         }
         if provider.anthropic_version.is_some() && provider.kind != ProviderKind::Anthropic {
             return Err(Invalid::new(

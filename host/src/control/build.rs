@@ -10,11 +10,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use super::budget::{Budget, Ledger};
+use super::rate::RateLimit;
 use super::{Snapshot, StartError, Team};
 use crate::auth::Keys;
 use crate::config::{Config, Env, PolicyConfig, hex};
@@ -44,6 +46,8 @@ pub(super) struct Plan {
     policies: Vec<PlannedPolicy>,
     /// What each team of the live snapshot has spent, by team name.
     ledgers: HashMap<String, Arc<Ledger>>,
+    /// Each team's rate limits in the live snapshot, by team name.
+    rates: HashMap<String, Arc<RateLimit>>,
 }
 
 /// Check everything `config` needs; `old` is the live snapshot when reloading.
@@ -73,12 +77,18 @@ pub(super) async fn plan(
         .flat_map(|o| &o.teams)
         .filter_map(|t| Some((t.name.to_string(), t.budget.as_ref()?.ledger().clone())))
         .collect();
+    let rates = old
+        .into_iter()
+        .flat_map(|o| &o.teams)
+        .filter_map(|t| Some((t.name.to_string(), t.rate.clone()?)))
+        .collect();
     Ok(Plan {
         config,
         upstreams,
         catalogs,
         policies,
         ledgers,
+        rates,
     })
 }
 
@@ -260,6 +270,14 @@ impl Plan {
                     let ledger = self.ledgers.get(&team.name).cloned().unwrap_or_default();
                     Arc::new(Budget::new(budget, ledger))
                 }),
+                // Buckets carry over while the team's limits stay the same.
+                rate: team
+                    .rate_limit
+                    .as_ref()
+                    .map(|limits| match self.rates.get(&team.name) {
+                        Some(rate) if rate.config() == limits => rate.clone(),
+                        _ => Arc::new(RateLimit::new(limits, Instant::now())),
+                    }),
             })
             .collect();
         Snapshot {

@@ -14,6 +14,7 @@
 pub mod budget;
 mod build;
 mod lifecycle;
+pub mod rate;
 pub mod watch;
 
 use std::collections::BTreeMap;
@@ -26,6 +27,7 @@ use axum::http::HeaderMap;
 
 pub use budget::{Budget, BudgetStatus};
 pub use lifecycle::{ChangeError, ReloadSummary, Uploaded};
+pub use rate::{Limited, RateLimit};
 
 use crate::auth::{AuthError, Keys};
 use crate::config::{Config, ConfigError, Env, FailureMode};
@@ -80,6 +82,8 @@ pub struct Team {
     pub on_failure: FailureMode,
     /// The team's spending limit, if it has one.
     pub budget: Option<Arc<Budget>>,
+    /// The team's rate limits, if it has any.
+    pub rate: Option<Arc<RateLimit>>,
 }
 
 impl Team {

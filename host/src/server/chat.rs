@@ -17,13 +17,15 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
+use super::{Gate, not_ready};
 use crate::api::{ApiError, ChatRequest, Wire};
 use crate::config::{FailureMode, OverBudget};
 use crate::control::{self, App, Snapshot, Team};
 use crate::policy::wit::Budget;
 use crate::policy::{DecisionFailure, DecisionInput, PlannedTarget, Policy, Verdict, input};
-use crate::telemetry::RequestLog;
+use crate::telemetry::{RequestLog, otel};
 use crate::upstream::stream::StreamSummary;
 use crate::upstream::{Prices, Usage};
 
@@ -45,20 +47,26 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// `POST /v1/chat/completions`, OpenAI's API.
 pub async fn chat_completions(
-    State(app): State<Arc<App>>,
+    State(gate): State<Arc<Gate>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    serve_chat(&app, Wire::Openai, headers, body).await
+    match gate.app() {
+        Some(app) => serve_chat(app, Wire::Openai, headers, body).await,
+        None => not_ready(Wire::Openai),
+    }
 }
 
 /// `POST /v1/messages`, Anthropic's API.
 pub async fn messages(
-    State(app): State<Arc<App>>,
+    State(gate): State<Arc<Gate>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    serve_chat(&app, Wire::Anthropic, headers, body).await
+    match gate.app() {
+        Some(app) => serve_chat(app, Wire::Anthropic, headers, body).await,
+        None => not_ready(Wire::Anthropic),
+    }
 }
 
 async fn serve_chat(
@@ -71,6 +79,18 @@ async fn serve_chat(
     let request_id = request_id(&headers);
     let mut log = RequestLog::new(request_id.clone());
     let mut stream = None;
+    let span = tracing::info_span!(
+        target: otel::TARGET,
+        "request",
+        request_id = %request_id,
+        api = match wire {
+            Wire::Openai => "openai-chat",
+            Wire::Anthropic => "anthropic-messages",
+        },
+        team = tracing::field::Empty,
+        model = tracing::field::Empty,
+        status = tracing::field::Empty,
+    );
     let handled = handle(
         app,
         wire,
@@ -80,6 +100,7 @@ async fn serve_chat(
         &mut log,
         &mut stream,
     )
+    .instrument(span.clone())
     .await;
     let mut response = match handled {
         Ok(response) => response,
@@ -92,6 +113,13 @@ async fn serve_chat(
         response.headers_mut().insert(REQUEST_ID, value);
     }
     log.status = response.status().as_u16();
+    span.record("status", log.status);
+    if let Some(team) = &log.team {
+        span.record("team", &**team);
+    }
+    if let Some(model) = &log.served_model {
+        span.record("model", model.as_str());
+    }
     match stream {
         // A stream's line is written when it ends, with its usage and how it ended.
         Some(pending) => {
@@ -99,8 +127,18 @@ async fn serve_chat(
                 if let Ok(summary) = pending.end.await {
                     log.stream_end = Some(summary.end.name());
                     log.first_byte = summary.first_byte;
+                    log.time_to_first_byte = summary
+                        .first_byte_at
+                        .map(|at| at.saturating_duration_since(started));
                     log.usage = summary.usage;
                     log.cost_usd = summary.usage.map(|u| u.cost(pending.prices));
+                    if let (Some(rate), Some(usage)) = (&pending.rate, summary.usage) {
+                        rate.settle(
+                            Instant::now(),
+                            usage.input_tokens + usage.output_tokens,
+                            pending.estimated_input_tokens,
+                        );
+                    }
                     if let Some(budget) = pending.budget {
                         // A stream that ended before its usage came (the client went away, the
                         // upstream broke off) is charged at least for the prompt, as estimated.
@@ -134,6 +172,8 @@ struct PendingStream {
     prices: Prices,
     /// The team budget to charge.
     budget: Option<Arc<control::Budget>>,
+    /// The team's rate limits, to settle the tokens with.
+    rate: Option<Arc<control::RateLimit>>,
     /// What to charge for when no usage came.
     estimated_input_tokens: u32,
 }
@@ -166,6 +206,30 @@ async fn handle(
     log.requested_model = request.model.clone();
 
     let policy = team.policy.live();
+    let estimated_input_tokens = request.estimated_input_tokens();
+    if let Some(rate) = &team.rate
+        && let Err(limited) = rate.admit(Instant::now(), estimated_input_tokens)
+    {
+        let wait = limited.retry_after.as_secs_f64().ceil().max(1.0);
+        let error = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            if limited.limit == "tokens_per_minute" {
+                "tokens"
+            } else {
+                "requests"
+            },
+            "rate_limit_exceeded",
+            format!(
+                "team `{}` is over its {}; retry in {wait} s",
+                team.name, limited.limit
+            ),
+        );
+        let mut response = refused(error, wire, team, policy.version(), "rate-limit", log);
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header_value(&wait.to_string()));
+        return Ok(response);
+    }
     log.policy = Some(policy.version().clone());
     let version = policy.version().clone();
     let budget = team
@@ -244,16 +308,25 @@ async fn handle(
         }
     };
     log.served_model = Some(served.model.clone());
+    log.provider = Some(served.provider.clone());
     log.usage = served.usage;
     log.cost_usd = served.usage.map(|u| u.cost(served.prices));
     if let (Some(budget), Some(cost)) = (&team.budget, log.cost_usd) {
         budget.record(SystemTime::now(), cost);
     }
+    if let (Some(rate), Some(usage)) = (&team.rate, served.usage) {
+        rate.settle(
+            Instant::now(),
+            usage.input_tokens + usage.output_tokens,
+            estimated_input_tokens,
+        );
+    }
     *stream = served.stream_end.map(|end| PendingStream {
         end,
         prices: served.prices,
         budget: team.budget.clone(),
-        estimated_input_tokens: request.estimated_input_tokens(),
+        rate: team.rate.clone(),
+        estimated_input_tokens,
     });
 
     let mut response = Response::new(served.body);
@@ -302,6 +375,12 @@ async fn route_by_policy(
         &policy.settings().headers,
         Some(&team.name),
     );
+    let span = tracing::info_span!(
+        target: otel::TARGET,
+        "policy.decide",
+        policy = %policy.version(),
+        outcome = tracing::field::Empty,
+    );
     let verdict = policy
         .decide(DecisionInput {
             request: request.clone(),
@@ -312,7 +391,16 @@ async fn route_by_policy(
             budget,
             live: Some(snapshot.clone()),
         })
+        .instrument(span.clone())
         .await;
+    span.record(
+        "outcome",
+        match &verdict {
+            Ok(Verdict::Route { .. }) => "route",
+            Ok(Verdict::Reject { .. }) => "reject",
+            Err(failure) => failure.kind(),
+        },
+    );
     team.policy.record(policy, &verdict, request_id);
 
     let version = policy.version();
@@ -358,7 +446,7 @@ struct Call<'a> {
 }
 
 /// The answer to a request that is not served: `error`, with the team and policy headers and
-/// who refused it (`policy` or `budget`) in `x-switchyard-route`.
+/// who refused it (`policy`, `budget` or `rate-limit`) in `x-switchyard-route`.
 fn refused(
     error: ApiError,
     wire: Wire,

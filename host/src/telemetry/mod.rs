@@ -1,4 +1,5 @@
-//! Logs: the subscriber set-up and the one line written per request.
+//! Logs, metrics and traces: the subscriber set-up, the one line and the metrics written per
+//! request (`metrics`), and the optional trace export (`otel`).
 //!
 //! [`init`] installs a `tracing` subscriber on stderr, human-readable (colour only on a
 //! terminal) or JSON. [`RequestLog`] gathers what the request path learnt (route, attempts,
@@ -10,7 +11,13 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+pub mod metrics;
+pub mod otel;
 
 use crate::upstream::{Attempt, Usage};
 
@@ -21,16 +28,39 @@ pub enum LogFormat {
     Json,
 }
 
-/// Install the global subscriber; `RUST_LOG` overrides the default `info` level.
-pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+/// Install the global subscriber: log lines on stderr (`RUST_LOG` overrides the default `info`
+/// level), and, with an `otlp_endpoint`, trace export ([`otel`]), whose pipeline is returned
+/// to be shut down at exit.
+pub fn init(
+    format: LogFormat,
+    otlp_endpoint: Option<&str>,
+) -> Result<Option<otel::Export>, String> {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info"))
+        .add_directive(
+            format!("{}=off", otel::TARGET)
+                .parse()
+                .expect("a valid directive"),
+        );
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
+    let fmt = match format {
+        LogFormat::Text => fmt.boxed(),
+        LogFormat::Json => fmt.json().flatten_event(true).boxed(),
+    };
+    let registry = tracing_subscriber::registry().with(fmt.with_filter(filter));
+    match otlp_endpoint {
+        None => {
+            registry.init();
+            Ok(None)
+        }
+        Some(endpoint) => {
+            let (export, layer) = otel::Export::start(endpoint)?;
+            let spans = Targets::new().with_target(otel::TARGET, tracing::Level::INFO);
+            registry.with(layer.with_filter(spans)).init();
+            Ok(Some(export))
+        }
     }
 }
 
@@ -45,6 +75,8 @@ pub struct RequestLog {
     pub policy: Option<Arc<str>>,
     pub requested_model: Option<String>,
     pub served_model: Option<String>,
+    /// The provider that served it.
+    pub provider: Option<String>,
     /// `policy`, `fallback`, `requested` or `rejected`.
     pub route_by: &'static str,
     pub reason: String,
@@ -55,8 +87,10 @@ pub struct RequestLog {
     pub usage: Option<Usage>,
     /// What the answer cost, in US dollars.
     pub cost_usd: Option<f64>,
-    /// For a stream: time to its first byte, and how it ended.
+    /// For a stream: time from its head to its first event, and how it ended.
     pub first_byte: Option<Duration>,
+    /// For a stream: time from the request's arrival to the first event sent.
+    pub time_to_first_byte: Option<Duration>,
     pub stream_end: Option<&'static str>,
     pub status: u16,
     pub error: Option<String>,
@@ -72,6 +106,7 @@ impl RequestLog {
             policy: None,
             requested_model: None,
             served_model: None,
+            provider: None,
             route_by: "none",
             reason: String::new(),
             policy_failure: None,
@@ -79,6 +114,7 @@ impl RequestLog {
             usage: None,
             cost_usd: None,
             first_byte: None,
+            time_to_first_byte: None,
             stream_end: None,
             status: 0,
             error: None,
@@ -87,8 +123,9 @@ impl RequestLog {
         }
     }
 
-    /// Write the request's log line.
+    /// Write the request's log line and record its metrics.
     pub fn emit(&self) {
+        self::metrics::record(self);
         let attempts: Vec<String> = self
             .attempts
             .iter()

@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use bytes::Bytes;
-use tokio::sync::oneshot;
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
+use tracing::Instrument;
 
 use super::echo;
 use super::health::{Outcome, StreamWatch};
@@ -31,6 +32,7 @@ use super::{ModelRoute, Upstreams};
 use crate::api::translate;
 use crate::api::{ApiError, ChatRequest, Wire};
 use crate::policy::PlannedTarget;
+use crate::telemetry::otel;
 
 /// Why one attempt failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -49,6 +51,8 @@ pub enum AttemptError {
     },
     #[error("skipped: its circuit breaker is open")]
     BreakerOpen,
+    #[error("skipped: its provider has its most requests in flight")]
+    Saturated,
     #[error("not tried: the request's time was up")]
     NoTimeLeft,
     #[error("answer was cut off ({0})")]
@@ -68,10 +72,31 @@ fn retry_note(retry_after: Option<Duration>) -> String {
 }
 
 impl AttemptError {
+    /// A stable name for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Connect(_) => "connect",
+            Self::Transport(_) => "transport",
+            Self::Timeout(_) => "timeout",
+            Self::Status { .. } => "status",
+            Self::BreakerOpen => "breaker-open",
+            Self::Saturated => "saturated",
+            Self::NoTimeLeft => "no-time-left",
+            Self::Body(_) => "cut",
+            Self::BadAnswer(_) => "bad-answer",
+            Self::Untranslatable(_) => "untranslatable",
+            Self::Unrouted => "unrouted",
+        }
+    }
+
     /// How this failure counts for the model's health; `None` when no attempt was made.
     fn outcome(&self) -> Option<Outcome> {
         match self {
-            Self::Unrouted | Self::BreakerOpen | Self::NoTimeLeft | Self::Untranslatable(_) => None,
+            Self::Unrouted
+            | Self::BreakerOpen
+            | Self::Saturated
+            | Self::NoTimeLeft
+            | Self::Untranslatable(_) => None,
             Self::Status { retry_after, .. } => Some(Outcome::Failed {
                 retry_after: *retry_after,
             }),
@@ -158,15 +183,15 @@ impl UpstreamError {
         errors.all(|e| e.is_some()).then_some(first)
     }
 
-    /// 503 when every target's breaker was open, 504 when every attempt timed out (or found the
-    /// request's time up), else 502.
+    /// 503 when every target was skipped (its breaker open, or its provider at its concurrency
+    /// limit), 504 when every attempt timed out (or found the request's time up), else 502.
     pub fn status(&self) -> StatusCode {
         let all = |f: fn(&AttemptError) -> bool| {
             self.attempts
                 .iter()
                 .all(|a| a.result.as_ref().is_err_and(f))
         };
-        if all(|e| matches!(e, AttemptError::BreakerOpen)) {
+        if all(|e| matches!(e, AttemptError::BreakerOpen | AttemptError::Saturated)) {
             StatusCode::SERVICE_UNAVAILABLE
         } else if all(|e| matches!(e, AttemptError::Timeout(_) | AttemptError::NoTimeLeft)) {
             StatusCode::GATEWAY_TIMEOUT
@@ -211,6 +236,8 @@ struct Outgoing {
     /// Holds the attempt in flight: until the answer is read whole, or with a stream until it
     /// ends.
     watch: StreamWatch,
+    /// The provider's concurrency permit, held as long as `watch`.
+    slot: Option<OwnedSemaphorePermit>,
 }
 
 struct Answer {
@@ -238,12 +265,24 @@ impl Upstreams {
             let mut retries = 0;
             loop {
                 let started = Instant::now();
+                let span = tracing::info_span!(
+                    target: otel::TARGET,
+                    "upstream.attempt",
+                    model = %target.model,
+                    retry = retries,
+                    result = tracing::field::Empty,
+                );
                 let result = match deadline.checked_duration_since(started) {
                     Some(left) if !left.is_zero() => {
                         self.try_target(target, req, request_id, left, started)
+                            .instrument(span.clone())
                             .await
                     }
                     _ => Err(AttemptError::NoTimeLeft),
+                };
+                match &result {
+                    Ok((answer, ..)) => span.record("result", answer.status.as_u16()),
+                    Err(error) => span.record("result", error.kind()),
                 };
                 let attempt = |result| Attempt {
                     model: target.model.clone(),
@@ -305,6 +344,15 @@ impl Upstreams {
             ),
             Endpoint::Echo => None,
         };
+        let slot = match &route.provider.slots {
+            Some(slots) => Some(
+                slots
+                    .clone()
+                    .try_acquire_owned()
+                    .map_err(|_| AttemptError::Saturated)?,
+            ),
+            None => None,
+        };
         let in_flight = health
             .admit(started)
             .map_err(|_| AttemptError::BreakerOpen)?;
@@ -313,6 +361,7 @@ impl Upstreams {
             body,
             timeout,
             watch: StreamWatch::new(in_flight, *self.health.settings(), started),
+            slot,
         };
         let result = self.attempt(route, target, req, request_id, outgoing).await;
         let outcome = match &result {
@@ -354,6 +403,7 @@ impl Upstreams {
             client: req.api,
             client_usage: req.stream_usage == Some(true),
             watch,
+            slot: None,
             summary,
         };
         (context, end)
@@ -373,6 +423,7 @@ impl Upstreams {
             body,
             timeout,
             mut watch,
+            slot,
         } = outgoing;
         let (http, url, body) = match (&route.provider.endpoint, &route.url, body) {
             (Endpoint::Http(http), Some(url), Some(body)) => (http, url, body),
@@ -413,8 +464,9 @@ impl Upstreams {
                 .unwrap_or(HeaderValue::from_static("application/json"));
             let (body, usage, stream_end) = if req.stream && status.is_success() {
                 watch.head(Instant::now());
-                let (context, end) =
+                let (mut context, end) =
                     self.stream_context(target, request_id, req, http.wire, Some(watch));
+                context.slot = slot;
                 if translated {
                     content_type = HeaderValue::from_static("text/event-stream");
                 }

@@ -85,6 +85,8 @@ struct State {
 pub struct ModelHealth {
     in_flight: AtomicU32,
     state: Mutex<State>,
+    /// `switchyard_breaker_open{model}`.
+    breaker_gauge: metrics::Gauge,
 }
 
 /// An admitted attempt; counts as in flight until dropped. A probe (the one attempt a half-open
@@ -168,8 +170,9 @@ impl Drop for InFlight {
 }
 
 impl ModelHealth {
-    fn new() -> Self {
+    fn new(model: &str) -> Self {
         Self {
+            breaker_gauge: metrics::gauge!("switchyard_breaker_open", "model" => model.to_string()),
             in_flight: AtomicU32::new(0),
             state: Mutex::new(State {
                 latency_ms: None,
@@ -248,6 +251,8 @@ impl ModelHealth {
                 }
             }
         };
+        let open = !matches!(state.breaker, Breaker::Closed { .. });
+        self.breaker_gauge.set(if open { 1.0 } else { 0.0 });
     }
 
     /// Estimated time to the first event of a stream, in milliseconds, once one was measured.
@@ -294,7 +299,7 @@ impl HealthBoard {
                 let kept = old.and_then(|o| o.models.get(&m.id)).cloned();
                 (
                     m.id.clone(),
-                    kept.unwrap_or_else(|| Arc::new(ModelHealth::new())),
+                    kept.unwrap_or_else(|| Arc::new(ModelHealth::new(&m.id))),
                 )
             })
             .collect();
@@ -348,7 +353,7 @@ mod tests {
 
     #[test]
     fn the_breaker_opens_probes_and_closes() {
-        let model = Arc::new(ModelHealth::new());
+        let model = Arc::new(ModelHealth::new("m"));
         let t0 = Instant::now();
         for _ in 0..2 {
             drop(model.admit(t0).unwrap());
@@ -383,7 +388,7 @@ mod tests {
 
     #[test]
     fn a_probe_dropped_without_an_outcome_lets_the_next_one_probe() {
-        let model = Arc::new(ModelHealth::new());
+        let model = Arc::new(ModelHealth::new("m"));
         let t0 = Instant::now();
         for _ in 0..3 {
             model.record(t0, FAILED, &SETTINGS);
@@ -397,7 +402,7 @@ mod tests {
 
     #[test]
     fn a_stream_counts_once_when_it_ends() {
-        let model = Arc::new(ModelHealth::new());
+        let model = Arc::new(ModelHealth::new("m"));
         let t0 = Instant::now();
         for _ in 0..3 {
             let mut watch = StreamWatch::new(model.admit(t0).unwrap(), SETTINGS, t0);
@@ -427,7 +432,7 @@ mod tests {
 
     #[test]
     fn retry_after_opens_at_once_for_as_long_as_asked_within_a_cap() {
-        let model = Arc::new(ModelHealth::new());
+        let model = Arc::new(ModelHealth::new("m"));
         let t0 = Instant::now();
         let pause = |secs| Outcome::Failed {
             retry_after: Some(Duration::from_secs(secs)),
@@ -443,7 +448,7 @@ mod tests {
 
     #[test]
     fn latency_is_averaged_and_errors_counted_over_the_window() {
-        let model = ModelHealth::new();
+        let model = ModelHealth::new("m");
         let t0 = Instant::now();
         model.record(t0, answered(100), &SETTINGS);
         model.record(t0, answered(200), &SETTINGS);

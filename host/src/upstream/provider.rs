@@ -6,7 +6,10 @@
 //! pooled client to reach it with: the shared one, or its own when it speaks HTTP/2 without TLS.
 //! Each model's URL is made once ([`Provider::url`]). An `echo` provider is answered in-process.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::Semaphore;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::Url;
@@ -54,6 +57,8 @@ pub struct HttpEndpoint {
 pub struct Provider {
     pub name: String,
     pub endpoint: Endpoint,
+    /// Its concurrency limit, when it has one: a permit per request in flight.
+    pub slots: Option<Arc<Semaphore>>,
 }
 
 impl Provider {
@@ -74,6 +79,7 @@ impl Provider {
                 return Ok(Self {
                     name: config.name.clone(),
                     endpoint: Endpoint::Echo,
+                    slots: slots(config),
                 });
             }
             ProviderKind::Openai => (Wire::Openai, "authorization", "Bearer "),
@@ -121,6 +127,7 @@ impl Provider {
         };
         Ok(Self {
             name: config.name.clone(),
+            slots: slots(config),
             endpoint: Endpoint::Http(Box::new(HttpEndpoint {
                 kind: config.kind,
                 wire,
@@ -170,6 +177,12 @@ impl Provider {
     }
 }
 
+fn slots(config: &ProviderConfig) -> Option<Arc<Semaphore>> {
+    config
+        .max_concurrency
+        .map(|n| Arc::new(Semaphore::new(n as usize)))
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -185,6 +198,7 @@ mod tests {
             api_version: (kind == ProviderKind::AzureOpenai).then(|| "2024-10-21".into()),
             anthropic_version: None,
             h2c: false,
+            max_concurrency: None,
         }
     }
 

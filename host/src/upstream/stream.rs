@@ -24,7 +24,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
-use tokio::sync::oneshot;
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
 use super::health::StreamWatch;
 use super::usage::Usage;
@@ -70,6 +70,8 @@ pub struct StreamSummary {
     pub usage: Option<Usage>,
     /// Time from the start of the stream to its first byte.
     pub first_byte: Option<Duration>,
+    /// When the first byte went to the client.
+    pub first_byte_at: Option<Instant>,
 }
 
 /// What to do with the stream's usage event.
@@ -96,6 +98,8 @@ pub struct StreamContext {
     pub client_usage: bool,
     /// The model's health, told about the stream; `None` for an in-process provider.
     pub watch: Option<StreamWatch>,
+    /// The provider's concurrency permit, held until the stream ends.
+    pub slot: Option<OwnedSemaphorePermit>,
     /// Where the summary goes when the stream ends.
     pub summary: oneshot::Sender<StreamSummary>,
 }
@@ -112,6 +116,7 @@ struct State<E> {
     client_wire: Wire,
     translator: StreamTranslator,
     watch: Option<StreamWatch>,
+    _slot: Option<OwnedSemaphorePermit>,
     summary: Option<oneshot::Sender<StreamSummary>>,
     started: Instant,
     first_byte: Option<Duration>,
@@ -146,6 +151,7 @@ pub fn guarded<E: Display + Send + 'static>(
                 .map_or(0, |d| d.as_secs()),
         ),
         watch: context.watch,
+        _slot: context.slot,
         summary: Some(context.summary),
         started: Instant::now(),
         first_byte: None,
@@ -346,6 +352,7 @@ impl<E: Display> State<E> {
                 end,
                 usage: self.usage,
                 first_byte: self.first_byte,
+                first_byte_at: self.first_byte.map(|d| self.started + d),
             });
         }
     }
@@ -359,6 +366,7 @@ impl<E> Drop for State<E> {
                 end: StreamEnd::ClientGone,
                 usage: self.usage,
                 first_byte: self.first_byte,
+                first_byte_at: self.first_byte.map(|d| self.started + d),
             });
         }
     }
@@ -450,6 +458,7 @@ mod tests {
             client: wire,
             client_usage: false,
             watch: None,
+            slot: None,
             summary: tx,
         };
         let out: Vec<_> = guarded(upstream, context).collect().await;
@@ -628,6 +637,7 @@ mod tests {
             client: Wire::Openai,
             client_usage: false,
             watch: None,
+            slot: None,
             summary: tx,
         };
         drop(guarded(upstream, context));

@@ -1,0 +1,151 @@
+//! Request metrics, recorded through the `metrics` facade once per request, when its log line is
+//! written; the Prometheus exporter set up by the binary renders them (with [`BUCKETS`] for the
+//! histograms) on `GET /metrics`.
+//!
+//! Series: `switchyard_requests_total` (team, policy version, model, provider, status, route),
+//! `switchyard_request_duration_seconds` and `switchyard_time_to_first_byte_seconds` (streams)
+//! by team and model, `switchyard_policy_decision_seconds` by policy version,
+//! `switchyard_upstream_attempts_total` by model and result, and
+//! `switchyard_tokens_total` and `switchyard_cost_nanodollars_total` by team and model. Policy
+//! decisions by outcome, reloads, rollbacks and breaker states are recorded where they happen
+//! (`policy`, `control`, `upstream::health`) and described here. Labels hold names the operator
+//! configured, status codes and fixed words, never request content.
+
+use super::RequestLog;
+use crate::upstream::AttemptError;
+
+/// Histogram buckets, in seconds: from half a millisecond (a policy decision) to two minutes (a
+/// long stream).
+pub const BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0, 120.0,
+];
+
+/// Register every series' help text.
+pub fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "switchyard_requests_total",
+        "Requests answered, by team, policy version, served model and provider, status and who chose the route"
+    );
+    describe_histogram!(
+        "switchyard_request_duration_seconds",
+        metrics::Unit::Seconds,
+        "Time from a request's arrival to its answer's end (a stream's last event)"
+    );
+    describe_histogram!(
+        "switchyard_time_to_first_byte_seconds",
+        metrics::Unit::Seconds,
+        "Time from a streamed request's arrival to the first event sent to the client"
+    );
+    describe_histogram!(
+        "switchyard_policy_decision_seconds",
+        metrics::Unit::Seconds,
+        "Time one policy decision took, sandbox set-up included"
+    );
+    describe_counter!(
+        "switchyard_upstream_attempts_total",
+        "Upstream attempts, by model and result (a status code, or why it failed or was skipped)"
+    );
+    describe_counter!(
+        "switchyard_tokens_total",
+        "Tokens answers reported, by team, model and kind (input or output)"
+    );
+    describe_counter!(
+        "switchyard_cost_nanodollars_total",
+        "What answers cost at the catalog's prices, in billionths of a US dollar (counters are integers), by team and model"
+    );
+    describe_counter!(
+        "switchyard_policy_decisions_total",
+        "Policy decisions, by policy, version and outcome (ok or the failure kind)"
+    );
+    describe_counter!(
+        "switchyard_policy_reloads_total",
+        "New policy versions, by policy, trigger (file, upload, reload) and result (live or refused)"
+    );
+    describe_counter!(
+        "switchyard_policy_rollbacks_total",
+        "Policy rollbacks, by policy and trigger (automatic or admin)"
+    );
+    describe_counter!(
+        "switchyard_config_reloads_total",
+        "Config reloads, by trigger and result"
+    );
+    describe_gauge!(
+        "switchyard_breaker_open",
+        "1 from when a model's circuit breaker opens until an attempt succeeds again (open or half-open), else 0"
+    );
+}
+
+/// Record what `log` says of one finished request.
+pub fn record(log: &RequestLog) {
+    let team = log.team.as_deref().unwrap_or("-").to_string();
+    let model = log.served_model.clone().unwrap_or_else(|| "-".into());
+    metrics::counter!(
+        "switchyard_requests_total",
+        "team" => team.clone(),
+        "policy" => log.policy.as_deref().unwrap_or("-").to_string(),
+        "model" => model.clone(),
+        "provider" => log.provider.clone().unwrap_or_else(|| "-".into()),
+        "status" => log.status.to_string(),
+        "route" => log.route_by,
+    )
+    .increment(1);
+    metrics::histogram!(
+        "switchyard_request_duration_seconds",
+        "team" => team.clone(),
+        "model" => model.clone(),
+    )
+    .record(log.latency.as_secs_f64());
+    if let Some(ttfb) = log.time_to_first_byte {
+        metrics::histogram!(
+            "switchyard_time_to_first_byte_seconds",
+            "team" => team.clone(),
+            "model" => model.clone(),
+        )
+        .record(ttfb.as_secs_f64());
+    }
+    if let Some(policy) = &log.policy
+        && !log.decision_time.is_zero()
+    {
+        metrics::histogram!(
+            "switchyard_policy_decision_seconds",
+            "policy" => policy.to_string(),
+        )
+        .record(log.decision_time.as_secs_f64());
+    }
+    for attempt in &log.attempts {
+        let result = match &attempt.result {
+            Ok(status) | Err(AttemptError::Status { status, .. }) => status.as_u16().to_string(),
+            Err(error) => error.kind().to_string(),
+        };
+        metrics::counter!(
+            "switchyard_upstream_attempts_total",
+            "model" => attempt.model.clone(),
+            "result" => result,
+        )
+        .increment(1);
+    }
+    if let Some(usage) = log.usage {
+        for (kind, tokens) in [
+            ("input", usage.input_tokens),
+            ("output", usage.output_tokens),
+        ] {
+            metrics::counter!(
+                "switchyard_tokens_total",
+                "team" => team.clone(),
+                "model" => model.clone(),
+                "kind" => kind,
+            )
+            .increment(tokens);
+        }
+    }
+    if let Some(cost) = log.cost_usd {
+        metrics::counter!(
+            "switchyard_cost_nanodollars_total",
+            "team" => team,
+            "model" => model,
+        )
+        .increment((cost * 1e9).round() as u64);
+    }
+}
