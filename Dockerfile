@@ -18,7 +18,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --locked --target wasm32-wasip2 --profile wasm --package cost-router \
  && cargo build --locked --release --package switchyard --bin switchyard \
- && mkdir -p /out/policies \
+ && mkdir -p /out/policies /out/cache \
  && cp target/release/switchyard /out/switchyard \
  && cp target/wasm32-wasip2/wasm/cost_router.wasm /out/policies/cost_router.wasm \
  && cp plugins/cost-router/cases.jsonl /out/policies/cost_router.cases.jsonl
@@ -36,7 +36,9 @@ COPY --from=build /out/policies/ /opt/switchyard/policies/
 COPY deploy/container.toml /etc/switchyard/switchyard.toml
 
 # The compile cache lands in $XDG_CACHE_HOME/switchyard, which must belong to the running user
-# (mode 0700, created on first start). /home/nonroot is the nonroot user's (uid 65532) home.
+# and be closed to others (the proxy creates it, mode 0700, on first start). The parent folder is
+# made here, owned by the nonroot user (uid 65532), so a volume mounted on it starts out theirs.
+COPY --from=build --chown=65532:65532 --chmod=0700 /out/cache /home/nonroot/.cache
 ENV XDG_CACHE_HOME=/home/nonroot/.cache
 USER 65532:65532
 

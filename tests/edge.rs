@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use serde_json::json;
 use switchyard_e2e::{
-    ADMIN_TOKEN, Behaviour, ConfigBuilder, MockUpstream, Proxy, chat, policy_wasm,
+    ADMIN_TOKEN, Behaviour, ConfigBuilder, MockUpstream, Proxy, RefusedPort, chat, policy_wasm,
 };
 use tokio::sync::Notify;
 
@@ -30,15 +30,16 @@ fn streamed(model: &str) -> serde_json::Value {
 #[tokio::test]
 async fn readyz_says_not_ready_until_the_policies_are_loaded() {
     let upstream = MockUpstream::start("up").await;
-    // Three thousand cases make the canary, and so loading, take a while.
-    let mut cases = tempfile::NamedTempFile::new().unwrap();
-    for i in 0..3000 {
-        let case = json!({"name": format!("c{i}"), "request": chat("auto", &format!("hi {i}")),
-                          "expect": {"model": "m"}});
-        writeln!(cases, "{case}").unwrap();
-    }
+    // The policy's cases file is a FIFO: loading waits at the canary until the test writes it.
+    let dir = tempfile::tempdir().unwrap();
+    let cases = dir.path().join("cases.jsonl");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&cases)
+        .status()
+        .unwrap();
+    assert!(made.success());
     let config = config(&upstream)
-        .policy_option(&format!("cases = {:?}", cases.path()))
+        .policy_option(&format!("cases = {cases:?}"))
         .toml();
     let proxy = Proxy::start_accepting(&config, &[]);
     let client = reqwest::Client::new();
@@ -53,6 +54,14 @@ async fn readyz_says_not_ready_until_the_policies_are_loaded() {
     assert_eq!(early.header("retry-after"), "1");
     assert_eq!(early.json()["error"]["code"], "not_ready");
     assert!(upstream.received().is_empty());
+
+    let written = tokio::task::spawn_blocking(move || {
+        let mut fifo = std::fs::OpenOptions::new().write(true).open(cases)?;
+        let case =
+            json!({"name": "first", "request": chat("auto", "hi"), "expect": {"model": "m"}});
+        writeln!(fifo, "{case}")
+    });
+    written.await.unwrap().expect("the cases were read");
 
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
@@ -229,6 +238,16 @@ async fn a_team_over_its_request_rate_gets_429_with_retry_after() {
         &[],
     );
     let client = reqwest::Client::new();
+    // A request the policy refuses gives back what it took.
+    let rejected = proxy
+        .chat(
+            &client,
+            None,
+            &chat("m", "hi"),
+            &[("x-test-reject", "400 no")],
+        )
+        .await;
+    assert_eq!(rejected.status, 400);
     for _ in 0..2 {
         assert_eq!(
             proxy
@@ -321,6 +340,7 @@ async fn a_provider_at_its_concurrency_limit_is_skipped_for_the_next_target() {
         .chat(&client, None, &chat("a", "hi"), &[("x-test-route", "a")])
         .await;
     assert_eq!(only_a.status, 503);
+    assert_eq!(only_a.header("retry-after"), "1");
     assert!(
         only_a.json()["error"]["message"]
             .as_str()
@@ -368,8 +388,12 @@ fn sample(exposition: &str, metric: &str, labels: &[(&str, &str)]) -> f64 {
 #[tokio::test]
 async fn metrics_count_known_traffic() {
     let upstream = MockUpstream::start("up").await;
+    let dead = RefusedPort::new();
     let proxy = Proxy::start(
         &config(&upstream)
+            .provider("dead", &dead.url, None)
+            .model("gone", "dead", "gone-up", 1.0, &[])
+            .upstream("breaker_failures = 1")
             .admin()
             .section("[server]\nmetrics = true")
             .toml(),
@@ -385,6 +409,15 @@ async fn metrics_count_known_traffic() {
             200
         );
     }
+    let failed_over = proxy
+        .chat(
+            &client,
+            None,
+            &chat("m", "hi"),
+            &[("x-test-route", "gone,m")],
+        )
+        .await;
+    assert_eq!(failed_over.header("x-switchyard-model"), "m");
     let stream = proxy
         .chat(
             &client,
@@ -431,7 +464,7 @@ async fn metrics_count_known_traffic() {
     ];
     assert_eq!(
         sample(&exposition, "switchyard_requests_total", &served),
-        3.0
+        4.0
     );
     let refused = [
         team,
@@ -452,12 +485,12 @@ async fn metrics_count_known_traffic() {
             "switchyard_request_duration_seconds",
             &by_model
         ),
-        3.0
+        4.0
     );
     assert_eq!(
         sample(
             &exposition,
-            "switchyard_time_to_first_byte_seconds",
+            "switchyard_time_to_first_token_seconds",
             &by_model
         ),
         1.0
@@ -468,9 +501,9 @@ async fn metrics_count_known_traffic() {
             "switchyard_upstream_attempts_total",
             &[("model", "m"), ("result", "200")]
         ),
-        3.0
+        4.0
     );
-    for (kind, tokens) in [("input", 15.0), ("output", 15.0)] {
+    for (kind, tokens) in [("input", 20.0), ("output", 20.0)] {
         assert_eq!(
             sample(
                 &exposition,
@@ -480,10 +513,10 @@ async fn metrics_count_known_traffic() {
             tokens
         );
     }
-    // 3 answers of 5 input tokens at $1/M and 5 output tokens at $4/M: $0.000075.
+    // 4 answers of 5 input tokens at $1/M and 5 output tokens at $4/M: $0.0001.
     assert_eq!(
         sample(&exposition, "switchyard_cost_nanodollars_total", &by_model),
-        75_000.0
+        100_000.0
     );
     assert_eq!(
         sample(
@@ -491,11 +524,24 @@ async fn metrics_count_known_traffic() {
             "switchyard_policy_decision_seconds",
             &[("policy", policy)]
         ),
-        4.0
+        5.0
     );
     assert_eq!(
         sample(&exposition, "switchyard_breaker_open", &[("model", "m")]),
         0.0
+    );
+    assert_eq!(
+        sample(&exposition, "switchyard_breaker_open", &[("model", "gone")]),
+        1.0,
+        "one refused connection opens a breaker of one failure"
+    );
+    assert_eq!(
+        sample(
+            &exposition,
+            "switchyard_upstream_attempts_total",
+            &[("model", "gone"), ("result", "connect")]
+        ),
+        1.0
     );
 
     let admin = client

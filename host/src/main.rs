@@ -15,6 +15,7 @@ use switchyard::config::{Env, ProcessEnv};
 use switchyard::control::{App, ConfigSource, watch};
 use switchyard::server::{self, Gate, Listening};
 use switchyard::telemetry::{self, LogFormat};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch as signal_watch;
 
 #[derive(Parser)]
@@ -97,10 +98,25 @@ async fn run(
     admin_listen: Option<SocketAddr>,
     metrics: PrometheusHandle,
 ) -> anyhow::Result<()> {
+    // Signals are ours from the start: a SIGHUP or SIGTERM while policies load must not kill the
+    // process with the signal's default action.
+    let mut signals = Signals::new().context("cannot listen for signals")?;
     let config_path = source.path.clone();
     let config = source
         .load()
         .with_context(|| format!("cannot start with config {}", config_path.display()))?;
+    // Everything that can be checked before the (possibly long) load is checked first.
+    let admin = match &config.admin {
+        Some(admin) => {
+            let token = admin_token(&ProcessEnv, &admin.token_env)?;
+            let addr = admin_listen.unwrap_or(admin.listen);
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen for the admin API on {addr}"))?;
+            Some((listener, token))
+        }
+        None => None,
+    };
     let listener = std::net::TcpListener::bind(config.listen)
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr().context("listener has no address")?;
@@ -118,6 +134,15 @@ async fn run(
         ),
         None => None,
     };
+    // Histograms are summed up in the background, whether or not anyone scrapes them.
+    let upkeep = metrics.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
     let scheme = if tls.is_some() { "https" } else { "http" };
     let gate = Gate::new(config.server.metrics.then(|| metrics.clone()));
     let handle = Handle::new();
@@ -134,7 +159,15 @@ async fn run(
         "accepting connections on {scheme}://{addr}; not ready until the policies are loaded"
     );
 
-    let app = match App::start(source, Arc::new(ProcessEnv)).await {
+    let started = tokio::select! {
+        started = App::start(source, Arc::new(ProcessEnv)) => started,
+        () = signals.shutdown() => {
+            tracing::info!("stopped while loading the policies");
+            handle.shutdown();
+            return Ok(());
+        }
+    };
+    let app = match started {
         Ok(app) => Arc::new(app),
         Err(e) => {
             handle.shutdown();
@@ -142,16 +175,9 @@ async fn run(
                 .with_context(|| format!("cannot start with config {}", config_path.display()));
         }
     };
-    gate.open(app.clone());
-    let snapshot = app.snapshot();
     let (stop_tx, stop) = signal_watch::channel(false);
-    let admin = match &snapshot.config.admin {
-        Some(config) => {
-            let token = admin_token(&ProcessEnv, &config.token_env)?;
-            let addr = admin_listen.unwrap_or(config.listen);
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen for the admin API on {addr}"))?;
+    let admin = match admin {
+        Some((listener, token)) => {
             let addr = listener
                 .local_addr()
                 .context("admin listener has no address")?;
@@ -170,13 +196,17 @@ async fn run(
         }
         None => None,
     };
-    watch::spawn(app.clone()).context("cannot watch the policy files")?;
-    tokio::spawn(reload_on_sighup(app.clone(), tls));
+    if let Err(e) = watch::spawn(app.clone()) {
+        handle.shutdown();
+        return Err(e).context("cannot watch the policy files");
+    }
+    let snapshot = app.snapshot();
     let policies: Vec<String> = snapshot
         .policies
         .values()
         .map(|slot| slot.live().version().to_string())
         .collect();
+    gate.open(app.clone());
     tracing::info!(
         policies = %policies.join(","),
         teams = snapshot.teams.len(),
@@ -185,7 +215,7 @@ async fn run(
     );
     drop(snapshot);
 
-    shutdown_signal().await;
+    signals.serve(&app, tls.as_ref()).await;
     let drain = Duration::from_millis(app.snapshot().config.server.drain_timeout_ms);
     tracing::info!(
         "shutting down: refusing new connections, letting in-flight requests finish for up to {} ms",
@@ -198,11 +228,15 @@ async fn run(
         .await
         .context("server task failed")?
         .context("server failed")?;
+    // Streams cut at the deadline end at once; their log lines and metrics are written then.
+    gate.settle(Duration::from_secs(2)).await;
     if let Some(admin) = admin {
-        admin
-            .await
-            .context("admin task failed")?
-            .context("admin server failed")?;
+        match tokio::time::timeout(drain, admin).await {
+            Ok(done) => done
+                .context("admin task failed")?
+                .context("admin server failed")?,
+            Err(_) => tracing::warn!("the admin API's connections did not finish in time"),
+        }
     }
     tracing::info!("stopped");
     Ok(())
@@ -218,43 +252,56 @@ fn admin_token(env: &dyn Env, var: &str) -> anyhow::Result<AdminToken> {
     })
 }
 
-/// Re-read the config, and the TLS certificate and key when TLS is on, on every SIGHUP.
-async fn reload_on_sighup(app: Arc<App>, tls: Option<RustlsConfig>) {
-    let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-    else {
-        tracing::warn!("cannot listen for SIGHUP; reload through the admin API instead");
-        return;
-    };
-    while hangup.recv().await.is_some() {
-        // The outcome is logged and counted by the reload itself.
-        let _ = app.reload_config("signal").await;
-        let (Some(tls), Some(files)) = (&tls, app.snapshot().config.server.tls.clone()) else {
-            continue;
-        };
-        match tls
-            .reload_from_pem_file(&files.cert_path, &files.key_path)
-            .await
-        {
-            Ok(()) => tracing::info!(
-                "TLS certificate reloaded from {}",
-                files.cert_path.display()
-            ),
-            Err(e) => tracing::warn!(
-                "TLS certificate not reloaded, the old one stays: {} and {}: {e}",
-                files.cert_path.display(),
-                files.key_path.display()
-            ),
-        }
-    }
+/// The process's signals, taken over at start-up.
+struct Signals {
+    hangup: Signal,
+    terminate: Signal,
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler");
-    tokio::select! {
-        _ = interrupt => {}
-        _ = term.recv() => {}
+impl Signals {
+    fn new() -> std::io::Result<Self> {
+        Ok(Self {
+            hangup: signal(SignalKind::hangup())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    /// Resolves on SIGINT or SIGTERM.
+    async fn shutdown(&mut self) {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
+
+    /// Until SIGINT or SIGTERM: on every SIGHUP, re-read the config, and the TLS certificate
+    /// and key when TLS is on.
+    async fn serve(&mut self, app: &App, tls: Option<&RustlsConfig>) {
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => return,
+                _ = self.terminate.recv() => return,
+                _ = self.hangup.recv() => {}
+            }
+            // The outcome is logged and counted by the reload itself.
+            let _ = app.reload_config("signal").await;
+            let (Some(tls), Some(files)) = (tls, app.snapshot().config.server.tls.clone()) else {
+                continue;
+            };
+            match tls
+                .reload_from_pem_file(&files.cert_path, &files.key_path)
+                .await
+            {
+                Ok(()) => tracing::info!(
+                    "TLS certificate reloaded from {}",
+                    files.cert_path.display()
+                ),
+                Err(e) => tracing::warn!(
+                    "TLS certificate not reloaded, the old one stays: {} and {}: {e}",
+                    files.cert_path.display(),
+                    files.key_path.display()
+                ),
+            }
+        }
     }
 }

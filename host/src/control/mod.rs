@@ -27,7 +27,7 @@ use axum::http::HeaderMap;
 
 pub use budget::{Budget, BudgetStatus};
 pub use lifecycle::{ChangeError, ReloadSummary, Uploaded};
-pub use rate::{Limited, RateLimit};
+pub use rate::{Admission, Limited, RateLimit};
 
 use crate::auth::{AuthError, Keys};
 use crate::config::{Config, ConfigError, Env, FailureMode};

@@ -11,7 +11,7 @@
 //! passed in, and these are not the general token buckets of a crate such as `governor` because
 //! of the charge-after-the-fact that token limits need.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::RateLimitConfig;
@@ -83,8 +83,22 @@ impl RateLimit {
         &self.config
     }
 
-    /// Admit a request with `estimated_tokens` of prompt at `now`, or say which limit refuses it.
-    pub fn admit(&self, now: Instant, estimated_tokens: u32) -> Result<(), Limited> {
+    /// Admit a request with `estimated_tokens` of prompt at `now`, or say which limit refuses
+    /// it. What it took is given back if the [`Admission`] is dropped before it is served.
+    pub fn admit(
+        self: &Arc<Self>,
+        now: Instant,
+        estimated_tokens: u32,
+    ) -> Result<Admission, Limited> {
+        self.take(now, estimated_tokens)?;
+        Ok(Admission {
+            rate: self.clone(),
+            estimated: estimated_tokens,
+            served: false,
+        })
+    }
+
+    fn take(&self, now: Instant, estimated_tokens: u32) -> Result<(), Limited> {
         if let Some(tokens) = &self.tokens {
             tokens.with_level(now, |level| {
                 (*level > 0.0).then_some(()).ok_or(Limited {
@@ -112,6 +126,18 @@ impl RateLimit {
         Ok(())
     }
 
+    /// Give back what a request that was not served took.
+    fn refund(&self, now: Instant, estimated: u32) {
+        if let Some(requests) = &self.requests {
+            requests.with_level(now, |level| *level = (*level + 1.0).min(requests.capacity));
+        }
+        if let Some(tokens) = &self.tokens {
+            tokens.with_level(now, |level| {
+                *level = (*level + f64::from(estimated)).min(tokens.capacity);
+            });
+        }
+    }
+
     /// Charge the tokens an admitted request used beyond its estimate (a refund when negative).
     pub fn settle(&self, now: Instant, used: u64, estimated: u32) {
         if let Some(tokens) = &self.tokens {
@@ -121,24 +147,49 @@ impl RateLimit {
     }
 }
 
+/// An admitted request's claim on its team's limits. Dropped before [`Admission::served`] (the
+/// request was refused or failed upstream), what it took is given back.
+#[derive(Debug)]
+pub struct Admission {
+    rate: Arc<RateLimit>,
+    estimated: u32,
+    served: bool,
+}
+
+impl Admission {
+    /// The request was served: keep the charge, to be settled from its usage.
+    pub fn served(mut self) -> Arc<RateLimit> {
+        self.served = true;
+        self.rate.clone()
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        if !self.served {
+            self.rate.refund(Instant::now(), self.estimated);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn limit(requests: Option<u32>, tokens: Option<u32>) -> (RateLimit, Instant) {
+    fn limit(requests: Option<u32>, tokens: Option<u32>) -> (Arc<RateLimit>, Instant) {
         let now = Instant::now();
         let config = RateLimitConfig {
             requests_per_minute: requests,
             tokens_per_minute: tokens,
         };
-        (RateLimit::new(&config, now), now)
+        (Arc::new(RateLimit::new(&config, now)), now)
     }
 
     #[test]
     fn requests_are_admitted_up_to_the_minute_s_allowance_then_refill() {
         let (rate, t0) = limit(Some(2), None);
-        assert!(rate.admit(t0, 0).is_ok());
-        assert!(rate.admit(t0, 0).is_ok());
+        let _first = rate.admit(t0, 0).unwrap().served();
+        let _second = rate.admit(t0, 0).unwrap().served();
         let refused = rate.admit(t0, 0).unwrap_err();
         assert_eq!(refused.limit, "requests_per_minute");
         assert_eq!(
@@ -150,23 +201,38 @@ mod tests {
     }
 
     #[test]
+    fn a_request_that_is_not_served_gives_back_what_it_took() {
+        let (rate, t0) = limit(Some(1), Some(100));
+        drop(rate.admit(t0, 80).unwrap());
+        let kept = rate.admit(t0, 80).unwrap().served();
+        assert!(
+            rate.admit(t0, 80).is_err(),
+            "the first gave back, the second kept"
+        );
+        drop(kept);
+    }
+
+    #[test]
     fn tokens_are_estimated_up_front_and_settled_after() {
         let (rate, t0) = limit(None, Some(600));
-        assert!(rate.admit(t0, 500).is_ok());
-        assert!(rate.admit(t0, 50).is_ok(), "100 tokens left");
+        rate.admit(t0, 500).unwrap().served();
+        rate.admit(t0, 50).unwrap().served();
         rate.settle(t0, 800, 50);
         // 600 - 500 - 50 - 750 = -700: 700 tokens of debt, then one more before admitting.
         let refused = rate.admit(t0, 10).unwrap_err();
         assert_eq!(refused.limit, "tokens_per_minute");
         assert_eq!(refused.retry_after, Duration::from_secs_f64(701.0 / 10.0));
         rate.settle(t0, 0, 800);
-        assert!(rate.admit(t0, 10).is_ok(), "a refund pays the debt back");
+        assert!(
+            rate.admit(t0, 10).is_ok(),
+            "a settled refund pays the debt back"
+        );
     }
 
     #[test]
     fn a_refused_request_takes_nothing() {
         let (rate, t0) = limit(Some(1), Some(100));
-        rate.admit(t0, 200).unwrap();
+        rate.admit(t0, 200).unwrap().served();
         assert!(rate.admit(t0, 1).is_err());
         rate.settle(t0, 0, 200);
         assert!(rate.admit(t0, 1).is_err(), "the request bucket is empty");

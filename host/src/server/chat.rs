@@ -17,12 +17,13 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use tokio::sync::oneshot;
+use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use super::{Gate, not_ready};
 use crate::api::{ApiError, ChatRequest, Wire};
 use crate::config::{FailureMode, OverBudget};
-use crate::control::{self, App, Snapshot, Team};
+use crate::control::{self, Admission, App, Snapshot, Team};
 use crate::policy::wit::Budget;
 use crate::policy::{DecisionFailure, DecisionInput, PlannedTarget, Policy, Verdict, input};
 use crate::telemetry::{RequestLog, otel};
@@ -52,7 +53,7 @@ pub async fn chat_completions(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     match gate.app() {
-        Some(app) => serve_chat(app, Wire::Openai, headers, body).await,
+        Some(app) => serve_chat(app, &gate.tasks, Wire::Openai, headers, body).await,
         None => not_ready(Wire::Openai),
     }
 }
@@ -64,13 +65,14 @@ pub async fn messages(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     match gate.app() {
-        Some(app) => serve_chat(app, Wire::Anthropic, headers, body).await,
+        Some(app) => serve_chat(app, &gate.tasks, Wire::Anthropic, headers, body).await,
         None => not_ready(Wire::Anthropic),
     }
 }
 
 async fn serve_chat(
     app: &App,
+    tasks: &TaskTracker,
     wire: Wire,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -123,12 +125,12 @@ async fn serve_chat(
     match stream {
         // A stream's line is written when it ends, with its usage and how it ended.
         Some(pending) => {
-            tokio::spawn(async move {
+            tasks.spawn(async move {
                 if let Ok(summary) = pending.end.await {
                     log.stream_end = Some(summary.end.name());
                     log.first_byte = summary.first_byte;
-                    log.time_to_first_byte = summary
-                        .first_byte_at
+                    log.time_to_first_token = summary
+                        .first_token_at
                         .map(|at| at.saturating_duration_since(started));
                     log.usage = summary.usage;
                     log.cost_usd = summary.usage.map(|u| u.cost(pending.prices));
@@ -206,63 +208,69 @@ async fn handle(
     log.requested_model = request.model.clone();
 
     let policy = team.policy.live();
-    let estimated_input_tokens = request.estimated_input_tokens();
-    if let Some(rate) = &team.rate
-        && let Err(limited) = rate.admit(Instant::now(), estimated_input_tokens)
-    {
-        let wait = limited.retry_after.as_secs_f64().ceil().max(1.0);
-        let error = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            if limited.limit == "tokens_per_minute" {
-                "tokens"
-            } else {
-                "requests"
-            },
-            "rate_limit_exceeded",
-            format!(
-                "team `{}` is over its {}; retry in {wait} s",
-                team.name, limited.limit
-            ),
-        );
-        let mut response = refused(error, wire, team, policy.version(), "rate-limit", log);
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, header_value(&wait.to_string()));
-        return Ok(response);
-    }
     log.policy = Some(policy.version().clone());
     let version = policy.version().clone();
     let budget = team
         .budget
         .as_ref()
         .map(|b| (b, b.status(SystemTime::now())));
-    let (targets, reason, route_by) = match budget {
-        Some((b, status)) if status.exhausted() => match b.over {
-            OverBudget::Refuse => {
+    if let Some((b, status)) = budget
+        && status.exhausted()
+        && b.over == OverBudget::Refuse
+    {
+        let error = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "insufficient_quota",
+            "budget_exceeded",
+            format!(
+                "team `{}` has spent its budget of ${:.2} for this window; it resets in {} s",
+                team.name,
+                status.limit_usd,
+                status.resets_in.as_secs_f64().ceil()
+            ),
+        );
+        let mut response = refused(error, wire, team, &version, "budget", log);
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            header_value(&status.resets_in.as_secs_f64().ceil().to_string()),
+        );
+        return Ok(response);
+    }
+    // Taken back when the request is not served (dropped before `served`).
+    let estimated_input_tokens = request.estimated_input_tokens();
+    let admission = match &team.rate {
+        Some(rate) => match rate.admit(Instant::now(), estimated_input_tokens) {
+            Ok(admission) => Some(admission),
+            Err(limited) => {
+                let wait = limited.retry_after.as_secs_f64().ceil().max(1.0);
                 let error = ApiError::new(
                     StatusCode::TOO_MANY_REQUESTS,
-                    "insufficient_quota",
-                    "budget_exceeded",
+                    if limited.limit == "tokens_per_minute" {
+                        "tokens"
+                    } else {
+                        "requests"
+                    },
+                    "rate_limit_exceeded",
                     format!(
-                        "team `{}` has spent its budget of ${:.2} for this window; it resets in {} s",
-                        team.name,
-                        status.limit_usd,
-                        status.resets_in.as_secs_f64().ceil()
+                        "team `{}` is over its {}; retry in {wait} s",
+                        team.name, limited.limit
                     ),
                 );
-                let mut response = refused(error, wire, team, &version, "budget", log);
-                response.headers_mut().insert(
-                    header::RETRY_AFTER,
-                    header_value(&status.resets_in.as_secs_f64().ceil().to_string()),
-                );
+                let mut response = refused(error, wire, team, &version, "rate-limit", log);
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, header_value(&wait.to_string()));
                 return Ok(response);
             }
-            OverBudget::Downgrade => (
-                b.downgrade.clone(),
-                format!("team budget of ${:.2} spent; downgraded", status.limit_usd),
-                "budget",
-            ),
         },
+        None => None,
+    };
+    let (targets, reason, route_by) = match budget {
+        Some((b, status)) if status.exhausted() => (
+            b.downgrade.clone(),
+            format!("team budget of ${:.2} spent; downgraded", status.limit_usd),
+            "budget",
+        ),
         budget => {
             let budget = budget.map(|(_, status)| input::budget_view(&status));
             let decided = Instant::now();
@@ -303,8 +311,17 @@ async fn handle(
                     failed.to_string(),
                 ),
             };
+            // Every target skipped (breakers open, providers full): worth a retry soon.
+            let skipped = error.status == StatusCode::SERVICE_UNAVAILABLE;
+            log.error = Some(error.message.clone());
             log.attempts = failed.attempts;
-            return Err(error);
+            let mut response = error.response_for(wire);
+            if skipped {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            return Ok(response);
         }
     };
     log.served_model = Some(served.model.clone());
@@ -314,7 +331,8 @@ async fn handle(
     if let (Some(budget), Some(cost)) = (&team.budget, log.cost_usd) {
         budget.record(SystemTime::now(), cost);
     }
-    if let (Some(rate), Some(usage)) = (&team.rate, served.usage) {
+    let rate = admission.map(Admission::served);
+    if let (Some(rate), Some(usage)) = (&rate, served.usage) {
         rate.settle(
             Instant::now(),
             usage.input_tokens + usage.output_tokens,
@@ -325,7 +343,7 @@ async fn handle(
         end,
         prices: served.prices,
         budget: team.budget.clone(),
-        rate: team.rate.clone(),
+        rate,
         estimated_input_tokens,
     });
 

@@ -15,6 +15,7 @@ mod chat;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -24,6 +25,7 @@ use axum::{Json, Router};
 use axum_server::Handle;
 use axum_server::tls_rustls::RustlsConfig;
 use metrics_exporter_prometheus::PrometheusHandle;
+use tokio_util::task::TaskTracker;
 
 use crate::api::{ApiError, Wire};
 use crate::control::App;
@@ -34,6 +36,9 @@ pub struct Gate {
     draining: AtomicBool,
     /// Set when `GET /metrics` is served on this listener too.
     metrics: Option<PrometheusHandle>,
+    /// Work a request leaves behind when it is answered: a stream's log line and accounting,
+    /// written when the stream ends.
+    tasks: TaskTracker,
 }
 
 impl Gate {
@@ -43,6 +48,7 @@ impl Gate {
             app: OnceLock::new(),
             draining: AtomicBool::new(false),
             metrics,
+            tasks: TaskTracker::new(),
         })
     }
 
@@ -54,6 +60,20 @@ impl Gate {
     /// The process is shutting down: report not ready, while in-flight requests finish.
     pub fn drain(&self) {
         self.draining.store(true, Ordering::SeqCst);
+    }
+
+    /// Wait up to `limit` for the work requests left behind (see `tasks`); after a drain.
+    pub async fn settle(&self, limit: Duration) {
+        self.tasks.close();
+        if tokio::time::timeout(limit, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "{} stream log lines were not written before exit",
+                self.tasks.len()
+            );
+        }
     }
 
     fn app(&self) -> Option<&Arc<App>> {
@@ -214,14 +234,12 @@ async fn readyz(State(gate): State<Arc<Gate>>) -> Response {
     }
 }
 
-/// `GET /metrics`: Prometheus text.
+/// `GET /metrics`: Prometheus text (routed only when the gate has the handle).
 async fn metrics(State(gate): State<Arc<Gate>>) -> Response {
-    match &gate.metrics {
-        Some(handle) => (
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-            handle.render(),
-        )
-            .into_response(),
-        None => StatusCode::NOT_FOUND.into_response(),
-    }
+    let text = gate.metrics.as_ref().map(PrometheusHandle::render);
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        text.unwrap_or_default(),
+    )
+        .into_response()
 }

@@ -3,7 +3,7 @@
 //! histograms) on `GET /metrics`.
 //!
 //! Series: `switchyard_requests_total` (team, policy version, model, provider, status, route),
-//! `switchyard_request_duration_seconds` and `switchyard_time_to_first_byte_seconds` (streams)
+//! `switchyard_request_duration_seconds` and `switchyard_time_to_first_token_seconds` (streams)
 //! by team and model, `switchyard_policy_decision_seconds` by policy version,
 //! `switchyard_upstream_attempts_total` by model and result, and
 //! `switchyard_tokens_total` and `switchyard_cost_nanodollars_total` by team and model. Policy
@@ -34,9 +34,9 @@ pub fn describe() {
         "Time from a request's arrival to its answer's end (a stream's last event)"
     );
     describe_histogram!(
-        "switchyard_time_to_first_byte_seconds",
+        "switchyard_time_to_first_token_seconds",
         metrics::Unit::Seconds,
-        "Time from a streamed request's arrival to the first event sent to the client"
+        "Time from a streamed request's arrival to the upstream's first event with content (text or a tool call)"
     );
     describe_histogram!(
         "switchyard_policy_decision_seconds",
@@ -97,13 +97,13 @@ pub fn record(log: &RequestLog) {
         "model" => model.clone(),
     )
     .record(log.latency.as_secs_f64());
-    if let Some(ttfb) = log.time_to_first_byte {
+    if let Some(ttft) = log.time_to_first_token {
         metrics::histogram!(
-            "switchyard_time_to_first_byte_seconds",
+            "switchyard_time_to_first_token_seconds",
             "team" => team.clone(),
             "model" => model.clone(),
         )
-        .record(ttfb.as_secs_f64());
+        .record(ttft.as_secs_f64());
     }
     if let Some(policy) = &log.policy
         && !log.decision_time.is_zero()

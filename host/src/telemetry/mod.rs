@@ -77,7 +77,8 @@ pub struct RequestLog {
     pub served_model: Option<String>,
     /// The provider that served it.
     pub provider: Option<String>,
-    /// `policy`, `fallback`, `requested` or `rejected`.
+    /// Who chose the route: `policy`, `fallback`, `requested` or `budget`; or why there was
+    /// none: `rejected` (by the policy), `budget`, `rate-limit`, or `none` (refused before).
     pub route_by: &'static str,
     pub reason: String,
     /// The kind of policy failure, when there was one.
@@ -89,8 +90,9 @@ pub struct RequestLog {
     pub cost_usd: Option<f64>,
     /// For a stream: time from its head to its first event, and how it ended.
     pub first_byte: Option<Duration>,
-    /// For a stream: time from the request's arrival to the first event sent.
-    pub time_to_first_byte: Option<Duration>,
+    /// For a stream: time from the request's arrival to the first event with content (text
+    /// or a tool call).
+    pub time_to_first_token: Option<Duration>,
     pub stream_end: Option<&'static str>,
     pub status: u16,
     pub error: Option<String>,
@@ -114,7 +116,7 @@ impl RequestLog {
             usage: None,
             cost_usd: None,
             first_byte: None,
-            time_to_first_byte: None,
+            time_to_first_token: None,
             stream_end: None,
             status: 0,
             error: None,

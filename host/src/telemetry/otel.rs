@@ -36,6 +36,12 @@ impl Export {
     where
         S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
     {
+        if !endpoint.starts_with("http://") {
+            return Err(format!(
+                "the OTLP endpoint {endpoint} must be an http:// URL (OTLP/HTTP to a local \
+                 collector or agent; this exporter speaks neither TLS nor gRPC)"
+            ));
+        }
         let url = format!("{}/v1/traces", endpoint.trim_end_matches('/'));
         let exporter = SpanExporter::builder()
             .with_http()

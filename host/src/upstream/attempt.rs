@@ -347,6 +347,7 @@ impl Upstreams {
         let slot = match &route.provider.slots {
             Some(slots) => Some(
                 slots
+                    .permits
                     .clone()
                     .try_acquire_owned()
                     .map_err(|_| AttemptError::Saturated)?,
@@ -428,8 +429,10 @@ impl Upstreams {
         let (http, url, body) = match (&route.provider.endpoint, &route.url, body) {
             (Endpoint::Http(http), Some(url), Some(body)) => (http, url, body),
             _ => {
-                let context = self.stream_context(target, request_id, req, Wire::Openai, None);
-                return echo_answer(&route.upstream_model, req, context);
+                let (mut context, end) =
+                    self.stream_context(target, request_id, req, Wire::Openai, None);
+                context.slot = slot;
+                return echo_answer(&route.upstream_model, req, (context, end));
             }
         };
         let builder = http

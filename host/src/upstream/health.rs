@@ -157,6 +157,13 @@ fn ewma(old: Option<f64>, sample: f64) -> f64 {
     }
 }
 
+impl Drop for ModelHealth {
+    /// A model that leaves the catalog leaves no breaker showing.
+    fn drop(&mut self) {
+        self.breaker_gauge.set(0.0);
+    }
+}
+
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.model.in_flight.fetch_sub(1, Ordering::Relaxed);

@@ -77,7 +77,13 @@ impl Upstreams {
             .providers
             .iter()
             .map(|p| {
-                let provider = Provider::from_config(p, env, &client, connect_timeout)?;
+                let old = old.and_then(|o| {
+                    o.routes
+                        .values()
+                        .find(|r| r.provider.name == p.name)
+                        .map(|r| &*r.provider)
+                });
+                let provider = Provider::from_config(p, env, &client, connect_timeout, old)?;
                 Ok((p.name.clone(), Arc::new(provider)))
             })
             .collect::<Result<HashMap<_, _>, SetupError>>()?;

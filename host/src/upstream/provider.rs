@@ -58,18 +58,37 @@ pub struct Provider {
     pub name: String,
     pub endpoint: Endpoint,
     /// Its concurrency limit, when it has one: a permit per request in flight.
-    pub slots: Option<Arc<Semaphore>>,
+    pub slots: Option<Slots>,
+}
+
+/// A provider's concurrency limit and its permits.
+#[derive(Debug, Clone)]
+pub struct Slots {
+    pub limit: u32,
+    pub permits: Arc<Semaphore>,
 }
 
 impl Provider {
     /// Set up `config`, reading its key through `env`; `shared` is the client for providers
-    /// that need no client of their own, `connect_timeout` that of any client made here.
+    /// that need no client of their own, `connect_timeout` that of any client made here. The
+    /// permits of `old` (the same provider before a reload) are kept while its limit is the
+    /// same, so requests in flight across the reload still count.
     pub fn from_config(
         config: &ProviderConfig,
         env: &dyn Env,
         shared: &reqwest::Client,
         connect_timeout: Duration,
+        old: Option<&Provider>,
     ) -> Result<Self, SetupError> {
+        let slots = config
+            .max_concurrency
+            .map(|limit| match old.and_then(|o| o.slots.clone()) {
+                Some(slots) if slots.limit == limit => slots,
+                _ => Slots {
+                    limit,
+                    permits: Arc::new(Semaphore::new(limit as usize)),
+                },
+            });
         let invalid = |message: String| SetupError::Invalid {
             provider: config.name.clone(),
             message,
@@ -79,7 +98,7 @@ impl Provider {
                 return Ok(Self {
                     name: config.name.clone(),
                     endpoint: Endpoint::Echo,
-                    slots: slots(config),
+                    slots: slots.clone(),
                 });
             }
             ProviderKind::Openai => (Wire::Openai, "authorization", "Bearer "),
@@ -127,7 +146,7 @@ impl Provider {
         };
         Ok(Self {
             name: config.name.clone(),
-            slots: slots(config),
+            slots,
             endpoint: Endpoint::Http(Box::new(HttpEndpoint {
                 kind: config.kind,
                 wire,
@@ -177,12 +196,6 @@ impl Provider {
     }
 }
 
-fn slots(config: &ProviderConfig) -> Option<Arc<Semaphore>> {
-    config
-        .max_concurrency
-        .map(|n| Arc::new(Semaphore::new(n as usize)))
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -206,7 +219,13 @@ mod tests {
         config: &ProviderConfig,
         env: &HashMap<String, String>,
     ) -> Result<Provider, SetupError> {
-        Provider::from_config(config, env, &reqwest::Client::new(), Duration::from_secs(1))
+        Provider::from_config(
+            config,
+            env,
+            &reqwest::Client::new(),
+            Duration::from_secs(1),
+            None,
+        )
     }
 
     fn http(p: &Provider) -> &HttpEndpoint {

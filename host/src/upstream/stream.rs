@@ -70,8 +70,8 @@ pub struct StreamSummary {
     pub usage: Option<Usage>,
     /// Time from the start of the stream to its first byte.
     pub first_byte: Option<Duration>,
-    /// When the first byte went to the client.
-    pub first_byte_at: Option<Instant>,
+    /// When the first event with content (text or a tool call) arrived.
+    pub first_token_at: Option<Instant>,
 }
 
 /// What to do with the stream's usage event.
@@ -123,8 +123,8 @@ struct State<E> {
     /// Bytes of the event being received.
     pending: BytesMut,
     usage: Option<Usage>,
-    /// An event with content (text or a tool call) has arrived.
-    saw_token: bool,
+    /// When the first event with content (text or a tool call) arrived.
+    first_token_at: Option<Instant>,
     finished: bool,
 }
 
@@ -157,7 +157,7 @@ pub fn guarded<E: Display + Send + 'static>(
         first_byte: None,
         pending: BytesMut::new(),
         usage: None,
-        saw_token: false,
+        first_token_at: None,
         finished: false,
     };
     futures_util::stream::unfold(state, |mut state| async move {
@@ -228,10 +228,11 @@ impl<E: Display> State<E> {
         let mut out = BytesMut::new();
         while let Some(end) = event_end(&self.pending) {
             let event = self.pending.split_to(end);
-            if !self.saw_token && carries_token(self.upstream_wire, data_of(&event)) {
-                self.saw_token = true;
+            if self.first_token_at.is_none() && carries_token(self.upstream_wire, data_of(&event)) {
+                let now = Instant::now();
+                self.first_token_at = Some(now);
                 if let Some(watch) = &self.watch {
-                    watch.first_token(Instant::now());
+                    watch.first_token(now);
                 }
             }
             let keep = match self.upstream_wire {
@@ -352,7 +353,7 @@ impl<E: Display> State<E> {
                 end,
                 usage: self.usage,
                 first_byte: self.first_byte,
-                first_byte_at: self.first_byte.map(|d| self.started + d),
+                first_token_at: self.first_token_at,
             });
         }
     }
@@ -366,7 +367,7 @@ impl<E> Drop for State<E> {
                 end: StreamEnd::ClientGone,
                 usage: self.usage,
                 first_byte: self.first_byte,
-                first_byte_at: self.first_byte.map(|d| self.started + d),
+                first_token_at: self.first_token_at,
             });
         }
     }
