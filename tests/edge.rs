@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use serde_json::json;
 use switchyard_e2e::{
-    ADMIN_TOKEN, Behaviour, ConfigBuilder, MockUpstream, Proxy, RefusedPort, chat, policy_wasm,
+    ADMIN_TOKEN, Behaviour, ConfigBuilder, MockUpstream, Proxy, RefusedPort, chat, metric,
+    policy_wasm,
 };
 use tokio::sync::Notify;
 
@@ -361,30 +362,6 @@ async fn a_provider_at_its_concurrency_limit_is_skipped_for_the_next_target() {
     assert_eq!(busy.received().len(), 2);
 }
 
-/// The value of `metric` with exactly `labels` in a Prometheus exposition; a histogram's count.
-fn sample(exposition: &str, metric: &str, labels: &[(&str, &str)]) -> f64 {
-    let lines = exposition.lines().map(|l| Ok(l.to_string()));
-    let scrape = prometheus_parse::Scrape::parse(lines).expect("a valid exposition");
-    let found = scrape
-        .samples
-        .iter()
-        .find(|s| {
-            s.metric == metric
-                && s.labels.len() == labels.len()
-                && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v))
-        })
-        .unwrap_or_else(|| panic!("no {metric} {labels:?} in:\n{exposition}"));
-    match &found.value {
-        prometheus_parse::Value::Counter(v)
-        | prometheus_parse::Value::Gauge(v)
-        | prometheus_parse::Value::Untyped(v) => *v,
-        prometheus_parse::Value::Histogram(buckets) => {
-            buckets.iter().map(|b| b.count).fold(0.0, f64::max)
-        }
-        other => panic!("{metric}: {other:?}"),
-    }
-}
-
 #[tokio::test]
 async fn metrics_count_known_traffic() {
     let upstream = MockUpstream::start("up").await;
@@ -463,7 +440,7 @@ async fn metrics_count_known_traffic() {
         ("route", "policy"),
     ];
     assert_eq!(
-        sample(&exposition, "switchyard_requests_total", &served),
+        metric(&exposition, "switchyard_requests_total", &served),
         4.0
     );
     let refused = [
@@ -475,12 +452,12 @@ async fn metrics_count_known_traffic() {
         ("route", "rejected"),
     ];
     assert_eq!(
-        sample(&exposition, "switchyard_requests_total", &refused),
+        metric(&exposition, "switchyard_requests_total", &refused),
         1.0
     );
     let by_model = [team, ("model", "m")];
     assert_eq!(
-        sample(
+        metric(
             &exposition,
             "switchyard_request_duration_seconds",
             &by_model
@@ -488,7 +465,7 @@ async fn metrics_count_known_traffic() {
         4.0
     );
     assert_eq!(
-        sample(
+        metric(
             &exposition,
             "switchyard_time_to_first_token_seconds",
             &by_model
@@ -496,7 +473,7 @@ async fn metrics_count_known_traffic() {
         1.0
     );
     assert_eq!(
-        sample(
+        metric(
             &exposition,
             "switchyard_upstream_attempts_total",
             &[("model", "m"), ("result", "200")]
@@ -505,7 +482,7 @@ async fn metrics_count_known_traffic() {
     );
     for (kind, tokens) in [("input", 20.0), ("output", 20.0)] {
         assert_eq!(
-            sample(
+            metric(
                 &exposition,
                 "switchyard_tokens_total",
                 &[team, ("model", "m"), ("kind", kind)]
@@ -515,11 +492,11 @@ async fn metrics_count_known_traffic() {
     }
     // 4 answers of 5 input tokens at $1/M and 5 output tokens at $4/M: $0.0001.
     assert_eq!(
-        sample(&exposition, "switchyard_cost_nanodollars_total", &by_model),
+        metric(&exposition, "switchyard_cost_nanodollars_total", &by_model),
         100_000.0
     );
     assert_eq!(
-        sample(
+        metric(
             &exposition,
             "switchyard_policy_decision_seconds",
             &[("policy", policy)]
@@ -527,16 +504,16 @@ async fn metrics_count_known_traffic() {
         5.0
     );
     assert_eq!(
-        sample(&exposition, "switchyard_breaker_open", &[("model", "m")]),
+        metric(&exposition, "switchyard_breaker_open", &[("model", "m")]),
         0.0
     );
     assert_eq!(
-        sample(&exposition, "switchyard_breaker_open", &[("model", "gone")]),
+        metric(&exposition, "switchyard_breaker_open", &[("model", "gone")]),
         1.0,
         "one refused connection opens a breaker of one failure"
     );
     assert_eq!(
-        sample(
+        metric(
             &exposition,
             "switchyard_upstream_attempts_total",
             &[("model", "gone"), ("result", "connect")]

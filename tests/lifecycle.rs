@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use switchyard_e2e::{ADMIN_TOKEN, ConfigBuilder, Proxy, chat, policy_version, policy_wasm};
+use switchyard_e2e::{
+    ADMIN_TOKEN, ConfigBuilder, Proxy, chat, metric, policy_version, policy_wasm,
+};
 
 /// A new version must be serving this soon after its file was written or its upload answered.
 const SWAP_BOUND: Duration = Duration::from_secs(1);
@@ -303,7 +305,7 @@ async fn refused_uploads_name_the_fault_and_the_old_version_keeps_serving() {
         .await
         .unwrap();
     let refused = |trigger: &str| {
-        counter(
+        metric(
             &exposition,
             "switchyard_policy_reloads_total",
             &[
@@ -315,25 +317,6 @@ async fn refused_uploads_name_the_fault_and_the_old_version_keeps_serving() {
     };
     assert_eq!(refused("upload"), components.len() as f64);
     assert_eq!(refused("file"), 3.0);
-}
-
-/// The value of the sample of `metric` with exactly these labels, from a Prometheus exposition.
-fn counter(exposition: &str, metric: &str, labels: &[(&str, &str)]) -> f64 {
-    let lines = exposition.lines().map(|l| Ok(l.to_string()));
-    let scrape = prometheus_parse::Scrape::parse(lines).expect("a valid exposition");
-    let sample = scrape
-        .samples
-        .iter()
-        .find(|s| {
-            s.metric == metric
-                && s.labels.len() == labels.len()
-                && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v))
-        })
-        .unwrap_or_else(|| panic!("no {metric} {labels:?} in:\n{exposition}"));
-    match sample.value {
-        prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
-        ref other => panic!("{metric} is not a counter: {other:?}"),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -23,16 +23,9 @@ fn the_openai_node_sdk_works_by_changing_only_base_url_and_key() {
     check_sdk_run(node);
 }
 
-/// Run an SDK script against a proxy on the default config and check what it saw.
-fn check_sdk_run(mut script: Command) {
-    let proxy = Proxy::start_file(&workspace_root().join("config/switchyard.toml"));
-    let out = script
-        .arg(&proxy.base)
-        .output()
-        .expect("run the SDK script");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "the SDK script failed:\n{stderr}");
-    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).expect("script prints JSON");
+/// Run an OpenAI SDK script and check what it saw.
+fn check_sdk_run(script: Command) {
+    let seen = run_sdk_script(script);
 
     assert_eq!(seen["model_header"], "gpt-4o-mini");
     assert!(
@@ -71,16 +64,9 @@ fn the_anthropic_node_sdk_works_by_changing_only_base_url_and_key() {
     check_anthropic_sdk_run(node);
 }
 
-/// Run an Anthropic SDK script against a proxy on the default config and check what it saw.
-fn check_anthropic_sdk_run(mut script: Command) {
-    let proxy = Proxy::start_file(&workspace_root().join("config/switchyard.toml"));
-    let out = script
-        .arg(&proxy.base)
-        .output()
-        .expect("run the SDK script");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "the SDK script failed:\n{stderr}");
-    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).expect("script prints JSON");
+/// Run an Anthropic SDK script and check what it saw.
+fn check_anthropic_sdk_run(script: Command) {
+    let seen = run_sdk_script(script);
 
     assert_eq!(seen["model_header"], "gpt-4o-mini");
     assert!(
@@ -105,4 +91,17 @@ fn check_anthropic_sdk_run(mut script: Command) {
         seen["models"],
         serde_json::json!(["gpt-4o-mini", "claude-haiku-4-5", "o3", "claude-sonnet-4-5"])
     );
+}
+
+/// Run an SDK script against a proxy on the default config, and read the JSON it prints of what
+/// it saw.
+fn run_sdk_script(mut script: Command) -> serde_json::Value {
+    let proxy = Proxy::start_file(&workspace_root().join("config/switchyard.toml"));
+    let out = script
+        .arg(&proxy.base)
+        .output()
+        .expect("run the SDK script");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the SDK script failed:\n{stderr}");
+    serde_json::from_slice(&out.stdout).expect("script prints JSON")
 }
