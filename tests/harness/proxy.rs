@@ -397,20 +397,20 @@ impl Proxy {
 
     /// Send SIGHUP: the proxy re-reads its config.
     pub fn reload(&self) {
-        let status = Command::new("kill")
-            .args(["-HUP", &self.child.id().to_string()])
-            .status()
-            .expect("kill -HUP");
-        assert!(status.success());
+        self.signal("HUP");
     }
 
     /// Send SIGTERM: the proxy drains and exits.
     pub fn terminate(&self) {
+        self.signal("TERM");
+    }
+
+    fn signal(&self, name: &str) {
         let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([&format!("-{name}"), &self.child.id().to_string()])
             .status()
-            .expect("kill -TERM");
-        assert!(status.success());
+            .expect("kill");
+        assert!(status.success(), "kill -{name}");
     }
 
     /// The proxy's exit code once it has exited, waiting up to `timeout`; `None` if it is still

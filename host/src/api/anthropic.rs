@@ -1,13 +1,12 @@
 //! The fields of an Anthropic Messages request (`POST /v1/messages`) that are Anthropic's own:
 //! the top-level `system` prompt (which the view counts as the first message), messages of
-//! content blocks with `user` and `assistant` roles, the required `max_tokens`, and `tools`.
+//! content blocks with `user` and `assistant` roles, and the required `max_tokens`.
 //! Called by [`ChatRequest::parse`](super::ChatRequest::parse); reads the raw values it is given
 //! and fills the request's view.
 
 use std::borrow::Cow;
 
 use serde::Deserialize;
-use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 
 use super::request::{Ranges, TextAt, content, optional};
@@ -23,13 +22,8 @@ struct MessageWire<'a> {
 
 /// Read one top-level field that only Anthropic's API has; others are kept as bytes, unread.
 pub(super) fn field(request: &mut ChatRequest, key: &str, raw: &RawValue) -> Result<(), ApiError> {
-    match key {
-        "max_tokens" => request.max_tokens = optional(raw, key, "a non-negative integer")?,
-        "tools" => {
-            let list: Option<Vec<IgnoredAny>> = optional(raw, key, "an array")?;
-            request.has_tools |= list.is_some_and(|l| !l.is_empty());
-        }
-        _ => {}
+    if key == "max_tokens" {
+        request.max_tokens = optional(raw, key, "a non-negative integer")?;
     }
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! The fields of an OpenAI chat-completions request (`POST /v1/chat/completions`) that are
 //! OpenAI's own: its message shape and roles, `stream_options`, the two output-cap fields, and
-//! `tools`/`functions`. Called by [`ChatRequest::parse`](super::ChatRequest::parse); reads the
+//! the legacy `functions`. Called by [`ChatRequest::parse`](super::ChatRequest::parse); reads the
 //! raw values it is given and fills the request's view.
 
 use std::borrow::Cow;
@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 
-use super::request::{Ranges, TextAt, content, optional};
+use super::request::{Ranges, TextAt, content, declares_any, optional};
 use super::{ApiError, ChatRequest, MessageInfo, Role};
 
 #[derive(Deserialize)]
@@ -59,10 +59,8 @@ pub(super) fn field(request: &mut ChatRequest, key: &str, raw: &RawValue) -> Res
                 request.max_tokens = Some(request.max_tokens.map_or(n, |m| m.min(n)));
             }
         }
-        "tools" | "functions" => {
-            let list: Option<Vec<IgnoredAny>> = optional(raw, key, "an array")?;
-            request.has_tools |= list.is_some_and(|l| !l.is_empty());
-        }
+        // Legacy tools; `tools` itself is read for both APIs.
+        "functions" => request.has_tools |= declares_any(raw, key)?,
         _ => {}
     }
     Ok(())

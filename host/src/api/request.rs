@@ -15,7 +15,7 @@ use std::ops::Range;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::Deserialize;
-use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::{ApiError, Wire, anthropic, openai, translate};
@@ -206,6 +206,12 @@ pub(super) fn optional<'a, T: Deserialize<'a>>(
     value(raw, param, expected)
 }
 
+/// Whether `raw` (an array or null) has any element, such as a tool declaration.
+pub(super) fn declares_any(raw: &RawValue, param: &str) -> Result<bool, ApiError> {
+    let list: Option<Vec<IgnoredAny>> = optional(raw, param, "an array")?;
+    Ok(list.is_some_and(|l| !l.is_empty()))
+}
+
 /// The byte range of a raw value within the body it was parsed from.
 pub(super) struct Ranges(usize);
 
@@ -269,6 +275,7 @@ impl ChatRequest {
                         .collect();
                 }
                 "messages" => messages = value(raw, "messages", "an array of messages")?,
+                "tools" => request.has_tools |= declares_any(raw, "tools")?,
                 "system" if api == Wire::Anthropic => system = Some(raw),
                 _ => match api {
                     Wire::Openai => openai::field(&mut request, &key, raw)?,

@@ -228,7 +228,8 @@ impl<E: Display> State<E> {
         let mut out = BytesMut::new();
         while let Some(end) = event_end(&self.pending) {
             let event = self.pending.split_to(end);
-            if self.first_token_at.is_none() && carries_token(self.upstream_wire, data_of(&event)) {
+            let data = data_of(&event);
+            if self.first_token_at.is_none() && carries_token(self.upstream_wire, data) {
                 let now = Instant::now();
                 self.first_token_at = Some(now);
                 if let Some(watch) = &self.watch {
@@ -236,9 +237,9 @@ impl<E: Display> State<E> {
                 }
             }
             let keep = match self.upstream_wire {
-                Wire::Openai => self.inspect_openai(&event),
+                Wire::Openai => self.inspect_openai(data),
                 Wire::Anthropic => {
-                    self.inspect_anthropic(&event);
+                    self.inspect_anthropic(data);
                     true
                 }
             };
@@ -250,8 +251,7 @@ impl<E: Display> State<E> {
     }
 
     /// Read the usage of Anthropic's `message_start` (input) and `message_delta` (output so far).
-    fn inspect_anthropic(&mut self, event: &[u8]) {
-        let data = data_of(event);
+    fn inspect_anthropic(&mut self, data: &[u8]) {
         if !contains(data, b"\"usage\"") {
             return;
         }
@@ -287,8 +287,7 @@ impl<E: Display> State<E> {
     }
 
     /// Learn from one OpenAI event; false when it is the usage event the client did not ask for.
-    fn inspect_openai(&mut self, event: &[u8]) -> bool {
-        let data = data_of(event);
+    fn inspect_openai(&mut self, data: &[u8]) -> bool {
         if !contains(data, b"\"usage\"") {
             return true;
         }
