@@ -63,7 +63,7 @@ impl Unlimited {
             budget: None,
             live: None,
         };
-        let sandbox = Sandbox::new(host, Arc::from("unlimited"), self.limits, Some(0));
+        let sandbox = Sandbox::new(host, Arc::from("unlimited"), self.limits, Some(0), false);
         let mut store = Store::new(self.pre.engine(), sandbox);
         let instance = self
             .pre

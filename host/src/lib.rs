@@ -19,11 +19,15 @@
 //! atomically) and every change to it: config reloads, watched policy files, uploads and
 //! rollbacks, and the team budgets requests are charged to; [`admin`] exposes those changes and the metrics on a listener of its own.
 //!
+//! Off the path, [`authoring`] holds the policy author's tools (`switchyard policy new`, `check`,
+//! `test`, `replay`), which load components with the same engine and sandbox as the proxy.
+//!
 //! The `switchyard` binary (`src/main.rs`) wires these together behind a command line.
 
 pub mod admin;
 pub mod api;
 pub mod auth;
+pub mod authoring;
 pub mod config;
 pub mod control;
 pub mod policy;

@@ -1,5 +1,7 @@
-//! The `switchyard` command line: `switchyard serve --config FILE`.
+//! The `switchyard` command line: `switchyard serve --config FILE` runs the proxy;
+//! `switchyard policy new|check|test|replay` are the policy author's tools (`authoring`).
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,7 +13,8 @@ use axum_server::tls_rustls::RustlsConfig;
 use clap::{Parser, Subcommand};
 use metrics_exporter_prometheus::PrometheusHandle;
 use switchyard::admin::{self, AdminToken, MIN_TOKEN_LEN};
-use switchyard::config::{Env, ProcessEnv};
+use switchyard::authoring::{self, CatalogSource, LimitOverrides, report, scaffold};
+use switchyard::config::{Config, Env, ProcessEnv};
 use switchyard::control::{App, ConfigSource, watch};
 use switchyard::server::{self, Gate, Listening};
 use switchyard::telemetry::{self, LogFormat};
@@ -51,11 +54,115 @@ enum Command {
         #[arg(long)]
         admin_listen: Option<SocketAddr>,
     },
+    /// Write, check, test and replay routing policies.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Create a policy crate: a small cost-aware policy with unit tests, a cases file and a
+    /// catalog, ready for `cargo build --target wasm32-wasip2 --release`.
+    New {
+        /// The policy's name (lower case, digits, `-`, `_`); also the crate's.
+        name: String,
+        /// The folder to create; default `./NAME`.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The Switchyard SDK (`plugins/sdk` of a checkout) to depend on; default the checkout
+        /// this binary was built from, else the project's git repository.
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
+    /// Check a component as the proxy would before loading it, and say what it imports and
+    /// exports. Exits 1 when the proxy would refuse it.
+    Check {
+        /// The component (`.wasm`).
+        wasm: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a cases file (JSON lines) through a component under its production limits. Exits 1
+    /// when a case fails.
+    Test {
+        /// The component (`.wasm`).
+        wasm: PathBuf,
+        /// The cases file.
+        #[arg(long)]
+        cases: PathBuf,
+        #[command(flatten)]
+        setup: Setup,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a candidate component over decisions the proxy recorded (`[decision_log]`) and report
+    /// how many change, a sample of them, and the estimated cost difference.
+    Replay {
+        /// The candidate component (`.wasm`).
+        wasm: PathBuf,
+        /// The decision log (JSON lines).
+        #[arg(long)]
+        log: PathBuf,
+        /// How many changed decisions to show.
+        #[arg(long, default_value_t = 10)]
+        sample: usize,
+        /// A proxy config whose policy entry for the same file sets the limits.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        limits: Limits,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Where `policy test` takes the catalog and limits from.
+#[derive(clap::Args)]
+struct Setup {
+    /// A JSON file listing the catalog's models.
+    #[arg(long, conflicts_with = "config")]
+    catalog: Option<PathBuf>,
+    /// A proxy config: its models (a team's, with `--team` or a case's `team`), and the limits
+    /// of its policy entry for the same component file.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The team for cases that name none.
+    #[arg(long, requires = "config")]
+    team: Option<String>,
+    #[command(flatten)]
+    limits: Limits,
+}
+
+/// Limits that override the config's (or the defaults).
+#[derive(clap::Args)]
+struct Limits {
+    /// The decision deadline, in milliseconds.
+    #[arg(long)]
+    deadline_ms: Option<u64>,
+    /// The memory cap, in MiB.
+    #[arg(long)]
+    memory_mib: Option<u32>,
+}
+
+impl From<&Limits> for LimitOverrides {
+    fn from(l: &Limits) -> Self {
+        Self {
+            deadline_ms: l.deadline_ms,
+            memory_mib: l.memory_mib,
+        }
+    }
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let export = telemetry::init(cli.log_format, cli.otlp_endpoint.as_deref())
+    let level = match cli.command {
+        Command::Serve { .. } => "info",
+        Command::Policy(_) => "warn",
+    };
+    let export = telemetry::init(cli.log_format, level, cli.otlp_endpoint.as_deref())
         .map_err(anyhow::Error::msg)?;
     let result = match cli.command {
         Command::Serve {
@@ -69,11 +176,140 @@ fn main() -> anyhow::Result<()> {
             },
             admin_listen,
         ),
+        Command::Policy(command) => policy_command(command),
     };
     if let Some(export) = export {
         export.shutdown();
     }
     result
+}
+
+/// Run a `switchyard policy` command; exit 1 when a check or a case fails.
+fn policy_command(command: PolicyCommand) -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
+    let palette = report::Palette::new(
+        stdout.is_terminal(),
+        std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+    );
+    let mut out = stdout.lock();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let passed = match command {
+        PolicyCommand::New { name, dir, sdk } => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
+            let sdk = match sdk {
+                Some(path) => scaffold::SdkSource::Path(
+                    std::fs::canonicalize(&path)
+                        .with_context(|| format!("cannot find the SDK at {}", path.display()))?,
+                ),
+                None => scaffold::SdkSource::default_for_this_build(),
+            };
+            scaffold::create(&dir, &name, &sdk)?;
+            let dir = dir.display();
+            println!("created policy `{name}` in {dir}; next:");
+            println!("  cd {dir} && cargo test");
+            println!("  cargo build --target wasm32-wasip2 --release");
+            println!(
+                "  switchyard policy test target/wasm32-wasip2/release/{}.wasm --cases cases.jsonl --catalog catalog.json",
+                name.replace('-', "_")
+            );
+            true
+        }
+        PolicyCommand::Check { wasm, json } => {
+            let settings = authoring::settings_for(&wasm, None, LimitOverrides::default())?;
+            match authoring::load(&wasm, settings, &ProcessEnv) {
+                Ok(policy) => {
+                    let size = std::fs::metadata(&wasm).map_or(0, |m| m.len());
+                    let described = authoring::check::describe(&policy, size);
+                    if json {
+                        report::json(&mut out, &described)?;
+                    } else {
+                        report::check(&mut out, &described, palette)?;
+                    }
+                    true
+                }
+                Err(authoring::ToolError::Policy { path, source }) => {
+                    let message = format!("{} would be refused: {source}", path.display());
+                    if json {
+                        let refused = serde_json::json!({
+                            "path": path, "refused": {"kind": source.kind(), "message": message}
+                        });
+                        report::json(&mut out, &refused)?;
+                    } else {
+                        eprintln!("{message}");
+                    }
+                    false
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        PolicyCommand::Test {
+            wasm,
+            cases,
+            setup,
+            json,
+        } => {
+            let cases = switchyard::policy::cases::load(&cases).map_err(anyhow::Error::msg)?;
+            let config = match &setup.config {
+                Some(path) => Some(
+                    Config::load(path)
+                        .with_context(|| format!("cannot use config {}", path.display()))?,
+                ),
+                None => None,
+            };
+            let settings = authoring::settings_for(&wasm, config.as_ref(), (&setup.limits).into())?;
+            let catalogs = match (setup.catalog, config) {
+                (Some(path), _) => CatalogSource::File(path),
+                (None, Some(config)) => CatalogSource::Config(Box::new(config)),
+                (None, None) => bail!("say where the catalog comes from: --catalog or --config"),
+            };
+            let policy = authoring::load(&wasm, settings, &ProcessEnv)?;
+            let results = runtime.block_on(authoring::cases::run(
+                &policy,
+                &cases,
+                &catalogs,
+                setup.team.as_deref(),
+            ))?;
+            if json {
+                report::json(&mut out, &results)?;
+            } else {
+                report::cases(&mut out, &results, palette)?;
+            }
+            results.iter().all(|r| r.passed)
+        }
+        PolicyCommand::Replay {
+            wasm,
+            log,
+            sample,
+            config,
+            limits,
+            json,
+        } => {
+            let config = match &config {
+                Some(path) => Some(
+                    Config::load(path)
+                        .with_context(|| format!("cannot use config {}", path.display()))?,
+                ),
+                None => None,
+            };
+            let settings = authoring::settings_for(&wasm, config.as_ref(), (&limits).into())?;
+            let records = authoring::replay::load(&log)?;
+            let policy = authoring::load(&wasm, settings, &ProcessEnv)?;
+            let replayed = runtime.block_on(authoring::replay::run(&policy, &records, sample));
+            if json {
+                report::json(&mut out, &replayed)?;
+            } else {
+                report::replay(&mut out, &replayed, palette)?;
+            }
+            true
+        }
+    };
+    if !passed {
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 fn serve(source: ConfigSource, admin_listen: Option<SocketAddr>) -> anyhow::Result<()> {

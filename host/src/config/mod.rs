@@ -319,14 +319,20 @@ impl Config {
     /// Where compiled policies are cached: `cache_dir`, else the user's cache folder per the XDG
     /// convention, else nowhere.
     pub fn compile_cache_dir(&self, env: &dyn Env) -> Option<PathBuf> {
-        if let Some(dir) = &self.cache_dir {
-            return Some(dir.clone());
-        }
-        let nonempty = |key: &str| env.var(key).filter(|v| !v.is_empty()).map(PathBuf::from);
-        nonempty("XDG_CACHE_HOME")
-            .or_else(|| nonempty("HOME").map(|home| home.join(".cache")))
-            .map(|dir| dir.join("switchyard"))
+        compile_cache_dir(self.cache_dir.as_deref(), env)
     }
+}
+
+/// Where compiled policies are cached: `configured`, else the user's cache folder per the XDG
+/// convention, else nowhere.
+pub fn compile_cache_dir(configured: Option<&Path>, env: &dyn Env) -> Option<PathBuf> {
+    if let Some(dir) = configured {
+        return Some(dir.to_path_buf());
+    }
+    let nonempty = |key: &str| env.var(key).filter(|v| !v.is_empty()).map(PathBuf::from);
+    nonempty("XDG_CACHE_HOME")
+        .or_else(|| nonempty("HOME").map(|home| home.join(".cache")))
+        .map(|dir| dir.join("switchyard"))
 }
 
 /// The `NAME.wasm` files of `dir`, by name.

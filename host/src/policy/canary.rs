@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::http::HeaderMap;
 use bytes::Bytes;
 
 use super::cases::Case;
@@ -138,9 +138,15 @@ pub async fn run(
             .filter(|c| c.team.is_none() || c.team.as_deref() == audience.team);
         for case in own {
             n += 1;
-            let headers = case_headers(case)
+            let headers = case
+                .header_map()
                 .map_err(|e| LoadError::Canary(format!("case `{}`: {e}", case.name)))?;
-            let sample = Sample::openai("case", case.request.clone());
+            let sample = Sample {
+                name: "case",
+                wire: case.wire(),
+                body: case.request.clone(),
+                budget: case.budget(),
+            };
             decide(policy, audience, n, &sample, &headers, Some(case))
                 .await
                 .map_err(|e| LoadError::Canary(format!("case `{}`{for_team}: {e}", case.name)))?;
@@ -160,6 +166,10 @@ async fn decide(
 ) -> Result<(), String> {
     let request = ChatRequest::parse(sample.wire, Bytes::from(sample.body.to_string()))
         .map_err(|e| format!("the request is not valid: {}", e.message))?;
+    let catalog = match case {
+        Some(case) => case.catalog(audience.catalog)?,
+        None => audience.catalog.to_vec(),
+    };
     let request = Arc::new(request);
     let request_id: Arc<str> = format!("canary-{n}").into();
     let view = input::request_view(
@@ -174,10 +184,10 @@ async fn decide(
             request,
             request_id,
             view: &view,
-            catalog: audience.catalog,
+            catalog: &catalog,
             team: audience.team.map(Arc::from),
             budget: sample.budget,
-            live: None,
+            live: case.and_then(Case::live),
         })
         .await
         .map_err(|failure| failure.to_string())?;
@@ -185,16 +195,4 @@ async fn decide(
         Some(case) => case.expect.check(&verdict),
         None => Ok(()),
     }
-}
-
-fn case_headers(case: &Case) -> Result<HeaderMap, String> {
-    let mut headers = HeaderMap::new();
-    for (name, value) in &case.headers {
-        let name = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
-            .map_err(|_| format!("`{name}` is not a header name"))?;
-        let value =
-            HeaderValue::from_str(value).map_err(|_| format!("header `{name}` has a bad value"))?;
-        headers.insert(name, value);
-    }
-    Ok(headers)
 }

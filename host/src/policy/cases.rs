@@ -1,22 +1,30 @@
 //! A policy's own test cases: a JSON-lines file that the canary runs before a version goes live.
 //!
-//! Each line is one case: a chat-completions request body as a client would send it, optional
-//! request headers and team, and what the decision must look like. For example:
+//! Each line is one case: a request body as a client would send it (OpenAI chat completions, or
+//! Anthropic messages with `"api": "anthropic"`), optional request headers and team, the live state
+//! the policy should see (`health` overrides on the catalog, `first_token_ms` and `budget`, what
+//! the host functions answer), and what the decision must look like. For example:
 //!
 //! ```json
 //! {"name": "short question", "request": {"model": "auto", "messages": [{"role": "user", "content": "Hi"}]}, "expect": {"model": "gpt-4o-mini"}}
+//! {"name": "mini is down", "request": {"messages": [{"role": "user", "content": "Hi"}]}, "health": {"gpt-4o-mini": {"healthy": false}}, "expect": {"model_in": ["claude-haiku-4-5"]}}
 //! ```
 //!
-//! `expect` may say `model` (the first target), `route` (every target, in order), `reject` (a
-//! rejection with this status) and `reason_contains`; a case without `expect` passes with any
-//! valid decision. Blank lines are skipped. This module reads the one file it is given.
+//! `expect` may say `model` (the first target), `model_in` (the first target is one of these),
+//! `route` (every target, in order), `reject` (a rejection with this status) and
+//! `reason_contains`; a case without `expect` passes with any valid decision. Blank lines are
+//! skipped. This module reads the one file it is given.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde::Deserialize;
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use serde::{Deserialize, Serialize};
 
-use super::Verdict;
+use super::json::{ApiJson, BudgetJson, HealthPatch, patch_catalog};
+use super::wit::Budget;
+use super::{LiveView, Model, Verdict};
+use crate::api::Wire;
 
 /// One case of a cases file.
 #[derive(Debug, Clone, Deserialize)]
@@ -28,27 +36,46 @@ pub struct Case {
     /// Run only for this team (with its catalog); by default the case runs for every team bound
     /// to the policy.
     pub team: Option<String>,
-    /// The request body, as a client sends it to `POST /v1/chat/completions`.
+    /// The client API the request is written for: `openai` (the default) or `anthropic`.
+    #[serde(default)]
+    pub api: ApiJson,
+    /// The request body, as a client sends it to `POST /v1/chat/completions` (or
+    /// `POST /v1/messages` with `"api": "anthropic"`).
     pub request: serde_json::Value,
     /// Request headers, for policies that read allow-listed headers.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// Live state of catalog models, by id, changed for this case (e.g. a breaker open).
+    #[serde(default)]
+    pub health: BTreeMap<String, HealthPatch>,
+    /// What `host.first-token-ms` answers, by model id; `none` for models not listed.
+    #[serde(default)]
+    pub first_token_ms: BTreeMap<String, f32>,
+    /// What `host.team-budget` answers; `none` when absent.
+    pub budget: Option<BudgetJson>,
     /// What the decision must be.
     #[serde(default)]
     pub expect: Expect,
 }
 
 /// Properties a decision must have.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expect {
     /// The first target's model.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// The first target's model is one of these.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_in: Option<Vec<String>>,
     /// Every target's model, in order.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub route: Option<Vec<String>>,
     /// A rejection with this status.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub reject: Option<u16>,
     /// Text the route's reason must contain.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub reason_contains: Option<String>,
 }
 
@@ -61,9 +88,11 @@ impl Expect {
                 Some(expected) => Err(format!(
                     "expected a rejection with status {expected}, got {status}: {message}"
                 )),
-                None if self.model.is_some() || self.route.is_some() => Err(format!(
-                    "expected a route, got a rejection ({status}: {message})"
-                )),
+                None if self.model.is_some() || self.model_in.is_some() || self.route.is_some() => {
+                    Err(format!(
+                        "expected a route, got a rejection ({status}: {message})"
+                    ))
+                }
                 None => Ok(()),
             },
             Verdict::Route { targets, reason } => {
@@ -79,6 +108,17 @@ impl Expect {
                 {
                     return Err(format!(
                         "expected model `{model}` first, got a route to {}",
+                        models.join(", ")
+                    ));
+                }
+                if let Some(allowed) = &self.model_in
+                    && !models
+                        .first()
+                        .is_some_and(|m| allowed.iter().any(|a| a == m))
+                {
+                    return Err(format!(
+                        "expected one of {} first, got a route to {}",
+                        allowed.join(", "),
                         models.join(", ")
                     ));
                 }
@@ -101,6 +141,54 @@ impl Expect {
                 Ok(())
             }
         }
+    }
+}
+
+impl Case {
+    /// The API the request is written for.
+    pub fn wire(&self) -> Wire {
+        match self.api {
+            ApiJson::OpenaiChat => Wire::Openai,
+            ApiJson::AnthropicMessages => Wire::Anthropic,
+        }
+    }
+
+    /// `catalog` with this case's health overrides; the error names a model it does not hold.
+    pub fn catalog(&self, catalog: &[Model]) -> Result<Vec<Model>, String> {
+        patch_catalog(catalog, &self.health)
+    }
+
+    /// The request headers the case sets.
+    pub fn header_map(&self) -> Result<HeaderMap, String> {
+        let mut headers = HeaderMap::new();
+        for (name, value) in &self.headers {
+            let name = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
+                .map_err(|_| format!("`{name}` is not a header name"))?;
+            let value = HeaderValue::from_str(value)
+                .map_err(|_| format!("header `{name}` has a bad value"))?;
+            headers.insert(name, value);
+        }
+        Ok(headers)
+    }
+
+    /// What `host.team-budget` answers for this case.
+    pub fn budget(&self) -> Option<Budget> {
+        self.budget.map(Budget::from)
+    }
+
+    /// What `host.first-token-ms` answers for this case; `None` when the case sets nothing.
+    pub fn live(&self) -> Option<std::sync::Arc<dyn LiveView>> {
+        (!self.first_token_ms.is_empty())
+            .then(|| std::sync::Arc::new(FixedLive(self.first_token_ms.clone())) as _)
+    }
+}
+
+/// Time-to-first-token figures fixed by a case, for any team.
+struct FixedLive(BTreeMap<String, f32>);
+
+impl LiveView for FixedLive {
+    fn first_token_ms(&self, _team: &str, model: &str) -> Option<f32> {
+        self.0.get(model).copied()
     }
 }
 

@@ -19,6 +19,7 @@ pub mod decision;
 pub mod engine;
 pub mod input;
 pub mod inspect;
+pub mod json;
 mod output;
 pub mod registry;
 pub mod sandbox;
@@ -36,11 +37,10 @@ use wasmtime::{Store, UpdateDeadline};
 pub use decision::{PlannedTarget, Verdict};
 pub use engine::{PolicyEngine, PoolSize};
 pub use registry::{PolicySlot, SlotEvent};
-pub use sandbox::SandboxLimits;
+pub use sandbox::{MessageSource, PolicyLog, SandboxLimits};
 pub use stats::{RollbackRule, Stats};
 pub use wit::{Model, Request};
 
-use crate::api::ChatRequest;
 use crate::config::{PolicyConfig, RandomSource};
 use sandbox::{HostData, Sandbox};
 use wit::PolicyPre;
@@ -191,8 +191,8 @@ pub trait LiveView: Send + Sync {
 
 /// Everything one decision reads.
 pub struct DecisionInput<'a> {
-    /// The parsed request, for `host.message-text`.
-    pub request: Arc<ChatRequest>,
+    /// The request's message text, for `host.message-text`.
+    pub request: Arc<dyn MessageSource>,
     pub request_id: Arc<str>,
     pub view: &'a Request,
     pub catalog: &'a [Model],
@@ -266,6 +266,15 @@ impl Policy {
         &self.settings
     }
 
+    /// The compiled component, for inspecting its imports and exports.
+    pub fn component(&self) -> &wasmtime::component::Component {
+        self.pre.instance_pre().component()
+    }
+
+    pub fn engine(&self) -> &wasmtime::Engine {
+        self.pre.engine()
+    }
+
     /// Run the policy for one request in a fresh sandbox and validate its decision.
     ///
     /// One wall-clock deadline bounds the whole decision, waiting for a pool slot included. Guest
@@ -274,6 +283,47 @@ impl Policy {
     /// once the deadline has passed it is interrupted. A timer stops a guest that waits inside a
     /// host call (a WASI poll, say).
     pub async fn decide(&self, input: DecisionInput<'_>) -> Result<Verdict, DecisionFailure> {
+        self.run(input, false).await.0
+    }
+
+    /// [`Policy::decide`], also saying how long the decision took, the largest memory the policy
+    /// grew to and the lines it logged (kept here rather than logged).
+    pub async fn decide_traced(
+        &self,
+        input: DecisionInput<'_>,
+    ) -> (Result<Verdict, DecisionFailure>, Trace) {
+        self.run(input, true).await
+    }
+
+    async fn run(
+        &self,
+        input: DecisionInput<'_>,
+        traced: bool,
+    ) -> (Result<Verdict, DecisionFailure>, Trace) {
+        let started = std::time::Instant::now();
+        let mut store = None;
+        let outcome = self.run_in(input, traced, &mut store).await;
+        let mut trace = Trace {
+            elapsed: started.elapsed(),
+            memory_peak: 0,
+            logs: Vec::new(),
+        };
+        if let Some(store) = &mut store {
+            let sandbox: &mut Sandbox = store.data_mut();
+            trace.memory_peak = sandbox.memory_peak;
+            if traced {
+                trace.logs = sandbox.take_logs();
+            }
+        }
+        (outcome, trace)
+    }
+
+    async fn run_in(
+        &self,
+        input: DecisionInput<'_>,
+        traced: bool,
+        slot: &mut Option<Store<Sandbox>>,
+    ) -> Result<Verdict, DecisionFailure> {
         let limits = self.settings.limits;
         let stop_at = tokio::time::Instant::now() + limits.deadline;
         let slots = async {
@@ -299,8 +349,9 @@ impl Policy {
             self.name.clone(),
             limits,
             seed,
+            traced,
         );
-        let mut store = Store::new(self.pre.engine(), sandbox);
+        let store = slot.insert(Store::new(self.pre.engine(), sandbox));
         store.limiter(|s| s);
         store.set_epoch_deadline(1);
         let stop_at_std = stop_at.into_std();
@@ -312,9 +363,9 @@ impl Policy {
             })
         });
         let run = async {
-            let instance = self.pre.instantiate_async(&mut store).await?;
+            let instance = self.pre.instantiate_async(&mut *store).await?;
             instance
-                .call_decide(&mut store, input.view, input.catalog)
+                .call_decide(&mut *store, input.view, input.catalog)
                 .await
         };
         let outcome = tokio::time::timeout_at(stop_at, run).await;
@@ -327,6 +378,17 @@ impl Policy {
             Err(error) => Err(classify(&error, store.data())),
         }
     }
+}
+
+/// How one traced decision went, beside its outcome.
+#[derive(Debug, Clone)]
+pub struct Trace {
+    /// Wall-clock time of the whole decision, waiting for a slot included.
+    pub elapsed: Duration,
+    /// The largest linear memory the policy grew to, in bytes.
+    pub memory_peak: usize,
+    /// What the policy logged, and wrote to stdout and stderr.
+    pub logs: Vec<PolicyLog>,
 }
 
 /// The `wasi:random` seed of the decision for `request_id`: the same request id gives the same

@@ -59,10 +59,40 @@ pub struct SandboxLimits {
     pub max_message_chars: u32,
 }
 
+/// Where `host.message-text` reads message text from: the live request, or text recorded with a
+/// decision.
+pub trait MessageSource: Send + Sync {
+    /// Up to `max_chars` characters of message `index`'s text.
+    fn message_text(&self, index: usize, max_chars: usize) -> Option<String>;
+}
+
+impl MessageSource for ChatRequest {
+    fn message_text(&self, index: usize, max_chars: usize) -> Option<String> {
+        ChatRequest::message_text(self, index, max_chars)
+    }
+}
+
+/// Message texts kept apart from a request (a decision record's); `None` for a message whose text
+/// was not kept.
+impl MessageSource for Vec<Option<String>> {
+    fn message_text(&self, index: usize, max_chars: usize) -> Option<String> {
+        let text = self.get(index)?.as_deref()?;
+        Some(text.chars().take(max_chars).collect())
+    }
+}
+
+/// A log line a policy wrote, kept when the decision is traced instead of logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyLog {
+    /// `debug`, `info`, `warn` or `error` for `host.log`; `stdout` or `stderr` for WASI output.
+    pub level: &'static str,
+    pub message: String,
+}
+
 /// What the host functions of one decision answer from.
 pub struct HostData {
-    /// The parsed request (`message-text`).
-    pub request: Arc<ChatRequest>,
+    /// The request's message text (`message-text`).
+    pub request: Arc<dyn MessageSource>,
     pub request_id: Arc<str>,
     /// The request's team, whose catalog bounds `first-token-ms`.
     pub team: Option<Arc<str>>,
@@ -84,11 +114,22 @@ pub struct Sandbox {
     log_lines: u32,
     /// Set when the policy tried to grow memory past its cap.
     pub memory_denied: bool,
+    /// The largest linear memory the policy grew to, in bytes.
+    pub memory_peak: usize,
+    /// Log lines kept for a traced decision; `None` sends them to the proxy's log.
+    captured: Option<Vec<PolicyLog>>,
 }
 
 impl Sandbox {
-    /// A sandbox for one decision; `seed` makes `wasi:random` deterministic.
-    pub fn new(host: HostData, policy: Arc<str>, limits: SandboxLimits, seed: Option<u64>) -> Self {
+    /// A sandbox for one decision; `seed` makes `wasi:random` deterministic. A `traced` sandbox
+    /// keeps the policy's log lines ([`Sandbox::take_logs`]) instead of logging them.
+    pub fn new(
+        host: HostData,
+        policy: Arc<str>,
+        limits: SandboxLimits,
+        seed: Option<u64>,
+        traced: bool,
+    ) -> Self {
         let stdout = CapturedOutput::new(OUTPUT_CAPACITY);
         let stderr = CapturedOutput::new(OUTPUT_CAPACITY);
         let mut wasi = WasiCtx::builder();
@@ -115,12 +156,34 @@ impl Sandbox {
             limits,
             log_lines: 0,
             memory_denied: false,
+            memory_peak: 0,
+            captured: traced.then(Vec::new),
         }
+    }
+
+    /// The log lines of a traced decision, and what it wrote to stdout and stderr, a line each.
+    pub fn take_logs(&mut self) -> Vec<PolicyLog> {
+        let mut logs = self.captured.take().unwrap_or_default();
+        for (stream, output) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
+            let (kept, _) = output.contents();
+            logs.extend(
+                String::from_utf8_lossy(&kept)
+                    .lines()
+                    .map(|line| PolicyLog {
+                        level: stream,
+                        message: super::truncated(line.to_string(), MAX_LOG_LINE),
+                    }),
+            );
+        }
+        logs
     }
 
     /// Write what the policy printed to stdout and stderr into the log, a line per line printed
     /// (escaped, like its log lines), with a note of what was dropped past the cap.
     pub fn log_output(&self) {
+        if self.captured.is_some() {
+            return;
+        }
         for (stream, output) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
             let (kept, dropped) = output.contents();
             if kept.is_empty() {
@@ -197,6 +260,7 @@ impl ResourceLimiter for Sandbox {
                 self.limits.memory_bytes
             );
         }
+        self.memory_peak = self.memory_peak.max(desired);
         Ok(true)
     }
 
@@ -228,6 +292,18 @@ impl wit::switchyard::policy::host::Host for Sandbox {
     fn log(&mut self, level: LogLevel, message: String) {
         self.log_lines += 1;
         if self.log_lines > MAX_LOG_LINES {
+            return;
+        }
+        if let Some(logs) = &mut self.captured {
+            logs.push(PolicyLog {
+                level: match level {
+                    LogLevel::Debug => "debug",
+                    LogLevel::Info => "info",
+                    LogLevel::Warn => "warn",
+                    LogLevel::Error => "error",
+                },
+                message: super::truncated(message, MAX_LOG_LINE),
+            });
             return;
         }
         // Escaped, so a policy cannot forge log lines with newlines or terminal escapes.

@@ -28,15 +28,16 @@ pub enum LogFormat {
     Json,
 }
 
-/// Install the global subscriber: log lines on stderr (`RUST_LOG` overrides the default `info`
-/// level), and, with an `otlp_endpoint`, trace export ([`otel`]), whose pipeline is returned
+/// Install the global subscriber: log lines on stderr at `default_level` (which `RUST_LOG`
+/// overrides), and, with an `otlp_endpoint`, trace export ([`otel`]), whose pipeline is returned
 /// to be shut down at exit.
 pub fn init(
     format: LogFormat,
+    default_level: &str,
     otlp_endpoint: Option<&str>,
 ) -> Result<Option<otel::Export>, String> {
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info"))
+        .unwrap_or_else(|_| EnvFilter::new(default_level))
         .add_directive(
             format!("{}=off", otel::TARGET)
                 .parse()

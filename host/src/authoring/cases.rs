@@ -1,0 +1,132 @@
+//! `switchyard policy test`: run a cases file through a component under its production limits.
+//!
+//! Each case is decided in a fresh sandbox exactly as a live request would be (the request parsed
+//! by the proxy's own parser, the view built the same way, the decision validated against the
+//! case's catalog), traced: the result carries the time, the memory peak and the policy's log
+//! lines beside the verdict. A case whose request or overrides are malformed fails with a message
+//! saying so; nothing here stops at the first failure.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::Serialize;
+
+use super::{CatalogSource, ToolError};
+use crate::api::ChatRequest;
+use crate::policy::cases::{Case, Expect};
+use crate::policy::json::DecisionJson;
+use crate::policy::{DecisionInput, Policy, input};
+
+/// How one case went.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseResult {
+    pub name: String,
+    pub team: Option<String>,
+    pub passed: bool,
+    /// Why it failed: the mismatch, the policy failure, or the case's own fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+    pub expected: Expect,
+    /// What the policy decided; `None` when the case could not be run.
+    pub decision: Option<DecisionJson>,
+    pub elapsed_ms: f64,
+    pub memory_peak_bytes: usize,
+    pub logs: Vec<LogLine>,
+}
+
+/// A line the policy logged during a case.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogLine {
+    pub level: &'static str,
+    pub message: String,
+}
+
+/// Run every case; `team` is used for cases that name none.
+pub async fn run(
+    policy: &Policy,
+    cases: &[Case],
+    catalogs: &CatalogSource,
+    team: Option<&str>,
+) -> Result<Vec<CaseResult>, ToolError> {
+    let mut results = Vec::with_capacity(cases.len());
+    for (i, case) in cases.iter().enumerate() {
+        let team = case.team.as_deref().or(team);
+        let catalog = catalogs.catalog(team)?;
+        results.push(run_one(policy, case, i + 1, &catalog, team).await);
+    }
+    Ok(results)
+}
+
+async fn run_one(
+    policy: &Policy,
+    case: &Case,
+    n: usize,
+    catalog: &[crate::policy::Model],
+    team: Option<&str>,
+) -> CaseResult {
+    let mut result = CaseResult {
+        name: case.name.clone(),
+        team: team.map(str::to_string),
+        passed: false,
+        failure: None,
+        expected: case.expect.clone(),
+        decision: None,
+        elapsed_ms: 0.0,
+        memory_peak_bytes: 0,
+        logs: Vec::new(),
+    };
+    let prepared = (|| {
+        let request = ChatRequest::parse(case.wire(), Bytes::from(case.request.to_string()))
+            .map_err(|e| format!("the case's request is not valid: {}", e.message))?;
+        let headers = case.header_map()?;
+        let catalog = case.catalog(catalog)?;
+        Ok::<_, String>((request, headers, catalog))
+    })();
+    let (request, headers, catalog) = match prepared {
+        Ok(prepared) => prepared,
+        Err(e) => {
+            result.failure = Some(e);
+            return result;
+        }
+    };
+    let request = Arc::new(request);
+    let request_id: Arc<str> = format!("case-{n}").into();
+    let view = input::request_view(
+        &request,
+        &request_id,
+        &headers,
+        &policy.settings().headers,
+        team,
+    );
+    let (outcome, trace) = policy
+        .decide_traced(DecisionInput {
+            request,
+            request_id,
+            view: &view,
+            catalog: &catalog,
+            team: team.map(Arc::from),
+            budget: case.budget(),
+            live: case.live(),
+        })
+        .await;
+    result.elapsed_ms = trace.elapsed.as_secs_f64() * 1000.0;
+    result.memory_peak_bytes = trace.memory_peak;
+    result.logs = trace
+        .logs
+        .into_iter()
+        .map(|l| LogLine {
+            level: l.level,
+            message: l.message,
+        })
+        .collect();
+    result.decision = Some(DecisionJson::of(&outcome));
+    let checked = match &outcome {
+        Ok(verdict) => case.expect.check(verdict),
+        Err(failure) => Err(failure.to_string()),
+    };
+    match checked {
+        Ok(()) => result.passed = true,
+        Err(e) => result.failure = Some(e),
+    }
+    result
+}

@@ -1,0 +1,211 @@
+//! How the `switchyard policy` commands print their results: aligned text for people (coloured
+//! only when writing to a terminal and `NO_COLOR` is unset), or one JSON document for programs.
+//!
+//! It formats what the tools return and writes to the writer it is given; nothing else.
+
+use std::io::{self, Write};
+
+use anstyle::{AnsiColor, Style};
+use serde::Serialize;
+
+use super::cases::CaseResult;
+use super::check::CheckReport;
+use super::replay::ReplayReport;
+
+/// Colours for people's output; all plain when off.
+#[derive(Debug, Clone, Copy)]
+pub struct Palette {
+    pass: Style,
+    fail: Style,
+    dim: Style,
+    bold: Style,
+}
+
+impl Palette {
+    /// Colours on when `terminal` and not disabled by `NO_COLOR`.
+    pub fn new(terminal: bool, no_color: bool) -> Self {
+        if terminal && !no_color {
+            Self {
+                pass: AnsiColor::Green.on_default().bold(),
+                fail: AnsiColor::Red.on_default().bold(),
+                dim: Style::new().dimmed(),
+                bold: Style::new().bold(),
+            }
+        } else {
+            Self {
+                pass: Style::new(),
+                fail: Style::new(),
+                dim: Style::new(),
+                bold: Style::new(),
+            }
+        }
+    }
+}
+
+/// Write `value` as pretty JSON and a newline.
+pub fn json(out: &mut dyn Write, value: &impl Serialize) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, value)?;
+    writeln!(out)
+}
+
+/// `policy check`, for people.
+pub fn check(out: &mut dyn Write, r: &CheckReport, p: Palette) -> io::Result<()> {
+    let Palette {
+        pass, bold, dim, ..
+    } = p;
+    writeln!(out, "{pass}ok{pass:#}  {bold}{}{bold:#}", r.path)?;
+    writeln!(out, "  sha256    {}", r.sha256)?;
+    writeln!(out, "  size      {}", bytes(r.bytes as usize))?;
+    writeln!(
+        out,
+        "  contract  {} (this host: {})",
+        r.built_against
+            .as_deref()
+            .unwrap_or("no switchyard:policy import"),
+        r.host_world
+    )?;
+    writeln!(out, "  exports   {}", r.exports.join(", "))?;
+    writeln!(out, "  imports")?;
+    for import in &r.imports {
+        writeln!(out, "    {}", import.name)?;
+        if !import.functions.is_empty() {
+            writeln!(
+                out,
+                "      {dim}uses{dim:#}    {}",
+                import.functions.join(", ")
+            )?;
+        }
+        writeln!(out, "      {dim}grants{dim:#}  {}", import.grants)?;
+    }
+    Ok(())
+}
+
+/// `policy test`, for people: a line per case, the details of failures, then a summary.
+pub fn cases(out: &mut dyn Write, results: &[CaseResult], p: Palette) -> io::Result<()> {
+    let Palette {
+        pass,
+        fail,
+        dim,
+        bold,
+    } = p;
+    let width = results.iter().map(|r| r.name.len()).max().unwrap_or(0);
+    for r in results {
+        let (mark, style) = if r.passed {
+            ("PASS", pass)
+        } else {
+            ("FAIL", fail)
+        };
+        let decision = r.decision.as_ref().map(|d| d.summary()).unwrap_or_default();
+        writeln!(
+            out,
+            "{style}{mark}{style:#}  {:width$}  {dim}{:>8.3} ms  {:>9}{dim:#}  {decision}",
+            r.name,
+            r.elapsed_ms,
+            bytes(r.memory_peak_bytes),
+        )?;
+        if let Some(failure) = &r.failure {
+            writeln!(out, "      {failure}")?;
+            let expected = serde_json::to_string(&r.expected).unwrap_or_default();
+            writeln!(out, "      {fail}- expected {expected}{fail:#}")?;
+            if let Some(decision) = &r.decision {
+                writeln!(out, "      {pass}+ got      {}{pass:#}", decision.summary())?;
+            }
+        }
+        for log in &r.logs {
+            writeln!(out, "      {dim}log {}: {}{dim:#}", log.level, log.message)?;
+        }
+    }
+    let failed = results.iter().filter(|r| !r.passed).count();
+    let style = if failed == 0 { pass } else { fail };
+    writeln!(
+        out,
+        "{bold}{} cases:{bold:#} {style}{} passed, {failed} failed{style:#}",
+        results.len(),
+        results.len() - failed
+    )
+}
+
+/// `policy replay`, for people.
+pub fn replay(out: &mut dyn Write, r: &ReplayReport, p: Palette) -> io::Result<()> {
+    let Palette { bold, dim, .. } = p;
+    let share = |n: usize| {
+        if r.decisions == 0 {
+            0.0
+        } else {
+            100.0 * n as f64 / r.decisions as f64
+        }
+    };
+    writeln!(
+        out,
+        "{bold}{} decisions replayed:{bold:#} {} changed ({:.1}%), {} failed",
+        r.decisions,
+        r.changed,
+        share(r.changed),
+        r.failures
+    )?;
+    if r.without_text > 0 {
+        writeln!(
+            out,
+            "{dim}{} records hold no message text: a policy that reads it saw none{dim:#}",
+            r.without_text
+        )?;
+    }
+    let delta = r.cost_after_usd - r.cost_before_usd;
+    let percent = if r.cost_before_usd > 0.0 {
+        format!(" ({:+.1}%)", 100.0 * delta / r.cost_before_usd)
+    } else {
+        String::new()
+    };
+    writeln!(
+        out,
+        "estimated cost: ${:.6} recorded, ${:.6} replayed, {delta:+.6}{percent}",
+        r.cost_before_usd, r.cost_after_usd
+    )?;
+    writeln!(out, "first targets, recorded -> replayed:")?;
+    let choices: std::collections::BTreeSet<&String> =
+        r.before.keys().chain(r.after.keys()).collect();
+    for choice in choices {
+        writeln!(
+            out,
+            "  {choice:24} {:>6} -> {:<6}",
+            r.before.get(choice).unwrap_or(&0),
+            r.after.get(choice).unwrap_or(&0)
+        )?;
+    }
+    if !r.sample.is_empty() {
+        writeln!(out, "changed decisions (sample):")?;
+        for change in &r.sample {
+            writeln!(out, "  {} (team {})", change.request_id, change.team)?;
+            writeln!(out, "    - {}", change.before.summary())?;
+            writeln!(out, "    + {}", change.after.summary())?;
+        }
+    }
+    Ok(())
+}
+
+/// A byte count for people: `512 B`, `1.5 KiB`, `2.3 MiB`.
+fn bytes(n: usize) -> String {
+    match n {
+        n if n < 1024 => format!("{n} B"),
+        n if n < 1024 * 1024 => format!("{:.1} KiB", n as f64 / 1024.0),
+        n => format!("{:.1} MiB", n as f64 / (1024.0 * 1024.0)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_output_has_no_escapes_and_sizes_read_well() {
+        let plain = Palette::new(false, false);
+        assert_eq!(format!("{}x{:#}", plain.pass, plain.pass), "x");
+        let muted = Palette::new(true, true);
+        assert_eq!(format!("{}x{:#}", muted.fail, muted.fail), "x");
+        let coloured = Palette::new(true, false);
+        assert!(format!("{}x{:#}", coloured.fail, coloured.fail).contains('\u{1b}'));
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(3 * 1024 * 1024), "3.0 MiB");
+    }
+}
