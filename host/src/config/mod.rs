@@ -8,6 +8,7 @@
 //! hold their keys, read through [`Env`]. This module touches only the file system (to read the
 //! config file and list `policies_dir`).
 
+mod decisions;
 mod env;
 mod policy;
 mod server;
@@ -19,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use decisions::DecisionLogConfig;
 pub use env::{Env, ProcessEnv};
 pub use policy::{EngineConfig, PolicyConfig, RandomSource};
 pub use server::{ServerConfig, TlsConfig};
@@ -107,6 +109,9 @@ pub struct Config {
     /// Upstream timeouts.
     #[serde(default)]
     pub upstream: UpstreamConfig,
+    /// Record policy decisions for `switchyard policy replay`; off without this table. A reload
+    /// may turn it on, off, or move it.
+    pub decision_log: Option<DecisionLogConfig>,
     /// Where models are served from.
     pub providers: Vec<ProviderConfig>,
     /// The model catalog: every model a policy may route to.
@@ -240,6 +245,9 @@ impl Config {
         if let Some(cache) = &mut self.cache_dir {
             *cache = dir.join(&*cache);
         }
+        if let Some(log) = &mut self.decision_log {
+            log.path = dir.join(&log.path);
+        }
         if let Some(tls) = &mut self.server.tls {
             tls.cert_path = dir.join(&tls.cert_path);
             tls.key_path = dir.join(&tls.key_path);
@@ -288,6 +296,9 @@ impl Config {
         }
         self.server.validate()?;
         self.upstream.validate()?;
+        if let Some(log) = &self.decision_log {
+            log.validate()?;
+        }
         let providers = upstream::validate_providers(&self.providers)?;
         let models = upstream::validate_models(&self.models, &providers)?;
         let policies = policy::validate_policies(&self.policies, &self.engine)?;

@@ -24,6 +24,7 @@ use crate::policy::canary::{self, Audience};
 use crate::policy::{
     LoadError, Model, PlannedTarget, Policy, PolicyEngine, PolicySettings, PolicySlot, cases, input,
 };
+use crate::telemetry::decisions::DecisionLog;
 use crate::upstream::Upstreams;
 
 /// What a reload does to one policy.
@@ -48,6 +49,7 @@ pub(super) struct Plan {
     ledgers: HashMap<String, Arc<Ledger>>,
     /// Each team's rate limits in the live snapshot, by team name.
     rates: HashMap<String, Arc<RateLimit>>,
+    decision_log: Option<Arc<DecisionLog>>,
 }
 
 /// Check everything `config` needs; `old` is the live snapshot when reloading.
@@ -82,6 +84,16 @@ pub(super) async fn plan(
         .flat_map(|o| &o.teams)
         .filter_map(|t| Some((t.name.to_string(), t.rate.clone()?)))
         .collect();
+    // The open log carries over while its settings stay the same.
+    let decision_log = match &config.decision_log {
+        None => None,
+        Some(settings) => match old.and_then(|o| o.decision_log.as_ref()) {
+            Some(log) if log.config() == settings => Some(log.clone()),
+            _ => Some(Arc::new(
+                DecisionLog::open(settings).map_err(StartError::DecisionLog)?,
+            )),
+        },
+    };
     Ok(Plan {
         config,
         upstreams,
@@ -89,6 +101,7 @@ pub(super) async fn plan(
         policies,
         ledgers,
         rates,
+        decision_log,
     })
 }
 
@@ -286,6 +299,7 @@ impl Plan {
             teams,
             policies: slots,
             upstreams: self.upstreams,
+            decision_log: self.decision_log,
         }
     }
 }

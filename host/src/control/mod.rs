@@ -32,6 +32,7 @@ pub use rate::{Admission, Limited, RateLimit};
 use crate::auth::{AuthError, Keys};
 use crate::config::{Config, ConfigError, Env, FailureMode};
 use crate::policy::{self, LiveView, Model, PlannedTarget, PolicyEngine, PolicySlot, PoolSize};
+use crate::telemetry::decisions::DecisionLog;
 use crate::upstream::{SetupError, Upstreams};
 
 /// Where the config comes from, and what the command line overrides in it.
@@ -68,6 +69,8 @@ pub enum StartError {
     Upstream(#[from] SetupError),
     #[error("{0}")]
     Engine(policy::LoadError),
+    #[error("decision_log.path: {0}")]
+    DecisionLog(String),
 }
 
 /// One team as the request path uses it.
@@ -101,6 +104,8 @@ pub struct Snapshot {
     /// Policy slots by name.
     pub policies: BTreeMap<String, Arc<PolicySlot>>,
     pub upstreams: Upstreams,
+    /// Where decisions are recorded, when `[decision_log]` is set.
+    pub decision_log: Option<Arc<DecisionLog>>,
 }
 
 impl LiveView for Snapshot {

@@ -24,8 +24,11 @@ use super::{Gate, not_ready};
 use crate::api::{ApiError, ChatRequest, Wire};
 use crate::config::{FailureMode, OverBudget};
 use crate::control::{self, Admission, App, Snapshot, Team};
+use crate::policy::json::{BudgetJson, DecisionJson, DecisionRecord, ModelJson, RequestJson};
 use crate::policy::wit::Budget;
-use crate::policy::{DecisionFailure, DecisionInput, PlannedTarget, Policy, Verdict, input};
+use crate::policy::{
+    DecisionFailure, DecisionInput, LiveView, PlannedTarget, Policy, Verdict, input,
+};
 use crate::telemetry::{RequestLog, otel};
 use crate::upstream::stream::StreamSummary;
 use crate::upstream::{Prices, Usage};
@@ -420,6 +423,35 @@ async fn route_by_policy(
         },
     );
     team.policy.record(policy, &verdict, request_id);
+    if let Some(decisions) = &snapshot.decision_log
+        && decisions.sampled(request_id)
+    {
+        let messages = decisions.config().message_text.then(|| {
+            let cap = policy.settings().limits.max_message_chars as usize;
+            (0..request.messages.len())
+                .map(|i| request.message_text(i, cap))
+                .collect()
+        });
+        let first_token_ms = catalog
+            .iter()
+            .filter_map(|m| Some((m.id.clone(), snapshot.first_token_ms(&team.name, &m.id)?)))
+            .collect();
+        let record = DecisionRecord {
+            at_ms: SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+            team: team.name.to_string(),
+            policy: policy.version().to_string(),
+            request: RequestJson::from(&view),
+            catalog: catalog.iter().map(ModelJson::from).collect(),
+            budget: budget.as_ref().map(BudgetJson::from),
+            first_token_ms,
+            messages,
+            decision: DecisionJson::of(&verdict),
+            outcome: None,
+        };
+        log.decision_record = Some((Box::new(record), decisions.clone()));
+    }
 
     let version = policy.version();
     match verdict {

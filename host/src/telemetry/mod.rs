@@ -16,10 +16,13 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
+pub mod decisions;
 pub mod metrics;
 pub mod otel;
 
+use crate::policy::json::{DecisionRecord, OutcomeJson};
 use crate::upstream::{Attempt, Usage};
+use decisions::DecisionLog;
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -99,6 +102,8 @@ pub struct RequestLog {
     pub error: Option<String>,
     pub decision_time: Duration,
     pub latency: Duration,
+    /// The decision's record, written to the decision log with the request's outcome.
+    pub decision_record: Option<(Box<DecisionRecord>, Arc<DecisionLog>)>,
 }
 
 impl RequestLog {
@@ -123,12 +128,24 @@ impl RequestLog {
             error: None,
             decision_time: Duration::ZERO,
             latency: Duration::ZERO,
+            decision_record: None,
         }
     }
 
-    /// Write the request's log line and record its metrics.
-    pub fn emit(&self) {
+    /// Write the request's log line, record its metrics, and write its decision record with the
+    /// outcome, when there is one.
+    pub fn emit(&mut self) {
         self::metrics::record(self);
+        if let Some((mut record, log)) = self.decision_record.take() {
+            record.outcome = Some(OutcomeJson {
+                status: self.status,
+                model: self.served_model.clone(),
+                input_tokens: self.usage.map(|u| u.input_tokens),
+                output_tokens: self.usage.map(|u| u.output_tokens),
+                cost_usd: self.cost_usd,
+            });
+            log.write(*record);
+        }
         let attempts: Vec<String> = self
             .attempts
             .iter()
