@@ -7,7 +7,7 @@
 //! It reads at most [`CUE_SCAN_CHARS`] characters of the last user message through the host to
 //! look for multi-step cues; all other signals come from the request view.
 
-use switchyard_sdk::{Catalog, Decision, ModelExt, Policy, Request, RequestExt, reject, route};
+use switchyard_sdk::{Catalog, Decision, ModelExt, Policy, Request, RequestExt, find_cue, route};
 
 /// How much of the last user message is scanned for cues.
 pub const CUE_SCAN_CHARS: u32 = 4096;
@@ -31,17 +31,6 @@ const CUES: &[&str] = &[
     "plan",
 ];
 
-/// The first cue that stands as whole words in `text` (so `prove` does not match `improve`).
-fn find_cue(text: &str) -> Option<&'static str> {
-    let is_word = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
-    CUES.iter().copied().find(|cue| {
-        text.match_indices(cue).any(|(at, _)| {
-            !is_word(text[..at].chars().next_back())
-                && !is_word(text[at + cue.len()..].chars().next())
-        })
-    })
-}
-
 /// Why a request needs a reasoning model, or `None` when a cheap one will do.
 pub fn complexity(req: &Request, last_user_text: Option<&str>) -> Option<String> {
     if req.has_tools || req.messages.iter().any(|m| m.has_tool_call) {
@@ -60,7 +49,7 @@ pub fn complexity(req: &Request, last_user_text: Option<&str>) -> Option<String>
         ));
     }
     let text = last_user_text?.to_lowercase();
-    if let Some(cue) = find_cue(&text) {
+    if let Some(cue) = find_cue(&text, CUES) {
         return Some(format!("multi-step cue '{cue}'"));
     }
     let numbered_steps = text
@@ -77,7 +66,6 @@ pub fn complexity(req: &Request, last_user_text: Option<&str>) -> Option<String>
 
 /// The decision for `req`, given what [`complexity`] found.
 pub fn plan(req: &Request, catalog: &Catalog, complex: Option<String>) -> Result<Decision, String> {
-    let fits = |m: &switchyard_sdk::Model| m.fits(req) && (!req.has_images || m.has_tag("vision"));
     if let Some(asked) = req
         .requested_model
         .as_deref()
@@ -91,8 +79,9 @@ pub fn plan(req: &Request, catalog: &Catalog, complex: Option<String>) -> Result
         let mut chain = vec![asked.id.as_str()];
         chain.extend(
             catalog
-                .ranked_by_cost(|m| m.id != asked.id && m.has_tag(tier) && fits(m))
+                .ranked_fitting(req, tier)
                 .iter()
+                .filter(|m| m.id != asked.id)
                 .map(|m| m.id.as_str()),
         );
         chain.truncate(MAX_CHAIN);
@@ -105,57 +94,25 @@ pub fn plan(req: &Request, catalog: &Catalog, complex: Option<String>) -> Result
             format!("simple prompt (~{} tokens)", req.estimated_input_tokens),
         ),
     };
-    let mut chain: Vec<&str> = catalog
-        .ranked_by_cost(|m| m.has_tag(tier) && fits(m))
-        .iter()
-        .map(|m| m.id.as_str())
-        .collect();
+    let mut chain = catalog.ranked_fitting(req, tier);
     if chain.is_empty() {
-        chain = catalog
-            .ranked_by_cost(fits)
-            .iter()
-            .map(|m| m.id.as_str())
-            .collect();
+        chain = catalog.ranked_by_cost(|m| m.can_serve(req));
     }
     if chain.is_empty() {
-        return Ok(nothing_fits(req, catalog, fits));
+        return Ok(catalog.unservable(req));
     }
     chain.truncate(MAX_CHAIN);
-    Ok(route(chain, format!("{tier}: {why}")))
-}
-
-/// The rejection when no healthy model can take `req`: 503 when only health stands in the way,
-/// else 400 saying what no model offers.
-fn nothing_fits(
-    req: &Request,
-    catalog: &Catalog,
-    fits: impl Fn(&switchyard_sdk::Model) -> bool,
-) -> Decision {
-    if catalog.iter().any(fits) {
-        return reject(
-            503,
-            "every model that could serve this request is unhealthy; try again later",
-        );
-    }
-    if req.has_images && !catalog.iter().any(|m| m.has_tag("vision")) {
-        return reject(400, "no model available to you accepts images");
-    }
-    reject(
-        400,
-        format!(
-            "the prompt (~{} tokens) is larger than every available model's context window",
-            req.estimated_input_tokens
-        ),
-    )
+    Ok(route(
+        chain.iter().map(|m| m.id.as_str()),
+        format!("{tier}: {why}"),
+    ))
 }
 
 struct CostRouter;
 
 impl Policy for CostRouter {
     fn decide(req: &Request, catalog: &Catalog) -> Result<Decision, String> {
-        let text = req
-            .last_user_message()
-            .and_then(|i| req.message_text(i, CUE_SCAN_CHARS));
+        let text = req.last_user_text(CUE_SCAN_CHARS);
         plan(req, catalog, complexity(req, text.as_deref()))
     }
 }
@@ -165,149 +122,130 @@ switchyard_sdk::export_policy!(CostRouter);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use switchyard_sdk::{ClientApi, MessageSummary, Model, ModelHealth, Role};
-
-    fn model(id: &str, cost: f64, tags: &[&str]) -> Model {
-        Model {
-            id: id.into(),
-            provider: "echo".into(),
-            input_cost_per_mtok: cost,
-            output_cost_per_mtok: cost * 4.0,
-            context_window: 128_000,
-            tags: tags.iter().map(|t| t.to_string()).collect(),
-            health: ModelHealth {
-                healthy: true,
-                latency_ms: 200.0,
-                error_rate: 0.0,
-                in_flight: 0,
-            },
-        }
-    }
+    use switchyard_sdk::testing::{self, default_catalog, model, rejection_of, route_of};
 
     fn catalog() -> Catalog {
+        let priced = |id, cost: f64, tags: &[&str]| {
+            model(id)
+                .prices(cost, cost * 4.0)
+                .tags(tags.iter().copied())
+                .latency_ms(200.0)
+                .build()
+        };
         Catalog(vec![
-            model("big-thinker", 10.0, &["reasoning", "tools"]),
-            model("mini", 0.15, &["cheap", "fast"]),
-            model("thinker", 3.0, &["reasoning", "tools", "vision"]),
-            model("lite", 0.3, &["cheap"]),
+            priced("big-thinker", 10.0, &["reasoning", "tools"]),
+            priced("mini", 0.15, &["cheap", "fast"]),
+            priced("thinker", 3.0, &["reasoning", "tools", "vision"]),
+            priced("lite", 0.3, &["cheap"]),
         ])
     }
 
-    fn request(messages: usize, tokens: u32) -> Request {
-        Request {
-            id: "r1".into(),
-            api: ClientApi::OpenaiChat,
-            requested_model: Some("auto".into()),
-            team: None,
-            messages: (0..messages)
-                .map(|_| MessageSummary {
-                    role: Role::User,
-                    chars: tokens * 4,
-                    has_image: false,
-                    has_tool_call: false,
-                })
-                .collect(),
-            estimated_input_tokens: tokens,
-            max_output_tokens: None,
-            stream: false,
-            has_tools: false,
-            has_images: false,
-            temperature: None,
-            headers: vec![],
-            metadata: vec![],
-        }
+    /// A request of `messages` user messages of `text`.
+    fn request(messages: usize, text: &str) -> testing::RequestBuilder {
+        (0..messages).fold(testing::request(), |req, _| req.user(text))
     }
 
-    fn chain(d: Decision) -> (Vec<String>, String) {
-        match d {
-            Decision::Route(r) => (r.targets.into_iter().map(|t| t.model).collect(), r.reason),
-            Decision::Reject(r) => panic!("rejected: {}", r.message),
-        }
-    }
-
-    fn decide(req: &Request, text: &str) -> (Vec<String>, String) {
-        chain(plan(req, &catalog(), complexity(req, Some(text))).unwrap())
+    /// What the policy decides for `req` over [`catalog`], reading texts from the mock host.
+    fn decide(req: &Request) -> (Vec<String>, String) {
+        let decision = CostRouter::decide(req, &catalog()).unwrap();
+        let (models, reason) = route_of(&decision);
+        (
+            models.into_iter().map(String::from).collect(),
+            reason.into(),
+        )
     }
 
     #[test]
     fn short_question_goes_to_the_cheapest_cheap_model() {
-        let (models, reason) = decide(&request(1, 12), "What is the capital of France?");
+        let (models, reason) = decide(&request(1, "What is the capital of France?").build());
         assert_eq!(models, ["mini", "lite"]);
-        assert!(reason.starts_with("cheap: simple prompt"), "{reason}");
+        assert_eq!(reason, "cheap: simple prompt (~12 tokens)");
     }
 
     #[test]
     fn long_prompt_goes_to_reasoning_models() {
-        let (models, reason) = decide(&request(2, 4000), "Summarise this.");
+        let (models, reason) = decide(&request(2, &"Summarise this. ".repeat(200)).build());
         assert_eq!(models, ["thinker", "big-thinker"]);
-        assert!(reason.contains("long prompt"), "{reason}");
+        assert_eq!(reason, "reasoning: long prompt (~1608 tokens)");
     }
 
     #[test]
     fn multi_step_cues_and_numbered_steps_need_reasoning() {
-        let (models, _) = decide(&request(1, 30), "Explain step by step how TLS works");
+        let (models, _) = decide(&request(1, "Explain step by step how TLS works").build());
         assert_eq!(models[0], "thinker");
-        let (models, _) = decide(&request(1, 30), "Improve this sentence, then approve it.");
+        let (models, _) = decide(&request(1, "Improve this sentence, then approve it.").build());
         assert_eq!(models[0], "mini", "cues match whole words only");
-        let (_, reason) = decide(&request(1, 30), "Plan: a trip.");
+        let (_, reason) = decide(&request(1, "Plan: a trip.").build());
         assert_eq!(reason, "reasoning: multi-step cue 'plan'");
-        let steps = "Do this:\n1. parse\n2. check\n3) emit";
-        assert_eq!(
-            complexity(&request(1, 30), Some(steps)).unwrap(),
-            "3 numbered steps"
-        );
-        assert_eq!(complexity(&request(1, 30), Some("1. only one")), None);
+        let (_, reason) = decide(&request(1, "Do this:\n1. parse\n2. check\n3) emit").build());
+        assert_eq!(reason, "reasoning: 3 numbered steps");
+        let (models, _) = decide(&request(1, "1. only one").build());
+        assert_eq!(models[0], "mini");
+    }
+
+    #[test]
+    fn only_the_last_user_message_is_scanned() {
+        let req = testing::request()
+            .user("Think step by step.")
+            .assistant("Sure.")
+            .user("Thanks!")
+            .build();
+        assert_eq!(decide(&req).0[0], "mini");
     }
 
     #[test]
     fn tools_and_long_conversations_need_reasoning() {
-        let mut req = request(2, 50);
-        req.has_tools = true;
-        assert_eq!(complexity(&req, None).unwrap(), "tool use");
-        assert!(
-            complexity(&request(13, 10), None)
-                .unwrap()
-                .contains("13 messages")
-        );
+        let (_, reason) = decide(&request(2, "hi").tools(true).build());
+        assert_eq!(reason, "reasoning: tool use");
+        let (_, reason) = decide(&request(1, "hi").tool_result("42").build());
+        assert_eq!(reason, "reasoning: tool use");
+        let (_, reason) = decide(&request(13, "hi").build());
+        assert_eq!(reason, "reasoning: long conversation (13 messages)");
     }
 
     #[test]
     fn requested_catalog_model_is_honoured_with_same_tier_fallbacks() {
-        let mut req = request(1, 10);
-        req.requested_model = Some("big-thinker".into());
-        let (models, reason) = decide(&req, "hi");
+        let (models, reason) = decide(&request(1, "hi").model("big-thinker").build());
         assert_eq!(models, ["big-thinker", "thinker"]);
         assert_eq!(reason, "requested model big-thinker");
+        let (models, _) = decide(&request(1, "prove it").model("lite").build());
+        assert_eq!(models, ["lite", "mini"]);
     }
 
     #[test]
     fn images_need_a_vision_model_and_unhealthy_models_are_skipped() {
-        let mut req = request(1, 10);
-        req.has_images = true;
-        let (models, _) = decide(&req, "what is in this picture?");
+        let (models, _) = decide(&request(1, "what is in this picture?").image().build());
         assert_eq!(models, ["thinker"], "only vision model, though not cheap");
 
         let mut cat = catalog();
         cat.0[1].health.healthy = false;
-        let (models, _) = chain(plan(&request(1, 10), &cat, None).unwrap());
-        assert_eq!(models, ["lite"]);
+        let decision = CostRouter::decide(&request(1, "hi").build(), &cat).unwrap();
+        assert_eq!(route_of(&decision).0, ["lite"]);
+    }
+
+    #[test]
+    fn the_default_catalog_routes_as_the_cases_say() {
+        let decision = CostRouter::decide(&request(1, "Hello!").build(), &default_catalog());
+        assert_eq!(
+            route_of(&decision.unwrap()).0,
+            ["gpt-4o-mini", "claude-haiku-4-5"]
+        );
+        let req = request(1, "Think step by step about this trade-off.").build();
+        let decision = CostRouter::decide(&req, &default_catalog()).unwrap();
+        assert_eq!(route_of(&decision).0, ["o3", "claude-sonnet-4-5"]);
     }
 
     #[test]
     fn nothing_fits_is_a_rejection_that_says_why() {
-        let rejection = |decision| match decision {
-            Decision::Reject(r) => (r.status, r.message),
-            other => panic!("expected a rejection, got {other:?}"),
-        };
-        let (status, message) = rejection(plan(&request(1, 2_000_000), &catalog(), None).unwrap());
+        let decision = CostRouter::decide(&request(1, &"x".repeat(600_000)).build(), &catalog());
+        let decision = decision.unwrap();
+        let (status, message) = rejection_of(&decision);
         assert_eq!(status, 400);
         assert!(
             message.contains("larger than every available model's context window"),
             "{message}"
         );
 
-        let mut images = request(1, 10);
-        images.has_images = true;
         let no_vision = Catalog(
             catalog()
                 .0
@@ -315,15 +253,20 @@ mod tests {
                 .filter(|m| !m.has_tag("vision"))
                 .collect(),
         );
-        let (status, message) = rejection(plan(&images, &no_vision, None).unwrap());
+        let images = request(1, "look").image().build();
+        let decision = CostRouter::decide(&images, &no_vision).unwrap();
         assert_eq!(
-            (status, message.as_str()),
+            rejection_of(&decision),
             (400, "no model available to you accepts images")
         );
 
         let mut down = catalog();
         down.0.iter_mut().for_each(|m| m.health.healthy = false);
-        let (status, _) = rejection(plan(&request(1, 10), &down, None).unwrap());
-        assert_eq!(status, 503, "only health stands in the way");
+        let decision = CostRouter::decide(&request(1, "hi").build(), &down).unwrap();
+        assert_eq!(
+            rejection_of(&decision).0,
+            503,
+            "only health stands in the way"
+        );
     }
 }

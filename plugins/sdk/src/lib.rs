@@ -3,25 +3,80 @@
 //! A policy is a WebAssembly component that the Switchyard proxy runs for every request to pick
 //! the model that serves it. This crate wraps the WIT contract in `wit/policy.wit` (generated with
 //! `wit-bindgen`) so that a policy is a type implementing [`Policy`] plus one [`export_policy!`]
-//! line, built with `cargo build --target wasm32-wasip2`.
+//! line, built with `cargo build --target wasm32-wasip2` (`cargo xtask plugins` in this
+//! repository).
 //!
-//! It may touch only what the contract grants: the request view and catalog handed to
+//! A policy may touch only what the contract grants: the request view and catalog handed to
 //! [`Policy::decide`], and the host functions wrapped by [`RequestExt::message_text`],
-//! [`team_budget`], [`first_token_ms`] and [`log`].
-//! Everything else here is plain data helpers, so a policy's own logic unit-tests natively.
+//! [`team_budget`], [`first_token_ms`], [`random_u64`] and [`log`]. The rest is plain data
+//! helpers: [`Catalog`] queries such as [`Catalog::cheapest_fitting`], [`ModelExt`],
+//! [`estimate_tokens`], [`find_cue`] and [`two_choices`].
+//!
+//! On `wasm32` the host functions call the proxy. On any other target they answer from a
+//! thread-local mock host set up with [`testing`], so a policy's own unit tests run with plain
+//! `cargo test`. A policy crate is a `cdylib` (the component) and an `rlib` (for its tests):
 //!
 //! ```no_run
-//! use switchyard_sdk::{Catalog, Decision, ModelExt, Policy, Request, route};
+//! // plugins/cheapest/src/lib.rs
+//! use switchyard_sdk::{Catalog, Decision, Policy, Request, route};
 //!
-//! struct Cheapest;
+//! pub struct Cheapest;
+//!
 //! impl Policy for Cheapest {
 //!     fn decide(req: &Request, catalog: &Catalog) -> Result<Decision, String> {
-//!         let model = catalog.cheapest(|m| m.fits(req)).ok_or("no model fits")?;
-//!         Ok(route([model.id.as_str()], "cheapest model that fits"))
+//!         if let Some(budget) = switchyard_sdk::team_budget()
+//!             && budget.remaining_share() < 0.1
+//!         {
+//!             switchyard_sdk::log::warn("budget nearly spent");
+//!         }
+//!         Ok(match catalog.cheapest_fitting(req, "cheap") {
+//!             Some(model) => route([model.id.as_str()], "cheapest cheap model that fits"),
+//!             None => catalog.unservable(req),
+//!         })
 //!     }
 //! }
+//!
 //! switchyard_sdk::export_policy!(Cheapest);
 //! ```
+//!
+//! and its unit test, natively, against the default config's catalog:
+//!
+//! ```
+//! # use switchyard_sdk::{Catalog, Decision, Policy, Request, route};
+//! # pub struct Cheapest;
+//! # impl Policy for Cheapest {
+//! #     fn decide(req: &Request, catalog: &Catalog) -> Result<Decision, String> {
+//! #         if let Some(budget) = switchyard_sdk::team_budget()
+//! #             && budget.remaining_share() < 0.1
+//! #         {
+//! #             switchyard_sdk::log::warn("budget nearly spent");
+//! #         }
+//! #         Ok(match catalog.cheapest_fitting(req, "cheap") {
+//! #             Some(model) => route([model.id.as_str()], "cheapest cheap model that fits"),
+//! #             None => catalog.unservable(req),
+//! #         })
+//! #     }
+//! # }
+//! use switchyard_sdk::log::Level;
+//! use switchyard_sdk::testing::{self, MockHost};
+//!
+//! let _host = MockHost::new().budget(10.0, 9.5, 3600).install();
+//! let req = testing::request().user("What is the capital of France?").build();
+//! let mut catalog = testing::default_catalog();
+//! let decision = Cheapest::decide(&req, &catalog).unwrap();
+//! assert_eq!(testing::route_of(&decision).0, ["gpt-4o-mini"]);
+//! assert_eq!(testing::logs(), [(Level::Warn, "budget nearly spent".to_string())]);
+//!
+//! catalog.0[0].health.healthy = false;
+//! let decision = Cheapest::decide(&req, &catalog).unwrap();
+//! assert_eq!(testing::route_of(&decision).0, ["claude-haiku-4-5"]);
+//! ```
+
+mod catalog;
+mod host;
+mod request;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
 
 /// Raw bindings generated from `wit/policy.wit`.
 #[doc(hidden)]
@@ -32,13 +87,18 @@ pub mod bindings {
         pub_export_macro: true,
         export_macro_name: "__export_policy_world",
         default_bindings_module: "switchyard_sdk::bindings",
+        additional_derives: [PartialEq],
     });
 }
 
+pub use bindings::switchyard::policy::host::Budget;
 pub use bindings::switchyard::policy::types::{
     ClientApi, Decision, MessageSummary, Model, ModelHealth, Pair, Rejection, Request, Role, Route,
     Target,
 };
+pub use catalog::{Catalog, ModelExt, TwoChoices, two_choices};
+pub use host::{first_token_ms, log, random_u64, team_budget};
+pub use request::{RequestExt, estimate_tokens, find_cue};
 
 /// A routing policy: one decision per request.
 pub trait Policy {
@@ -61,104 +121,6 @@ macro_rules! export_policy {
     };
 }
 
-/// The models a policy may route to, with the live state the host last saw.
-#[derive(Debug, Clone)]
-pub struct Catalog(pub Vec<Model>);
-
-impl Catalog {
-    /// All models, in catalog order.
-    pub fn iter(&self) -> impl Iterator<Item = &Model> {
-        self.0.iter()
-    }
-
-    /// The model with this id.
-    pub fn get(&self, id: &str) -> Option<&Model> {
-        self.0.iter().find(|m| m.id == id)
-    }
-
-    /// Healthy models that satisfy `keep`, cheapest first (by blended price), ties by catalog order.
-    pub fn ranked_by_cost(&self, keep: impl Fn(&Model) -> bool) -> Vec<&Model> {
-        let mut models: Vec<&Model> = self
-            .0
-            .iter()
-            .filter(|m| m.health.healthy && keep(m))
-            .collect();
-        models.sort_by(|a, b| a.blended_cost().total_cmp(&b.blended_cost()));
-        models
-    }
-
-    /// The cheapest healthy model that satisfies `keep`.
-    pub fn cheapest(&self, keep: impl Fn(&Model) -> bool) -> Option<&Model> {
-        self.ranked_by_cost(keep).into_iter().next()
-    }
-}
-
-/// Helpers on a catalog [`Model`].
-pub trait ModelExt {
-    /// The model carries this tag.
-    fn has_tag(&self, tag: &str) -> bool;
-    /// Price of a typical request, weighting output tokens three times input tokens.
-    fn blended_cost(&self) -> f64;
-    /// The request's estimated prompt plus its output cap fits in the context window.
-    fn fits(&self, req: &Request) -> bool;
-}
-
-impl ModelExt for Model {
-    fn has_tag(&self, tag: &str) -> bool {
-        self.tags.iter().any(|t| t == tag)
-    }
-
-    fn blended_cost(&self) -> f64 {
-        self.input_cost_per_mtok + 3.0 * self.output_cost_per_mtok
-    }
-
-    fn fits(&self, req: &Request) -> bool {
-        let needed =
-            u64::from(req.estimated_input_tokens) + u64::from(req.max_output_tokens.unwrap_or(0));
-        needed <= u64::from(self.context_window)
-    }
-}
-
-/// Helpers on the [`Request`] view.
-pub trait RequestExt {
-    /// Up to `max_chars` characters of message `index`, read from the host on demand.
-    fn message_text(&self, index: usize, max_chars: u32) -> Option<String>;
-    /// Index of the last message written by the user.
-    fn last_user_message(&self) -> Option<usize>;
-    /// Value of an allow-listed header (names are lower case).
-    fn header(&self, name: &str) -> Option<&str>;
-    /// Value of a `metadata` entry.
-    fn metadata(&self, name: &str) -> Option<&str>;
-}
-
-impl RequestExt for Request {
-    fn message_text(&self, index: usize, max_chars: u32) -> Option<String> {
-        let index = u32::try_from(index).ok()?;
-        bindings::switchyard::policy::host::message_text(index, max_chars)
-    }
-
-    fn last_user_message(&self) -> Option<usize> {
-        self.messages.iter().rposition(|m| m.role == Role::User)
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        find_pair(&self.headers, name)
-    }
-
-    fn metadata(&self, name: &str) -> Option<&str> {
-        find_pair(&self.metadata, name)
-    }
-}
-
-fn find_pair<'a>(pairs: &'a [Pair], name: &str) -> Option<&'a str> {
-    pairs
-        .iter()
-        .find(|p| p.name == name)
-        .map(|p| p.value.as_str())
-}
-
-pub use bindings::switchyard::policy::host::Budget;
-
 impl Budget {
     /// US dollars left in the current window (0 once spent).
     pub fn remaining_usd(&self) -> f64 {
@@ -173,19 +135,6 @@ impl Budget {
             0.0
         }
     }
-}
-
-/// Where the request's team stands against its budget; `None` when the team has no budget.
-/// Once the budget is spent the host refuses or downgrades the team's requests itself, so a
-/// policy uses this to downgrade earlier, e.g. when [`Budget::remaining_share`] runs low.
-pub fn team_budget() -> Option<Budget> {
-    bindings::switchyard::policy::host::team_budget()
-}
-
-/// The host's estimate of the time to the first event of a stream from catalog model `model`,
-/// in milliseconds; `None` until a stream from it has been measured.
-pub fn first_token_ms(model: &str) -> Option<f32> {
-    bindings::switchyard::policy::host::first_token_ms(model)
 }
 
 /// A route over `models`, tried in order, with the host's default timeouts.
@@ -216,100 +165,9 @@ pub fn reject(status: u16, message: impl Into<String>) -> Decision {
     })
 }
 
-/// Log lines that the proxy tags with the policy and request id.
-pub mod log {
-    use crate::bindings::switchyard::policy::host::{self, LogLevel};
-
-    pub fn debug(message: &str) {
-        host::log(LogLevel::Debug, message);
-    }
-    pub fn info(message: &str) {
-        host::log(LogLevel::Info, message);
-    }
-    pub fn warn(message: &str) {
-        host::log(LogLevel::Warn, message);
-    }
-    pub fn error(message: &str) {
-        host::log(LogLevel::Error, message);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn model(
-        id: &str,
-        input: f64,
-        output: f64,
-        window: u32,
-        tags: &[&str],
-        healthy: bool,
-    ) -> Model {
-        Model {
-            id: id.into(),
-            provider: "p".into(),
-            input_cost_per_mtok: input,
-            output_cost_per_mtok: output,
-            context_window: window,
-            tags: tags.iter().map(|t| t.to_string()).collect(),
-            health: ModelHealth {
-                healthy,
-                latency_ms: 100.0,
-                error_rate: 0.0,
-                in_flight: 0,
-            },
-        }
-    }
-
-    fn request(tokens: u32, max_out: Option<u32>) -> Request {
-        Request {
-            id: "r".into(),
-            api: ClientApi::OpenaiChat,
-            requested_model: None,
-            team: None,
-            messages: vec![],
-            estimated_input_tokens: tokens,
-            max_output_tokens: max_out,
-            stream: false,
-            has_tools: false,
-            has_images: false,
-            temperature: None,
-            headers: vec![Pair {
-                name: "x-hint".into(),
-                value: "code".into(),
-            }],
-            metadata: vec![],
-        }
-    }
-
-    #[test]
-    fn cheapest_skips_unhealthy_and_filtered_models() {
-        let catalog = Catalog(vec![
-            model("dear", 10.0, 30.0, 1000, &["reasoning"], true),
-            model("down", 0.1, 0.1, 1000, &["cheap"], false),
-            model("mid", 1.0, 2.0, 1000, &["cheap"], true),
-        ]);
-        assert_eq!(catalog.cheapest(|_| true).unwrap().id, "mid");
-        assert_eq!(
-            catalog.cheapest(|m| m.has_tag("reasoning")).unwrap().id,
-            "dear"
-        );
-        assert!(catalog.cheapest(|m| m.has_tag("vision")).is_none());
-        let ranked: Vec<&str> = catalog
-            .ranked_by_cost(|_| true)
-            .iter()
-            .map(|m| m.id.as_str())
-            .collect();
-        assert_eq!(ranked, ["mid", "dear"]);
-    }
-
-    #[test]
-    fn fits_counts_prompt_and_output_cap() {
-        let m = model("m", 1.0, 1.0, 1000, &[], true);
-        assert!(m.fits(&request(900, Some(100))));
-        assert!(!m.fits(&request(900, Some(101))));
-    }
 
     #[test]
     fn route_builds_targets_in_order() {
@@ -319,7 +177,20 @@ mod tests {
         let models: Vec<&str> = r.targets.iter().map(|t| t.model.as_str()).collect();
         assert_eq!(models, ["a", "b"]);
         assert_eq!(r.reason, "why");
-        assert_eq!(request(1, None).header("x-hint"), Some("code"));
-        assert_eq!(request(1, None).header("x-other"), None);
+        assert!(r.targets.iter().all(|t| t.timeout_ms.is_none()));
+    }
+
+    #[test]
+    fn budget_shares_stay_between_zero_and_one() {
+        let budget = |limit_usd, spent_usd| Budget {
+            limit_usd,
+            spent_usd,
+            resets_in_seconds: 60,
+        };
+        assert_eq!(budget(10.0, 2.5).remaining_share(), 0.75);
+        assert_eq!(budget(10.0, 2.5).remaining_usd(), 7.5);
+        assert_eq!(budget(10.0, 12.0).remaining_share(), 0.0);
+        assert_eq!(budget(10.0, 12.0).remaining_usd(), 0.0);
+        assert_eq!(budget(0.0, 0.0).remaining_share(), 0.0);
     }
 }
