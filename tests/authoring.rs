@@ -237,34 +237,65 @@ fn test_runs_every_case_with_its_live_state_and_reports_failures_with_a_diff() {
     assert!(human.contains("8 cases: 4 passed, 4 failed"), "{human}");
 }
 
+/// Every example policy passes its own cases file under its configured limits, each case with
+/// its team's catalog.
 #[test]
-fn the_bundled_policy_passes_its_cases_and_follows_health_overrides() {
-    let dir = tempfile::tempdir().unwrap();
-    let extra = dir.path().join("health.jsonl");
-    std::fs::write(
-        &extra,
-        r#"{"name": "mini is down", "request": {"messages": [{"role": "user", "content": "Hi"}]}, "health": {"gpt-4o-mini": {"healthy": false}}, "expect": {"model": "claude-haiku-4-5"}}"#,
-    )
-    .unwrap();
-    let root = workspace_root();
-    let wasm = policy_wasm("cost_router");
-    for cases in [root.join("plugins/cost-router/cases.jsonl"), extra] {
+fn every_example_policy_passes_its_cases() {
+    let examples = workspace_root().join("config/examples.toml");
+    let config = switchyard::config::Config::load(&examples).expect("the examples config loads");
+    let with_cases: Vec<_> = config
+        .policies
+        .iter()
+        .filter(|p| p.cases.is_some())
+        .collect();
+    assert!(with_cases.len() >= 4, "{:?}", config.policies);
+    for policy in with_cases {
         let output = switchyard(&[
             "policy",
             "test",
-            wasm.to_str().unwrap(),
+            policy.path.to_str().unwrap(),
             "--cases",
-            cases.to_str().unwrap(),
+            policy.cases.as_ref().unwrap().to_str().unwrap(),
             "--config",
-            root.join("config/switchyard.toml").to_str().unwrap(),
+            examples.to_str().unwrap(),
         ]);
         assert!(
             output.status.success(),
-            "{}{}",
+            "{}: {}{}",
+            policy.name,
             text(&output.stdout),
             text(&output.stderr)
         );
+        assert!(
+            text(&output.stdout).contains(" 0 failed"),
+            "{}",
+            policy.name
+        );
     }
+}
+
+#[test]
+fn health_overrides_reach_the_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = dir.path().join("health.jsonl");
+    std::fs::write(
+        &cases,
+        r#"{"name": "mini is down", "request": {"messages": [{"role": "user", "content": "Hi"}]}, "health": {"gpt-4o-mini": {"healthy": false}}, "expect": {"model": "claude-haiku-4-5"}}"#,
+    )
+    .unwrap();
+    let output = switchyard(&[
+        "policy",
+        "test",
+        policy_wasm("cost_router").to_str().unwrap(),
+        "--cases",
+        cases.to_str().unwrap(),
+        "--config",
+        workspace_root()
+            .join("config/switchyard.toml")
+            .to_str()
+            .unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stdout));
 }
 
 /// Wait until `path` holds `n` lines.
