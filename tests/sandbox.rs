@@ -365,3 +365,73 @@ async fn when_the_pool_is_full_requests_wait_out_their_deadline_then_fall_back()
     );
     assert_eq!(routed(&held), (200, "fallback", "a"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_carries_over_only_when_a_policy_opts_into_reusing_instances() {
+    // Fresh instances (the default): a global counter is always at its first decision.
+    let fresh = proxy();
+    for _ in 0..3 {
+        let reply = send(&fresh, None, &[("x-hostile", "count")], "hi").await;
+        assert_eq!(
+            reply.header("x-switchyard-reason"),
+            "decision 1 of this instance"
+        );
+    }
+    // `reuse_instances = 3`: one instance serves three decisions in turn, then a fresh one.
+    let config = ConfigBuilder::new(&policy_wasm("hostile_policy"))
+        .policy_headers(&["x-hostile"])
+        .policy_option("reuse_instances = 3")
+        .model("a", "echo", "a", 1.0, &[])
+        .section("[[providers]]\nname = \"echo\"\nkind = \"echo\"\n")
+        .fallback(&["a"]);
+    let reused = Proxy::start(&config.toml(), &[]);
+    let mut reasons = Vec::new();
+    for _ in 0..4 {
+        let reply = send(&reused, None, &[("x-hostile", "count")], "hi").await;
+        assert_eq!(routed(&reply), (200, "policy", "a"));
+        reasons.push(reply.header("x-switchyard-reason").to_string());
+    }
+    assert_eq!(
+        reasons,
+        [1, 2, 3, 1].map(|n| format!("decision {n} of this instance"))
+    );
+    // A failed decision throws its instance away: the next starts over.
+    let trapped = send(&reused, None, &[("x-hostile", "panic")], "hi").await;
+    assert_eq!(routed(&trapped).1, "fallback");
+    let after = send(&reused, None, &[("x-hostile", "count")], "hi").await;
+    assert_eq!(
+        after.header("x-switchyard-reason"),
+        "decision 1 of this instance"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn more_decisions_than_pool_slots_wait_for_a_slot_and_never_fail() {
+    // Two pool slots, 24 concurrent decisions: each waits for a slot that is fully free (its
+    // previous store dropped), so none fails to instantiate.
+    let config = ConfigBuilder::new(&policy_wasm("hostile_policy"))
+        .top("[engine]\ninstances = 2\n")
+        .policy_headers(&["x-hostile", "x-hostile-arg"])
+        .policy_option("max_concurrency = 2")
+        .model("a", "echo", "a", 1.0, &[])
+        .section("[[providers]]\nname = \"echo\"\nkind = \"echo\"\n")
+        .fallback(&["a"]);
+    let proxy = Proxy::start(&config.toml(), &[]);
+    let replies = futures_util::future::join_all((0..24).map(|_| {
+        send(
+            &proxy,
+            None,
+            &[("x-hostile", "spin"), ("x-hostile-arg", "20000")],
+            "hi",
+        )
+    }))
+    .await;
+    for reply in &replies {
+        assert_eq!(
+            routed(reply),
+            (200, "policy", "a"),
+            "{reply:?}\n{}",
+            proxy.logs()
+        );
+    }
+}

@@ -100,6 +100,17 @@ pub struct PolicyConfig {
     /// Where the policy's `wasi:random` comes from: `seeded` (from the request id) or `system`.
     #[serde(default)]
     pub random: RandomSource,
+    /// Serve up to this many decisions from one policy instance before replacing it; 0 (the
+    /// default) gives every decision a fresh instance. Reuse saves most of a decision's cost
+    /// (instantiating the component), at a price: what a policy keeps in memory (globals,
+    /// caches, a leaked allocation) carries over from one request to the next of this policy,
+    /// whichever team sent it; `wasi:random` is seeded once per instance, so decisions no
+    /// longer replay by request id; and memory a policy grows stays reserved while the instance
+    /// lives. An instance whose decision fails (trap, deadline, memory cap, error) is thrown
+    /// away, and at most 8 idle instances are kept, each holding a slot of the engine's pool.
+    /// `switchyard policy test` always uses fresh instances.
+    #[serde(default)]
+    pub reuse_instances: u32,
 }
 
 impl PolicyConfig {
@@ -158,6 +169,12 @@ impl PolicyConfig {
                     "must be between 1 and engine.max_memory_mib ({})",
                     engine.max_memory_mib
                 ),
+            ));
+        }
+        if self.reuse_instances > 1_000_000 {
+            return Err(Invalid::new(
+                field("reuse_instances"),
+                "must be at most 1000000 (0 gives every decision a fresh instance)",
             ));
         }
         if !(1..=engine.instances).contains(&self.max_concurrency) {

@@ -6,7 +6,8 @@
 //! go live; a [`PolicySlot`] (`registry`) holds the live version of one policy name, swaps it
 //! atomically, keeps the previous one and rolls back by itself when a new version fails too often
 //! (`stats`). For every request [`Policy::decide`] creates a fresh store (a [`sandbox::Sandbox`])
-//! from the pre-linked instance, with a CPU deadline and a memory cap, calls `decide`, drops the
+//! from the pre-linked instance (or, for a policy configured with `reuse_instances`, takes a kept
+//! one), with a CPU deadline and a memory cap, calls `decide`, drops the
 //! store, and validates the result ([`decision::validate`]). Whatever the policy does, the caller
 //! gets either a [`Verdict`] or a [`DecisionFailure`] that says what kind of fault it was; the
 //! proxy decides what a failure means. This module reads the request view and catalog it is given
@@ -31,7 +32,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::{Store, UpdateDeadline};
 
 pub use decision::{PlannedTarget, Verdict};
@@ -144,6 +145,8 @@ pub struct PolicySettings {
     pub rollback: RollbackRule,
     /// Where `wasi:random` comes from.
     pub random: RandomSource,
+    /// Decisions one instance serves before it is replaced; 0 for a fresh one every time.
+    pub reuse_instances: u32,
 }
 
 impl PolicySettings {
@@ -161,6 +164,7 @@ impl PolicySettings {
                 failure_share: config.rollback_failure_share,
             },
             random: config.random,
+            reuse_instances: config.reuse_instances,
         }
     }
 }
@@ -177,6 +181,8 @@ pub struct Policy {
     settings: PolicySettings,
     /// This version's own bound on concurrent decisions.
     concurrency: Semaphore,
+    /// Instances kept for reuse (`reuse_instances`), idle.
+    warm: std::sync::Mutex<Vec<Instance>>,
     /// The engine's pool, shared by every policy.
     pool: Arc<Semaphore>,
     pub stats: Stats,
@@ -217,6 +223,7 @@ impl Policy {
         Self {
             stats: Stats::new(name, &version),
             concurrency: Semaphore::new(settings.max_concurrency as usize),
+            warm: std::sync::Mutex::new(Vec::new()),
             name: name.into(),
             version,
             sha256,
@@ -301,58 +308,97 @@ impl Policy {
         traced: bool,
     ) -> (Result<Verdict, DecisionFailure>, Trace) {
         let started = std::time::Instant::now();
-        let mut store = None;
-        let outcome = self.run_in(input, traced, &mut store).await;
         let mut trace = Trace {
-            elapsed: started.elapsed(),
+            elapsed: Duration::ZERO,
             memory_peak: 0,
             logs: Vec::new(),
         };
-        if let Some(store) = &mut store {
-            let sandbox: &mut Sandbox = store.data_mut();
-            trace.memory_peak = sandbox.memory_peak;
-            if traced {
-                trace.logs = sandbox.take_logs();
+        let stop_at = tokio::time::Instant::now() + self.settings.limits.deadline;
+        let Ok(_own) = tokio::time::timeout_at(stop_at, self.concurrency.acquire()).await else {
+            trace.elapsed = started.elapsed();
+            return (Err(DecisionFailure::Busy), trace);
+        };
+        let host = HostData {
+            request: input.request,
+            request_id: input.request_id,
+            team: input.team,
+            budget: input.budget,
+            live: input.live,
+        };
+        let reuse = self.settings.reuse_instances > 0 && !traced;
+        let warm = if reuse {
+            self.warm.lock().expect("warm lock").pop()
+        } else {
+            None
+        };
+        let mut instance = match warm {
+            Some(mut warm) => {
+                warm.store.data_mut().renew(host);
+                warm
             }
+            None => {
+                let Ok(slot) =
+                    tokio::time::timeout_at(stop_at, self.pool.clone().acquire_owned()).await
+                else {
+                    trace.elapsed = started.elapsed();
+                    return (Err(DecisionFailure::Busy), trace);
+                };
+                self.sandbox(host, traced, slot.expect("never closed"))
+            }
+        };
+        let outcome = self
+            .call(&mut instance, stop_at, input.view, input.catalog)
+            .await;
+        let sandbox = instance.store.data_mut();
+        sandbox.log_output();
+        trace.memory_peak = sandbox.memory_peak;
+        if traced {
+            trace.logs = sandbox.take_logs();
         }
+        let outcome = match outcome {
+            Ok(decision) => {
+                instance.uses += 1;
+                if reuse && instance.uses < self.settings.reuse_instances {
+                    let mut warm = self.warm.lock().expect("warm lock");
+                    if warm.len() < MAX_WARM {
+                        warm.push(instance);
+                    }
+                }
+                decision::validate(decision, input.catalog)
+                    .map_err(DecisionFailure::InvalidDecision)
+            }
+            Err(failure) => Err(failure),
+        };
+        trace.elapsed = started.elapsed();
         (outcome, trace)
     }
 
-    async fn run_in(
-        &self,
-        input: DecisionInput<'_>,
-        traced: bool,
-        slot: &mut Option<Store<Sandbox>>,
-    ) -> Result<Verdict, DecisionFailure> {
-        let limits = self.settings.limits;
-        let stop_at = tokio::time::Instant::now() + limits.deadline;
-        let slots = async {
-            let own = self.concurrency.acquire().await.expect("never closed");
-            let pool = self.pool.acquire().await.expect("never closed");
-            (own, pool)
-        };
-        let _slots = tokio::time::timeout_at(stop_at, slots)
-            .await
-            .map_err(|_| DecisionFailure::Busy)?;
+    /// A new sandbox for the request `host` describes, holding the pool's `slot` while it lives.
+    fn sandbox(&self, host: HostData, traced: bool, slot: OwnedSemaphorePermit) -> Instance {
         let seed = match self.settings.random {
-            RandomSource::Seeded => Some(seed_of(&input.request_id)),
+            RandomSource::Seeded => Some(seed_of(&host.request_id)),
             RandomSource::System => None,
         };
-        let sandbox = Sandbox::new(
-            HostData {
-                request: input.request,
-                request_id: input.request_id,
-                team: input.team,
-                budget: input.budget,
-                live: input.live,
-            },
-            self.name.clone(),
-            limits,
-            seed,
-            traced,
-        );
-        let store = slot.insert(Store::new(self.pre.engine(), sandbox));
+        let sandbox = Sandbox::new(host, self.name.clone(), self.settings.limits, seed, traced);
+        let mut store = Store::new(self.pre.engine(), sandbox);
         store.limiter(|s| s);
+        Instance {
+            store,
+            policy: None,
+            uses: 0,
+            _slot: slot,
+        }
+    }
+
+    /// Instantiate (unless reused) and call `decide`, stopped at `stop_at`.
+    async fn call(
+        &self,
+        instance: &mut Instance,
+        stop_at: tokio::time::Instant,
+        view: &Request,
+        catalog: &[Model],
+    ) -> Result<wit::Decision, DecisionFailure> {
+        let Instance { store, policy, .. } = instance;
         store.set_epoch_deadline(1);
         let stop_at_std = stop_at.into_std();
         store.epoch_deadline_callback(move |_| {
@@ -363,21 +409,35 @@ impl Policy {
             })
         });
         let run = async {
-            let instance = self.pre.instantiate_async(&mut *store).await?;
-            instance
-                .call_decide(&mut *store, input.view, input.catalog)
-                .await
+            let policy = match policy {
+                Some(policy) => policy,
+                None => policy.insert(self.pre.instantiate_async(&mut *store).await?),
+            };
+            policy.call_decide(&mut *store, view, catalog).await
         };
-        let outcome = tokio::time::timeout_at(stop_at, run).await;
-        store.data().log_output();
-        let outcome = outcome.map_err(|_| DecisionFailure::Timeout)?;
-        match outcome {
-            Ok(Ok(decision)) => decision::validate(decision, input.catalog)
-                .map_err(DecisionFailure::InvalidDecision),
-            Ok(Err(message)) => Err(DecisionFailure::Error(truncated(message, MAX_ERROR_BYTES))),
-            Err(error) => Err(classify(&error, store.data())),
+        match tokio::time::timeout_at(stop_at, run).await {
+            Err(_) => Err(DecisionFailure::Timeout),
+            Ok(Ok(Ok(decision))) => Ok(decision),
+            Ok(Ok(Err(message))) => {
+                Err(DecisionFailure::Error(truncated(message, MAX_ERROR_BYTES)))
+            }
+            Ok(Err(error)) => Err(classify(&error, store.data())),
         }
     }
+}
+
+/// Most reused instances a policy version keeps between decisions; each holds a pool slot.
+const MAX_WARM: usize = 8;
+
+/// One policy instance and its store. Fields drop in order: the store before the pool slot, so
+/// a slot is free only once the pooling allocator has its memory back.
+struct Instance {
+    store: Store<Sandbox>,
+    /// Instantiated on first use.
+    policy: Option<wit::Policy>,
+    /// Decisions it has served.
+    uses: u32,
+    _slot: OwnedSemaphorePermit,
 }
 
 /// How one traced decision went, beside its outcome.

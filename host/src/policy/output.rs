@@ -44,6 +44,11 @@ impl CapturedOutput {
         (buffer.kept.clone().freeze(), buffer.dropped)
     }
 
+    /// Forget what was written, for the next decision of a reused instance.
+    pub fn clear(&self) {
+        *self.buffer.lock().expect("output lock") = Buffer::default();
+    }
+
     fn keep(&self, bytes: &[u8]) {
         let mut buffer = self.buffer.lock().expect("output lock");
         let room = self.cap.saturating_sub(buffer.kept.len());

@@ -1,7 +1,8 @@
 //! What one decision's store holds, and everything a policy can reach from inside it.
 //!
 //! A [`Sandbox`] is created for every decision and dropped with its store, so nothing carries
-//! over from one request to the next. It grants the policy exactly:
+//! over from one request to the next (unless the policy's config opts into `reuse_instances`,
+//! when [`Sandbox::renew`] points a kept instance at the next request). It grants the policy exactly:
 //! - the `host` interface: log lines (capped in size and number), the text of the current
 //!   request's messages (capped at [`SandboxLimits::max_message_chars`]), the request's team
 //!   budget standing, and the time-to-first-token estimate of a model the team may use;
@@ -159,6 +160,16 @@ impl Sandbox {
             memory_peak: 0,
             captured: traced.then(Vec::new),
         }
+    }
+
+    /// Make a reused instance's sandbox serve the decision `host` is for: its request, team and
+    /// budget, a fresh log-line count and output buffers. `wasi:random` keeps its state.
+    pub fn renew(&mut self, host: HostData) {
+        self.host = host;
+        self.log_lines = 0;
+        self.memory_denied = false;
+        self.stdout.clear();
+        self.stderr.clear();
     }
 
     /// The log lines of a traced decision, and what it wrote to stdout and stderr, a line each.

@@ -19,6 +19,7 @@
 //! | `read-past-cap` | asks the host for far more message text than the cap |
 //! | `chatty` | prints ARG bytes to stdout and to stderr |
 //! | `random`, `clock` | reports a random number, or the time, in its reason |
+//! | `count` | reports how many decisions this instance has made, state kept in a global |
 
 use std::hint::black_box;
 
@@ -117,6 +118,12 @@ impl Policy for Hostile {
             "random" => {
                 let n = getrandom::u64().map_err(|e| e.to_string())?;
                 to(&[first], format!("random {n}"))
+            }
+            "count" => {
+                static DECISIONS: std::sync::atomic::AtomicU32 =
+                    std::sync::atomic::AtomicU32::new(0);
+                let n = DECISIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                to(&[first], format!("decision {n} of this instance"))
             }
             "clock" => {
                 let now = std::time::SystemTime::now()
