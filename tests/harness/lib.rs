@@ -50,6 +50,13 @@ pub fn policy_wasm(name: &str) -> PathBuf {
     prepared(path, "builds the policies first")
 }
 
+/// A folder under the cargo target folder for test proxies to share as their compile cache
+/// (`cache_dir`), so that a large component (a JavaScript or Python policy takes seconds to
+/// compile) is compiled once per build of it, not at every proxy start.
+pub fn shared_compile_cache() -> PathBuf {
+    target_dir().join("policy-cache")
+}
+
 /// The proxy binary built next to this test binary.
 pub fn proxy_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");

@@ -445,7 +445,12 @@ impl Proxy {
 
     /// The first log line containing every one of `needles`, waiting up to 10 s for it.
     pub fn log_line(&self, needles: &[&str]) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        self.log_line_within(needles, Duration::from_secs(10))
+    }
+
+    /// The first log line containing every one of `needles`, waiting up to `within` for it.
+    pub fn log_line_within(&self, needles: &[&str], within: Duration) -> String {
+        let deadline = Instant::now() + within;
         loop {
             let found = self
                 .logs
