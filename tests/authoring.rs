@@ -361,6 +361,9 @@ async fn the_proxy_records_decisions_and_replay_counts_what_a_candidate_changes(
         records[1]["decision"]["route"]["targets"][0]["model"],
         "thinker"
     );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&log).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the decision log is for its owner only");
     let all = std::fs::read_to_string(&log).unwrap();
     for secret in ["capital of France", "sk-test-key-0001", "authorization"] {
         assert!(!all.contains(secret), "the log holds {secret:?}: {all}");

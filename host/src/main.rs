@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand};
 use metrics_exporter_prometheus::PrometheusHandle;
 use switchyard::admin::{self, AdminToken, MIN_TOKEN_LEN};
 use switchyard::authoring::{self, CatalogSource, LimitOverrides, report, scaffold};
-use switchyard::config::{Config, Env, ProcessEnv};
+use switchyard::config::{Config, EngineConfig, Env, ProcessEnv};
 use switchyard::control::{App, ConfigSource, watch};
 use switchyard::server::{self, Gate, Listening};
 use switchyard::telemetry::{self, LogFormat};
@@ -108,9 +108,17 @@ enum PolicyCommand {
         /// How many changed decisions to show.
         #[arg(long, default_value_t = 10)]
         sample: usize,
-        /// A proxy config whose policy entry for the same file sets the limits.
+        /// A proxy config whose policy entry (`--policy`, or the one for the same file) sets the
+        /// limits.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Replay only the decisions of this policy (by name); default, the config entry's, else
+        /// every decision in the log.
+        #[arg(long)]
+        policy: Option<String>,
+        /// Replay only the decisions of this team.
+        #[arg(long)]
+        team: Option<String>,
         #[command(flatten)]
         limits: Limits,
         /// Print JSON instead of text.
@@ -129,7 +137,11 @@ struct Setup {
     /// of its policy entry for the same component file.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// The team for cases that name none.
+    /// The config's `[[policies]]` entry whose limits to use and whose teams' catalogs cases
+    /// run against; default, the entry whose `path` is the component.
+    #[arg(long, requires = "config")]
+    policy: Option<String>,
+    /// The team for cases that name none; default, every team bound to the policy.
     #[arg(long, requires = "config")]
     team: Option<String>,
     #[command(flatten)]
@@ -184,6 +196,56 @@ fn main() -> anyhow::Result<()> {
     result
 }
 
+/// A component loaded for `policy test` or `replay`, with the config it was given.
+struct Loaded {
+    policy: switchyard::policy::Policy,
+    config: Option<Config>,
+    /// The name of the config's entry for it, when there is one.
+    entry: Option<String>,
+}
+
+impl Loaded {
+    /// Load `wasm` under the limits of its entry in `config` (by `name`, else by path), or the
+    /// defaults, with `limits` over them; say on stderr when a config has no entry for it.
+    fn new(
+        wasm: &std::path::Path,
+        config: Option<&std::path::Path>,
+        name: Option<&str>,
+        limits: &Limits,
+    ) -> anyhow::Result<Self> {
+        let config = match config {
+            Some(path) => Some(
+                Config::load(path)
+                    .with_context(|| format!("cannot use config {}", path.display()))?,
+            ),
+            None => None,
+        };
+        let entry = match &config {
+            Some(config) => authoring::entry_for(wasm, config, name)?,
+            None => None,
+        };
+        if config.is_some() && entry.is_none() {
+            eprintln!(
+                "note: the config has no [[policies]] entry for {}; running under the default \
+                 limits (name its entry with --policy)",
+                wasm.display()
+            );
+        }
+        let settings = authoring::settings_for(wasm, entry, limits.into())?;
+        let engine = config
+            .as_ref()
+            .map(|c| c.engine.clone())
+            .unwrap_or_default();
+        let policy = authoring::load(wasm, settings, &engine, &ProcessEnv)?;
+        let entry = entry.map(|e| e.name.clone());
+        Ok(Self {
+            policy,
+            config,
+            entry,
+        })
+    }
+}
+
 /// Run a `switchyard policy` command; exit 1 when a check or a case fails.
 fn policy_command(command: PolicyCommand) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
@@ -219,7 +281,7 @@ fn policy_command(command: PolicyCommand) -> anyhow::Result<()> {
         }
         PolicyCommand::Check { wasm, json } => {
             let settings = authoring::settings_for(&wasm, None, LimitOverrides::default())?;
-            match authoring::load(&wasm, settings, &ProcessEnv) {
+            match authoring::load(&wasm, settings, &EngineConfig::default(), &ProcessEnv) {
                 Ok(policy) => {
                     let size = std::fs::metadata(&wasm).map_or(0, |m| m.len());
                     let described = authoring::check::describe(&policy, size);
@@ -252,26 +314,29 @@ fn policy_command(command: PolicyCommand) -> anyhow::Result<()> {
             json,
         } => {
             let cases = switchyard::policy::cases::load(&cases).map_err(anyhow::Error::msg)?;
-            let config = match &setup.config {
-                Some(path) => Some(
-                    Config::load(path)
-                        .with_context(|| format!("cannot use config {}", path.display()))?,
-                ),
-                None => None,
-            };
-            let settings = authoring::settings_for(&wasm, config.as_ref(), (&setup.limits).into())?;
-            let catalogs = match (setup.catalog, config) {
+            let loaded = Loaded::new(
+                &wasm,
+                setup.config.as_deref(),
+                setup.policy.as_deref(),
+                &setup.limits,
+            )?;
+            let catalogs = match (setup.catalog, loaded.config) {
                 (Some(path), _) => CatalogSource::File(path),
                 (None, Some(config)) => CatalogSource::Config(Box::new(config)),
                 (None, None) => bail!("say where the catalog comes from: --catalog or --config"),
             };
-            let policy = authoring::load(&wasm, settings, &ProcessEnv)?;
+            // Cases without a team run for `--team`, else for every team bound to the policy.
+            let teams = match (setup.team, &loaded.entry) {
+                (Some(team), _) => vec![team],
+                (None, Some(name)) => catalogs.teams_of(name),
+                (None, None) => Vec::new(),
+            };
             let results = runtime.block_on(authoring::cases::run(
-                &policy,
+                &loaded.policy,
                 &cases,
                 &catalogs,
-                setup.team.as_deref(),
-            ))?;
+                &teams,
+            ));
             if json {
                 report::json(&mut out, &results)?;
             } else {
@@ -284,20 +349,29 @@ fn policy_command(command: PolicyCommand) -> anyhow::Result<()> {
             log,
             sample,
             config,
+            policy,
+            team,
             limits,
             json,
         } => {
-            let config = match &config {
-                Some(path) => Some(
-                    Config::load(path)
-                        .with_context(|| format!("cannot use config {}", path.display()))?,
-                ),
-                None => None,
+            let loaded = Loaded::new(&wasm, config.as_deref(), policy.as_deref(), &limits)?;
+            let (records, cut) = authoring::replay::load(&log)?;
+            if cut > 0 {
+                eprintln!(
+                    "note: the last line of {} was cut short and is left out",
+                    log.display()
+                );
+            }
+            let filter = authoring::replay::Filter {
+                policy: policy.or(loaded.entry),
+                team,
             };
-            let settings = authoring::settings_for(&wasm, config.as_ref(), (&limits).into())?;
-            let records = authoring::replay::load(&log)?;
-            let policy = authoring::load(&wasm, settings, &ProcessEnv)?;
-            let replayed = runtime.block_on(authoring::replay::run(&policy, &records, sample));
+            let replayed = runtime.block_on(authoring::replay::run(
+                &loaded.policy,
+                &records,
+                &filter,
+                sample,
+            ));
             if json {
                 report::json(&mut out, &replayed)?;
             } else {
@@ -466,6 +540,15 @@ async fn run(
         .context("server failed")?;
     // Streams cut at the deadline end at once; their log lines and metrics are written then.
     gate.settle(Duration::from_secs(2)).await;
+    // Their decision records too: wait until the decision log has them on disk.
+    if let Some(decisions) = &app.snapshot().decision_log {
+        let decisions = decisions.clone();
+        let flushed =
+            tokio::task::spawn_blocking(move || decisions.flush(Duration::from_secs(5))).await;
+        if !matches!(flushed, Ok(true)) {
+            tracing::warn!("the decision log was not flushed in time");
+        }
+    }
     if let Some(admin) = admin {
         match tokio::time::timeout(drain, admin).await {
             Ok(done) => done

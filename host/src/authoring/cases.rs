@@ -3,15 +3,17 @@
 //! Each case is decided in a fresh sandbox exactly as a live request would be (the request parsed
 //! by the proxy's own parser, the view built the same way, the decision validated against the
 //! case's catalog), traced: the result carries the time, the memory peak and the policy's log
-//! lines beside the verdict. A case whose request or overrides are malformed fails with a message
-//! saying so; nothing here stops at the first failure.
+//! lines beside the verdict. As in the proxy's canary, a case that names no team runs for every
+//! team bound to the policy (each with its catalog) when the config says which those are. A case
+//! whose request, team or overrides are wrong fails with a message saying so; nothing here stops
+//! at the first failure.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::Serialize;
 
-use super::{CatalogSource, ToolError};
+use super::CatalogSource;
 use crate::api::ChatRequest;
 use crate::policy::cases::{Case, Expect};
 use crate::policy::json::DecisionJson;
@@ -41,27 +43,38 @@ pub struct LogLine {
     pub message: String,
 }
 
-/// Run every case; `team` is used for cases that name none.
+/// Run every case: for its own team, else for each of `teams` (the command line's team, or the
+/// teams bound to the policy), else once with the whole catalog.
 pub async fn run(
     policy: &Policy,
     cases: &[Case],
     catalogs: &CatalogSource,
-    team: Option<&str>,
-) -> Result<Vec<CaseResult>, ToolError> {
+    teams: &[String],
+) -> Vec<CaseResult> {
     let mut results = Vec::with_capacity(cases.len());
     for (i, case) in cases.iter().enumerate() {
-        let team = case.team.as_deref().or(team);
-        let catalog = catalogs.catalog(team)?;
-        results.push(run_one(policy, case, i + 1, &catalog, team).await);
+        let audiences: Vec<Option<&str>> = match (&case.team, teams) {
+            (Some(team), _) => vec![Some(team.as_str())],
+            (None, []) => vec![None],
+            (None, teams) => teams.iter().map(|t| Some(t.as_str())).collect(),
+        };
+        let several = audiences.len() > 1;
+        for team in audiences {
+            let mut result = run_one(policy, case, i + 1, catalogs, team).await;
+            if several && let Some(team) = team {
+                result.name = format!("{} (team {team})", result.name);
+            }
+            results.push(result);
+        }
     }
-    Ok(results)
+    results
 }
 
 async fn run_one(
     policy: &Policy,
     case: &Case,
     n: usize,
-    catalog: &[crate::policy::Model],
+    catalogs: &CatalogSource,
     team: Option<&str>,
 ) -> CaseResult {
     let mut result = CaseResult {
@@ -75,11 +88,23 @@ async fn run_one(
         memory_peak_bytes: 0,
         logs: Vec::new(),
     };
+    let allowed = &policy.settings().headers;
     let prepared = (|| {
         let request = ChatRequest::parse(case.wire(), Bytes::from(case.request.to_string()))
             .map_err(|e| format!("the case's request is not valid: {}", e.message))?;
         let headers = case.header_map()?;
-        let catalog = case.catalog(catalog)?;
+        if let Some(name) = headers
+            .keys()
+            .find(|h| !allowed.iter().any(|a| a == h.as_str()))
+        {
+            return Err(format!(
+                "header `{name}` is not in the policy's headers allow-list ({}), so the policy \
+                 would never see it",
+                allowed.join(", ")
+            ));
+        }
+        let catalog = catalogs.catalog(team).map_err(|e| e.to_string())?;
+        let catalog = case.catalog(&catalog)?;
         Ok::<_, String>((request, headers, catalog))
     })();
     let (request, headers, catalog) = match prepared {

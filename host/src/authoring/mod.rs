@@ -16,7 +16,7 @@ pub mod scaffold;
 
 use std::path::{Path, PathBuf};
 
-use crate::config::{Config, Env, PolicyConfig, compile_cache_dir};
+use crate::config::{Config, EngineConfig, Env, PolicyConfig, compile_cache_dir};
 use crate::policy::json::ModelJson;
 use crate::policy::{LoadError, Model, Policy, PolicyEngine, PolicySettings, PoolSize, input};
 
@@ -48,6 +48,19 @@ pub enum CatalogSource {
 }
 
 impl CatalogSource {
+    /// The teams bound to policy `name`, in config order (none for a catalog file).
+    pub fn teams_of(&self, name: &str) -> Vec<String> {
+        match self {
+            Self::File(_) => Vec::new(),
+            Self::Config(config) => config
+                .teams
+                .iter()
+                .filter(|t| t.policy == name)
+                .map(|t| t.name.clone())
+                .collect(),
+        }
+    }
+
     /// The catalog for `team`, or the whole catalog when `team` is `None`.
     pub fn catalog(&self, team: Option<&str>) -> Result<Vec<Model>, ToolError> {
         match self {
@@ -76,26 +89,51 @@ impl CatalogSource {
     }
 }
 
-/// Limits a tool runs a policy under: the config's entry for the same component file, else the
-/// proxy's defaults, with the command line's overrides.
+/// Limits a tool runs a policy under: the config's entry for the policy, else the proxy's
+/// defaults, with the command line's overrides.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LimitOverrides {
     pub deadline_ms: Option<u64>,
     pub memory_mib: Option<u32>,
 }
 
-/// The settings `wasm` runs under in production: those of the config's policy entry whose `path`
-/// is the same file, else the defaults; then `overrides`.
+/// The config's `[[policies]]` entry for `wasm`: the one named `name` when given (an error if
+/// there is none), else the one whose `path` is the same file.
+pub fn entry_for<'c>(
+    wasm: &Path,
+    config: &'c Config,
+    name: Option<&str>,
+) -> Result<Option<&'c PolicyConfig>, ToolError> {
+    if let Some(name) = name {
+        return match config.policies.iter().find(|p| p.name == name) {
+            Some(entry) => Ok(Some(entry)),
+            None => Err(ToolError::Input(format!(
+                "the config has no policy `{name}` (it has: {})",
+                config
+                    .policies
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        };
+    }
+    let canonical = |p: &Path| std::fs::canonicalize(p).ok();
+    let wasm = canonical(wasm);
+    Ok(config
+        .policies
+        .iter()
+        .find(|entry| wasm.is_some() && canonical(&entry.path) == wasm))
+}
+
+/// The settings a policy runs under in production: those of its config `entry`, else the
+/// defaults; then `overrides`.
 pub fn settings_for(
     wasm: &Path,
-    config: Option<&Config>,
+    entry: Option<&PolicyConfig>,
     overrides: LimitOverrides,
 ) -> Result<PolicySettings, ToolError> {
-    let same_file = |entry: &&PolicyConfig| {
-        let canonical = |p: &Path| std::fs::canonicalize(p).ok();
-        canonical(&entry.path).is_some_and(|p| Some(p) == canonical(wasm))
-    };
-    let mut entry = match config.and_then(|c| c.policies.iter().find(same_file)) {
+    let mut entry = match entry {
         Some(entry) => entry.clone(),
         None => PolicyConfig::with_defaults("policy", wasm.to_path_buf())
             .map_err(|e| ToolError::Input(format!("{}: {}", e.field, e.message)))?,
@@ -109,21 +147,24 @@ pub fn settings_for(
     Ok(PolicySettings::from_config(&entry))
 }
 
-/// Compile, check and link `wasm` as the live host does; blocking.
-pub fn load(wasm: &Path, settings: PolicySettings, env: &dyn Env) -> Result<Policy, ToolError> {
+/// Compile, check and link `wasm` as the live host does, in a pool sized like the proxy's
+/// (`engine`: the config's, or the defaults); blocking.
+pub fn load(
+    wasm: &Path,
+    settings: PolicySettings,
+    engine: &EngineConfig,
+    env: &dyn Env,
+) -> Result<Policy, ToolError> {
     let policy_error = |source| ToolError::Policy {
         path: wasm.to_path_buf(),
         source,
     };
-    let bytes = std::fs::read(wasm).map_err(|source| {
-        policy_error(LoadError::Read {
-            path: wasm.to_path_buf(),
-            source,
-        })
-    })?;
+    let bytes =
+        std::fs::read(wasm).map_err(|e| ToolError::input(wasm, format!("cannot read: {e}")))?;
     let pool = PoolSize {
         instances: 2,
-        memory_bytes: settings.limits.memory_bytes,
+        memory_bytes: (engine.max_memory_mib as usize * 1024 * 1024)
+            .max(settings.limits.memory_bytes),
     };
     let engine =
         PolicyEngine::new(pool, compile_cache_dir(None, env).as_deref()).map_err(policy_error)?;

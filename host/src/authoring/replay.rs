@@ -11,7 +11,6 @@
 //! target. This module reads the log it is given and nothing else.
 
 use std::collections::BTreeMap;
-use std::io::BufRead;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -27,6 +26,8 @@ use crate::policy::{DecisionInput, LiveView, MessageSource, Model, Policy};
 pub struct ReplayReport {
     /// Decisions replayed.
     pub decisions: usize,
+    /// Records left out: of other policies or teams, or a last line cut short.
+    pub skipped: usize,
     /// Decisions whose targets or kind changed.
     pub changed: usize,
     /// Replayed decisions that failed (trap, deadline, error, …).
@@ -52,28 +53,68 @@ pub struct Change {
     pub after: DecisionJson,
 }
 
-/// Read the records of `path`; the error names the file and line.
-pub fn load(path: &Path) -> Result<Vec<DecisionRecord>, ToolError> {
-    let file = std::fs::File::open(path)
+/// Read the records of `path`, and how many lines were left out: a last line that does not
+/// parse (a write cut short) is skipped; any other bad line is an error naming the file, line and
+/// column.
+pub fn load(path: &Path) -> Result<(Vec<DecisionRecord>, usize), ToolError> {
+    let text = std::fs::read_to_string(path)
         .map_err(|e| ToolError::input(path, format!("cannot read: {e}")))?;
-    let mut records = Vec::new();
-    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|e| ToolError::input(path, format!("cannot read: {e}")))?;
-        if line.trim().is_empty() {
-            continue;
+    let lines: Vec<(usize, &str)> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .collect();
+    let mut records = Vec::with_capacity(lines.len());
+    for (at, (i, line)) in lines.iter().enumerate() {
+        match serde_json::from_str(line) {
+            Ok(record) => records.push(record),
+            Err(_) if at + 1 == lines.len() && !text.ends_with('\n') => return Ok((records, 1)),
+            Err(e) => {
+                return Err(ToolError::input(
+                    path,
+                    format!(
+                        "line {}, column {}: not a decision record: {e}",
+                        i + 1,
+                        e.column()
+                    ),
+                ));
+            }
         }
-        let record = serde_json::from_str(&line).map_err(|e| {
-            ToolError::input(path, format!("line {}: not a decision record: {e}", i + 1))
-        })?;
-        records.push(record);
     }
-    Ok(records)
+    Ok((records, 0))
 }
 
-/// Decide every record again with `policy`; keep at most `sample` changes.
-pub async fn run(policy: &Policy, records: &[DecisionRecord], sample: usize) -> ReplayReport {
+/// Which records to replay.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Only decisions of the policy with this name.
+    pub policy: Option<String>,
+    /// Only decisions of this team.
+    pub team: Option<String>,
+}
+
+impl Filter {
+    fn keeps(&self, record: &DecisionRecord) -> bool {
+        let name = record
+            .policy
+            .split_once('@')
+            .map_or(record.policy.as_str(), |(name, _)| name);
+        self.policy.as_deref().is_none_or(|p| p == name)
+            && self.team.as_deref().is_none_or(|t| t == record.team)
+    }
+}
+
+/// Decide every record `filter` keeps again with `policy`; keep at most `sample` changes.
+pub async fn run(
+    policy: &Policy,
+    records: &[DecisionRecord],
+    filter: &Filter,
+    sample: usize,
+) -> ReplayReport {
+    let kept: Vec<&DecisionRecord> = records.iter().filter(|r| filter.keeps(r)).collect();
     let mut report = ReplayReport {
-        decisions: records.len(),
+        skipped: records.len() - kept.len(),
+        decisions: kept.len(),
         changed: 0,
         failures: 0,
         without_text: 0,
@@ -83,7 +124,7 @@ pub async fn run(policy: &Policy, records: &[DecisionRecord], sample: usize) -> 
         cost_after_usd: 0.0,
         sample: Vec::new(),
     };
-    for record in records {
+    for record in kept {
         let after = decide(policy, record).await;
         if record.messages.is_none() {
             report.without_text += 1;
@@ -93,7 +134,11 @@ pub async fn run(policy: &Policy, records: &[DecisionRecord], sample: usize) -> 
         }
         *report.before.entry(choice(&record.decision)).or_default() += 1;
         *report.after.entry(choice(&after)).or_default() += 1;
-        report.cost_before_usd += cost(record, &record.decision);
+        report.cost_before_usd += record
+            .outcome
+            .as_ref()
+            .and_then(|o| o.cost_usd)
+            .unwrap_or_else(|| cost(record, &record.decision));
         report.cost_after_usd += cost(record, &after);
         if !same(&record.decision, &after) {
             report.changed += 1;

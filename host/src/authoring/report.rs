@@ -95,7 +95,11 @@ pub fn cases(out: &mut dyn Write, results: &[CaseResult], p: Palette) -> io::Res
         } else {
             ("FAIL", fail)
         };
-        let decision = r.decision.as_ref().map(|d| d.summary()).unwrap_or_default();
+        let decision = r
+            .decision
+            .as_ref()
+            .map(|d| safe(&d.summary()))
+            .unwrap_or_default();
         writeln!(
             out,
             "{style}{mark}{style:#}  {:width$}  {dim}{:>8.3} ms  {:>9}{dim:#}  {decision}",
@@ -104,15 +108,24 @@ pub fn cases(out: &mut dyn Write, results: &[CaseResult], p: Palette) -> io::Res
             bytes(r.memory_peak_bytes),
         )?;
         if let Some(failure) = &r.failure {
-            writeln!(out, "      {failure}")?;
+            writeln!(out, "      {}", safe(failure))?;
             let expected = serde_json::to_string(&r.expected).unwrap_or_default();
             writeln!(out, "      {fail}- expected {expected}{fail:#}")?;
             if let Some(decision) = &r.decision {
-                writeln!(out, "      {pass}+ got      {}{pass:#}", decision.summary())?;
+                writeln!(
+                    out,
+                    "      {pass}+ got      {}{pass:#}",
+                    safe(&decision.summary())
+                )?;
             }
         }
         for log in &r.logs {
-            writeln!(out, "      {dim}log {}: {}{dim:#}", log.level, log.message)?;
+            writeln!(
+                out,
+                "      {dim}log {}: {}{dim:#}",
+                log.level,
+                safe(&log.message)
+            )?;
         }
     }
     let failed = results.iter().filter(|r| !r.passed).count();
@@ -143,6 +156,13 @@ pub fn replay(out: &mut dyn Write, r: &ReplayReport, p: Palette) -> io::Result<(
         share(r.changed),
         r.failures
     )?;
+    if r.skipped > 0 {
+        writeln!(
+            out,
+            "{dim}{} records left out (other policies or teams){dim:#}",
+            r.skipped
+        )?;
+    }
     if r.without_text > 0 {
         writeln!(
             out,
@@ -176,11 +196,25 @@ pub fn replay(out: &mut dyn Write, r: &ReplayReport, p: Palette) -> io::Result<(
         writeln!(out, "changed decisions (sample):")?;
         for change in &r.sample {
             writeln!(out, "  {} (team {})", change.request_id, change.team)?;
-            writeln!(out, "    - {}", change.before.summary())?;
-            writeln!(out, "    + {}", change.after.summary())?;
+            writeln!(out, "    - {}", safe(&change.before.summary()))?;
+            writeln!(out, "    + {}", safe(&change.after.summary()))?;
         }
     }
     Ok(())
+}
+
+/// `text` with control characters escaped: what a policy says (its log lines, messages and
+/// panics) must not move the cursor or colour the terminal.
+fn safe(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// A byte count for people: `512 B`, `1.5 KiB`, `2.3 MiB`.
@@ -207,5 +241,6 @@ mod tests {
         assert_eq!(bytes(512), "512 B");
         assert_eq!(bytes(1536), "1.5 KiB");
         assert_eq!(bytes(3 * 1024 * 1024), "3.0 MiB");
+        assert_eq!(safe("a\u{1b}[31mb\nc"), "a\\u{1b}[31mb\\nc");
     }
 }

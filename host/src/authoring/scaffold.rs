@@ -27,7 +27,7 @@ const FILES: &[(&str, &str)] = &[
 pub enum SdkSource {
     /// A checkout's `plugins/sdk` folder.
     Path(PathBuf),
-    /// The project's git repository.
+    /// The project's git repository, at this binary's release tag.
     Git(String),
 }
 
@@ -44,7 +44,10 @@ impl SdkSource {
     fn dependency(&self) -> String {
         match self {
             Self::Path(path) => format!("{{ path = {:?} }}", path.display().to_string()),
-            Self::Git(url) => format!("{{ git = {url:?} }}"),
+            Self::Git(url) => format!(
+                "{{ git = {url:?}, tag = \"v{}\" }}",
+                env!("CARGO_PKG_VERSION")
+            ),
         }
     }
 }
@@ -67,12 +70,26 @@ pub fn create(dir: &Path, name: &str, sdk: &SdkSource) -> Result<Vec<PathBuf>, T
         return Err(ToolError::input(dir, "already exists; choose a new folder"));
     }
     let crate_name = name.replace('-', "_");
+    let written = write_all(dir, name, &crate_name, sdk);
+    if written.is_err() {
+        // Leave nothing half-made behind.
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    written
+}
+
+fn write_all(
+    dir: &Path,
+    name: &str,
+    crate_name: &str,
+    sdk: &SdkSource,
+) -> Result<Vec<PathBuf>, ToolError> {
     let mut written = Vec::new();
     for (file, template) in FILES {
         let path = dir.join(file);
         let text = template
             .replace("{{name}}", name)
-            .replace("{{crate_name}}", &crate_name)
+            .replace("{{crate_name}}", crate_name)
             .replace("{{sdk}}", &sdk.dependency());
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)

@@ -10,7 +10,10 @@ use super::Invalid;
 /// Record every policy decision (or a sample) as a JSON line: the request view (message sizes,
 /// allow-listed headers, metadata; never keys or credential headers), the catalog with its live
 /// health, the team budget, the time-to-first-token figures, the decision, and how the request
-/// ended (status, model, tokens, cost). Message text only with `message_text = true`.
+/// ended (status, model, tokens, cost; 499 for a request cut short). Message text only with
+/// `message_text = true`; but what a policy writes itself (its reasons, rejection and error
+/// messages) and the request's `metadata` are recorded as they are, and a policy that reads text
+/// may quote it there. The file is created readable by its owner only.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DecisionLogConfig {

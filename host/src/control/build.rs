@@ -84,15 +84,16 @@ pub(super) async fn plan(
         .flat_map(|o| &o.teams)
         .filter_map(|t| Some((t.name.to_string(), t.rate.clone()?)))
         .collect();
-    // The open log carries over while its settings stay the same.
+    // The open log's writer carries over while its path stays the same.
     let decision_log = match &config.decision_log {
         None => None,
-        Some(settings) => match old.and_then(|o| o.decision_log.as_ref()) {
-            Some(log) if log.config() == settings => Some(log.clone()),
-            _ => Some(Arc::new(
-                DecisionLog::open(settings).map_err(StartError::DecisionLog)?,
-            )),
-        },
+        Some(settings) => Some(
+            match old.and_then(|o| o.decision_log.as_ref()) {
+                Some(log) => log.reopen(settings),
+                None => DecisionLog::open(settings).map(Arc::new),
+            }
+            .map_err(StartError::DecisionLog)?,
+        ),
     };
     Ok(Plan {
         config,

@@ -206,7 +206,8 @@ pub fn parse(text: &str) -> Result<Vec<Case>, (usize, String)> {
         if line.trim().is_empty() {
             continue;
         }
-        let mut case: Case = serde_json::from_str(line).map_err(|e| (i + 1, e.to_string()))?;
+        let mut case: Case = serde_json::from_str(line)
+            .map_err(|e| (i + 1, format!("column {}: {e}", e.column())))?;
         if case.name.is_empty() {
             case.name = format!("line {}", i + 1);
         }

@@ -170,7 +170,6 @@ impl From<&Budget> for BudgetJson {
 
 /// The request view a policy was given, as a decision record holds it (no message text).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RequestJson {
     pub id: String,
     pub api: ApiJson,
@@ -203,7 +202,6 @@ pub enum ApiJson {
 
 /// One message's summary.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct MessageJson {
     pub role: RoleJson,
     pub chars: u32,
@@ -315,7 +313,7 @@ impl From<&RequestJson> for Request {
 
 /// What a decision came to: a route, a rejection or a policy failure.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[serde(rename_all = "snake_case")]
 pub enum DecisionJson {
     Route {
         targets: Vec<TargetJson>,
@@ -334,7 +332,6 @@ pub enum DecisionJson {
 
 /// One target of a route.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct TargetJson {
     pub model: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -392,8 +389,13 @@ impl DecisionJson {
 /// One recorded decision: what the policy was given and what came of it. The proxy writes one
 /// per decision as a JSON line when `[decision_log]` is set; `switchyard policy replay` reads them.
 /// Message text appears only when the operator enabled it; keys and credential headers never do.
+///
+/// Readers ignore fields they do not know, so logs written by a newer proxy stay readable.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DecisionRecord {
+    /// The record format's version: 1.
+    #[serde(default = "first_version")]
+    pub v: u32,
     /// When the decision was made, in milliseconds since the Unix epoch.
     pub at_ms: u64,
     pub team: String,
@@ -413,6 +415,10 @@ pub struct DecisionRecord {
     /// How the request ended; absent when the record was written before it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<OutcomeJson>,
+}
+
+fn first_version() -> u32 {
+    1
 }
 
 /// How a recorded request ended.

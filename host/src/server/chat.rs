@@ -8,7 +8,8 @@
 //! upstream attempts -> response with the routing headers -> one log line. Each step only reads
 //! what the steps before it produced, and the whole request runs on the snapshot it started with.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
 use axum::body::Bytes;
@@ -402,6 +403,21 @@ async fn route_by_policy(
         policy = %policy.version(),
         outcome = tracing::field::Empty,
     );
+    let recording = snapshot
+        .decision_log
+        .as_ref()
+        .filter(|decisions| decisions.sampled(request_id));
+    // A recorded decision keeps the time-to-first-token figures the policy was given.
+    let noted = recording.map(|_| {
+        Arc::new(Noted {
+            live: snapshot.clone(),
+            seen: Mutex::default(),
+        })
+    });
+    let live: Arc<dyn LiveView> = match &noted {
+        Some(noted) => noted.clone(),
+        None => snapshot.clone(),
+    };
     let verdict = policy
         .decide(DecisionInput {
             request: request.clone(),
@@ -410,7 +426,7 @@ async fn route_by_policy(
             catalog: &catalog,
             team: Some(team.name.clone()),
             budget,
-            live: Some(snapshot.clone()),
+            live: Some(live),
         })
         .instrument(span.clone())
         .await;
@@ -423,20 +439,16 @@ async fn route_by_policy(
         },
     );
     team.policy.record(policy, &verdict, request_id);
-    if let Some(decisions) = &snapshot.decision_log
-        && decisions.sampled(request_id)
-    {
+    if let (Some(decisions), Some(noted)) = (recording, noted) {
         let messages = decisions.config().message_text.then(|| {
             let cap = policy.settings().limits.max_message_chars as usize;
             (0..request.messages.len())
                 .map(|i| request.message_text(i, cap))
                 .collect()
         });
-        let first_token_ms = catalog
-            .iter()
-            .filter_map(|m| Some((m.id.clone(), snapshot.first_token_ms(&team.name, &m.id)?)))
-            .collect();
+        let first_token_ms = std::mem::take(&mut *noted.seen.lock().expect("noted lock"));
         let record = DecisionRecord {
+            v: 1,
             at_ms: SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64),
@@ -482,6 +494,23 @@ async fn route_by_policy(
                 }
             }
         }
+    }
+}
+
+/// The live view of a recorded decision: the snapshot's answers, kept for the record.
+struct Noted {
+    live: Arc<Snapshot>,
+    seen: Mutex<BTreeMap<String, f32>>,
+}
+
+impl LiveView for Noted {
+    fn first_token_ms(&self, team: &str, model: &str) -> Option<f32> {
+        let ms = self.live.first_token_ms(team, model)?;
+        self.seen
+            .lock()
+            .expect("noted lock")
+            .insert(model.to_string(), ms);
+        Some(ms)
     }
 }
 

@@ -28,6 +28,10 @@ pub fn describe() {
         "switchyard_requests_total",
         "Requests answered, by team, policy version, served model and provider, status and who chose the route"
     );
+    describe_counter!(
+        "switchyard_decision_log_dropped_total",
+        "Decision records dropped because the decision log's queue was full (the disk too slow)"
+    );
     describe_histogram!(
         "switchyard_request_duration_seconds",
         metrics::Unit::Seconds,

@@ -106,7 +106,29 @@ pub struct RequestLog {
     pub decision_record: Option<(Box<DecisionRecord>, Arc<DecisionLog>)>,
 }
 
+impl Drop for RequestLog {
+    /// A request cut short before its line was written (the client went away, the drain
+    /// deadline passed) still has its decision recorded, with the status 499.
+    fn drop(&mut self) {
+        self.write_decision(499);
+    }
+}
+
 impl RequestLog {
+    /// Write the decision record, if there is one still to write, with the request's outcome.
+    fn write_decision(&mut self, status: u16) {
+        if let Some((mut record, log)) = self.decision_record.take() {
+            record.outcome = Some(OutcomeJson {
+                status,
+                model: self.served_model.clone(),
+                input_tokens: self.usage.map(|u| u.input_tokens),
+                output_tokens: self.usage.map(|u| u.output_tokens),
+                cost_usd: self.cost_usd,
+            });
+            log.write(*record);
+        }
+    }
+
     pub fn new(request_id: Arc<str>) -> Self {
         Self {
             request_id,
@@ -136,16 +158,7 @@ impl RequestLog {
     /// outcome, when there is one.
     pub fn emit(&mut self) {
         self::metrics::record(self);
-        if let Some((mut record, log)) = self.decision_record.take() {
-            record.outcome = Some(OutcomeJson {
-                status: self.status,
-                model: self.served_model.clone(),
-                input_tokens: self.usage.map(|u| u.input_tokens),
-                output_tokens: self.usage.map(|u| u.output_tokens),
-                cost_usd: self.cost_usd,
-            });
-            log.write(*record);
-        }
+        self.write_decision(self.status);
         let attempts: Vec<String> = self
             .attempts
             .iter()
