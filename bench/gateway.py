@@ -7,18 +7,25 @@ setups are measured one after the other, the gateway alone on core 0:
   - direct: oha talks to the mock;
   - nginx: nginx as a plain reverse proxy with keep-alive to the mock (the cost of one hop);
   - switchyard: the release build with the bundled cost-router policy, a fresh sandbox per
-    request, its one log line per request written to a file.
+    request, its one log line per request written to a file;
+  - switchyard, reused: the same with `reuse_instances` on (one policy instance serves many
+    requests: the opt-in trade-off of docs/performance.md).
 For each: the gateway's CPU time per request (from /proc), the most requests per second in a
 closed loop, latency p50/p99 at fixed rates of 200 and 1000 requests per second (added latency is
 read against direct), peak RSS, and time to the first chunk of a streamed answer. Every 2xx a
 client saw is checked against the mock's access log, so a gateway that answered errors fast cannot
-look fast. Results go to docs/performance.md, as ratios to nginx measured in the same run.
+look fast. Then Switchyard's resident memory with ten policies loaded and idle. Results go to
+docs/performance-results.md, as ratios to nginx measured in the same run.
+
+With --soak MINUTES it instead runs Switchyard at 1000 requests per second for that long and
+samples its resident memory every 15 seconds, to show it stays flat after warm-up.
 """
 
 import argparse
 import http.client
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -201,7 +208,13 @@ def measure(name, port, path, stream_path, process, access_log, seconds, quick):
     return result
 
 
-def switchyard_config(port, mock_port, sse):
+EXAMPLES = ["cost_router", "latency_balancer", "budget_guard", "task_classifier", "scripted_policy"]
+
+
+def switchyard_config(port, mock_port, sse, reuse=False, policies=1, copies=None):
+    """Switchyard in front of the mock: `policies` policies (the bundled one first, then the
+    example policies in turn, each a file of its own copied into `copies`), each bound to a team
+    of its own; the first team is anonymous."""
     base = f"http://127.0.0.1:{mock_port}/{'sse/' if sse else ''}v1"
     models = [("gpt-4o-mini", 0.15, 0.6, '["cheap", "fast", "tools", "vision"]'),
               ("claude-haiku-4-5", 1.0, 5.0, '["cheap", "fast", "tools", "vision"]'),
@@ -210,14 +223,23 @@ def switchyard_config(port, mock_port, sse):
     text = f'''listen = "127.0.0.1:{port}"
 [auth]
 anonymous_team = "bench"
-[[policies]]
-name = "cost-router"
-path = "{POLICY}"
+'''
+    for i in range(policies):
+        wasm = POLICY.parent / f"{EXAMPLES[i % len(EXAMPLES)]}.wasm"
+        if i > 0:
+            wasm = Path(shutil.copy(wasm, copies / f"policy-{i}.wasm"))
+        name, team = ("cost-router", "bench") if i == 0 else (f"policy-{i}", f"team-{i}")
+        keys = "" if i == 0 else f'keys = ["sk-bench-team-key-{i:04}"]\n'
+        text += f'''[[policies]]
+name = "{name}"
+path = "{wasm}"
+{"reuse_instances = 1000" if reuse else ""}
 [[teams]]
-name = "bench"
-policy = "cost-router"
+name = "{team}"
+policy = "{name}"
 fallback = ["gpt-4o-mini"]
-[[providers]]
+{keys}'''
+    text += f'''[[providers]]
 name = "mock"
 kind = "openai"
 base_url = "{base}"
@@ -278,39 +300,58 @@ def run_round(work: Path, seconds, quick):
             proxy.wait()
 
         results["switchyard"] = run_switchyard(work, mock_port, access_log, seconds, quick)
+        results["reused"] = run_switchyard(work, mock_port, access_log, seconds, quick, reuse=True)
+        results["ten_policies_rss_mib"] = idle_rss_with_ten_policies(work, mock_port)
     finally:
         mock.terminate()
         mock.wait()
     return results
 
 
-def run_switchyard(work, mock_port, access_log, seconds, quick):
+def start_switchyard(work, name, config_text):
+    """Start the release proxy on the gateway core with `config_text`; wait until it is ready."""
+    port = int(config_text.split('listen = "127.0.0.1:', 1)[1].split('"', 1)[0])
+    config = work / f"{name}.toml"
+    config.write_text(config_text)
+    log = open(work / f"{name}.log", "w")
+    env = {"PATH": os.environ["PATH"], "XDG_CACHE_HOME": str(work / "cache"), "RUST_LOG": "info"}
+    gateway = subprocess.Popen(["taskset", "-c", GATEWAY_CORE, str(SWITCHYARD), "serve",
+                                "--config", str(config)], stdout=subprocess.DEVNULL,
+                               stderr=log, env=env)
+    log.close()
+    wait_port(port)
+    ready_deadline = time.monotonic() + 60
+    while time.monotonic() < ready_deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port)
+            conn.request("GET", "/readyz")
+            if conn.getresponse().status == 200:
+                return gateway, port
+        except OSError:
+            pass
+        time.sleep(0.05)
+    sys.exit(f"{name} did not become ready: see {work / name}.log")
+
+
+def rss_mib(process):
+    for line in Path(f"/proc/{process.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return None
+
+
+def run_switchyard(work, mock_port, access_log, seconds, quick, reuse=False):
     """Switchyard twice: once for plain answers, once with the mock's SSE path for streams."""
+    label = "switchyard, reused" if reuse else "switchyard"
     figures = None
     for sse in (False, True):
-        port = free_port()
-        config = work / f"switchyard-{'sse' if sse else 'json'}.toml"
-        config.write_text(switchyard_config(port, mock_port, sse))
-        log = open(work / f"switchyard-{'sse' if sse else 'json'}.log", "w")
-        env = {"PATH": os.environ["PATH"], "XDG_CACHE_HOME": str(work / "cache"), "RUST_LOG": "info"}
-        gateway = subprocess.Popen(["taskset", "-c", GATEWAY_CORE, str(SWITCHYARD), "serve",
-                                    "--config", str(config)], stdout=subprocess.DEVNULL,
-                                   stderr=log, env=env)
-        wait_port(port)
-        ready_deadline = time.monotonic() + 60
-        while time.monotonic() < ready_deadline:
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port)
-                conn.request("GET", "/readyz")
-                if conn.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.05)
+        name = f"switchyard-{'reused-' if reuse else ''}{'sse' if sse else 'json'}"
+        gateway, port = start_switchyard(
+            work, name, switchyard_config(free_port(), mock_port, sse, reuse))
         try:
             if not sse:
-                print("switchyard", flush=True)
-                figures = measure("switchyard", port, "/v1/chat/completions", None, gateway,
+                print(label, flush=True)
+                figures = measure(label, port, "/v1/chat/completions", None, gateway,
                                   access_log, seconds, quick)
             else:
                 p50, p99 = first_chunk_ms(port, "/v1/chat/completions", 100 if quick else 500)
@@ -320,8 +361,57 @@ def run_switchyard(work, mock_port, access_log, seconds, quick):
         finally:
             gateway.terminate()
             gateway.wait()
-            log.close()
     return figures
+
+
+def idle_rss_with_ten_policies(work, mock_port):
+    """Resident memory of Switchyard with ten policies loaded (every canary run), then idle."""
+    gateway, _ = start_switchyard(
+        work, "switchyard-ten",
+        switchyard_config(free_port(), mock_port, False, policies=10, copies=work))
+    try:
+        time.sleep(3)
+        rss = rss_mib(gateway)
+        print(f"  switchyard, ten policies, idle: {rss:.1f} MiB resident", flush=True)
+        return rss
+    finally:
+        gateway.terminate()
+        gateway.wait()
+
+
+def soak(work, minutes):
+    """Switchyard at 1000 req/s for `minutes`; its resident memory every 15 s."""
+    mock_port = free_port()
+    mock = nginx(work / "mock", CLIENT_CORE, f"""
+    access_log off;
+    server {{
+        listen 127.0.0.1:{mock_port} reuseport backlog=4096;
+        location = /v1/chat/completions {{ default_type application/json; return 200 '{ANSWER}'; }}
+    }}""")
+    wait_port(mock_port)
+    gateway, port = start_switchyard(work, "switchyard-soak",
+                                     switchyard_config(free_port(), mock_port, False))
+    seconds = int(minutes * 60)
+    load = subprocess.Popen(
+        ["taskset", "-c", CLIENT_CORE, "oha", "--no-tui", "--output-format", "json", "-z",
+         f"{seconds}s", "-c", "16", "-q", "1000", "-m", "POST", "-H",
+         "content-type: application/json", "-d", REQUEST,
+         f"http://127.0.0.1:{port}/v1/chat/completions"],
+        stdout=subprocess.PIPE, text=True)
+    samples = []
+    try:
+        started = time.monotonic()
+        while load.poll() is None:
+            time.sleep(15)
+            samples.append((round(time.monotonic() - started), rss_mib(gateway)))
+            print(f"  {samples[-1][0]:>4} s: {samples[-1][1]:.1f} MiB", flush=True)
+        result = json.loads(load.stdout.read())
+    finally:
+        gateway.terminate()
+        gateway.wait()
+        mock.terminate()
+        mock.wait()
+    return samples, ok_count(result), sum(result.get("statusCodeDistribution", {}).values())
 
 
 def report(rounds, command):
@@ -330,16 +420,19 @@ def report(rounds, command):
              "The machine is shared and noisy, so the figures are ratios within one run, and "
              "the benchmark runs twice.", ""]
     for i, r in enumerate(rounds, 1):
-        d, n, s = r["direct"], r["nginx"], r["switchyard"]
+        d, n, s, u = r["direct"], r["nginx"], r["switchyard"], r["reused"]
         lines += [f"## Run {i}", "",
-                  "| figure | direct | nginx | switchyard | switchyard / nginx |",
-                  "|---|---|---|---|---|"]
+                  "| figure | direct | nginx | switchyard | switchyard / nginx "
+                  "| switchyard, reused instances | reused / nginx |",
+                  "|---|---|---|---|---|---|---|"]
 
         def row(label, key, fmt="{:.1f}", ratio=True):
-            vals = [d.get(key), n.get(key), s.get(key)]
+            vals = [d.get(key), n.get(key), s.get(key), u.get(key)]
             cells = ["-" if v is None else fmt.format(v) for v in vals]
-            rat = f"{s[key] / n[key]:.2f}" if ratio and n.get(key) and s.get(key) is not None else "-"
-            lines.append(f"| {label} | {' | '.join(cells)} | {rat} |")
+
+            def rat(g):
+                return f"{g[key] / n[key]:.2f}" if ratio and n.get(key) and g.get(key) is not None else "-"
+            lines.append(f"| {label} | {' | '.join(cells[:3])} | {rat(s)} | {cells[3]} | {rat(u)} |")
 
         row("gateway CPU per request (µs)", "cpu_us_per_request")
         row("requests/s, closed loop, 32 connections", "rps", "{:.0f}")
@@ -352,9 +445,12 @@ def report(rounds, command):
         added = lambda g, key: g[key] - d[key]
         lines += ["",
                   f"Added over direct, p99 at 1000 req/s: nginx {added(n, 'p99_ms_at_1000'):.3f} ms, "
-                  f"switchyard {added(s, 'p99_ms_at_1000'):.3f} ms. "
+                  f"switchyard {added(s, 'p99_ms_at_1000'):.3f} ms, "
+                  f"reused {added(u, 'p99_ms_at_1000'):.3f} ms. "
                   f"First streamed chunk, p50 over nginx: "
-                  f"{s['first_chunk_p50_ms'] - n['first_chunk_p50_ms']:.3f} ms.", ""]
+                  f"{s['first_chunk_p50_ms'] - n['first_chunk_p50_ms']:.3f} ms. "
+                  f"Resident memory with ten policies loaded and idle: {r['ten_policies_rss_mib']:.1f} MiB.",
+                  ""]
     return "\n".join(lines) + "\n"
 
 
@@ -363,7 +459,23 @@ def main():
     parser.add_argument("--quick", action="store_true", help="short runs, to try the script")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--out", default=str(ROOT / "docs/performance-results.md"))
+    parser.add_argument("--soak", type=float, metavar="MINUTES",
+                        help="only the memory soak: this long at 1000 req/s")
     args = parser.parse_args()
+    if args.soak:
+        with tempfile.TemporaryDirectory(prefix="switchyard-soak-") as work:
+            samples, ok, total = soak(Path(work), args.soak)
+        warm = [rss for t, rss in samples if t >= 60] or [rss for _, rss in samples]
+        summary = (f"{args.soak:g} minutes at 1000 req/s: {ok} of {total} answers 2xx; resident "
+                   f"memory after the first minute from {warm[0]:.1f} to {warm[-1]:.1f} MiB "
+                   f"(min {min(warm):.1f}, max {max(warm):.1f})")
+        print(summary)
+        out = Path(args.out).with_name("performance-soak.md")
+        out.write_text("# Memory under a long load\n\nMeasured by `bench/run.sh --soak "
+                       f"{args.soak:g}`.\n\n{summary}.\n\n| seconds | resident MiB |\n|---|---|\n"
+                       + "".join(f"| {t} | {rss:.1f} |\n" for t, rss in samples))
+        print(f"written to {out}")
+        return
     seconds = 3 if args.quick else 10
     rounds = []
     for i in range(args.rounds):

@@ -2,10 +2,11 @@
 # The gateway benchmark: Switchyard against no gateway and against nginx as a plain reverse
 # proxy, in front of an nginx mock upstream, on pinned cores. Installs what it needs (nginx from
 # Debian's packages, oha from crates.io), builds the release proxy and the bundled policy, runs
-# bench/gateway.py, and writes docs/performance.md.
+# bench/gateway.py, and writes docs/performance-results.md.
 #
 #   bench/run.sh            # the full run (several minutes)
 #   bench/run.sh --quick    # shorter runs, for trying the script
+#   bench/run.sh --soak 10  # resident memory under 10 minutes of load (docs/performance-soak.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

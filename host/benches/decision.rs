@@ -4,7 +4,10 @@
 //! (the scripted test policy, which routes to the first model) shows what the sandbox itself
 //! costs, apart from the bundled policy's own work; the same decision with every limit off (no
 //! epoch interruption in the compiled code, no deadline, no memory limiter, no concurrency
-//! bound) shows what the limits cost.
+//! bound) shows what the limits cost, and the same decision on a reused instance what the opt-in
+//! `reuse_instances` saves. One more measures the request path without the network:
+//! parsing, the policy's view, the decision and the upstream body (the client's bytes with the
+//! model rewritten).
 //!
 //! Criterion reports means and medians; the target is a p99, so the run ends by timing
 //! 20,000 single decisions on a fresh store one by one and printing their percentiles beside
@@ -123,18 +126,26 @@ fn decision(c: &mut Criterion) {
     let config = config();
     let engine = PolicyEngine::new(POOL, None).expect("engine");
     let settings = PolicySettings::from_config(&config.policies[0]);
-    let load = |name: &str, file: &str| {
+    let load = |name: &str, file: &str, settings: PolicySettings| {
         let bytes = std::fs::read(built.join(file)).expect("policy file");
         engine
-            .prepare(name, &bytes, settings.clone(), file.to_string())
+            .prepare(name, &bytes, settings, file.to_string())
             .expect("policy loads")
     };
-    let cost_router = load("cost-router", "cost_router.wasm");
+    let cost_router = load("cost-router", "cost_router.wasm", settings.clone());
+    let reused = load(
+        "cost-router",
+        "cost_router.wasm",
+        PolicySettings {
+            reuse_instances: 1_000_000,
+            ..settings.clone()
+        },
+    );
     let unlimited = Unlimited::new(
         &std::fs::read(built.join("cost_router.wasm")).expect("policy file"),
         settings.limits,
     );
-    let minimal = load("scripted", "scripted_policy.wasm");
+    let minimal = load("scripted", "scripted_policy.wasm", settings.clone());
     let catalog = input::catalog(&config, None);
     let body = body();
     let request = Arc::new(ChatRequest::parse(Wire::Openai, body.clone()).expect("request parses"));
@@ -145,10 +156,10 @@ fn decision(c: &mut Criterion) {
         .build()
         .expect("runtime");
     let decide = |policy: &'static str| {
-        let policy = if policy == "cost-router" {
-            &cost_router
-        } else {
-            &minimal
+        let policy = match policy {
+            "cost-router" => &cost_router,
+            "reused" => &reused,
+            _ => &minimal,
         };
         policy.decide(DecisionInput {
             request: request.clone(),
@@ -160,7 +171,7 @@ fn decision(c: &mut Criterion) {
             live: None,
         })
     };
-    for name in ["cost-router", "minimal"] {
+    for name in ["cost-router", "reused", "minimal"] {
         let verdict = runtime.block_on(decide(name)).expect("the policy decides");
         assert!(
             matches!(verdict, Verdict::Route { .. }),
@@ -188,6 +199,40 @@ fn decision(c: &mut Criterion) {
             })
         },
     );
+    group.bench_function(
+        "request path without the network: parse, view, decide, upstream body",
+        |b| {
+            b.to_async(&runtime).iter(|| async {
+                let request = Arc::new(
+                    ChatRequest::parse(Wire::Openai, body.clone()).expect("request parses"),
+                );
+                let view =
+                    input::request_view(&request, "bench", &HeaderMap::new(), &[], Some("t"));
+                let verdict = cost_router
+                    .decide(DecisionInput {
+                        request: request.clone(),
+                        request_id: id.clone(),
+                        view: &view,
+                        catalog: &catalog,
+                        team: None,
+                        budget: None,
+                        live: None,
+                    })
+                    .await
+                    .expect("decides");
+                let Verdict::Route { targets, .. } = verdict else {
+                    panic!("a route")
+                };
+                request
+                    .body_for(Wire::Openai, &targets[0].model, None)
+                    .expect("forwarded body")
+            })
+        },
+    );
+    group.bench_function("decide on a reused instance (reuse_instances)", |b| {
+        b.to_async(&runtime)
+            .iter(|| async { decide("reused").await.expect("decides") })
+    });
     group.bench_function("decide, minimal policy (sandbox cost alone)", |b| {
         b.to_async(&runtime)
             .iter(|| async { decide("minimal").await.expect("decides") })
@@ -199,14 +244,21 @@ fn decision(c: &mut Criterion) {
         std::hint::black_box(ChatRequest::parse(Wire::Openai, body.clone()).expect("parses"));
         started.elapsed()
     });
-    let decide = percentiles(|| {
-        runtime.block_on(async {
-            let started = std::time::Instant::now();
-            decide("cost-router").await.expect("decides");
-            started.elapsed()
+    let timed = |name: &'static str| {
+        percentiles(|| {
+            runtime.block_on(async {
+                let started = std::time::Instant::now();
+                decide(name).await.expect("decides");
+                started.elapsed()
+            })
         })
-    });
-    for (what, [p50, p99, p999]) in [("parse request", parse), ("decide, fresh store", decide)] {
+    };
+    let (fresh, reused) = (timed("cost-router"), timed("reused"));
+    for (what, [p50, p99, p999]) in [
+        ("parse request", parse),
+        ("decide, fresh store", fresh),
+        ("decide, reused", reused),
+    ] {
         println!(
             "{what:>20}: p50 {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs (20,000 one by one)",
             p50 * 1e6,
