@@ -15,14 +15,14 @@
 //!
 //! Run with `cargo xtask plugins && cargo bench -p switchyard --bench decision`.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 
 use axum::http::HeaderMap;
-use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use switchyard::api::{ChatRequest, Wire};
-use switchyard::config::Config;
 use switchyard::policy::sandbox::{HostData, Sandbox, SandboxLimits};
 use switchyard::policy::wit::PolicyPre;
 use switchyard::policy::{
@@ -86,44 +86,13 @@ impl Unlimited {
     }
 }
 
-fn config() -> Config {
-    let mut toml = String::from(
-        "listen = \"127.0.0.1:0\"\n[[policies]]\nname = \"cost-router\"\npath = \"cost_router.wasm\"\n\
-         [[teams]]\nname = \"t\"\npolicy = \"cost-router\"\nfallback = [\"m0\"]\n\
-         [[providers]]\nname = \"echo\"\nkind = \"echo\"\n",
-    );
-    for i in 0..8 {
-        let tags = if i % 2 == 0 {
-            "[\"cheap\"]"
-        } else {
-            "[\"reasoning\", \"tools\"]"
-        };
-        toml.push_str(&format!(
-            "[[models]]\nid = \"m{i}\"\nprovider = \"echo\"\ninput_cost_per_mtok = {}\noutput_cost_per_mtok = {}\ncontext_window = 128000\ntags = {tags}\n",
-            0.1 + i as f64,
-            0.4 + 4.0 * i as f64
-        ));
-    }
-    Config::parse(&toml, Path::new("bench.toml")).expect("bench config")
-}
-
-fn body() -> Bytes {
-    let messages: Vec<serde_json::Value> = (0..6)
-        .map(|i| {
-            let role = ["system", "user", "assistant"][i % 3];
-            serde_json::json!({"role": role, "content": format!("message {i}: {}", "lorem ipsum dolor sit amet ".repeat(18))})
-        })
-        .collect();
-    Bytes::from(serde_json::json!({"model": "auto", "messages": messages}).to_string())
-}
-
 fn decision(c: &mut Criterion) {
     let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/wasm");
     assert!(
         built.join("cost_router.wasm").exists(),
         "build the policies first: cargo xtask plugins"
     );
-    let config = config();
+    let config = common::config("name = \"cost-router\"\npath = \"cost_router.wasm\"");
     let engine = PolicyEngine::new(POOL, None).expect("engine");
     let settings = PolicySettings::from_config(&config.policies[0]);
     let load = |name: &str, file: &str, settings: PolicySettings| {
@@ -147,7 +116,7 @@ fn decision(c: &mut Criterion) {
     );
     let minimal = load("scripted", "scripted_policy.wasm", settings.clone());
     let catalog = input::catalog(&config, None);
-    let body = body();
+    let body = common::body();
     let request = Arc::new(ChatRequest::parse(Wire::Openai, body.clone()).expect("request parses"));
     let view = input::request_view(&request, "bench", &HeaderMap::new(), &[], Some("t"));
     let id: Arc<str> = Arc::from("bench");

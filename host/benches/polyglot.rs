@@ -9,14 +9,14 @@
 //!
 //! Run with `cargo xtask plugins && cargo bench -p switchyard --bench polyglot`.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::http::HeaderMap;
-use bytes::Bytes;
 use switchyard::api::{ChatRequest, Wire};
-use switchyard::config::Config;
 use switchyard::policy::{
     DecisionFailure, DecisionInput, Model, Policy, PolicyEngine, PolicySettings, PoolSize, Request,
     Verdict, engine, input,
@@ -40,37 +40,6 @@ const POLICIES: [(&str, &str); 3] = [
         "python_keyword_router.wasm",
     ),
 ];
-
-fn config() -> Config {
-    let mut toml = String::from(
-        "listen = \"127.0.0.1:0\"\n[[policies]]\nname = \"p\"\npath = \"p.wasm\"\ndeadline_ms = 1000\n\
-         [[teams]]\nname = \"t\"\npolicy = \"p\"\nfallback = [\"m0\"]\n\
-         [[providers]]\nname = \"echo\"\nkind = \"echo\"\n",
-    );
-    for i in 0..8 {
-        let tags = if i % 2 == 0 {
-            "[\"cheap\"]"
-        } else {
-            "[\"reasoning\", \"tools\"]"
-        };
-        toml.push_str(&format!(
-            "[[models]]\nid = \"m{i}\"\nprovider = \"echo\"\ninput_cost_per_mtok = {}\noutput_cost_per_mtok = {}\ncontext_window = 128000\ntags = {tags}\n",
-            0.1 + i as f64,
-            0.4 + 4.0 * i as f64
-        ));
-    }
-    Config::parse(&toml, Path::new("bench.toml")).expect("bench config")
-}
-
-fn body() -> Bytes {
-    let messages: Vec<serde_json::Value> = (0..6)
-        .map(|i| {
-            let role = ["system", "user", "assistant"][i % 3];
-            serde_json::json!({"role": role, "content": format!("message {i}: {}", "lorem ipsum dolor sit amet ".repeat(18))})
-        })
-        .collect();
-    Bytes::from(serde_json::json!({"model": "auto", "messages": messages}).to_string())
-}
 
 /// Everything one decision reads.
 struct Inputs {
@@ -189,9 +158,10 @@ fn main() {
             "build the policies first: cargo xtask plugins"
         );
     }
-    let config = config();
+    let config = common::config("name = \"p\"\npath = \"p.wasm\"\ndeadline_ms = 1000");
     let settings = PolicySettings::from_config(&config.policies[0]);
-    let request = Arc::new(ChatRequest::parse(Wire::Openai, body()).expect("request parses"));
+    let request =
+        Arc::new(ChatRequest::parse(Wire::Openai, common::body()).expect("request parses"));
     let inputs = Inputs {
         view: input::request_view(&request, "bench", &HeaderMap::new(), &[], Some("t")),
         request,
