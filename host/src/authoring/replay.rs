@@ -19,7 +19,8 @@ use serde::Serialize;
 use super::ToolError;
 use crate::policy::json::{DecisionJson, DecisionRecord};
 use crate::policy::wit::{Budget, Request};
-use crate::policy::{DecisionInput, LiveView, MessageSource, Model, Policy};
+use crate::policy::{DecisionInput, FixedLive, LiveView, MessageSource, Model, Policy};
+use crate::upstream::{Prices, Usage};
 
 /// What `policy replay` found.
 #[derive(Debug, Clone, Serialize)]
@@ -160,7 +161,7 @@ async fn decide(policy: &Policy, record: &DecisionRecord) -> DecisionJson {
     let view = Request::from(&record.request);
     let catalog: Vec<Model> = record.catalog.iter().cloned().map(Model::from).collect();
     let texts: Arc<dyn MessageSource> = Arc::new(record.messages.clone().unwrap_or_default());
-    let live: Arc<dyn LiveView> = Arc::new(Recorded(record.first_token_ms.clone()));
+    let live: Arc<dyn LiveView> = Arc::new(FixedLive(record.first_token_ms.clone()));
     let outcome = policy
         .decide(DecisionInput {
             request: texts,
@@ -173,15 +174,6 @@ async fn decide(policy: &Policy, record: &DecisionRecord) -> DecisionJson {
         })
         .await;
     DecisionJson::of(&outcome)
-}
-
-/// The time-to-first-token figures a record holds.
-struct Recorded(BTreeMap<String, f32>);
-
-impl LiveView for Recorded {
-    fn first_token_ms(&self, _team: &str, model: &str) -> Option<f32> {
-        self.0.get(model).copied()
-    }
 }
 
 /// What a decision chose, for counting: its first target, `reject` or `failure`.
@@ -214,15 +206,20 @@ fn cost(record: &DecisionRecord, decision: &DecisionJson) -> f64 {
     else {
         return 0.0;
     };
-    let (input, output) = match &record.outcome {
-        Some(outcome) if outcome.input_tokens.is_some() => (
-            outcome.input_tokens.unwrap_or(0),
-            outcome.output_tokens.unwrap_or(0),
-        ),
-        _ => (u64::from(record.request.estimated_input_tokens), 0),
+    let usage = match &record.outcome {
+        Some(outcome) if outcome.input_tokens.is_some() => Usage {
+            input_tokens: outcome.input_tokens.unwrap_or(0),
+            output_tokens: outcome.output_tokens.unwrap_or(0),
+        },
+        _ => Usage {
+            input_tokens: u64::from(record.request.estimated_input_tokens),
+            output_tokens: 0,
+        },
     };
-    (input as f64 * model.input_cost_per_mtok + output as f64 * model.output_cost_per_mtok)
-        / 1_000_000.0
+    usage.cost(Prices {
+        input_per_mtok: model.input_cost_per_mtok,
+        output_per_mtok: model.output_cost_per_mtok,
+    })
 }
 
 #[cfg(test)]

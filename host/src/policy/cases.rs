@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use super::json::{ApiJson, BudgetJson, HealthPatch, patch_catalog};
 use super::wit::Budget;
-use super::{LiveView, Model, Verdict};
+use super::{FixedLive, LiveView, Model, Verdict};
 use crate::api::Wire;
 
 /// One case of a cases file.
@@ -180,15 +180,6 @@ impl Case {
     pub fn live(&self) -> Option<std::sync::Arc<dyn LiveView>> {
         (!self.first_token_ms.is_empty())
             .then(|| std::sync::Arc::new(FixedLive(self.first_token_ms.clone())) as _)
-    }
-}
-
-/// Time-to-first-token figures fixed by a case, for any team.
-struct FixedLive(BTreeMap<String, f32>);
-
-impl LiveView for FixedLive {
-    fn first_token_ms(&self, _team: &str, model: &str) -> Option<f32> {
-        self.0.get(model).copied()
     }
 }
 

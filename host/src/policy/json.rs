@@ -221,6 +221,29 @@ pub enum RoleJson {
     Tool,
 }
 
+/// Each enum of the contract and its JSON form, converted both ways from one list of pairs.
+macro_rules! both_ways {
+    ($wit:ident <-> $json:ident: $($variant:ident),+) => {
+        impl From<$wit> for $json {
+            fn from(v: $wit) -> Self {
+                match v {
+                    $($wit::$variant => Self::$variant),+
+                }
+            }
+        }
+        impl From<$json> for $wit {
+            fn from(v: $json) -> Self {
+                match v {
+                    $($json::$variant => Self::$variant),+
+                }
+            }
+        }
+    };
+}
+
+both_ways!(ClientApi <-> ApiJson: OpenaiChat, AnthropicMessages);
+both_ways!(Role <-> RoleJson: System, Developer, User, Assistant, Tool);
+
 impl From<&Request> for RequestJson {
     fn from(r: &Request) -> Self {
         let pairs = |pairs: &[Pair]| {
@@ -231,23 +254,14 @@ impl From<&Request> for RequestJson {
         };
         Self {
             id: r.id.clone(),
-            api: match r.api {
-                ClientApi::OpenaiChat => ApiJson::OpenaiChat,
-                ClientApi::AnthropicMessages => ApiJson::AnthropicMessages,
-            },
+            api: r.api.into(),
             requested_model: r.requested_model.clone(),
             team: r.team.clone(),
             messages: r
                 .messages
                 .iter()
                 .map(|m| MessageJson {
-                    role: match m.role {
-                        Role::System => RoleJson::System,
-                        Role::Developer => RoleJson::Developer,
-                        Role::User => RoleJson::User,
-                        Role::Assistant => RoleJson::Assistant,
-                        Role::Tool => RoleJson::Tool,
-                    },
+                    role: m.role.into(),
                     chars: m.chars,
                     has_image: m.has_image,
                     has_tool_call: m.has_tool_call,
@@ -277,23 +291,14 @@ impl From<&RequestJson> for Request {
         };
         Self {
             id: r.id.clone(),
-            api: match r.api {
-                ApiJson::OpenaiChat => ClientApi::OpenaiChat,
-                ApiJson::AnthropicMessages => ClientApi::AnthropicMessages,
-            },
+            api: r.api.into(),
             requested_model: r.requested_model.clone(),
             team: r.team.clone(),
             messages: r
                 .messages
                 .iter()
                 .map(|m| MessageSummary {
-                    role: match m.role {
-                        RoleJson::System => Role::System,
-                        RoleJson::Developer => Role::Developer,
-                        RoleJson::User => Role::User,
-                        RoleJson::Assistant => Role::Assistant,
-                        RoleJson::Tool => Role::Tool,
-                    },
+                    role: m.role.into(),
                     chars: m.chars,
                     has_image: m.has_image,
                     has_tool_call: m.has_tool_call,

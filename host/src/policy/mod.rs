@@ -195,6 +195,16 @@ pub trait LiveView: Send + Sync {
     fn first_token_ms(&self, team: &str, model: &str) -> Option<f32>;
 }
 
+/// Time-to-first-token figures fixed in advance (by a test case or a decision record), for any
+/// team.
+pub struct FixedLive(pub std::collections::BTreeMap<String, f32>);
+
+impl LiveView for FixedLive {
+    fn first_token_ms(&self, _team: &str, model: &str) -> Option<f32> {
+        self.0.get(model).copied()
+    }
+}
+
 /// Everything one decision reads.
 pub struct DecisionInput<'a> {
     /// The request's message text, for `host.message-text`.
