@@ -6,12 +6,16 @@ and a fixed SSE stream on another path) runs on core 1 with the load generator (
 setups are measured one after the other, the gateway alone on core 0:
   - direct: oha talks to the mock;
   - nginx: nginx as a plain reverse proxy with keep-alive to the mock (the cost of one hop);
+  - two floors (host/examples/bare_proxy.rs, no policy, no log, nothing of Switchyard's): a
+    proxy on hyper alone, and one on the axum + reqwest stack Switchyard is built on, to split
+    the gap to nginx into the stack's share and Switchyard's own;
   - switchyard: the release build with the bundled cost-router policy, a fresh sandbox per
     request, its one log line per request written to a file;
   - switchyard, reused: the same with `reuse_instances` on (one policy instance serves many
     requests: the opt-in trade-off of docs/performance.md).
-For each: the gateway's CPU time per request (from /proc), the most requests per second in a
-closed loop, latency p50/p99 at fixed rates of 200 and 1000 requests per second (added latency is
+For each: the gateway's CPU time per request (from /proc) in a closed loop and at each fixed
+rate (a gateway that is busy spends less per request on waking up), the most requests per
+second in a closed loop, latency p50/p99 at fixed rates of 200 and 1000 requests per second (added latency is
 read against direct), peak RSS, and time to the first chunk of a streamed answer. Every 2xx a
 client saw is checked against the mock's access log, so a gateway that answered errors fast cannot
 look fast. Then Switchyard's resident memory with ten policies loaded and idle. Results go to
@@ -37,6 +41,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SWITCHYARD = ROOT / "target/release/switchyard"
 POLICY = ROOT / "target/wasm32-wasip2/wasm/cost_router.wasm"
+BARE_PROXY = ROOT / "target/release/examples/bare_proxy"
+# The floors (host/examples/bare_proxy.rs): hyper alone, and the stack Switchyard is built on.
+BARE = ("hyper", "axum-reqwest")
 GATEWAY_CORE = "0"
 CLIENT_CORE = "1"
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -195,7 +202,10 @@ def measure(name, port, path, stream_path, process, access_log, seconds, quick):
         "errors": sum(closed.get("statusCodeDistribution", {}).values()) - served,
     }
     for rate in (200, 1000):
+        cpu_before = cpu_seconds(process) if process else 0.0
         fixed = oha(port, path, REQUEST, seconds, 16, rate)
+        if process and ok_count(fixed):
+            result[f"cpu_us_at_{rate}"] = (cpu_seconds(process) - cpu_before) / ok_count(fixed) * 1e6
         percentiles = fixed["latencyPercentiles"]
         result[f"p50_ms_at_{rate}"] = percentiles["p50"] * 1000
         result[f"p99_ms_at_{rate}"] = percentiles["p99"] * 1000
@@ -299,6 +309,8 @@ def run_round(work: Path, seconds, quick):
             proxy.terminate()
             proxy.wait()
 
+        for mode in BARE:
+            results[mode] = run_bare(work, mode, mock_port, access_log, seconds, quick)
         results["switchyard"] = run_switchyard(work, mock_port, access_log, seconds, quick)
         results["reused"] = run_switchyard(work, mock_port, access_log, seconds, quick, reuse=True)
         results["ten_policies_rss_mib"] = idle_rss_with_ten_policies(work, mock_port)
@@ -306,6 +318,22 @@ def run_round(work: Path, seconds, quick):
         mock.terminate()
         mock.wait()
     return results
+
+
+def run_bare(work, mode, mock_port, access_log, seconds, quick):
+    """The floor: `bare_proxy MODE` (no policy, no log, nothing of Switchyard's) in front of the
+    mock, on the gateway core."""
+    port = free_port()
+    proxy = subprocess.Popen(["taskset", "-c", GATEWAY_CORE, str(BARE_PROXY), mode,
+                              f"127.0.0.1:{port}",
+                              f"http://127.0.0.1:{mock_port}/v1/chat/completions"])
+    try:
+        wait_port(port)
+        print(mode, flush=True)
+        return measure(mode, port, "/v1/chat/completions", None, proxy, access_log, seconds, quick)
+    finally:
+        proxy.terminate()
+        proxy.wait()
 
 
 def start_switchyard(work, name, config_text):
@@ -414,41 +442,54 @@ def soak(work, minutes):
     return samples, ok_count(result), sum(result.get("statusCodeDistribution", {}).values())
 
 
+SETUPS = [("direct", "direct"), ("nginx", "nginx"), ("hyper", "floor: hyper"),
+          ("axum-reqwest", "floor: axum + reqwest"), ("switchyard", "switchyard"),
+          ("reused", "switchyard, reused instances")]
+
+
 def report(rounds, command):
     lines = ["# Gateway benchmark: results of the last run", "",
              "Measured by `" + command + "` (see `bench/gateway.py` for what each figure is). "
              "The machine is shared and noisy, so the figures are ratios within one run, and "
-             "the benchmark runs twice.", ""]
+             "the benchmark runs twice. The floors are `host/examples/bare_proxy.rs`: a proxy "
+             "with nothing of Switchyard's in it, on hyper alone and on the axum + reqwest "
+             "stack Switchyard is built on.", ""]
     for i, r in enumerate(rounds, 1):
         d, n, s, u = r["direct"], r["nginx"], r["switchyard"], r["reused"]
         lines += [f"## Run {i}", "",
-                  "| figure | direct | nginx | switchyard | switchyard / nginx "
-                  "| switchyard, reused instances | reused / nginx |",
-                  "|---|---|---|---|---|---|---|"]
+                  "| figure | " + " | ".join(label for _, label in SETUPS) + " |",
+                  "|---|" + "---|" * len(SETUPS)]
 
-        def row(label, key, fmt="{:.1f}", ratio=True):
-            vals = [d.get(key), n.get(key), s.get(key), u.get(key)]
-            cells = ["-" if v is None else fmt.format(v) for v in vals]
+        def row(label, key, fmt="{:.1f}"):
+            vals = [r[setup].get(key) for setup, _ in SETUPS]
+            lines.append(f"| {label} | "
+                         + " | ".join("-" if v is None else fmt.format(v) for v in vals) + " |")
 
-            def rat(g):
-                return f"{g[key] / n[key]:.2f}" if ratio and n.get(key) and g.get(key) is not None else "-"
-            lines.append(f"| {label} | {' | '.join(cells[:3])} | {rat(s)} | {cells[3]} | {rat(u)} |")
-
-        row("gateway CPU per request (µs)", "cpu_us_per_request")
+        row("gateway CPU per request, closed loop (µs)", "cpu_us_per_request")
+        for rate in (200, 1000):
+            row(f"gateway CPU per request at {rate} req/s (µs)", f"cpu_us_at_{rate}")
         row("requests/s, closed loop, 32 connections", "rps", "{:.0f}")
         for rate in (200, 1000):
-            row(f"p50 latency at {rate} req/s (ms)", f"p50_ms_at_{rate}", "{:.3f}", False)
-            row(f"p99 latency at {rate} req/s (ms)", f"p99_ms_at_{rate}", "{:.3f}", False)
-        row("first streamed chunk, p50 (ms)", "first_chunk_p50_ms", "{:.3f}", False)
-        row("first streamed chunk, p99 (ms)", "first_chunk_p99_ms", "{:.3f}", False)
+            row(f"p50 latency at {rate} req/s (ms)", f"p50_ms_at_{rate}", "{:.3f}")
+            row(f"p99 latency at {rate} req/s (ms)", f"p99_ms_at_{rate}", "{:.3f}")
+        row("first streamed chunk, p50 (ms)", "first_chunk_p50_ms", "{:.3f}")
+        row("first streamed chunk, p99 (ms)", "first_chunk_p99_ms", "{:.3f}")
         row("peak RSS (MiB)", "peak_rss_mib")
+
+        def ratio(key):
+            return ", ".join(f"{label} {r[setup][key] / n[key]:.2f}×"
+                             for setup, label in SETUPS[2:] if r[setup].get(key))
         added = lambda g, key: g[key] - d[key]
         lines += ["",
+                  f"CPU per request against nginx: closed loop {ratio('cpu_us_per_request')}; "
+                  f"at 1000 req/s {ratio('cpu_us_at_1000')}.",
+                  "",
                   f"Added over direct, p99 at 1000 req/s: nginx {added(n, 'p99_ms_at_1000'):.3f} ms, "
-                  f"switchyard {added(s, 'p99_ms_at_1000'):.3f} ms, "
-                  f"reused {added(u, 'p99_ms_at_1000'):.3f} ms. "
-                  f"First streamed chunk, p50 over nginx: "
-                  f"{s['first_chunk_p50_ms'] - n['first_chunk_p50_ms']:.3f} ms. "
+                  + ", ".join(f"{label} {added(r[setup], 'p99_ms_at_1000'):.3f} ms"
+                              for setup, label in SETUPS[2:]) + ". "
+                  f"First streamed chunk, p50 over nginx: switchyard "
+                  f"{s['first_chunk_p50_ms'] - n['first_chunk_p50_ms']:.3f} ms, reused "
+                  f"{u['first_chunk_p50_ms'] - n['first_chunk_p50_ms']:.3f} ms. "
                   f"Resident memory with ten policies loaded and idle: {r['ten_policies_rss_mib']:.1f} MiB.",
                   ""]
     return "\n".join(lines) + "\n"

@@ -22,6 +22,6 @@ if ! command -v oha >/dev/null || [ "$(oha --version | awk '{print $2}')" != "$O
 fi
 
 cargo xtask plugins
-cargo build --release --package switchyard --bin switchyard
+cargo build --release --package switchyard --bin switchyard --example bare_proxy
 
 python3 bench/gateway.py "$@"

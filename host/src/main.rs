@@ -17,7 +17,7 @@ use switchyard::authoring::{self, CatalogSource, LimitOverrides, report, scaffol
 use switchyard::config::{Config, EngineConfig, Env, ProcessEnv};
 use switchyard::control::{App, ConfigSource, watch};
 use switchyard::server::{self, Gate, Listening};
-use switchyard::telemetry::{self, LogFormat};
+use switchyard::telemetry::{self, LogFormat, LogWriter};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch as signal_watch;
 
@@ -170,11 +170,11 @@ impl From<&Limits> for LimitOverrides {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let level = match cli.command {
-        Command::Serve { .. } => "info",
-        Command::Policy(_) => "warn",
+    let (level, writer) = match cli.command {
+        Command::Serve { .. } => ("info", LogWriter::Batched),
+        Command::Policy(_) => ("warn", LogWriter::Inline),
     };
-    let export = telemetry::init(cli.log_format, level, cli.otlp_endpoint.as_deref())
+    let telemetry = telemetry::init(cli.log_format, level, writer, cli.otlp_endpoint.as_deref())
         .map_err(anyhow::Error::msg)?;
     let result = match cli.command {
         Command::Serve {
@@ -190,9 +190,7 @@ fn main() -> anyhow::Result<()> {
         ),
         Command::Policy(command) => policy_command(command),
     };
-    if let Some(export) = export {
-        export.shutdown();
-    }
+    telemetry.shutdown();
     result
 }
 

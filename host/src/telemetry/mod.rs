@@ -2,7 +2,8 @@
 //! request (`metrics`), and the optional trace export (`otel`).
 //!
 //! [`init`] installs a `tracing` subscriber on stderr, human-readable (colour only on a
-//! terminal) or JSON. [`RequestLog`] gathers what the request path learnt (route, attempts,
+//! terminal) or JSON. The proxy's lines are written in batches ([`lines`]), which
+//! [`Telemetry`] flushes at exit. [`RequestLog`] gathers what the request path learnt (route, attempts,
 //! timings) and [`RequestLog::emit`] writes it as one structured event at the end of the request.
 //! The proxy writes no prompt text and no key into a log line; a policy's own log lines and
 //! reasons are its author's words, escaped and capped.
@@ -12,11 +13,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tracing_subscriber::filter::Targets;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 pub mod decisions;
+pub mod lines;
 pub mod metrics;
 pub mod otel;
 
@@ -31,14 +34,43 @@ pub enum LogFormat {
     Json,
 }
 
+/// How log lines reach stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogWriter {
+    /// A `write` per line: for short commands, whose lines must be out before they exit.
+    Inline,
+    /// In batches ([`lines::BatchedStderr`]): for the proxy, where a `write` per request would
+    /// cost each request a syscall.
+    Batched,
+}
+
+/// What [`init`] set up that must be shut down at exit: the trace export and the batched log
+/// writer.
+pub struct Telemetry {
+    export: Option<otel::Export>,
+    lines: Option<lines::BatchedStderr>,
+}
+
+impl Telemetry {
+    /// Flush and stop the trace export, then write out the log lines still waiting.
+    pub fn shutdown(self) {
+        if let Some(export) = self.export {
+            export.shutdown();
+        }
+        if let Some(lines) = self.lines {
+            lines.flush();
+        }
+    }
+}
+
 /// Install the global subscriber: log lines on stderr at `default_level` (which `RUST_LOG`
-/// overrides), and, with an `otlp_endpoint`, trace export ([`otel`]), whose pipeline is returned
-/// to be shut down at exit.
+/// overrides), written as `writer` says, and, with an `otlp_endpoint`, trace export ([`otel`]).
 pub fn init(
     format: LogFormat,
     default_level: &str,
+    writer: LogWriter,
     otlp_endpoint: Option<&str>,
-) -> Result<Option<otel::Export>, String> {
+) -> Result<Telemetry, String> {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(default_level))
         .add_directive(
@@ -46,26 +78,38 @@ pub fn init(
                 .parse()
                 .expect("a valid directive"),
         );
+    let (writer, batched) = match writer {
+        LogWriter::Inline => (BoxMakeWriter::new(std::io::stderr), None),
+        LogWriter::Batched => {
+            let batched = lines::BatchedStderr::start(std::io::stderr)
+                .map_err(|e| format!("cannot start the log writer: {e}"))?;
+            (BoxMakeWriter::new(batched.clone()), Some(batched))
+        }
+    };
     let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::stderr().is_terminal());
     let fmt = match format {
         LogFormat::Text => fmt.boxed(),
         LogFormat::Json => fmt.json().flatten_event(true).boxed(),
     };
     let registry = tracing_subscriber::registry().with(fmt.with_filter(filter));
-    match otlp_endpoint {
+    let export = match otlp_endpoint {
         None => {
             registry.init();
-            Ok(None)
+            None
         }
         Some(endpoint) => {
             let (export, layer) = otel::Export::start(endpoint)?;
             let spans = Targets::new().with_target(otel::TARGET, tracing::Level::INFO);
             registry.with(layer.with_filter(spans)).init();
-            Ok(Some(export))
+            Some(export)
         }
-    }
+    };
+    Ok(Telemetry {
+        export,
+        lines: batched,
+    })
 }
 
 /// What happened to one request, written once when it ends (for a stream, when the stream
