@@ -6,9 +6,10 @@ and a fixed SSE stream on another path) runs on core 1 with the load generator (
 setups are measured one after the other, the gateway alone on core 0:
   - direct: oha talks to the mock;
   - nginx: nginx as a plain reverse proxy with keep-alive to the mock (the cost of one hop);
-  - two floors (host/examples/bare_proxy.rs, no policy, no log, nothing of Switchyard's): a
-    proxy on hyper alone, and one on the axum + reqwest stack Switchyard is built on, to split
-    the gap to nginx into the stack's share and Switchyard's own;
+  - four floors (host/examples/bare_proxy.rs, no policy, no log, nothing of Switchyard's): a
+    proxy on hyper's server and client alone, with axum's server or reqwest's client in their
+    place, and on the axum + reqwest stack Switchyard is built on, to split the gap to nginx
+    into the stack's share (and each layer's) and Switchyard's own;
   - switchyard: the release build with the bundled cost-router policy, a fresh sandbox per
     request, its one log line per request written to a file;
   - switchyard, reused: the same with `reuse_instances` on (one policy instance serves many
@@ -42,8 +43,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SWITCHYARD = ROOT / "target/release/switchyard"
 POLICY = ROOT / "target/wasm32-wasip2/wasm/cost_router.wasm"
 BARE_PROXY = ROOT / "target/release/examples/bare_proxy"
-# The floors (host/examples/bare_proxy.rs): hyper alone, and the stack Switchyard is built on.
-BARE = ("hyper", "axum-reqwest")
+# The floors (host/examples/bare_proxy.rs, SERVER-CLIENT): hyper alone, each of Switchyard's
+# two layers over it, and the stack Switchyard is built on.
+BARE = ("hyper-hyper", "axum-hyper", "hyper-reqwest", "axum-reqwest")
 GATEWAY_CORE = "0"
 CLIENT_CORE = "1"
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -442,8 +444,9 @@ def soak(work, minutes):
     return samples, ok_count(result), sum(result.get("statusCodeDistribution", {}).values())
 
 
-SETUPS = [("direct", "direct"), ("nginx", "nginx"), ("hyper", "floor: hyper"),
-          ("axum-reqwest", "floor: axum + reqwest"), ("switchyard", "switchyard"),
+SETUPS = [("direct", "direct"), ("nginx", "nginx"), ("hyper-hyper", "floor: hyper, hyper"),
+          ("axum-hyper", "floor: axum, hyper"), ("hyper-reqwest", "floor: hyper, reqwest"),
+          ("axum-reqwest", "floor: axum, reqwest"), ("switchyard", "switchyard"),
           ("reused", "switchyard, reused instances")]
 
 
@@ -452,8 +455,8 @@ def report(rounds, command):
              "Measured by `" + command + "` (see `bench/gateway.py` for what each figure is). "
              "The machine is shared and noisy, so the figures are ratios within one run, and "
              "the benchmark runs twice. The floors are `host/examples/bare_proxy.rs`: a proxy "
-             "with nothing of Switchyard's in it, on hyper alone and on the axum + reqwest "
-             "stack Switchyard is built on.", ""]
+             "with nothing of Switchyard's in it, named by its server and its upstream client "
+             "(`axum, reqwest` is the stack Switchyard is built on).", ""]
     for i, r in enumerate(rounds, 1):
         d, n, s, u = r["direct"], r["nginx"], r["switchyard"], r["reused"]
         lines += [f"## Run {i}", "",
