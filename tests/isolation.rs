@@ -1,7 +1,8 @@
 //! Timing isolation between teams: looping policies are stopped within twice their deadline
-//! (95% of them; every one within five times) while both cores are busy, a slow loop that would finish just past its deadline is stopped too, and
-//! a well-behaved team's requests do not wait for a hostile team's decisions. These tests measure
-//! time, so they live in a binary of their own and run one at a time.
+//! (95% of them; every one within five times) while both cores are busy, a slow loop that would
+//! finish just past its deadline is stopped too, a decision that aliases megabytes of strings is
+//! refused unread, and a well-behaved team's requests do not wait for a hostile team's decisions.
+//! These tests measure time, so they live in a binary of their own and run one at a time.
 
 use std::time::Duration;
 
@@ -232,4 +233,78 @@ async fn a_slow_loop_that_would_finish_just_past_the_deadline_is_stopped() {
     );
     let line = proxy.log_line(&["request_id=slow-loop ", "policy failed"]);
     assert!(line.contains("kind=\"timeout\""), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn a_decision_aliasing_megabytes_is_refused_unread_and_other_teams_do_not_wait() {
+    let _serial = SERIAL.lock().await;
+    let (proxy, _dir) = proxy();
+    good_traffic(&proxy, 2, 50).await;
+    let rss_before = proxy.peak_rss_kib();
+
+    // 120 targets whose model strings all point at one 1 MiB block of a 32 MiB policy: 120 MiB
+    // for a host that copied them.
+    let hostile_clients = 4;
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let hostile = (0..hostile_clients).map(|c| {
+        let (proxy, stop) = (&proxy, &stop);
+        async move {
+            let client = reqwest::Client::new();
+            let mut ids = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) || ids.len() < 3 {
+                let id = format!("alias-{c}-{}", ids.len());
+                let headers = [("x-hostile", "alias"), ("x-request-id", id.as_str())];
+                let reply = send(&client, proxy, None, &headers).await;
+                assert_eq!(
+                    (reply.status, reply.header("x-switchyard-route")),
+                    (200, "fallback")
+                );
+                ids.push(id);
+            }
+            ids
+        }
+    });
+    let good = async {
+        let latencies = good_traffic(&proxy, 2, 300).await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        latencies
+    };
+    let (aliased, under_load) = tokio::join!(futures_util::future::join_all(hostile), good);
+    let aliased: Vec<String> = aliased.concat();
+    let rss_growth_mib = proxy.peak_rss_kib().saturating_sub(rss_before) / 1024;
+    let mut decisions: Vec<Duration> = aliased
+        .iter()
+        .map(|id| Duration::from_micros(decision_us(&proxy, id)))
+        .collect();
+    decisions.sort();
+    eprintln!(
+        "aliasing: {} decisions, p50 {:?}, max {:?}; peak RSS grew {rss_growth_mib} MiB; good team p50/p99 {:?}/{:?}",
+        aliased.len(),
+        percentile(&decisions, 0.5),
+        decisions.last().unwrap(),
+        percentile(&under_load, 0.5),
+        percentile(&under_load, 0.99),
+    );
+    for id in &aliased {
+        let line = proxy.log_line(&[&format!("request_id={id} "), "policy failed"]);
+        assert!(
+            line.contains("kind=\"invalid-decision\"")
+                && line.contains("handed the host more than"),
+            "{line}"
+        );
+    }
+    assert!(
+        rss_growth_mib < 32,
+        "the host copied the aliased strings: peak RSS grew {rss_growth_mib} MiB"
+    );
+    assert!(
+        percentile(&decisions, 0.95) <= DEADLINE,
+        "refusing a decision unread takes no time: p95 {:?}",
+        percentile(&decisions, 0.95)
+    );
+    assert!(
+        percentile(&under_load, 0.95) < DEADLINE,
+        "the good team waited on the aliasing policy: p95 {:?}",
+        percentile(&under_load, 0.95)
+    );
 }

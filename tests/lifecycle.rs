@@ -322,7 +322,7 @@ async fn refused_uploads_name_the_fault_and_the_old_version_keeps_serving() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_version_that_traps_on_every_call_is_rolled_back_by_itself() {
     let versions = Versions::read();
-    let (_dir, _file, config) = setup(&versions.router);
+    let (_dir, file, config) = setup(&versions.router);
     let proxy = start(&config);
     let router = policy_version("test-policy", &versions.router);
     let scripted = policy_version("test-policy", &versions.scripted);
@@ -374,6 +374,67 @@ async fn a_version_that_traps_on_every_call_is_rolled_back_by_itself() {
     assert!(
         last["message"].as_str().unwrap().contains("trapped"),
         "{last}"
+    );
+
+    // What is live is what a restart loads: the restored version is written back to the file.
+    proxy.log_line(&["live version saved to the policy's file", &router]);
+    assert_eq!(std::fs::read(&file).unwrap(), versions.router);
+    drop(proxy);
+    let restarted = start(&config);
+    assert_eq!(ask(&client, &restarted, &panic).await.version, router);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_change_rolled_back_by_itself_is_undone_in_the_file() {
+    let versions = Versions::read();
+    let (_dir, file, config) = setup(&versions.router);
+    let proxy = start(&config);
+    let router = policy_version("test-policy", &versions.router);
+    let scripted = policy_version("test-policy", &versions.scripted);
+    let client = reqwest::Client::new();
+    let panic = [("x-test-panic", "boom")];
+
+    std::fs::write(&file, &versions.scripted).unwrap();
+    let mut seen = Vec::new();
+    wait_for_version(&client, &proxy, &scripted, Instant::now(), &mut seen).await;
+    for _ in 0..20 {
+        if ask(&client, &proxy, &panic).await.version == router {
+            break;
+        }
+    }
+    proxy.log_line(&["live version saved to the policy's file", &router]);
+    assert_eq!(std::fs::read(&file).unwrap(), versions.router);
+    // Writing it back is not taken for a new change of the file.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(proxy.count_log_lines(&["policy file change applied"]), 1);
+    assert_eq!(ask(&client, &proxy, &[]).await.version, router);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_files_are_watched_when_the_config_is_named_without_a_folder() {
+    let versions = Versions::read();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("p.wasm"), &versions.scripted).unwrap();
+    let config = ConfigBuilder::new(Path::new("p.wasm"))
+        .section(ECHO)
+        .model("a", "echo", "a", 2.0, &["reasoning"])
+        .model("b", "echo", "b", 0.5, &["cheap"])
+        .fallback(&["a"]);
+    std::fs::write(dir.path().join("x.toml"), config.toml()).unwrap();
+    let proxy = Proxy::start_in_dir(dir, "x.toml");
+    let client = reqwest::Client::new();
+    let scripted = policy_version("test-policy", &versions.scripted);
+    assert_eq!(ask(&client, &proxy, &[]).await.version, scripted);
+
+    std::fs::write(proxy.dir().join("p.wasm"), &versions.router).unwrap();
+    let router = policy_version("test-policy", &versions.router);
+    let mut seen = Vec::new();
+    wait_for_version(&client, &proxy, &router, Instant::now(), &mut seen).await;
+    assert_eq!(
+        proxy.count_log_lines(&["cannot watch"]),
+        0,
+        "{}",
+        proxy.logs()
     );
 }
 
@@ -589,7 +650,14 @@ async fn the_admin_api_needs_its_token_and_reports_each_policy() {
         .await
         .unwrap();
     assert_eq!(rolled.status(), 200);
+    let rolled: Value = rolled.json().await.unwrap();
+    assert_eq!(rolled["persisted"], true, "{rolled}");
     assert_eq!(ask(&client, &proxy, &[]).await.version, scripted);
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        versions.scripted,
+        "a restart loads the restored version"
+    );
     let unknown = admin
         .post(proxy.admin_url("/admin/policies/nope/rollback"))
         .bearer_auth(ADMIN_TOKEN)
@@ -645,4 +713,19 @@ async fn the_cases_file_beside_a_policy_must_pass_before_a_version_goes_live() {
     ]);
     let client = reqwest::Client::new();
     assert_eq!(ask(&client, &proxy, &[]).await.version, scripted);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_over_the_size_limit_gets_the_admin_api_error_shape() {
+    let versions = Versions::read();
+    let (_dir, file, config) = setup(&versions.scripted);
+    let proxy = start(&config);
+    let (status, body) = upload(&proxy, ADMIN_TOKEN, &vec![0; (64 << 20) + 1]).await;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["error"]["code"], "component_too_large");
+    assert_eq!(
+        body["error"]["message"],
+        "a policy component may be at most 67108864 bytes"
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), versions.scripted);
 }

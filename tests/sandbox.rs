@@ -6,11 +6,11 @@
 
 use std::collections::HashMap;
 
-use serde_json::json;
-use switchyard_e2e::{ConfigBuilder, Proxy, Reply, policy_wasm};
+use serde_json::{Value, json};
+use switchyard_e2e::{ADMIN_TOKEN, ConfigBuilder, Proxy, Reply, policy_wasm};
 
-/// The hostile policy's deadline: generous, because lifting a 10 MB reason out of the sandbox
-/// takes a debug build a third of a second. (Timing under load is `isolation.rs`'s subject.)
+/// The hostile policy's deadline: generous, as a debug build runs these tests under load.
+/// (Timing under load is `isolation.rs`'s subject.)
 const DEADLINE_MS: u64 = 1000;
 /// The most message text the hostile policy may read.
 const TEXT_CAP: usize = 100;
@@ -157,13 +157,22 @@ async fn every_failure_gets_the_failure_behaviour_and_its_kind() {
             "many-targets",
             "",
             "invalid-decision",
-            "route has 10000 targets, at most 8 allowed",
+            "handed the host more than",
         ),
         (
             "huge-reason",
             "",
             "invalid-decision",
-            "reason is 10485760 bytes",
+            "handed the host more than",
+        ),
+        // 120 targets aliasing one 1 MiB block, and a 8 MiB log line passed a thousand times:
+        // refused unread.
+        ("alias", "", "invalid-decision", "handed the host more than"),
+        (
+            "huge-log",
+            "",
+            "invalid-decision",
+            "handed the host more than",
         ),
     ];
     let mut kinds = HashMap::new();
@@ -432,6 +441,121 @@ async fn more_decisions_than_pool_slots_wait_for_a_slot_and_never_fail() {
             (200, "policy", "a"),
             "{reply:?}\n{}",
             proxy.logs()
+        );
+    }
+}
+
+/// The line break and fake log line the hostile policy's `forge` behaviour smuggles out, as it
+/// must appear wherever the proxy writes it: escaped.
+const FORGED_ESCAPED: &str = r"x\nFORGED level=INFO\r";
+
+/// The message of log line `line` in `format`: the text after the fields, or JSON's message.
+fn message_of(line: &str, format: &str) -> String {
+    if format == "json" {
+        let value: Value = serde_json::from_str(line).expect("a JSON log line");
+        value["message"].as_str().unwrap_or_default().to_string()
+    } else {
+        line.to_string()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_policy_says_is_escaped_wherever_it_is_written() {
+    for format in ["text", "json"] {
+        let config = ConfigBuilder::new(&policy_wasm("hostile_policy"))
+            .admin()
+            .policy_headers(&["x-hostile", "x-hostile-arg"])
+            .model("a", "echo", "a", 1.0, &[])
+            .section("[[providers]]\nname = \"echo\"\nkind = \"echo\"\n")
+            .fallback(&["a"]);
+        let env = [
+            ("SWITCHYARD_LOG_FORMAT", format),
+            ("SWITCHYARD_ADMIN_TOKEN", ADMIN_TOKEN),
+        ];
+        let proxy = Proxy::start(&config.toml(), &env);
+        // Its error, a target's model and its panic message (whose lines stderr joins) reach
+        // the `policy failed` line.
+        let channels = [
+            ("panic", "x | FORGED level=INFO"),
+            ("model", FORGED_ESCAPED),
+            ("error", FORGED_ESCAPED),
+        ];
+        for (channel, shown) in channels {
+            let id = format!("forge-{channel}");
+            let headers = [
+                ("x-hostile", "forge"),
+                ("x-hostile-arg", channel),
+                ("x-request-id", id.as_str()),
+            ];
+            let reply = send(&proxy, None, &headers, "hi").await;
+            assert_eq!(routed(&reply), (200, "fallback", "a"), "{channel}");
+            let line = proxy.log_line(&[&id, "policy failed"]);
+            assert!(
+                message_of(&line, format).contains(shown),
+                "{format} {channel}: {line}"
+            );
+        }
+        // A rejection's message reaches the client.
+        let headers = [("x-hostile", "forge"), ("x-hostile-arg", "reject")];
+        let rejected = send(&proxy, None, &headers, "hi").await;
+        assert_eq!(rejected.status, 403);
+        assert_eq!(rejected.json()["error"]["message"], FORGED_ESCAPED);
+        // The last failure (the error) reaches the admin API.
+        let policy: Value = reqwest::Client::new()
+            .get(proxy.admin_url("/admin/policies/test-policy"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let last_error = policy["live"]["last_error"]["message"].as_str().unwrap();
+        assert!(last_error.contains(FORGED_ESCAPED), "{last_error}");
+
+        let logs = proxy.logs();
+        for line in logs.lines() {
+            assert!(
+                !line.starts_with("FORGED") && !line.contains('\r'),
+                "{format}: a policy forged a log line: {line:?}"
+            );
+            if format == "json" {
+                serde_json::from_str::<Value>(line).expect("every line is one JSON object");
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn decisions_that_never_found_a_slot_in_time_are_busy_not_timeouts() {
+    // Two decisions may run at once; four looping ones arrive together. The two that run are
+    // stopped at the deadline; the two that waited all along for a slot are `busy`, even when a
+    // slot frees just before their own deadline.
+    let config = ConfigBuilder::new(&policy_wasm("hostile_policy"))
+        .deadline_ms(300)
+        .policy_headers(&["x-hostile"])
+        .policy_option("max_concurrency = 2")
+        .model("a", "echo", "a", 1.0, &[])
+        .section("[[providers]]\nname = \"echo\"\nkind = \"echo\"\n")
+        .fallback(&["a"]);
+    let proxy = Proxy::start(&config.toml(), &[]);
+    for round in 0..3 {
+        let ids: Vec<String> = (0..4).map(|i| format!("round-{round}-{i}")).collect();
+        let replies = futures_util::future::join_all(ids.iter().map(|id| {
+            let headers = [("x-hostile", "loop"), ("x-request-id", id.as_str())];
+            let proxy = &proxy;
+            async move { send(proxy, None, &headers, "hi").await }
+        }))
+        .await;
+        for reply in &replies {
+            assert_eq!(routed(reply), (200, "fallback", "a"));
+        }
+        let mut kinds: Vec<String> = ids.iter().map(|id| failure_kind(&proxy, id)).collect();
+        kinds.sort();
+        assert_eq!(
+            kinds,
+            ["busy", "busy", "timeout", "timeout"],
+            "round {round}"
         );
     }
 }

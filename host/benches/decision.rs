@@ -98,7 +98,7 @@ fn decision(c: &mut Criterion) {
     let load = |name: &str, file: &str, settings: PolicySettings| {
         let bytes = std::fs::read(built.join(file)).expect("policy file");
         engine
-            .prepare(name, &bytes, settings, file.to_string())
+            .prepare(name, bytes.into(), settings, file.to_string())
             .expect("policy loads")
     };
     let cost_router = load("cost-router", "cost_router.wasm", settings.clone());

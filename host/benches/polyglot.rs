@@ -100,7 +100,12 @@ fn measure(
         let engine = PolicyEngine::new(POOL, Some(cache.path())).expect("engine");
         let started = Instant::now();
         let policy = engine
-            .prepare(name, bytes, settings.clone(), what.to_string())
+            .prepare(
+                name,
+                bytes.to_vec().into(),
+                settings.clone(),
+                what.to_string(),
+            )
             .expect("the policy loads");
         (engine, policy, started.elapsed())
     };

@@ -29,7 +29,13 @@ use tokio::sync::watch as signal_watch;
 )]
 struct Cli {
     /// Log line format on stderr.
-    #[arg(long, global = true, value_enum, default_value = "text")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "SWITCHYARD_LOG_FORMAT"
+    )]
     log_format: LogFormat,
     /// Export traces (a span per request, its policy decision and each upstream attempt) by
     /// OTLP over HTTP to this collector, e.g. `http://127.0.0.1:4318`. Off by default.

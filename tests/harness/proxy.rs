@@ -251,6 +251,14 @@ impl Proxy {
         Self::spawn(command(&path, env), dir)
     }
 
+    /// Start the proxy in `dir` (its working folder, which it keeps as [`Proxy::dir`]) with the
+    /// config file `file_name` there, named on the command line by that bare name.
+    pub fn start_in_dir(dir: tempfile::TempDir, file_name: &str) -> Proxy {
+        let mut cmd = command(Path::new(file_name), &[]);
+        cmd.current_dir(dir.path());
+        started(Self::spawn(cmd, dir))
+    }
+
     /// Start the proxy and return as soon as it accepts connections, before its policies are
     /// loaded (`base` is then known, `admin` is not).
     pub fn start_accepting(config: &str, env: &[(&str, &str)]) -> Proxy {
@@ -280,7 +288,9 @@ impl Proxy {
                 let url = |marker: &str| {
                     let at = line.find(marker)? + marker.len();
                     let url = line[at..].split_whitespace().next()?;
-                    Some(url.trim_end_matches(';').to_string())
+                    // Text lines go on after `;`; JSON lines close the message's string.
+                    let url = url.split([';', '"']).next()?;
+                    Some(url.to_string())
                 };
                 if let Some(url) = url("admin API listening on ") {
                     admin = Some(url);
@@ -426,6 +436,17 @@ impl Proxy {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The proxy's peak resident memory so far (`VmHWM`), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("the proxy's /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .expect("VmHWM in /proc status")
     }
 
     /// How many log lines contain every one of `needles`, now.

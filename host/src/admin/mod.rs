@@ -11,8 +11,8 @@
 //! |---|---|
 //! | `GET /admin/policies` | every policy: live and previous version, teams, counters, events |
 //! | `GET /admin/policies/NAME` | one policy |
-//! | `PUT /admin/policies/NAME` | body = a component: validate, save to the policy's file, go live |
-//! | `POST /admin/policies/NAME/rollback` | put the previous version back live |
+//! | `PUT /admin/policies/NAME` | body = a component: validate, go live, save to the policy's file |
+//! | `POST /admin/policies/NAME/rollback` | put the previous version back live and in the file |
 //! | `POST /admin/reload` | re-read the config file |
 //! | `GET /metrics` | Prometheus text exposition |
 
@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -33,7 +34,7 @@ use tokio::net::TcpListener;
 
 use crate::api::ApiError;
 use crate::config::sha256;
-use crate::control::{App, ChangeError};
+use crate::control::{App, ChangeError, Changed};
 use crate::policy::stats::OUTCOMES;
 use crate::policy::{Policy, PolicySlot};
 
@@ -138,41 +139,56 @@ async fn show(State(admin): State<Admin>, Path(name): Path<String>) -> Response 
     }
 }
 
-async fn upload(State(admin): State<Admin>, Path(name): Path<String>, body: Bytes) -> Response {
-    match admin.app.upload(&name, body).await {
-        Ok(uploaded) => {
-            let (persisted, warning) = match uploaded.persisted {
-                Ok(()) => (true, None),
-                Err(e) => (
-                    false,
-                    Some(format!("live, but not saved (a restart loses it): {e}")),
-                ),
-            };
-            Json(json!({
-                "status": "live",
-                "policy": name,
-                "version": &**uploaded.version.version(),
-                "sha256": uploaded.version.sha256(),
-                "persisted": persisted,
-                "warning": warning,
-            }))
-            .into_response()
+async fn upload(
+    State(admin): State<Admin>,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request_error",
+                "component_too_large",
+                format!("a policy component may be at most {MAX_UPLOAD_BYTES} bytes"),
+            )
+            .into_response();
         }
+        Err(rejection) => {
+            return ApiError::invalid(None, format!("cannot read the component: {rejection}"))
+                .into_response();
+        }
+    };
+    match admin.app.upload(&name, body).await {
+        Ok(uploaded) => changed("live", &name, uploaded),
         Err(e) => change_error(e),
     }
 }
 
 async fn roll_back(State(admin): State<Admin>, Path(name): Path<String>) -> Response {
     match admin.app.roll_back(&name).await {
-        Ok(version) => Json(json!({
-            "status": "rolled-back",
-            "policy": name,
-            "version": &**version.version(),
-            "sha256": version.sha256(),
-        }))
-        .into_response(),
+        Ok(restored) => changed("rolled-back", &name, restored),
         Err(e) => change_error(e),
     }
+}
+
+/// The answer to an upload or rollback that put `change.version` live.
+fn changed(status: &str, name: &str, change: Changed) -> Response {
+    let warning = change
+        .persisted
+        .as_ref()
+        .err()
+        .map(|e| format!("live, but not saved (a restart loads the file's version): {e}"));
+    Json(json!({
+        "status": status,
+        "policy": name,
+        "version": &**change.version.version(),
+        "sha256": change.version.sha256(),
+        "persisted": change.persisted.is_ok(),
+        "warning": warning,
+    }))
+    .into_response()
 }
 
 async fn reload(State(admin): State<Admin>) -> Response {

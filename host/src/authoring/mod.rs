@@ -173,6 +173,6 @@ pub fn load(
         .and_then(|s| s.to_str())
         .unwrap_or("policy");
     engine
-        .prepare(name, &bytes, settings, wasm.display().to_string())
+        .prepare(name, bytes.into(), settings, wasm.display().to_string())
         .map_err(policy_error)
 }

@@ -210,14 +210,20 @@ mod defaults {
 
 impl Config {
     /// Read, parse and validate the config file at `path`; relative paths inside it are
-    /// resolved against the file's folder, and `policies_dir` is listed.
+    /// resolved against the file's folder (made absolute), and `policies_dir` is listed.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
         let mut config = Self::from_toml(&text, path)?;
-        let dir = path.parent().unwrap_or(Path::new("."));
+        // Absolute, so that a file named without a folder (`--config x.toml`) gives its paths a
+        // folder to watch, and a later change of working folder does not move them.
+        let absolute = std::path::absolute(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let dir = absolute.parent().unwrap_or(Path::new("/"));
         config
             .resolve_paths(dir)
             .and_then(|()| config.validate())

@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
+use tokio::sync::Notify;
 
 use super::budget::{Budget, Ledger};
 use super::rate::RateLimit;
@@ -217,7 +218,7 @@ pub(super) async fn prepare(
 ) -> Result<Policy, LoadError> {
     let engine = engine.clone();
     let name = name.to_string();
-    tokio::task::spawn_blocking(move || engine.prepare(&name, &bytes, settings, origin))
+    tokio::task::spawn_blocking(move || engine.prepare(&name, bytes, settings, origin))
         .await
         .map_err(|e| LoadError::Engine(format!("the compile task failed: {e}")))?
 }
@@ -237,8 +238,9 @@ pub(super) async fn check(
 }
 
 impl Plan {
-    /// Make the plan live state: update existing slots, create new ones, build the teams.
-    pub(super) fn apply(self, trigger: &'static str) -> Snapshot {
+    /// Make the plan live state: update existing slots, create new ones (sharing `unsaved`, see
+    /// [`PolicySlot::new`]), build the teams.
+    pub(super) fn apply(self, trigger: &'static str, unsaved: &Arc<Notify>) -> Snapshot {
         let mut slots = BTreeMap::new();
         for planned in self.policies {
             let slot = match planned.slot {
@@ -257,6 +259,7 @@ impl Plan {
                     planned.version,
                     planned.file_sha256,
                     trigger,
+                    unsaved.clone(),
                 )),
             };
             slots.insert(slot.name().to_string(), slot);

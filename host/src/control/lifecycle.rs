@@ -1,4 +1,5 @@
-//! Changing the live state: config reloads, policy file changes, uploads and rollbacks.
+//! Changing the live state: config reloads, policy file changes, uploads and rollbacks, and
+//! writing what uploads and rollbacks put live to the policies' files.
 //!
 //! Each change holds the app's change lock for its whole run, so two changes never interleave
 //! (an upload and the file event it causes, say). Validation (compiling, linking, the canary)
@@ -41,8 +42,8 @@ pub struct ReloadSummary {
     pub teams: usize,
 }
 
-/// An upload that went live.
-pub struct Uploaded {
+/// A version that an upload or a rollback put live.
+pub struct Changed {
     pub version: Arc<Policy>,
     /// Whether the component was also written to the policy's file, so that a restart keeps it.
     pub persisted: Result<(), String>,
@@ -77,7 +78,7 @@ impl App {
             return Err(ChangeError::RestartNeeded(field));
         }
         let plan = build::plan(&self.engine, config, &*self.env, Some(&old)).await?;
-        let snapshot = plan.apply("config");
+        let snapshot = plan.apply("config", &self.unsaved);
         let summary = ReloadSummary {
             policies: snapshot
                 .policies
@@ -133,12 +134,11 @@ impl App {
 
     /// Validate an uploaded component for policy `name`, write it to the policy's file and swap
     /// it in. A component that fails validation changes nothing.
-    pub async fn upload(&self, name: &str, bytes: Bytes) -> Result<Uploaded, ChangeError> {
+    pub async fn upload(&self, name: &str, bytes: Bytes) -> Result<Changed, ChangeError> {
         let _change = self.changes.lock().await;
         let slot = self.slot(name)?;
         let sha256 = hex(&Sha256::digest(&bytes));
-        let path = slot.config().path;
-        let version = match self.validate(&slot, bytes.clone(), "upload".into()).await {
+        let version = match self.validate(&slot, bytes, "upload".into()).await {
             Ok(version) => version,
             Err(fault) => {
                 slot.refused("upload", Some(short(name, &sha256)), fault.to_string());
@@ -148,26 +148,35 @@ impl App {
                 });
             }
         };
-        let persisted = write_atomically(&path, &bytes)
-            .await
-            .map_err(|e| format!("cannot write {}: {e}", path.display()));
-        match &persisted {
-            Ok(()) => slot.set_file_sha256(sha256),
-            Err(e) => tracing::warn!(
-                policy = name,
-                "the upload is live but not saved, a restart loses it: {e}"
-            ),
-        }
         slot.promote(version.clone(), "upload");
-        Ok(Uploaded { version, persisted })
+        let persisted = save_live(&slot).await;
+        Ok(Changed { version, persisted })
     }
 
-    /// Put policy `name`'s previous version back live.
-    pub async fn roll_back(&self, name: &str) -> Result<Arc<Policy>, ChangeError> {
+    /// Put policy `name`'s previous version back live, and write it to the policy's file.
+    pub async fn roll_back(&self, name: &str) -> Result<Changed, ChangeError> {
         let _change = self.changes.lock().await;
-        Ok(self
-            .slot(name)?
-            .roll_back("admin", "requested through the admin API")?)
+        let slot = self.slot(name)?;
+        let version = slot.roll_back("admin", "requested through the admin API")?;
+        slot.take_unsaved();
+        let persisted = save_live(&slot).await;
+        Ok(Changed { version, persisted })
+    }
+
+    /// Wait for a rollback to leave a policy's file behind its live version; the file watcher
+    /// awaits this beside file events.
+    pub async fn unsaved(&self) {
+        self.unsaved.notified().await;
+    }
+
+    /// Write the live version of every policy a rollback left unsaved to its file.
+    pub async fn save_rolled_back(&self) {
+        let _change = self.changes.lock().await;
+        for slot in self.snapshot().policies.values() {
+            if slot.take_unsaved() {
+                let _ = save_live(slot).await;
+            }
+        }
     }
 
     /// The live slot of policy `name`.
@@ -197,6 +206,28 @@ impl App {
             .map(|t| (&**t.policy.name(), &*t.name, t.catalog.as_slice()));
         let audiences = audiences(teams, &full_catalog, &config.name);
         build::check(Arc::new(version), &config, &audiences).await
+    }
+}
+
+/// Write `slot`'s live version to the policy's file, unless the file holds it already; a failure
+/// is logged and returned.
+async fn save_live(slot: &PolicySlot) -> Result<(), String> {
+    let live = slot.live();
+    if slot.file_sha256().as_deref() == Some(live.sha256()) {
+        return Ok(());
+    }
+    let path = slot.config().path;
+    match write_atomically(&path, live.component_bytes()).await {
+        Ok(()) => {
+            slot.set_file_sha256(live.sha256().to_string());
+            tracing::info!(policy = %slot.name(), version = %live.version(), path = %path.display(), "live version saved to the policy's file");
+            Ok(())
+        }
+        Err(e) => {
+            let e = format!("cannot write {}: {e}", path.display());
+            tracing::warn!(policy = %slot.name(), version = %live.version(), "the live version is not saved, a restart would load the file's: {e}");
+            Err(e)
+        }
     }
 }
 

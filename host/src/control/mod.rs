@@ -9,7 +9,9 @@
 //! (SIGHUP or the admin API) builds a whole new snapshot (`build`) and swaps it in, or changes
 //! nothing; a policy file change (`watch`) and an upload each swap one policy's version after it
 //! passed validation and the canary; a rollback restores a policy's previous version. Failures
-//! leave the live state as it was and are reported in the log, the admin API and metrics.
+//! leave the live state as it was and are reported in the log, the admin API and metrics. What is
+//! live is what a restart loads: an upload and a rollback (the admin's, or an automatic one, which
+//! `watch` is woken for) write the version they put live to the policy's file.
 
 pub mod budget;
 mod build;
@@ -26,7 +28,7 @@ use arc_swap::ArcSwap;
 use axum::http::HeaderMap;
 
 pub use budget::{Budget, BudgetStatus};
-pub use lifecycle::{ChangeError, ReloadSummary, Uploaded};
+pub use lifecycle::{ChangeError, Changed, ReloadSummary};
 pub use rate::{Admission, Limited, RateLimit};
 
 use crate::auth::{AuthError, Keys};
@@ -142,6 +144,8 @@ pub struct App {
     changes: tokio::sync::Mutex<()>,
     /// Bumped whenever a new snapshot goes live (the file watcher re-reads its paths).
     generation: tokio::sync::watch::Sender<u64>,
+    /// Notified when a rollback leaves a policy's file behind its live version.
+    unsaved: Arc<tokio::sync::Notify>,
 }
 
 impl App {
@@ -163,7 +167,8 @@ impl App {
         .map_err(StartError::Engine)?;
         let engine = Arc::new(engine);
         let plan = build::plan(&engine, config, &*env, None).await?;
-        let snapshot = plan.apply("start");
+        let unsaved = Arc::new(tokio::sync::Notify::new());
+        let snapshot = plan.apply("start", &unsaved);
         Ok(Self {
             engine,
             source,
@@ -171,6 +176,7 @@ impl App {
             live: ArcSwap::from_pointee(snapshot),
             changes: tokio::sync::Mutex::new(()),
             generation: tokio::sync::watch::Sender::new(0),
+            unsaved,
         })
     }
 

@@ -1,11 +1,13 @@
-//! Watching policy files: a changed file becomes a reload of that policy.
+//! Keeping policy files and live versions in step: a changed file becomes a reload of that
+//! policy, and a version an automatic rollback put live is written back to its file.
 //!
 //! The folders holding policy files are watched (not the files: editors and deploy tools replace
 //! a file by renaming a new one over it). Events are debounced per path, so a file being written
 //! is read once it has been quiet for [`DEBOUNCE`]; a file still half-written after that fails
 //! validation like any broken component and never goes live. Each changed policy is handed to
 //! [`App::policy_file_changed`]. The watched set follows the config: it is re-read whenever a new
-//! snapshot goes live. This module touches the file system only through `notify`.
+//! snapshot goes live. A rollback wakes the same task, which has [`App::save_rolled_back`] write
+//! the restored versions. This module touches the file system only through `notify`.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -59,6 +61,7 @@ pub fn spawn(app: Arc<App>) -> Result<(), notify::Error> {
                     }
                 }
                 Ok(()) = generations.changed() => watched.follow(&app),
+                () = app.unsaved() => app.save_rolled_back().await,
                 else => break,
             }
         }

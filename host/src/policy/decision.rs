@@ -2,12 +2,15 @@
 //!
 //! A policy is untrusted: its decision is turned into a [`Verdict`] only if every target names a
 //! catalog model, the chain and texts are within bounds, and a rejection uses an error status.
-//! Anything else is an invalid decision, which the caller treats as a policy failure.
+//! Anything else is an invalid decision, which the caller treats as a policy failure. The texts
+//! it keeps (reason, rejection message) and quotes in its errors pass through [`untrusted`].
 
 use std::time::Duration;
 
 use axum::http::StatusCode;
 
+use super::untrusted;
+use super::wit::switchyard::policy::types::Target;
 use super::wit::{Decision, Model};
 
 /// Most targets a route may carry.
@@ -18,6 +21,18 @@ pub const MAX_REASON_BYTES: usize = 256;
 pub const MAX_MESSAGE_BYTES: usize = 1024;
 /// Longest per-target timeout a policy may ask for.
 pub const MAX_TARGET_TIMEOUT: Duration = Duration::from_secs(600);
+/// Longest policy error message kept; longer ones are cut.
+pub const MAX_ERROR_BYTES: usize = 512;
+
+/// The most bytes a decision within the contract's limits holds, as the host copies it out of a
+/// policy (strings, and lists at the host's size of an element), over `catalog`: a route of
+/// [`MAX_TARGETS`] targets naming its longest model id, with a reason of [`MAX_REASON_BYTES`];
+/// a rejection message; or an error message.
+pub fn max_bytes(catalog: &[Model]) -> usize {
+    let longest_id = catalog.iter().map(|m| m.id.len()).max().unwrap_or(0);
+    let route = MAX_TARGETS * (size_of::<Target>() + longest_id) + MAX_REASON_BYTES;
+    route.max(MAX_MESSAGE_BYTES).max(MAX_ERROR_BYTES)
+}
 
 /// One validated step of a route.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,7 +81,7 @@ pub fn validate(decision: Decision, catalog: &[Model]) -> Result<Verdict, String
             let mut targets = Vec::with_capacity(route.targets.len());
             for t in route.targets {
                 if !catalog.iter().any(|m| m.id == t.model) {
-                    let shown: String = t.model.chars().take(64).collect();
+                    let shown = untrusted::text(&t.model, 64);
                     return Err(format!("target model `{shown}` is not in the catalog"));
                 }
                 let timeout = t.timeout_ms.map(|ms| Duration::from_millis(ms.into()));
@@ -90,7 +105,7 @@ pub fn validate(decision: Decision, catalog: &[Model]) -> Result<Verdict, String
             }
             Ok(Verdict::Route {
                 targets,
-                reason: route.reason,
+                reason: untrusted::text(&route.reason, MAX_REASON_BYTES),
             })
         }
         Decision::Reject(r) => {
@@ -106,7 +121,7 @@ pub fn validate(decision: Decision, catalog: &[Model]) -> Result<Verdict, String
             }
             Ok(Verdict::Reject {
                 status,
-                message: r.message,
+                message: untrusted::text(&r.message, MAX_MESSAGE_BYTES),
             })
         }
     }

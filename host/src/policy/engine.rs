@@ -12,6 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use wasmtime::component::{Component, HasSelf, Linker};
@@ -133,12 +134,12 @@ impl PolicyEngine {
     pub fn prepare(
         &self,
         name: &str,
-        bytes: &[u8],
+        bytes: Bytes,
         settings: PolicySettings,
         origin: String,
     ) -> Result<Policy, LoadError> {
-        inspect::check_header(bytes)?;
-        let sha256 = hex(&Sha256::digest(bytes));
+        inspect::check_header(&bytes)?;
+        let sha256 = hex(&Sha256::digest(&bytes));
         let started = Instant::now();
         let cached = self
             .cache
@@ -148,7 +149,7 @@ impl PolicyEngine {
         let component = match cached {
             Some(component) => component,
             None => {
-                let component = Component::new(&self.engine, bytes)
+                let component = Component::new(&self.engine, &bytes)
                     .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
                 if let Some(cache) = &self.cache {
                     cache.store(&sha256, &component);
@@ -172,6 +173,7 @@ impl PolicyEngine {
         Ok(Policy::new(
             name,
             sha256,
+            bytes,
             origin,
             Arc::new(pre),
             settings,

@@ -25,12 +25,14 @@ mod output;
 pub mod registry;
 pub mod sandbox;
 pub mod stats;
+mod untrusted;
 pub mod wit;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::{Store, UpdateDeadline};
@@ -45,9 +47,6 @@ pub use wit::{Model, Request};
 use crate::config::{PolicyConfig, RandomSource};
 use sandbox::{HostData, Sandbox};
 use wit::PolicyPre;
-
-/// Longest policy error message kept; longer ones are cut.
-const MAX_ERROR_BYTES: usize = 512;
 
 /// Why a policy version cannot go live. Never retryable as it is: the component, its cases or the
 /// engine must change.
@@ -116,7 +115,9 @@ pub enum DecisionFailure {
     Error(String),
     #[error("the policy returned an invalid decision: {0}")]
     InvalidDecision(String),
-    #[error("no policy slot was free within the deadline")]
+    /// No slot was free within the deadline, or one was found only after more than half of it,
+    /// too late for the policy to finish.
+    #[error("no policy slot was free in time")]
     Busy,
 }
 
@@ -174,6 +175,8 @@ pub struct Policy {
     name: Arc<str>,
     version: Arc<str>,
     sha256: String,
+    /// The component as loaded, kept so that a rollback can write it back to the policy's file.
+    component: Bytes,
     /// Where the bytes came from: a file path or an upload.
     origin: String,
     loaded_at: SystemTime,
@@ -224,6 +227,7 @@ impl Policy {
     fn new(
         name: &str,
         sha256: String,
+        component: Bytes,
         origin: String,
         pre: Arc<PolicyPre<Sandbox>>,
         settings: PolicySettings,
@@ -237,6 +241,7 @@ impl Policy {
             name: name.into(),
             version,
             sha256,
+            component,
             origin,
             loaded_at: SystemTime::now(),
             pre,
@@ -250,6 +255,7 @@ impl Policy {
         Self::new(
             &self.name,
             self.sha256.clone(),
+            self.component.clone(),
             self.origin.clone(),
             self.pre.clone(),
             settings,
@@ -269,6 +275,11 @@ impl Policy {
     /// The component's full SHA-256, in hex.
     pub fn sha256(&self) -> &str {
         &self.sha256
+    }
+
+    /// The component's bytes, as loaded.
+    pub fn component_bytes(&self) -> &Bytes {
+        &self.component
     }
 
     pub fn origin(&self) -> &str {
@@ -356,9 +367,18 @@ impl Policy {
                 self.sandbox(host, traced, slot.expect("never closed"))
             }
         };
+        let waited = started.elapsed();
         let outcome = self
             .call(&mut instance, stop_at, input.view, input.catalog)
             .await;
+        // Out of time after waiting for a slot for most of it: the policy never had a fair run,
+        // so this is the pool's congestion, not the policy's timeout (and not held against it).
+        let outcome = match outcome {
+            Err(DecisionFailure::Timeout) if waited > self.settings.limits.deadline / 2 => {
+                Err(DecisionFailure::Busy)
+            }
+            outcome => outcome,
+        };
         let sandbox = instance.store.data_mut();
         sandbox.log_output();
         trace.memory_peak = sandbox.memory_peak;
@@ -409,6 +429,8 @@ impl Policy {
         catalog: &[Model],
     ) -> Result<wit::Decision, DecisionFailure> {
         let Instance { store, policy, .. } = instance;
+        let fuel = hostcall_fuel(catalog);
+        store.set_hostcall_fuel(fuel);
         store.set_epoch_deadline(1);
         let stop_at_std = stop_at.into_std();
         store.epoch_deadline_callback(move |_| {
@@ -428,10 +450,11 @@ impl Policy {
         match tokio::time::timeout_at(stop_at, run).await {
             Err(_) => Err(DecisionFailure::Timeout),
             Ok(Ok(Ok(decision))) => Ok(decision),
-            Ok(Ok(Err(message))) => {
-                Err(DecisionFailure::Error(truncated(message, MAX_ERROR_BYTES)))
-            }
-            Ok(Err(error)) => Err(classify(&error, store.data())),
+            Ok(Ok(Err(message))) => Err(DecisionFailure::Error(untrusted::text(
+                &message,
+                decision::MAX_ERROR_BYTES,
+            ))),
+            Ok(Err(error)) => Err(classify(&error, store.data(), fuel)),
         }
     }
 }
@@ -468,10 +491,38 @@ fn seed_of(request_id: &str) -> u64 {
     u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"))
 }
 
-/// Name the fault behind a failed call.
-fn classify(error: &wasmtime::Error, sandbox: &Sandbox) -> DecisionFailure {
+/// Most bytes the host copies out of a policy at once: its whole decision (sized from the
+/// contract's limits and the catalog's longest model id), or the arguments of one host call.
+///
+/// Wasmtime charges every string and list it lifts out of a guest against the store's "hostcall
+/// fuel" before copying it, and fails the lift once the fuel is spent; the fuel starts afresh for
+/// each host call and for the result of the export. So a decision whose targets alias one huge
+/// block of the guest's memory, or a log line of megabytes, fails at once, without the copy.
+fn hostcall_fuel(catalog: &[Model]) -> usize {
+    decision::max_bytes(catalog).max(sandbox::MAX_HOST_CALL_BYTES)
+}
+
+/// Wasmtime's message when a lift ran out of hostcall fuel (its error type is private). The
+/// sandbox tests catch a change of wording: an aliasing policy must fail as an invalid decision.
+const FUEL_EXHAUSTED: &str = "fuel allocated for hostcalls has been exhausted";
+
+/// Name the fault behind a failed call; `fuel` is the hostcall fuel the call had.
+fn classify(error: &wasmtime::Error, sandbox: &Sandbox, fuel: usize) -> DecisionFailure {
     if sandbox.memory_denied {
         return DecisionFailure::Memory;
+    }
+    if error
+        .chain()
+        .any(|cause| cause.to_string().contains(FUEL_EXHAUSTED))
+    {
+        return DecisionFailure::InvalidDecision(format!(
+            "it handed the host more than {fuel} bytes at once (a decision holds at most {} \
+             targets naming catalog models and a reason of at most {} bytes; one host call \
+             takes at most {} bytes)",
+            decision::MAX_TARGETS,
+            decision::MAX_REASON_BYTES,
+            sandbox::MAX_HOST_CALL_BYTES
+        ));
     }
     match error.downcast_ref::<wasmtime::Trap>() {
         Some(wasmtime::Trap::Interrupt) => DecisionFailure::Timeout,
@@ -486,16 +537,7 @@ fn classify(error: &wasmtime::Error, sandbox: &Sandbox) -> DecisionFailure {
             } else {
                 format!("{what}; stderr: {stderr}")
             };
-            DecisionFailure::Trap(truncated(detail, MAX_ERROR_BYTES))
+            DecisionFailure::Trap(untrusted::text(&detail, decision::MAX_ERROR_BYTES))
         }
     }
-}
-
-/// `text` cut to at most `max` bytes at a character boundary, with `…` appended when cut.
-pub(crate) fn truncated(mut text: String, max: usize) -> String {
-    if text.len() > max {
-        text.truncate(text.floor_char_boundary(max));
-        text.push('…');
-    }
-    text
 }

@@ -14,8 +14,9 @@ use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
-/// How much a guest may write in one call before it must wait (it never waits long).
-const WRITE_PERMIT: usize = 64 * 1024;
+/// How much a guest may write in one call before it must wait (it never waits long). A guest
+/// that writes more in one call than it was permitted fails the call.
+pub const WRITE_PERMIT: usize = 4096;
 
 #[derive(Debug, Default)]
 struct Buffer {

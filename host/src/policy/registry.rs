@@ -6,13 +6,16 @@
 //! live, a rollback) take the slot's lock, keep the previous version for rollback, and are
 //! recorded as [`SlotEvent`]s that the admin API shows and the log and metrics report. The slot
 //! also judges every decision of its live version and rolls back by itself when a new version
-//! fails too often ([`super::RollbackRule`]).
+//! fails too often ([`super::RollbackRule`]). A rollback leaves the slot *unsaved* and wakes the
+//! control plane (through the [`Notify`] every slot shares), which writes the restored version
+//! back to the policy's file, so that a restart loads what is live.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
+use tokio::sync::Notify;
 
 use super::{DecisionFailure, Policy, Verdict};
 use crate::config::PolicyConfig;
@@ -44,6 +47,8 @@ struct SlotState {
     /// SHA-256 of the policy file's content when it was last acted upon (loaded, refused or
     /// written by an upload): the file counts as changed only when its content differs.
     file_sha256: Option<String>,
+    /// Set by a rollback until the control plane has written the live version back to the file.
+    unsaved: bool,
     events: VecDeque<SlotEvent>,
 }
 
@@ -53,15 +58,19 @@ pub struct PolicySlot {
     name: Arc<str>,
     live: ArcSwap<Policy>,
     state: Mutex<SlotState>,
+    /// Notified when a rollback leaves this slot unsaved.
+    unsaved: Arc<Notify>,
 }
 
 impl PolicySlot {
-    /// A slot whose first version is `live`, read from a file with digest `file_sha256`.
+    /// A slot whose first version is `live`, read from a file with digest `file_sha256`;
+    /// `unsaved` is notified whenever a rollback leaves it unsaved.
     pub fn new(
         config: PolicyConfig,
         live: Arc<Policy>,
         file_sha256: Option<String>,
         trigger: &'static str,
+        unsaved: Arc<Notify>,
     ) -> Self {
         let slot = Self {
             name: config.name.as_str().into(),
@@ -70,8 +79,10 @@ impl PolicySlot {
                 config,
                 previous: None,
                 file_sha256,
+                unsaved: false,
                 events: VecDeque::new(),
             }),
+            unsaved,
         };
         slot.event(live_event(&live, trigger, "first version"));
         slot
@@ -99,6 +110,11 @@ impl PolicySlot {
     /// Remember the file content now acted upon.
     pub fn set_file_sha256(&self, sha256: String) {
         self.state().file_sha256 = Some(sha256);
+    }
+
+    /// Whether a rollback left the live version unsaved since the last call; clears the mark.
+    pub fn take_unsaved(&self) -> bool {
+        std::mem::take(&mut self.state().unsaved)
     }
 
     /// The version new requests run on.
@@ -153,7 +169,9 @@ impl PolicySlot {
             .ok_or_else(|| NoPrevious(self.name.to_string()))?;
         let old = self.live.swap(previous.clone());
         state.previous = Some(old.clone());
+        state.unsaved = true;
         drop(state);
+        self.unsaved.notify_one();
         let message = format!("rolled back from {}: {why}", old.version());
         tracing::warn!(policy = %self.name, version = %previous.version(), trigger, "{message}");
         metrics::counter!("switchyard_policy_rollbacks_total", "policy" => self.name.to_string(), "trigger" => trigger).increment(1);

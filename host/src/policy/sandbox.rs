@@ -26,12 +26,17 @@ use wasmtime_wasi::clocks::{HostMonotonicClock, HostWallClock};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::LiveView;
-use super::output::CapturedOutput;
+use super::output::{self, CapturedOutput};
+use super::untrusted;
 use super::wit::{self, LogLevel};
 use crate::api::ChatRequest;
 
-/// Longest log line a policy may write; longer ones are cut.
+/// Longest log line kept of what a policy writes; longer ones are cut.
 const MAX_LOG_LINE: usize = 1024;
+/// Most bytes a policy may pass the host in one call: a log line (of which [`MAX_LOG_LINE`] are
+/// kept), a model id, one write to stdout or stderr (the write permit a guest is granted). A call
+/// that passes more fails without the host copying it.
+pub const MAX_HOST_CALL_BYTES: usize = output::WRITE_PERMIT;
 /// Most log lines one decision may write; later ones are dropped.
 const MAX_LOG_LINES: u32 = 32;
 /// How much of a policy's stdout and of its stderr (e.g. a panic message) is kept, each.
@@ -186,7 +191,7 @@ impl Sandbox {
                     .lines()
                     .map(|line| PolicyLog {
                         level: stream,
-                        message: super::truncated(line.to_string(), MAX_LOG_LINE),
+                        message: untrusted::text(line, MAX_LOG_LINE),
                     }),
             );
         }
@@ -206,9 +211,7 @@ impl Sandbox {
             }
             let (policy, request_id) = (&*self.policy, &*self.host.request_id);
             for line in String::from_utf8_lossy(&kept).lines() {
-                let line = super::truncated(line.to_string(), MAX_LOG_LINE)
-                    .escape_debug()
-                    .to_string();
+                let line = untrusted::text(line, MAX_LOG_LINE);
                 tracing::info!(target: "switchyard::policy_log", policy, request_id, stream, "{line}");
             }
             if dropped > 0 {
@@ -317,14 +320,11 @@ impl wit::switchyard::policy::host::Host for Sandbox {
                     LogLevel::Warn => "warn",
                     LogLevel::Error => "error",
                 },
-                message: super::truncated(message, MAX_LOG_LINE),
+                message: untrusted::text(&message, MAX_LOG_LINE),
             });
             return;
         }
-        // Escaped, so a policy cannot forge log lines with newlines or terminal escapes.
-        let message = super::truncated(message, MAX_LOG_LINE)
-            .escape_debug()
-            .to_string();
+        let message = untrusted::text(&message, MAX_LOG_LINE);
         let (policy, request_id) = (&*self.policy, &*self.host.request_id);
         match level {
             LogLevel::Debug => {

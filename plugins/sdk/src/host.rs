@@ -27,8 +27,12 @@ mod imp {
         getrandom::u64().map_err(|e| format!("wasi:random failed: {e}"))
     }
 
+    /// The host refuses a call that passes it more than this (and fails the decision).
+    const MAX_LOG_BYTES: usize = 4096;
+
     pub fn log(level: host::LogLevel, message: &str) {
-        host::log(level, message);
+        let cut = message.floor_char_boundary(MAX_LOG_BYTES);
+        host::log(level, &message[..cut]);
     }
 }
 
@@ -56,7 +60,9 @@ pub fn random_u64() -> Result<u64, String> {
     imp::random_u64()
 }
 
-/// Log lines that the proxy tags with the policy and request id.
+/// Log lines that the proxy tags with the policy and request id. The proxy keeps the first
+/// 1024 bytes of a line and 32 lines a decision; a line is cut to 4096 bytes before it is sent,
+/// as the host fails a decision that passes it more in one call.
 pub mod log {
     pub use crate::bindings::switchyard::policy::host::LogLevel as Level;
 

@@ -13,6 +13,9 @@
 //! | `panic`, `unreachable` | traps |
 //! | `recurse` | overflows its stack by deep recursion |
 //! | `empty-route`, `unknown-model`, `many-targets`, `huge-reason` | returns nonsense |
+//! | `alias` | returns ARG targets (default 120) whose model strings all point at one 1 MiB block |
+//! | `huge-log` | passes one ARG-byte string (default 8 MiB) to `host.log`, a thousand times |
+//! | `forge` | puts a line break and a fake log line into its error (ARG `error`), a target's model (`model`), a panic message (`panic`) or a rejection (`reject`) |
 //! | `read-file` | reads the file ARG (default `/etc/passwd`) and says what happened |
 //! | `connect` | opens a TCP connection to ARG and says what happened |
 //! | `env` | reads the environment variable ARG and says what happened |
@@ -23,7 +26,10 @@
 
 use std::hint::black_box;
 
-use switchyard_sdk::{Catalog, Decision, Policy, Request, RequestExt, route};
+use switchyard_sdk::bindings::switchyard::policy::host;
+use switchyard_sdk::{
+    Catalog, Decision, Policy, Request, RequestExt, Route, Target, reject, route,
+};
 
 struct Hostile;
 
@@ -81,6 +87,15 @@ impl Policy for Hostile {
             "unknown-model" => to(&["no-such-model"], "a model nobody has"),
             "many-targets" => to(&vec![first; 10_000], "ten thousand targets"),
             "huge-reason" => to(&[first], "x".repeat(10 << 20)),
+            "alias" => Ok(aliased(arg.parse().unwrap_or(120))),
+            "huge-log" => {
+                let line = "L".repeat(arg.parse().unwrap_or(8 << 20));
+                for _ in 0..1000 {
+                    host::log(host::LogLevel::Info, &line);
+                }
+                to(&[first], "logged")
+            }
+            "forge" => forge(arg),
             "read-file" => {
                 let path = if arg.is_empty() { "/etc/passwd" } else { arg };
                 let result = std::fs::read_to_string(path);
@@ -134,6 +149,45 @@ impl Policy for Hostile {
             other => Err(format!("unknown behaviour {other}")),
         }
     }
+}
+
+/// A line that, unescaped, would end the proxy's log line and start a forged one.
+const FORGED: &str = "x\nFORGED level=INFO\r";
+
+/// Smuggle [`FORGED`] out through `channel`.
+fn forge(channel: &str) -> Result<Decision, String> {
+    match channel {
+        "error" => Err(FORGED.into()),
+        "model" => to(&[FORGED], "forged model"),
+        "panic" => panic!("{FORGED}"),
+        "reject" => Ok(reject(403, FORGED)),
+        other => Err(format!(
+            "forge wants error, model, panic or reject, not {other}"
+        )),
+    }
+}
+
+/// A route of `count` targets whose model strings are one 1 MiB block, aliased: what a guest
+/// writing the canonical ABI by hand can return. The host sees `count` MiB of strings in a
+/// guest that holds 1 MiB.
+fn aliased(count: usize) -> Decision {
+    let block = std::mem::ManuallyDrop::new("m".repeat(1 << 20));
+    let targets = (0..count)
+        .map(|_| Target {
+            // SAFETY: deliberately not: every String claims the same block. The bindings only
+            // pass each one's pointer and length to the host and forget it; none is dropped
+            // before the host has read the decision.
+            model: unsafe {
+                String::from_raw_parts(block.as_ptr().cast_mut(), block.len(), block.capacity())
+            },
+            timeout_ms: None,
+            max_output_tokens: None,
+        })
+        .collect();
+    Decision::Route(Route {
+        targets,
+        reason: format!("{count} aliased targets"),
+    })
 }
 
 /// Grow linear memory by one page; false when it would not grow. (Built natively, for the

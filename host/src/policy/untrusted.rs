@@ -1,0 +1,57 @@
+//! Text that came out of a policy, made safe to keep and to write anywhere.
+//!
+//! Everything a policy hands the host (its error string, a target's model name, a rejection
+//! message, a reason, a panic message on stderr, a log line) is untrusted. [`text`] is the one
+//! door such text passes through before the host keeps it: it is cut to a bound, then every
+//! control or otherwise invisible character is escaped (`\n`, `\r`, `\u{1b}`, `\u{202e}`), so
+//! that no log line, header, admin answer or terminal can be forged or hidden by it. Printable
+//! text, quotes and backslashes included, stays as the policy wrote it. This module touches
+//! nothing but the string it is given.
+
+/// `text` cut to at most `max_bytes` at a character boundary (with `…` appended when cut), then
+/// escaped.
+pub fn text(text: &str, max_bytes: usize) -> String {
+    let (kept, cut) = if text.len() > max_bytes {
+        (&text[..text.floor_char_boundary(max_bytes)], true)
+    } else {
+        (text, false)
+    };
+    let mut shown = String::with_capacity(kept.len() + 3);
+    for c in kept.chars() {
+        match c {
+            '\\' | '\'' | '"' => shown.push(c),
+            c => shown.extend(c.escape_debug()),
+        }
+    }
+    if cut {
+        shown.push('…');
+    }
+    shown
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_breaks_and_invisible_characters_are_escaped() {
+        assert_eq!(
+            text("x\nFORGED level=INFO\r", 100),
+            "x\\nFORGED level=INFO\\r"
+        );
+        assert_eq!(text("\u{1b}[2Jgone", 100), "\\u{1b}[2Jgone");
+        assert_eq!(text("abc\u{202e}def", 100), "abc\\u{202e}def");
+    }
+
+    #[test]
+    fn printable_text_is_kept_as_written() {
+        let reason = "reasoning: multi-step cue 'step by step' (\"plan\") C:\\ naïve 日本";
+        assert_eq!(text(reason, 1000), reason);
+    }
+
+    #[test]
+    fn long_text_is_cut_at_a_character_boundary() {
+        assert_eq!(text("ééé", 3), "é…");
+        assert_eq!(text("abc", 3), "abc");
+    }
+}
