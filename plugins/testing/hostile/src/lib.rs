@@ -20,7 +20,7 @@
 //! | `connect` | opens a TCP connection to ARG and says what happened |
 //! | `env` | reads the environment variable ARG and says what happened |
 //! | `read-past-cap` | asks the host for far more message text than the cap |
-//! | `chatty` | prints ARG bytes to stdout and to stderr |
+//! | `chatty` | prints ARG bytes to stdout and to stderr, then a 20 KB line to stdout |
 //! | `random`, `clock` | reports a random number, or the time, in its reason |
 //! | `count` | reports how many decisions this instance has made, state kept in a global |
 
@@ -128,6 +128,11 @@ impl Policy for Hostile {
                     eprintln!("{line}");
                     written += line.len() + 1;
                 }
+                // One line longer than a guest may hand the host at once: the standard library
+                // writes it in pieces of the size the host permits.
+                let long = "long ".repeat(4000);
+                println!("{long}");
+                written += long.len() + 1;
                 to(&[first], format!("printed {written} bytes"))
             }
             "random" => {
