@@ -96,6 +96,40 @@ async fn good_traffic(proxy: &Proxy, clients: usize, count: usize) -> Vec<Durati
     all
 }
 
+/// `clients` hostile clients, each sending `x-hostile: behaviour` requests one after another
+/// (each answered 200 by the fallback route), while two good clients send 300 requests each;
+/// the hostile requests' ids and the good requests' latencies.
+async fn beside_good_traffic(
+    proxy: &Proxy,
+    behaviour: &str,
+    clients: usize,
+) -> (Vec<String>, Vec<Duration>) {
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let hostile = (0..clients).map(|c| {
+        let stop = &stop;
+        async move {
+            let client = reqwest::Client::new();
+            let mut ids = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let id = format!("{behaviour}-{c}-{}", ids.len());
+                let headers = [("x-hostile", behaviour), ("x-request-id", id.as_str())];
+                let reply = send(&client, proxy, None, &headers).await;
+                let route = reply.header("x-switchyard-route");
+                assert_eq!((reply.status, route), (200, "fallback"), "{behaviour}");
+                ids.push(id);
+            }
+            ids
+        }
+    });
+    let good = async {
+        let latencies = good_traffic(proxy, 2, 300).await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        latencies
+    };
+    let (hostile, good) = tokio::join!(futures_util::future::join_all(hostile), good);
+    (hostile.concat(), good)
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
@@ -121,30 +155,7 @@ async fn a_looping_policy_is_stopped_in_time_and_does_not_hold_up_other_teams() 
     let alone = good_traffic(&proxy, 2, 300).await;
 
     let hostile_clients = 6;
-    let stop = std::sync::atomic::AtomicBool::new(false);
-    let hostile = (0..hostile_clients).map(|c| {
-        let (proxy, stop) = (&proxy, &stop);
-        async move {
-            let client = reqwest::Client::new();
-            let mut ids = Vec::new();
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let id = format!("loop-{c}-{}", ids.len());
-                let headers = [("x-hostile", "loop"), ("x-request-id", id.as_str())];
-                let reply = send(&client, proxy, None, &headers).await;
-                let route = reply.header("x-switchyard-route");
-                assert_eq!((reply.status, route), (200, "fallback"));
-                ids.push(id);
-            }
-            ids
-        }
-    });
-    let good = async {
-        let latencies = good_traffic(&proxy, 2, 300).await;
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        latencies
-    };
-    let (loops, under_load) = tokio::join!(futures_util::future::join_all(hostile), good);
-    let loops: Vec<String> = loops.concat();
+    let (loops, under_load) = beside_good_traffic(&proxy, "loop", hostile_clients).await;
 
     let mut overshoot: Vec<Duration> = loops
         .iter()
@@ -245,32 +256,7 @@ async fn a_decision_aliasing_megabytes_is_refused_unread_and_other_teams_do_not_
     // 120 targets whose model strings all point at one 1 MiB block of a 32 MiB policy: 120 MiB
     // for a host that copied them.
     let hostile_clients = 4;
-    let stop = std::sync::atomic::AtomicBool::new(false);
-    let hostile = (0..hostile_clients).map(|c| {
-        let (proxy, stop) = (&proxy, &stop);
-        async move {
-            let client = reqwest::Client::new();
-            let mut ids = Vec::new();
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) || ids.len() < 3 {
-                let id = format!("alias-{c}-{}", ids.len());
-                let headers = [("x-hostile", "alias"), ("x-request-id", id.as_str())];
-                let reply = send(&client, proxy, None, &headers).await;
-                assert_eq!(
-                    (reply.status, reply.header("x-switchyard-route")),
-                    (200, "fallback")
-                );
-                ids.push(id);
-            }
-            ids
-        }
-    });
-    let good = async {
-        let latencies = good_traffic(&proxy, 2, 300).await;
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        latencies
-    };
-    let (aliased, under_load) = tokio::join!(futures_util::future::join_all(hostile), good);
-    let aliased: Vec<String> = aliased.concat();
+    let (aliased, under_load) = beside_good_traffic(&proxy, "alias", hostile_clients).await;
     let rss_growth_mib = proxy.peak_rss_kib().saturating_sub(rss_before) / 1024;
     let mut decisions: Vec<Duration> = aliased
         .iter()
@@ -284,6 +270,11 @@ async fn a_decision_aliasing_megabytes_is_refused_unread_and_other_teams_do_not_
         decisions.last().unwrap(),
         percentile(&under_load, 0.5),
         percentile(&under_load, 0.99),
+    );
+    assert!(
+        aliased.len() >= 2 * hostile_clients,
+        "the aliasing policy ran: {}",
+        aliased.len()
     );
     for id in &aliased {
         let line = proxy.log_line(&[&format!("request_id={id} "), "policy failed"]);

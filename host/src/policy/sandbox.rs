@@ -191,7 +191,7 @@ impl Sandbox {
                     .lines()
                     .map(|line| PolicyLog {
                         level: stream,
-                        message: untrusted::text(line, MAX_LOG_LINE),
+                        message: untrusted::log_line(line, MAX_LOG_LINE),
                     }),
             );
         }
@@ -211,7 +211,7 @@ impl Sandbox {
             }
             let (policy, request_id) = (&*self.policy, &*self.host.request_id);
             for line in String::from_utf8_lossy(&kept).lines() {
-                let line = untrusted::text(line, MAX_LOG_LINE);
+                let line = untrusted::log_line(line, MAX_LOG_LINE);
                 tracing::info!(target: "switchyard::policy_log", policy, request_id, stream, "{line}");
             }
             if dropped > 0 {
@@ -320,11 +320,11 @@ impl wit::switchyard::policy::host::Host for Sandbox {
                     LogLevel::Warn => "warn",
                     LogLevel::Error => "error",
                 },
-                message: untrusted::text(&message, MAX_LOG_LINE),
+                message: untrusted::log_line(&message, MAX_LOG_LINE),
             });
             return;
         }
-        let message = untrusted::text(&message, MAX_LOG_LINE);
+        let message = untrusted::log_line(&message, MAX_LOG_LINE);
         let (policy, request_id) = (&*self.policy, &*self.host.request_id);
         match level {
             LogLevel::Debug => {

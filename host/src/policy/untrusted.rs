@@ -1,21 +1,17 @@
 //! Text that came out of a policy, made safe to keep and to write anywhere.
 //!
 //! Everything a policy hands the host (its error string, a target's model name, a rejection
-//! message, a reason, a panic message on stderr, a log line) is untrusted. [`text`] is the one
-//! door such text passes through before the host keeps it: it is cut to a bound, then every
-//! control or otherwise invisible character is escaped (`\n`, `\r`, `\u{1b}`, `\u{202e}`), so
-//! that no log line, header, admin answer or terminal can be forged or hidden by it. Printable
-//! text, quotes and backslashes included, stays as the policy wrote it. This module touches
-//! nothing but the string it is given.
+//! message, a reason, a panic message on stderr, a log line) is untrusted, and passes through
+//! this module before the host keeps it: it is cut to a bound, then every control or otherwise
+//! invisible character is escaped (`\n`, `\r`, `\u{1b}`, `\u{202e}`), so that no log line,
+//! header, admin answer or terminal can be forged or hidden by it. [`text`] keeps the rest as the
+//! policy wrote it (quotes and backslashes included); [`log_line`] escapes quotes and
+//! backslashes too. This module touches nothing but the string it is given.
 
 /// `text` cut to at most `max_bytes` at a character boundary (with `…` appended when cut), then
-/// escaped.
+/// escaped: for what a policy says to people (reasons, messages, errors).
 pub fn text(text: &str, max_bytes: usize) -> String {
-    let (kept, cut) = if text.len() > max_bytes {
-        (&text[..text.floor_char_boundary(max_bytes)], true)
-    } else {
-        (text, false)
-    };
+    let (kept, cut) = cut(text, max_bytes);
     let mut shown = String::with_capacity(kept.len() + 3);
     for c in kept.chars() {
         match c {
@@ -27,6 +23,27 @@ pub fn text(text: &str, max_bytes: usize) -> String {
         shown.push('…');
     }
     shown
+}
+
+/// A line a policy logged or printed, cut like [`text`] and escaped as Rust's `escape_debug`
+/// does (quotes and backslashes too), so that what the policy wrote can be told apart from the
+/// escapes: for the log, where a policy's lines are free text.
+pub fn log_line(line: &str, max_bytes: usize) -> String {
+    let (kept, cut) = cut(line, max_bytes);
+    let mut shown = kept.escape_debug().to_string();
+    if cut {
+        shown.push('…');
+    }
+    shown
+}
+
+/// `text` cut to at most `max_bytes` at a character boundary, and whether it was cut.
+fn cut(text: &str, max_bytes: usize) -> (&str, bool) {
+    if text.len() > max_bytes {
+        (&text[..text.floor_char_boundary(max_bytes)], true)
+    } else {
+        (text, false)
+    }
 }
 
 #[cfg(test)]
@@ -47,6 +64,11 @@ mod tests {
     fn printable_text_is_kept_as_written() {
         let reason = "reasoning: multi-step cue 'step by step' (\"plan\") C:\\ naïve 日本";
         assert_eq!(text(reason, 1000), reason);
+    }
+
+    #[test]
+    fn log_lines_escape_quotes_and_backslashes_too() {
+        assert_eq!(log_line("say \"hi\"\\n\n", 100), "say \\\"hi\\\"\\\\n\\n");
     }
 
     #[test]
