@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::config::{BudgetConfig, OverBudget};
-use crate::policy::PlannedTarget;
+use crate::policy::{PlannedTarget, wit};
 
 /// A team's spending, in the window it was counted in.
 #[derive(Debug, Default)]
@@ -50,6 +50,15 @@ impl BudgetStatus {
     /// The window's spending has reached the limit.
     pub fn exhausted(&self) -> bool {
         self.spent_usd >= self.limit_usd
+    }
+
+    /// This standing as `host.team-budget` reports it to a policy.
+    pub fn view(&self) -> wit::Budget {
+        wit::Budget {
+            limit_usd: self.limit_usd,
+            spent_usd: self.spent_usd,
+            resets_in_seconds: self.resets_in.as_secs_f64().ceil() as u64,
+        }
     }
 }
 

@@ -7,10 +7,9 @@
 
 use axum::http::HeaderMap;
 
-use super::wit::{Budget, ClientApi, MessageSummary, Model, ModelHealth, Pair, Request, Role};
+use super::wit::{ClientApi, MessageSummary, Model, ModelHealth, Pair, Request, Role};
 use crate::api::{self, ChatRequest, Wire};
 use crate::config::Config;
-use crate::control::BudgetStatus;
 
 /// The request view handed to `decide`.
 pub fn request_view(
@@ -97,14 +96,5 @@ pub fn unmeasured() -> ModelHealth {
         latency_ms: 0.0,
         error_rate: 0.0,
         in_flight: 0,
-    }
-}
-
-/// A team's budget standing as `host.team-budget` reports it.
-pub fn budget_view(status: &BudgetStatus) -> Budget {
-    Budget {
-        limit_usd: status.limit_usd,
-        spent_usd: status.spent_usd,
-        resets_in_seconds: status.resets_in.as_secs_f64().ceil() as u64,
     }
 }

@@ -1,6 +1,7 @@
-//! Request metrics, recorded through the `metrics` facade once per request, when its log line is
-//! written; the Prometheus exporter set up by the binary renders them (with [`BUCKETS`] for the
-//! histograms) on `GET /metrics`.
+//! The proxy's metrics: their names and help texts, and the histograms' buckets. They are
+//! recorded through the `metrics` facade where they happen (a request's series in the request
+//! path's `log` phase, once per request); the Prometheus exporter renders them (with [`BUCKETS`]
+//! for the histograms) on `GET /metrics`.
 //!
 //! Series: `switchyard_requests_total` (team, policy version, model, provider, status, route),
 //! `switchyard_request_duration_seconds` and `switchyard_time_to_first_token_seconds` (streams)
@@ -10,9 +11,6 @@
 //! decisions by outcome, reloads, rollbacks and breaker states are recorded where they happen
 //! (`policy`, `control`, `upstream::health`) and described here. Labels hold names the operator
 //! configured, status codes and fixed words, never request content.
-
-use super::RequestLog;
-use crate::upstream::AttemptError;
 
 /// Histogram buckets, in seconds: from half a millisecond (a policy decision) to two minutes (a
 /// long stream).
@@ -79,77 +77,4 @@ pub fn describe() {
         "switchyard_breaker_open",
         "1 from when a model's circuit breaker opens until an attempt succeeds again (open or half-open), else 0"
     );
-}
-
-/// Record what `log` says of one finished request.
-pub fn record(log: &RequestLog) {
-    let team = log.team.as_deref().unwrap_or("-").to_string();
-    let model = log.served_model.clone().unwrap_or_else(|| "-".into());
-    metrics::counter!(
-        "switchyard_requests_total",
-        "team" => team.clone(),
-        "policy" => log.policy.as_deref().unwrap_or("-").to_string(),
-        "model" => model.clone(),
-        "provider" => log.provider.clone().unwrap_or_else(|| "-".into()),
-        "status" => log.status.to_string(),
-        "route" => log.route_by,
-    )
-    .increment(1);
-    metrics::histogram!(
-        "switchyard_request_duration_seconds",
-        "team" => team.clone(),
-        "model" => model.clone(),
-    )
-    .record(log.latency.as_secs_f64());
-    if let Some(ttft) = log.time_to_first_token {
-        metrics::histogram!(
-            "switchyard_time_to_first_token_seconds",
-            "team" => team.clone(),
-            "model" => model.clone(),
-        )
-        .record(ttft.as_secs_f64());
-    }
-    if let Some(policy) = &log.policy
-        && !log.decision_time.is_zero()
-    {
-        metrics::histogram!(
-            "switchyard_policy_decision_seconds",
-            "policy" => policy.to_string(),
-        )
-        .record(log.decision_time.as_secs_f64());
-    }
-    for attempt in &log.attempts {
-        let result = match &attempt.result {
-            Ok(status) | Err(AttemptError::Status { status, .. }) => status.as_u16().to_string(),
-            Err(error) => error.kind().to_string(),
-        };
-        metrics::counter!(
-            "switchyard_upstream_attempts_total",
-            "model" => attempt.model.clone(),
-            "result" => result,
-        )
-        .increment(1);
-    }
-    if let Some(usage) = log.usage {
-        for (kind, tokens) in [
-            ("input", usage.input_tokens),
-            ("output", usage.output_tokens),
-        ] {
-            metrics::counter!(
-                "switchyard_tokens_total",
-                "team" => team.clone(),
-                "model" => model.clone(),
-                "kind" => kind,
-            )
-            .increment(tokens);
-        }
-    }
-    if let Some(cost) = log.cost_usd {
-        metrics::counter!(
-            "switchyard_cost_nanodollars_total",
-            "team" => team,
-            "model" => model,
-        )
-        .increment((cost * 1e9).round() as u64);
-    }
 }

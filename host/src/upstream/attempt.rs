@@ -50,7 +50,11 @@ pub enum AttemptError {
         retry_after: Option<Duration>,
     },
     #[error("skipped: its circuit breaker is open")]
-    BreakerOpen,
+    BreakerOpen {
+        /// How long until the breaker lets an attempt through; `None` while its one probe is
+        /// out.
+        retry_in: Option<Duration>,
+    },
     #[error("skipped: its provider has its most requests in flight")]
     Saturated,
     #[error("not tried: the request's time was up")]
@@ -79,7 +83,7 @@ impl AttemptError {
             Self::Transport(_) => "transport",
             Self::Timeout(_) => "timeout",
             Self::Status { .. } => "status",
-            Self::BreakerOpen => "breaker-open",
+            Self::BreakerOpen { .. } => "breaker-open",
             Self::Saturated => "saturated",
             Self::NoTimeLeft => "no-time-left",
             Self::Body(_) => "cut",
@@ -89,11 +93,21 @@ impl AttemptError {
         }
     }
 
+    /// For a target skipped without an attempt (its breaker open, its provider full): how
+    /// long until it may be tried.
+    fn skipped(&self) -> Option<Duration> {
+        match self {
+            Self::BreakerOpen { retry_in } => Some(retry_in.unwrap_or(Duration::from_secs(1))),
+            Self::Saturated => Some(Duration::from_secs(1)),
+            _ => None,
+        }
+    }
+
     /// How this failure counts for the model's health; `None` when no attempt was made.
     fn outcome(&self) -> Option<Outcome> {
         match self {
             Self::Unrouted
-            | Self::BreakerOpen
+            | Self::BreakerOpen { .. }
             | Self::Saturated
             | Self::NoTimeLeft
             | Self::Untranslatable(_) => None,
@@ -183,20 +197,62 @@ impl UpstreamError {
         errors.all(|e| e.is_some()).then_some(first)
     }
 
-    /// 503 when every target was skipped (its breaker open, or its provider at its concurrency
-    /// limit), 504 when every attempt timed out (or found the request's time up), else 502.
+    /// The status that tells the client the truth about the failure: 503 when every target was
+    /// skipped (its breaker open, or its provider at its concurrency limit), 504 when every
+    /// attempt timed out (or found the request's time up), 429 when the last attempt made was
+    /// answered 429 and 503 when it was answered 503 with a `Retry-After` (the upstream asks the
+    /// client to wait), else 502.
     pub fn status(&self) -> StatusCode {
         let all = |f: fn(&AttemptError) -> bool| {
             self.attempts
                 .iter()
                 .all(|a| a.result.as_ref().is_err_and(f))
         };
-        if all(|e| matches!(e, AttemptError::BreakerOpen | AttemptError::Saturated)) {
-            StatusCode::SERVICE_UNAVAILABLE
-        } else if all(|e| matches!(e, AttemptError::Timeout(_) | AttemptError::NoTimeLeft)) {
-            StatusCode::GATEWAY_TIMEOUT
-        } else {
-            StatusCode::BAD_GATEWAY
+        if all(|e| e.skipped().is_some()) {
+            return StatusCode::SERVICE_UNAVAILABLE;
+        }
+        if all(|e| matches!(e, AttemptError::Timeout(_) | AttemptError::NoTimeLeft)) {
+            return StatusCode::GATEWAY_TIMEOUT;
+        }
+        let last_made = self.attempts.iter().rev().find_map(|a| match &a.result {
+            Err(e) if e.outcome().is_some() => Some(e),
+            _ => None,
+        });
+        match last_made {
+            Some(AttemptError::Status { status, .. })
+                if *status == StatusCode::TOO_MANY_REQUESTS =>
+            {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            Some(AttemptError::Status {
+                status,
+                retry_after: Some(_),
+            }) if *status == StatusCode::SERVICE_UNAVAILABLE => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    /// When a target can next be tried, for a 503 or 429: the soonest a skipped target's
+    /// breaker lets an attempt through (a second for a full provider) when every target was
+    /// skipped, else the longest `Retry-After` an upstream asked for.
+    pub fn retry_after(&self) -> Option<Duration> {
+        let errors = || self.attempts.iter().filter_map(|a| a.result.as_ref().err());
+        match self.status() {
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => {
+                let soonest_skip = errors().filter_map(AttemptError::skipped).min();
+                let longest_asked = errors()
+                    .filter_map(|e| match e {
+                        AttemptError::Status { retry_after, .. } => *retry_after,
+                        _ => None,
+                    })
+                    .max();
+                if errors().all(|e| e.skipped().is_some()) {
+                    soonest_skip
+                } else {
+                    longest_asked
+                }
+            }
+            _ => None,
         }
     }
 }
@@ -356,7 +412,9 @@ impl Upstreams {
         };
         let in_flight = health
             .admit(started)
-            .map_err(|_| AttemptError::BreakerOpen)?;
+            .map_err(|until| AttemptError::BreakerOpen {
+                retry_in: until.map(|until| until.saturating_duration_since(started)),
+            })?;
         let timeout = target.timeout.unwrap_or(self.attempt_timeout).min(left);
         let outgoing = Outgoing {
             body,

@@ -1,0 +1,250 @@
+//! The `decide` phase: the route a request is served on, and who chose it.
+//!
+//! A team whose budget is spent and that downgrades gets its downgrade route. Otherwise the
+//! team's policy version (the one live when the request arrived) decides in a fresh sandbox, on
+//! the request view and the team's catalog with its live health. Its decision counts towards
+//! the version's automatic rollback; a rejection refuses the request; a failure gets the team's
+//! failure behaviour (its fallback route, the requested model, or a refusal). When the decision
+//! log samples the request, the decision's inputs and outcome are kept in the [`Exchange`] for
+//! the `log` phase. This phase reads the snapshot; it changes nothing but the policy's counters.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime};
+
+use axum::http::HeaderMap;
+use tracing::Instrument;
+
+use super::admit::Admitted;
+use super::context::{Exchange, RouteBy};
+use super::error::RequestError;
+use crate::config::FailureMode;
+use crate::control::{Snapshot, Team};
+use crate::policy::json::{BudgetJson, DecisionJson, DecisionRecord, ModelJson, RequestJson};
+use crate::policy::{
+    DecisionFailure, DecisionInput, LiveView, Model, PlannedTarget, Request, Verdict, input, wit,
+};
+use crate::telemetry::otel;
+
+/// The route a request is served on.
+#[derive(Debug)]
+pub struct Route {
+    /// Tried in order.
+    pub targets: Vec<PlannedTarget>,
+}
+
+/// Decide the route of `admitted`, setting who chose it and why in `exchange`.
+pub async fn decide(
+    snapshot: &Arc<Snapshot>,
+    exchange: &mut Exchange,
+    headers: &HeaderMap,
+    admitted: &Admitted<'_>,
+) -> Result<Route, RequestError> {
+    let team = admitted.team;
+    if let (Some(status), Some(budget)) = (admitted.budget, &team.budget)
+        && status.exhausted()
+    {
+        exchange.route_by = RouteBy::Budget;
+        exchange.reason = format!("team budget of ${:.2} spent; downgraded", status.limit_usd);
+        return Ok(Route {
+            targets: budget.downgrade.clone(),
+        });
+    }
+    let started = Instant::now();
+    let verdict = run_policy(snapshot, exchange, headers, admitted).await;
+    exchange.decision_time = started.elapsed();
+    match verdict {
+        Ok(Verdict::Route { targets, reason }) => {
+            exchange.route_by = RouteBy::Policy;
+            exchange.reason = reason;
+            Ok(Route { targets })
+        }
+        Ok(Verdict::Reject { status, message }) => {
+            exchange.route_by = RouteBy::Rejected;
+            exchange.reason = format!("the policy refused it ({})", status.as_u16());
+            Err(RequestError::PolicyRejected { status, message })
+        }
+        Err(failure) => {
+            tracing::warn!(
+                request_id = %exchange.id,
+                team = %team.name,
+                policy = %admitted.policy.version(),
+                kind = failure.kind(),
+                "policy failed: {failure}"
+            );
+            exchange.policy_failure = Some(failure.kind());
+            let requested = admitted.request.model.as_deref();
+            match on_failure(team, requested) {
+                Some((targets, by, what)) => {
+                    exchange.route_by = by;
+                    exchange.reason = format!("policy failed ({}); {what}", failure.kind());
+                    Ok(Route { targets })
+                }
+                None => {
+                    exchange.route_by = RouteBy::Rejected;
+                    exchange.reason = format!("policy failed ({})", failure.kind());
+                    Err(RequestError::PolicyFailed(failure))
+                }
+            }
+        }
+    }
+}
+
+/// Run the policy on the request, count its outcome, and keep the decision's record when the
+/// decision log samples this request.
+async fn run_policy(
+    snapshot: &Arc<Snapshot>,
+    exchange: &mut Exchange,
+    headers: &HeaderMap,
+    admitted: &Admitted<'_>,
+) -> Result<Verdict, DecisionFailure> {
+    let (team, policy, request) = (admitted.team, &admitted.policy, &admitted.request);
+    let catalog = snapshot.upstreams.health.live_catalog(&team.catalog);
+    let view = input::request_view(
+        request,
+        &exchange.id,
+        headers,
+        &policy.settings().headers,
+        Some(&team.name),
+    );
+    let span = tracing::info_span!(
+        target: otel::TARGET,
+        "policy.decide",
+        policy = %policy.version(),
+        outcome = tracing::field::Empty,
+    );
+    let recording = snapshot
+        .decision_log
+        .as_ref()
+        .filter(|decisions| decisions.sampled(&exchange.id));
+    // A recorded decision keeps the time-to-first-token figures the policy was given.
+    let noted = recording.map(|_| {
+        Arc::new(Noted {
+            live: snapshot.clone(),
+            seen: Mutex::default(),
+        })
+    });
+    let live: Arc<dyn LiveView> = match &noted {
+        Some(noted) => noted.clone(),
+        None => snapshot.clone(),
+    };
+    let budget = admitted.budget.map(|status| status.view());
+    let verdict = policy
+        .decide(DecisionInput {
+            request: request.clone(),
+            request_id: exchange.id.clone(),
+            view: &view,
+            catalog: &catalog,
+            team: Some(team.name.clone()),
+            budget,
+            live: Some(live),
+        })
+        .instrument(span.clone())
+        .await;
+    span.record(
+        "outcome",
+        match &verdict {
+            Ok(Verdict::Route { .. }) => "route",
+            Ok(Verdict::Reject { .. }) => "reject",
+            Err(failure) => failure.kind(),
+        },
+    );
+    team.policy.record(policy, &verdict, &exchange.id);
+    if let (Some(decisions), Some(noted)) = (recording, noted) {
+        let seen = std::mem::take(&mut *noted.seen.lock().expect("noted lock"));
+        let shown = Shown {
+            view: &view,
+            catalog: &catalog,
+            budget,
+            first_token_ms: seen,
+        };
+        let record = record(admitted, shown, &verdict, decisions.config().message_text);
+        exchange.decision_record = Some((Box::new(record), decisions.clone()));
+    }
+    verdict
+}
+
+/// What the policy was shown, for its decision's record.
+struct Shown<'a> {
+    view: &'a Request,
+    catalog: &'a [Model],
+    budget: Option<wit::Budget>,
+    first_token_ms: BTreeMap<String, f32>,
+}
+
+/// The record of one decision, its outcome still to come; message text only when
+/// `message_text` is set.
+fn record(
+    admitted: &Admitted<'_>,
+    shown: Shown<'_>,
+    verdict: &Result<Verdict, DecisionFailure>,
+    message_text: bool,
+) -> DecisionRecord {
+    let (policy, request) = (&admitted.policy, &admitted.request);
+    let messages = message_text.then(|| {
+        let cap = policy.settings().limits.max_message_chars as usize;
+        (0..request.messages.len())
+            .map(|i| request.message_text(i, cap))
+            .collect()
+    });
+    DecisionRecord {
+        v: 1,
+        at_ms: SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+        team: admitted.team.name.to_string(),
+        policy: policy.version().to_string(),
+        request: RequestJson::from(shown.view),
+        catalog: shown.catalog.iter().map(ModelJson::from).collect(),
+        budget: shown.budget.as_ref().map(BudgetJson::from),
+        first_token_ms: shown.first_token_ms,
+        messages,
+        decision: DecisionJson::of(verdict),
+        outcome: None,
+    }
+}
+
+/// The live view of a recorded decision: the snapshot's answers, kept for the record.
+struct Noted {
+    live: Arc<Snapshot>,
+    seen: Mutex<BTreeMap<String, f32>>,
+}
+
+impl LiveView for Noted {
+    fn first_token_ms(&self, team: &str, model: &str) -> Option<f32> {
+        let ms = self.live.first_token_ms(team, model)?;
+        self.seen
+            .lock()
+            .expect("noted lock")
+            .insert(model.to_string(), ms);
+        Some(ms)
+    }
+}
+
+/// The route the team's failure behaviour chooses, who chose it and in words; `None` refuses.
+fn on_failure(
+    team: &Team,
+    requested: Option<&str>,
+) -> Option<(Vec<PlannedTarget>, RouteBy, &'static str)> {
+    let fallback = || {
+        (!team.fallback.is_empty()).then(|| {
+            let targets = team.fallback.clone();
+            (targets, RouteBy::Fallback, "static fallback route")
+        })
+    };
+    match team.on_failure {
+        FailureMode::Fallback => fallback(),
+        FailureMode::Requested => match requested.and_then(|id| team.model(id)) {
+            Some(model) => {
+                let target = PlannedTarget {
+                    model: model.id.clone(),
+                    timeout: None,
+                    max_output_tokens: None,
+                };
+                Some((vec![target], RouteBy::Requested, "the requested model"))
+            }
+            None => fallback(),
+        },
+        FailureMode::Reject => None,
+    }
+}

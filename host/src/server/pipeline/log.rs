@@ -1,0 +1,151 @@
+//! The `log` phase, last for every request: its one log line, its metrics and its decision
+//! record.
+//!
+//! It runs for every request the proxy answered, refusals and errors included, when the answer
+//! is complete (for a stream, when the stream ends), and takes the [`Exchange`] by value. The line
+//! holds the request id, team, policy version, who chose the route and why, the attempts, usage,
+//! cost, timings and outcome; never prompt text or a key. Metric labels hold names the operator
+//! configured, status codes and fixed words. A request cut short before its answer (the client
+//! went away) writes no line, but its decision record still goes out, with the status 499.
+
+use super::context::Exchange;
+use crate::policy::json::OutcomeJson;
+use crate::upstream::AttemptError;
+
+/// Write what `exchange` holds: its line, metrics and decision record.
+pub fn write(mut exchange: Exchange) {
+    let latency = exchange.started.elapsed();
+    record_metrics(&exchange, latency);
+    let status = exchange.status;
+    write_decision(&mut exchange, status);
+    let attempts: Vec<String> = exchange
+        .attempts
+        .iter()
+        .map(|a| match &a.result {
+            Ok(status) => format!(
+                "{}={} in {}ms",
+                a.model,
+                status.as_u16(),
+                a.elapsed.as_millis()
+            ),
+            Err(e) => format!("{}: {e}", a.model),
+        })
+        .collect();
+    tracing::info!(
+        target: "switchyard::request",
+        request_id = %exchange.id,
+        status = exchange.status,
+        team = exchange.team.as_deref().unwrap_or("-"),
+        policy = exchange.policy.as_deref().unwrap_or("-"),
+        route_by = exchange.route_by.name(),
+        requested = exchange.requested_model.as_deref().unwrap_or("-"),
+        model = exchange.served_model.as_deref().unwrap_or("-"),
+        reason = exchange.reason.as_str(),
+        policy_failure = exchange.policy_failure.unwrap_or("-"),
+        attempts = %attempts.join(", "),
+        input_tokens = exchange.usage.map(|u| u.input_tokens),
+        output_tokens = exchange.usage.map(|u| u.output_tokens),
+        cost_usd = exchange.cost_usd,
+        first_byte_ms = exchange.first_byte.map(|d| d.as_secs_f64() * 1000.0),
+        stream_end = exchange.stream_end,
+        decision_us = exchange.decision_time.as_micros() as u64,
+        latency_ms = latency.as_secs_f64() * 1000.0,
+        error = exchange.error.as_deref().unwrap_or("-"),
+        "request"
+    );
+}
+
+impl Drop for Exchange {
+    /// A request cut short before its line was written (the client went away) still has its
+    /// decision recorded, with the status 499.
+    fn drop(&mut self) {
+        write_decision(self, 499);
+    }
+}
+
+/// Write the decision record, if there is one still to write, with the request's outcome.
+fn write_decision(exchange: &mut Exchange, status: u16) {
+    if let Some((mut record, log)) = exchange.decision_record.take() {
+        record.outcome = Some(OutcomeJson {
+            status,
+            model: exchange.served_model.clone(),
+            input_tokens: exchange.usage.map(|u| u.input_tokens),
+            output_tokens: exchange.usage.map(|u| u.output_tokens),
+            cost_usd: exchange.cost_usd,
+        });
+        log.write(*record);
+    }
+}
+
+/// Record the request's metrics (see `telemetry::metrics` for the series).
+fn record_metrics(exchange: &Exchange, latency: std::time::Duration) {
+    let team = exchange.team.as_deref().unwrap_or("-").to_string();
+    let model = exchange.served_model.clone().unwrap_or_else(|| "-".into());
+    metrics::counter!(
+        "switchyard_requests_total",
+        "team" => team.clone(),
+        "policy" => exchange.policy.as_deref().unwrap_or("-").to_string(),
+        "model" => model.clone(),
+        "provider" => exchange.provider.clone().unwrap_or_else(|| "-".into()),
+        "status" => exchange.status.to_string(),
+        "route" => exchange.route_by.name(),
+    )
+    .increment(1);
+    metrics::histogram!(
+        "switchyard_request_duration_seconds",
+        "team" => team.clone(),
+        "model" => model.clone(),
+    )
+    .record(latency.as_secs_f64());
+    if let Some(ttft) = exchange.time_to_first_token {
+        metrics::histogram!(
+            "switchyard_time_to_first_token_seconds",
+            "team" => team.clone(),
+            "model" => model.clone(),
+        )
+        .record(ttft.as_secs_f64());
+    }
+    if let Some(policy) = &exchange.policy
+        && !exchange.decision_time.is_zero()
+    {
+        metrics::histogram!(
+            "switchyard_policy_decision_seconds",
+            "policy" => policy.to_string(),
+        )
+        .record(exchange.decision_time.as_secs_f64());
+    }
+    for attempt in &exchange.attempts {
+        let result = match &attempt.result {
+            Ok(status) | Err(AttemptError::Status { status, .. }) => status.as_u16().to_string(),
+            Err(error) => error.kind().to_string(),
+        };
+        metrics::counter!(
+            "switchyard_upstream_attempts_total",
+            "model" => attempt.model.clone(),
+            "result" => result,
+        )
+        .increment(1);
+    }
+    if let Some(usage) = exchange.usage {
+        for (kind, tokens) in [
+            ("input", usage.input_tokens),
+            ("output", usage.output_tokens),
+        ] {
+            metrics::counter!(
+                "switchyard_tokens_total",
+                "team" => team.clone(),
+                "model" => model.clone(),
+                "kind" => kind,
+            )
+            .increment(tokens);
+        }
+    }
+    if let Some(cost) = exchange.cost_usd {
+        metrics::counter!(
+            "switchyard_cost_nanodollars_total",
+            "team" => team,
+            "model" => model,
+        )
+        .increment((cost * 1e9).round() as u64);
+    }
+}

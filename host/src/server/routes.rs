@@ -1,0 +1,170 @@
+//! The client-facing routes and their handlers: the two chat APIs (whose request path is
+//! [`super::pipeline`]), the team's model list, health, readiness and metrics, and the error
+//! every other path or method gets. Each handler loads the live snapshot at most once.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, body::Bytes};
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use super::gate::Gate;
+use super::pipeline::{self, RequestError, Routing};
+use crate::api::{ApiError, Wire};
+use crate::auth::AuthError;
+
+/// `POST /v1/chat/completions`, OpenAI's API.
+pub async fn chat_completions(
+    State(gate): State<Arc<Gate>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    chat(&gate, Wire::Openai, headers, body).await
+}
+
+/// `POST /v1/messages`, Anthropic's API.
+pub async fn messages(
+    State(gate): State<Arc<Gate>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    chat(&gate, Wire::Anthropic, headers, body).await
+}
+
+async fn chat(
+    gate: &Gate,
+    wire: Wire,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match gate.app() {
+        Some(app) => pipeline::handle(app, &gate.tasks, wire, headers, body).await,
+        None => RequestError::NotReady.into_response(wire, &Routing::default()),
+    }
+}
+
+/// The client API a request to `path` speaks, as far as its path tells: Anthropic's under
+/// `/v1/messages`, else OpenAI's.
+fn wire_of(path: &str) -> Wire {
+    if path == "/v1/messages" || path.starts_with("/v1/messages/") {
+        Wire::Anthropic
+    } else {
+        Wire::Openai
+    }
+}
+
+/// Any path the proxy does not serve: 404 in the client API's error shape.
+pub async fn unknown_path(method: Method, uri: Uri) -> Response {
+    let message = format!("the proxy does not serve {method} {}", uri.path());
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "invalid_request_error",
+        "unknown_url",
+        message,
+    )
+    .response_for(wire_of(uri.path()))
+}
+
+/// A served path asked with a method it does not take: 405 in the client API's error shape.
+pub async fn wrong_method(method: Method, uri: Uri) -> Response {
+    let message = format!("{} does not take {method}", uri.path());
+    let error = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "invalid_request_error",
+        "method_not_allowed",
+        message,
+    );
+    error.response_for(wire_of(uri.path()))
+}
+
+/// `GET /v1/models`: the models the caller's team may use, in OpenAI's list format, or in
+/// Anthropic's for a client that sends `anthropic-version` (as Anthropic's SDKs do).
+pub async fn models(State(gate): State<Arc<Gate>>, headers: HeaderMap) -> Response {
+    let wire = if headers.contains_key("anthropic-version") {
+        Wire::Anthropic
+    } else {
+        Wire::Openai
+    };
+    let Some(app) = gate.app() else {
+        return RequestError::NotReady.into_response(wire, &Routing::default());
+    };
+    let snapshot = app.snapshot();
+    let team = match snapshot.team(&headers) {
+        Ok(team) => team,
+        Err(e) => return unauthenticated(e, wire),
+    };
+    let data: Vec<serde_json::Value> = team
+        .catalog
+        .iter()
+        .map(|m| match wire {
+            Wire::Anthropic => serde_json::json!({
+                "type": "model",
+                "id": m.id,
+                "display_name": m.id,
+                "created_at": "1970-01-01T00:00:00Z",
+            }),
+            Wire::Openai => serde_json::json!({
+                "id": m.id,
+                "object": "model",
+                "created": 0,
+                "owned_by": m.provider,
+                "context_window": m.context_window,
+                "tags": m.tags,
+            }),
+        })
+        .collect();
+    let list = match wire {
+        Wire::Anthropic => serde_json::json!({
+            "data": data,
+            "has_more": false,
+            "first_id": team.catalog.first().map(|m| &m.id),
+            "last_id": team.catalog.last().map(|m| &m.id),
+        }),
+        Wire::Openai => serde_json::json!({"object": "list", "data": data}),
+    };
+    Json(list).into_response()
+}
+
+fn unauthenticated(error: AuthError, wire: Wire) -> Response {
+    RequestError::Unauthenticated(error).into_response(wire, &Routing::default())
+}
+
+/// `GET /healthz`: the process is up and serving.
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// `GET /readyz`: 200 once the config and every bound policy are loaded, 503 before that and
+/// while draining.
+pub async fn readyz(State(gate): State<Arc<Gate>>) -> Response {
+    match gate.readiness() {
+        Ok(()) => "ready\n".into_response(),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response(),
+    }
+}
+
+/// `GET /metrics`: Prometheus text (routed only when the gate has the handle).
+pub async fn metrics(State(gate): State<Arc<Gate>>) -> Response {
+    let text = gate.metrics.as_ref().map(PrometheusHandle::render);
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        text.unwrap_or_default(),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_under_messages_speak_anthropic() {
+        assert_eq!(wire_of("/v1/messages"), Wire::Anthropic);
+        assert_eq!(wire_of("/v1/messages/count_tokens"), Wire::Anthropic);
+        assert_eq!(wire_of("/v1/responses"), Wire::Openai);
+        assert_eq!(wire_of("/v1/messagesx"), Wire::Openai);
+    }
+}
