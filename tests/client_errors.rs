@@ -1,4 +1,5 @@
-//! Bad client input gets a 4xx with an OpenAI-style error body, and the proxy keeps serving.
+//! Bad client input gets a 4xx with an error body in the client API's shape, and the proxy keeps
+//! serving.
 
 use switchyard_e2e::{ConfigBuilder, MockUpstream, Proxy, chat, policy_wasm};
 
@@ -78,4 +79,66 @@ async fn malformed_requests_get_400_with_the_openai_error_shape() {
         .unwrap();
     assert_eq!(ok.status(), 200, "the proxy keeps serving");
     assert_eq!(mock.received().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_paths_and_methods_get_errors_in_the_client_apis_shape() {
+    let mock = MockUpstream::start("m").await;
+    let config = ConfigBuilder::new(&policy_wasm("scripted_policy"))
+        .provider("p", &mock.url, None)
+        .model("m", "p", "m-up", 1.0, &[])
+        .fallback(&["m"]);
+    let proxy = Proxy::start(&config.toml(), &[]);
+    let client = reqwest::Client::new();
+    let openai = [
+        (reqwest::Method::POST, "/v1/responses", 404, "unknown_url"),
+        (reqwest::Method::GET, "/nowhere", 404, "unknown_url"),
+        (
+            reqwest::Method::GET,
+            "/v1/chat/completions",
+            405,
+            "method_not_allowed",
+        ),
+    ];
+    for (method, path, status, code) in openai {
+        let resp = client
+            .request(method.clone(), proxy.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), status, "{method} {path}");
+        let error: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(error["error"]["code"], code, "{method} {path}: {error}");
+        assert!(
+            error["error"]["message"].as_str().unwrap().contains(path),
+            "{error}"
+        );
+    }
+    // Under /v1/messages, Anthropic's shape.
+    let anthropic = [
+        (
+            reqwest::Method::POST,
+            "/v1/messages/count_tokens",
+            404,
+            "not_found_error",
+        ),
+        (
+            reqwest::Method::GET,
+            "/v1/messages",
+            405,
+            "invalid_request_error",
+        ),
+    ];
+    for (method, path, status, kind) in anthropic {
+        let resp = client
+            .request(method.clone(), proxy.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), status, "{method} {path}");
+        let error: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(error["type"], "error", "{error}");
+        assert_eq!(error["error"]["type"], kind, "{method} {path}: {error}");
+    }
+    assert!(mock.received().is_empty());
 }

@@ -258,7 +258,14 @@ async fn a_team_over_its_request_rate_gets_429_with_retry_after() {
             200
         );
     }
-    let limited = proxy.chat(&client, None, &chat("m", "hi"), &[]).await;
+    let limited = proxy
+        .chat(
+            &client,
+            None,
+            &chat("m", "hi"),
+            &[("x-request-id", "limited")],
+        )
+        .await;
     assert_eq!(limited.status, 429);
     let wait: u64 = limited.header("retry-after").parse().unwrap();
     assert!((1..=30).contains(&wait), "{wait}");
@@ -267,6 +274,13 @@ async fn a_team_over_its_request_rate_gets_429_with_retry_after() {
     assert_eq!(error["error"]["type"], "requests");
     assert_eq!(limited.header("x-switchyard-route"), "rate-limit");
     assert_eq!(upstream.received().len(), 2);
+    // Its log line says why it was refused.
+    let line = proxy.log_line(&["request_id=limited ", "switchyard::request"]);
+    assert!(
+        line.contains("route_by=\"rate-limit\"")
+            && line.contains("reason=\"over its requests_per_minute\""),
+        "{line}"
+    );
 }
 
 #[tokio::test]

@@ -163,3 +163,62 @@ async fn policies_see_the_time_to_first_token_of_streams() {
         .unwrap_or_else(|| panic!("a measured time: {reason}"));
     assert!(ms > 0.0 && ms < 10_000.0, "{ms}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_route_says_429_then_when_a_target_can_next_be_tried() {
+    let (a, b, proxy) = setup().await;
+    a.set(Behaviour::RetryAfter(429, 30));
+    b.set(Behaviour::RetryAfter(429, 12));
+    let chain = [("x-test-route", "a,b")];
+    // Every target answered 429: the client is told so, with the longest wait any asked for,
+    // and how the request was routed.
+    let limited = send(&proxy, &chain).await;
+    assert_eq!(limited.status, 429, "{limited:?}");
+    assert_eq!(limited.header("retry-after"), "30");
+    assert_eq!(limited.json()["error"]["code"], "upstream_rate_limited");
+    assert_eq!(
+        (
+            limited.header("x-switchyard-team"),
+            limited.header("x-switchyard-route"),
+            limited.header("x-switchyard-reason"),
+        ),
+        ("test-team", "policy", "scripted")
+    );
+    assert!(
+        limited
+            .header("x-switchyard-policy")
+            .starts_with("test-policy@")
+    );
+
+    // Both breakers are now open for as long as their upstream asked: 503, with the time until
+    // the first of them (b, after 12 s) can be tried again.
+    let skipped = send(&proxy, &chain).await;
+    assert_eq!(skipped.status, 503, "{skipped:?}");
+    let after: u64 = skipped.header("retry-after").parse().unwrap();
+    assert!((11..=12).contains(&after), "Retry-After: {after}");
+    assert_eq!(skipped.header("x-switchyard-route"), "policy");
+    assert_eq!((a.received().len(), b.received().len()), (1, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_route_still_says_how_it_was_routed() {
+    let (a, b, proxy) = setup().await;
+    a.set(Behaviour::Status(500));
+    b.set(Behaviour::Status(502));
+    let failed = send(
+        &proxy,
+        &[("x-test-route", "a,b"), ("x-request-id", "failed")],
+    )
+    .await;
+    assert_eq!(failed.status, 502, "{failed:?}");
+    assert_eq!(failed.header("retry-after"), "");
+    assert_eq!(
+        (
+            failed.header("x-switchyard-team"),
+            failed.header("x-switchyard-route"),
+            failed.header("x-switchyard-reason"),
+            failed.header("x-request-id"),
+        ),
+        ("test-team", "policy", "scripted", "failed")
+    );
+}

@@ -6,7 +6,10 @@
 
 use std::process::Command;
 
-use switchyard_e2e::{Proxy, sdk_node_dir, sdk_python, workspace_root};
+use switchyard_e2e::{
+    Behaviour, ConfigBuilder, MockUpstream, Proxy, policy_wasm, sdk_node_dir, sdk_python,
+    workspace_root,
+};
 
 #[test]
 fn the_openai_python_sdk_works_by_changing_only_base_url_and_key() {
@@ -104,4 +107,37 @@ fn run_sdk_script(mut script: Command) -> serde_json::Value {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "the SDK script failed:\n{stderr}");
     serde_json::from_slice(&out.stdout).expect("script prints JSON")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_every_upstream_is_rate_limited_the_sdks_raise_their_rate_limit_error() {
+    let a = MockUpstream::start("mock-a").await;
+    let b = MockUpstream::start("mock-b").await;
+    a.set(Behaviour::RetryAfter(429, 30));
+    b.set(Behaviour::RetryAfter(429, 12));
+    for sdk in ["openai", "anthropic"] {
+        // A proxy of its own each: the first 429s open both breakers.
+        let config = ConfigBuilder::new(&policy_wasm("cost_router"))
+            .keys_required()
+            .team_option("keys = [\"sk-rate-limited-01\"]")
+            .provider("pa", &a.url, None)
+            .provider("pb", &b.url, None)
+            .model("a", "pa", "a-up", 1.0, &["cheap"])
+            .model("b", "pb", "b-up", 2.0, &["cheap"])
+            .fallback(&["b"]);
+        let proxy = Proxy::start(&config.toml(), &[]);
+        let out = Command::new(sdk_python())
+            .arg(workspace_root().join("tests/sdk/rate_limited.py"))
+            .args([sdk, proxy.base.as_str()])
+            .output()
+            .expect("run the SDK script");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "the SDK script failed:\n{stderr}");
+        let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            seen,
+            serde_json::json!({"error": "RateLimitError", "status": 429, "retry_after": "30"}),
+            "{sdk}"
+        );
+    }
 }
