@@ -131,6 +131,41 @@ async fn sigterm_lets_an_in_flight_stream_finish_and_refuses_new_connections() {
     proxy.log_line(&["stopped"]);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_still_running_at_the_drain_deadline_gets_an_error_event_and_is_logged_drained() {
+    let upstream = MockUpstream::start("up").await;
+    upstream.set(Behaviour::GatedStream(Arc::new(Notify::new())));
+    let mut proxy = Proxy::start(
+        &config(&upstream)
+            .section("[server]\ndrain_timeout_ms = 300")
+            .toml(),
+        &[],
+    );
+    let response = reqwest::Client::new()
+        .post(proxy.url("/v1/chat/completions"))
+        .header("x-request-id", "drained")
+        .json(&streamed("m"))
+        .send()
+        .await
+        .unwrap();
+    let mut events = response.bytes_stream();
+    let first = events.next().await.unwrap().unwrap();
+    assert!(first.starts_with(b"data: "), "the first event arrived");
+
+    proxy.terminate();
+    let mut rest = Vec::new();
+    while let Some(chunk) = events.next().await {
+        rest.extend_from_slice(&chunk.expect("the stream ends cleanly, with an error event"));
+    }
+    let rest = String::from_utf8(rest).unwrap();
+    let event: serde_json::Value =
+        serde_json::from_str(rest.trim().strip_prefix("data: ").unwrap()).unwrap();
+    assert_eq!(event["error"]["code"], "proxy_draining", "{rest}");
+    assert_eq!(proxy.wait_exit(Duration::from_secs(20)), Some(0));
+    let line = proxy.log_line(&["request_id=drained ", "switchyard::request"]);
+    assert!(line.contains("stream_end=\"drained\""), "{line}");
+}
+
 /// A self-signed certificate for 127.0.0.1, as (certificate PEM, key PEM).
 fn certificate() -> (String, String) {
     let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])

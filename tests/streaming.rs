@@ -250,3 +250,26 @@ async fn a_stream_s_usage_is_counted_and_shown_only_to_clients_that_asked() {
     let body = asked.bytes().await.unwrap();
     assert_eq!(body, mock.stream_events_with_usage("s-up").concat());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_the_upstream_ends_with_an_error_event_is_logged_as_its_error() {
+    let (mock, proxy) = streamer().await;
+    let first = mock.stream_events("s-up")[0].clone();
+    let error = "data: {\"error\":{\"message\":\"overloaded\",\"type\":\"server_error\",\"param\":null,\"code\":\"overloaded\"}}\n\n";
+    // The upstream sends an error event and keeps its connection open; the client, as the SDKs
+    // do, stops reading at the error and goes away.
+    mock.set(Behaviour::SseThenHold(vec![first, error.into()]));
+    let resp = stream_request(&proxy, "errored").await;
+    let mut body = resp.bytes_stream();
+    let mut got = Vec::new();
+    while !String::from_utf8_lossy(&got).contains("overloaded") {
+        let chunk = tokio::time::timeout(PATIENCE, body.next())
+            .await
+            .expect("the error event arrives")
+            .expect("stream open");
+        got.extend_from_slice(&chunk.unwrap());
+    }
+    drop(body);
+    let line = proxy.log_line(&["request_id=errored ", "switchyard::request"]);
+    assert!(line.contains("stream_end=\"upstream-error\""), "{line}");
+}

@@ -22,7 +22,9 @@
 //! Off the path, [`authoring`] holds the policy author's tools (`switchyard policy new`, `check`,
 //! `test`, `replay`), which load components with the same engine and sandbox as the proxy.
 //!
-//! The `switchyard` binary (`src/main.rs`) wires these together behind a command line.
+//! Above them all, [`proxy`] is the process: it binds the listeners, loads the policies, serves,
+//! reloads and drains ([`proxy::serve`]). The `switchyard` binary (`src/main.rs`) is only its
+//! command line.
 
 pub mod admin;
 pub mod api;
@@ -31,6 +33,7 @@ pub mod authoring;
 pub mod config;
 pub mod control;
 pub mod policy;
+pub mod proxy;
 pub mod server;
 pub mod telemetry;
 pub mod upstream;

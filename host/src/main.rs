@@ -5,21 +5,15 @@ use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
-use axum_server::Handle;
-use axum_server::tls_rustls::RustlsConfig;
 use clap::{Parser, Subcommand};
-use metrics_exporter_prometheus::PrometheusHandle;
-use switchyard::admin::{self, AdminToken, MIN_TOKEN_LEN};
 use switchyard::authoring::{self, CatalogSource, LimitOverrides, report, scaffold};
-use switchyard::config::{Config, EngineConfig, Env, ProcessEnv};
-use switchyard::control::{App, ConfigSource, watch};
-use switchyard::server::{self, Gate, Listening};
+use switchyard::config::{Config, EngineConfig, ProcessEnv};
+use switchyard::control::ConfigSource;
+use switchyard::proxy;
 use switchyard::telemetry::{self, LogFormat, LogWriter};
-use tokio::signal::unix::{Signal, SignalKind, signal};
-use tokio::sync::watch as signal_watch;
+use tokio::signal::unix::{SignalKind, signal};
 
 #[derive(Parser)]
 #[command(
@@ -390,6 +384,7 @@ fn policy_command(command: PolicyCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Run the proxy until SIGINT or SIGTERM, re-reading its config on SIGHUP.
 fn serve(source: ConfigSource, admin_listen: Option<SocketAddr>) -> anyhow::Result<()> {
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .set_buckets(telemetry::metrics::BUCKETS)
@@ -402,229 +397,37 @@ fn serve(source: ConfigSource, admin_listen: Option<SocketAddr>) -> anyhow::Resu
         .event_interval(8)
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(run(source, admin_listen, metrics))
-}
-
-/// Bind and serve at once (not ready), load the policies, open the gate, then run until SIGINT
-/// or SIGTERM and drain.
-async fn run(
-    source: ConfigSource,
-    admin_listen: Option<SocketAddr>,
-    metrics: PrometheusHandle,
-) -> anyhow::Result<()> {
-    // Signals are ours from the start: a SIGHUP or SIGTERM while policies load must not kill the
-    // process with the signal's default action.
-    let mut signals = Signals::new().context("cannot listen for signals")?;
     let config_path = source.path.clone();
-    let config = source
-        .load()
-        .with_context(|| format!("cannot start with config {}", config_path.display()))?;
-    // Everything that can be checked before the (possibly long) load is checked first.
-    let admin = match &config.admin {
-        Some(admin) => {
-            let token = admin_token(&ProcessEnv, &admin.token_env)?;
-            let addr = admin_listen.unwrap_or(admin.listen);
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen for the admin API on {addr}"))?;
-            Some((listener, token))
-        }
-        None => None,
-    };
-    let listener = std::net::TcpListener::bind(config.listen)
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let addr = listener.local_addr().context("listener has no address")?;
-    let tls = match &config.server.tls {
-        Some(files) => Some(
-            RustlsConfig::from_pem_file(&files.cert_path, &files.key_path)
-                .await
-                .with_context(|| {
-                    format!(
-                        "cannot load the TLS certificate {} and key {}",
-                        files.cert_path.display(),
-                        files.key_path.display()
-                    )
-                })?,
-        ),
-        None => None,
-    };
-    // Histograms are summed up in the background, whether or not anyone scrapes them.
-    let upkeep = metrics.clone();
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(Duration::from_secs(5));
-        loop {
-            every.tick().await;
-            upkeep.run_upkeep();
-        }
-    });
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    let gate = Gate::new(config.server.metrics.then(|| metrics.clone()));
-    let handle = Handle::new();
-    let server = tokio::spawn(server::serve(
-        listener,
-        server::router(gate.clone(), config.max_body_bytes),
-        Listening {
-            tls: tls.clone(),
-            max_header_bytes: config.server.max_header_bytes,
-            handle: handle.clone(),
-        },
-    ));
-    tracing::info!(
-        "accepting connections on {scheme}://{addr}; not ready until the policies are loaded"
-    );
-
-    let started = tokio::select! {
-        started = App::start(source, Arc::new(ProcessEnv)) => started,
-        () = signals.shutdown() => {
-            tracing::info!("stopped while loading the policies");
-            handle.shutdown();
-            return Ok(());
-        }
-    };
-    let app = match started {
-        Ok(app) => Arc::new(app),
-        Err(e) => {
-            handle.shutdown();
-            return Err(e)
-                .with_context(|| format!("cannot start with config {}", config_path.display()));
-        }
-    };
-    let (stop_tx, stop) = signal_watch::channel(false);
-    let admin = match admin {
-        Some((listener, token)) => {
-            let addr = listener
-                .local_addr()
-                .context("admin listener has no address")?;
-            if !addr.ip().is_loopback() {
-                tracing::warn!(
-                    "the admin API listens on {addr}, beyond loopback: keep that network private"
-                );
-            }
-            tracing::info!("admin API listening on http://{addr}");
-            let router = admin::router(app.clone(), token, Some(metrics));
-            let mut stop = stop.clone();
-            let stopped = async move {
-                let _ = stop.wait_for(|s| *s).await;
-            };
-            Some(tokio::spawn(admin::serve(listener, router, stopped)))
-        }
-        None => None,
-    };
-    if let Err(e) = watch::spawn(app.clone()) {
-        handle.shutdown();
-        return Err(e).context("cannot watch the policy files");
-    }
-    let snapshot = app.snapshot();
-    let policies: Vec<String> = snapshot
-        .policies
-        .values()
-        .map(|slot| slot.live().version().to_string())
-        .collect();
-    gate.open(app.clone());
-    tracing::info!(
-        policies = %policies.join(","),
-        teams = snapshot.teams.len(),
-        models = snapshot.config.models.len(),
-        "switchyard listening on {scheme}://{addr}"
-    );
-    drop(snapshot);
-
-    signals.serve(&app, tls.as_ref()).await;
-    let drain = Duration::from_millis(app.snapshot().config.server.drain_timeout_ms);
-    tracing::info!(
-        "shutting down: refusing new connections, letting in-flight requests finish for up to {} ms",
-        drain.as_millis()
-    );
-    gate.drain();
-    handle.graceful_shutdown(Some(drain));
-    let _ = stop_tx.send(true);
-    server
-        .await
-        .context("server task failed")?
-        .context("server failed")?;
-    // Streams cut at the deadline end at once; their log lines and metrics are written then.
-    gate.settle(Duration::from_secs(2)).await;
-    // Their decision records too: wait until the decision log has them on disk.
-    if let Some(decisions) = &app.snapshot().decision_log {
-        let decisions = decisions.clone();
-        let flushed =
-            tokio::task::spawn_blocking(move || decisions.flush(Duration::from_secs(5))).await;
-        if !matches!(flushed, Ok(true)) {
-            tracing::warn!("the decision log was not flushed in time");
-        }
-    }
-    if let Some(admin) = admin {
-        match tokio::time::timeout(drain, admin).await {
-            Ok(done) => done
-                .context("admin task failed")?
-                .context("admin server failed")?,
-            Err(_) => tracing::warn!("the admin API's connections did not finish in time"),
-        }
-    }
-    tracing::info!("stopped");
-    Ok(())
-}
-
-/// The admin token from the environment variable `var`.
-fn admin_token(env: &dyn Env, var: &str) -> anyhow::Result<AdminToken> {
-    let Some(secret) = env.var(var).filter(|v| !v.is_empty()) else {
-        bail!("admin API: environment variable {var} is not set; it must hold the admin token");
-    };
-    AdminToken::new(&secret).with_context(|| {
-        format!("admin API: the token in {var} must be at least {MIN_TOKEN_LEN} characters")
-    })
-}
-
-/// The process's signals, taken over at start-up.
-struct Signals {
-    hangup: Signal,
-    terminate: Signal,
-}
-
-impl Signals {
-    fn new() -> std::io::Result<Self> {
-        Ok(Self {
-            hangup: signal(SignalKind::hangup())?,
-            terminate: signal(SignalKind::terminate())?,
-        })
-    }
-
-    /// Resolves on SIGINT or SIGTERM.
-    async fn shutdown(&mut self) {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = self.terminate.recv() => {}
-        }
-    }
-
-    /// Until SIGINT or SIGTERM: on every SIGHUP, re-read the config, and the TLS certificate
-    /// and key when TLS is on.
-    async fn serve(&mut self, app: &App, tls: Option<&RustlsConfig>) {
-        loop {
+    runtime.block_on(async {
+        // Signals are ours from the start: a SIGHUP or SIGTERM while policies load must not kill
+        // the process with the signal's default action.
+        let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+        let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+        let shutdown = async move {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => return,
-                _ = self.terminate.recv() => return,
-                _ = self.hangup.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
             }
-            // The outcome is logged and counted by the reload itself.
-            let _ = app.reload_config("signal").await;
-            let (Some(tls), Some(files)) = (tls, app.snapshot().config.server.tls.clone()) else {
-                continue;
-            };
-            match tls
-                .reload_from_pem_file(&files.cert_path, &files.key_path)
-                .await
-            {
-                Ok(()) => tracing::info!(
-                    "TLS certificate reloaded from {}",
-                    files.cert_path.display()
-                ),
-                Err(e) => tracing::warn!(
-                    "TLS certificate not reloaded, the old one stays: {} and {}: {e}",
-                    files.cert_path.display(),
-                    files.key_path.display()
-                ),
+        };
+        let options = proxy::Options {
+            source,
+            admin_listen,
+            metrics,
+            env: Arc::new(ProcessEnv),
+        };
+        let started = |e| {
+            anyhow::Error::new(e).context(format!(
+                "cannot start with config {}",
+                config_path.display()
+            ))
+        };
+        let running = proxy::serve(options, shutdown).await.map_err(started)?;
+        let reload = running.reloader();
+        tokio::spawn(async move {
+            while hangup.recv().await.is_some() {
+                reload();
             }
-        }
-    }
+        });
+        running.stopped().await.map_err(started)
+    })
 }

@@ -33,6 +33,9 @@ pub enum Behaviour {
     CutAfterFirst(Arc<Notify>),
     /// Accept the request and never answer.
     Hang,
+    /// A 200 SSE stream of these events (each sent as written), then nothing more, keeping the
+    /// connection open.
+    SseThenHold(Vec<Bytes>),
     /// Exactly this answer: the status, the content type, and the body sent in these pieces (one
     /// write each, as a server streams events).
     Fixed {
@@ -249,6 +252,16 @@ async fn handle(
         Behaviour::StallAfterFirst => sse(&shared, &model, usage, Hold::Forever),
         Behaviour::CutAfterFirst(gate) => sse(&shared, &model, usage, Hold::Cut(gate)),
         Behaviour::Hang => std::future::pending().await,
+        Behaviour::SseThenHold(events) => {
+            let events = futures_util::StreamExt::chain(
+                futures_util::stream::iter(events.into_iter().map(Ok::<_, Infallible>)),
+                futures_util::stream::pending(),
+            );
+            Response::builder()
+                .header(header::CONTENT_TYPE, "text/event-stream")
+                .body(Body::from_stream(events))
+                .expect("response")
+        }
         Behaviour::Fixed {
             status,
             content_type,

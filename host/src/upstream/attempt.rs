@@ -464,6 +464,7 @@ impl Upstreams {
             watch,
             slot: None,
             summary,
+            cut: self.streams_cut.clone(),
         };
         (context, end)
     }

@@ -28,6 +28,8 @@ pub use provider::{Endpoint, Provider, SetupError};
 use retry::{RetryBudget, RetryPolicy};
 pub use usage::{Prices, Usage};
 
+use tokio_util::sync::CancellationToken;
+
 use crate::config::{Config, Env};
 
 /// Where one catalog model is served.
@@ -53,6 +55,9 @@ pub struct Upstreams {
     stream_idle: Duration,
     /// What attempts taught about each model.
     pub health: HealthBoard,
+    /// Cancelled at the drain deadline to end every running stream ([`Upstreams::cut_streams`]);
+    /// one token for the life of the process, carried over by reloads.
+    streams_cut: CancellationToken,
 }
 
 impl Upstreams {
@@ -117,6 +122,13 @@ impl Upstreams {
             ),
             stream_idle: Duration::from_millis(config.upstream.stream_idle_timeout_ms),
             health: HealthBoard::new(config, old.map(|o| &o.health)),
+            streams_cut: old.map(|o| o.streams_cut.clone()).unwrap_or_default(),
         })
+    }
+
+    /// End every stream still running, now: each sends its client an error event in the
+    /// client's API and ends, its line logged `drained`. For the drain deadline.
+    pub fn cut_streams(&self) {
+        self.streams_cut.cancel();
     }
 }

@@ -5,14 +5,15 @@
 //! (`api::translate`). Once the first byte has gone to the client there is no failing over, but
 //! there is no silent truncation either: a stream that stalls (no data for the idle timeout),
 //! breaks, or ends without its closing event (`data: [DONE]`, Anthropic's `message_stop`) gets a
-//! final SSE error event in the client's API shape and a log line naming the request and model.
-//! An error event the upstream sends itself is passed on (translated) and ends the stream the
-//! same way, without a second one.
+//! final SSE error event in the client's API shape and a log line naming the request and model;
+//! so does a stream the proxy cuts at its drain deadline. An error event the upstream sends
+//! itself is passed on (translated) and ends the stream there, without a second one.
 //!
 //! Usage is read for accounting from the upstream's own events: the usage event at the end of an
 //! OpenAI-format stream (`"choices": [], "usage": {...}`), taken out of what the client sees when
-//! only the proxy asked for it; Anthropic's `message_start` and `message_delta`. When the stream ends, however it ends (the client going away included), a
-//! [`StreamSummary`] is sent to whoever keeps the request's books. Dropping the stream drops the
+//! only the proxy asked for it; Anthropic's `message_start` and `message_delta`. When the stream
+//! ends, however it ends (the client going away included), a [`StreamSummary`] is sent to
+//! whoever keeps the request's books. Dropping the stream drops the
 //! upstream response with it, which closes that connection.
 
 use std::fmt::Display;
@@ -25,6 +26,7 @@ use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
+use tokio_util::sync::CancellationToken;
 
 use super::health::StreamWatch;
 use super::usage::Usage;
@@ -44,6 +46,8 @@ pub enum StreamEnd {
     Unfinished,
     /// The upstream sent an error event.
     UpstreamError,
+    /// The proxy cut it at its drain deadline, while shutting down.
+    Drained,
     /// The client went away first.
     ClientGone,
 }
@@ -57,6 +61,7 @@ impl StreamEnd {
             Self::Cut => "cut",
             Self::Unfinished => "unfinished",
             Self::UpstreamError => "upstream-error",
+            Self::Drained => "drained",
             Self::ClientGone => "client-gone",
         }
     }
@@ -102,6 +107,9 @@ pub struct StreamContext {
     pub slot: Option<OwnedSemaphorePermit>,
     /// Where the summary goes when the stream ends.
     pub summary: oneshot::Sender<StreamSummary>,
+    /// Cancelled at the proxy's drain deadline: the stream then ends at once, with an error
+    /// event for its client.
+    pub cut: CancellationToken,
 }
 
 type Upstream<E> = Pin<Box<dyn Stream<Item = Result<Bytes, E>> + Send>>;
@@ -118,6 +126,7 @@ struct State<E> {
     watch: Option<StreamWatch>,
     _slot: Option<OwnedSemaphorePermit>,
     summary: Option<oneshot::Sender<StreamSummary>>,
+    cut: CancellationToken,
     started: Instant,
     first_byte: Option<Duration>,
     /// Bytes of the event being received.
@@ -153,6 +162,7 @@ pub fn guarded<E: Display + Send + 'static>(
         watch: context.watch,
         _slot: context.slot,
         summary: Some(context.summary),
+        cut: context.cut,
         started: Instant::now(),
         first_byte: None,
         pending: BytesMut::new(),
@@ -173,13 +183,27 @@ impl<E: Display> State<E> {
     /// The next bytes for the client: whole events, or the stream's last bytes and error event.
     async fn next_output(&mut self) -> Bytes {
         loop {
-            let next = tokio::time::timeout(self.idle, self.upstream.next()).await;
+            let next = tokio::select! {
+                biased;
+                () = self.cut.cancelled() => {
+                    let message = "the proxy is shutting down and cut the stream at its drain deadline";
+                    return self.finish(StreamEnd::Drained, Some(message.into()));
+                }
+                next = tokio::time::timeout(self.idle, self.upstream.next()) => next,
+            };
             let (end, message) = match next {
                 Ok(Some(Ok(chunk))) => {
                     self.first_byte
                         .get_or_insert_with(|| self.started.elapsed());
                     self.pending.extend_from_slice(&chunk);
                     let events = self.complete_events();
+                    // After an error event the upstream has nothing more to say: the stream
+                    // ends here, before a client that stops at the error goes away.
+                    if self.translator.upstream_error() {
+                        let mut out = BytesMut::from(events);
+                        out.extend_from_slice(&self.finish(StreamEnd::UpstreamError, None));
+                        return out.freeze();
+                    }
                     if events.is_empty() {
                         continue;
                     }
@@ -326,6 +350,7 @@ impl<E: Display> State<E> {
             let code = match end {
                 StreamEnd::Stalled => "upstream_stream_stalled",
                 StreamEnd::Cut => "upstream_stream_cut",
+                StreamEnd::Drained => "proxy_draining",
                 _ => "upstream_stream_unfinished",
             };
             tracing::warn!(
@@ -460,6 +485,7 @@ mod tests {
             watch: None,
             slot: None,
             summary: tx,
+            cut: CancellationToken::new(),
         };
         let out: Vec<_> = guarded(upstream, context).collect().await;
         let text: Vec<u8> = out.into_iter().flat_map(|c| c.unwrap().to_vec()).collect();
@@ -639,6 +665,7 @@ mod tests {
             watch: None,
             slot: None,
             summary: tx,
+            cut: CancellationToken::new(),
         };
         drop(guarded(upstream, context));
         assert_eq!(rx.await.unwrap().end, StreamEnd::ClientGone);
