@@ -1,5 +1,6 @@
 //! The policy author's commands, run as a user runs them: `switchyard policy check`, `test` and
-//! `replay` against real components, and the decision log a running proxy writes for replay.
+//! `replay` against real components, the decision log a running proxy writes for replay, and
+//! `policy new` from a binary with no checkout beside it.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -425,4 +426,37 @@ async fn the_proxy_records_decisions_and_replay_counts_what_a_candidate_changes(
             < first_model["cost_before_usd"].as_f64().unwrap(),
         "{first_model}"
     );
+}
+
+#[test]
+fn a_new_policy_builds_offline_from_a_binary_far_from_any_checkout() {
+    // The binary alone, as installed or in the container image.
+    let dir = tempfile::tempdir().unwrap();
+    let binary = dir.path().join("switchyard");
+    std::fs::copy(proxy_binary(), &binary).unwrap();
+    let made = Command::new(&binary)
+        .args(["policy", "new", "lone-router"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let crate_dir = dir.path().join("lone-router");
+    let manifest = std::fs::read_to_string(crate_dir.join("Cargo.toml")).unwrap();
+    assert!(
+        manifest.contains(r#"switchyard-sdk = { path = "vendor/switchyard-sdk" }"#),
+        "{manifest}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(crate_dir.join("wit/policy.wit")).unwrap(),
+        std::fs::read_to_string(workspace_root().join("wit/policy.wit")).unwrap(),
+        "the contract the binary was built with"
+    );
+    // Every dependency resolves without the network (crates.io's are in the local cache, as
+    // the workspace uses them); the walkthrough (`docs.rs`) builds such a crate.
+    let resolved = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["metadata", "--offline", "--format-version", "1"])
+        .current_dir(&crate_dir)
+        .output()
+        .unwrap();
+    assert!(resolved.status.success(), "{}", text(&resolved.stderr));
 }

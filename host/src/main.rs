@@ -69,8 +69,8 @@ enum PolicyCommand {
         /// The folder to create; default `./NAME`.
         #[arg(long)]
         dir: Option<PathBuf>,
-        /// The Switchyard SDK (`plugins/sdk` of a checkout) to depend on; default the checkout
-        /// this binary was built from, else the project's git repository.
+        /// The Switchyard SDK (`plugins/sdk` of a checkout) to depend on; default the SDK and
+        /// contract this binary carries, written into the new crate.
         #[arg(long)]
         sdk: Option<PathBuf>,
     },
@@ -264,7 +264,7 @@ fn policy_command(command: PolicyCommand) -> anyhow::Result<()> {
                     std::fs::canonicalize(&path)
                         .with_context(|| format!("cannot find the SDK at {}", path.display()))?,
                 ),
-                None => scaffold::SdkSource::default_for_this_build(),
+                None => scaffold::SdkSource::Bundled,
             };
             scaffold::create(&dir, &name, &sdk)?;
             let dir = dir.display();

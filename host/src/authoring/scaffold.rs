@@ -4,8 +4,11 @@
 //! The crate holds `Cargo.toml` (a `cdylib` on the Switchyard SDK), `src/lib.rs` (a small
 //! cost-aware policy with native unit tests against the SDK's mock host), `cases.jsonl` (cases
 //! for `switchyard policy test`), `catalog.json` (the catalog they run against) and a README
-//! with the commands. The files are templates in `template/`, compiled into the binary; this
-//! module writes them into a new folder and touches nothing else.
+//! with the commands. By default it also holds the SDK itself (`vendor/switchyard-sdk`) and the
+//! contract (`wit/policy.wit`), exactly as this binary carries them: the crate builds wherever
+//! the binary is, with no checkout and nothing fetched but crates.io's `wit-bindgen`. The files
+//! are templates in `template/` and the SDK's and contract's sources, compiled into the binary;
+//! this module writes them into a new folder and touches nothing else.
 
 use std::path::{Path, PathBuf};
 
@@ -22,32 +25,60 @@ const FILES: &[(&str, &str)] = &[
     (".gitignore", "/target\n"),
 ];
 
+/// The SDK and the contract as this binary carries them: path in the new crate, and text
+/// (`{{version}}` filled in).
+const BUNDLED_SDK: &[(&str, &str)] = &[
+    (
+        "vendor/switchyard-sdk/Cargo.toml",
+        include_str!("template/sdk/Cargo.toml.txt"),
+    ),
+    (
+        "vendor/switchyard-sdk/src/lib.rs",
+        include_str!("../../../plugins/sdk/src/lib.rs"),
+    ),
+    (
+        "vendor/switchyard-sdk/src/catalog.rs",
+        include_str!("../../../plugins/sdk/src/catalog.rs"),
+    ),
+    (
+        "vendor/switchyard-sdk/src/host.rs",
+        include_str!("../../../plugins/sdk/src/host.rs"),
+    ),
+    (
+        "vendor/switchyard-sdk/src/request.rs",
+        include_str!("../../../plugins/sdk/src/request.rs"),
+    ),
+    (
+        "vendor/switchyard-sdk/src/testing.rs",
+        include_str!("../../../plugins/sdk/src/testing.rs"),
+    ),
+    ("wit/policy.wit", include_str!("../../../wit/policy.wit")),
+];
+
 /// Where the new crate takes the SDK from.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub enum SdkSource {
+    /// The SDK and contract this binary carries, written into the new crate.
+    #[default]
+    Bundled,
     /// A checkout's `plugins/sdk` folder.
     Path(PathBuf),
-    /// The project's git repository, at this binary's release tag.
-    Git(String),
 }
 
 impl SdkSource {
-    /// The SDK of the checkout this binary was built from, when it is still there; else git.
-    pub fn default_for_this_build() -> Self {
-        let checkout = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/sdk");
-        match std::fs::canonicalize(&checkout) {
-            Ok(path) if path.join("Cargo.toml").is_file() => Self::Path(path),
-            _ => Self::Git(env!("CARGO_PKG_REPOSITORY").to_string()),
-        }
+    fn dependency(&self) -> String {
+        let path = match self {
+            Self::Bundled => "vendor/switchyard-sdk".to_string(),
+            Self::Path(path) => path.display().to_string(),
+        };
+        format!("{{ path = {path:?} }}")
     }
 
-    fn dependency(&self) -> String {
+    /// The files it adds to the new crate, with `{{version}}` in them.
+    fn files(&self) -> &'static [(&'static str, &'static str)] {
         match self {
-            Self::Path(path) => format!("{{ path = {:?} }}", path.display().to_string()),
-            Self::Git(url) => format!(
-                "{{ git = {url:?}, tag = \"v{}\" }}",
-                env!("CARGO_PKG_VERSION")
-            ),
+            Self::Bundled => BUNDLED_SDK,
+            Self::Path(_) => &[],
         }
     }
 }
@@ -85,12 +116,13 @@ fn write_all(
     sdk: &SdkSource,
 ) -> Result<Vec<PathBuf>, ToolError> {
     let mut written = Vec::new();
-    for (file, template) in FILES {
+    for (file, template) in FILES.iter().chain(sdk.files()) {
         let path = dir.join(file);
         let text = template
             .replace("{{name}}", name)
             .replace("{{crate_name}}", crate_name)
-            .replace("{{sdk}}", &sdk.dependency());
+            .replace("{{sdk}}", &sdk.dependency())
+            .replace("{{version}}", env!("CARGO_PKG_VERSION"));
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)
                 .map_err(|e| ToolError::input(parent, format!("cannot create: {e}")))?;
@@ -125,5 +157,38 @@ mod tests {
             .collect();
         assert!(!all.contains("{{"), "a placeholder was left unfilled");
         assert!(create(&dir.path().join("p"), "my-policy", &sdk).is_err());
+    }
+
+    #[test]
+    fn the_bundled_sdk_and_contract_are_written_beside_the_crate() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = create(&dir.path().join("p"), "p", &SdkSource::Bundled).unwrap();
+        assert_eq!(files.len(), FILES.len() + BUNDLED_SDK.len());
+        let read = |f: &str| std::fs::read_to_string(dir.path().join("p").join(f)).unwrap();
+        assert!(
+            read("Cargo.toml").contains(r#"switchyard-sdk = { path = "vendor/switchyard-sdk" }"#)
+        );
+        assert!(read("wit/policy.wit").contains("package switchyard:policy@"));
+        // The SDK finds the contract where its sources say, relative to its own manifest.
+        assert!(read("vendor/switchyard-sdk/src/lib.rs").contains(r#"path: "../../wit""#));
+        let manifest = read("vendor/switchyard-sdk/Cargo.toml");
+        assert!(manifest.contains(&format!("version = \"{}\"", env!("CARGO_PKG_VERSION"))));
+    }
+
+    #[test]
+    fn the_bundled_sdk_depends_on_what_the_workspace_builds_it_with() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let toml = |path: PathBuf| -> toml::Value {
+            toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+        };
+        let bundled: toml::Value = toml::from_str(BUNDLED_SDK[0].1).unwrap();
+        let workspace = toml(root.join("Cargo.toml"));
+        assert_eq!(
+            bundled["dependencies"]["wit-bindgen"],
+            workspace["workspace"]["dependencies"]["wit-bindgen"]
+        );
+        let sdk = toml(root.join("plugins/sdk/Cargo.toml"));
+        let wasm = "cfg(target_arch = \"wasm32\")";
+        assert_eq!(bundled["target"][wasm], sdk["target"][wasm]);
     }
 }
