@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::request::{Ranges, TextAt, content, optional};
+use super::raw::{Ranges, TextAt, content, optional};
 use super::{ApiError, ChatRequest, MessageInfo, Role};
 
 #[derive(Deserialize)]

@@ -9,6 +9,7 @@
 mod anthropic;
 mod error;
 mod openai;
+mod raw;
 mod request;
 pub mod translate;
 

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 
-use super::request::{Ranges, TextAt, content, declares_any, optional};
+use super::raw::{Ranges, TextAt, content, declares_any, optional};
 use super::{ApiError, ChatRequest, MessageInfo, Role};
 
 #[derive(Deserialize)]

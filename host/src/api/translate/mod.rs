@@ -8,15 +8,18 @@
 //! names the client's field, never sent half-translated. Everything here is a pure function over
 //! bytes and `serde_json` values; nothing does I/O.
 
-mod request;
+mod fields;
 mod response;
 mod stream;
+mod to_anthropic;
+mod to_openai;
 
 use serde_json::{Map, Value};
 
-pub use request::{DEFAULT_MAX_TOKENS, anthropic_to_openai, openai_to_anthropic};
 pub use response::{answer, error_body, error_json};
 pub use stream::{StreamTranslator, error_event};
+pub use to_anthropic::{DEFAULT_MAX_TOKENS, openai_to_anthropic};
+pub use to_openai::anthropic_to_openai;
 
 /// A wire format, of a client or of an upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
