@@ -4,10 +4,10 @@
 
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use switchyard_e2e::{
-    ConfigBuilder, MockUpstream, Proxy, chat, policy_wasm, proxy_binary, workspace_root,
+    ConfigBuilder, MockUpstream, Proxy, chat, policy_wasm, poll, proxy_binary, workspace_root,
 };
 
 fn switchyard(args: &[&str]) -> Output {
@@ -299,20 +299,16 @@ fn health_overrides_reach_the_policy() {
     assert!(output.status.success(), "{}", text(&output.stdout));
 }
 
-/// Wait until `path` holds `n` lines.
+/// Wait until `path` holds `n` lines; its lines then.
 fn lines_within(path: &Path, n: usize, timeout: Duration) -> Vec<serde_json::Value> {
-    let deadline = Instant::now() + timeout;
-    loop {
+    poll::until_blocking(format!("{n} lines in {}", path.display()), timeout, || {
         let text = std::fs::read_to_string(path).unwrap_or_default();
         let lines: Vec<serde_json::Value> = text
             .lines()
             .map(|l| serde_json::from_str(l).expect("a JSON record"))
             .collect();
-        if lines.len() >= n || Instant::now() > deadline {
-            return lines;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        (lines.len() >= n).then_some(lines)
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,16 +1,12 @@
 //! Bad client input gets a 4xx with an error body in the client API's shape, and the proxy keeps
 //! serving.
 
-use switchyard_e2e::{ConfigBuilder, MockUpstream, Proxy, chat, policy_wasm};
+use switchyard_e2e::{ConfigBuilder, MockUpstream, Proxy, chat};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_requests_get_400_with_the_openai_error_shape() {
     let mock = MockUpstream::start("m").await;
-    let config = ConfigBuilder::new(&policy_wasm("scripted_policy"))
-        .provider("p", &mock.url, None)
-        .model("m", "p", "m-up", 1.0, &[])
-        .fallback(&["m"])
-        .top("max_body_bytes = 4096");
+    let config = ConfigBuilder::scripted(&mock.url, "m").top("max_body_bytes = 4096");
     let proxy = Proxy::start(&config.toml(), &[]);
     let client = reqwest::Client::new();
     let url = proxy.url("/v1/chat/completions");
@@ -84,10 +80,7 @@ async fn malformed_requests_get_400_with_the_openai_error_shape() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_paths_and_methods_get_errors_in_the_client_apis_shape() {
     let mock = MockUpstream::start("m").await;
-    let config = ConfigBuilder::new(&policy_wasm("scripted_policy"))
-        .provider("p", &mock.url, None)
-        .model("m", "p", "m-up", 1.0, &[])
-        .fallback(&["m"]);
+    let config = ConfigBuilder::scripted(&mock.url, "m");
     let proxy = Proxy::start(&config.toml(), &[]);
     let client = reqwest::Client::new();
     let openai = [

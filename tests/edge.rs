@@ -5,13 +5,13 @@
 
 use std::io::Write;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde_json::json;
 use switchyard_e2e::{
     ADMIN_TOKEN, Behaviour, ConfigBuilder, MockUpstream, Proxy, RefusedPort, chat, metric,
-    policy_wasm,
+    policy_wasm, poll,
 };
 use tokio::sync::Notify;
 
@@ -64,21 +64,17 @@ async fn readyz_says_not_ready_until_the_policies_are_loaded() {
     });
     written.await.unwrap().expect("the cases were read");
 
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
+    poll::until("readiness", Duration::from_secs(120), async || {
         let status = client
             .get(proxy.url("/readyz"))
             .send()
             .await
             .unwrap()
             .status();
-        if status == 200 {
-            break;
-        }
-        assert_eq!(status, 503);
-        assert!(Instant::now() < deadline, "never became ready");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        assert!(status == 200 || status == 503, "{status}");
+        (status == 200).then_some(())
+    })
+    .await;
     proxy.log_line(&["switchyard listening on http://"]);
     let served = proxy.chat(&client, None, &chat("m", "hi"), &[]).await;
     assert_eq!(served.status, 200);
@@ -109,16 +105,17 @@ async fn sigterm_lets_an_in_flight_stream_finish_and_refuses_new_connections() {
     assert!(first.starts_with(b"data: "), "the first event arrived");
 
     proxy.terminate();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match tokio::net::TcpStream::connect(&addr).await {
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => break,
-            _ => {
-                assert!(Instant::now() < deadline, "still accepting connections");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
-    }
+    poll::until(
+        "refusing connections",
+        Duration::from_secs(10),
+        async || {
+            let refused = tokio::net::TcpStream::connect(&addr)
+                .await
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused);
+            refused.then_some(())
+        },
+    )
+    .await;
 
     gate.notify_one();
     let mut rest = Vec::new();

@@ -4,7 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use switchyard_e2e::{Behaviour, ConfigBuilder, MockUpstream, Proxy, Reply, chat, policy_wasm};
+use switchyard_e2e::{
+    Behaviour, ConfigBuilder, MockUpstream, Proxy, Reply, chat, policy_wasm, poll,
+};
 
 /// Breaker cooldown in these tests.
 const COOLDOWN: Duration = Duration::from_millis(500);
@@ -95,19 +97,12 @@ async fn a_failing_model_is_taken_out_shown_unhealthy_and_probed_back() {
 
     // `a` recovers; after the cooldown one probe goes through and closes the breaker.
     a.set(Behaviour::Answer);
-    loop {
+    poll::until("a probe of `a`", COOLDOWN * 10, async || {
         let reply = send(&proxy, &chain).await;
-        if reply.header("x-switchyard-model") == "a" {
-            assert!(opened.elapsed() >= COOLDOWN, "probed before the cooldown");
-            break;
-        }
-        assert!(
-            opened.elapsed() < COOLDOWN * 10,
-            "never probed:\n{}",
-            proxy.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        (reply.header("x-switchyard-model") == "a").then_some(())
+    })
+    .await;
+    assert!(opened.elapsed() >= COOLDOWN, "probed before the cooldown");
     assert_eq!(a.received().len(), 4);
     let seen = health_seen(&proxy, "a", "closed").await;
     assert!(seen.starts_with("healthy: true"), "{seen}");

@@ -22,41 +22,21 @@ fn proxy() -> (Proxy, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let patient = dir.path().join("patient.wasm");
     std::fs::copy(policy_wasm("hostile_policy"), &patient).unwrap();
-    let sections = format!(
-        r#"
-[[policies]]
-name = "good"
-path = {good:?}
-deadline_ms = 1000
-
-[[teams]]
-name = "good"
-policy = "good"
-fallback = ["b"]
-keys = ["{GOOD_KEY}"]
-
-[[policies]]
-name = "patient"
-path = {patient:?}
-deadline_ms = 10000
-headers = ["x-hostile", "x-hostile-arg"]
-
-[[teams]]
-name = "patient"
-policy = "patient"
-fallback = ["a"]
-keys = ["{PATIENT_KEY}"]
-
-[[providers]]
-name = "echo"
-kind = "echo"
-"#,
-        good = policy_wasm("cost_router"),
-    );
     let config = ConfigBuilder::new(&policy_wasm("hostile_policy"))
         .deadline_ms(DEADLINE.as_millis() as u64)
         .policy_headers(&["x-hostile", "x-hostile-arg"])
-        .section(&sections)
+        .policy("good", &policy_wasm("cost_router"), &["deadline_ms = 1000"])
+        .team("good", "good", GOOD_KEY, &["fallback = [\"b\"]"])
+        .policy(
+            "patient",
+            &patient,
+            &[
+                "deadline_ms = 10000",
+                "headers = [\"x-hostile\", \"x-hostile-arg\"]",
+            ],
+        )
+        .team("patient", "patient", PATIENT_KEY, &["fallback = [\"a\"]"])
+        .echo()
         .model("a", "echo", "a", 2.0, &["reasoning"])
         .model("b", "echo", "b", 0.5, &["cheap"])
         .fallback(&["a"]);

@@ -9,14 +9,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use switchyard_e2e::{
-    ADMIN_TOKEN, ConfigBuilder, Proxy, chat, metric, policy_version, policy_wasm,
+    ADMIN_TOKEN, ConfigBuilder, Proxy, chat, metric, policy_version, policy_wasm, poll,
 };
 
 /// A new version must be serving this soon after its file was written or its upload answered.
 const SWAP_BOUND: Duration = Duration::from_secs(1);
-
-/// The built-in `echo` provider: answers at once, so load tests measure the proxy.
-const ECHO: &str = "[[providers]]\nname = \"echo\"\nkind = \"echo\"\n";
 
 /// Two policy versions that decide differently on a short prompt: the scripted policy routes to
 /// the first catalog model (`a`), the cost router to the cheapest `cheap` one (`b`).
@@ -53,7 +50,7 @@ fn setup(bytes: &[u8]) -> (tempfile::TempDir, PathBuf, ConfigBuilder) {
     std::fs::write(&file, bytes).unwrap();
     let config = ConfigBuilder::new(&file)
         .admin()
-        .section(ECHO)
+        .echo()
         .model("a", "echo", "a", 2.0, &["reasoning"])
         .model("b", "echo", "b", 0.5, &["cheap"])
         .fallback(&["a"]);
@@ -114,19 +111,14 @@ async fn wait_for_version(
     since: Instant,
     seen: &mut Vec<Seen>,
 ) -> Duration {
-    loop {
+    let left = SWAP_BOUND.saturating_sub(since.elapsed());
+    poll::until(format!("{version} serving"), left, async || {
         let answer = ask(client, proxy, &[]).await;
         let done = answer.version == version;
         seen.push(answer);
-        if done {
-            return since.elapsed();
-        }
-        assert!(
-            since.elapsed() < SWAP_BOUND,
-            "{version} was not serving {SWAP_BOUND:?} after the swap:\n{}",
-            proxy.logs()
-        );
-    }
+        done.then(|| since.elapsed())
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -416,7 +408,7 @@ async fn policy_files_are_watched_when_the_config_is_named_without_a_folder() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("p.wasm"), &versions.scripted).unwrap();
     let config = ConfigBuilder::new(Path::new("p.wasm"))
-        .section(ECHO)
+        .echo()
         .model("a", "echo", "a", 2.0, &["reasoning"])
         .model("b", "echo", "b", 0.5, &["cheap"])
         .fallback(&["a"]);
@@ -672,7 +664,7 @@ fn a_restart_takes_compiled_policies_from_the_cache() {
     let cache = tempfile::tempdir().unwrap();
     let config = ConfigBuilder::new(&policy_wasm("cost_router"))
         .top(&format!("cache_dir = {:?}", cache.path()))
-        .section(ECHO)
+        .echo()
         .model("a", "echo", "a", 1.0, &["cheap"])
         .fallback(&["a"]);
     let first = Proxy::start(&config.toml(), &[]);

@@ -22,36 +22,19 @@ const SECRET_VAR: &str = "SWITCHYARD_TEST_SECRET";
 /// The hostile policy as `test-policy` for `test-team` (anonymous, static fallback `a`) and
 /// `strict` (503 on failure), and the cost router for `good`.
 fn proxy() -> Proxy {
-    let sections = format!(
-        r#"
-[[teams]]
-name = "strict"
-policy = "test-policy"
-on_failure = "reject"
-keys = ["{STRICT_KEY}"]
-
-[[policies]]
-name = "good"
-path = {good:?}
-deadline_ms = 1000
-
-[[teams]]
-name = "good"
-policy = "good"
-fallback = ["b"]
-keys = ["{GOOD_KEY}"]
-
-[[providers]]
-name = "echo"
-kind = "echo"
-"#,
-        good = policy_wasm("cost_router"),
-    );
     let config = ConfigBuilder::new(&policy_wasm("hostile_policy"))
         .deadline_ms(DEADLINE_MS)
         .policy_headers(&["x-hostile", "x-hostile-arg"])
         .policy_option(&format!("max_message_chars = {TEXT_CAP}"))
-        .section(&sections)
+        .team(
+            "strict",
+            "test-policy",
+            STRICT_KEY,
+            &["on_failure = \"reject\""],
+        )
+        .policy("good", &policy_wasm("cost_router"), &["deadline_ms = 1000"])
+        .team("good", "good", GOOD_KEY, &["fallback = [\"b\"]"])
+        .echo()
         .model("a", "echo", "a", 2.0, &["reasoning"])
         .model("b", "echo", "b", 0.5, &["cheap"])
         .fallback(&["a"]);
@@ -337,17 +320,22 @@ async fn when_the_pool_is_full_requests_wait_out_their_deadline_then_fall_back()
     let dir = tempfile::tempdir().unwrap();
     let holder = dir.path().join("holder.wasm");
     std::fs::copy(policy_wasm("hostile_policy"), &holder).unwrap();
-    let sections = format!(
-        "[engine]\ninstances = 1\n\n[[policies]]\nname = \"holder\"\npath = {holder:?}\n\
-         deadline_ms = 3000\nmax_concurrency = 1\nheaders = [\"x-hostile\"]\n\n\
-         [[teams]]\nname = \"holder\"\npolicy = \"holder\"\nfallback = [\"a\"]\nkeys = [\"{GOOD_KEY}\"]\n\n\
-         [[providers]]\nname = \"echo\"\nkind = \"echo\"\n"
-    );
     let config = ConfigBuilder::new(&policy_wasm("hostile_policy"))
+        .top("[engine]\ninstances = 1")
         .deadline_ms(200)
         .policy_headers(&["x-hostile"])
         .policy_option("max_concurrency = 1")
-        .section(&sections)
+        .policy(
+            "holder",
+            &holder,
+            &[
+                "deadline_ms = 3000",
+                "max_concurrency = 1",
+                "headers = [\"x-hostile\"]",
+            ],
+        )
+        .team("holder", "holder", GOOD_KEY, &["fallback = [\"a\"]"])
+        .echo()
         .model("a", "echo", "a", 1.0, &[])
         .fallback(&["a"]);
     let proxy = Proxy::start(&config.toml(), &[]);
@@ -391,7 +379,7 @@ async fn state_carries_over_only_when_a_policy_opts_into_reusing_instances() {
         .policy_headers(&["x-hostile"])
         .policy_option("reuse_instances = 3")
         .model("a", "echo", "a", 1.0, &[])
-        .section("[[providers]]\nname = \"echo\"\nkind = \"echo\"\n")
+        .echo()
         .fallback(&["a"]);
     let reused = Proxy::start(&config.toml(), &[]);
     let mut reasons = Vec::new();
@@ -423,7 +411,7 @@ async fn more_decisions_than_pool_slots_wait_for_a_slot_and_never_fail() {
         .policy_headers(&["x-hostile", "x-hostile-arg"])
         .policy_option("max_concurrency = 2")
         .model("a", "echo", "a", 1.0, &[])
-        .section("[[providers]]\nname = \"echo\"\nkind = \"echo\"\n")
+        .echo()
         .fallback(&["a"]);
     let proxy = Proxy::start(&config.toml(), &[]);
     let replies = futures_util::future::join_all((0..24).map(|_| {
@@ -466,7 +454,7 @@ async fn what_a_policy_says_is_escaped_wherever_it_is_written() {
             .admin()
             .policy_headers(&["x-hostile", "x-hostile-arg"])
             .model("a", "echo", "a", 1.0, &[])
-            .section("[[providers]]\nname = \"echo\"\nkind = \"echo\"\n")
+            .echo()
             .fallback(&["a"]);
         let env = [
             ("SWITCHYARD_LOG_FORMAT", format),
@@ -536,7 +524,7 @@ async fn decisions_that_never_found_a_slot_in_time_are_busy_not_timeouts() {
         .policy_headers(&["x-hostile"])
         .policy_option("max_concurrency = 2")
         .model("a", "echo", "a", 1.0, &[])
-        .section("[[providers]]\nname = \"echo\"\nkind = \"echo\"\n")
+        .echo()
         .fallback(&["a"]);
     let proxy = Proxy::start(&config.toml(), &[]);
     for round in 0..3 {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use switchyard_e2e::{Behaviour, ConfigBuilder, MockUpstream, Proxy, policy_wasm, workspace_root};
+use switchyard_e2e::{Behaviour, ConfigBuilder, MockUpstream, Proxy, poll, workspace_root};
 use tokio::sync::Notify;
 
 const PATIENCE: Duration = Duration::from_secs(10);
@@ -14,10 +14,7 @@ async fn events_pass_through_as_they_arrive_and_end_with_done() {
     let mock = MockUpstream::start("streamer").await;
     let gate = Arc::new(Notify::new());
     mock.set(Behaviour::GatedStream(gate.clone()));
-    let config = ConfigBuilder::new(&policy_wasm("scripted_policy"))
-        .provider("p", &mock.url, None)
-        .model("s", "p", "s-up", 1.0, &[])
-        .fallback(&["s"]);
+    let config = ConfigBuilder::scripted(&mock.url, "s");
     let proxy = Proxy::start(&config.toml(), &[]);
 
     let resp = reqwest::Client::new()
@@ -120,11 +117,7 @@ async fn the_default_config_serves_offline_and_routes_two_requests_to_two_models
 /// A proxy in front of one streaming mock, with a short stream idle timeout.
 async fn streamer() -> (MockUpstream, Proxy) {
     let mock = MockUpstream::start("streamer").await;
-    let config = ConfigBuilder::new(&policy_wasm("scripted_policy"))
-        .upstream("stream_idle_timeout_ms = 300")
-        .provider("p", &mock.url, None)
-        .model("s", "p", "s-up", 1.0, &[])
-        .fallback(&["s"]);
+    let config = ConfigBuilder::scripted(&mock.url, "s").upstream("stream_idle_timeout_ms = 300");
     let proxy = Proxy::start(&config.toml(), &[]);
     (mock, proxy)
 }
@@ -211,14 +204,10 @@ async fn a_client_that_goes_away_mid_stream_closes_the_upstream_connection() {
         .unwrap();
     assert_eq!(mock.streams_abandoned(), 0);
     drop(body);
-    let gone = tokio::time::Instant::now();
-    while mock.streams_abandoned() == 0 {
-        assert!(
-            gone.elapsed() < PATIENCE,
-            "the upstream stream is still open"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    poll::until("the upstream stream closed", PATIENCE, async || {
+        (mock.streams_abandoned() > 0).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

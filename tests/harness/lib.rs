@@ -7,6 +7,7 @@
 //! from `plugins/` by `cargo xtask test` ([`policy_wasm`]).
 
 mod mock;
+pub mod poll;
 mod proxy;
 
 use std::path::PathBuf;

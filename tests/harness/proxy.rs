@@ -52,6 +52,38 @@ impl ConfigBuilder {
         }
     }
 
+    /// The preset most tests start from: the scripted policy, one `openai` provider `p` at
+    /// `upstream` (a mock's URL), and one model `model` (`MODEL-up` upstream) that is also the
+    /// test team's fallback route.
+    pub fn scripted(upstream: &str, model: &str) -> Self {
+        Self::new(&crate::policy_wasm("scripted_policy"))
+            .provider("p", upstream, None)
+            .model(model, "p", &format!("{model}-up"), 1.0, &[])
+            .fallback(&[model])
+    }
+
+    /// The built-in `echo` provider, named `echo`.
+    pub fn echo(self) -> Self {
+        self.section("[[providers]]\nname = \"echo\"\nkind = \"echo\"\n")
+    }
+
+    /// A further policy `name` running the component at `wasm`, with raw lines of its table.
+    pub fn policy(self, name: &str, wasm: &Path, lines: &[&str]) -> Self {
+        let lines = lines.join("\n");
+        self.section(&format!(
+            "[[policies]]\nname = {name:?}\npath = {wasm:?}\n{lines}\n"
+        ))
+    }
+
+    /// A further team `name` on policy `policy` whose key is `key`, with raw lines of its table
+    /// (`fallback = [...]`, `on_failure = ...`).
+    pub fn team(self, name: &str, policy: &str, key: &str, lines: &[&str]) -> Self {
+        let lines = lines.join("\n");
+        self.section(&format!(
+            "[[teams]]\nname = {name:?}\npolicy = {policy:?}\nkeys = [{key:?}]\n{lines}\n"
+        ))
+    }
+
     /// An `openai` provider at `url`, with its key in `key_env` if given.
     pub fn provider(mut self, name: &str, url: &str, key_env: Option<&str>) -> Self {
         let key = key_env
@@ -471,25 +503,15 @@ impl Proxy {
 
     /// The first log line containing every one of `needles`, waiting up to `within` for it.
     pub fn log_line_within(&self, needles: &[&str], within: Duration) -> String {
-        let deadline = Instant::now() + within;
-        loop {
-            let found = self
-                .logs
+        let what = format!("a log line with {needles:?}");
+        crate::poll::until_blocking(what, within, || {
+            self.logs
                 .lock()
                 .unwrap()
                 .iter()
                 .find(|l| needles.iter().all(|n| l.contains(n)))
-                .cloned();
-            if let Some(line) = found {
-                return line;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no log line with {needles:?} in:\n{}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+                .cloned()
+        })
     }
 }
 
