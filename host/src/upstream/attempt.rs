@@ -500,77 +500,121 @@ impl Upstreams {
             .headers(http.headers.clone())
             .header(header::CONTENT_TYPE, "application/json")
             .body(body);
-        let translated = http.wire != req.api;
         let exchange = async {
             let response = builder
                 .send()
                 .await
                 .map_err(|e| AttemptError::from_transport(&e, timeout))?;
-            let status = response.status();
-            if fails_over(status) {
-                let retry_after = match status {
-                    StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
-                        retry_after(response.headers())
-                    }
-                    _ => None,
-                };
-                return Err(AttemptError::Status {
-                    status,
-                    retry_after,
-                });
+            if let Some(error) = failover_error(&response) {
+                return Err(error);
             }
-            let mut content_type = response
-                .headers()
-                .get(header::CONTENT_TYPE)
-                .cloned()
-                .unwrap_or(HeaderValue::from_static("application/json"));
-            let (body, usage, stream_end) = if req.stream && status.is_success() {
+            if req.stream && response.status().is_success() {
                 watch.head(Instant::now());
                 let (mut context, end) =
                     self.stream_context(target, request_id, req, http.wire, Some(watch));
                 context.slot = slot;
-                if translated {
-                    content_type = HeaderValue::from_static("text/event-stream");
-                }
-                let body = Body::from_stream(stream::guarded(response.bytes_stream(), context));
-                (body, None, Some(end))
-            } else {
-                let bytes =
-                    response.bytes().await.map_err(|e| {
-                        match AttemptError::from_transport(&e, timeout) {
-                            AttemptError::Transport(cause) | AttemptError::Connect(cause) => {
-                                AttemptError::Body(cause)
-                            }
-                            other => other,
-                        }
-                    })?;
-                let usage = Usage::from_completion(&bytes);
-                let bytes = if !translated {
-                    bytes
-                } else if status.is_success() {
-                    content_type = HeaderValue::from_static("application/json");
-                    translate::answer(http.wire, req.api, &bytes)
-                        .map_err(AttemptError::BadAnswer)?
-                        .into()
-                } else {
-                    content_type = HeaderValue::from_static("application/json");
-                    translate::error_body(req.api, status, &bytes).into()
-                };
-                (Body::from(bytes), usage, None)
-            };
-            Ok(Answer {
-                status,
-                content_type,
-                body,
-                usage,
-                watched: stream_end.is_some(),
-                stream_end,
-            })
+                return Ok(streamed(response, context, end, http.wire != req.api));
+            }
+            read_whole(response, http.wire, req.api, timeout).await
         };
         tokio::time::timeout(timeout, exchange)
             .await
             .unwrap_or(Err(AttemptError::Timeout(timeout)))
     }
+}
+
+/// The failure of an answer whose status fails over to the next target (with the `Retry-After`
+/// of a 429 or 503); `None` for an answer to pass on.
+fn failover_error(response: &reqwest::Response) -> Option<AttemptError> {
+    let status = response.status();
+    if !fails_over(status) {
+        return None;
+    }
+    let retry_after = match status {
+        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
+            retry_after(response.headers())
+        }
+        _ => None,
+    };
+    Some(AttemptError::Status {
+        status,
+        retry_after,
+    })
+}
+
+/// A streamed answer, committed at its head: its events pass through [`stream::guarded`],
+/// translated into the client's API when `translated`.
+fn streamed(
+    response: reqwest::Response,
+    context: StreamContext,
+    end: oneshot::Receiver<StreamSummary>,
+    translated: bool,
+) -> Answer {
+    let content_type = if translated {
+        HeaderValue::from_static("text/event-stream")
+    } else {
+        content_type(&response)
+    };
+    Answer {
+        status: response.status(),
+        content_type,
+        body: Body::from_stream(stream::guarded(response.bytes_stream(), context)),
+        usage: None,
+        stream_end: Some(end),
+        watched: true,
+    }
+}
+
+/// An answer read whole (a body cut off mid-way is a failed attempt), with its usage, in the
+/// client's API: translated from the upstream's when they differ.
+async fn read_whole(
+    response: reqwest::Response,
+    upstream: Wire,
+    client: Wire,
+    timeout: Duration,
+) -> Result<Answer, AttemptError> {
+    let status = response.status();
+    let mut content_type = content_type(&response);
+    let bytes =
+        response
+            .bytes()
+            .await
+            .map_err(|e| match AttemptError::from_transport(&e, timeout) {
+                AttemptError::Transport(cause) | AttemptError::Connect(cause) => {
+                    AttemptError::Body(cause)
+                }
+                other => other,
+            })?;
+    let usage = Usage::from_completion(&bytes);
+    let bytes = if upstream == client {
+        bytes
+    } else {
+        content_type = HeaderValue::from_static("application/json");
+        if status.is_success() {
+            translate::answer(upstream, client, &bytes)
+                .map_err(AttemptError::BadAnswer)?
+                .into()
+        } else {
+            translate::error_body(client, status, &bytes).into()
+        }
+    };
+    Ok(Answer {
+        status,
+        content_type,
+        body: Body::from(bytes),
+        usage,
+        stream_end: None,
+        watched: false,
+    })
+}
+
+/// The answer's content type, JSON when it names none.
+fn content_type(response: &reqwest::Response) -> HeaderValue {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .cloned()
+        .unwrap_or(HeaderValue::from_static("application/json"))
 }
 
 /// The pause a `Retry-After` header asks for: seconds, or an HTTP date.

@@ -36,71 +36,21 @@ pub fn openai_to_anthropic(
         "max_tokens".into(),
         max_tokens.unwrap_or(DEFAULT_MAX_TOKENS).into(),
     );
-    let mut messages = None;
-    let mut tool_choice = None;
-    let mut parallel_tool_calls = true;
+    let mut carried = Carried {
+        messages: None,
+        tool_choice: None,
+        parallel_tool_calls: true,
+    };
     for (key, value) in &request {
-        if value.is_null() {
-            continue;
-        }
-        match key.as_str() {
-            "messages" => messages = Some(value),
-            "model"
-            | "max_tokens"
-            | "max_completion_tokens"
-            | "stream_options"
-            | "store"
-            | "metadata"
-            | "seed"
-            | "service_tier" => {}
-            "temperature" => {
-                let t = number(value, key)?;
-                if !(0.0..=1.0).contains(&t) {
-                    return Err(invalid(
-                        key,
-                        "must be between 0 and 1 for an Anthropic model",
-                    ));
-                }
-                out.insert(key.clone(), value.clone());
-            }
-            "top_p" => {
-                number(value, key)?;
-                out.insert(key.clone(), value.clone());
-            }
-            "stop" => {
-                let stops = match value {
-                    Value::String(_) => vec![value.clone()],
-                    _ => strings(value, key)?,
-                };
-                if !stops.is_empty() {
-                    out.insert("stop_sequences".into(), Value::Array(stops));
-                }
-            }
-            "stream" => {
-                if boolean(value, key)? {
-                    out.insert("stream".into(), true.into());
-                }
-            }
-            "user" => {
-                let user = string(value, key)?;
-                out.insert("metadata".into(), json!({"user_id": user}));
-            }
-            "tools" => {
-                out.insert("tools".into(), tools_to_anthropic(value)?);
-            }
-            "tool_choice" => tool_choice = Some(tool_choice_to_anthropic(value)?),
-            "parallel_tool_calls" => parallel_tool_calls = boolean(value, key)?,
-            "functions" | "function_call" => {
-                return Err(invalid(key, &format!("{TO_ANTHROPIC}: use tools")));
-            }
-            "n" if value.as_u64() == Some(1) => {}
-            "logprobs" if value == false => {}
-            "frequency_penalty" | "presence_penalty" if value.as_f64() == Some(0.0) => {}
-            "response_format" if *value == json!({"type": "text"}) => {}
-            "logit_bias" if value.as_object().is_some_and(Map::is_empty) => {}
-            _ => return Err(invalid(key, TO_ANTHROPIC)),
+        if !value.is_null() {
+            field_to_anthropic(key, value, &mut out, &mut carried)?;
         }
     }
+    let Carried {
+        messages,
+        mut tool_choice,
+        parallel_tool_calls,
+    } = carried;
     if !parallel_tool_calls && out.contains_key("tools") {
         let choice = tool_choice.get_or_insert_with(|| json!({"type": "auto"}));
         if choice["type"] != "none" {
@@ -123,11 +73,103 @@ fn text_block(text: &str) -> Value {
     json!({"type": "text", "text": text})
 }
 
+/// What the top-level fields leave for the end of the translation.
+struct Carried<'a> {
+    messages: Option<&'a Value>,
+    tool_choice: Option<Value>,
+    parallel_tool_calls: bool,
+}
+
+/// One top-level field of an OpenAI request into `out`, or into `carried` when it is needed
+/// later.
+fn field_to_anthropic<'a>(
+    key: &str,
+    value: &'a Value,
+    out: &mut Map<String, Value>,
+    carried: &mut Carried<'a>,
+) -> Result<(), ApiError> {
+    match key {
+        "messages" => carried.messages = Some(value),
+        "model"
+        | "max_tokens"
+        | "max_completion_tokens"
+        | "stream_options"
+        | "store"
+        | "metadata"
+        | "seed"
+        | "service_tier" => {}
+        "temperature" => {
+            let t = number(value, key)?;
+            if !(0.0..=1.0).contains(&t) {
+                return Err(invalid(
+                    key,
+                    "must be between 0 and 1 for an Anthropic model",
+                ));
+            }
+            out.insert(key.into(), value.clone());
+        }
+        "top_p" => {
+            number(value, key)?;
+            out.insert(key.into(), value.clone());
+        }
+        "stop" => {
+            let stops = match value {
+                Value::String(_) => vec![value.clone()],
+                _ => strings(value, key)?,
+            };
+            if !stops.is_empty() {
+                out.insert("stop_sequences".into(), Value::Array(stops));
+            }
+        }
+        "stream" => {
+            if boolean(value, key)? {
+                out.insert("stream".into(), true.into());
+            }
+        }
+        "user" => {
+            let user = string(value, key)?;
+            out.insert("metadata".into(), json!({"user_id": user}));
+        }
+        "tools" => {
+            out.insert("tools".into(), tools_to_anthropic(value)?);
+        }
+        "tool_choice" => carried.tool_choice = Some(tool_choice_to_anthropic(value)?),
+        "parallel_tool_calls" => carried.parallel_tool_calls = boolean(value, key)?,
+        "functions" | "function_call" => {
+            return Err(invalid(key, &format!("{TO_ANTHROPIC}: use tools")));
+        }
+        "n" if value.as_u64() == Some(1) => {}
+        "logprobs" if value == false => {}
+        "frequency_penalty" | "presence_penalty" if value.as_f64() == Some(0.0) => {}
+        "response_format" if *value == json!({"type": "text"}) => {}
+        "logit_bias" if value.as_object().is_some_and(Map::is_empty) => {}
+        _ => return Err(invalid(key, TO_ANTHROPIC)),
+    }
+    Ok(())
+}
+
 /// One message of the Anthropic conversation being built.
 struct Turn {
     role: &'static str,
     /// A string or an array of content blocks.
     content: Value,
+}
+
+impl Turn {
+    /// The Anthropic message; a user turn's tool results come before anything else in it, as
+    /// Anthropic wants.
+    fn into_message(self) -> Value {
+        let content = match self.content {
+            Value::Array(blocks) if self.role == "user" => {
+                let (mut results, rest): (Vec<Value>, Vec<Value>) =
+                    blocks.into_iter().partition(|b| b["type"] == "tool_result");
+                results.extend(rest);
+                Value::Array(results)
+            }
+            content => content,
+        };
+        json!({"role": self.role, "content": content})
+    }
 }
 
 /// A message's content as blocks; empty text says nothing and Anthropic refuses it.
@@ -162,21 +204,7 @@ fn messages_to_anthropic(messages: &Value) -> Result<(Option<Value>, Vec<Value>)
     let mut turns: Vec<Turn> = Vec::new();
     for (i, message) in list.iter().enumerate() {
         let param = format!("messages[{i}]");
-        let fields = object(message, &param)?;
-        for (key, value) in fields {
-            match key.as_str() {
-                "role" | "content" | "name" | "tool_calls" | "tool_call_id" | "refusal"
-                | "annotations" => {}
-                _ if value.is_null() => {}
-                "function_call" => {
-                    return Err(invalid(
-                        &format!("{param}.{key}"),
-                        &format!("{TO_ANTHROPIC}: use tool_calls"),
-                    ));
-                }
-                _ => return Err(invalid(&format!("{param}.{key}"), TO_ANTHROPIC)),
-            }
-        }
+        check_message_fields(message, &param)?;
         let content = message.get("content").filter(|c| !c.is_null());
         match required_string(message, "role", &param)? {
             "system" | "developer" => {
@@ -198,16 +226,7 @@ fn messages_to_anthropic(messages: &Value) -> Result<(Option<Value>, Vec<Value>)
                 let content = assistant_content(message, content, &param)?;
                 push_turn(&mut turns, "assistant", content);
             }
-            "tool" => {
-                let id = required_string(message, "tool_call_id", &param)?;
-                let result = match content {
-                    None => Value::String(String::new()),
-                    Some(Value::String(text)) => text.as_str().into(),
-                    Some(parts) => Value::Array(text_parts(parts, &param)?),
-                };
-                let block = json!({"type": "tool_result", "tool_use_id": id, "content": result});
-                push_turn(&mut turns, "user", Value::Array(vec![block]));
-            }
+            "tool" => push_turn(&mut turns, "user", tool_result(message, content, &param)?),
             "function" => {
                 return Err(invalid(
                     &format!("{param}.role"),
@@ -222,7 +241,45 @@ fn messages_to_anthropic(messages: &Value) -> Result<(Option<Value>, Vec<Value>)
             }
         }
     }
-    let system = match system.as_slice() {
+    let messages = turns.into_iter().map(Turn::into_message).collect();
+    Ok((system_to_anthropic(&system)?, messages))
+}
+
+/// Refuse a message field Anthropic has no counterpart for.
+fn check_message_fields(message: &Value, param: &str) -> Result<(), ApiError> {
+    for (key, value) in object(message, param)? {
+        match key.as_str() {
+            "role" | "content" | "name" | "tool_calls" | "tool_call_id" | "refusal"
+            | "annotations" => {}
+            _ if value.is_null() => {}
+            "function_call" => {
+                return Err(invalid(
+                    &format!("{param}.{key}"),
+                    &format!("{TO_ANTHROPIC}: use tool_calls"),
+                ));
+            }
+            _ => return Err(invalid(&format!("{param}.{key}"), TO_ANTHROPIC)),
+        }
+    }
+    Ok(())
+}
+
+/// An OpenAI tool message as the content of an Anthropic user turn: one `tool_result` block.
+fn tool_result(message: &Value, content: Option<&Value>, param: &str) -> Result<Value, ApiError> {
+    let id = required_string(message, "tool_call_id", param)?;
+    let result = match content {
+        None => Value::String(String::new()),
+        Some(Value::String(text)) => text.as_str().into(),
+        Some(parts) => Value::Array(text_parts(parts, param)?),
+    };
+    let block = json!({"type": "tool_result", "tool_use_id": id, "content": result});
+    Ok(Value::Array(vec![block]))
+}
+
+/// The system and developer messages' contents as Anthropic's top-level `system`: a string for
+/// one string, else text blocks.
+fn system_to_anthropic(contents: &[&Value]) -> Result<Option<Value>, ApiError> {
+    Ok(match contents {
         [] => None,
         [Value::String(text)] => Some(Value::String(text.clone())),
         contents => {
@@ -235,24 +292,7 @@ fn messages_to_anthropic(messages: &Value) -> Result<(Option<Value>, Vec<Value>)
             }
             Some(Value::Array(system_blocks))
         }
-    };
-    let messages = turns
-        .into_iter()
-        .map(|turn| {
-            let content = match turn.content {
-                // Anthropic wants a user turn's tool results before anything else in it.
-                Value::Array(blocks) if turn.role == "user" => {
-                    let (mut results, rest): (Vec<Value>, Vec<Value>) =
-                        blocks.into_iter().partition(|b| b["type"] == "tool_result");
-                    results.extend(rest);
-                    Value::Array(results)
-                }
-                content => content,
-            };
-            json!({"role": turn.role, "content": content})
-        })
-        .collect();
-    Ok((system, messages))
+    })
 }
 
 /// Text-only content parts (of a system or tool message) as Anthropic text blocks.
