@@ -83,17 +83,17 @@ async fn unknown_paths_and_methods_get_errors_in_the_client_apis_shape() {
     let config = ConfigBuilder::scripted(&mock.url, "m");
     let proxy = Proxy::start(&config.toml(), &[]);
     let client = reqwest::Client::new();
-    let openai = [
-        (reqwest::Method::POST, "/v1/responses", 404, "unknown_url"),
-        (reqwest::Method::GET, "/nowhere", 404, "unknown_url"),
-        (
-            reqwest::Method::GET,
-            "/v1/chat/completions",
-            405,
-            "method_not_allowed",
-        ),
+    // (method, path, status, what the body must say): OpenAI's `code`, or under /v1/messages
+    // Anthropic's error `type`.
+    let cases = [
+        ("POST", "/v1/responses", 404, "unknown_url"),
+        ("GET", "/nowhere", 404, "unknown_url"),
+        ("GET", "/v1/chat/completions", 405, "method_not_allowed"),
+        ("POST", "/v1/messages/count_tokens", 404, "not_found_error"),
+        ("GET", "/v1/messages", 405, "invalid_request_error"),
     ];
-    for (method, path, status, code) in openai {
+    for (method, path, status, said) in cases {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let resp = client
             .request(method.clone(), proxy.url(path))
             .send()
@@ -101,37 +101,14 @@ async fn unknown_paths_and_methods_get_errors_in_the_client_apis_shape() {
             .unwrap();
         assert_eq!(resp.status(), status, "{method} {path}");
         let error: serde_json::Value = resp.json().await.unwrap();
-        assert_eq!(error["error"]["code"], code, "{method} {path}: {error}");
-        assert!(
-            error["error"]["message"].as_str().unwrap().contains(path),
-            "{error}"
-        );
-    }
-    // Under /v1/messages, Anthropic's shape.
-    let anthropic = [
-        (
-            reqwest::Method::POST,
-            "/v1/messages/count_tokens",
-            404,
-            "not_found_error",
-        ),
-        (
-            reqwest::Method::GET,
-            "/v1/messages",
-            405,
-            "invalid_request_error",
-        ),
-    ];
-    for (method, path, status, kind) in anthropic {
-        let resp = client
-            .request(method.clone(), proxy.url(path))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), status, "{method} {path}");
-        let error: serde_json::Value = resp.json().await.unwrap();
-        assert_eq!(error["type"], "error", "{error}");
-        assert_eq!(error["error"]["type"], kind, "{method} {path}: {error}");
+        if path.starts_with("/v1/messages") {
+            assert_eq!(error["type"], "error", "{error}");
+            assert_eq!(error["error"]["type"], said, "{method} {path}: {error}");
+        } else {
+            assert_eq!(error["error"]["code"], said, "{method} {path}: {error}");
+        }
+        let message = error["error"]["message"].as_str().unwrap();
+        assert!(message.contains(path), "{error}");
     }
     assert!(mock.received().is_empty());
 }
