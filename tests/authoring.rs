@@ -39,7 +39,7 @@ fn check_describes_a_policy_and_refuses_what_the_proxy_would() {
     let json = switchyard(&["policy", "check", router, "--json"]);
     assert!(json.status.success(), "{}", text(&json.stderr));
     let report = stdout_json(&json);
-    assert_eq!(report["built_against"], "switchyard:policy@0.1.1");
+    assert_eq!(report["built_against"], "switchyard:policy@0.1.2");
     assert_eq!(
         report["exports"],
         serde_json::json!(["decide(req, catalog)"])
@@ -48,7 +48,7 @@ fn check_describes_a_policy_and_refuses_what_the_proxy_would() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|i| i["name"] == "switchyard:policy/host@0.1.1")
+        .find(|i| i["name"] == "switchyard:policy/host@0.1.2")
         .expect("the host interface is imported");
     assert!(
         host["functions"]
@@ -76,7 +76,7 @@ fn check_describes_a_policy_and_refuses_what_the_proxy_would() {
     let plain = text(&plain.stdout);
     assert!(plain.starts_with("ok  "), "{plain}");
     assert!(
-        plain.contains("contract  switchyard:policy@0.1.1"),
+        plain.contains("contract  switchyard:policy@0.1.2"),
         "{plain}"
     );
     assert!(

@@ -212,7 +212,7 @@ fn refused_components() -> Vec<(&'static str, Vec<u8>, &'static str)> {
         (
             "another world",
             component("other_world_policy"),
-            "it does not export the function `decide` of switchyard:policy@0.1.1 (its exports: greet)",
+            "it does not export the function `decide` of switchyard:policy@0.1.2 (its exports: greet)",
         ),
         (
             "wasi:http",
@@ -227,7 +227,7 @@ fn refused_components() -> Vec<(&'static str, Vec<u8>, &'static str)> {
         (
             "a newer contract",
             component("next_version_policy"),
-            "it was built for switchyard:policy@0.2.0; this host supports switchyard:policy@0.1.1",
+            "it was built for switchyard:policy@0.2.0; this host supports switchyard:policy@0.1.2",
         ),
         (
             "a model outside the catalog",

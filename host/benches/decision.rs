@@ -22,8 +22,10 @@ use std::sync::Arc;
 
 use axum::http::HeaderMap;
 use criterion::{Criterion, criterion_group, criterion_main};
-use switchyard::api::{ChatRequest, Wire};
+use switchyard::api::{ClientRequest, Wire};
+use switchyard::config::ModelKind;
 use switchyard::policy::sandbox::{HostData, Sandbox, SandboxLimits};
+use switchyard::policy::wit::Operation;
 use switchyard::policy::wit::PolicyPre;
 use switchyard::policy::{
     DecisionInput, Model, PolicyEngine, PolicySettings, PoolSize, Request, Verdict, decision,
@@ -58,7 +60,7 @@ impl Unlimited {
 
     async fn decide(
         &self,
-        request: Arc<ChatRequest>,
+        request: Arc<ClientRequest>,
         id: Arc<str>,
         view: &Request,
         catalog: &[Model],
@@ -69,6 +71,7 @@ impl Unlimited {
             team: None,
             budget: None,
             live: None,
+            operation: Operation::OpenaiChat,
         };
         let sandbox = Sandbox::new(host, Arc::from("unlimited"), self.limits, Some(0), false);
         let mut store = Store::new(self.pre.engine(), sandbox);
@@ -115,9 +118,10 @@ fn decision(c: &mut Criterion) {
         settings.limits,
     );
     let minimal = load("scripted", "scripted_policy.wasm", settings.clone());
-    let catalog = input::catalog(&config, None);
+    let catalog = input::catalog(&config, None, ModelKind::Chat);
     let body = common::body();
-    let request = Arc::new(ChatRequest::parse(Wire::Openai, body.clone()).expect("request parses"));
+    let request =
+        Arc::new(ClientRequest::parse(Wire::Openai, body.clone()).expect("request parses"));
     let view = input::request_view(&request, "bench", &HeaderMap::new(), &[], Some("t"));
     let id: Arc<str> = Arc::from("bench");
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -138,6 +142,7 @@ fn decision(c: &mut Criterion) {
             team: None,
             budget: None,
             live: None,
+            operation: Operation::OpenaiChat,
         })
     };
     for name in ["cost-router", "reused", "minimal"] {
@@ -151,7 +156,7 @@ fn decision(c: &mut Criterion) {
     let mut group = c.benchmark_group("policy");
     group.bench_function("baseline: parse request (6 messages)", |b| {
         b.iter(|| {
-            ChatRequest::parse(Wire::Openai, std::hint::black_box(body.clone())).expect("parses")
+            ClientRequest::parse(Wire::Openai, std::hint::black_box(body.clone())).expect("parses")
         })
     });
     group.bench_function("decide on a fresh store (6 messages, 8 models)", |b| {
@@ -173,7 +178,7 @@ fn decision(c: &mut Criterion) {
         |b| {
             b.to_async(&runtime).iter(|| async {
                 let request = Arc::new(
-                    ChatRequest::parse(Wire::Openai, body.clone()).expect("request parses"),
+                    ClientRequest::parse(Wire::Openai, body.clone()).expect("request parses"),
                 );
                 let view =
                     input::request_view(&request, "bench", &HeaderMap::new(), &[], Some("t"));
@@ -186,6 +191,7 @@ fn decision(c: &mut Criterion) {
                         team: None,
                         budget: None,
                         live: None,
+                        operation: Operation::OpenaiChat,
                     })
                     .await
                     .expect("decides");
@@ -210,7 +216,7 @@ fn decision(c: &mut Criterion) {
 
     let parse = percentiles(|| {
         let started = std::time::Instant::now();
-        std::hint::black_box(ChatRequest::parse(Wire::Openai, body.clone()).expect("parses"));
+        std::hint::black_box(ClientRequest::parse(Wire::Openai, body.clone()).expect("parses"));
         started.elapsed()
     });
     let timed = |name: &'static str| {

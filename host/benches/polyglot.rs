@@ -16,7 +16,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::http::HeaderMap;
-use switchyard::api::{ChatRequest, Wire};
+use switchyard::api::{ClientRequest, Wire};
+use switchyard::config::ModelKind;
+use switchyard::policy::wit::Operation;
 use switchyard::policy::{
     DecisionFailure, DecisionInput, Model, Policy, PolicyEngine, PolicySettings, PoolSize, Request,
     Verdict, engine, input,
@@ -43,7 +45,7 @@ const POLICIES: [(&str, &str); 3] = [
 
 /// Everything one decision reads.
 struct Inputs {
-    request: Arc<ChatRequest>,
+    request: Arc<ClientRequest>,
     id: Arc<str>,
     view: Request,
     catalog: Vec<Model>,
@@ -60,6 +62,7 @@ impl Inputs {
                 team: None,
                 budget: None,
                 live: None,
+                operation: Operation::OpenaiChat,
             })
             .await
     }
@@ -166,12 +169,12 @@ fn main() {
     let config = common::config("name = \"p\"\npath = \"p.wasm\"\ndeadline_ms = 1000");
     let settings = PolicySettings::from_config(&config.policies[0]);
     let request =
-        Arc::new(ChatRequest::parse(Wire::Openai, common::body()).expect("request parses"));
+        Arc::new(ClientRequest::parse(Wire::Openai, common::body()).expect("request parses"));
     let inputs = Inputs {
         view: input::request_view(&request, "bench", &HeaderMap::new(), &[], Some("t")),
         request,
         id: Arc::from("bench"),
-        catalog: input::catalog(&config, None),
+        catalog: input::catalog(&config, None, ModelKind::Chat),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

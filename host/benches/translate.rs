@@ -11,7 +11,7 @@ use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::json;
 use switchyard::api::translate::{self, StreamTranslator};
-use switchyard::api::{ChatRequest, Wire};
+use switchyard::api::{ClientRequest, Wire};
 
 fn openai_request() -> Bytes {
     let body = json!({
@@ -50,7 +50,7 @@ fn translate(c: &mut Criterion) {
     let mut group = c.benchmark_group("translate");
     group.bench_function("baseline: parse and forward to the same API", |b| {
         b.iter(|| {
-            let req = ChatRequest::parse(Wire::Openai, std::hint::black_box(openai.clone()))
+            let req = ClientRequest::parse(Wire::Openai, std::hint::black_box(openai.clone()))
                 .expect("parses");
             req.body_for(Wire::Openai, "gpt-4o-mini", None)
                 .expect("forwards")
@@ -58,7 +58,7 @@ fn translate(c: &mut Criterion) {
     });
     group.bench_function("parse and translate OpenAI -> Anthropic", |b| {
         b.iter(|| {
-            let req = ChatRequest::parse(Wire::Openai, std::hint::black_box(openai.clone()))
+            let req = ClientRequest::parse(Wire::Openai, std::hint::black_box(openai.clone()))
                 .expect("parses");
             req.body_for(Wire::Anthropic, "claude", None)
                 .expect("translates")
@@ -66,8 +66,9 @@ fn translate(c: &mut Criterion) {
     });
     group.bench_function("parse and translate Anthropic -> OpenAI", |b| {
         b.iter(|| {
-            let req = ChatRequest::parse(Wire::Anthropic, std::hint::black_box(anthropic.clone()))
-                .expect("parses");
+            let req =
+                ClientRequest::parse(Wire::Anthropic, std::hint::black_box(anthropic.clone()))
+                    .expect("parses");
             req.body_for(Wire::Openai, "gpt-4o-mini", None)
                 .expect("translates")
         })

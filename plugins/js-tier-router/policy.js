@@ -9,7 +9,7 @@
 // Every route is the chosen model then the next-cheapest healthy model of the same tier. Any
 // other name is refused with 400. Built with componentize-js; see README.md.
 
-import { log } from 'switchyard:policy/host@0.1.1';
+import { log } from 'switchyard:policy/host@0.1.2';
 
 /** An `auto` prompt above this many estimated tokens needs a reasoning model. */
 const LONG_PROMPT_TOKENS = 2000;

@@ -1,7 +1,7 @@
 //! The fields of an Anthropic Messages request (`POST /v1/messages`) that are Anthropic's own:
 //! the top-level `system` prompt (which the view counts as the first message), messages of
 //! content blocks with `user` and `assistant` roles, and the required `max_tokens`.
-//! Called by [`ChatRequest::parse`](super::ChatRequest::parse); reads the raw values it is given
+//! Called by [`ClientRequest::parse`](super::ClientRequest::parse); reads the raw values it is given
 //! and fills the request's view.
 
 use std::borrow::Cow;
@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::raw::{Ranges, TextAt, content, optional};
-use super::{ApiError, ChatRequest, MessageInfo, Role};
+use super::{ApiError, ClientRequest, MessageInfo, Role};
 
 #[derive(Deserialize)]
 struct MessageWire<'a> {
@@ -21,7 +21,11 @@ struct MessageWire<'a> {
 }
 
 /// Read one top-level field that only Anthropic's API has; others are kept as bytes, unread.
-pub(super) fn field(request: &mut ChatRequest, key: &str, raw: &RawValue) -> Result<(), ApiError> {
+pub(super) fn field(
+    request: &mut ClientRequest,
+    key: &str,
+    raw: &RawValue,
+) -> Result<(), ApiError> {
     if key == "max_tokens" {
         request.max_tokens = optional(raw, key, "a non-negative integer")?;
     }
@@ -31,7 +35,7 @@ pub(super) fn field(request: &mut ChatRequest, key: &str, raw: &RawValue) -> Res
 /// Summarise `system` and the `messages` array; `max_tokens` is required, as Anthropic's API
 /// requires it.
 pub(super) fn messages(
-    request: &mut ChatRequest,
+    request: &mut ClientRequest,
     system: Option<&RawValue>,
     list: &[&RawValue],
     ranges: &Ranges,
@@ -87,8 +91,8 @@ mod tests {
     use super::*;
     use crate::api::Wire;
 
-    fn parse(json: &str) -> Result<ChatRequest, ApiError> {
-        ChatRequest::parse(Wire::Anthropic, Bytes::copy_from_slice(json.as_bytes()))
+    fn parse(json: &str) -> Result<ClientRequest, ApiError> {
+        ClientRequest::parse(Wire::Anthropic, Bytes::copy_from_slice(json.as_bytes()))
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! Client-facing wire formats: what a client sends and how errors look to it.
 //!
-//! This layer turns request bytes of either client API into one compact view ([`ChatRequest`])
+//! This layer turns request bytes of either client API into one compact view ([`ClientRequest`])
 //! that the policy and upstream layers read, without copying prompt text; translates requests,
 //! answers and stream events between the OpenAI and Anthropic formats (`translate`); and shapes
 //! every client-visible error ([`ApiError`]) in the client's own format. It touches nothing but
 //! the bytes it is given.
 
 mod anthropic;
+mod embeddings;
 mod error;
 mod openai;
 mod raw;
@@ -14,5 +15,5 @@ mod request;
 pub mod translate;
 
 pub use error::ApiError;
-pub use request::{ChatRequest, MessageInfo, Role};
+pub use request::{ClientRequest, MessageInfo, Operation, Role};
 pub use translate::Wire;

@@ -1,6 +1,6 @@
 //! The fields of an OpenAI chat-completions request (`POST /v1/chat/completions`) that are
 //! OpenAI's own: its message shape and roles, `stream_options`, the two output-cap fields, and
-//! the legacy `functions`. Called by [`ChatRequest::parse`](super::ChatRequest::parse); reads the
+//! the legacy `functions`. Called by [`ClientRequest::parse`](super::ClientRequest::parse); reads the
 //! raw values it is given and fills the request's view.
 
 use std::borrow::Cow;
@@ -10,7 +10,7 @@ use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 
 use super::raw::{Ranges, TextAt, content, declares_any, optional};
-use super::{ApiError, ChatRequest, MessageInfo, Role};
+use super::{ApiError, ClientRequest, MessageInfo, Role};
 
 #[derive(Deserialize)]
 struct MessageWire<'a> {
@@ -43,7 +43,11 @@ fn role(name: Option<&str>, param: &str) -> Result<Role, ApiError> {
 }
 
 /// Read one top-level field that only OpenAI's API has; others are kept as bytes, unread.
-pub(super) fn field(request: &mut ChatRequest, key: &str, raw: &RawValue) -> Result<(), ApiError> {
+pub(super) fn field(
+    request: &mut ClientRequest,
+    key: &str,
+    raw: &RawValue,
+) -> Result<(), ApiError> {
     match key {
         "stream_options" => {
             #[derive(Deserialize)]
@@ -68,7 +72,7 @@ pub(super) fn field(request: &mut ChatRequest, key: &str, raw: &RawValue) -> Res
 
 /// Summarise the `messages` array.
 pub(super) fn messages(
-    request: &mut ChatRequest,
+    request: &mut ClientRequest,
     list: &[&RawValue],
     ranges: &Ranges,
 ) -> Result<(), ApiError> {

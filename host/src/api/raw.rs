@@ -17,8 +17,10 @@ use super::ApiError;
 pub enum TextAt {
     /// A message object with a `content` field.
     Message(Range<usize>),
-    /// A bare content value (Anthropic's top-level `system`).
+    /// A bare content value (Anthropic's top-level `system`, an embeddings input string).
     Content(Range<usize>),
+    /// Token ids (an embeddings input), no text.
+    Tokens,
 }
 
 /// A JSON string, borrowed from the body when it has no escapes.

@@ -1,11 +1,11 @@
 //! A chat request in either client API: parsed once into a compact view, forwarded as bytes.
 //!
-//! [`ChatRequest::parse`] keeps the body as received and records, for every top-level field and
+//! [`ClientRequest::parse`] keeps the body as received and records, for every top-level field and
 //! every message, the byte range of its JSON value; the fields each API names differently are
 //! read by `openai` and `anthropic`. Message text is never copied: summaries (role, length, image
 //! and tool flags) are computed from strings borrowed from the body, and
-//! [`ChatRequest::message_text`] decodes one message on demand when a policy asks for it.
-//! [`ChatRequest::upstream_body`] rewrites only the fields that change (the model name, an output
+//! [`ClientRequest::message_text`] decodes one message on demand when a policy asks for it.
+//! [`ClientRequest::upstream_body`] rewrites only the fields that change (the model name, an output
 //! cap) and copies every other field's bytes verbatim; when nothing changes it returns the
 //! client's body itself. A request for an upstream of the other API is translated whole
 //! (`translate`), which is the one place that re-serialises a prompt.
@@ -18,7 +18,7 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::raw::{Ranges, TextAt, content, declares_any, optional, value};
-use super::{ApiError, Wire, anthropic, openai, translate};
+use super::{ApiError, Wire, anthropic, embeddings, openai, translate};
 
 /// Author of a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +30,15 @@ pub enum Role {
     Tool,
     /// The legacy name for a tool result.
     Function,
+}
+
+/// What a client asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// A chat completion (OpenAI) or a message (Anthropic).
+    Chat,
+    /// Embeddings of its inputs (OpenAI).
+    Embeddings,
 }
 
 /// What is known about a message without keeping its text.
@@ -48,11 +57,14 @@ struct Field {
     value: Range<usize>,
 }
 
-/// A parsed chat request body.
+/// A parsed request body: a chat request, or an embeddings request whose inputs are its
+/// messages.
 #[derive(Debug)]
-pub struct ChatRequest {
+pub struct ClientRequest {
     /// The API the client spoke.
     pub api: Wire,
+    /// What it asks for.
+    pub operation: Operation,
     pub(super) body: Bytes,
     fields: Vec<Field>,
     pub(super) texts: Vec<TextAt>,
@@ -97,6 +109,18 @@ impl<'de> Deserialize<'de> for TopLevel<'de> {
     }
 }
 
+/// The body's top-level object, or a 400 saying what is wrong with it.
+fn top_level(body: &[u8]) -> Result<TopLevel<'_>, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        let detail = if e.is_syntax() || e.is_eof() {
+            format!("the body is not valid JSON: {e}")
+        } else {
+            "the body must be a JSON object".to_string()
+        };
+        ApiError::invalid(None, detail)
+    })
+}
+
 /// A message object's `content`, borrowed.
 #[derive(Deserialize)]
 struct ContentOf<'a> {
@@ -104,22 +128,14 @@ struct ContentOf<'a> {
     content: Option<&'a RawValue>,
 }
 
-impl ChatRequest {
-    /// Parse and check a request body of `api`; errors name the offending field.
-    pub fn parse(api: Wire, body: Bytes) -> Result<ChatRequest, ApiError> {
-        let top: TopLevel<'_> = serde_json::from_slice(&body).map_err(|e| {
-            let detail = if e.is_syntax() || e.is_eof() {
-                format!("the body is not valid JSON: {e}")
-            } else {
-                "the body must be a JSON object".to_string()
-            };
-            ApiError::invalid(None, detail)
-        })?;
-        let ranges = Ranges::within(&body);
-        let mut request = ChatRequest {
+impl ClientRequest {
+    /// A request of `api` asking for `operation`, holding `body`, with nothing read yet.
+    fn unread(api: Wire, operation: Operation, body: Bytes, fields: usize) -> Self {
+        ClientRequest {
             api,
-            body: body.clone(),
-            fields: Vec::with_capacity(top.0.len()),
+            operation,
+            body,
+            fields: Vec::with_capacity(fields),
             texts: Vec::new(),
             messages: Vec::new(),
             model: None,
@@ -129,17 +145,19 @@ impl ChatRequest {
             temperature: None,
             has_tools: false,
             metadata: Vec::new(),
-        };
+        }
+    }
+
+    /// Parse and check a chat request body of `api`; errors name the offending field.
+    pub fn parse(api: Wire, body: Bytes) -> Result<ClientRequest, ApiError> {
+        let top = top_level(&body)?;
+        let ranges = Ranges::within(&body);
+        let mut request = ClientRequest::unread(api, Operation::Chat, body.clone(), top.0.len());
         // Anthropic's system prompt is a message, the first one, wherever the field appears.
         let mut system = None;
         let mut messages = Vec::new();
         for (key, raw) in top.0 {
-            if request.fields.iter().any(|f| f.key == *key) {
-                return Err(ApiError::invalid(
-                    Some(&key),
-                    format!("`{key}` appears more than once"),
-                ));
-            }
+            request.no_repeat(&key)?;
             match key.as_str() {
                 "model" => request.model = optional(raw, "model", "a string")?,
                 "stream" => request.stream = optional(raw, "stream", "a boolean")?.unwrap_or(false),
@@ -188,11 +206,59 @@ impl ChatRequest {
         Ok(request)
     }
 
-    /// Estimated prompt tokens: about four characters a token, plus a few per message.
+    /// Parse and check an embeddings request body (OpenAI's); errors name the offending field.
+    pub fn parse_embeddings(body: Bytes) -> Result<ClientRequest, ApiError> {
+        let top = top_level(&body)?;
+        let ranges = Ranges::within(&body);
+        let mut request = ClientRequest::unread(
+            Wire::Openai,
+            Operation::Embeddings,
+            body.clone(),
+            top.0.len(),
+        );
+        for (key, raw) in top.0 {
+            request.no_repeat(&key)?;
+            match key.as_str() {
+                "model" => request.model = optional(raw, "model", "a string")?,
+                _ => embeddings::field(&mut request, &key, raw, &ranges)?,
+            }
+            request.fields.push(Field {
+                key,
+                value: ranges.of(raw),
+            });
+        }
+        if request.messages.is_empty() {
+            return Err(ApiError::invalid(Some("input"), "`input` is required"));
+        }
+        Ok(request)
+    }
+
+    /// A 400 when `key` was read already: a field may appear once.
+    fn no_repeat(&self, key: &str) -> Result<(), ApiError> {
+        if self.fields.iter().any(|f| f.key == key) {
+            return Err(ApiError::invalid(
+                Some(key),
+                format!("`{key}` appears more than once"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Estimated prompt tokens: about four characters a token, plus a few per chat message.
     pub fn estimated_input_tokens(&self) -> u32 {
         let chars: u64 = self.messages.iter().map(|m| u64::from(m.chars)).sum();
-        let tokens = chars.div_ceil(4) + 4 * self.messages.len() as u64;
+        let per_message = match self.operation {
+            Operation::Chat => 4,
+            Operation::Embeddings => 0,
+        };
+        let tokens = chars.div_ceil(4) + per_message * self.messages.len() as u64;
         u32::try_from(tokens).unwrap_or(u32::MAX)
+    }
+
+    /// The raw JSON of the client's top-level field `key`, when it sent one.
+    pub fn field(&self, key: &str) -> Option<&[u8]> {
+        let field = self.fields.iter().find(|f| f.key == key)?;
+        Some(&self.body[field.value.clone()])
     }
 
     /// Whether any message carries an image.
@@ -205,6 +271,7 @@ impl ChatRequest {
         let (range, bare) = match self.texts.get(index)? {
             TextAt::Message(range) => (range.clone(), false),
             TextAt::Content(range) => (range.clone(), true),
+            TextAt::Tokens => return None,
         };
         let raw: &RawValue = serde_json::from_slice(&self.body[range]).ok()?;
         let value = if bare {
@@ -259,7 +326,7 @@ impl ChatRequest {
     }
 
     /// The body for an upstream speaking `wire`, naming `model`, with an optional lower output
-    /// cap: the client's bytes rewritten ([`ChatRequest::upstream_body`]) for the client's own
+    /// cap: the client's bytes rewritten ([`ClientRequest::upstream_body`]) for the client's own
     /// API, a translation for the other one. A request the other API cannot express is a 400.
     pub fn body_for(&self, wire: Wire, model: &str, cap: Option<u32>) -> Result<Bytes, ApiError> {
         if wire == self.api {
@@ -279,7 +346,7 @@ impl ChatRequest {
     /// OpenAI's reasoning models require) when the client sent none. A streamed request whose
     /// client did not ask for usage gets `"include_usage": true` in its `stream_options` (added,
     /// or set in the client's object), so that usage can be counted
-    /// ([`ChatRequest::asks_stream_usage`]).
+    /// ([`ClientRequest::asks_stream_usage`]).
     pub fn upstream_body(&self, model: &str, max_tokens: Option<u32>) -> Bytes {
         let cap = max_tokens.filter(|m| self.max_tokens.is_none_or(|c| *m < c));
         let ask_usage = self.asks_stream_usage();
@@ -344,8 +411,8 @@ mod tests {
     use super::*;
     use crate::api::Wire;
 
-    fn parse(json: &str) -> Result<ChatRequest, ApiError> {
-        ChatRequest::parse(Wire::Openai, Bytes::copy_from_slice(json.as_bytes()))
+    fn parse(json: &str) -> Result<ClientRequest, ApiError> {
+        ClientRequest::parse(Wire::Openai, Bytes::copy_from_slice(json.as_bytes()))
     }
 
     #[test]

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use super::CatalogSource;
-use crate::api::ChatRequest;
+use crate::api::ClientRequest;
 use crate::policy::cases::{Case, Expect};
 use crate::policy::json::DecisionJson;
 use crate::policy::{DecisionInput, Policy, input};
@@ -90,7 +90,7 @@ async fn run_one(
     };
     let allowed = &policy.settings().headers;
     let prepared = (|| {
-        let request = ChatRequest::parse(case.wire(), Bytes::from(case.request.to_string()))
+        let request = ClientRequest::parse(case.wire(), Bytes::from(case.request.to_string()))
             .map_err(|e| format!("the case's request is not valid: {}", e.message))?;
         let headers = case.header_map()?;
         if let Some(name) = headers
@@ -123,6 +123,7 @@ async fn run_one(
         &policy.settings().headers,
         team,
     );
+    let operation = input::operation(&request);
     let (outcome, trace) = policy
         .decide_traced(DecisionInput {
             request,
@@ -132,6 +133,7 @@ async fn run_one(
             team: team.map(Arc::from),
             budget: case.budget(),
             live: case.live(),
+            operation,
         })
         .await;
     result.elapsed_ms = trace.elapsed.as_secs_f64() * 1000.0;

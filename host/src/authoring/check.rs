@@ -84,7 +84,7 @@ fn grants(name: &str) -> &'static str {
     match path {
         "switchyard:policy/host" => {
             "log lines (capped), message text (capped at max_message_chars), team budget, \
-             time to first token"
+             time to first token, the request's operation"
         }
         "switchyard:policy/types" => "types only",
         "wasi:random/random" | "wasi:random/insecure" | "wasi:random/insecure-seed" => {
@@ -111,7 +111,7 @@ mod tests {
 
     #[test]
     fn every_kind_of_import_says_what_it_grants() {
-        assert!(grants("switchyard:policy/host@0.1.1").contains("message text"));
+        assert!(grants("switchyard:policy/host@0.1.2").contains("message text"));
         assert_eq!(
             grants("wasi:sockets/tcp@0.2.6"),
             "nothing: every address is denied"

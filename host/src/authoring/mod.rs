@@ -16,7 +16,7 @@ pub mod scaffold;
 
 use std::path::{Path, PathBuf};
 
-use crate::config::{Config, EngineConfig, Env, PolicyConfig, compile_cache_dir};
+use crate::config::{Config, EngineConfig, Env, ModelKind, PolicyConfig, compile_cache_dir};
 use crate::policy::json::ModelJson;
 use crate::policy::{LoadError, Model, Policy, PolicyEngine, PolicySettings, PoolSize, input};
 
@@ -73,7 +73,7 @@ impl CatalogSource {
                 Ok(models.into_iter().map(Model::from).collect())
             }
             Self::Config(config) => match team {
-                None => Ok(input::catalog(config, None)),
+                None => Ok(input::catalog(config, None, ModelKind::Chat)),
                 Some(name) => {
                     let team = config
                         .teams
@@ -82,7 +82,11 @@ impl CatalogSource {
                         .ok_or_else(|| {
                             ToolError::Input(format!("the config has no team `{name}`"))
                         })?;
-                    Ok(input::catalog(config, team.models.as_deref()))
+                    Ok(input::catalog(
+                        config,
+                        team.models.as_deref(),
+                        ModelKind::Chat,
+                    ))
                 }
             },
         }

@@ -171,6 +171,7 @@ async fn decide(policy: &Policy, record: &DecisionRecord) -> DecisionJson {
             team: Some(record.team.as_str().into()),
             budget: record.budget.map(Budget::from),
             live: Some(live),
+            operation: record.request.operation(),
         })
         .await;
     DecisionJson::of(&outcome)

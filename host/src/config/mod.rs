@@ -28,7 +28,7 @@ pub use team::{
     AuthConfig, BudgetConfig, FailureMode, OverBudget, RateLimitConfig, TeamConfig, parse_digest,
     sha256,
 };
-pub use upstream::{ModelConfig, ProviderConfig, ProviderKind, UpstreamConfig};
+pub use upstream::{ModelConfig, ModelKind, ProviderConfig, ProviderKind, UpstreamConfig};
 
 /// A configuration problem, always naming the file and, where it applies, the field.
 #[derive(Debug, thiserror::Error)]

@@ -149,6 +149,21 @@ pub struct ModelConfig {
     /// Capabilities a policy can select on, e.g. `cheap`, `reasoning`, `vision`, `tools`.
     #[serde(default)]
     pub tags: Vec<String>,
+    /// What it serves: `chat` (chat completions and Messages, the default) or `embeddings`. A
+    /// policy deciding a request sees only the models of the request's kind.
+    #[serde(default)]
+    pub kind: ModelKind,
+}
+
+/// What a model serves.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModelKind {
+    /// Chat completions, Anthropic Messages (and the Responses API).
+    #[default]
+    Chat,
+    /// Embeddings.
+    Embeddings,
 }
 
 impl ModelConfig {

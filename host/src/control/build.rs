@@ -20,7 +20,7 @@ use super::budget::{Budget, Ledger};
 use super::rate::RateLimit;
 use super::{Snapshot, StartError, Team};
 use crate::auth::Keys;
-use crate::config::{Config, Env, PolicyConfig, hex};
+use crate::config::{Config, Env, ModelKind, PolicyConfig, hex};
 use crate::policy::canary::{self, Audience};
 use crate::policy::{
     LoadError, Model, PlannedTarget, Policy, PolicyEngine, PolicySettings, PolicySlot, cases, input,
@@ -45,6 +45,8 @@ pub(super) struct Plan {
     upstreams: Upstreams,
     /// Per team, in config order.
     catalogs: Vec<Vec<Model>>,
+    /// Per team, its embedding models.
+    embedding_catalogs: Vec<Vec<Model>>,
     policies: Vec<PlannedPolicy>,
     /// What each team of the live snapshot has spent, by team name.
     ledgers: HashMap<String, Arc<Ledger>>,
@@ -64,9 +66,14 @@ pub(super) async fn plan(
     let catalogs: Vec<Vec<Model>> = config
         .teams
         .iter()
-        .map(|team| input::catalog(&config, team.models.as_deref()))
+        .map(|team| input::catalog(&config, team.models.as_deref(), ModelKind::Chat))
         .collect();
-    let full_catalog = input::catalog(&config, None);
+    let embedding_catalogs: Vec<Vec<Model>> = config
+        .teams
+        .iter()
+        .map(|team| input::catalog(&config, team.models.as_deref(), ModelKind::Embeddings))
+        .collect();
+    let full_catalog = input::catalog(&config, None, ModelKind::Chat);
     let mut policies = Vec::with_capacity(config.policies.len());
     for policy in &config.policies {
         let teams = config.teams.iter().zip(&catalogs);
@@ -100,6 +107,7 @@ pub(super) async fn plan(
         config,
         upstreams,
         catalogs,
+        embedding_catalogs,
         policies,
         ledgers,
         rates,
@@ -268,11 +276,12 @@ impl Plan {
             .config
             .teams
             .iter()
-            .zip(self.catalogs)
-            .map(|(team, catalog)| Team {
+            .zip(self.catalogs.into_iter().zip(self.embedding_catalogs))
+            .map(|(team, (catalog, embedding_catalog))| Team {
                 name: team.name.as_str().into(),
                 policy: slots[&team.policy].clone(),
                 catalog,
+                embedding_catalog,
                 fallback: team
                     .fallback
                     .iter()

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use super::build::{self, audiences};
 use super::{App, StartError};
-use crate::config::hex;
+use crate::config::{ModelKind, hex};
 use crate::policy::registry::NoPrevious;
 use crate::policy::{LoadError, Policy, PolicySettings, PolicySlot, input};
 
@@ -199,7 +199,7 @@ impl App {
         let settings = PolicySettings::from_config(&config);
         let version = build::prepare(&self.engine, &config.name, bytes, settings, origin).await?;
         let snapshot = self.snapshot();
-        let full_catalog = input::catalog(&snapshot.config, None);
+        let full_catalog = input::catalog(&snapshot.config, None, ModelKind::Chat);
         let teams = snapshot
             .teams
             .iter()

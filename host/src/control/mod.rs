@@ -31,6 +31,7 @@ pub use budget::{Budget, BudgetStatus};
 pub use lifecycle::{ChangeError, Changed, ReloadSummary};
 pub use rate::{Admission, Limited, RateLimit};
 
+use crate::api::Operation;
 use crate::auth::{AuthError, Keys};
 use crate::config::{Config, ConfigError, Env, FailureMode};
 use crate::policy::{self, LiveView, Model, PlannedTarget, PolicyEngine, PolicySlot, PoolSize};
@@ -80,8 +81,10 @@ pub struct Team {
     pub name: Arc<str>,
     /// The slot of the team's policy.
     pub policy: Arc<PolicySlot>,
-    /// The models the team may use, as its policy sees them.
+    /// The chat models the team may use, as its policy sees them for a chat request.
     pub catalog: Vec<Model>,
+    /// The embedding models the team may use, as its policy sees them for an embeddings request.
+    pub embedding_catalog: Vec<Model>,
     /// The static route used when the policy fails.
     pub fallback: Vec<PlannedTarget>,
     pub on_failure: FailureMode,
@@ -92,9 +95,22 @@ pub struct Team {
 }
 
 impl Team {
-    /// The team's catalog entry for `id`, if the team may use that model.
-    pub fn model(&self, id: &str) -> Option<&Model> {
-        self.catalog.iter().find(|m| m.id == id)
+    /// The models a policy deciding a request for `operation` sees.
+    pub fn catalog_for(&self, operation: Operation) -> &[Model] {
+        match operation {
+            Operation::Chat => &self.catalog,
+            Operation::Embeddings => &self.embedding_catalog,
+        }
+    }
+
+    /// The team's catalog entry for `id`, if the team may use that model for `operation`.
+    pub fn model(&self, id: &str, operation: Operation) -> Option<&Model> {
+        self.catalog_for(operation).iter().find(|m| m.id == id)
+    }
+
+    /// Every model the team may use, chat models first.
+    pub fn models(&self) -> impl Iterator<Item = &Model> {
+        self.catalog.iter().chain(&self.embedding_catalog)
     }
 }
 
@@ -113,7 +129,7 @@ pub struct Snapshot {
 impl LiveView for Snapshot {
     fn first_token_ms(&self, team: &str, model: &str) -> Option<f32> {
         let team = self.teams.iter().find(|t| &*t.name == team)?;
-        let model = team.model(model)?;
+        let model = team.model(model, Operation::Chat)?;
         self.upstreams.health.model(&model.id)?.first_token_ms()
     }
 }

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use super::cases::Case;
 use super::wit::Budget;
 use super::{DecisionInput, LoadError, Model, Policy, input};
-use crate::api::{ChatRequest, Wire};
+use crate::api::{ClientRequest, Wire};
 
 /// Who a version will serve: one team (or no team, when none is bound yet) and its catalog.
 #[derive(Debug, Clone, Copy)]
@@ -164,7 +164,7 @@ async fn decide(
     headers: &HeaderMap,
     case: Option<&Case>,
 ) -> Result<(), String> {
-    let request = ChatRequest::parse(sample.wire, Bytes::from(sample.body.to_string()))
+    let request = ClientRequest::parse(sample.wire, Bytes::from(sample.body.to_string()))
         .map_err(|e| format!("the request is not valid: {}", e.message))?;
     let catalog = match case {
         Some(case) => case.catalog(audience.catalog)?,
@@ -179,6 +179,7 @@ async fn decide(
         &policy.settings().headers,
         audience.team,
     );
+    let operation = input::operation(&request);
     let verdict = policy
         .decide(DecisionInput {
             request,
@@ -188,6 +189,7 @@ async fn decide(
             team: audience.team.map(Arc::from),
             budget: sample.budget,
             live: case.and_then(Case::live),
+            operation,
         })
         .await
         .map_err(|failure| failure.to_string())?;

@@ -7,13 +7,13 @@
 
 use axum::http::HeaderMap;
 
-use super::wit::{ClientApi, MessageSummary, Model, ModelHealth, Pair, Request, Role};
-use crate::api::{self, ChatRequest, Wire};
-use crate::config::Config;
+use super::wit::{self, ClientApi, MessageSummary, Model, ModelHealth, Pair, Request, Role};
+use crate::api::{self, ClientRequest, Operation, Wire};
+use crate::config::{Config, ModelKind};
 
 /// The request view handed to `decide`.
 pub fn request_view(
-    req: &ChatRequest,
+    req: &ClientRequest,
     id: &str,
     headers: &HeaderMap,
     allowed: &[String],
@@ -70,13 +70,22 @@ pub fn request_view(
     }
 }
 
-/// The catalog as a policy sees it: the models `allowed` (every model when `None`), in config
-/// order.
-pub fn catalog(config: &Config, allowed: Option<&[String]>) -> Vec<Model> {
+/// What `req` asks for, as `host.request-operation` tells a policy.
+pub fn operation(req: &ClientRequest) -> wit::Operation {
+    match (req.api, req.operation) {
+        (_, Operation::Embeddings) => wit::Operation::OpenaiEmbeddings,
+        (Wire::Openai, Operation::Chat) => wit::Operation::OpenaiChat,
+        (Wire::Anthropic, Operation::Chat) => wit::Operation::AnthropicMessages,
+    }
+}
+
+/// The catalog as a policy sees it: the models of `kind` among those `allowed` (every model when
+/// `None`), in config order.
+pub fn catalog(config: &Config, allowed: Option<&[String]>, kind: ModelKind) -> Vec<Model> {
     config
         .models
         .iter()
-        .filter(|m| allowed.is_none_or(|ids| ids.contains(&m.id)))
+        .filter(|m| m.kind == kind && allowed.is_none_or(|ids| ids.contains(&m.id)))
         .map(|m| Model {
             id: m.id.clone(),
             provider: m.provider.clone(),

@@ -13,7 +13,7 @@ use wasmtime::component::types::ComponentItem;
 use super::LoadError;
 
 /// The contract this host implements.
-pub const WORLD: &str = "switchyard:policy@0.1.1";
+pub const WORLD: &str = "switchyard:policy@0.1.2";
 
 /// WASI 0.2 packages the host links (granting nothing through them; see `sandbox`).
 const WASI_PACKAGES: &[&str] = &[

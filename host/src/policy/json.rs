@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::wit::{Budget, ClientApi, MessageSummary, ModelHealth, Pair, Request, Role};
+use super::wit::{Budget, ClientApi, MessageSummary, ModelHealth, Operation, Pair, Request, Role};
 use super::{DecisionFailure, Model, Verdict, input};
 
 /// A catalog model, as catalog files (`--catalog`) and decision records hold it.
@@ -173,6 +173,10 @@ impl From<&Budget> for BudgetJson {
 pub struct RequestJson {
     pub id: String,
     pub api: ApiJson,
+    /// What `host.request-operation` answered; records made before it existed have none, and
+    /// their operation follows from `api`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<OperationJson>,
     pub requested_model: Option<String>,
     pub team: Option<String>,
     pub messages: Vec<MessageJson>,
@@ -198,6 +202,27 @@ pub enum ApiJson {
     /// Anthropic `POST /v1/messages`.
     #[serde(alias = "anthropic")]
     AnthropicMessages,
+}
+
+/// What a request asks for, and in which client API (`host.request-operation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OperationJson {
+    OpenaiChat,
+    AnthropicMessages,
+    OpenaiResponses,
+    OpenaiEmbeddings,
+}
+
+impl RequestJson {
+    /// The operation the policy was told, or the one `api` implies for older records.
+    pub fn operation(&self) -> Operation {
+        match (self.operation, self.api) {
+            (Some(operation), _) => operation.into(),
+            (None, ApiJson::OpenaiChat) => Operation::OpenaiChat,
+            (None, ApiJson::AnthropicMessages) => Operation::AnthropicMessages,
+        }
+    }
 }
 
 /// One message's summary.
@@ -242,6 +267,7 @@ macro_rules! both_ways {
 }
 
 both_ways!(ClientApi <-> ApiJson: OpenaiChat, AnthropicMessages);
+both_ways!(Operation <-> OperationJson: OpenaiChat, AnthropicMessages, OpenaiResponses, OpenaiEmbeddings);
 both_ways!(Role <-> RoleJson: System, Developer, User, Assistant, Tool);
 
 impl From<&Request> for RequestJson {
@@ -255,6 +281,7 @@ impl From<&Request> for RequestJson {
         Self {
             id: r.id.clone(),
             api: r.api.into(),
+            operation: None,
             requested_model: r.requested_model.clone(),
             team: r.team.clone(),
             messages: r

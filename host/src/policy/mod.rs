@@ -221,6 +221,8 @@ pub struct DecisionInput<'a> {
     pub budget: Option<wit::Budget>,
     /// For `host.first-token-ms`; `None` answers `none` for every model.
     pub live: Option<Arc<dyn LiveView>>,
+    /// For `host.request-operation`.
+    pub operation: wit::Operation,
 }
 
 impl Policy {
@@ -345,6 +347,7 @@ impl Policy {
             team: input.team,
             budget: input.budget,
             live: input.live,
+            operation: input.operation,
         };
         let reuse = self.settings.reuse_instances > 0 && !traced;
         let warm = if reuse {

@@ -29,7 +29,7 @@ use super::LiveView;
 use super::output::{self, CapturedOutput};
 use super::untrusted;
 use super::wit::{self, LogLevel};
-use crate::api::ChatRequest;
+use crate::api::ClientRequest;
 
 /// Longest log line kept of what a policy writes; longer ones are cut.
 const MAX_LOG_LINE: usize = 1024;
@@ -76,9 +76,9 @@ pub trait MessageSource: Send + Sync {
     fn message_text(&self, index: usize, max_chars: usize) -> Option<String>;
 }
 
-impl MessageSource for ChatRequest {
+impl MessageSource for ClientRequest {
     fn message_text(&self, index: usize, max_chars: usize) -> Option<String> {
-        ChatRequest::message_text(self, index, max_chars)
+        ClientRequest::message_text(self, index, max_chars)
     }
 }
 
@@ -110,6 +110,8 @@ pub struct HostData {
     pub budget: Option<wit::Budget>,
     /// Live figures (`first-token-ms`).
     pub live: Option<Arc<dyn LiveView>>,
+    /// What the request asks for (`request-operation`).
+    pub operation: wit::Operation,
 }
 
 /// The data of one decision's store.
@@ -356,5 +358,9 @@ impl wit::switchyard::policy::host::Host for Sandbox {
         // own catalog.
         let team = self.host.team.as_deref().unwrap_or_default();
         self.host.live.as_ref()?.first_token_ms(team, &model)
+    }
+
+    fn request_operation(&mut self) -> wit::Operation {
+        self.host.operation
     }
 }

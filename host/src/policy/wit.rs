@@ -9,5 +9,5 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use self::switchyard::policy::host::{Budget, LogLevel};
+pub use self::switchyard::policy::host::{Budget, LogLevel, Operation};
 pub use self::switchyard::policy::types::{ClientApi, MessageSummary, ModelHealth, Pair, Role};

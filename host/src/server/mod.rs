@@ -27,6 +27,7 @@ pub fn router(gate: Arc<Gate>, max_body_bytes: usize) -> Router {
     let mut router = Router::new()
         .route("/v1/chat/completions", post(routes::chat_completions))
         .route("/v1/messages", post(routes::messages))
+        .route("/v1/embeddings", post(routes::embeddings))
         .route("/v1/models", get(routes::models))
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz));

@@ -13,7 +13,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use super::gate::Gate;
 use super::pipeline::{self, RequestError, Routing};
-use crate::api::{ApiError, Wire};
+use crate::api::{ApiError, Operation, Wire};
 use crate::auth::AuthError;
 
 /// `POST /v1/chat/completions`, OpenAI's API.
@@ -22,7 +22,7 @@ pub async fn chat_completions(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    chat(&gate, Wire::Openai, headers, body).await
+    proxied(&gate, (Wire::Openai, Operation::Chat), headers, body).await
 }
 
 /// `POST /v1/messages`, Anthropic's API.
@@ -31,18 +31,28 @@ pub async fn messages(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    chat(&gate, Wire::Anthropic, headers, body).await
+    proxied(&gate, (Wire::Anthropic, Operation::Chat), headers, body).await
 }
 
-async fn chat(
+/// `POST /v1/embeddings`, OpenAI's API.
+pub async fn embeddings(
+    State(gate): State<Arc<Gate>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    proxied(&gate, (Wire::Openai, Operation::Embeddings), headers, body).await
+}
+
+/// A request the policy routes to a model, through the request path.
+async fn proxied(
     gate: &Gate,
-    wire: Wire,
+    api: (Wire, Operation),
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     match gate.app() {
-        Some(app) => pipeline::handle(app, &gate.tasks, wire, headers, body).await,
-        None => RequestError::NotReady.into_response(wire, &Routing::default()),
+        Some(app) => pipeline::handle(app, &gate.tasks, api, headers, body).await,
+        None => RequestError::NotReady.into_response(api.0, &Routing::default()),
     }
 }
 
@@ -97,8 +107,7 @@ pub async fn models(State(gate): State<Arc<Gate>>, headers: HeaderMap) -> Respon
         Err(e) => return unauthenticated(e, wire),
     };
     let data: Vec<serde_json::Value> = team
-        .catalog
-        .iter()
+        .models()
         .map(|m| match wire {
             Wire::Anthropic => serde_json::json!({
                 "type": "model",
@@ -120,8 +129,8 @@ pub async fn models(State(gate): State<Arc<Gate>>, headers: HeaderMap) -> Respon
         Wire::Anthropic => serde_json::json!({
             "data": data,
             "has_more": false,
-            "first_id": team.catalog.first().map(|m| &m.id),
-            "last_id": team.catalog.last().map(|m| &m.id),
+            "first_id": team.models().next().map(|m| &m.id),
+            "last_id": team.models().last().map(|m| &m.id),
         }),
         Wire::Openai => serde_json::json!({"object": "list", "data": data}),
     };

@@ -30,7 +30,7 @@ use super::stream::{self, StreamContext, StreamSummary, UsageEvent};
 use super::usage::{Prices, Usage};
 use super::{ModelRoute, Upstreams};
 use crate::api::translate;
-use crate::api::{ApiError, ChatRequest, Wire};
+use crate::api::{ApiError, ClientRequest, Operation, Wire};
 use crate::policy::PlannedTarget;
 use crate::telemetry::otel;
 
@@ -311,7 +311,7 @@ impl Upstreams {
     pub async fn serve(
         &self,
         targets: &[PlannedTarget],
-        req: &ChatRequest,
+        req: &ClientRequest,
         request_id: &Arc<str>,
     ) -> Result<Served, UpstreamError> {
         let deadline = Instant::now() + self.request_timeout;
@@ -381,7 +381,7 @@ impl Upstreams {
     async fn try_target(
         &self,
         target: &PlannedTarget,
-        req: &ChatRequest,
+        req: &ClientRequest,
         request_id: &Arc<str>,
         left: Duration,
         started: Instant,
@@ -443,7 +443,7 @@ impl Upstreams {
         &self,
         target: &PlannedTarget,
         request_id: &Arc<str>,
-        req: &ChatRequest,
+        req: &ClientRequest,
         upstream: Wire,
         watch: Option<StreamWatch>,
     ) -> (StreamContext, oneshot::Receiver<StreamSummary>) {
@@ -475,7 +475,7 @@ impl Upstreams {
         &self,
         route: &ModelRoute,
         target: &PlannedTarget,
-        req: &ChatRequest,
+        req: &ClientRequest,
         request_id: &Arc<str>,
         outgoing: Outgoing,
     ) -> Result<Answer, AttemptError> {
@@ -630,9 +630,20 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 /// The `echo` provider's answer, in the client's API.
 fn echo_answer(
     model: &str,
-    req: &ChatRequest,
+    req: &ClientRequest,
     (context, end): (StreamContext, oneshot::Receiver<StreamSummary>),
 ) -> Result<Answer, AttemptError> {
+    if req.operation == Operation::Embeddings {
+        let body = echo::embeddings(model, req);
+        return Ok(Answer {
+            status: StatusCode::OK,
+            content_type: HeaderValue::from_static("application/json"),
+            usage: Usage::from_completion(&body),
+            body: Body::from(body),
+            stream_end: None,
+            watched: false,
+        });
+    }
     Ok(if req.stream {
         let events = echo::stream_events(model, req, &context.request_id);
         let events = futures_util::stream::iter(events.into_iter().map(Ok::<_, Infallible>));

@@ -98,7 +98,7 @@ impl Upstreams {
                 continue;
             };
             let route = ModelRoute {
-                url: provider.url(m.upstream_model())?,
+                url: provider.url(m.upstream_model(), m.kind)?,
                 provider: provider.clone(),
                 upstream_model: m.upstream_model().to_string(),
                 prices: Prices {

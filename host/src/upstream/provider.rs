@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::Url;
 
 use crate::api::Wire;
-use crate::config::{Env, ProviderConfig, ProviderKind};
+use crate::config::{Env, ModelKind, ProviderConfig, ProviderKind};
 
 /// Anthropic's API version sent when the config names none.
 pub const DEFAULT_ANTHROPIC_VERSION: &str = "2023-06-01";
@@ -158,8 +158,9 @@ impl Provider {
         })
     }
 
-    /// Where requests for `upstream_model` go; `None` for a provider answered in-process.
-    pub fn url(&self, upstream_model: &str) -> Result<Option<Url>, SetupError> {
+    /// Where requests for `upstream_model`, a model of `kind`, go; `None` for a provider answered
+    /// in-process. An Anthropic provider serves no embeddings.
+    pub fn url(&self, upstream_model: &str, kind: ModelKind) -> Result<Option<Url>, SetupError> {
         let Endpoint::Http(http) = &self.endpoint else {
             return Ok(None);
         };
@@ -167,29 +168,31 @@ impl Provider {
             provider: self.name.clone(),
             message: format!("cannot make the URL for `{upstream_model}`: {e}"),
         };
-        let url = match http.kind {
-            ProviderKind::AzureOpenai => {
+        let operation: &[&str] = match kind {
+            ModelKind::Chat => &["chat", "completions"],
+            ModelKind::Embeddings => &["embeddings"],
+        };
+        let url = match (http.kind, kind) {
+            (ProviderKind::Anthropic, ModelKind::Embeddings) => {
+                return Err(invalid(&"an Anthropic provider serves no embeddings"));
+            }
+            (ProviderKind::AzureOpenai, _) => {
                 let mut url = http.base.clone();
                 url.path_segments_mut()
                     .map_err(|()| invalid(&"base_url cannot be a base"))?
                     .pop_if_empty()
-                    .extend([
-                        "openai",
-                        "deployments",
-                        upstream_model,
-                        "chat",
-                        "completions",
-                    ]);
+                    .extend(["openai", "deployments", upstream_model])
+                    .extend(operation);
                 url.query_pairs_mut().append_pair(
                     "api-version",
                     http.api_version.as_deref().unwrap_or_default(),
                 );
                 url
             }
-            ProviderKind::Anthropic => http.base.join("messages").map_err(|e| invalid(&e))?,
+            (ProviderKind::Anthropic, _) => http.base.join("messages").map_err(|e| invalid(&e))?,
             _ => http
                 .base
-                .join("chat/completions")
+                .join(&operation.join("/"))
                 .map_err(|e| invalid(&e))?,
         };
         Ok(Some(url))
@@ -248,7 +251,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            openai.url("gpt").unwrap().unwrap().as_str(),
+            openai
+                .url("gpt", ModelKind::Chat)
+                .unwrap()
+                .unwrap()
+                .as_str(),
             "http://127.0.0.1:9/v1/chat/completions"
         );
         assert_eq!(http(&openai).wire, Wire::Openai);
@@ -267,8 +274,28 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            azure.url("my deploy").unwrap().unwrap().as_str(),
+            azure
+                .url("my deploy", ModelKind::Chat)
+                .unwrap()
+                .unwrap()
+                .as_str(),
             "https://res.openai.azure.com/openai/deployments/my%20deploy/chat/completions?api-version=2024-10-21"
+        );
+        assert_eq!(
+            azure
+                .url("emb", ModelKind::Embeddings)
+                .unwrap()
+                .unwrap()
+                .as_str(),
+            "https://res.openai.azure.com/openai/deployments/emb/embeddings?api-version=2024-10-21"
+        );
+        assert_eq!(
+            openai
+                .url("e", ModelKind::Embeddings)
+                .unwrap()
+                .unwrap()
+                .as_str(),
+            "http://127.0.0.1:9/v1/embeddings"
         );
         assert_eq!(http(&azure).headers["api-key"], "sk-test");
         assert!(!http(&azure).headers.contains_key("authorization"));
@@ -283,10 +310,21 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            anthropic.url("claude").unwrap().unwrap().as_str(),
+            anthropic
+                .url("claude", ModelKind::Chat)
+                .unwrap()
+                .unwrap()
+                .as_str(),
             "http://127.0.0.1:9/v1/messages"
         );
         assert_eq!(http(&anthropic).wire, Wire::Anthropic);
+        assert!(
+            anthropic
+                .url("claude", ModelKind::Embeddings)
+                .unwrap_err()
+                .to_string()
+                .contains("serves no embeddings")
+        );
         assert_eq!(http(&anthropic).headers["x-api-key"], "sk-test");
         assert_eq!(
             http(&anthropic).headers["anthropic-version"],

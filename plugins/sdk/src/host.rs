@@ -1,15 +1,15 @@
 //! The host functions a policy may call, and who answers them: the proxy when the policy runs as
 //! a component (`wasm32`), the thread's mock host from [`crate::testing`] on any other target.
 
-use crate::Budget;
 #[cfg(not(target_arch = "wasm32"))]
 use crate::testing::answers as imp;
+use crate::{Budget, Operation};
 
 /// The calls to the proxy, through the contract's imports and `wasi:random`.
 #[cfg(target_arch = "wasm32")]
 mod imp {
-    use crate::Budget;
     use crate::bindings::switchyard::policy::host;
+    use crate::{Budget, Operation};
 
     pub fn message_text(index: u32, max_chars: u32) -> Option<String> {
         host::message_text(index, max_chars)
@@ -25,6 +25,10 @@ mod imp {
 
     pub fn random_u64() -> Result<u64, String> {
         getrandom::u64().map_err(|e| format!("wasi:random failed: {e}"))
+    }
+
+    pub fn operation() -> Operation {
+        host::request_operation()
     }
 
     /// The host refuses a call that passes it more than this (and fails the decision).
@@ -52,6 +56,13 @@ pub fn team_budget() -> Option<Budget> {
 /// in milliseconds; `None` until a stream from it has been measured.
 pub fn first_token_ms(model: &str) -> Option<f32> {
     imp::first_token_ms(model)
+}
+
+/// What the request asks for, and in which client API: a chat completion, an Anthropic
+/// message, a response (OpenAI's Responses API) or embeddings. For embeddings the catalog holds
+/// embedding models only, and each input is a user message.
+pub fn operation() -> Operation {
+    imp::operation()
 }
 
 /// A random number from `wasi:random`. The host seeds it from the request id (unless configured

@@ -91,13 +91,13 @@ pub mod bindings {
     });
 }
 
-pub use bindings::switchyard::policy::host::Budget;
+pub use bindings::switchyard::policy::host::{Budget, Operation};
 pub use bindings::switchyard::policy::types::{
     ClientApi, Decision, MessageSummary, Model, ModelHealth, Pair, Rejection, Request, Role, Route,
     Target,
 };
 pub use catalog::{Catalog, ModelExt, TwoChoices, two_choices};
-pub use host::{first_token_ms, log, random_u64, team_budget};
+pub use host::{first_token_ms, log, operation, random_u64, team_budget};
 pub use request::{RequestExt, estimate_tokens, find_cue};
 
 /// A routing policy: one decision per request.

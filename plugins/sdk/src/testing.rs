@@ -32,7 +32,8 @@ use std::collections::BTreeMap;
 
 use crate::log::Level;
 use crate::{
-    Budget, Catalog, ClientApi, Decision, MessageSummary, Model, ModelHealth, Pair, Request, Role,
+    Budget, Catalog, ClientApi, Decision, MessageSummary, Model, ModelHealth, Operation, Pair,
+    Request, Role,
 };
 
 /// What the mock host of this thread answers, and what it was told.
@@ -41,6 +42,7 @@ struct State {
     texts: Vec<String>,
     budget: Option<Budget>,
     first_token_ms: BTreeMap<String, f32>,
+    operation: Option<Operation>,
     random: u64,
     logs: Vec<(Level, String)>,
 }
@@ -55,6 +57,7 @@ pub struct MockHost {
     texts: Option<Vec<String>>,
     budget: Option<Budget>,
     first_token_ms: BTreeMap<String, f32>,
+    operation: Option<Operation>,
     random_seed: u64,
 }
 
@@ -86,6 +89,12 @@ impl MockHost {
         self
     }
 
+    /// What `operation()` answers; `Operation::OpenaiChat` unless set.
+    pub fn operation(mut self, operation: Operation) -> Self {
+        self.operation = Some(operation);
+        self
+    }
+
     /// Seed of the numbers `random_u64()` answers (a fixed sequence for each seed).
     pub fn random_seed(mut self, seed: u64) -> Self {
         self.random_seed = seed;
@@ -105,6 +114,7 @@ impl MockHost {
                 texts,
                 budget: self.budget,
                 first_token_ms: self.first_token_ms,
+                operation: self.operation,
                 random: self.random_seed,
                 logs: Vec::new(),
             };
@@ -132,7 +142,7 @@ pub fn logs() -> Vec<(Level, String)> {
 
 /// The mock host's answers to the SDK's host calls.
 pub(crate) mod answers {
-    use super::{Budget, Level, STATE};
+    use super::{Budget, Level, Operation, STATE};
 
     pub fn message_text(index: u32, max_chars: u32) -> Option<String> {
         STATE.with_borrow(|state| {
@@ -147,6 +157,10 @@ pub(crate) mod answers {
 
     pub fn first_token_ms(model: &str) -> Option<f32> {
         STATE.with_borrow(|state| state.first_token_ms.get(model).copied())
+    }
+
+    pub fn operation() -> Operation {
+        STATE.with_borrow(|state| state.operation.unwrap_or(Operation::OpenaiChat))
     }
 
     /// SplitMix64 over the seed: a fixed sequence per seed.

@@ -1,7 +1,7 @@
 //! The `admit` phase: who is asking, what they ask, and whether their team may ask it now.
 //!
 //! The key names the team; the body (within the body limit) is parsed once into the compact
-//! [`ChatRequest`]; a team whose budget is spent is refused (unless it downgrades); a team over a
+//! [`ClientRequest`]; a team whose budget is spent is refused (unless it downgrades); a team over a
 //! rate limit is refused with when to retry. An admitted request holds its rate-limit charge
 //! ([`Admission`]), given back if it is not served. This phase reads the snapshot and the
 //! request; it charges only the team's rate-limit buckets.
@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, StatusCode};
 
 use super::context::{Exchange, RouteBy};
 use super::error::RequestError;
-use crate::api::{ApiError, ChatRequest};
+use crate::api::{ApiError, ClientRequest, Operation};
 use crate::config::OverBudget;
 use crate::control::{Admission, BudgetStatus, Snapshot, Team};
 use crate::policy::Policy;
@@ -25,7 +25,7 @@ pub struct Admitted<'s> {
     pub team: &'s Team,
     /// The team's live policy version when the request arrived: the one that decides it.
     pub policy: Arc<Policy>,
-    pub request: Arc<ChatRequest>,
+    pub request: Arc<ClientRequest>,
     /// Where the team stands against its budget, when it has one.
     pub budget: Option<BudgetStatus>,
     /// The rate-limit charge it holds, when the team has limits.
@@ -44,7 +44,11 @@ pub fn admit<'s>(
     exchange.team = Some(team.name.clone());
     exchange.policy = Some(policy.version().clone());
     let body = body.map_err(|rejection| body_error(rejection, snapshot.config.max_body_bytes))?;
-    let request = Arc::new(ChatRequest::parse(exchange.wire, body).map_err(RequestError::Invalid)?);
+    let request = match exchange.operation {
+        Operation::Chat => ClientRequest::parse(exchange.wire, body),
+        Operation::Embeddings => ClientRequest::parse_embeddings(body),
+    };
+    let request = Arc::new(request.map_err(RequestError::Invalid)?);
     exchange.requested_model = request.model.clone();
 
     let budget = team.budget.as_ref().map(|b| b.status(SystemTime::now()));

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::HeaderMap;
 
-use crate::api::Wire;
+use crate::api::{Operation, Wire};
 use crate::policy::json::DecisionRecord;
 use crate::telemetry::decisions::DecisionLog;
 use crate::upstream::{Attempt, Usage};
@@ -64,7 +64,10 @@ impl RouteBy {
 #[derive(Debug)]
 pub struct Exchange {
     pub id: Arc<str>,
+    /// The client API it speaks, which shapes its errors.
     pub wire: Wire,
+    /// What it asks for.
+    pub operation: Operation,
     pub started: Instant,
     /// The caller's team, once authenticated.
     pub team: Option<Arc<str>>,
@@ -100,11 +103,13 @@ pub struct Exchange {
 }
 
 impl Exchange {
-    /// A request of `wire` arriving now, with the id from its `x-request-id` or a new one.
-    pub fn new(wire: Wire, headers: &HeaderMap) -> Self {
+    /// A request of `wire` for `operation` arriving now, with the id from its `x-request-id` or
+    /// a new one.
+    pub fn new(wire: Wire, operation: Operation, headers: &HeaderMap) -> Self {
         Self {
             id: request_id(headers),
             wire,
+            operation,
             started: Instant::now(),
             team: None,
             policy: None,

@@ -18,6 +18,7 @@ use tracing::Instrument;
 use super::admit::Admitted;
 use super::context::{Exchange, RouteBy};
 use super::error::RequestError;
+use crate::api::Operation;
 use crate::config::FailureMode;
 use crate::control::{Snapshot, Team};
 use crate::policy::json::{BudgetJson, DecisionJson, DecisionRecord, ModelJson, RequestJson};
@@ -41,14 +42,22 @@ pub async fn decide(
     admitted: &Admitted<'_>,
 ) -> Result<Route, RequestError> {
     let team = admitted.team;
+    let operation = admitted.request.operation;
     if let (Some(status), Some(budget)) = (admitted.budget, &team.budget)
         && status.exhausted()
     {
         exchange.route_by = RouteBy::Budget;
+        let targets = serving(&budget.downgrade, team, operation);
+        if targets.is_empty() {
+            exchange.reason = format!("team budget of ${:.2} spent", status.limit_usd);
+            return Err(RequestError::OverBudget {
+                team: team.name.to_string(),
+                limit_usd: status.limit_usd,
+                resets_in: status.resets_in,
+            });
+        }
         exchange.reason = format!("team budget of ${:.2} spent; downgraded", status.limit_usd);
-        return Ok(Route {
-            targets: budget.downgrade.clone(),
-        });
+        return Ok(Route { targets });
     }
     let started = Instant::now();
     let verdict = run_policy(snapshot, exchange, headers, admitted).await;
@@ -74,7 +83,7 @@ pub async fn decide(
             );
             exchange.policy_failure = Some(failure.kind());
             let requested = admitted.request.model.as_deref();
-            match on_failure(team, requested) {
+            match on_failure(team, requested, operation) {
                 Some((targets, by, what)) => {
                     exchange.route_by = by;
                     exchange.reason = format!("policy failed ({}); {what}", failure.kind());
@@ -99,7 +108,10 @@ async fn run_policy(
     admitted: &Admitted<'_>,
 ) -> Result<Verdict, DecisionFailure> {
     let (team, policy, request) = (admitted.team, &admitted.policy, &admitted.request);
-    let catalog = snapshot.upstreams.health.live_catalog(&team.catalog);
+    let catalog = snapshot
+        .upstreams
+        .health
+        .live_catalog(team.catalog_for(request.operation));
     let view = input::request_view(
         request,
         &exchange.id,
@@ -138,6 +150,7 @@ async fn run_policy(
             team: Some(team.name.clone()),
             budget,
             live: Some(live),
+            operation: input::operation(request),
         })
         .instrument(span.clone())
         .await;
@@ -194,7 +207,10 @@ fn record(
             .map_or(0, |d| d.as_millis() as u64),
         team: admitted.team.name.to_string(),
         policy: policy.version().to_string(),
-        request: RequestJson::from(shown.view),
+        request: RequestJson {
+            operation: Some(input::operation(request).into()),
+            ..RequestJson::from(shown.view)
+        },
         catalog: shown.catalog.iter().map(ModelJson::from).collect(),
         budget: shown.budget.as_ref().map(BudgetJson::from),
         first_token_ms: shown.first_token_ms,
@@ -221,20 +237,30 @@ impl LiveView for Noted {
     }
 }
 
-/// The route the team's failure behaviour chooses, who chose it and in words; `None` refuses.
+/// The targets of a configured route (a fallback, a budget's downgrade) that serve `operation`:
+/// an embeddings request goes only to embedding models, a chat request only to chat models.
+fn serving(route: &[PlannedTarget], team: &Team, operation: Operation) -> Vec<PlannedTarget> {
+    route
+        .iter()
+        .filter(|t| team.model(&t.model, operation).is_some())
+        .cloned()
+        .collect()
+}
+
+/// The route the team's failure behaviour chooses for a request of `operation`, who chose it and
+/// in words; `None` refuses.
 fn on_failure(
     team: &Team,
     requested: Option<&str>,
+    operation: Operation,
 ) -> Option<(Vec<PlannedTarget>, RouteBy, &'static str)> {
     let fallback = || {
-        (!team.fallback.is_empty()).then(|| {
-            let targets = team.fallback.clone();
-            (targets, RouteBy::Fallback, "static fallback route")
-        })
+        let targets = serving(&team.fallback, team, operation);
+        (!targets.is_empty()).then_some((targets, RouteBy::Fallback, "static fallback route"))
     };
     match team.on_failure {
         FailureMode::Fallback => fallback(),
-        FailureMode::Requested => match requested.and_then(|id| team.model(id)) {
+        FailureMode::Requested => match requested.and_then(|id| team.model(id, operation)) {
             Some(model) => {
                 let target = PlannedTarget {
                     model: model.id.clone(),

@@ -37,6 +37,7 @@ pub fn write(mut exchange: Exchange) {
         status = exchange.status,
         team = exchange.team.as_deref().unwrap_or("-"),
         policy = exchange.policy.as_deref().unwrap_or("-"),
+        api = super::api_name(exchange.wire, exchange.operation),
         route_by = exchange.route_by.name(),
         requested = exchange.requested_model.as_deref().unwrap_or("-"),
         model = exchange.served_model.as_deref().unwrap_or("-"),

@@ -36,7 +36,7 @@ use tokio::sync::oneshot;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::api::Wire;
+use crate::api::{Operation, Wire};
 use crate::control::{App, Snapshot};
 use crate::telemetry::otel;
 use crate::upstream::stream::StreamSummary;
@@ -45,25 +45,22 @@ pub use error::RequestError;
 pub use respond::Routing;
 use settle::Bill;
 
-/// Serve one request of `wire` with `app`; work left when the answer is a stream (settling it
-/// and writing its line when it ends) goes to `tasks`.
+/// Serve one request of `wire` for `operation` with `app`; work left when the answer is a stream
+/// (settling it and writing its line when it ends) goes to `tasks`.
 pub async fn handle(
     app: &App,
     tasks: &TaskTracker,
-    wire: Wire,
+    (wire, operation): (Wire, Operation),
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let snapshot = app.snapshot();
-    let mut exchange = Exchange::new(wire, &headers);
+    let mut exchange = Exchange::new(wire, operation, &headers);
     let span = tracing::info_span!(
         target: otel::TARGET,
         "request",
         request_id = %exchange.id,
-        api = match wire {
-            Wire::Openai => "openai-chat",
-            Wire::Anthropic => "anthropic-messages",
-        },
+        api = api_name(wire, operation),
         team = tracing::field::Empty,
         model = tracing::field::Empty,
         status = tracing::field::Empty,
@@ -98,6 +95,15 @@ pub async fn handle(
         None => log::write(exchange),
     }
     response
+}
+
+/// The client API and operation as traces and logs name them.
+pub fn api_name(wire: Wire, operation: Operation) -> &'static str {
+    match (wire, operation) {
+        (_, Operation::Embeddings) => "openai-embeddings",
+        (Wire::Openai, Operation::Chat) => "openai-chat",
+        (Wire::Anthropic, Operation::Chat) => "anthropic-messages",
+    }
 }
 
 /// A served request's answer, and its stream still to settle when it is one.

@@ -8,7 +8,7 @@
 use super::context::Exchange;
 use super::decide::Route;
 use super::error::RequestError;
-use crate::api::ChatRequest;
+use crate::api::ClientRequest;
 use crate::control::Snapshot;
 use crate::upstream::Served;
 
@@ -17,7 +17,7 @@ pub async fn serve(
     snapshot: &Snapshot,
     exchange: &mut Exchange,
     route: &Route,
-    request: &ChatRequest,
+    request: &ClientRequest,
 ) -> Result<Served, RequestError> {
     match snapshot
         .upstreams
