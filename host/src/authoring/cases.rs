@@ -10,11 +10,9 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use serde::Serialize;
 
 use super::CatalogSource;
-use crate::api::ClientRequest;
 use crate::policy::cases::{Case, Expect};
 use crate::policy::json::DecisionJson;
 use crate::policy::{DecisionInput, Policy, input};
@@ -90,8 +88,10 @@ async fn run_one(
     };
     let allowed = &policy.settings().headers;
     let prepared = (|| {
-        let request = ClientRequest::parse(case.wire(), Bytes::from(case.request.to_string()))
-            .map_err(|e| format!("the case's request is not valid: {}", e.message))?;
+        let request = case
+            .api
+            .parse(&case.request)
+            .map_err(|e| format!("the case's request is not valid: {e}"))?;
         let headers = case.header_map()?;
         if let Some(name) = headers
             .keys()
@@ -103,7 +103,9 @@ async fn run_one(
                 allowed.join(", ")
             ));
         }
-        let catalog = catalogs.catalog(team).map_err(|e| e.to_string())?;
+        let catalog = catalogs
+            .catalog(team, case.api.model_kind())
+            .map_err(|e| e.to_string())?;
         let catalog = case.catalog(&catalog)?;
         Ok::<_, String>((request, headers, catalog))
     })();

@@ -61,8 +61,8 @@ impl CatalogSource {
         }
     }
 
-    /// The catalog for `team`, or the whole catalog when `team` is `None`.
-    pub fn catalog(&self, team: Option<&str>) -> Result<Vec<Model>, ToolError> {
+    /// The models of `kind` for `team`, or of the whole catalog when `team` is `None`.
+    pub fn catalog(&self, team: Option<&str>, kind: ModelKind) -> Result<Vec<Model>, ToolError> {
         match self {
             Self::File(path) => {
                 let text = std::fs::read_to_string(path)
@@ -70,10 +70,14 @@ impl CatalogSource {
                 let models: Vec<ModelJson> = serde_json::from_str(&text).map_err(|e| {
                     ToolError::input(path, format!("not a JSON list of models: {e}"))
                 })?;
-                Ok(models.into_iter().map(Model::from).collect())
+                Ok(models
+                    .into_iter()
+                    .filter(|m| m.kind == kind)
+                    .map(Model::from)
+                    .collect())
             }
             Self::Config(config) => match team {
-                None => Ok(input::catalog(config, None, ModelKind::Chat)),
+                None => Ok(input::catalog(config, None, kind)),
                 Some(name) => {
                     let team = config
                         .teams
@@ -82,11 +86,7 @@ impl CatalogSource {
                         .ok_or_else(|| {
                             ToolError::Input(format!("the config has no team `{name}`"))
                         })?;
-                    Ok(input::catalog(
-                        config,
-                        team.models.as_deref(),
-                        ModelKind::Chat,
-                    ))
+                    Ok(input::catalog(config, team.models.as_deref(), kind))
                 }
             },
         }

@@ -156,7 +156,7 @@ pub struct ModelConfig {
 }
 
 /// What a model serves.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ModelKind {
     /// Chat completions, Anthropic Messages (and the Responses API).

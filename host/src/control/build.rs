@@ -74,11 +74,24 @@ pub(super) async fn plan(
         .map(|team| input::catalog(&config, team.models.as_deref(), ModelKind::Embeddings))
         .collect();
     let full_catalog = input::catalog(&config, None, ModelKind::Chat);
+    let full_embeddings = input::catalog(&config, None, ModelKind::Embeddings);
     let mut policies = Vec::with_capacity(config.policies.len());
     for policy in &config.policies {
-        let teams = config.teams.iter().zip(&catalogs);
-        let teams = teams.map(|(t, c)| (t.policy.as_str(), t.name.as_str(), c.as_slice()));
-        let audiences = audiences(teams, &full_catalog, &policy.name);
+        let teams = config.teams.iter().zip(catalogs.iter().zip(&embedding_catalogs));
+        let teams = teams.map(|(t, (chat, embeddings))| {
+            let audience = Audience {
+                team: Some(t.name.as_str()),
+                catalog: chat,
+                embedding_catalog: embeddings,
+            };
+            (t.policy.as_str(), audience)
+        });
+        let unbound = Audience {
+            team: None,
+            catalog: &full_catalog,
+            embedding_catalog: &full_embeddings,
+        };
+        let audiences = audiences(teams, unbound, &policy.name);
         let slot = old.and_then(|o| o.policies.get(&policy.name)).cloned();
         policies.push(plan_policy(engine, policy, slot, &audiences).await?);
     }
@@ -115,25 +128,19 @@ pub(super) async fn plan(
     })
 }
 
-/// The teams `policy` serves with their catalogs, or the whole catalog when no team is bound;
-/// `teams` gives every team's (policy, name, catalog).
+/// The teams `policy` serves, or `unbound` (no team, the whole catalog) when none is bound to it;
+/// `teams` gives every team's audience with the policy it is bound to.
 pub(super) fn audiences<'a>(
-    teams: impl Iterator<Item = (&'a str, &'a str, &'a [Model])>,
-    full_catalog: &'a [Model],
+    teams: impl Iterator<Item = (&'a str, Audience<'a>)>,
+    unbound: Audience<'a>,
     policy: &str,
 ) -> Vec<Audience<'a>> {
     let bound: Vec<Audience<'a>> = teams
-        .filter(|(bound_to, _, _)| *bound_to == policy)
-        .map(|(_, team, catalog)| Audience {
-            team: Some(team),
-            catalog,
-        })
+        .filter(|(bound_to, _)| *bound_to == policy)
+        .map(|(_, audience)| audience)
         .collect();
     if bound.is_empty() {
-        vec![Audience {
-            team: None,
-            catalog: full_catalog,
-        }]
+        vec![unbound]
     } else {
         bound
     }

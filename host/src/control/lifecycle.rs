@@ -17,6 +17,7 @@ use super::build::{self, audiences};
 use super::{App, StartError};
 use crate::config::{ModelKind, hex};
 use crate::policy::registry::NoPrevious;
+use crate::policy::canary::Audience;
 use crate::policy::{LoadError, Policy, PolicySettings, PolicySlot, input};
 
 /// A change that was refused; nothing live changed.
@@ -200,11 +201,21 @@ impl App {
         let version = build::prepare(&self.engine, &config.name, bytes, settings, origin).await?;
         let snapshot = self.snapshot();
         let full_catalog = input::catalog(&snapshot.config, None, ModelKind::Chat);
-        let teams = snapshot
-            .teams
-            .iter()
-            .map(|t| (&**t.policy.name(), &*t.name, t.catalog.as_slice()));
-        let audiences = audiences(teams, &full_catalog, &config.name);
+        let full_embeddings = input::catalog(&snapshot.config, None, ModelKind::Embeddings);
+        let teams = snapshot.teams.iter().map(|t| {
+            let audience = Audience {
+                team: Some(&*t.name),
+                catalog: &t.catalog,
+                embedding_catalog: &t.embedding_catalog,
+            };
+            (&**t.policy.name(), audience)
+        });
+        let unbound = Audience {
+            team: None,
+            catalog: &full_catalog,
+            embedding_catalog: &full_embeddings,
+        };
+        let audiences = audiences(teams, unbound, &config.name);
         build::check(Arc::new(version), &config, &audiences).await
     }
 }

@@ -12,24 +12,37 @@
 use std::sync::Arc;
 
 use axum::http::HeaderMap;
-use bytes::Bytes;
 
 use super::cases::Case;
+use super::json::OperationJson;
 use super::wit::Budget;
 use super::{DecisionInput, LoadError, Model, Policy, input};
-use crate::api::{ClientRequest, Wire};
+use crate::config::ModelKind;
 
-/// Who a version will serve: one team (or no team, when none is bound yet) and its catalog.
+/// Who a version will serve: one team (or no team, when none is bound yet) and its catalogs.
 #[derive(Debug, Clone, Copy)]
 pub struct Audience<'a> {
     pub team: Option<&'a str>,
+    /// The chat models a chat request is decided over.
     pub catalog: &'a [Model],
+    /// The embedding models an embeddings request is decided over.
+    pub embedding_catalog: &'a [Model],
+}
+
+impl Audience<'_> {
+    /// The catalog a request of `api` is decided over.
+    fn catalog_for(&self, api: OperationJson) -> &[Model] {
+        match api.model_kind() {
+            ModelKind::Chat => self.catalog,
+            ModelKind::Embeddings => self.embedding_catalog,
+        }
+    }
 }
 
 /// A built-in sample request.
 struct Sample {
     name: &'static str,
-    wire: Wire,
+    api: OperationJson,
     body: serde_json::Value,
     /// The team budget `host.team-budget` reports.
     budget: Option<Budget>,
@@ -39,15 +52,29 @@ impl Sample {
     fn openai(name: &'static str, body: serde_json::Value) -> Self {
         Self {
             name,
-            wire: Wire::Openai,
+            api: OperationJson::OpenaiChat,
             body,
             budget: None,
         }
     }
 }
 
-/// The built-in sample requests.
-fn samples(catalog: &[Model]) -> Vec<Sample> {
+/// The built-in sample requests for `audience`: embeddings too when it has embedding models.
+fn samples(audience: &Audience<'_>) -> Vec<Sample> {
+    let mut samples = chat_samples(audience.catalog);
+    if !audience.embedding_catalog.is_empty() {
+        samples.push(Sample {
+            name: "embeddings",
+            api: OperationJson::OpenaiEmbeddings,
+            body: serde_json::json!({"model": "auto", "input": ["What is the capital of France?", "Paris"]}),
+            budget: None,
+        });
+    }
+    samples
+}
+
+/// The built-in chat sample requests.
+fn chat_samples(catalog: &[Model]) -> Vec<Sample> {
     let long_text = "Please review the following design notes carefully. ".repeat(80);
     let named = catalog.first().map_or("auto", |m| m.id.as_str());
     vec![
@@ -85,7 +112,7 @@ fn samples(catalog: &[Model]) -> Vec<Sample> {
         ),
         Sample {
             name: "Anthropic messages with tool blocks, budget nearly spent",
-            wire: Wire::Anthropic,
+            api: OperationJson::AnthropicMessages,
             body: serde_json::json!({"model": "auto", "max_tokens": 1024, "stream": true,
                 "system": [{"type": "text", "text": "You are a helpful assistant."}],
                 "tools": [{"name": "get_weather", "input_schema": {"type": "object"}}],
@@ -124,7 +151,7 @@ pub async fn run(
             .team
             .map(|t| format!(" for team `{t}`"))
             .unwrap_or_default();
-        for sample in samples(audience.catalog) {
+        for sample in samples(audience) {
             n += 1;
             let name = sample.name;
             decide(policy, audience, n, &sample, &HeaderMap::new(), None)
@@ -143,7 +170,7 @@ pub async fn run(
                 .map_err(|e| LoadError::Canary(format!("case `{}`: {e}", case.name)))?;
             let sample = Sample {
                 name: "case",
-                wire: case.wire(),
+                api: case.api,
                 body: case.request.clone(),
                 budget: case.budget(),
             };
@@ -164,11 +191,14 @@ async fn decide(
     headers: &HeaderMap,
     case: Option<&Case>,
 ) -> Result<(), String> {
-    let request = ClientRequest::parse(sample.wire, Bytes::from(sample.body.to_string()))
-        .map_err(|e| format!("the request is not valid: {}", e.message))?;
+    let request = sample
+        .api
+        .parse(&sample.body)
+        .map_err(|e| format!("the request is not valid: {e}"))?;
+    let catalog = audience.catalog_for(sample.api);
     let catalog = match case {
-        Some(case) => case.catalog(audience.catalog)?,
-        None => audience.catalog.to_vec(),
+        Some(case) => case.catalog(catalog)?,
+        None => catalog.to_vec(),
     };
     let request = Arc::new(request);
     let request_id: Arc<str> = format!("canary-{n}").into();

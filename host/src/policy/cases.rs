@@ -1,7 +1,8 @@
 //! A policy's own test cases: a JSON-lines file that the canary runs before a version goes live.
 //!
-//! Each line is one case: a request body as a client would send it (OpenAI chat completions, or
-//! Anthropic messages with `"api": "anthropic"`), optional request headers and team, the live state
+//! Each line is one case: a request body as a client would send it (OpenAI chat completions,
+//! Anthropic messages with `"api": "anthropic"`, or embeddings with `"api": "embeddings"`, decided
+//! over the team's embedding models), optional request headers and team, the live state
 //! the policy should see (`health` overrides on the catalog, `first_token_ms` and `budget`, what
 //! the host functions answer), and what the decision must look like. For example:
 //!
@@ -21,10 +22,9 @@ use std::path::Path;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
 
-use super::json::{ApiJson, BudgetJson, HealthPatch, patch_catalog};
+use super::json::{BudgetJson, HealthPatch, OperationJson, patch_catalog};
 use super::wit::Budget;
 use super::{FixedLive, LiveView, Model, Verdict};
-use crate::api::Wire;
 
 /// One case of a cases file.
 #[derive(Debug, Clone, Deserialize)]
@@ -36,11 +36,13 @@ pub struct Case {
     /// Run only for this team (with its catalog); by default the case runs for every team bound
     /// to the policy.
     pub team: Option<String>,
-    /// The client API the request is written for: `openai` (the default) or `anthropic`.
+    /// The client API and operation the request is written for: `openai` (chat completions,
+    /// the default), `anthropic` (messages) or `embeddings`.
     #[serde(default)]
-    pub api: ApiJson,
+    pub api: OperationJson,
     /// The request body, as a client sends it to `POST /v1/chat/completions` (or
-    /// `POST /v1/messages` with `"api": "anthropic"`).
+    /// `POST /v1/messages` with `"api": "anthropic"`, `POST /v1/embeddings` with
+    /// `"api": "embeddings"`).
     pub request: serde_json::Value,
     /// Request headers, for policies that read allow-listed headers.
     #[serde(default)]
@@ -145,14 +147,6 @@ impl Expect {
 }
 
 impl Case {
-    /// The API the request is written for.
-    pub fn wire(&self) -> Wire {
-        match self.api {
-            ApiJson::OpenaiChat => Wire::Openai,
-            ApiJson::AnthropicMessages => Wire::Anthropic,
-        }
-    }
-
     /// `catalog` with this case's health overrides; the error names a model it does not hold.
     pub fn catalog(&self, catalog: &[Model]) -> Result<Vec<Model>, String> {
         patch_catalog(catalog, &self.health)

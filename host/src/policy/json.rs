@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::wit::{Budget, ClientApi, MessageSummary, ModelHealth, Operation, Pair, Request, Role};
 use super::{DecisionFailure, Model, Verdict, input};
+use crate::api::{ClientRequest, Wire};
+use crate::config::ModelKind;
 
 /// A catalog model, as catalog files (`--catalog`) and decision records hold it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -24,9 +26,16 @@ pub struct ModelJson {
     pub context_window: u32,
     #[serde(default)]
     pub tags: Vec<String>,
+    /// What it serves (a catalog file's models); `chat` when absent.
+    #[serde(default, skip_serializing_if = "is_chat")]
+    pub kind: ModelKind,
     /// Live state; healthy and unmeasured when absent.
     #[serde(default)]
     pub health: HealthJson,
+}
+
+fn is_chat(kind: &ModelKind) -> bool {
+    *kind == ModelKind::Chat
 }
 
 /// A model's live state.
@@ -119,6 +128,7 @@ impl From<&Model> for ModelJson {
             output_cost_per_mtok: m.output_cost_per_mtok,
             context_window: m.context_window,
             tags: m.tags.clone(),
+            kind: ModelKind::default(),
             health: HealthJson::from(&m.health),
         }
     }
@@ -204,14 +214,43 @@ pub enum ApiJson {
     AnthropicMessages,
 }
 
-/// What a request asks for, and in which client API (`host.request-operation`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// What a request asks for, and in which client API (`host.request-operation`). A case file may
+/// also say `openai`, `anthropic` and `embeddings`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum OperationJson {
+    #[default]
+    #[serde(alias = "openai")]
     OpenaiChat,
+    #[serde(alias = "anthropic")]
     AnthropicMessages,
     OpenaiResponses,
+    #[serde(alias = "embeddings")]
     OpenaiEmbeddings,
+}
+
+impl OperationJson {
+    /// The kind of model that serves it.
+    pub fn model_kind(self) -> ModelKind {
+        match self {
+            Self::OpenaiEmbeddings => ModelKind::Embeddings,
+            _ => ModelKind::Chat,
+        }
+    }
+
+    /// `body`, as a client of this API and operation sends it, parsed as the proxy parses it.
+    pub fn parse(self, body: &serde_json::Value) -> Result<ClientRequest, String> {
+        let body = bytes::Bytes::from(body.to_string());
+        let parsed = match self {
+            Self::OpenaiChat => ClientRequest::parse(Wire::Openai, body),
+            Self::AnthropicMessages => ClientRequest::parse(Wire::Anthropic, body),
+            Self::OpenaiEmbeddings => ClientRequest::parse_embeddings(body),
+            Self::OpenaiResponses => {
+                return Err("this host does not serve the Responses API yet".into());
+            }
+        };
+        parsed.map_err(|e| e.message)
+    }
 }
 
 impl RequestJson {
@@ -504,6 +543,7 @@ mod tests {
             output_cost_per_mtok: 1.0,
             context_window: 10,
             tags: vec![],
+            kind: ModelKind::Chat,
             health: HealthJson::default(),
         })];
         let patches: BTreeMap<String, HealthPatch> =

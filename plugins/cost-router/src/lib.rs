@@ -2,12 +2,16 @@
 //!
 //! Sends short, simple prompts to the cheapest healthy model tagged `cheap`, and long, multi-step
 //! or tool-using requests to the cheapest healthy model tagged `reasoning`; an explicitly requested
-//! catalog model is honoured. Every route carries fallbacks of the same tier, cheapest first.
+//! catalog model is honoured. Every route carries fallbacks of the same tier, cheapest first. An
+//! embeddings request (whose catalog holds only embedding models) goes to the requested model, or
+//! to the cheapest healthy one whose context window fits its inputs.
 //!
 //! It reads at most [`CUE_SCAN_CHARS`] characters of the last user message through the host to
 //! look for multi-step cues; all other signals come from the request view.
 
-use switchyard_sdk::{Catalog, Decision, ModelExt, Policy, Request, RequestExt, find_cue, route};
+use switchyard_sdk::{
+    Catalog, Decision, ModelExt, Operation, Policy, Request, RequestExt, find_cue, route,
+};
 
 /// How much of the last user message is scanned for cues.
 pub const CUE_SCAN_CHARS: u32 = 4096;
@@ -108,10 +112,45 @@ pub fn plan(req: &Request, catalog: &Catalog, complex: Option<String>) -> Result
     ))
 }
 
+/// The decision for an embeddings request: the requested model when the catalog has it, else
+/// the cheapest healthy models that fit, cheapest first.
+pub fn plan_embeddings(req: &Request, catalog: &Catalog) -> Decision {
+    let mut chain: Vec<&str> = Vec::new();
+    let requested = req
+        .requested_model
+        .as_deref()
+        .and_then(|id| catalog.get(id));
+    if let Some(asked) = requested {
+        chain.push(asked.id.as_str());
+    }
+    chain.extend(
+        catalog
+            .ranked_by_cost(|m| m.can_serve(req))
+            .iter()
+            .map(|m| m.id.as_str())
+            .filter(|id| Some(*id) != requested.map(|m| m.id.as_str())),
+    );
+    if chain.is_empty() {
+        return catalog.unservable(req);
+    }
+    chain.truncate(MAX_CHAIN);
+    let why = match requested {
+        Some(asked) => format!("requested model {}", asked.id),
+        None => format!(
+            "embeddings: cheapest (~{} tokens)",
+            req.estimated_input_tokens
+        ),
+    };
+    route(chain, why)
+}
+
 struct CostRouter;
 
 impl Policy for CostRouter {
     fn decide(req: &Request, catalog: &Catalog) -> Result<Decision, String> {
+        if switchyard_sdk::operation() == Operation::OpenaiEmbeddings {
+            return Ok(plan_embeddings(req, catalog));
+        }
         let text = req.last_user_text(CUE_SCAN_CHARS);
         plan(req, catalog, complexity(req, text.as_deref()))
     }
@@ -267,6 +306,32 @@ mod tests {
             rejection_of(&decision).0,
             503,
             "only health stands in the way"
+        );
+    }
+
+    #[test]
+    fn embeddings_go_to_the_requested_or_cheapest_embedding_model() {
+        let embedders = Catalog(vec![
+            model("embed-large").prices(0.13, 0.0).build(),
+            model("embed-small").prices(0.02, 0.0).build(),
+        ]);
+        let _host = testing::MockHost::new()
+            .operation(Operation::OpenaiEmbeddings)
+            .install();
+        let req = request(2, "a sentence to embed").build();
+        let decision = CostRouter::decide(&req, &embedders).unwrap();
+        let (models, reason) = route_of(&decision);
+        assert_eq!(models, ["embed-small", "embed-large"]);
+        assert!(reason.starts_with("embeddings: cheapest"), "{reason}");
+
+        let asked = request(1, "x").model("embed-large").build();
+        let decision = CostRouter::decide(&asked, &embedders).unwrap();
+        assert_eq!(
+            route_of(&decision),
+            (
+                vec!["embed-large", "embed-small"],
+                "requested model embed-large"
+            )
         );
     }
 }
