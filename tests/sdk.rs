@@ -48,7 +48,13 @@ fn check_sdk_run(script: Command) {
     );
     assert_eq!(
         seen["models"],
-        serde_json::json!(["gpt-4o-mini", "claude-haiku-4-5", "o3", "claude-sonnet-4-5"])
+        serde_json::json!([
+            "gpt-4o-mini",
+            "claude-haiku-4-5",
+            "o3",
+            "claude-sonnet-4-5",
+            "text-embedding-3-small"
+        ])
     );
 }
 
@@ -92,7 +98,13 @@ fn check_anthropic_sdk_run(script: Command) {
     assert!(seen["stream_output_tokens"].as_u64().unwrap() > 0, "{seen}");
     assert_eq!(
         seen["models"],
-        serde_json::json!(["gpt-4o-mini", "claude-haiku-4-5", "o3", "claude-sonnet-4-5"])
+        serde_json::json!([
+            "gpt-4o-mini",
+            "claude-haiku-4-5",
+            "o3",
+            "claude-sonnet-4-5",
+            "text-embedding-3-small"
+        ])
     );
 }
 

@@ -12,7 +12,7 @@ mod proxy;
 
 use std::path::PathBuf;
 
-pub use mock::{Behaviour, MockUpstream, Received};
+pub use mock::{Behaviour, MockUpstream, Received, embedding_of};
 pub use proxy::{ADMIN_TOKEN, ConfigBuilder, Exit, Proxy, Reply, TEST_HEADERS};
 
 /// The cargo target folder this test binary was built into.

@@ -179,6 +179,41 @@ fn answer(name: &str, model: &str) -> Bytes {
     Bytes::from(body.to_string())
 }
 
+/// An embeddings `list` for `request`: input `i` gets the vector [`embedding_of`]`(i)` (as floats,
+/// or base64 when asked), usage 7 prompt tokens.
+fn embeddings(model: &str, request: &serde_json::Value) -> Bytes {
+    use base64::Engine;
+    let inputs = match &request["input"] {
+        serde_json::Value::Array(items) if items.iter().all(|i| !i.is_number()) => items.len(),
+        _ => 1,
+    };
+    let base64 = request["encoding_format"] == "base64";
+    let data: Vec<serde_json::Value> = (0..inputs)
+        .map(|i| {
+            let vector = embedding_of(i);
+            let embedding = if base64 {
+                let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
+                serde_json::json!(base64::engine::general_purpose::STANDARD.encode(bytes))
+            } else {
+                serde_json::json!(vector)
+            };
+            serde_json::json!({"object": "embedding", "index": i, "embedding": embedding})
+        })
+        .collect();
+    let body = serde_json::json!({
+        "object": "list",
+        "data": data,
+        "model": model,
+        "usage": {"prompt_tokens": 7, "total_tokens": 7}
+    });
+    Bytes::from(body.to_string())
+}
+
+/// The vector a mock answers for input `index` of an embeddings request.
+pub fn embedding_of(index: usize) -> Vec<f32> {
+    vec![0.25 * (index + 1) as f32, -0.5, 0.125]
+}
+
 fn stream_events(name: &str, model: &str, usage: bool) -> Vec<Bytes> {
     let mut events: Vec<Bytes> = (0..STREAM_EVENTS)
         .map(|i| {
@@ -242,6 +277,14 @@ async fn handle(
                 .insert(header::RETRY_AFTER, seconds.into());
             response
         }
+        Behaviour::Answer if uri.path().ends_with("/embeddings") => (
+            [(header::CONTENT_TYPE, "application/json")],
+            embeddings(
+                &model,
+                &shared.received.lock().unwrap().last().unwrap().body,
+            ),
+        )
+            .into_response(),
         Behaviour::Answer if !stream => (
             [(header::CONTENT_TYPE, "application/json")],
             answer(&shared.name, &model),

@@ -120,6 +120,14 @@ impl ConfigBuilder {
         self
     }
 
+    /// A catalog model of kind `embeddings`, priced at `cost` per million input tokens.
+    pub fn embedding_model(mut self, id: &str, provider: &str, upstream: &str, cost: f64) -> Self {
+        self.models.push(format!(
+            "[[models]]\nid = {id:?}\nprovider = {provider:?}\nupstream_model = {upstream:?}\nkind = \"embeddings\"\ninput_cost_per_mtok = {cost}\ncontext_window = 8191\n"
+        ));
+        self
+    }
+
     /// The policy deadline. Tests default to a generous one, so that a busy machine never turns
     /// a decision into a timeout; tests of the deadline set a short one.
     pub fn deadline_ms(mut self, ms: u64) -> Self {

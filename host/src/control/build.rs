@@ -77,7 +77,10 @@ pub(super) async fn plan(
     let full_embeddings = input::catalog(&config, None, ModelKind::Embeddings);
     let mut policies = Vec::with_capacity(config.policies.len());
     for policy in &config.policies {
-        let teams = config.teams.iter().zip(catalogs.iter().zip(&embedding_catalogs));
+        let teams = config
+            .teams
+            .iter()
+            .zip(catalogs.iter().zip(&embedding_catalogs));
         let teams = teams.map(|(t, (chat, embeddings))| {
             let audience = Audience {
                 team: Some(t.name.as_str()),

@@ -16,8 +16,8 @@ use sha2::{Digest, Sha256};
 use super::build::{self, audiences};
 use super::{App, StartError};
 use crate::config::{ModelKind, hex};
-use crate::policy::registry::NoPrevious;
 use crate::policy::canary::Audience;
+use crate::policy::registry::NoPrevious;
 use crate::policy::{LoadError, Policy, PolicySettings, PolicySlot, input};
 
 /// A change that was refused; nothing live changed.

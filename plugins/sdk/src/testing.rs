@@ -433,6 +433,17 @@ pub fn default_catalog() -> Catalog {
     ])
 }
 
+/// The embedding models of the proxy's default config (`config/switchyard.toml`), as a policy
+/// deciding an embeddings request sees them.
+pub fn default_embedding_catalog() -> Catalog {
+    Catalog(vec![
+        model("text-embedding-3-small")
+            .prices(0.02, 0.0)
+            .window(8191)
+            .build(),
+    ])
+}
+
 /// The models and reason of a route; panics on a rejection.
 pub fn route_of(decision: &Decision) -> (Vec<&str>, &str) {
     match decision {
@@ -458,23 +469,38 @@ mod tests {
     use crate::{RequestExt, first_token_ms, log, random_u64, team_budget};
 
     #[test]
-    fn the_default_catalog_is_the_default_configs() {
+    fn the_default_catalogs_are_the_default_configs() {
         let config = include_str!("../../../config/switchyard.toml");
-        let catalog = default_catalog();
-        assert_eq!(catalog.0.len(), config.matches("[[models]]").count());
-        for m in catalog.iter() {
+        let chat = default_catalog();
+        let embeddings = default_embedding_catalog();
+        assert_eq!(
+            chat.0.len() + embeddings.0.len(),
+            config.matches("[[models]]").count()
+        );
+        for (m, embedder) in chat
+            .iter()
+            .map(|m| (m, false))
+            .chain(embeddings.iter().map(|m| (m, true)))
+        {
             let at = config
                 .find(&format!("id = {:?}", m.id))
                 .unwrap_or_else(|| panic!("{} is not in the config", m.id));
             let entry = &config[at..];
             let entry = &entry[..entry.find("[[models]]").unwrap_or(entry.len())];
-            let tags = format!("{:?}", m.tags);
-            for line in [
+            let mut lines = vec![
                 format!("input_cost_per_mtok = {:.2}", m.input_cost_per_mtok),
-                format!("output_cost_per_mtok = {:.2}", m.output_cost_per_mtok),
                 format!("context_window = {}", m.context_window),
-                format!("tags = {tags}"),
-            ] {
+            ];
+            if embedder {
+                lines.push("kind = \"embeddings\"".into());
+            } else {
+                lines.push(format!(
+                    "output_cost_per_mtok = {:.2}",
+                    m.output_cost_per_mtok
+                ));
+                lines.push(format!("tags = {:?}", m.tags));
+            }
+            for line in lines {
                 assert!(entry.contains(&line), "{}: no `{line}` in\n{entry}", m.id);
             }
         }
