@@ -89,7 +89,7 @@ async fn unknown_paths_and_methods_get_errors_in_the_client_apis_shape() {
         ("POST", "/v1/responses", 404, "unknown_url"),
         ("GET", "/nowhere", 404, "unknown_url"),
         ("GET", "/v1/chat/completions", 405, "method_not_allowed"),
-        ("POST", "/v1/messages/count_tokens", 404, "not_found_error"),
+        ("POST", "/v1/messages/batches", 404, "not_found_error"),
         ("GET", "/v1/messages", 405, "invalid_request_error"),
     ];
     for (method, path, status, said) in cases {

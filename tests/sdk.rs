@@ -29,6 +29,8 @@ fn the_openai_node_sdk_works_by_changing_only_base_url_and_key() {
 /// Run an OpenAI SDK script and check what it saw.
 fn check_sdk_run(script: Command) {
     let seen = run_sdk_script(script);
+    assert_eq!(seen["retrieved"], "o3");
+    assert_eq!(seen["missing"], "model_not_found", "{seen}");
 
     assert_eq!(seen["model_header"], "gpt-4o-mini");
     assert!(
@@ -76,6 +78,10 @@ fn the_anthropic_node_sdk_works_by_changing_only_base_url_and_key() {
 /// Run an Anthropic SDK script and check what it saw.
 fn check_anthropic_sdk_run(script: Command) {
     let seen = run_sdk_script(script);
+    // The default config's models are all on the echo provider, which cannot count: the host's
+    // estimate (about four characters a token).
+    assert_eq!(seen["count_source"], "estimate", "{seen}");
+    assert_eq!(seen["counted"], 15, "{seen}");
 
     assert_eq!(seen["model_header"], "gpt-4o-mini");
     assert!(
@@ -152,4 +158,54 @@ async fn when_every_upstream_is_rate_limited_the_sdks_raise_their_rate_limit_err
             "{sdk}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_anthropic_sdk_counts_tokens_where_the_models_provider_can() {
+    let anthropic = MockUpstream::start("anthropic").await;
+    anthropic.set(Behaviour::json(
+        200,
+        &serde_json::json!({"input_tokens": 42}),
+    ));
+    let openai = MockUpstream::start("openai").await;
+    let config = ConfigBuilder::new(&policy_wasm("cost_router"))
+        .keys_required()
+        .team_option("keys = [\"sk-count-tokens-01\"]")
+        .provider_of(
+            "claude",
+            "anthropic",
+            &anthropic.url,
+            &["api_key_env = \"UPSTREAM_KEY\""],
+        )
+        .provider("gpt", &openai.url, None)
+        .model("sonnet", "claude", "claude-sonnet-up", 3.0, &[])
+        .model("mini", "gpt", "gpt-up", 0.5, &["cheap"])
+        .fallback(&["mini"]);
+    let proxy = Proxy::start(&config.toml(), &[("UPSTREAM_KEY", "sk-upstream-secret")]);
+    let count = |model: &str| {
+        let out = Command::new(sdk_python())
+            .arg(workspace_root().join("tests/sdk/count_tokens.py"))
+            .args([proxy.base.as_str(), "sk-count-tokens-01", model])
+            .output()
+            .expect("run the SDK script");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "the SDK script failed:\n{stderr}");
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    // An Anthropic model: the provider counts.
+    assert_eq!(
+        count("sonnet"),
+        serde_json::json!({"input_tokens": 42, "source": "upstream", "model": "sonnet"})
+    );
+    let received = &anthropic.received()[0];
+    assert_eq!(received.path, "/v1/messages/count_tokens");
+    assert_eq!(received.body["model"], "claude-sonnet-up");
+    assert_eq!(received.headers["x-api-key"], "sk-upstream-secret");
+    // Another provider's model, or `auto`: the host's estimate.
+    for model in ["mini", "auto"] {
+        let seen = count(model);
+        assert_eq!(seen["source"], "estimate", "{model}: {seen}");
+        assert_eq!(seen["input_tokens"], 23, "{model}: {seen}");
+    }
+    assert!(openai.received().is_empty());
 }

@@ -36,6 +36,13 @@ for await (const model of client.models.list()) {
   models.push(model.id);
 }
 
+const { data: counted, response: countResponse } = await client.messages
+  .countTokens({
+    model: "auto",
+    messages: [{ role: "user", content: "Count the tokens of this sentence, please." }],
+  })
+  .withResponse();
+
 console.log(
   JSON.stringify({
     model_header: response.headers.get("x-switchyard-model"),
@@ -46,5 +53,7 @@ console.log(
     stream_stop_reason: final.stop_reason,
     stream_output_tokens: final.usage.output_tokens,
     models,
+    counted: counted.input_tokens,
+    count_source: countResponse.headers.get("x-switchyard-token-count"),
   }),
 );

@@ -27,6 +27,9 @@ with client.messages.stream(
     final = stream.get_final_message()
 
 models = [m.id for m in client.models.list()]
+counted = client.messages.with_raw_response.count_tokens(
+    model="auto", messages=[{"role": "user", "content": "Count the tokens of this sentence, please."}]
+)
 
 print(
     json.dumps(
@@ -39,6 +42,8 @@ print(
             "stream_stop_reason": final.stop_reason,
             "stream_output_tokens": final.usage.output_tokens,
             "models": models,
+            "counted": counted.parse().input_tokens,
+            "count_source": counted.headers["x-switchyard-token-count"],
         }
     )
 )

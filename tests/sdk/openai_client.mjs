@@ -30,6 +30,14 @@ for await (const model of client.models.list()) {
   models.push(model.id);
 }
 
+const retrieved = (await client.models.retrieve("o3")).id;
+let missing = null;
+try {
+  await client.models.retrieve("no-such-model");
+} catch (e) {
+  if (e.status === 404) missing = e.code;
+}
+
 console.log(
   JSON.stringify({
     model_header: response.headers.get("x-switchyard-model"),
@@ -37,5 +45,7 @@ console.log(
     total_tokens: completion.usage.total_tokens,
     stream_text: streamText,
     models,
+    retrieved,
+    missing,
   }),
 );

@@ -6,6 +6,7 @@ Usage: python openai_client.py BASE_URL. Prints one JSON object with what the SD
 import json
 import sys
 
+import openai
 from openai import OpenAI
 
 client = OpenAI(base_url=sys.argv[1] + "/v1", api_key="sk-switchyard-demo", max_retries=0, timeout=30)
@@ -23,6 +24,12 @@ stream = client.chat.completions.create(
 )
 parts = [chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices]
 
+try:
+    client.models.retrieve("no-such-model")
+    missing = None
+except openai.NotFoundError as e:
+    missing = e.body["code"]
+
 print(
     json.dumps(
         {
@@ -31,6 +38,8 @@ print(
             "total_tokens": completion.usage.total_tokens,
             "stream_text": "".join(parts),
             "models": [m.id for m in client.models.list()],
+            "retrieved": client.models.retrieve("o3").id,
+            "missing": missing,
         }
     )
 )

@@ -32,20 +32,13 @@ pub(super) fn field(
     Ok(())
 }
 
-/// Summarise `system` and the `messages` array; `max_tokens` is required, as Anthropic's API
-/// requires it.
+/// Summarise `system` and the `messages` array.
 pub(super) fn messages(
     request: &mut ClientRequest,
     system: Option<&RawValue>,
     list: &[&RawValue],
     ranges: &Ranges,
 ) -> Result<(), ApiError> {
-    if request.max_tokens.is_none() {
-        return Err(ApiError::invalid(
-            Some("max_tokens"),
-            "`max_tokens` is required",
-        ));
-    }
     if let Some(raw) = system.filter(|raw| raw.get() != "null") {
         let content = content(Some(raw), "system")?;
         request.messages.push(MessageInfo {

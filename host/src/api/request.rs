@@ -150,6 +150,24 @@ impl ClientRequest {
 
     /// Parse and check a chat request body of `api`; errors name the offending field.
     pub fn parse(api: Wire, body: Bytes) -> Result<ClientRequest, ApiError> {
+        let request = Self::parse_chat(api, body)?;
+        // Anthropic's API requires an output cap.
+        if api == Wire::Anthropic && request.max_tokens.is_none() {
+            return Err(ApiError::invalid(
+                Some("max_tokens"),
+                "`max_tokens` is required",
+            ));
+        }
+        Ok(request)
+    }
+
+    /// Parse and check the body of an Anthropic token count (`POST /v1/messages/count_tokens`):
+    /// a Messages request without an output cap.
+    pub fn parse_count_tokens(body: Bytes) -> Result<ClientRequest, ApiError> {
+        Self::parse_chat(Wire::Anthropic, body)
+    }
+
+    fn parse_chat(api: Wire, body: Bytes) -> Result<ClientRequest, ApiError> {
         let top = top_level(&body)?;
         let ranges = Ranges::within(&body);
         let mut request = ClientRequest::unread(api, Operation::Chat, body.clone(), top.0.len());

@@ -4,14 +4,16 @@
 //!   requests leave behind);
 //! - `routes`: the handlers: the two chat APIs, models, health, readiness, metrics, and the
 //!   error of any other path or method;
-//! - `pipeline`: the request path of the chat APIs, as named phases (admit, decide, serve,
-//!   settle, respond, log) over one per-request context;
+//! - `pipeline`: the request path of the chat and embeddings APIs, as named phases (admit,
+//!   decide, serve, settle, respond, log) over one per-request context;
+//! - `tokens`: Anthropic's token counting, forwarded or estimated;
 //! - `listener`: plain HTTP or TLS, capped heads, graceful shutdown.
 
 mod gate;
 mod listener;
 mod pipeline;
 mod routes;
+mod tokens;
 
 use std::sync::Arc;
 
@@ -28,6 +30,8 @@ pub fn router(gate: Arc<Gate>, max_body_bytes: usize) -> Router {
         .route("/v1/chat/completions", post(routes::chat_completions))
         .route("/v1/messages", post(routes::messages))
         .route("/v1/embeddings", post(routes::embeddings))
+        .route("/v1/messages/count_tokens", post(routes::count_tokens))
+        .route("/v1/models/{id}", get(routes::model))
         .route("/v1/models", get(routes::models))
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz));

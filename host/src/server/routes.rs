@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, body::Bytes};
@@ -13,8 +13,10 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use super::gate::Gate;
 use super::pipeline::{self, RequestError, Routing};
+use super::tokens;
 use crate::api::{ApiError, Operation, Wire};
 use crate::auth::AuthError;
+use crate::policy::Model;
 
 /// `POST /v1/chat/completions`, OpenAI's API.
 pub async fn chat_completions(
@@ -41,6 +43,15 @@ pub async fn embeddings(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     proxied(&gate, (Wire::Openai, Operation::Embeddings), headers, body).await
+}
+
+/// `POST /v1/messages/count_tokens`, Anthropic's API (see `tokens`).
+pub async fn count_tokens(
+    State(gate): State<Arc<Gate>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    tokens::count_tokens(&gate, headers, body).await
 }
 
 /// A request the policy routes to a model, through the request path.
@@ -90,14 +101,43 @@ pub async fn wrong_method(method: Method, uri: Uri) -> Response {
     error.response_for(wire_of(uri.path()))
 }
 
-/// `GET /v1/models`: the models the caller's team may use, in OpenAI's list format, or in
-/// Anthropic's for a client that sends `anthropic-version` (as Anthropic's SDKs do).
-pub async fn models(State(gate): State<Arc<Gate>>, headers: HeaderMap) -> Response {
-    let wire = if headers.contains_key("anthropic-version") {
+/// The client API a models call answers in: Anthropic's for a client that sends
+/// `anthropic-version` (as Anthropic's SDKs do), else OpenAI's.
+fn models_wire(headers: &HeaderMap) -> Wire {
+    if headers.contains_key("anthropic-version") {
         Wire::Anthropic
     } else {
         Wire::Openai
-    };
+    }
+}
+
+/// One model as a models call shows it in `wire`'s format.
+fn model_json(m: &Model, wire: Wire) -> serde_json::Value {
+    match wire {
+        Wire::Anthropic => serde_json::json!({
+            "type": "model",
+            "id": m.id,
+            "display_name": m.id,
+            "created_at": "1970-01-01T00:00:00Z",
+        }),
+        Wire::Openai => serde_json::json!({
+            "id": m.id,
+            "object": "model",
+            "created": 0,
+            "owned_by": m.provider,
+            "context_window": m.context_window,
+            "tags": m.tags,
+        }),
+    }
+}
+
+/// `GET /v1/models/{id}`: one of the models the caller's team may use, or 404.
+pub async fn model(
+    State(gate): State<Arc<Gate>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let wire = models_wire(&headers);
     let Some(app) = gate.app() else {
         return RequestError::NotReady.into_response(wire, &Routing::default());
     };
@@ -106,25 +146,31 @@ pub async fn models(State(gate): State<Arc<Gate>>, headers: HeaderMap) -> Respon
         Ok(team) => team,
         Err(e) => return unauthenticated(e, wire),
     };
-    let data: Vec<serde_json::Value> = team
-        .models()
-        .map(|m| match wire {
-            Wire::Anthropic => serde_json::json!({
-                "type": "model",
-                "id": m.id,
-                "display_name": m.id,
-                "created_at": "1970-01-01T00:00:00Z",
-            }),
-            Wire::Openai => serde_json::json!({
-                "id": m.id,
-                "object": "model",
-                "created": 0,
-                "owned_by": m.provider,
-                "context_window": m.context_window,
-                "tags": m.tags,
-            }),
-        })
-        .collect();
+    match team.models().find(|m| m.id == id) {
+        Some(m) => Json(model_json(m, wire)).into_response(),
+        None => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "model_not_found",
+            format!("the model `{id}` does not exist or your team may not use it"),
+        )
+        .response_for(wire),
+    }
+}
+
+/// `GET /v1/models`: the models the caller's team may use, in OpenAI's list format, or in
+/// Anthropic's for a client that sends `anthropic-version` (as Anthropic's SDKs do).
+pub async fn models(State(gate): State<Arc<Gate>>, headers: HeaderMap) -> Response {
+    let wire = models_wire(&headers);
+    let Some(app) = gate.app() else {
+        return RequestError::NotReady.into_response(wire, &Routing::default());
+    };
+    let snapshot = app.snapshot();
+    let team = match snapshot.team(&headers) {
+        Ok(team) => team,
+        Err(e) => return unauthenticated(e, wire),
+    };
+    let data: Vec<serde_json::Value> = team.models().map(|m| model_json(m, wire)).collect();
     let list = match wire {
         Wire::Anthropic => serde_json::json!({
             "data": data,
@@ -172,7 +218,7 @@ mod tests {
     #[test]
     fn paths_under_messages_speak_anthropic() {
         assert_eq!(wire_of("/v1/messages"), Wire::Anthropic);
-        assert_eq!(wire_of("/v1/messages/count_tokens"), Wire::Anthropic);
+        assert_eq!(wire_of("/v1/messages/batches"), Wire::Anthropic);
         assert_eq!(wire_of("/v1/responses"), Wire::Openai);
         assert_eq!(wire_of("/v1/messagesx"), Wire::Openai);
     }

@@ -137,7 +137,7 @@ impl AttemptError {
     }
 
     /// Classify a client error; its innermost cause is kept (it names no URL).
-    fn from_transport(error: &reqwest::Error, timeout: Duration) -> Self {
+    pub(super) fn from_transport(error: &reqwest::Error, timeout: Duration) -> Self {
         let mut cause: &dyn std::error::Error = error;
         while let Some(inner) = cause.source() {
             cause = inner;

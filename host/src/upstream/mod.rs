@@ -11,6 +11,7 @@
 //! This layer reads the parsed request and the route; it never sees policies or client keys.
 
 mod attempt;
+pub mod count;
 mod echo;
 pub mod health;
 mod provider;

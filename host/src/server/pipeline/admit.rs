@@ -89,7 +89,7 @@ pub fn admit<'s>(
 }
 
 /// The client's error for a body that could not be read.
-fn body_error(rejection: BytesRejection, max_body_bytes: usize) -> RequestError {
+pub fn body_error(rejection: BytesRejection, max_body_bytes: usize) -> RequestError {
     RequestError::Invalid(match rejection.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,

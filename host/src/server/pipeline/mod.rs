@@ -40,6 +40,7 @@ use crate::api::{Operation, Wire};
 use crate::control::{App, Snapshot};
 use crate::telemetry::otel;
 use crate::upstream::stream::StreamSummary;
+pub use admit::body_error;
 pub use context::Exchange;
 pub use error::RequestError;
 pub use respond::Routing;
