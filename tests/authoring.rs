@@ -456,3 +456,44 @@ fn a_new_policy_builds_offline_from_a_binary_far_from_any_checkout() {
         .unwrap();
     assert!(resolved.status.success(), "{}", text(&resolved.stderr));
 }
+
+#[test]
+fn embeddings_cases_run_over_the_embedding_models() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = dir.path().join("embeddings.jsonl");
+    std::fs::write(
+        &cases,
+        r#"{"name": "cheapest embedder", "api": "embeddings", "request": {"model": "auto", "input": ["a", "b"]}, "expect": {"route": ["embed-small", "embed-large"]}}
+{"name": "asked by name", "api": "embeddings", "request": {"model": "embed-large", "input": "a"}, "expect": {"model": "embed-large"}}"#,
+    )
+    .unwrap();
+    let catalog = dir.path().join("catalog.json");
+    std::fs::write(
+        &catalog,
+        r#"[{"id": "mini", "input_cost_per_mtok": 0.1, "output_cost_per_mtok": 0.4, "context_window": 128000, "tags": ["cheap"]},
+            {"id": "embed-large", "kind": "embeddings", "input_cost_per_mtok": 0.13, "output_cost_per_mtok": 0, "context_window": 8191},
+            {"id": "embed-small", "kind": "embeddings", "input_cost_per_mtok": 0.02, "output_cost_per_mtok": 0, "context_window": 8191}]"#,
+    )
+    .unwrap();
+    let output = switchyard(&[
+        "policy",
+        "test",
+        policy_wasm("cost_router").to_str().unwrap(),
+        "--cases",
+        cases.to_str().unwrap(),
+        "--catalog",
+        catalog.to_str().unwrap(),
+        "--json",
+    ]);
+    let results = stdout_json(&output);
+    assert!(output.status.success(), "{results}");
+    assert_eq!(results.as_array().unwrap().len(), 2);
+    assert!(
+        results
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["passed"] == true),
+        "{results}"
+    );
+}

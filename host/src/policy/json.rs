@@ -513,6 +513,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_records_operation_is_what_it_says_or_what_its_api_implies() {
+        let record = |extra: &str| -> RequestJson {
+            serde_json::from_str(&format!(
+                r#"{{"id": "r", "api": "openai-chat", {extra} "requested_model": null, "team": null,
+                    "messages": [], "estimated_input_tokens": 1, "max_output_tokens": null,
+                    "stream": false, "has_tools": false, "has_images": false, "temperature": null,
+                    "headers": {{}}, "metadata": {{}}}}"#
+            ))
+            .unwrap()
+        };
+        assert_eq!(record("").operation(), Operation::OpenaiChat);
+        let embeddings = record(r#""operation": "openai-embeddings","#);
+        assert_eq!(embeddings.operation(), Operation::OpenaiEmbeddings);
+        let json = serde_json::to_value(&embeddings).unwrap();
+        assert_eq!(json["operation"], "openai-embeddings");
+        assert!(
+            serde_json::to_value(record(""))
+                .unwrap()
+                .get("operation")
+                .is_none()
+        );
+    }
+
+    #[test]
     fn models_and_requests_round_trip_with_defaults() {
         let m: ModelJson = serde_json::from_str(
             r#"{"id": "a", "input_cost_per_mtok": 1, "output_cost_per_mtok": 2, "context_window": 100}"#,
