@@ -11,6 +11,15 @@ use switchyard_e2e::{
     workspace_root,
 };
 
+/// The models of the default config, as `GET /v1/models` lists them.
+const DEFAULT_MODELS: [&str; 5] = [
+    "gpt-4o-mini",
+    "claude-haiku-4-5",
+    "o3",
+    "claude-sonnet-4-5",
+    "text-embedding-3-small",
+];
+
 #[test]
 fn the_openai_python_sdk_works_by_changing_only_base_url_and_key() {
     let mut python = Command::new(sdk_python());
@@ -48,16 +57,7 @@ fn check_sdk_run(script: Command) {
             .starts_with("Echo from o3:"),
         "{seen}"
     );
-    assert_eq!(
-        seen["models"],
-        serde_json::json!([
-            "gpt-4o-mini",
-            "claude-haiku-4-5",
-            "o3",
-            "claude-sonnet-4-5",
-            "text-embedding-3-small"
-        ])
-    );
+    assert_eq!(seen["models"], serde_json::json!(DEFAULT_MODELS));
 }
 
 #[test]
@@ -102,16 +102,7 @@ fn check_anthropic_sdk_run(script: Command) {
     );
     assert_eq!(seen["stream_stop_reason"], "end_turn");
     assert!(seen["stream_output_tokens"].as_u64().unwrap() > 0, "{seen}");
-    assert_eq!(
-        seen["models"],
-        serde_json::json!([
-            "gpt-4o-mini",
-            "claude-haiku-4-5",
-            "o3",
-            "claude-sonnet-4-5",
-            "text-embedding-3-small"
-        ])
-    );
+    assert_eq!(seen["models"], serde_json::json!(DEFAULT_MODELS));
 }
 
 /// Run an SDK script against a proxy on the default config, and read the JSON it prints of what
