@@ -105,5 +105,5 @@ fn push_tokens(request: &mut ClientRequest, count: usize) {
         has_image: false,
         has_tool_call: false,
     });
-    request.texts.push(TextAt::Tokens);
+    request.texts.push(TextAt::NoText);
 }

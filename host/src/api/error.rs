@@ -95,7 +95,7 @@ impl ApiError {
     /// The answer to a client of `wire`, with the body in that API's error shape.
     pub fn response_for(self, wire: Wire) -> Response {
         let body = match wire {
-            Wire::Openai => self.body(),
+            Wire::Openai | Wire::Responses => self.body(),
             Wire::Anthropic => translate::error_json(
                 wire,
                 self.status,

@@ -17,10 +17,12 @@ use super::ApiError;
 pub enum TextAt {
     /// A message object with a `content` field.
     Message(Range<usize>),
-    /// A bare content value (Anthropic's top-level `system`, an embeddings input string).
+    /// A bare content value (Anthropic's top-level `system`, an embeddings input string, the
+    /// Responses API's `instructions` or a tool's `output`).
     Content(Range<usize>),
-    /// Token ids (an embeddings input), no text.
-    Tokens,
+    /// Nothing a policy may read as text: token ids (an embeddings input), a tool call or a
+    /// reasoning item (Responses).
+    NoText,
 }
 
 /// A JSON string, borrowed from the body when it has no escapes.

@@ -18,7 +18,9 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::raw::{Ranges, TextAt, content, declares_any, optional, value};
-use super::{ApiError, Wire, anthropic, embeddings, openai, translate};
+use super::responses::ResponsesFields;
+use super::translate::ResponseFrame;
+use super::{ApiError, Wire, anthropic, embeddings, openai, responses, translate};
 
 /// Author of a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +86,8 @@ pub struct ClientRequest {
     pub has_tools: bool,
     /// String entries of the `metadata` object.
     pub metadata: Vec<(String, String)>,
+    /// What a Responses API request says of its conversation (empty for the other APIs).
+    pub responses: ResponsesFields,
 }
 
 /// Top-level object as (key, raw value) pairs in order, values borrowed from the body.
@@ -121,6 +125,20 @@ fn top_level(body: &[u8]) -> Result<TopLevel<'_>, ApiError> {
     })
 }
 
+/// The string entries of a `metadata` object.
+fn metadata(raw: &RawValue) -> Result<Vec<(String, String)>, ApiError> {
+    let map: Option<serde_json::Map<String, serde_json::Value>> =
+        optional(raw, "metadata", "an object")?;
+    Ok(map
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| match v {
+            serde_json::Value::String(s) => Some((k, s)),
+            _ => None,
+        })
+        .collect())
+}
+
 /// A message object's `content`, borrowed.
 #[derive(Deserialize)]
 struct ContentOf<'a> {
@@ -145,6 +163,10 @@ impl ClientRequest {
             temperature: None,
             has_tools: false,
             metadata: Vec::new(),
+            responses: ResponsesFields {
+                store: true,
+                ..ResponsesFields::default()
+            },
         }
     }
 
@@ -180,25 +202,12 @@ impl ClientRequest {
                 "model" => request.model = optional(raw, "model", "a string")?,
                 "stream" => request.stream = optional(raw, "stream", "a boolean")?.unwrap_or(false),
                 "temperature" => request.temperature = optional(raw, "temperature", "a number")?,
-                "metadata" => {
-                    let map: Option<serde_json::Map<String, serde_json::Value>> =
-                        optional(raw, "metadata", "an object")?;
-                    request.metadata = map
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|(k, v)| match v {
-                            serde_json::Value::String(s) => Some((k, s)),
-                            _ => None,
-                        })
-                        .collect();
-                }
+                "metadata" => request.metadata = metadata(raw)?,
                 "messages" => messages = value(raw, "messages", "an array of messages")?,
                 "tools" => request.has_tools |= declares_any(raw, "tools")?,
                 "system" if api == Wire::Anthropic => system = Some(raw),
-                _ => match api {
-                    Wire::Openai => openai::field(&mut request, &key, raw)?,
-                    Wire::Anthropic => anthropic::field(&mut request, &key, raw)?,
-                },
+                _ if api == Wire::Anthropic => anthropic::field(&mut request, &key, raw)?,
+                _ => openai::field(&mut request, &key, raw)?,
             }
             request.fields.push(Field {
                 key,
@@ -218,8 +227,35 @@ impl ClientRequest {
             ));
         }
         match api {
-            Wire::Openai => openai::messages(&mut request, &messages, &ranges)?,
             Wire::Anthropic => anthropic::messages(&mut request, system, &messages, &ranges)?,
+            _ => openai::messages(&mut request, &messages, &ranges)?,
+        }
+        Ok(request)
+    }
+
+    /// Parse and check a Responses API request body; errors name the offending field.
+    pub fn parse_responses(body: Bytes) -> Result<ClientRequest, ApiError> {
+        let top = top_level(&body)?;
+        let ranges = Ranges::within(&body);
+        let mut request =
+            ClientRequest::unread(Wire::Responses, Operation::Chat, body.clone(), top.0.len());
+        for (key, raw) in top.0 {
+            request.no_repeat(&key)?;
+            match key.as_str() {
+                "model" => request.model = optional(raw, "model", "a string")?,
+                "stream" => request.stream = optional(raw, "stream", "a boolean")?.unwrap_or(false),
+                "temperature" => request.temperature = optional(raw, "temperature", "a number")?,
+                "metadata" => request.metadata = metadata(raw)?,
+                "tools" => request.has_tools = declares_any(raw, "tools")?,
+                _ => responses::field(&mut request, &key, raw, &ranges)?,
+            }
+            request.fields.push(Field {
+                key,
+                value: ranges.of(raw),
+            });
+        }
+        if request.field("input").is_none() {
+            return Err(ApiError::invalid(Some("input"), "`input` is required"));
         }
         Ok(request)
     }
@@ -289,7 +325,7 @@ impl ClientRequest {
         let (range, bare) = match self.texts.get(index)? {
             TextAt::Message(range) => (range.clone(), false),
             TextAt::Content(range) => (range.clone(), true),
-            TextAt::Tokens => return None,
+            TextAt::NoText => return None,
         };
         let raw: &RawValue = serde_json::from_slice(&self.body[range]).ok()?;
         let value = if bare {
@@ -345,23 +381,55 @@ impl ClientRequest {
 
     /// The body for an upstream speaking `wire`, naming `model`, with an optional lower output
     /// cap: the client's bytes rewritten ([`ClientRequest::upstream_body`]) for the client's own
-    /// API, a translation for the other one. A request the other API cannot express is a 400.
+    /// API, a translation for another one. A Responses request that continues a conversation the
+    /// proxy keeps is rebuilt with its earlier turns, even for a Responses upstream. A request the
+    /// other API cannot express is a 400.
     pub fn body_for(&self, wire: Wire, model: &str, cap: Option<u32>) -> Result<Bytes, ApiError> {
-        if wire == self.api {
+        let history = self.responses.history.as_ref();
+        if wire == self.api && history.is_none() {
             return Ok(self.upstream_body(model, cap));
         }
         let cap = self.effective_cap(cap);
-        let body = match wire {
-            Wire::Anthropic => translate::openai_to_anthropic(&self.body, model, cap)?,
-            Wire::Openai => translate::anthropic_to_openai(&self.body, model, cap)?,
+        let body = match (self.api, wire) {
+            (Wire::Responses, _) => {
+                translate::from_responses(&self.body, history, wire, model, cap)?
+            }
+            (_, Wire::Anthropic) => translate::openai_to_anthropic(&self.body, model, cap)?,
+            (_, Wire::Openai | Wire::Responses) => {
+                translate::anthropic_to_openai(&self.body, model, cap)?
+            }
         };
         Ok(Bytes::from(body))
+    }
+
+    /// For a Responses request, the frame of the response its answer makes: a fresh id, the time
+    /// now, and the request's settings that a response repeats.
+    pub fn response_frame(&self) -> Option<ResponseFrame> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        (self.api == Wire::Responses).then(|| {
+            let id = format!("resp_{}", uuid::Uuid::new_v4().simple());
+            ResponseFrame::new(id, now, &self.body)
+        })
+    }
+
+    /// The wire to speak to a provider whose chat API is `chat`, and which serves the Responses
+    /// API itself when `native_responses`: the Responses API for a Responses request there, else
+    /// its chat API.
+    pub fn upstream_wire(&self, chat: Wire, native_responses: bool) -> Wire {
+        if self.api == Wire::Responses && native_responses {
+            Wire::Responses
+        } else {
+            chat
+        }
     }
 
     /// The body to send upstream, in the client's API, for `model`, with an optional lower
     /// output cap. Fields other than `model` and the output cap keep the client's bytes exactly.
     /// A cap replaces the client's cap fields, or is added as `max_completion_tokens` (what
-    /// OpenAI's reasoning models require) when the client sent none. A streamed request whose
+    /// OpenAI's reasoning models require; `max_output_tokens` in the Responses API) when the
+    /// client sent none. A streamed request whose
     /// client did not ask for usage gets `"include_usage": true` in its `stream_options` (added,
     /// or set in the client's object), so that usage can be counted
     /// ([`ClientRequest::asks_stream_usage`]).
@@ -397,7 +465,7 @@ impl ClientRequest {
                     put(&mut out, "stream_options", &value);
                     wrote_options = true;
                 }
-                "max_tokens" | "max_completion_tokens" if cap.is_some() => {
+                "max_tokens" | "max_completion_tokens" | "max_output_tokens" if cap.is_some() => {
                     put(
                         &mut out,
                         &field.key,
@@ -410,11 +478,11 @@ impl ClientRequest {
         }
         put(&mut out, "model", &model_json);
         if let (Some(cap), false) = (cap, wrote_cap) {
-            put(
-                &mut out,
-                "max_completion_tokens",
-                cap.to_string().as_bytes(),
-            );
+            let key = match self.api {
+                Wire::Responses => "max_output_tokens",
+                _ => "max_completion_tokens",
+            };
+            put(&mut out, key, cap.to_string().as_bytes());
         }
         if ask_usage && !wrote_options {
             put(&mut out, "stream_options", br#"{"include_usage":true}"#);

@@ -11,6 +11,7 @@
 mod decisions;
 mod env;
 mod policy;
+mod responses;
 mod server;
 mod team;
 mod upstream;
@@ -23,6 +24,7 @@ use serde::Deserialize;
 pub use decisions::DecisionLogConfig;
 pub use env::{Env, ProcessEnv};
 pub use policy::{EngineConfig, PolicyConfig, RandomSource};
+pub use responses::ResponsesConfig;
 pub use server::{ServerConfig, TlsConfig};
 pub use team::{
     AuthConfig, BudgetConfig, FailureMode, OverBudget, RateLimitConfig, TeamConfig, parse_digest,
@@ -112,6 +114,9 @@ pub struct Config {
     /// Record policy decisions for `switchyard policy replay`; off without this table. A reload
     /// may turn it on, off, or move it.
     pub decision_log: Option<DecisionLogConfig>,
+    /// What the proxy keeps of Responses API responses (`[responses]`).
+    #[serde(default)]
+    pub responses: ResponsesConfig,
     /// Where models are served from.
     pub providers: Vec<ProviderConfig>,
     /// The model catalog: every model a policy may route to.
@@ -305,6 +310,7 @@ impl Config {
         if let Some(log) = &self.decision_log {
             log.validate()?;
         }
+        self.responses.validate()?;
         let providers = upstream::validate_providers(&self.providers)?;
         let models = upstream::validate_models(&self.models, &providers)?;
         let policies = policy::validate_policies(&self.policies, &self.engine)?;

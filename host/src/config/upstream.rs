@@ -126,6 +126,12 @@ pub struct ProviderConfig {
     /// attempt that finds them all taken skips to the route's next target at once. None: no
     /// limit.
     pub max_concurrency: Option<u32>,
+    /// The provider serves OpenAI's Responses API itself (`openai` and `azure-openai` only), as
+    /// OpenAI, Azure OpenAI and recent vLLM do: a Responses request is passed through to its
+    /// `/responses` (its bytes forwarded when the model name is unchanged), and the responses it
+    /// makes stay with it. Without this, a Responses request is translated to chat completions.
+    #[serde(default)]
+    pub responses: bool,
 }
 
 /// One model of the catalog.
@@ -286,6 +292,17 @@ pub(super) fn validate_providers(providers: &[ProviderConfig]) -> Result<HashSet
             return Err(Invalid::new(
                 field("max_concurrency"),
                 "must be greater than 0 (leave it out for no limit)",
+            ));
+        }
+        if provider.responses
+            && !matches!(
+                provider.kind,
+                ProviderKind::Openai | ProviderKind::AzureOpenai
+            )
+        {
+            return Err(Invalid::new(
+                field("responses"),
+                format!("is only for kinds `openai` and `azure-openai`, not `{kind}`"),
             ));
         }
         if provider.anthropic_version.is_some() && provider.kind != ProviderKind::Anthropic {

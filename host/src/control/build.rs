@@ -10,13 +10,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 
 use super::budget::{Budget, Ledger};
+use super::conversations::{Limits, MemoryStore};
 use super::rate::RateLimit;
 use super::{Snapshot, StartError, Team};
 use crate::auth::Keys;
@@ -53,6 +54,7 @@ pub(super) struct Plan {
     /// Each team's rate limits in the live snapshot, by team name.
     rates: HashMap<String, Arc<RateLimit>>,
     decision_log: Option<Arc<DecisionLog>>,
+    conversations: Arc<MemoryStore>,
 }
 
 /// Check everything `config` needs; `old` is the live snapshot when reloading.
@@ -119,7 +121,20 @@ pub(super) async fn plan(
             .map_err(StartError::DecisionLog)?,
         ),
     };
+    // The kept responses carry over, under the new limits.
+    let limits = Limits {
+        ttl: Duration::from_secs(config.responses.ttl_secs),
+        max_bytes: config.responses.max_mib as usize * 1024 * 1024,
+    };
+    let conversations = match old {
+        Some(old) => {
+            old.conversations.set_limits(limits);
+            old.conversations.clone()
+        }
+        None => Arc::new(MemoryStore::new(limits)),
+    };
     Ok(Plan {
+        conversations,
         config,
         upstreams,
         catalogs,
@@ -323,6 +338,7 @@ impl Plan {
             policies: slots,
             upstreams: self.upstreams,
             decision_log: self.decision_log,
+            conversations: self.conversations,
         }
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! [`App`] holds the policy engine (fixed for the life of the process) and a [`Snapshot`] behind
 //! an [`ArcSwap`]: the validated config, the key map, the teams with their catalogs and failure
-//! behaviour and budgets (`budget`), the policy slots and the upstreams. A request loads the snapshot once and takes its
+//! behaviour and budgets (`budget`), the policy slots, the upstreams and the Responses API's
+//! kept responses (`conversations`). A request loads the snapshot once and takes its
 //! team's live policy version once, so it runs entirely on the state it started with.
 //!
 //! Changes come from four places and are applied one at a time (`lifecycle`): a config reload
@@ -15,6 +16,7 @@
 
 pub mod budget;
 mod build;
+pub mod conversations;
 mod lifecycle;
 pub mod rate;
 pub mod watch;
@@ -28,6 +30,7 @@ use arc_swap::ArcSwap;
 use axum::http::HeaderMap;
 
 pub use budget::{Budget, BudgetStatus};
+use conversations::{MemoryStore, ResponseStore};
 pub use lifecycle::{ChangeError, Changed, ReloadSummary};
 pub use rate::{Admission, Limited, RateLimit};
 
@@ -124,6 +127,8 @@ pub struct Snapshot {
     pub upstreams: Upstreams,
     /// Where decisions are recorded, when `[decision_log]` is set.
     pub decision_log: Option<Arc<DecisionLog>>,
+    /// The Responses API responses kept for follow-ups; carried over by reloads.
+    conversations: Arc<MemoryStore>,
 }
 
 impl LiveView for Snapshot {
@@ -135,6 +140,11 @@ impl LiveView for Snapshot {
 }
 
 impl Snapshot {
+    /// Where Responses API responses are kept.
+    pub fn conversations(&self) -> &dyn ResponseStore {
+        &*self.conversations
+    }
+
     /// The team of the request with `headers`.
     pub fn team(&self, headers: &HeaderMap) -> Result<&Team, AuthError> {
         self.keys.team(headers).map(|i| &self.teams[i])

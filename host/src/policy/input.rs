@@ -21,8 +21,9 @@ pub fn request_view(
 ) -> Request {
     Request {
         id: id.to_string(),
+        // Policies of contracts before 0.1.2 see a Responses request as a chat request.
         api: match req.api {
-            Wire::Openai => ClientApi::OpenaiChat,
+            Wire::Openai | Wire::Responses => ClientApi::OpenaiChat,
             Wire::Anthropic => ClientApi::AnthropicMessages,
         },
         requested_model: req.model.clone(),
@@ -76,6 +77,7 @@ pub fn operation(req: &ClientRequest) -> wit::Operation {
         (_, Operation::Embeddings) => wit::Operation::OpenaiEmbeddings,
         (Wire::Openai, Operation::Chat) => wit::Operation::OpenaiChat,
         (Wire::Anthropic, Operation::Chat) => wit::Operation::AnthropicMessages,
+        (Wire::Responses, Operation::Chat) => wit::Operation::OpenaiResponses,
     }
 }
 

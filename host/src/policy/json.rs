@@ -245,9 +245,7 @@ impl OperationJson {
             Self::OpenaiChat => ClientRequest::parse(Wire::Openai, body),
             Self::AnthropicMessages => ClientRequest::parse(Wire::Anthropic, body),
             Self::OpenaiEmbeddings => ClientRequest::parse_embeddings(body),
-            Self::OpenaiResponses => {
-                return Err("this host does not serve the Responses API yet".into());
-            }
+            Self::OpenaiResponses => ClientRequest::parse_responses(body),
         };
         parsed.map_err(|e| e.message)
     }

@@ -2,16 +2,18 @@
 //!
 //! - `gate`: the [`Gate`] the routes serve from (the app once started, draining, the work
 //!   requests leave behind);
-//! - `routes`: the handlers: the two chat APIs, models, health, readiness, metrics, and the
-//!   error of any other path or method;
-//! - `pipeline`: the request path of the chat and embeddings APIs, as named phases (admit,
-//!   decide, serve, settle, respond, log) over one per-request context;
+//! - `routes`: the handlers: the chat APIs, the Responses API, embeddings, models, health,
+//!   readiness, metrics, and the error of any other path or method;
+//! - `pipeline`: the request path of those APIs, as named phases (admit, conversation, decide,
+//!   serve, settle, respond, log) over one per-request context;
+//! - `responses`: reading back a Responses API response the team made;
 //! - `tokens`: Anthropic's token counting, forwarded or estimated;
 //! - `listener`: plain HTTP or TLS, capped heads, graceful shutdown.
 
 mod gate;
 mod listener;
 mod pipeline;
+mod responses;
 mod routes;
 mod tokens;
 
@@ -30,6 +32,8 @@ pub fn router(gate: Arc<Gate>, max_body_bytes: usize) -> Router {
         .route("/v1/chat/completions", post(routes::chat_completions))
         .route("/v1/messages", post(routes::messages))
         .route("/v1/embeddings", post(routes::embeddings))
+        .route("/v1/responses", post(routes::responses))
+        .route("/v1/responses/{id}", get(responses::retrieve))
         .route("/v1/messages/count_tokens", post(routes::count_tokens))
         .route("/v1/models/{id}", get(routes::model))
         .route("/v1/models", get(routes::models))

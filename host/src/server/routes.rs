@@ -1,5 +1,5 @@
-//! The client-facing routes and their handlers: the two chat APIs (whose request path is
-//! [`super::pipeline`]), the team's model list, health, readiness and metrics, and the error
+//! The client-facing routes and their handlers: the chat APIs, the Responses API and embeddings
+//! (whose request path is [`super::pipeline`]), the team's model list, health, readiness and metrics, and the error
 //! every other path or method gets. Each handler loads the live snapshot at most once.
 
 use std::sync::Arc;
@@ -34,6 +34,15 @@ pub async fn messages(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     proxied(&gate, (Wire::Anthropic, Operation::Chat), headers, body).await
+}
+
+/// `POST /v1/responses`, OpenAI's Responses API.
+pub async fn responses(
+    State(gate): State<Arc<Gate>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    proxied(&gate, (Wire::Responses, Operation::Chat), headers, body).await
 }
 
 /// `POST /v1/embeddings`, OpenAI's API.
@@ -120,7 +129,7 @@ fn model_json(m: &Model, wire: Wire) -> serde_json::Value {
             "display_name": m.id,
             "created_at": "1970-01-01T00:00:00Z",
         }),
-        Wire::Openai => serde_json::json!({
+        Wire::Openai | Wire::Responses => serde_json::json!({
             "id": m.id,
             "object": "model",
             "created": 0,
@@ -178,7 +187,7 @@ pub async fn models(State(gate): State<Arc<Gate>>, headers: HeaderMap) -> Respon
             "first_id": team.models().next().map(|m| &m.id),
             "last_id": team.models().last().map(|m| &m.id),
         }),
-        Wire::Openai => serde_json::json!({"object": "list", "data": data}),
+        Wire::Openai | Wire::Responses => serde_json::json!({"object": "list", "data": data}),
     };
     Json(list).into_response()
 }

@@ -14,7 +14,7 @@
 //! events pass through as they arrive (see `stream`).
 
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -26,10 +26,10 @@ use tracing::Instrument;
 use super::echo;
 use super::health::{Outcome, StreamWatch};
 use super::provider::Endpoint;
-use super::stream::{self, StreamContext, StreamSummary, UsageEvent};
+use super::stream::{self, Keep, StreamContext, StreamSummary, UsageEvent};
 use super::usage::{Prices, Usage};
 use super::{ModelRoute, Upstreams};
-use crate::api::translate;
+use crate::api::translate::{self, MadeResponse, ResponseFrame};
 use crate::api::{ApiError, ClientRequest, Operation, Wire};
 use crate::policy::PlannedTarget;
 use crate::telemetry::otel;
@@ -285,9 +285,9 @@ fn fails_over(status: StatusCode) -> bool {
 
 /// What one attempt sends.
 struct Outgoing {
-    /// The request in the provider's API (translated when the client spoke the other); `None`
-    /// for the in-process provider.
-    body: Option<Bytes>,
+    /// The request in the provider's API (translated when the client spoke another), and that
+    /// API; `None` for the in-process provider.
+    body: Option<(Bytes, Wire)>,
     timeout: Duration,
     /// Holds the attempt in flight: until the answer is read whole, or with a stream until it
     /// ends.
@@ -304,18 +304,48 @@ struct Answer {
     stream_end: Option<oneshot::Receiver<StreamSummary>>,
     /// A stream that tells the model's health how it ended.
     watched: bool,
+    /// For a Responses client's answer read whole, the response it made.
+    made: Option<MadeResponse>,
+}
+
+/// What every attempt of one request shares.
+struct Request<'a> {
+    req: &'a ClientRequest,
+    id: &'a Arc<str>,
+    /// For a Responses client, the response its answer makes, and what keeps it (taken by the
+    /// attempt that answers).
+    frame: Option<ResponseFrame>,
+    keep: Mutex<Option<Keep>>,
+}
+
+impl Request<'_> {
+    fn take_keep(&self) -> Option<Keep> {
+        self.keep
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
 }
 
 impl Upstreams {
-    /// Serve `req` from the first of `targets` that answers, within the request's deadline.
+    /// Serve `req` from the first of `targets` that answers, within the request's deadline. The
+    /// response a Responses request's answer makes is handed to `keep` before the client hears
+    /// it is complete.
     pub async fn serve(
         &self,
         targets: &[PlannedTarget],
         req: &ClientRequest,
         request_id: &Arc<str>,
+        keep: Option<Keep>,
     ) -> Result<Served, UpstreamError> {
         let deadline = Instant::now() + self.request_timeout;
         self.retries.deposit();
+        let request = Request {
+            req,
+            id: request_id,
+            frame: req.response_frame(),
+            keep: Mutex::new(keep),
+        };
         let mut attempts = Vec::with_capacity(targets.len());
         for target in targets {
             let mut retries = 0;
@@ -330,7 +360,7 @@ impl Upstreams {
                 );
                 let result = match deadline.checked_duration_since(started) {
                     Some(left) if !left.is_zero() => {
-                        self.try_target(target, req, request_id, left, started)
+                        self.try_target(target, &request, left, started)
                             .instrument(span.clone())
                             .await
                     }
@@ -346,8 +376,12 @@ impl Upstreams {
                     elapsed: started.elapsed(),
                 };
                 let error = match result {
-                    Ok((answer, provider, prices)) => {
+                    Ok((mut answer, provider, prices)) => {
                         attempts.push(attempt(Ok(answer.status)));
+                        if let (Some(made), Some(keep)) = (answer.made.take(), request.take_keep())
+                        {
+                            keep(made, target.model.clone()).await;
+                        }
                         return Ok(Served {
                             model: target.model.clone(),
                             provider,
@@ -381,11 +415,11 @@ impl Upstreams {
     async fn try_target(
         &self,
         target: &PlannedTarget,
-        req: &ClientRequest,
-        request_id: &Arc<str>,
+        request: &Request<'_>,
         left: Duration,
         started: Instant,
     ) -> Result<(Answer, String, Prices), AttemptError> {
+        let req = request.req;
         let (Some(route), Some(health)) = (
             self.routes.get(&target.model),
             self.health.model(&target.model),
@@ -394,10 +428,13 @@ impl Upstreams {
         };
         // The body first: a request this provider cannot take is no attempt at the model.
         let body = match &route.provider.endpoint {
-            Endpoint::Http(http) => Some(
-                req.body_for(http.wire, &route.upstream_model, target.max_output_tokens)
-                    .map_err(AttemptError::Untranslatable)?,
-            ),
+            Endpoint::Http(http) => {
+                let wire = req.upstream_wire(http.wire, route.responses_url.is_some());
+                let body = req
+                    .body_for(wire, &route.upstream_model, target.max_output_tokens)
+                    .map_err(AttemptError::Untranslatable)?;
+                Some((body, wire))
+            }
             Endpoint::Echo => None,
         };
         let slot = match &route.provider.slots {
@@ -422,7 +459,7 @@ impl Upstreams {
             watch: StreamWatch::new(in_flight, *self.health.settings(), started),
             slot,
         };
-        let result = self.attempt(route, target, req, request_id, outgoing).await;
+        let result = self.attempt(route, target, request, outgoing).await;
         let outcome = match &result {
             // A watched stream's outcome is recorded when it ends.
             Ok(answer) if answer.watched => None,
@@ -442,11 +479,11 @@ impl Upstreams {
     fn stream_context(
         &self,
         target: &PlannedTarget,
-        request_id: &Arc<str>,
-        req: &ClientRequest,
+        request: &Request<'_>,
         upstream: Wire,
         watch: Option<StreamWatch>,
     ) -> (StreamContext, oneshot::Receiver<StreamSummary>) {
+        let req = request.req;
         let (summary, end) = oneshot::channel();
         let usage_event = if req.asks_stream_usage() {
             UsageEvent::Take
@@ -454,13 +491,15 @@ impl Upstreams {
             UsageEvent::Pass
         };
         let context = StreamContext {
-            request_id: request_id.clone(),
+            request_id: request.id.clone(),
             model: target.model.clone(),
             idle: self.stream_idle,
             usage_event,
             upstream,
             client: req.api,
             client_usage: req.stream_usage == Some(true),
+            frame: request.frame.clone(),
+            keep: request.take_keep(),
             watch,
             slot: None,
             summary,
@@ -475,25 +514,29 @@ impl Upstreams {
         &self,
         route: &ModelRoute,
         target: &PlannedTarget,
-        req: &ClientRequest,
-        request_id: &Arc<str>,
+        request: &Request<'_>,
         outgoing: Outgoing,
     ) -> Result<Answer, AttemptError> {
+        let req = request.req;
         let Outgoing {
             body,
             timeout,
             mut watch,
             slot,
         } = outgoing;
-        let (http, url, body) = match (&route.provider.endpoint, &route.url, body) {
-            (Endpoint::Http(http), Some(url), Some(body)) => (http, url, body),
+        let (http, body, wire) = match (&route.provider.endpoint, body) {
+            (Endpoint::Http(http), Some((body, wire))) => (http, body, wire),
             _ => {
-                let (mut context, end) =
-                    self.stream_context(target, request_id, req, Wire::Openai, None);
+                let (mut context, end) = self.stream_context(target, request, Wire::Openai, None);
                 context.slot = slot;
-                return echo_answer(&route.upstream_model, req, (context, end));
+                return echo_answer(&route.upstream_model, request, (context, end));
             }
         };
+        let url = match wire {
+            Wire::Responses => route.responses_url.as_ref(),
+            _ => route.url.as_ref(),
+        }
+        .ok_or(AttemptError::Unrouted)?;
         let builder = http
             .client
             .post(url.clone())
@@ -510,12 +553,11 @@ impl Upstreams {
             }
             if req.stream && response.status().is_success() {
                 watch.head(Instant::now());
-                let (mut context, end) =
-                    self.stream_context(target, request_id, req, http.wire, Some(watch));
+                let (mut context, end) = self.stream_context(target, request, wire, Some(watch));
                 context.slot = slot;
-                return Ok(streamed(response, context, end, http.wire != req.api));
+                return Ok(streamed(response, context, end, wire != req.api));
             }
-            read_whole(response, http.wire, req.api, timeout).await
+            read_whole(response, (wire, req.api), request.frame.as_ref(), timeout).await
         };
         tokio::time::timeout(timeout, exchange)
             .await
@@ -562,15 +604,17 @@ fn streamed(
         usage: None,
         stream_end: Some(end),
         watched: true,
+        made: None,
     }
 }
 
 /// An answer read whole (a body cut off mid-way is a failed attempt), with its usage, in the
-/// client's API: translated from the upstream's when they differ.
+/// client's API: translated from the upstream's when they differ. For a Responses client, the
+/// response it made comes with it.
 async fn read_whole(
     response: reqwest::Response,
-    upstream: Wire,
-    client: Wire,
+    (upstream, client): (Wire, Wire),
+    frame: Option<&ResponseFrame>,
     timeout: Duration,
 ) -> Result<Answer, AttemptError> {
     let status = response.status();
@@ -586,15 +630,31 @@ async fn read_whole(
                 other => other,
             })?;
     let usage = Usage::from_completion(&bytes);
-    let bytes = if upstream == client {
-        bytes
-    } else {
-        content_type = HeaderValue::from_static("application/json");
-        if status.is_success() {
+    let mut made = None;
+    let bytes = match (status.is_success(), frame) {
+        (true, Some(frame)) => match translate::response_answer(upstream, &bytes, frame)
+            .map_err(AttemptError::BadAnswer)?
+        {
+            Some(response) => {
+                content_type = HeaderValue::from_static("application/json");
+                let bytes = Bytes::from(response.to_string());
+                made = Some(MadeResponse::Translated(response));
+                bytes
+            }
+            None => {
+                made = response_id(&bytes).map(MadeResponse::Native);
+                bytes
+            }
+        },
+        _ if upstream == client => bytes,
+        (true, None) => {
+            content_type = HeaderValue::from_static("application/json");
             translate::answer(upstream, client, &bytes)
                 .map_err(AttemptError::BadAnswer)?
                 .into()
-        } else {
+        }
+        (false, _) => {
+            content_type = HeaderValue::from_static("application/json");
             translate::error_body(client, status, &bytes).into()
         }
     };
@@ -605,7 +665,17 @@ async fn read_whole(
         usage,
         stream_end: None,
         watched: false,
+        made,
     })
+}
+
+/// The `id` of a Responses API answer.
+fn response_id(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Response {
+        id: String,
+    }
+    serde_json::from_slice::<Response>(body).ok().map(|r| r.id)
 }
 
 /// The answer's content type, JSON when it names none.
@@ -630,43 +700,54 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 /// The `echo` provider's answer, in the client's API.
 fn echo_answer(
     model: &str,
-    req: &ClientRequest,
+    request: &Request<'_>,
     (context, end): (StreamContext, oneshot::Receiver<StreamSummary>),
 ) -> Result<Answer, AttemptError> {
+    let req = request.req;
+    let json = |body: Bytes, made| Answer {
+        status: StatusCode::OK,
+        content_type: HeaderValue::from_static("application/json"),
+        usage: Usage::from_completion(&body),
+        body: Body::from(body),
+        stream_end: None,
+        watched: false,
+        made,
+    };
     if req.operation == Operation::Embeddings {
-        let body = echo::embeddings(model, req);
-        return Ok(Answer {
-            status: StatusCode::OK,
-            content_type: HeaderValue::from_static("application/json"),
-            usage: Usage::from_completion(&body),
-            body: Body::from(body),
-            stream_end: None,
-            watched: false,
-        });
+        return Ok(json(echo::embeddings(model, req), None));
     }
-    Ok(if req.stream {
+    if req.stream {
         let events = echo::stream_events(model, req, &context.request_id);
         let events = futures_util::stream::iter(events.into_iter().map(Ok::<_, Infallible>));
-        Answer {
+        return Ok(Answer {
             status: StatusCode::OK,
             content_type: HeaderValue::from_static("text/event-stream"),
             body: Body::from_stream(stream::guarded(events, context)),
             usage: None,
             stream_end: Some(end),
             watched: false,
+            made: None,
+        });
+    }
+    let completion = echo::completion(model, req, &context.request_id);
+    let usage = Usage::from_completion(&completion);
+    let (body, made) = match &request.frame {
+        Some(frame) => {
+            let response = translate::response_answer(Wire::Openai, &completion, frame)
+                .map_err(AttemptError::BadAnswer)?
+                .ok_or_else(|| AttemptError::BadAnswer("echo answers in chat".into()))?;
+            let body = Bytes::from(response.to_string());
+            (body, Some(MadeResponse::Translated(response)))
         }
-    } else {
-        let completion = echo::completion(model, req, &context.request_id);
-        let usage = Usage::from_completion(&completion);
-        let completion = translate::answer(Wire::Openai, req.api, &completion)
-            .map_err(AttemptError::BadAnswer)?;
-        Answer {
-            status: StatusCode::OK,
-            content_type: HeaderValue::from_static("application/json"),
-            usage,
-            body: Body::from(completion),
-            stream_end: None,
-            watched: false,
-        }
+        None => (
+            translate::answer(Wire::Openai, req.api, &completion)
+                .map_err(AttemptError::BadAnswer)?
+                .into(),
+            None,
+        ),
+    };
+    Ok(Answer {
+        usage,
+        ..json(body, made)
     })
 }

@@ -15,6 +15,7 @@ pub mod count;
 mod echo;
 pub mod health;
 mod provider;
+pub mod retrieve;
 pub mod retry;
 pub mod stream;
 pub mod usage;
@@ -27,6 +28,7 @@ pub use attempt::{Attempt, AttemptError, Served, UpstreamError};
 pub use health::HealthBoard;
 pub use provider::{Endpoint, Provider, SetupError};
 use retry::{RetryBudget, RetryPolicy};
+pub use stream::Keep;
 pub use usage::{Prices, Usage};
 
 use tokio_util::sync::CancellationToken;
@@ -40,6 +42,8 @@ struct ModelRoute {
     upstream_model: String,
     /// Where its requests go; `None` for an in-process provider.
     url: Option<reqwest::Url>,
+    /// Where its Responses API requests go, when its provider serves that API itself.
+    responses_url: Option<reqwest::Url>,
     prices: Prices,
 }
 
@@ -100,6 +104,7 @@ impl Upstreams {
             };
             let route = ModelRoute {
                 url: provider.url(m.upstream_model(), m.kind)?,
+                responses_url: provider.responses_url()?,
                 provider: provider.clone(),
                 upstream_model: m.upstream_model().to_string(),
                 prices: Prices {

@@ -42,8 +42,10 @@ pub enum Endpoint {
 #[derive(Debug)]
 pub struct HttpEndpoint {
     kind: ProviderKind,
-    /// The format requests and answers are in.
+    /// The format chat requests and answers are in.
     pub wire: Wire,
+    /// It serves the Responses API itself.
+    pub responses: bool,
     base: Url,
     api_version: Option<String>,
     /// Sent with every request: the key (sensitive) and any version header.
@@ -150,6 +152,7 @@ impl Provider {
             endpoint: Endpoint::Http(Box::new(HttpEndpoint {
                 kind: config.kind,
                 wire,
+                responses: config.responses,
                 base,
                 api_version: config.api_version.clone(),
                 headers,
@@ -197,6 +200,37 @@ impl Provider {
         };
         Ok(Some(url))
     }
+
+    /// Where Responses API requests go, for a provider that serves it: `{base_url}/responses`, or
+    /// Azure's `{resource}/openai/responses?api-version=...` (the deployment named in the body).
+    /// A stored response is read at this URL's path followed by `/{id}`.
+    pub fn responses_url(&self) -> Result<Option<Url>, SetupError> {
+        let Endpoint::Http(http) = &self.endpoint else {
+            return Ok(None);
+        };
+        if !http.responses {
+            return Ok(None);
+        }
+        let invalid = |e: &dyn std::fmt::Display| SetupError::Invalid {
+            provider: self.name.clone(),
+            message: format!("cannot make its Responses API URL: {e}"),
+        };
+        let url = match http.kind {
+            ProviderKind::AzureOpenai => {
+                let mut url = http
+                    .base
+                    .join("openai/responses")
+                    .map_err(|e| invalid(&e))?;
+                url.query_pairs_mut().append_pair(
+                    "api-version",
+                    http.api_version.as_deref().unwrap_or_default(),
+                );
+                url
+            }
+            _ => http.base.join("responses").map_err(|e| invalid(&e))?,
+        };
+        Ok(Some(url))
+    }
 }
 
 #[cfg(test)]
@@ -215,6 +249,7 @@ mod tests {
             anthropic_version: None,
             h2c: false,
             max_concurrency: None,
+            responses: false,
         }
     }
 

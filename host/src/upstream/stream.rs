@@ -13,7 +13,8 @@
 //! OpenAI-format stream (`"choices": [], "usage": {...}`), taken out of what the client sees when
 //! only the proxy asked for it; Anthropic's `message_start` and `message_delta`. When the stream
 //! ends, however it ends (the client going away included), a [`StreamSummary`] is sent to
-//! whoever keeps the request's books. Dropping the stream drops the
+//! whoever keeps the request's books. A Responses client's completed stream first has the
+//! response it made kept ([`Keep`]), so a follow-up naming it finds it. Dropping the stream drops the
 //! upstream response with it, which closes that connection.
 
 use std::fmt::Display;
@@ -22,6 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use futures_util::future::BoxFuture;
 use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
@@ -31,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 use super::health::StreamWatch;
 use super::usage::Usage;
 use crate::api::Wire;
-use crate::api::translate::{self, StreamTranslator};
+use crate::api::translate::{MadeResponse, ResponseFrame, StreamTranslator};
 
 /// How a streamed answer ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +81,10 @@ pub struct StreamSummary {
     pub first_token_at: Option<Instant>,
 }
 
+/// Keeps the response a Responses client's answer made (for follow-ups), given the catalog model
+/// that made it, before the client hears that it is complete.
+pub type Keep = Box<dyn FnOnce(MadeResponse, String) -> BoxFuture<'static, ()> + Send>;
+
 /// What to do with the stream's usage event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UsageEvent {
@@ -89,7 +95,6 @@ pub enum UsageEvent {
 }
 
 /// The request a stream belongs to and how to watch it.
-#[derive(Debug)]
 pub struct StreamContext {
     pub request_id: Arc<str>,
     pub model: String,
@@ -101,6 +106,9 @@ pub struct StreamContext {
     /// The client's API, and whether an OpenAI client asked for the usage event.
     pub client: Wire,
     pub client_usage: bool,
+    /// For a Responses client, the response its answer makes, and what keeps it.
+    pub frame: Option<ResponseFrame>,
+    pub keep: Option<Keep>,
     /// The model's health, told about the stream; `None` for an in-process provider.
     pub watch: Option<StreamWatch>,
     /// The provider's concurrency permit, held until the stream ends.
@@ -121,8 +129,8 @@ struct State<E> {
     idle: Duration,
     usage_event: UsageEvent,
     upstream_wire: Wire,
-    client_wire: Wire,
     translator: StreamTranslator,
+    keep: Option<Keep>,
     watch: Option<StreamWatch>,
     _slot: Option<OwnedSemaphorePermit>,
     summary: Option<oneshot::Sender<StreamSummary>>,
@@ -137,12 +145,31 @@ struct State<E> {
     finished: bool,
 }
 
+/// The translator from the upstream's events to the client's.
+fn translator(context: &StreamContext) -> StreamTranslator {
+    let created = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    match (&context.frame, context.upstream) {
+        (Some(frame), from) if from != Wire::Responses => {
+            StreamTranslator::to_responses(from, frame.clone(), created)
+        }
+        _ => StreamTranslator::new(
+            context.upstream,
+            context.client,
+            context.client_usage,
+            created,
+        ),
+    }
+}
+
 /// `upstream`'s events for the client, followed by an error event if it stalls, breaks or ends
 /// unfinished; the summary goes to `context.summary` at the end.
 pub fn guarded<E: Display + Send + 'static>(
     upstream: impl Stream<Item = Result<Bytes, E>> + Send + 'static,
     context: StreamContext,
 ) -> impl Stream<Item = Result<Bytes, std::convert::Infallible>> + Send {
+    let translator = translator(&context);
     let state = State {
         upstream: Box::pin(upstream),
         request_id: context.request_id,
@@ -150,15 +177,8 @@ pub fn guarded<E: Display + Send + 'static>(
         idle: context.idle,
         usage_event: context.usage_event,
         upstream_wire: context.upstream,
-        client_wire: context.client,
-        translator: StreamTranslator::new(
-            context.upstream,
-            context.client,
-            context.client_usage,
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
-        ),
+        translator,
+        keep: context.keep,
         watch: context.watch,
         _slot: context.slot,
         summary: Some(context.summary),
@@ -197,6 +217,7 @@ impl<E: Display> State<E> {
                         .get_or_insert_with(|| self.started.elapsed());
                     self.pending.extend_from_slice(&chunk);
                     let events = self.complete_events();
+                    self.keep_made().await;
                     // After an error event the upstream has nothing more to say: the stream
                     // ends here, before a client that stops at the error goes away.
                     if self.translator.upstream_error() {
@@ -217,6 +238,7 @@ impl<E: Display> State<E> {
                         self.pending.extend_from_slice(b"\n\n");
                         self.complete_events()
                     };
+                    self.keep_made().await;
                     let (end, fault) = if self.translator.upstream_error() {
                         (StreamEnd::UpstreamError, None)
                     } else if self.translator.complete() {
@@ -247,6 +269,16 @@ impl<E: Display> State<E> {
         }
     }
 
+    /// Once the stream is complete, keep the response it made, before its last events go out.
+    async fn keep_made(&mut self) {
+        if self.keep.is_none() || !self.translator.complete() {
+            return;
+        }
+        if let (Some(keep), Some(made)) = (self.keep.take(), self.translator.made_response()) {
+            keep(made, self.model.clone()).await;
+        }
+    }
+
     /// Split the complete events off `pending`, keeping those the client gets.
     fn complete_events(&mut self) -> Bytes {
         let mut out = BytesMut::new();
@@ -264,6 +296,10 @@ impl<E: Display> State<E> {
                 Wire::Openai => self.inspect_openai(data),
                 Wire::Anthropic => {
                     self.inspect_anthropic(data);
+                    true
+                }
+                Wire::Responses => {
+                    self.inspect_responses(data);
                     true
                 }
             };
@@ -307,6 +343,28 @@ impl<E: Display> State<E> {
                 },
                 output_tokens: delta.output_tokens,
             });
+        }
+    }
+
+    /// Read the usage of a Responses stream's last event (`response.completed`, or
+    /// `.incomplete`).
+    fn inspect_responses(&mut self, data: &[u8]) {
+        if !contains(data, b"\"usage\":{") {
+            return;
+        }
+        #[derive(Deserialize)]
+        struct Response {
+            usage: Option<Usage>,
+        }
+        #[derive(Deserialize)]
+        struct Event {
+            response: Option<Response>,
+        }
+        if let Ok(Event {
+            response: Some(Response { usage: Some(usage) }),
+        }) = serde_json::from_slice::<Event>(data)
+        {
+            self.usage = Some(usage);
         }
     }
 
@@ -359,7 +417,7 @@ impl<E: Display> State<E> {
                 code,
                 "{message}; the client gets an error event"
             );
-            out.extend_from_slice(&translate::error_event(self.client_wire, code, &message));
+            out.extend_from_slice(&self.translator.error_event(code, &message));
         } else if end == StreamEnd::UpstreamError {
             tracing::warn!(
                 request_id = %self.request_id,
@@ -398,7 +456,8 @@ impl<E> Drop for State<E> {
 }
 
 /// Whether an event's data carries generated content: a non-empty text or a tool call (OpenAI),
-/// a content block delta (Anthropic). The first one marks the time to first token.
+/// a content block delta (Anthropic), a text or arguments delta (Responses). The first one
+/// marks the time to first token.
 fn carries_token(wire: Wire, data: &[u8]) -> bool {
     match wire {
         Wire::Openai => {
@@ -409,6 +468,10 @@ fn carries_token(wire: Wire, data: &[u8]) -> bool {
             contains(data, b"\"tool_calls\"") || find(data, b"\"content\":").is_some_and(text)
         }
         Wire::Anthropic => contains(data, b"\"content_block_delta\""),
+        Wire::Responses => {
+            contains(data, b"\"response.output_text.delta\"")
+                || contains(data, b"\"response.function_call_arguments.delta\"")
+        }
     }
 }
 
@@ -482,6 +545,8 @@ mod tests {
             upstream: wire,
             client: wire,
             client_usage: false,
+            frame: None,
+            keep: None,
             watch: None,
             slot: None,
             summary: tx,
@@ -662,6 +727,8 @@ mod tests {
             upstream: Wire::Openai,
             client: Wire::Openai,
             client_usage: false,
+            frame: None,
+            keep: None,
             watch: None,
             slot: None,
             summary: tx,
@@ -669,5 +736,55 @@ mod tests {
         };
         drop(guarded(upstream, context));
         assert_eq!(rx.await.unwrap().end, StreamEnd::ClientGone);
+    }
+
+    #[tokio::test]
+    async fn a_completed_responses_stream_is_kept_before_its_last_event_goes_out() {
+        let kept = Arc::new(std::sync::Mutex::new(None));
+        let seen = kept.clone();
+        let keep: Keep = Box::new(move |made, model| {
+            *seen.lock().unwrap() = Some((made, model));
+            Box::pin(async {})
+        });
+        let events = [
+            "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"resp_up\"}}\n\n",
+            "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"resp_up\",\"usage\":{\"input_tokens\":4,\"output_tokens\":2}}}\n\n",
+        ];
+        let upstream = futures_util::stream::iter(
+            events.map(|e| Ok::<_, Infallible>(Bytes::from_static(e.as_bytes()))),
+        )
+        .chain(futures_util::stream::pending());
+        let (tx, rx) = oneshot::channel();
+        let context = StreamContext {
+            request_id: "r".into(),
+            model: "m".into(),
+            idle: Duration::from_millis(200),
+            usage_event: UsageEvent::Pass,
+            upstream: Wire::Responses,
+            client: Wire::Responses,
+            client_usage: false,
+            frame: None,
+            keep: Some(keep),
+            watch: None,
+            slot: None,
+            summary: tx,
+            cut: CancellationToken::new(),
+        };
+        let mut stream = Box::pin(guarded(upstream, context));
+        let first = stream.next().await.unwrap().unwrap();
+        assert!(first.starts_with(b"event: response.created"));
+        assert!(kept.lock().unwrap().is_none(), "not complete yet");
+        let last = stream.next().await.unwrap().unwrap();
+        assert!(last.starts_with(b"event: response.completed"));
+        assert_eq!(
+            kept.lock().unwrap().clone(),
+            Some((MadeResponse::Native("resp_up".into()), "m".to_string()))
+        );
+        drop(stream);
+        let summary = rx.await.unwrap();
+        assert_eq!(
+            summary.usage.map(|u| (u.input_tokens, u.output_tokens)),
+            Some((4, 2))
+        );
     }
 }

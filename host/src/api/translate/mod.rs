@@ -1,31 +1,40 @@
-//! Translation between the two wire formats clients and upstreams speak: OpenAI chat completions
-//! and Anthropic Messages.
+//! Translation between the wire formats clients and upstreams speak: OpenAI chat completions,
+//! Anthropic Messages and OpenAI's Responses API.
 //!
 //! When a client's format differs from its upstream's, the request body goes one way
-//! ([`openai_to_anthropic`], [`anthropic_to_openai`]) and the answer comes back the other: a
-//! whole answer or an error body ([`answer`], [`error_body`]), or a stream one SSE event at a time
-//! ([`StreamTranslator`]). Whatever cannot be said in the other format is refused with a 400 that
+//! ([`openai_to_anthropic`], [`anthropic_to_openai`], [`from_responses`]) and the answer comes
+//! back the other: a whole answer or an error body ([`answer`], [`response_answer`],
+//! [`error_body`]), or a stream one SSE event at a time ([`StreamTranslator`]). The Responses API
+//! is translated to and from chat completions, and to Anthropic's by way of them. Whatever cannot be said in the other format is refused with a 400 that
 //! names the client's field, never sent half-translated. Everything here is a pure function over
 //! bytes and `serde_json` values; nothing does I/O.
 
 mod fields;
+mod from_responses;
 mod response;
 mod stream;
 mod to_anthropic;
 mod to_openai;
+mod to_responses;
 
 use serde_json::{Map, Value};
 
-pub use response::{answer, error_body, error_json};
-pub use stream::{StreamTranslator, error_event};
+pub use from_responses::{from_responses, input_items};
+pub use response::{answer, error_body, error_json, response_answer};
+pub use stream::{MadeResponse, StreamTranslator};
 pub use to_anthropic::{DEFAULT_MAX_TOKENS, openai_to_anthropic};
 pub use to_openai::anthropic_to_openai;
+pub use to_responses::ResponseFrame;
 
 /// A wire format, of a client or of an upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wire {
+    /// OpenAI chat completions.
     Openai,
+    /// Anthropic Messages.
     Anthropic,
+    /// OpenAI's Responses API; its errors take OpenAI's shape.
+    Responses,
 }
 
 /// OpenAI's `finish_reason` for an Anthropic `stop_reason`.

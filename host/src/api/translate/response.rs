@@ -11,6 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 
+use super::to_responses::{ResponseFrame, completion_to_response};
 use super::{Wire, anthropic_prompt_tokens, finish_reason, stop_reason, to_bytes, tool_input};
 
 /// A successful non-streamed answer of the upstream's wire `from` rewritten in wire `to`; the
@@ -32,8 +33,29 @@ fn answer_at(from: Wire, to: Wire, body: &[u8], created: u64) -> Result<Vec<u8>,
     let translated = match to {
         Wire::Openai => anthropic_to_openai(&answer, created)?,
         Wire::Anthropic => openai_to_anthropic(&answer)?,
+        Wire::Responses => return Err("a Responses answer is made by `response_answer`".into()),
     };
     Ok(to_bytes(&translated))
+}
+
+/// A successful non-streamed answer of the upstream's wire `from` as the response object
+/// `frame` describes; `None` when the upstream speaks the Responses API itself and its answer
+/// passes as it is. `Err` says what was wrong with the upstream's answer.
+pub fn response_answer(
+    from: Wire,
+    body: &[u8],
+    frame: &ResponseFrame,
+) -> Result<Option<Value>, String> {
+    let answer: Value = match from {
+        Wire::Responses => return Ok(None),
+        _ => serde_json::from_slice(body)
+            .map_err(|e| format!("the upstream's answer is not valid JSON: {e}"))?,
+    };
+    let completion = match from {
+        Wire::Anthropic => anthropic_to_openai(&answer, frame.created_at)?,
+        _ => answer,
+    };
+    completion_to_response(&completion, frame).map(Some)
 }
 
 fn text_of<'a>(value: &'a Value, key: &str) -> &'a str {
@@ -208,7 +230,7 @@ pub fn error_json(
     message: &str,
 ) -> String {
     let body = match wire {
-        Wire::Openai => {
+        Wire::Openai | Wire::Responses => {
             let mut error = Map::new();
             error.insert("message".into(), message.into());
             error.insert("type".into(), openai_type.into());

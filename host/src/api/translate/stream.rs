@@ -1,14 +1,17 @@
-//! Streamed answers from one wire format to the other, one SSE event at a time: OpenAI
+//! Streamed answers from one wire format to another, one SSE event at a time: OpenAI
 //! `chat.completion.chunk`s as Anthropic `message_start` / `content_block_*` / `message_delta` /
-//! `message_stop` events, and back.
+//! `message_stop` events, and back; either as the Responses API's typed events (Anthropic's by
+//! way of chat chunks, see `to_responses`).
 //!
 //! [`StreamTranslator`] is fed each complete upstream event and returns the client's bytes for
 //! it, keeping only what the translation needs between events (ids, the open content block,
 //! the stop reason, usage). It also tells the caller whether the upstream finished properly or
-//! reported an error. Pure functions over bytes; no I/O.
+//! reported an error, and for a Responses client which response the stream made. Pure
+//! functions over bytes; no I/O.
 
 use serde_json::{Value, json};
 
+use super::to_responses::{ResponseFrame, ToResponses, error_data};
 use super::{Wire, anthropic_prompt_tokens, finish_reason, stop_reason};
 
 /// One SSE event, parsed.
@@ -231,6 +234,7 @@ impl ToAnthropic {
 }
 
 /// State for Anthropic events in, OpenAI chunks out.
+#[derive(Default)]
 struct ToOpenai {
     include_usage: bool,
     created: u64,
@@ -243,6 +247,14 @@ struct ToOpenai {
 }
 
 impl ToOpenai {
+    fn new(include_usage: bool, created: u64) -> Self {
+        Self {
+            include_usage,
+            created,
+            ..Self::default()
+        }
+    }
+
     fn chunk(&self, delta: Value, finish_reason: Option<&str>) -> String {
         openai_event(&json!({
             "id": self.id,
@@ -353,16 +365,33 @@ enum Mode {
     Same,
     ToAnthropic(ToAnthropic),
     ToOpenai(ToOpenai),
+    /// Chat chunks (made from Anthropic events first, when the upstream speaks Anthropic's API)
+    /// as Responses events.
+    ToResponses(Option<Box<ToOpenai>>, Box<ToResponses>),
 }
 
 /// Translates a stream of complete SSE events (each passed whole: its `event:` line if any, its
 /// `data:` line(s) and the blank line ending it) from one wire to another.
 pub struct StreamTranslator {
     from: Wire,
+    to: Wire,
     mode: Mode,
     complete: bool,
     upstream_error: bool,
+    /// Events passed through so far (a Responses stream numbers its events from 0).
+    passed: u64,
+    /// The id of the response a Responses upstream's stream made (`response.created`).
+    response_id: Option<String>,
 }
+
+/// The Responses events whose data a pass-through reads: the response's id, its end, errors.
+const RESPONSES_MILESTONES: [&str; 5] = [
+    "response.created",
+    "response.completed",
+    "response.incomplete",
+    "response.failed",
+    "error",
+];
 
 impl StreamTranslator {
     /// `include_usage`: for an OpenAI client, whether it asked for the final usage chunk
@@ -371,34 +400,52 @@ impl StreamTranslator {
     pub fn new(from: Wire, to: Wire, include_usage: bool, created: u64) -> Self {
         let mode = match (from, to) {
             (Wire::Openai, Wire::Anthropic) => Mode::ToAnthropic(ToAnthropic::default()),
-            (Wire::Anthropic, Wire::Openai) => Mode::ToOpenai(ToOpenai {
-                include_usage,
-                created,
-                id: String::new(),
-                model: String::new(),
-                tools: 0,
-                prompt_tokens: 0,
-                completion_tokens: 0,
-            }),
+            (Wire::Anthropic, Wire::Openai) => {
+                Mode::ToOpenai(ToOpenai::new(include_usage, created))
+            }
             _ => Mode::Same,
         };
         Self {
             from,
+            to,
             mode,
             complete: false,
             upstream_error: false,
+            passed: 0,
+            response_id: None,
         }
+    }
+
+    /// A translator for a Responses client whose response is `frame`, from an upstream
+    /// speaking `from`.
+    pub fn to_responses(from: Wire, frame: ResponseFrame, created: u64) -> Self {
+        let mut translator = Self::new(from, Wire::Responses, true, created);
+        let chat = match from {
+            Wire::Responses => return translator,
+            Wire::Anthropic => Some(Box::new(ToOpenai::new(true, created))),
+            Wire::Openai => None,
+        };
+        translator.mode = Mode::ToResponses(chat, Box::new(ToResponses::new(frame)));
+        translator
     }
 
     /// The client's bytes for one upstream event: possibly none, possibly several events.
     pub fn event(&mut self, event: &[u8]) -> Vec<u8> {
         let parsed = Event::parse(event);
         let done = self.from == Wire::Openai && parsed.data.trim() == "[DONE]";
-        // Passing through, only an error or an unnamed event needs its JSON read.
+        // Passing through, only an error, an unnamed event or a milestone needs its JSON read.
         let json = match (&self.mode, self.from) {
             _ if done => None,
             (Mode::Same, Wire::Openai) if !parsed.data.contains("\"error\"") => None,
             (Mode::Same, Wire::Anthropic) if parsed.name.is_some() => None,
+            (Mode::Same, Wire::Responses)
+                if parsed
+                    .name
+                    .as_deref()
+                    .is_some_and(|n| !RESPONSES_MILESTONES.contains(&n)) =>
+            {
+                None
+            }
             _ => parsed.json(),
         };
         let error = json
@@ -418,10 +465,58 @@ impl StreamTranslator {
                 self.complete |= kind == Some("message_stop");
                 self.upstream_error |= kind == Some("error");
             }
+            Wire::Responses => {
+                self.complete |= matches!(kind, Some("response.completed" | "response.incomplete"));
+                self.upstream_error |= matches!(kind, Some("error" | "response.failed"));
+                if kind == Some("response.created") {
+                    self.response_id = json
+                        .as_ref()
+                        .and_then(|j| j["response"]["id"].as_str())
+                        .map(str::to_string);
+                }
+            }
         }
         let mut out = String::new();
         match &mut self.mode {
-            Mode::Same => return event.to_vec(),
+            Mode::Same => {
+                self.passed += 1;
+                return event.to_vec();
+            }
+            Mode::ToResponses(None, state) if done => state.done(&mut out),
+            Mode::ToResponses(None, state) => match (&json, error) {
+                (_, Some(error)) => {
+                    let message = error["message"].as_str().unwrap_or(UPSTREAM_ERROR);
+                    let code = error["code"].as_str().unwrap_or("upstream_error");
+                    state.error(code, message, &mut out);
+                }
+                (Some(chunk), None) => state.chunk(chunk, &mut out),
+                (None, None) => {}
+            },
+            Mode::ToResponses(Some(chat), state) => {
+                let mut chunks = String::new();
+                match (kind, &json) {
+                    (Some(kind), Some(data)) => chat.event(kind, data, &mut chunks),
+                    (Some("error"), None) => chat.event("error", &Value::Null, &mut chunks),
+                    _ => {}
+                }
+                for chunk in chunks.split_terminator("\n\n") {
+                    let data = chunk.strip_prefix("data: ").unwrap_or(chunk);
+                    if data == "[DONE]" {
+                        state.done(&mut out);
+                        continue;
+                    }
+                    let Ok(chunk) = serde_json::from_str::<Value>(data) else {
+                        continue;
+                    };
+                    match chunk.get("error") {
+                        Some(error) => {
+                            let message = error["message"].as_str().unwrap_or(UPSTREAM_ERROR);
+                            state.error("upstream_error", message, &mut out);
+                        }
+                        None => state.chunk(&chunk, &mut out),
+                    }
+                }
+            }
             Mode::ToAnthropic(state) if done => state.done(&mut out),
             Mode::ToAnthropic(state) => match (&json, error) {
                 (_, Some(error)) => {
@@ -451,21 +546,57 @@ impl StreamTranslator {
     pub fn upstream_error(&self) -> bool {
         self.upstream_error
     }
+
+    /// The response a Responses client's stream made, once it completed: the whole response
+    /// object when translated, its id when a Responses upstream made it (known from its
+    /// `response.created`).
+    pub fn made_response(&self) -> Option<MadeResponse> {
+        match &self.mode {
+            Mode::ToResponses(_, state) => state
+                .completed()
+                .map(|response| MadeResponse::Translated(response.clone())),
+            _ if self.to == Wire::Responses && self.complete => {
+                self.response_id.clone().map(MadeResponse::Native)
+            }
+            _ => None,
+        }
+    }
+
+    /// An SSE error event in the client's shape, for the proxy's own mid-stream errors
+    /// (stalled, cut, unfinished). `code` is kept by the OpenAI shapes only; Anthropic's has no
+    /// place for it.
+    pub fn error_event(&mut self, code: &str, message: &str) -> Vec<u8> {
+        let event = match (&mut self.mode, self.to) {
+            (Mode::ToResponses(_, state), _) => {
+                let mut out = String::new();
+                state.error(code, message, &mut out);
+                out
+            }
+            (_, Wire::Responses) => {
+                let mut data = error_data(code, message);
+                data["type"] = "error".into();
+                data["sequence_number"] = self.passed.into();
+                format!("event: error\ndata: {data}\n\n")
+            }
+            (_, Wire::Openai) => openai_event(&json!({"error": {
+                "message": message,
+                "type": "server_error",
+                "param": null,
+                "code": code,
+            }})),
+            (_, Wire::Anthropic) => anthropic_error(message),
+        };
+        event.into_bytes()
+    }
 }
 
-/// An SSE error event in `wire`'s shape, for the proxy's own mid-stream errors (stalled, cut,
-/// unfinished). `code` is kept by OpenAI's shape only; Anthropic's has no place for it.
-pub fn error_event(wire: Wire, code: &str, message: &str) -> Vec<u8> {
-    let event = match wire {
-        Wire::Openai => openai_event(&json!({"error": {
-            "message": message,
-            "type": "server_error",
-            "param": null,
-            "code": code,
-        }})),
-        Wire::Anthropic => anthropic_error(message),
-    };
-    event.into_bytes()
+/// A response a Responses client's answer made.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MadeResponse {
+    /// Made by translation: the response object as the client got it.
+    Translated(Value),
+    /// Made by an upstream serving the Responses API: its id there.
+    Native(String),
 }
 
 #[cfg(test)]
@@ -843,13 +974,12 @@ mod tests {
     }
 
     #[test]
-    fn own_error_events_in_both_shapes() {
+    fn own_error_events_in_each_shape() {
+        let own = |from, to| {
+            StreamTranslator::new(from, to, false, 0).error_event("stalled", "the upstream stalled")
+        };
         assert_eq!(
-            events(&error_event(
-                Wire::Openai,
-                "stalled",
-                "the upstream stalled"
-            )),
+            events(&own(Wire::Openai, Wire::Openai)),
             [(
                 None,
                 json!({"error": {"message": "the upstream stalled", "type": "server_error",
@@ -857,16 +987,71 @@ mod tests {
             )]
         );
         assert_eq!(
-            events(&error_event(
-                Wire::Anthropic,
-                "stalled",
-                "the upstream stalled"
-            )),
+            events(&own(Wire::Openai, Wire::Anthropic)),
             [named(
                 "error",
                 json!({"type": "error", "error": {"type": "api_error",
                 "message": "the upstream stalled"}})
             )]
         );
+        let mut native = StreamTranslator::new(Wire::Responses, Wire::Responses, false, 0);
+        native.event(b"event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"resp_up\"}}\n\n");
+        let (name, data) = events(&native.error_event("stalled", "the upstream stalled")).remove(0);
+        assert_eq!(name.as_deref(), Some("error"));
+        assert_eq!(data["sequence_number"], 1);
+        assert_eq!(data["error"]["code"], "stalled");
+        assert_eq!(native.made_response(), None, "not complete");
+    }
+
+    #[test]
+    fn a_responses_stream_passes_through_and_names_its_response() {
+        let mut native = StreamTranslator::new(Wire::Responses, Wire::Responses, false, 0);
+        let created = "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"resp_up\"}}\n\n";
+        let delta = "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"hi\"}\n\n";
+        let done = "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"resp_up\"}}\n\n";
+        for event in [created, delta, done] {
+            assert_eq!(native.event(event.as_bytes()), event.as_bytes());
+        }
+        assert!(native.complete() && !native.upstream_error());
+        assert_eq!(
+            native.made_response(),
+            Some(MadeResponse::Native("resp_up".into()))
+        );
+        let mut failed = StreamTranslator::new(Wire::Responses, Wire::Responses, false, 0);
+        failed.event(b"event: response.failed\ndata: {\"type\":\"response.failed\"}\n\n");
+        assert!(failed.upstream_error());
+    }
+
+    #[test]
+    fn anthropic_events_become_responses_events() {
+        let frame = ResponseFrame::new("resp_x".into(), 1, br#"{"input":"hi"}"#);
+        let mut translator = StreamTranslator::to_responses(Wire::Anthropic, frame, 1);
+        let out = run(
+            &mut translator,
+            &[
+                "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"model\":\"claude\",\"usage\":{\"input_tokens\":4,\"output_tokens\":1}}}\n\n",
+                "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
+                "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi\"}}\n\n",
+                "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":2}}\n\n",
+                "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+            ],
+        );
+        let events = events(&out);
+        let kinds: Vec<&str> = events
+            .iter()
+            .map(|(name, _)| name.as_deref().unwrap())
+            .collect();
+        assert_eq!(kinds.first(), Some(&"response.created"));
+        assert!(kinds.contains(&"response.output_text.delta"));
+        let (_, last) = events.last().unwrap();
+        assert_eq!(last["type"], "response.completed");
+        assert_eq!(last["response"]["output"][0]["content"][0]["text"], "Hi");
+        assert_eq!(last["response"]["usage"]["input_tokens"], 4);
+        assert_eq!(last["response"]["usage"]["output_tokens"], 2);
+        assert!(translator.complete());
+        match translator.made_response() {
+            Some(MadeResponse::Translated(response)) => assert_eq!(response["id"], "resp_x"),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, StatusCode};
 
 use super::context::{Exchange, RouteBy};
 use super::error::RequestError;
-use crate::api::{ApiError, ClientRequest, Operation};
+use crate::api::{ApiError, ClientRequest, Operation, Wire};
 use crate::config::OverBudget;
 use crate::control::{Admission, BudgetStatus, Snapshot, Team};
 use crate::policy::Policy;
@@ -44,9 +44,10 @@ pub fn admit<'s>(
     exchange.team = Some(team.name.clone());
     exchange.policy = Some(policy.version().clone());
     let body = body.map_err(|rejection| body_error(rejection, snapshot.config.max_body_bytes))?;
-    let request = match exchange.operation {
-        Operation::Chat => ClientRequest::parse(exchange.wire, body),
-        Operation::Embeddings => ClientRequest::parse_embeddings(body),
+    let request = match (exchange.operation, exchange.wire) {
+        (Operation::Embeddings, _) => ClientRequest::parse_embeddings(body),
+        (Operation::Chat, Wire::Responses) => ClientRequest::parse_responses(body),
+        (Operation::Chat, wire) => ClientRequest::parse(wire, body),
     };
     let request = Arc::new(request.map_err(RequestError::Invalid)?);
     exchange.requested_model = request.model.clone();

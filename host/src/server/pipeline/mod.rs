@@ -1,4 +1,5 @@
-//! The request path of `POST /v1/chat/completions` and `POST /v1/messages`, as named phases.
+//! The request path of `POST /v1/chat/completions`, `POST /v1/messages`, `POST /v1/responses` and
+//! `POST /v1/embeddings`, as named phases.
 //!
 //! Every request carries one context, its [`Exchange`], through the phases in this order, each
 //! a module of its own:
@@ -6,6 +7,7 @@
 //! | phase | owns |
 //! |---|---|
 //! | `admit` | key -> team, the body limit, parsing, budget refusal, rate-limit admission |
+//! | `conversation` | Responses API: the turns `previous_response_id` continues, or the provider it is pinned to; keeping the response made |
 //! | `decide` | the policy's decision (or the budget's downgrade), the failure behaviour, the decision record |
 //! | `serve` | the attempts along the route (the upstream layer makes them) |
 //! | `settle` | usage, cost, budget and rate-limit settlement, when the answer or stream ends |
@@ -13,12 +15,14 @@
 //! | `log` | the log line, metrics and decision record, always last, refusals and errors included |
 //!
 //! A phase that cannot go on returns a [`RequestError`] (`error`), which is turned into the
-//! client's answer in one place. The two client APIs differ only in their [`Wire`]: the request
-//! is parsed in it, answers are translated into it, and errors are shaped as it shapes them.
+//! client's answer in one place. The client APIs differ only in their [`Wire`] and
+//! [`Operation`]: the request is parsed in it, answers are translated into it, and errors are
+//! shaped as it shapes them.
 //! The whole request runs on the snapshot it started with.
 
 mod admit;
 mod context;
+mod conversation;
 mod decide;
 mod error;
 mod log;
@@ -104,6 +108,7 @@ pub fn api_name(wire: Wire, operation: Operation) -> &'static str {
         (_, Operation::Embeddings) => "openai-embeddings",
         (Wire::Openai, Operation::Chat) => "openai-chat",
         (Wire::Anthropic, Operation::Chat) => "anthropic-messages",
+        (Wire::Responses, Operation::Chat) => "openai-responses",
     }
 }
 
@@ -127,8 +132,13 @@ async fn proxy(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Answered, RequestError> {
     let mut admitted = admit::admit(snapshot, exchange, headers, body)?;
-    let route = decide::decide(snapshot, exchange, headers, &admitted).await?;
-    let mut served = serve::serve(snapshot, exchange, &route, &admitted.request).await?;
+    let pin = conversation::recall(snapshot, &mut admitted).await?;
+    let mut route = decide::decide(snapshot, exchange, headers, &admitted).await?;
+    if let Some(pin) = &pin {
+        route = conversation::pinned(route, pin, admitted.team, exchange);
+    }
+    let keep = conversation::keeper(snapshot, &admitted);
+    let mut served = serve::serve(snapshot, exchange, &route, &admitted.request, keep).await?;
     let bill = Bill::new(
         served.prices,
         admitted.team.budget.clone(),

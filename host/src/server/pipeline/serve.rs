@@ -10,18 +10,19 @@ use super::decide::Route;
 use super::error::RequestError;
 use crate::api::ClientRequest;
 use crate::control::Snapshot;
-use crate::upstream::Served;
+use crate::upstream::{Keep, Served};
 
-/// Serve `request` along `route`.
+/// Serve `request` along `route`; `keep` keeps the Responses API response its answer makes.
 pub async fn serve(
     snapshot: &Snapshot,
     exchange: &mut Exchange,
     route: &Route,
     request: &ClientRequest,
+    keep: Option<Keep>,
 ) -> Result<Served, RequestError> {
     match snapshot
         .upstreams
-        .serve(&route.targets, request, &exchange.id)
+        .serve(&route.targets, request, &exchange.id, keep)
         .await
     {
         Ok(mut served) => {
