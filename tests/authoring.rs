@@ -458,13 +458,14 @@ fn a_new_policy_builds_offline_from_a_binary_far_from_any_checkout() {
 }
 
 #[test]
-fn embeddings_cases_run_over_the_embedding_models() {
+fn embeddings_and_responses_cases_run_over_their_models() {
     let dir = tempfile::tempdir().unwrap();
     let cases = dir.path().join("embeddings.jsonl");
     std::fs::write(
         &cases,
         r#"{"name": "cheapest embedder", "api": "embeddings", "request": {"model": "auto", "input": ["a", "b"]}, "expect": {"route": ["embed-small", "embed-large"]}}
-{"name": "asked by name", "api": "embeddings", "request": {"model": "embed-large", "input": "a"}, "expect": {"model": "embed-large"}}"#,
+{"name": "asked by name", "api": "embeddings", "request": {"model": "embed-large", "input": "a"}, "expect": {"model": "embed-large"}}
+{"name": "a response", "api": "responses", "request": {"model": "auto", "instructions": "Be brief.", "input": [{"role": "user", "content": [{"type": "input_text", "text": "Hi"}]}]}, "expect": {"model": "mini"}}"#,
     )
     .unwrap();
     let catalog = dir.path().join("catalog.json");
@@ -487,7 +488,7 @@ fn embeddings_cases_run_over_the_embedding_models() {
     ]);
     let results = stdout_json(&output);
     assert!(output.status.success(), "{results}");
-    assert_eq!(results.as_array().unwrap().len(), 2);
+    assert_eq!(results.as_array().unwrap().len(), 3);
     assert!(
         results
             .as_array()

@@ -6,12 +6,14 @@
 //! record what they received. Policies are the real components built
 //! from `plugins/` by `cargo xtask test` ([`policy_wasm`]).
 
+mod assistant;
 mod mock;
 pub mod poll;
 mod proxy;
 
 use std::path::PathBuf;
 
+pub use assistant::WEATHER_JSON;
 pub use mock::{Behaviour, MockUpstream, Received, embedding_of};
 pub use proxy::{ADMIN_TOKEN, ConfigBuilder, Exit, Proxy, Reply, TEST_HEADERS};
 

@@ -1,6 +1,7 @@
 //! A mock upstream on a loopback port that records every request: it answers as an
-//! OpenAI-compatible server, or with exactly the bytes a test scripts (which is how it speaks
-//! Anthropic's format and others). It accepts a POST on any path, over HTTP/1.1 or HTTP/2.
+//! OpenAI-compatible server, as a small agent in whichever API its path names (`assistant`), or
+//! with exactly the bytes a test scripts. It accepts a POST on any path (and, as an assistant, a
+//! GET of a response it made), over HTTP/1.1 or HTTP/2.
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,10 +10,11 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri, Version, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, Version, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use tokio::sync::Notify;
+
+use super::assistant;
 
 /// How the mock answers.
 #[derive(Clone)]
@@ -33,6 +35,9 @@ pub enum Behaviour {
     CutAfterFirst(Arc<Notify>),
     /// Accept the request and never answer.
     Hang,
+    /// Hold a conversation in the API the path names (see `assistant`), keeping the Responses
+    /// API responses it makes for follow-ups and `GET /responses/{id}`.
+    Assistant,
     /// A 200 SSE stream of these events (each sent as written), then nothing more, keeping the
     /// connection open.
     SseThenHold(Vec<Bytes>),
@@ -81,6 +86,8 @@ struct Shared {
     received: Mutex<Vec<Received>>,
     /// Streamed answers whose connection went away before they were sent whole.
     streams_abandoned: AtomicUsize,
+    /// The Responses API responses the assistant made.
+    kept: assistant::Kept,
 }
 
 /// A running mock upstream; it stops when dropped.
@@ -108,10 +115,9 @@ impl MockUpstream {
             behaviour: Mutex::new(Behaviour::Answer),
             received: Mutex::new(Vec::new()),
             streams_abandoned: AtomicUsize::new(0),
+            kept: assistant::Kept::default(),
         });
-        let app = Router::new()
-            .fallback(post(handle))
-            .with_state(shared.clone());
+        let app = Router::new().fallback(handle).with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind mock");
@@ -242,12 +248,14 @@ fn stream_events(name: &str, model: &str, usage: bool) -> Vec<Bytes> {
 
 async fn handle(
     State(shared): State<Arc<Shared>>,
+    method: Method,
     uri: Uri,
     version: Version,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+    let assistant = body.clone();
     let model = body["model"].as_str().unwrap_or_default().to_string();
     let stream = body["stream"].as_bool().unwrap_or(false);
     let usage = body["stream_options"]["include_usage"] == true;
@@ -269,6 +277,14 @@ async fn handle(
         };
     }
     match behaviour {
+        Behaviour::Assistant if method == Method::GET => {
+            let id = uri.path().rsplit('/').next().unwrap_or_default();
+            assistant::retrieve(id, &shared.kept)
+        }
+        Behaviour::Assistant => {
+            assistant::answer(&shared.name, uri.path(), &assistant, &shared.kept)
+        }
+        _ if method != Method::POST => StatusCode::METHOD_NOT_ALLOWED.into_response(),
         Behaviour::Status(code) => error(&shared.name, code),
         Behaviour::RetryAfter(code, seconds) => {
             let mut response = error(&shared.name, code);

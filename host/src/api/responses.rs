@@ -36,6 +36,27 @@ pub struct ResponsesFields {
     pub history: Option<History>,
 }
 
+impl ClientRequest {
+    /// Continue the conversation `history`: its items count in the view as messages before this
+    /// request's input (after `instructions`), by role and size; their text stays unread.
+    pub fn continue_from(&mut self, history: History) {
+        let items: Vec<&RawValue> = serde_json::from_slice(&history.items).unwrap_or_default();
+        let at = usize::from(self.field("instructions").is_some_and(|v| v != b"null"));
+        let earlier: Vec<MessageInfo> = items
+            .iter()
+            .filter_map(|item| {
+                let wire: ItemWire<'_> = serde_json::from_str(item.get()).ok()?;
+                summarise(&wire, "history").ok().map(|(info, _)| info)
+            })
+            .collect();
+        let count = earlier.len();
+        self.messages.splice(at..at, earlier);
+        self.texts
+            .splice(at..at, std::iter::repeat_n(TextAt::NoText, count));
+        self.responses.history = Some(history);
+    }
+}
+
 /// One input item, its fields borrowed.
 #[derive(Deserialize)]
 struct ItemWire<'a> {
@@ -238,6 +259,30 @@ mod tests {
         assert_eq!(r.message_text(0, 100).unwrap(), "look");
         assert_eq!(r.message_text(2, 100), None);
         assert_eq!(r.message_text(3, 100).unwrap(), "sunny");
+    }
+
+    #[test]
+    fn earlier_turns_count_after_the_instructions() {
+        let mut r = parse(r#"{"input":"and now?","instructions":"Be brief."}"#).unwrap();
+        r.continue_from(History {
+            items: Bytes::from_static(
+                br#"[{"role":"user","content":"hello there"},{"type":"message","role":"assistant","content":[{"type":"output_text","text":"hi"}]}]"#,
+            ),
+        });
+        let seen: Vec<(Role, u32)> = r.messages.iter().map(|m| (m.role, m.chars)).collect();
+        assert_eq!(
+            seen,
+            [
+                (Role::System, 9),
+                (Role::User, 11),
+                (Role::Assistant, 2),
+                (Role::User, 8)
+            ]
+        );
+        assert_eq!(r.message_text(0, 100).unwrap(), "Be brief.");
+        assert_eq!(r.message_text(1, 100), None, "earlier text stays unread");
+        assert_eq!(r.message_text(3, 100).unwrap(), "and now?");
+        assert!(r.responses.history.is_some());
     }
 
     #[test]

@@ -121,13 +121,16 @@ impl MemoryStore {
         }
         inner.remove(&id);
         let ttl = inner.limits.ttl;
-        while let Some((oldest, at)) = inner.order.front().cloned() {
+        while let Some((oldest, at)) = inner.order.pop_front() {
             let expired = now.saturating_duration_since(at) >= ttl;
             if !expired && inner.bytes + size <= inner.limits.max_bytes {
+                inner.order.push_front((oldest, at));
                 break;
             }
-            inner.order.pop_front();
-            inner.remove(&oldest);
+            // An id kept again later has a newer place in the order; this one is stale.
+            if inner.entries.get(&oldest).is_some_and(|kept| kept.at == at) {
+                inner.remove(&oldest);
+            }
         }
         inner.bytes += size;
         inner.order.push_back((id.clone(), now));
@@ -139,6 +142,11 @@ impl MemoryStore {
                 size,
             },
         );
+        // Ids kept again leave stale places behind; drop them before they outnumber the rest.
+        if inner.order.len() > 2 * inner.entries.len() + 64 {
+            let Inner { order, entries, .. } = &mut *inner;
+            order.retain(|(id, at)| entries.get(id).is_some_and(|kept| kept.at == *at));
+        }
     }
 
     /// How many entries are kept, expired or not.
@@ -237,5 +245,26 @@ mod tests {
         });
         store.put_at("resp_4".into(), entry("t", "{}"), later);
         assert_eq!(store.len(), 1, "new limits apply at the next put");
+    }
+
+    #[test]
+    fn an_id_kept_again_keeps_its_newest_entry() {
+        let store = MemoryStore::new(LIMITS);
+        let t0 = Instant::now();
+        store.put_at("resp_a".into(), entry("t", "1"), t0);
+        for i in 1..200 {
+            store.put_at(
+                "resp_a".into(),
+                entry("t", "2"),
+                t0 + Duration::from_millis(i),
+            );
+        }
+        let later = t0 + Duration::from_secs(30);
+        store.put_at("resp_b".into(), entry("t", &"x".repeat(40)), later);
+        assert_eq!(store.get_at("resp_a", later), Some(entry("t", "2")));
+        assert!(store.lock().order.len() < 100, "stale places are dropped");
+        let expired = t0 + Duration::from_secs(61);
+        assert_eq!(store.get_at("resp_a", expired), None);
+        assert!(store.get_at("resp_b", expired).is_some());
     }
 }

@@ -1,8 +1,9 @@
 //! A policy's own test cases: a JSON-lines file that the canary runs before a version goes live.
 //!
 //! Each line is one case: a request body as a client would send it (OpenAI chat completions,
-//! Anthropic messages with `"api": "anthropic"`, or embeddings with `"api": "embeddings"`, decided
-//! over the team's embedding models), optional request headers and team, the live state
+//! Anthropic messages with `"api": "anthropic"`, a Responses API request with
+//! `"api": "responses"`, or embeddings with `"api": "embeddings"`, decided over the team's
+//! embedding models), optional request headers and team, the live state
 //! the policy should see (`health` overrides on the catalog, `first_token_ms` and `budget`, what
 //! the host functions answer), and what the decision must look like. For example:
 //!
@@ -37,12 +38,12 @@ pub struct Case {
     /// to the policy.
     pub team: Option<String>,
     /// The client API and operation the request is written for: `openai` (chat completions,
-    /// the default), `anthropic` (messages) or `embeddings`.
+    /// the default), `anthropic` (messages), `responses` or `embeddings`.
     #[serde(default)]
     pub api: OperationJson,
     /// The request body, as a client sends it to `POST /v1/chat/completions` (or
-    /// `POST /v1/messages` with `"api": "anthropic"`, `POST /v1/embeddings` with
-    /// `"api": "embeddings"`).
+    /// `POST /v1/messages` with `"api": "anthropic"`, `POST /v1/responses` with
+    /// `"api": "responses"`, `POST /v1/embeddings` with `"api": "embeddings"`).
     pub request: serde_json::Value,
     /// Request headers, for policies that read allow-listed headers.
     #[serde(default)]

@@ -215,7 +215,7 @@ pub enum ApiJson {
 }
 
 /// What a request asks for, and in which client API (`host.request-operation`). A case file may
-/// also say `openai`, `anthropic` and `embeddings`.
+/// also say `openai`, `anthropic`, `responses` and `embeddings`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum OperationJson {
@@ -224,6 +224,7 @@ pub enum OperationJson {
     OpenaiChat,
     #[serde(alias = "anthropic")]
     AnthropicMessages,
+    #[serde(alias = "responses")]
     OpenaiResponses,
     #[serde(alias = "embeddings")]
     OpenaiEmbeddings,

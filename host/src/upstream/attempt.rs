@@ -14,7 +14,7 @@
 //! events pass through as they arrive (see `stream`).
 
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -312,13 +312,20 @@ struct Answer {
 struct Request<'a> {
     req: &'a ClientRequest,
     id: &'a Arc<str>,
-    /// For a Responses client, the response its answer makes, and what keeps it (taken by the
-    /// attempt that answers).
-    frame: Option<ResponseFrame>,
+    /// For a Responses client, the response its answer makes when a translation makes it
+    /// (made the first time one needs it), and what keeps it (taken by the attempt that
+    /// answers).
+    frame: OnceLock<Option<ResponseFrame>>,
     keep: Mutex<Option<Keep>>,
 }
 
 impl Request<'_> {
+    fn frame(&self) -> Option<&ResponseFrame> {
+        self.frame
+            .get_or_init(|| self.req.response_frame())
+            .as_ref()
+    }
+
     fn take_keep(&self) -> Option<Keep> {
         self.keep
             .lock()
@@ -343,7 +350,7 @@ impl Upstreams {
         let request = Request {
             req,
             id: request_id,
-            frame: req.response_frame(),
+            frame: OnceLock::new(),
             keep: Mutex::new(keep),
         };
         let mut attempts = Vec::with_capacity(targets.len());
@@ -498,7 +505,10 @@ impl Upstreams {
             upstream,
             client: req.api,
             client_usage: req.stream_usage == Some(true),
-            frame: request.frame.clone(),
+            frame: match upstream {
+                Wire::Responses => None,
+                _ => request.frame().cloned(),
+            },
             keep: request.take_keep(),
             watch,
             slot: None,
@@ -557,7 +567,7 @@ impl Upstreams {
                 context.slot = slot;
                 return Ok(streamed(response, context, end, wire != req.api));
             }
-            read_whole(response, (wire, req.api), request.frame.as_ref(), timeout).await
+            read_whole(response, wire, request, timeout).await
         };
         tokio::time::timeout(timeout, exchange)
             .await
@@ -613,10 +623,11 @@ fn streamed(
 /// response it made comes with it.
 async fn read_whole(
     response: reqwest::Response,
-    (upstream, client): (Wire, Wire),
-    frame: Option<&ResponseFrame>,
+    upstream: Wire,
+    request: &Request<'_>,
     timeout: Duration,
 ) -> Result<Answer, AttemptError> {
+    let client = request.req.api;
     let status = response.status();
     let mut content_type = content_type(&response);
     let bytes =
@@ -631,32 +642,31 @@ async fn read_whole(
             })?;
     let usage = Usage::from_completion(&bytes);
     let mut made = None;
-    let bytes = match (status.is_success(), frame) {
-        (true, Some(frame)) => match translate::response_answer(upstream, &bytes, frame)
-            .map_err(AttemptError::BadAnswer)?
-        {
-            Some(response) => {
-                content_type = HeaderValue::from_static("application/json");
-                let bytes = Bytes::from(response.to_string());
-                made = Some(MadeResponse::Translated(response));
-                bytes
-            }
-            None => {
-                made = response_id(&bytes).map(MadeResponse::Native);
-                bytes
-            }
-        },
-        _ if upstream == client => bytes,
-        (true, None) => {
-            content_type = HeaderValue::from_static("application/json");
-            translate::answer(upstream, client, &bytes)
-                .map_err(AttemptError::BadAnswer)?
-                .into()
-        }
-        (false, _) => {
+    let bytes = if !status.is_success() {
+        if upstream != client {
             content_type = HeaderValue::from_static("application/json");
             translate::error_body(client, status, &bytes).into()
+        } else {
+            bytes
         }
+    } else if upstream == Wire::Responses {
+        made = response_id(&bytes).map(MadeResponse::Native);
+        bytes
+    } else if let Some(frame) = request.frame() {
+        let response = translate::response_answer(upstream, &bytes, frame)
+            .map_err(AttemptError::BadAnswer)?
+            .ok_or_else(|| AttemptError::BadAnswer("a chat answer was expected".into()))?;
+        content_type = HeaderValue::from_static("application/json");
+        let bytes = Bytes::from(response.to_string());
+        made = Some(MadeResponse::Translated(response));
+        bytes
+    } else if upstream != client {
+        content_type = HeaderValue::from_static("application/json");
+        translate::answer(upstream, client, &bytes)
+            .map_err(AttemptError::BadAnswer)?
+            .into()
+    } else {
+        bytes
     };
     Ok(Answer {
         status,
@@ -731,7 +741,7 @@ fn echo_answer(
     }
     let completion = echo::completion(model, req, &context.request_id);
     let usage = Usage::from_completion(&completion);
-    let (body, made) = match &request.frame {
+    let (body, made) = match request.frame() {
         Some(frame) => {
             let response = translate::response_answer(Wire::Openai, &completion, frame)
                 .map_err(AttemptError::BadAnswer)?

@@ -477,11 +477,12 @@ fn carries_token(wire: Wire, data: &[u8]) -> bool {
 
 /// The end of the first complete event in `buf` (after its blank line), if there is one.
 fn event_end(buf: &[u8]) -> Option<usize> {
-    let lf = buf.windows(2).position(|w| w == b"\n\n").map(|at| at + 2);
-    let crlf = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|at| at + 4);
+    let lf = memchr::memmem::find(buf, b"\n\n").map(|at| at + 2);
+    // A CRLF stream ends its events earlier than any blank LF line could be found.
+    let crlf = match lf {
+        Some(at) if memchr::memchr(b'\r', &buf[..at]).is_none() => None,
+        _ => memchr::memmem::find(buf, b"\r\n\r\n").map(|at| at + 4),
+    };
     match (lf, crlf) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
@@ -501,7 +502,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(haystack, needle)
 }
 
 #[cfg(test)]

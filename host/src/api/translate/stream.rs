@@ -9,35 +9,42 @@
 //! reported an error, and for a Responses client which response the stream made. Pure
 //! functions over bytes; no I/O.
 
+use std::borrow::Cow;
+
 use serde_json::{Value, json};
 
 use super::to_responses::{ResponseFrame, ToResponses, error_data};
 use super::{Wire, anthropic_prompt_tokens, finish_reason, stop_reason};
 
-/// One SSE event, parsed.
-struct Event {
+/// One SSE event, parsed, borrowing from its bytes where it can.
+struct Event<'a> {
     /// The `event:` field, if any.
-    name: Option<String>,
+    name: Option<&'a str>,
     /// The `data:` lines joined by newlines.
-    data: String,
+    data: Cow<'a, str>,
 }
 
-impl Event {
-    fn parse(bytes: &[u8]) -> Self {
-        let text = String::from_utf8_lossy(bytes);
+impl<'a> Event<'a> {
+    fn parse(bytes: &'a [u8]) -> Self {
+        let text = match std::str::from_utf8(bytes) {
+            Ok(text) => text,
+            // Not UTF-8: read what can be read; such an event passes through unread anyway.
+            Err(e) => std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or_default(),
+        };
         let mut name = None;
-        let mut data: Option<String> = None;
+        let mut data: Option<Cow<'a, str>> = None;
         for line in text.lines() {
             let (field, value) = line.split_once(':').unwrap_or((line, ""));
             let value = value.strip_prefix(' ').unwrap_or(value);
             match field {
-                "event" => name = Some(value.to_string()),
+                "event" => name = Some(value),
                 "data" => match &mut data {
                     Some(joined) => {
+                        let joined = joined.to_mut();
                         joined.push('\n');
                         joined.push_str(value);
                     }
-                    None => data = Some(value.to_string()),
+                    None => data = Some(Cow::Borrowed(value)),
                 },
                 _ => {}
             }
@@ -384,14 +391,20 @@ pub struct StreamTranslator {
     response_id: Option<String>,
 }
 
-/// The Responses events whose data a pass-through reads: the response's id, its end, errors.
-const RESPONSES_MILESTONES: [&str; 5] = [
-    "response.created",
-    "response.completed",
-    "response.incomplete",
-    "response.failed",
-    "error",
-];
+/// The id of the response a `response.created` event's data names.
+fn created_id(data: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Response {
+        id: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct Created {
+        response: Response,
+    }
+    serde_json::from_str::<Created>(data)
+        .ok()
+        .map(|c| c.response.id)
+}
 
 impl StreamTranslator {
     /// `include_usage`: for an OpenAI client, whether it asked for the final usage chunk
@@ -430,22 +443,15 @@ impl StreamTranslator {
     }
 
     /// The client's bytes for one upstream event: possibly none, possibly several events.
-    pub fn event(&mut self, event: &[u8]) -> Vec<u8> {
+    pub fn event<'a>(&mut self, event: &'a [u8]) -> Cow<'a, [u8]> {
         let parsed = Event::parse(event);
         let done = self.from == Wire::Openai && parsed.data.trim() == "[DONE]";
-        // Passing through, only an error, an unnamed event or a milestone needs its JSON read.
+        // Passing through, only an error or an unnamed event needs its JSON read; a Responses
+        // event says what it is in its name.
         let json = match (&self.mode, self.from) {
             _ if done => None,
             (Mode::Same, Wire::Openai) if !parsed.data.contains("\"error\"") => None,
-            (Mode::Same, Wire::Anthropic) if parsed.name.is_some() => None,
-            (Mode::Same, Wire::Responses)
-                if parsed
-                    .name
-                    .as_deref()
-                    .is_some_and(|n| !RESPONSES_MILESTONES.contains(&n)) =>
-            {
-                None
-            }
+            (Mode::Same, Wire::Anthropic | Wire::Responses) if parsed.name.is_some() => None,
             _ => parsed.json(),
         };
         let error = json
@@ -455,7 +461,7 @@ impl StreamTranslator {
         let kind = json
             .as_ref()
             .and_then(|j| j["type"].as_str())
-            .or(parsed.name.as_deref());
+            .or(parsed.name);
         match self.from {
             Wire::Openai => {
                 self.complete |= done;
@@ -469,10 +475,7 @@ impl StreamTranslator {
                 self.complete |= matches!(kind, Some("response.completed" | "response.incomplete"));
                 self.upstream_error |= matches!(kind, Some("error" | "response.failed"));
                 if kind == Some("response.created") {
-                    self.response_id = json
-                        .as_ref()
-                        .and_then(|j| j["response"]["id"].as_str())
-                        .map(str::to_string);
+                    self.response_id = created_id(&parsed.data);
                 }
             }
         }
@@ -480,7 +483,7 @@ impl StreamTranslator {
         match &mut self.mode {
             Mode::Same => {
                 self.passed += 1;
-                return event.to_vec();
+                return Cow::Borrowed(event);
             }
             Mode::ToResponses(None, state) if done => state.done(&mut out),
             Mode::ToResponses(None, state) => match (&json, error) {
@@ -533,7 +536,7 @@ impl StreamTranslator {
                 _ => {}
             },
         }
-        out.into_bytes()
+        Cow::Owned(out.into_bytes())
     }
 
     /// Whether the upstream's stream completed properly (OpenAI: `data: [DONE]` seen;
@@ -636,7 +639,7 @@ mod tests {
         let mut out = Vec::new();
         for (i, event) in input.iter().enumerate() {
             assert!(!translator.complete(), "complete before event {i}");
-            out.extend(translator.event(event.as_bytes()));
+            out.extend_from_slice(&translator.event(event.as_bytes()));
         }
         assert!(translator.complete());
         assert!(!translator.upstream_error());
@@ -866,25 +869,25 @@ mod tests {
             b": ping\n\n",
             b"data: not json\n\n",
         ] {
-            assert_eq!(translator.event(event), event);
+            assert_eq!(&*translator.event(event), event);
         }
         assert!(!translator.complete() && !translator.upstream_error());
         let error = b"data: {\"error\":{\"message\":\"x\"}}\n\n";
-        assert_eq!(translator.event(error), error);
+        assert_eq!(&*translator.event(error), error);
         assert!(translator.upstream_error());
-        assert_eq!(translator.event(b"data: [DONE]\n\n"), b"data: [DONE]\n\n");
+        assert_eq!(&*translator.event(b"data: [DONE]\n\n"), b"data: [DONE]\n\n");
         assert!(translator.complete());
 
         let mut translator = StreamTranslator::new(Wire::Anthropic, Wire::Anthropic, false, 0);
         let error = b"data: {\"type\":\"error\",\"error\":{\"type\":\"api_error\"}}\n\n";
         assert_eq!(
-            translator.event(error),
+            &*translator.event(error),
             error,
             "an unnamed event is read from its data"
         );
         assert!(translator.upstream_error() && !translator.complete());
         let stop = b"event: message_stop\r\ndata: {\"type\":\"message_stop\"}\r\n\r\n";
-        assert_eq!(translator.event(stop), stop);
+        assert_eq!(&*translator.event(stop), stop);
         assert!(translator.complete());
     }
 
@@ -906,7 +909,10 @@ mod tests {
             br#"data: {"id":"c","model":"g","choices":[{"index":0,"delta":{"content":"done"},"finish_reason":"stop"}]}"#,
             b"data: [DONE]",
         ];
-        let out: Vec<u8> = chunks.iter().flat_map(|c| translator.event(c)).collect();
+        let out: Vec<u8> = chunks
+            .iter()
+            .flat_map(|c| translator.event(c).into_owned())
+            .collect();
         let summary: Vec<(Value, Value)> = events(&out)
             .into_iter()
             .map(|(_, data)| (data["type"].clone(), data["index"].clone()))
@@ -938,7 +944,10 @@ mod tests {
             br#"data: {"id":"c","model":"g","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"a","function":{"arguments":":1}"}}]}}]}"#,
             b"data: [DONE]",
         ];
-        let out: Vec<u8> = chunks.iter().flat_map(|c| translator.event(c)).collect();
+        let out: Vec<u8> = chunks
+            .iter()
+            .flat_map(|c| translator.event(c).into_owned())
+            .collect();
         let events = events(&out);
         assert_eq!(
             events[0].1["message"]["id"], "c",

@@ -3,7 +3,8 @@
 //!
 //! Before the policy decides, a request naming `previous_response_id` gets what the store kept
 //! of that response, if the caller's team made it: the earlier turns (a response made by
-//! translation), written into the request for whichever provider serves it; or a pin (a response
+//! translation), written into the request for whichever provider serves it and counted in the
+//! policy's view (by role and size); or a pin (a response
 //! a provider made itself), which after the decision keeps only the route's targets on that
 //! provider, or sends the request to the model that made the response when the route has none
 //! there. An unknown, expired or other team's id is a 400 naming the field. After serving, the
@@ -51,7 +52,7 @@ pub async fn recall(
         Some(Stored::Translated { items, .. }) => {
             let request = Arc::get_mut(&mut admitted.request)
                 .expect("the request is not shared before it is decided");
-            request.responses.history = Some(History { items });
+            request.continue_from(History { items });
             Ok(None)
         }
     }
