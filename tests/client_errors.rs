@@ -86,7 +86,8 @@ async fn unknown_paths_and_methods_get_errors_in_the_client_apis_shape() {
     // (method, path, status, what the body must say): OpenAI's `code`, or under /v1/messages
     // Anthropic's error `type`.
     let cases = [
-        ("POST", "/v1/responses", 404, "unknown_url"),
+        ("POST", "/v1/audio/speech", 404, "unknown_url"),
+        ("DELETE", "/v1/responses/resp_1", 405, "method_not_allowed"),
         ("GET", "/nowhere", 404, "unknown_url"),
         ("GET", "/v1/chat/completions", 405, "method_not_allowed"),
         ("POST", "/v1/messages/batches", 404, "not_found_error"),

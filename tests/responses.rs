@@ -486,7 +486,7 @@ async fn the_default_config_serves_responses_offline() {
         post(json!({"model": "auto", "input": "and again", "previous_response_id": first["id"]}))
             .await
             .unwrap();
-    assert_eq!(follow.status(), 200);
+    assert_eq!(follow.status(), 200, "{}", follow.text().await.unwrap());
     let follow: Value = follow.json().await.unwrap();
     let text = follow["output"][0]["content"][0]["text"].as_str().unwrap();
     assert!(text.contains("received 3 message(s)"), "{text}");

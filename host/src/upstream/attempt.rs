@@ -509,7 +509,8 @@ impl Upstreams {
                 Wire::Responses => None,
                 _ => request.frame().cloned(),
             },
-            keep: request.take_keep(),
+            // Only a stream keeps its response itself; an answer read whole is kept by `serve`.
+            keep: req.stream.then(|| request.take_keep()).flatten(),
             watch,
             slot: None,
             summary,
