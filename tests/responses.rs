@@ -18,6 +18,13 @@ use switchyard_e2e::{
 
 const KEY: &str = "sk-responses-team-01";
 
+/// Each mock's model, and the provider it is served by.
+const ROUTES: [(&str, &str); 3] = [
+    ("native", "openai"),
+    ("chat", "vllm"),
+    ("claude", "anthropic"),
+];
+
 /// Three mock assistants: `native` (an OpenAI provider with the Responses API), `chat` (an
 /// OpenAI-compatible provider with chat completions only) and `claude` (Anthropic).
 struct Mocks {
@@ -124,11 +131,7 @@ fn assert_conversation(seen: &Value, model: &str, provider: &str, sdk: &str) {
 async fn the_openai_python_sdk_holds_conversations_on_every_provider() {
     let mocks = Mocks::start().await;
     let proxy = Proxy::start(&mocks.config().toml(), &[]);
-    for (model, provider) in [
-        ("native", "openai"),
-        ("chat", "vllm"),
-        ("claude", "anthropic"),
-    ] {
+    for (model, provider) in ROUTES {
         let seen = run(python("responses.py"), &proxy, model);
         assert_conversation(&seen, model, provider, "python");
         assert_eq!(
@@ -211,11 +214,7 @@ async fn the_openai_python_sdk_holds_conversations_on_every_provider() {
 async fn the_openai_node_sdk_holds_conversations_on_every_provider() {
     let mocks = Mocks::start().await;
     let proxy = Proxy::start(&mocks.config().toml(), &[]);
-    for (model, provider) in [
-        ("native", "openai"),
-        ("chat", "vllm"),
-        ("claude", "anthropic"),
-    ] {
+    for (model, provider) in ROUTES {
         let seen = run(node("responses.mjs"), &proxy, model);
         assert_conversation(&seen, model, provider, "node");
     }

@@ -199,10 +199,7 @@ impl ClientRequest {
         for (key, raw) in top.0 {
             request.no_repeat(&key)?;
             match key.as_str() {
-                "model" => request.model = optional(raw, "model", "a string")?,
-                "stream" => request.stream = optional(raw, "stream", "a boolean")?.unwrap_or(false),
-                "temperature" => request.temperature = optional(raw, "temperature", "a number")?,
-                "metadata" => request.metadata = metadata(raw)?,
+                _ if request.common_field(&key, raw)? => {}
                 "messages" => messages = value(raw, "messages", "an array of messages")?,
                 "tools" => request.has_tools |= declares_any(raw, "tools")?,
                 "system" if api == Wire::Anthropic => system = Some(raw),
@@ -242,10 +239,7 @@ impl ClientRequest {
         for (key, raw) in top.0 {
             request.no_repeat(&key)?;
             match key.as_str() {
-                "model" => request.model = optional(raw, "model", "a string")?,
-                "stream" => request.stream = optional(raw, "stream", "a boolean")?.unwrap_or(false),
-                "temperature" => request.temperature = optional(raw, "temperature", "a number")?,
-                "metadata" => request.metadata = metadata(raw)?,
+                _ if request.common_field(&key, raw)? => {}
                 "tools" => request.has_tools = declares_any(raw, "tools")?,
                 _ => responses::field(&mut request, &key, raw, &ranges)?,
             }
@@ -285,6 +279,19 @@ impl ClientRequest {
             return Err(ApiError::invalid(Some("input"), "`input` is required"));
         }
         Ok(request)
+    }
+
+    /// Read `key` if it is a field every chat API names alike (`model`, `stream`,
+    /// `temperature`, `metadata`); false when it is not one.
+    fn common_field(&mut self, key: &str, raw: &RawValue) -> Result<bool, ApiError> {
+        match key {
+            "model" => self.model = optional(raw, "model", "a string")?,
+            "stream" => self.stream = optional(raw, "stream", "a boolean")?.unwrap_or(false),
+            "temperature" => self.temperature = optional(raw, "temperature", "a number")?,
+            "metadata" => self.metadata = metadata(raw)?,
+            _ => return Ok(false),
+        }
+        Ok(true)
     }
 
     /// A 400 when `key` was read already: a field may appear once.
