@@ -7,8 +7,9 @@
 //! - [`config`]: the typed TOML configuration and its validation;
 //! - [`server`]: the axum listener, routes and body limits, and the request path's handlers;
 //! - [`auth`]: virtual API keys to teams;
-//! - [`api`]: client wire formats (OpenAI chat completions, Anthropic messages): parsing a request
-//!   into a compact view, translation between the two, errors in the client's shape;
+//! - [`api`]: client wire formats (OpenAI chat completions and the Responses API, Anthropic
+//!   messages, embeddings): parsing a request into a compact view, translation between them,
+//!   errors in the client's shape;
 //! - [`policy`]: loading, checking and canarying components, the live version of each policy, and
 //!   running one sandboxed, validated decision per request;
 //! - [`upstream`]: providers, the attempts along a route's fallback chain, live health, streams,
@@ -17,7 +18,9 @@
 //!
 //! Beside the path, [`control`] holds the live state the path reads (a snapshot swapped
 //! atomically) and every change to it: config reloads, watched policy files, uploads and
-//! rollbacks, and the team budgets requests are charged to; [`admin`] exposes those changes and the metrics on a listener of its own.
+//! rollbacks, and the team budgets requests are charged to; [`fleet`] shares budgets and rate
+//! limits with the other replicas through Redis when `[state]` is set; [`admin`] exposes those
+//! changes and the metrics on a listener of its own.
 //!
 //! Off the path, [`authoring`] holds the policy author's tools (`switchyard policy new`, `check`,
 //! `test`, `replay`), which load components with the same engine and sandbox as the proxy.
@@ -32,6 +35,7 @@ pub mod auth;
 pub mod authoring;
 pub mod config;
 pub mod control;
+pub mod fleet;
 pub mod policy;
 pub mod proxy;
 pub mod server;

@@ -10,12 +10,14 @@ mod assistant;
 mod mock;
 pub mod poll;
 mod proxy;
+mod redis_server;
 
 use std::path::PathBuf;
 
 pub use assistant::WEATHER_JSON;
 pub use mock::{Behaviour, MockUpstream, Received, embedding_of};
 pub use proxy::{ADMIN_TOKEN, ConfigBuilder, Exit, Proxy, Reply, TEST_HEADERS};
+pub use redis_server::Redis;
 
 /// The cargo target folder this test binary was built into.
 fn target_dir() -> PathBuf {

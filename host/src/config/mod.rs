@@ -13,6 +13,7 @@ mod env;
 mod policy;
 mod responses;
 mod server;
+mod state;
 mod team;
 mod upstream;
 
@@ -26,6 +27,7 @@ pub use env::{Env, ProcessEnv};
 pub use policy::{EngineConfig, PolicyConfig, RandomSource};
 pub use responses::ResponsesConfig;
 pub use server::{ServerConfig, TlsConfig};
+pub use state::{OnStateError, StateConfig};
 pub use team::{
     AuthConfig, BudgetConfig, FailureMode, OverBudget, RateLimitConfig, TeamConfig, parse_digest,
     sha256,
@@ -114,6 +116,9 @@ pub struct Config {
     /// Record policy decisions for `switchyard policy replay`; off without this table. A reload
     /// may turn it on, off, or move it.
     pub decision_log: Option<DecisionLogConfig>,
+    /// Budgets and rate limits shared by a fleet of replicas through Redis (`[state]`); without
+    /// it, each replica keeps its own in memory. Restart to change.
+    pub state: Option<StateConfig>,
     /// What the proxy keeps of Responses API responses (`[responses]`).
     #[serde(default)]
     pub responses: ResponsesConfig,
@@ -311,6 +316,9 @@ impl Config {
             log.validate()?;
         }
         self.responses.validate()?;
+        if let Some(state) = &self.state {
+            state.validate()?;
+        }
         let providers = upstream::validate_providers(&self.providers)?;
         let models = upstream::validate_models(&self.models, &providers)?;
         let policies = policy::validate_policies(&self.policies, &self.engine)?;
@@ -324,6 +332,7 @@ impl Config {
             ("max_body_bytes", self.max_body_bytes == new.max_body_bytes),
             ("cache_dir", self.cache_dir == new.cache_dir),
             ("engine", self.engine == new.engine),
+            ("state", self.state == new.state),
             ("admin", self.admin == new.admin),
             (
                 "server.tls (on or off)",

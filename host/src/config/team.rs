@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::Invalid;
+use super::{Invalid, OnStateError};
 
 /// What a team's requests get when its policy fails (trap, deadline, memory cap, error result or
 /// invalid decision).
@@ -111,6 +111,10 @@ pub struct TeamConfig {
     pub budget: Option<BudgetConfig>,
     /// Request and token rates; none means no limit.
     pub rate_limit: Option<RateLimitConfig>,
+    /// With `[state]`: what the team's requests get while Redis cannot be reached (`closed`,
+    /// `open` or `local`, the default).
+    #[serde(default)]
+    pub on_state_error: OnStateError,
     /// Virtual API keys of the team, as clients send them (`Authorization: Bearer KEY` or
     /// `x-api-key: KEY`). Prefer `key_sha256`, which keeps secrets out of the file.
     #[serde(default)]

@@ -116,6 +116,31 @@ impl Budget {
         }
     }
 
+    /// The limit in US dollars.
+    pub fn limit_usd(&self) -> f64 {
+        self.limit_usd
+    }
+
+    /// The window `now` falls in (its number since the epoch and its length), and the time left
+    /// in it.
+    pub fn window(&self, now: SystemTime) -> ((u64, Duration), Duration) {
+        let (number, left) = self.window_at(now);
+        (
+            (number, Duration::from_secs(self.window.as_secs().max(1))),
+            left,
+        )
+    }
+
+    /// Where this replica stands against its share of the budget (the limit divided by
+    /// `replicas`), from what it spent itself: the budget while the fleet's count is out of reach.
+    pub fn share(&self, now: SystemTime, replicas: u32) -> BudgetStatus {
+        let status = self.status(now);
+        BudgetStatus {
+            limit_usd: status.limit_usd / f64::from(replicas.max(1)),
+            ..status
+        }
+    }
+
     /// Count `usd` spent at `now`.
     pub fn record(&self, now: SystemTime, usd: f64) {
         if usd.is_finite() && usd > 0.0 {

@@ -17,11 +17,12 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 
 use super::budget::{Budget, Ledger};
-use super::conversations::{Limits, MemoryStore};
+use super::conversations::{Limits, MemoryStore, RedisStore, ResponseStore};
 use super::rate::RateLimit;
 use super::{Snapshot, StartError, Team};
 use crate::auth::Keys;
 use crate::config::{Config, Env, ModelKind, PolicyConfig, hex};
+use crate::fleet::Fleet;
 use crate::policy::canary::{self, Audience};
 use crate::policy::{
     LoadError, Model, PlannedTarget, Policy, PolicyEngine, PolicySettings, PolicySlot, cases, input,
@@ -54,7 +55,8 @@ pub(super) struct Plan {
     /// Each team's rate limits in the live snapshot, by team name.
     rates: HashMap<String, Arc<RateLimit>>,
     decision_log: Option<Arc<DecisionLog>>,
-    conversations: Arc<MemoryStore>,
+    conversations: Arc<dyn ResponseStore>,
+    fleet: Option<Arc<Fleet>>,
 }
 
 /// Check everything `config` needs; `old` is the live snapshot when reloading.
@@ -121,19 +123,31 @@ pub(super) async fn plan(
             .map_err(StartError::DecisionLog)?,
         ),
     };
-    // The kept responses carry over, under the new limits.
+    // `[state]` needs a restart to change, so a reload keeps the fleet state it has.
+    let fleet = match (&config.state, old.and_then(|o| o.fleet.clone())) {
+        (None, _) => None,
+        (Some(_), Some(fleet)) => Some(fleet),
+        (Some(state), None) => {
+            let fleet = Fleet::new(state).map_err(StartError::Fleet)?;
+            fleet.connect().await;
+            Some(fleet)
+        }
+    };
+    // The kept responses carry over, under the new limits; a fleet keeps them in Redis.
     let limits = Limits {
         ttl: Duration::from_secs(config.responses.ttl_secs),
         max_bytes: config.responses.max_mib as usize * 1024 * 1024,
     };
-    let conversations = match old {
-        Some(old) => {
+    let conversations: Arc<dyn ResponseStore> = match (old, &fleet) {
+        (Some(old), _) => {
             old.conversations.set_limits(limits);
             old.conversations.clone()
         }
-        None => Arc::new(MemoryStore::new(limits)),
+        (None, Some(fleet)) => Arc::new(RedisStore::new(fleet.clone(), limits)),
+        (None, None) => Arc::new(MemoryStore::new(limits)),
     };
     Ok(Plan {
+        fleet,
         conversations,
         config,
         upstreams,
@@ -329,6 +343,8 @@ impl Plan {
                         Some(rate) if rate.config() == limits => rate.clone(),
                         _ => Arc::new(RateLimit::new(limits, Instant::now())),
                     }),
+                on_state_error: team.on_state_error,
+                rate_share: std::sync::Mutex::new(None),
             })
             .collect();
         Snapshot {
@@ -339,6 +355,7 @@ impl Plan {
             upstreams: self.upstreams,
             decision_log: self.decision_log,
             conversations: self.conversations,
+            fleet: self.fleet,
         }
     }
 }

@@ -11,7 +11,8 @@
 //! [`ResponseStore::put`].
 //!
 //! [`ResponseStore`] is the one small seam: [`MemoryStore`] keeps entries in this process;
-//! another store (shared across replicas) implements the same two calls. Time is passed in to
+//! [`RedisStore`] keeps them in the fleet's Redis (with `[state]`), so a follow-up may reach any
+//! replica. Time is passed in to
 //! [`MemoryStore`]'s own methods, so its expiry is tested without sleeping.
 
 use std::collections::{HashMap, VecDeque};
@@ -20,6 +21,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::future::{BoxFuture, FutureExt};
+use serde_json::value::RawValue;
+
+use crate::fleet::{Fleet, FleetError};
 
 /// What is kept of one response.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,10 +53,12 @@ pub struct Entry {
 
 /// Where responses are kept.
 pub trait ResponseStore: Send + Sync {
-    /// The entry kept under `id`, unless it expired.
-    fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Option<Entry>>;
-    /// Keep `entry` under `id`.
+    /// The entry kept under `id`, unless it expired; an error when the store cannot be reached.
+    fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<Entry>, FleetError>>;
+    /// Keep `entry` under `id` (best effort: a store that cannot be reached logs it).
     fn put(&self, id: String, entry: Entry) -> BoxFuture<'_, ()>;
+    /// Apply new limits (a config reload).
+    fn set_limits(&self, limits: Limits);
 }
 
 /// How long entries live and how much the store holds.
@@ -91,11 +97,6 @@ impl MemoryStore {
                 bytes: 0,
             }),
         }
-    }
-
-    /// Apply new limits (a config reload); entries over them go at the next `put`.
-    pub fn set_limits(&self, limits: Limits) {
-        self.lock().limits = limits;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -165,13 +166,140 @@ impl Inner {
 }
 
 impl ResponseStore for MemoryStore {
-    fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Option<Entry>> {
-        std::future::ready(self.get_at(id, Instant::now())).boxed()
+    fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<Entry>, FleetError>> {
+        std::future::ready(Ok(self.get_at(id, Instant::now()))).boxed()
     }
 
     fn put(&self, id: String, entry: Entry) -> BoxFuture<'_, ()> {
         self.put_at(id, entry, Instant::now());
         std::future::ready(()).boxed()
+    }
+
+    /// Entries over the new limits go at the next `put`.
+    fn set_limits(&self, limits: Limits) {
+        self.lock().limits = limits;
+    }
+}
+
+/// The store shared by a fleet, in Redis: any replica answers a follow-up. Each entry is one key
+/// (`PREFIX:response:ID`) living for the time to live; an entry larger than the size cap is not
+/// kept, and Redis's own `maxmemory` bounds the whole.
+pub struct RedisStore {
+    fleet: Arc<Fleet>,
+    limits: Mutex<Limits>,
+}
+
+/// An entry as Redis holds it: the response and the items of one made by translation (as raw
+/// JSON, not re-parsed), or the model and provider of one a provider made.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct EntryWire {
+    team: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    response: Option<Box<RawValue>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    items: Option<Box<RawValue>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    provider: Option<String>,
+}
+
+impl RedisStore {
+    pub fn new(fleet: Arc<Fleet>, limits: Limits) -> Self {
+        Self {
+            fleet,
+            limits: Mutex::new(limits),
+        }
+    }
+
+    fn limits(&self) -> Limits {
+        *self
+            .limits
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn to_wire(entry: Entry) -> Option<EntryWire> {
+    let raw = |bytes: Bytes| RawValue::from_string(String::from_utf8(bytes.to_vec()).ok()?).ok();
+    let mut wire = EntryWire {
+        team: entry.team.to_string(),
+        response: None,
+        items: None,
+        model: None,
+        provider: None,
+    };
+    match entry.stored {
+        Stored::Translated { response, items } => {
+            wire.response = Some(raw(response)?);
+            wire.items = Some(raw(items)?);
+        }
+        Stored::Native { model, provider } => {
+            wire.model = Some(model);
+            wire.provider = Some(provider);
+        }
+    }
+    Some(wire)
+}
+
+fn from_wire(wire: EntryWire) -> Option<Entry> {
+    let bytes = |raw: Box<RawValue>| Bytes::from(String::from(Box::<str>::from(raw)));
+    let stored = match wire {
+        EntryWire {
+            response: Some(response),
+            items: Some(items),
+            ..
+        } => Stored::Translated {
+            response: bytes(response),
+            items: bytes(items),
+        },
+        EntryWire {
+            model: Some(model),
+            provider: Some(provider),
+            ..
+        } => Stored::Native { model, provider },
+        _ => return None,
+    };
+    Some(Entry {
+        team: wire.team.into(),
+        stored,
+    })
+}
+
+impl ResponseStore for RedisStore {
+    fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<Entry>, FleetError>> {
+        async move {
+            let kept = self.fleet.get(&format!("response:{id}")).await?;
+            Ok(kept
+                .and_then(|bytes| serde_json::from_slice::<EntryWire>(&bytes).ok())
+                .and_then(from_wire))
+        }
+        .boxed()
+    }
+
+    fn put(&self, id: String, entry: Entry) -> BoxFuture<'_, ()> {
+        async move {
+            let limits = self.limits();
+            let Some(wire) = to_wire(entry) else {
+                return;
+            };
+            let bytes = serde_json::to_vec(&wire).expect("an entry serialises");
+            if bytes.len() > limits.max_bytes {
+                return;
+            }
+            let key = format!("response:{id}");
+            if let Err(e) = self.fleet.set(&key, &bytes, limits.ttl).await {
+                tracing::warn!(response = %id, "keeping the response in redis failed: {e}");
+            }
+        }
+        .boxed()
+    }
+
+    fn set_limits(&self, limits: Limits) {
+        *self
+            .limits
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = limits;
     }
 }
 
@@ -245,6 +373,23 @@ mod tests {
         });
         store.put_at("resp_4".into(), entry("t", "{}"), later);
         assert_eq!(store.len(), 1, "new limits apply at the next put");
+    }
+
+    #[test]
+    fn entries_round_trip_through_their_redis_form() {
+        let translated = entry("t", r#"{"id":"resp_1","output":[]}"#);
+        let native = Entry {
+            team: "t".into(),
+            stored: Stored::Native {
+                model: "m".into(),
+                provider: "p".into(),
+            },
+        };
+        for kept in [translated, native] {
+            let bytes = serde_json::to_vec(&to_wire(kept.clone()).unwrap()).unwrap();
+            let wire: EntryWire = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(from_wire(wire), Some(kept));
+        }
     }
 
     #[test]

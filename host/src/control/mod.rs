@@ -30,13 +30,14 @@ use arc_swap::ArcSwap;
 use axum::http::HeaderMap;
 
 pub use budget::{Budget, BudgetStatus};
-use conversations::{MemoryStore, ResponseStore};
+use conversations::ResponseStore;
 pub use lifecycle::{ChangeError, Changed, ReloadSummary};
 pub use rate::{Admission, Limited, RateLimit};
 
 use crate::api::Operation;
 use crate::auth::{AuthError, Keys};
-use crate::config::{Config, ConfigError, Env, FailureMode};
+use crate::config::{Config, ConfigError, Env, FailureMode, OnStateError};
+use crate::fleet::{Fleet, FleetError};
 use crate::policy::{self, LiveView, Model, PlannedTarget, PolicyEngine, PolicySlot, PoolSize};
 use crate::telemetry::decisions::DecisionLog;
 use crate::upstream::{SetupError, Upstreams};
@@ -77,6 +78,8 @@ pub enum StartError {
     Engine(policy::LoadError),
     #[error("decision_log.path: {0}")]
     DecisionLog(String),
+    #[error("state.redis_url: {0}")]
+    Fleet(FleetError),
 }
 
 /// One team as the request path uses it.
@@ -95,6 +98,11 @@ pub struct Team {
     pub budget: Option<Arc<Budget>>,
     /// The team's rate limits, if it has any.
     pub rate: Option<Arc<RateLimit>>,
+    /// What its requests get while the fleet's shared state is out of reach.
+    pub on_state_error: OnStateError,
+    /// This replica's share of the rate limits while the fleet's state is out of reach, and the
+    /// replica count it was made for.
+    rate_share: std::sync::Mutex<Option<(u32, Arc<RateLimit>)>>,
 }
 
 impl Team {
@@ -109,6 +117,26 @@ impl Team {
     /// The team's catalog entry for `id`, if the team may use that model for `operation`.
     pub fn model(&self, id: &str, operation: Operation) -> Option<&Model> {
         self.catalog_for(operation).iter().find(|m| m.id == id)
+    }
+
+    /// This replica's share of the team's rate limits, each divided by `replicas`; the same
+    /// buckets while the count stays the same.
+    pub fn rate_share(&self, replicas: u32) -> Option<Arc<RateLimit>> {
+        let config = self.rate.as_ref()?.config();
+        let mut share = self.rate_share.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((count, rate)) = &*share
+            && *count == replicas
+        {
+            return Some(rate.clone());
+        }
+        let divided = |n: Option<u32>| n.map(|n| (n / replicas.max(1)).max(1));
+        let config = crate::config::RateLimitConfig {
+            requests_per_minute: divided(config.requests_per_minute),
+            tokens_per_minute: divided(config.tokens_per_minute),
+        };
+        let rate = Arc::new(RateLimit::new(&config, std::time::Instant::now()));
+        *share = Some((replicas, rate.clone()));
+        Some(rate)
     }
 
     /// Every model the team may use, chat models first.
@@ -128,7 +156,9 @@ pub struct Snapshot {
     /// Where decisions are recorded, when `[decision_log]` is set.
     pub decision_log: Option<Arc<DecisionLog>>,
     /// The Responses API responses kept for follow-ups; carried over by reloads.
-    conversations: Arc<MemoryStore>,
+    conversations: Arc<dyn ResponseStore>,
+    /// The state shared with the other replicas, with `[state]`; carried over by reloads.
+    pub fleet: Option<Arc<Fleet>>,
 }
 
 impl LiveView for Snapshot {

@@ -43,6 +43,7 @@ async fn stored(
         .conversations()
         .get(id)
         .await
+        .map_err(RequestError::StateUnavailable)?
         .filter(|e| e.team == team.name);
     let json = |status, body| (status, [(header::CONTENT_TYPE, "application/json")], body);
     let mut response = match entry.map(|e| e.stored) {

@@ -1,23 +1,24 @@
 //! The `admit` phase: who is asking, what they ask, and whether their team may ask it now.
 //!
 //! The key names the team; the body (within the body limit) is parsed once into the compact
-//! [`ClientRequest`]; a team whose budget is spent is refused (unless it downgrades); a team over a
-//! rate limit is refused with when to retry. An admitted request holds its rate-limit charge
-//! ([`Admission`]), given back if it is not served. This phase reads the snapshot and the
-//! request; it charges only the team's rate-limit buckets.
+//! [`ClientRequest`]; the team's limits (`limits`: in process, or the fleet's) refuse a team
+//! whose budget is spent (unless it downgrades) or that is over a rate limit, with when to retry.
+//! An admitted request holds its charge on them ([`Admission`], [`FleetCharge`]), given back if
+//! it is not served. This phase reads the snapshot and the request; it charges only the team's
+//! limits.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 
-use super::context::{Exchange, RouteBy};
+use super::context::Exchange;
 use super::error::RequestError;
+use super::limits;
 use crate::api::{ApiError, ClientRequest, Operation, Wire};
-use crate::config::OverBudget;
 use crate::control::{Admission, BudgetStatus, Snapshot, Team};
+use crate::fleet::FleetCharge;
 use crate::policy::Policy;
 
 /// A request its team may send now.
@@ -28,12 +29,14 @@ pub struct Admitted<'s> {
     pub request: Arc<ClientRequest>,
     /// Where the team stands against its budget, when it has one.
     pub budget: Option<BudgetStatus>,
-    /// The rate-limit charge it holds, when the team has limits.
+    /// The rate-limit charge it holds, when the team has limits kept in this process.
     pub admission: Option<Admission>,
+    /// Its charge on the limits the fleet shares, with `[state]`.
+    pub fleet: Option<FleetCharge>,
 }
 
 /// Admit the request with `headers` and `body` for the snapshot's teams.
-pub fn admit<'s>(
+pub async fn admit<'s>(
     snapshot: &'s Snapshot,
     exchange: &mut Exchange,
     headers: &HeaderMap,
@@ -51,41 +54,14 @@ pub fn admit<'s>(
     };
     let request = Arc::new(request.map_err(RequestError::Invalid)?);
     exchange.requested_model = request.model.clone();
-
-    let budget = team.budget.as_ref().map(|b| b.status(SystemTime::now()));
-    if let (Some(status), Some(b)) = (budget, &team.budget)
-        && status.exhausted()
-        && b.over == OverBudget::Refuse
-    {
-        exchange.route_by = RouteBy::Budget;
-        exchange.reason = format!("team budget of ${:.2} spent", status.limit_usd);
-        return Err(RequestError::OverBudget {
-            team: team.name.to_string(),
-            limit_usd: status.limit_usd,
-            resets_in: status.resets_in,
-        });
-    }
-    let admission = match &team.rate {
-        Some(rate) => match rate.admit(Instant::now(), request.estimated_input_tokens()) {
-            Ok(admission) => Some(admission),
-            Err(limited) => {
-                exchange.route_by = RouteBy::RateLimit;
-                exchange.reason = format!("over its {}", limited.limit);
-                return Err(RequestError::RateLimited {
-                    team: team.name.to_string(),
-                    limit: limited.limit,
-                    retry_after: limited.retry_after,
-                });
-            }
-        },
-        None => None,
-    };
+    let held = limits::check(snapshot, team, exchange, &request).await?;
     Ok(Admitted {
         team,
         policy,
         request,
-        budget,
-        admission,
+        budget: held.budget,
+        admission: held.admission,
+        fleet: held.fleet,
     })
 }
 

@@ -7,7 +7,8 @@
 //! policy's view (by role and size); or a pin (a response
 //! a provider made itself), which after the decision keeps only the route's targets on that
 //! provider, or sends the request to the model that made the response when the route has none
-//! there. An unknown, expired or other team's id is a 400 naming the field. After serving, the
+//! there. An unknown, expired or other team's id is a 400 naming the field; a store that cannot
+//! be reached (the fleet's Redis) a 503 with `Retry-After`. After serving, the
 //! response the answer made is kept (unless the client sent `store: false`) before the client
 //! hears it is complete. This phase reads the snapshot and writes only the conversation store.
 
@@ -45,6 +46,7 @@ pub async fn recall(
         .conversations()
         .get(&id)
         .await
+        .map_err(RequestError::StateUnavailable)?
         .filter(|e| e.team == admitted.team.name);
     match entry.map(|e| e.stored) {
         None => Err(RequestError::Invalid(not_found(&id))),

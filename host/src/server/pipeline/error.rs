@@ -1,8 +1,8 @@
 //! Everything a request can end in short of an answer, and the one place it becomes a response.
 //!
 //! A phase that cannot go on returns a [`RequestError`]: it says where the fault came from (the
-//! client, its key, its team's budget or rate limit, the policy, the upstreams, or a proxy that
-//! is not ready), which HTTP status tells the client the truth about it, whether a retry can help
+//! client, its key, its team's budget or rate limit, the policy, the upstreams, the fleet's
+//! shared state, or a proxy that is not ready), which HTTP status tells the client the truth about it, whether a retry can help
 //! and after how long. [`RequestError::into_response`] is the only place a request error is
 //! turned into a response: the status, the body in the client API's error shape, `Retry-After`
 //! and the routing headers. Messages never carry internals (a policy's trap, an upstream URL).
@@ -15,6 +15,7 @@ use axum::response::Response;
 use super::respond::Routing;
 use crate::api::{ApiError, Wire};
 use crate::auth::AuthError;
+use crate::fleet::FleetError;
 use crate::policy::DecisionFailure;
 use crate::upstream::UpstreamError;
 
@@ -57,6 +58,10 @@ pub enum RequestError {
     /// The proxy is still loading its policies.
     #[error("the proxy is starting and its policies are still loading; retry shortly")]
     NotReady,
+    /// The team's shared limits could not be checked (Redis is away) and the team refuses
+    /// what cannot be checked (`on_state_error = "closed"`).
+    #[error("the team's limits cannot be checked right now; retry shortly")]
+    StateUnavailable(FleetError),
 }
 
 /// `d` in whole seconds, rounded up, at least 1: what `Retry-After` says.
@@ -72,7 +77,9 @@ impl RequestError {
             Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Self::OverBudget { .. } | Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::PolicyRejected { status, .. } => *status,
-            Self::PolicyFailed(_) | Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            Self::PolicyFailed(_) | Self::NotReady | Self::StateUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::UpstreamFailed(e) => e.status(),
         }
     }
@@ -82,7 +89,7 @@ impl RequestError {
         match self {
             Self::OverBudget { resets_in, .. } => Some(*resets_in),
             Self::RateLimited { retry_after, .. } => Some(*retry_after),
-            Self::NotReady => Some(Duration::from_secs(1)),
+            Self::NotReady | Self::StateUnavailable(_) => Some(Duration::from_secs(1)),
             Self::UpstreamFailed(e) => e.retry_after(),
             Self::Invalid(_)
             | Self::Unauthenticated(_)
@@ -100,7 +107,8 @@ impl RequestError {
             Self::OverBudget { .. }
             | Self::RateLimited { .. }
             | Self::PolicyFailed(_)
-            | Self::NotReady => true,
+            | Self::NotReady
+            | Self::StateUnavailable(_) => true,
         }
     }
 
@@ -136,6 +144,9 @@ impl RequestError {
                 None => ApiError::new(status, "upstream_error", "upstream_unavailable", message),
             },
             Self::NotReady => ApiError::new(status, "server_error", "not_ready", message),
+            Self::StateUnavailable(_) => {
+                ApiError::new(status, "server_error", "state_unavailable", message)
+            }
         }
     }
 

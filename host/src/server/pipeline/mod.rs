@@ -6,7 +6,7 @@
 //!
 //! | phase | owns |
 //! |---|---|
-//! | `admit` | key -> team, the body limit, parsing, budget refusal, rate-limit admission |
+//! | `admit` | key -> team, the body limit, parsing, budget refusal, rate-limit admission (`limits`: in process, or shared by the fleet) |
 //! | `conversation` | Responses API: the turns `previous_response_id` continues, or the provider it is pinned to; keeping the response made |
 //! | `decide` | the policy's decision (or the budget's downgrade), the failure behaviour, the decision record |
 //! | `serve` | the attempts along the route (the upstream layer makes them) |
@@ -25,6 +25,7 @@ mod context;
 mod conversation;
 mod decide;
 mod error;
+mod limits;
 mod log;
 mod respond;
 mod serve;
@@ -131,7 +132,7 @@ async fn proxy(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Answered, RequestError> {
-    let mut admitted = admit::admit(snapshot, exchange, headers, body)?;
+    let mut admitted = admit::admit(snapshot, exchange, headers, body).await?;
     let pin = conversation::recall(snapshot, &mut admitted).await?;
     let mut route = decide::decide(snapshot, exchange, headers, &admitted).await?;
     if let Some(pin) = &pin {
@@ -142,7 +143,7 @@ async fn proxy(
     let bill = Bill::new(
         served.prices,
         admitted.team.budget.clone(),
-        admitted.admission.take(),
+        (admitted.admission.take(), admitted.fleet.take()),
         admitted.request.estimated_input_tokens(),
     );
     let stream = match served.stream_end.take() {

@@ -6,13 +6,16 @@
 //! reports none, a stream cut short), the prompt as estimated, so a budget is never charged
 //! nothing for a served request; the team's token bucket is settled from the usage. A request
 //! that was not served settles nothing: its rate-limit charge was given back when its
-//! [`Admission`] was dropped. This phase writes only the team's counters and the [`Exchange`].
+//! [`Admission`] was dropped. With `[state]`, the cost and tokens are settled in the fleet's
+//! shared state too (once, by request id). This phase writes only the team's counters and the
+//! [`Exchange`].
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use super::context::Exchange;
 use crate::control::{self, Admission};
+use crate::fleet::{FleetBill, FleetCharge};
 use crate::upstream::stream::StreamSummary;
 use crate::upstream::{Prices, Usage};
 
@@ -24,22 +27,26 @@ pub struct Bill {
     budget: Option<Arc<control::Budget>>,
     /// The team's rate limits, to settle the tokens with.
     rate: Option<Arc<control::RateLimit>>,
+    /// Its charge on the fleet's shared limits, to settle there.
+    fleet: Option<FleetBill>,
     /// The prompt's size as estimated at admission.
     estimated_input_tokens: u32,
 }
 
 impl Bill {
-    /// The bill of a request served at `prices`, holding `admission`, for a team with `budget`.
+    /// The bill of a request served at `prices`, holding `admission` (and a charge on the
+    /// fleet's limits), for a team with `budget`.
     pub fn new(
         prices: Prices,
         budget: Option<Arc<control::Budget>>,
-        admission: Option<Admission>,
+        (admission, fleet): (Option<Admission>, Option<FleetCharge>),
         estimated_input_tokens: u32,
     ) -> Self {
         Self {
             prices,
             budget,
             rate: admission.map(Admission::served),
+            fleet: fleet.map(FleetCharge::served),
             estimated_input_tokens,
         }
     }
@@ -56,15 +63,18 @@ pub fn settle(exchange: &mut Exchange, bill: Bill, usage: Option<Usage>) {
             bill.estimated_input_tokens,
         );
     }
+    let cost = exchange.cost_usd.unwrap_or_else(|| {
+        let prompt = Usage {
+            input_tokens: bill.estimated_input_tokens.into(),
+            output_tokens: 0,
+        };
+        prompt.cost(bill.prices)
+    });
     if let Some(budget) = &bill.budget {
-        let cost = exchange.cost_usd.unwrap_or_else(|| {
-            let prompt = Usage {
-                input_tokens: bill.estimated_input_tokens.into(),
-                output_tokens: 0,
-            };
-            prompt.cost(bill.prices)
-        });
         budget.record(SystemTime::now(), cost);
+    }
+    if let Some(fleet) = bill.fleet {
+        fleet.settle(cost, usage.map(|u| u.input_tokens + u.output_tokens));
     }
 }
 
