@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
 use serde_json::json;
-use switchyard_e2e::{ConfigBuilder, MockUpstream, Proxy, Redis, poll};
+use switchyard_e2e::{ConfigBuilder, MockUpstream, Proxy, Redis, metric, poll};
 
 /// A model whose answers (5 prompt and 5 completion tokens from the mock) cost $0.025: $1000
 /// and $4000 per million tokens.
@@ -142,7 +142,9 @@ async fn ask(proxy: &Proxy, key: &str) -> reqwest::Response {
 async fn with_redis_away_each_team_gets_its_mode_and_its_usage_is_settled_later() {
     let mut redis = Redis::start();
     let mock = MockUpstream::start("m").await;
-    let mut config = config(&mock, &redis, &[]).keys_required();
+    let mut config = config(&mock, &redis, &[])
+        .keys_required()
+        .section("[server]\nmetrics = true");
     for mode in ["closed", "open", "local"] {
         config = config.team(
             mode,
@@ -185,6 +187,20 @@ async fn with_redis_away_each_team_gets_its_mode_and_its_usage_is_settled_later(
     }
     let line = proxy.log_line(&["the fleet's limits could not be checked", "team=closed"]);
     assert!(line.contains("mode=Closed"), "{line}");
+    let exposition = reqwest::get(proxy.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for mode in ["closed", "open", "local"] {
+        let errors = metric(
+            &exposition,
+            "switchyard_fleet_state_errors_total",
+            &[("team", mode), ("mode", mode)],
+        );
+        assert_eq!(errors, 5.0, "{mode}");
+    }
 
     // Back: what the open and local teams were served meanwhile is settled (the mark of each
     // request makes a retried settlement count once).

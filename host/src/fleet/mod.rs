@@ -153,6 +153,12 @@ impl Fleet {
             Ok(Err(e)) => Err(FleetError::Redis(e.to_string())),
             Err(_) => Err(FleetError::Timeout(self.timeout)),
         };
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(FleetError::Timeout(_)) => "timeout",
+            Err(_) => "error",
+        };
+        metrics::counter!("switchyard_fleet_calls_total", "result" => outcome).increment(1);
         let mut breaker = self.breaker.lock().unwrap_or_else(|e| e.into_inner());
         match &result {
             Ok(_) => *breaker = Breaker::default(),
@@ -253,6 +259,7 @@ impl Fleet {
             })
             .await?;
         self.live.store(live.max(1), Ordering::Relaxed);
+        metrics::gauge!("switchyard_fleet_live_replicas").set(f64::from(live));
         Ok(())
     }
 
@@ -275,6 +282,7 @@ impl Fleet {
                 }
                 beats = beats.wrapping_add(1);
                 fleet.settle_pending().await;
+                metrics::gauge!("switchyard_fleet_pending_settlements").set(fleet.pending() as f64);
             }
         });
     }

@@ -9,7 +9,7 @@
 //! `switchyard_upstream_attempts_total` by model and result, and
 //! `switchyard_tokens_total` and `switchyard_cost_nanodollars_total` by team and model. Policy
 //! decisions by outcome, reloads, rollbacks and breaker states are recorded where they happen
-//! (`policy`, `control`, `upstream::health`) and described here. Labels hold names the operator
+//! (`policy`, `control`, `upstream::health`, `fleet`, the `limits` phase) and described here. Labels hold names the operator
 //! configured, status codes and fixed words, never request content.
 
 /// Histogram buckets, in seconds: from half a millisecond (a policy decision) to two minutes (a
@@ -72,6 +72,22 @@ pub fn describe() {
     describe_counter!(
         "switchyard_config_reloads_total",
         "Config reloads, by trigger and result"
+    );
+    describe_counter!(
+        "switchyard_fleet_calls_total",
+        "Calls to the fleet's Redis, by result (ok, timeout, error, breaker-open)"
+    );
+    describe_gauge!(
+        "switchyard_fleet_pending_settlements",
+        "Settlements of served requests waiting for the fleet's Redis to answer again"
+    );
+    describe_gauge!(
+        "switchyard_fleet_live_replicas",
+        "Replicas with a recent heartbeat in the fleet's Redis, as this one last counted"
+    );
+    describe_counter!(
+        "switchyard_fleet_state_errors_total",
+        "Requests admitted without the fleet's limits (Redis out of reach), by team and on_state_error mode"
     );
     describe_gauge!(
         "switchyard_breaker_open",

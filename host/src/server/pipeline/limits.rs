@@ -204,6 +204,13 @@ async fn shared(
         }
         Err(error) => {
             tracing::warn!(request_id = %exchange.id, team = %team.name, mode = ?team.on_state_error, "the fleet's limits could not be checked: {error}");
+            let mode = match team.on_state_error {
+                OnStateError::Closed => "closed",
+                OnStateError::Open => "open",
+                OnStateError::Local => "local",
+            };
+            metrics::counter!("switchyard_fleet_state_errors_total", "team" => team.name.to_string(), "mode" => mode)
+                .increment(1);
             match team.on_state_error {
                 OnStateError::Closed => Err(RequestError::StateUnavailable(error)),
                 OnStateError::Open => Ok(Held {
