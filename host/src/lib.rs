@@ -23,7 +23,9 @@
 //! changes and the metrics on a listener of its own.
 //!
 //! Off the path, [`authoring`] holds the policy author's tools (`switchyard policy new`, `check`,
-//! `test`, `replay`), which load components with the same engine and sandbox as the proxy.
+//! `test`, `replay`), which load components with the same engine and sandbox as the proxy, and
+//! [`registry`] pushes components to OCI registries and pulls them by digest
+//! (`switchyard policy push`, `pull`).
 //!
 //! Above them all, [`proxy`] is the process: it binds the listeners, loads the policies, serves,
 //! reloads and drains ([`proxy::serve`]). The `switchyard` binary (`src/main.rs`) is only its
@@ -38,6 +40,7 @@ pub mod control;
 pub mod fleet;
 pub mod policy;
 pub mod proxy;
+pub mod registry;
 pub mod server;
 pub mod telemetry;
 pub mod upstream;

@@ -1,7 +1,7 @@
 //! The `switchyard` command line: `switchyard serve --config FILE` runs the proxy;
 //! `switchyard policy new|check|test|replay` are the policy author's tools (`authoring`).
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,6 +12,7 @@ use switchyard::authoring::{self, CatalogSource, LimitOverrides, report, scaffol
 use switchyard::config::{Config, EngineConfig, ProcessEnv};
 use switchyard::control::ConfigSource;
 use switchyard::proxy;
+use switchyard::registry;
 use switchyard::telemetry::{self, LogFormat, LogWriter};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -73,6 +74,31 @@ enum PolicyCommand {
         /// contract this binary carries, written into the new crate.
         #[arg(long)]
         sdk: Option<PathBuf>,
+    },
+    /// Push a component to an OCI registry in the Wasm OCI layout (config
+    /// `application/vnd.wasm.config.v0+json`, one `application/wasm` layer), after the checks of
+    /// `policy check`, and print its digest. Credentials: `SWITCHYARD_REGISTRY_USERNAME` and
+    /// `SWITCHYARD_REGISTRY_PASSWORD`, else a docker-style `config.json`.
+    Push {
+        /// The component (`.wasm`).
+        wasm: PathBuf,
+        /// Where to push it: `REGISTRY/REPOSITORY:TAG`.
+        reference: String,
+        /// Speak plain HTTP to the registry (a private network or loopback), not HTTPS.
+        #[arg(long)]
+        plain_http: bool,
+    },
+    /// Pull a component from an OCI registry, verified against its digests, into a file, and
+    /// print its digest.
+    Pull {
+        /// `REGISTRY/REPOSITORY:TAG` or `REGISTRY/REPOSITORY@sha256:...`.
+        reference: String,
+        /// The file to write the component to.
+        #[arg(long)]
+        out: PathBuf,
+        /// Speak plain HTTP to the registry (a private network or loopback), not HTTPS.
+        #[arg(long)]
+        plain_http: bool,
     },
     /// Check a component as the proxy would before loading it, and say what it imports and
     /// exports. Exits 1 when the proxy would refuse it.
@@ -275,6 +301,36 @@ fn policy_command(command: PolicyCommand) -> anyhow::Result<()> {
                 "  switchyard policy test target/wasm32-wasip2/release/{}.wasm --cases cases.jsonl --catalog catalog.json",
                 name.replace('-', "_")
             );
+            true
+        }
+        PolicyCommand::Push {
+            wasm,
+            reference,
+            plain_http,
+        } => {
+            let settings = authoring::settings_for(&wasm, None, LimitOverrides::default())?;
+            authoring::load(&wasm, settings, &EngineConfig::default(), &ProcessEnv)?;
+            let component =
+                std::fs::read(&wasm).with_context(|| format!("cannot read {}", wasm.display()))?;
+            let access = registry::Access { plain_http };
+            let digest = runtime
+                .block_on(registry::push(&reference, &component, access, &ProcessEnv))
+                .with_context(|| format!("cannot push {} to {reference}", wasm.display()))?;
+            writeln!(out, "{digest}")?;
+            true
+        }
+        PolicyCommand::Pull {
+            reference,
+            out: file,
+            plain_http,
+        } => {
+            let access = registry::Access { plain_http };
+            let pulled = runtime
+                .block_on(registry::pull(&reference, access, &ProcessEnv))
+                .with_context(|| format!("cannot pull {reference}"))?;
+            std::fs::write(&file, &pulled.component)
+                .with_context(|| format!("cannot write {}", file.display()))?;
+            writeln!(out, "{}", pulled.digest)?;
             true
         }
         PolicyCommand::Check { wasm, json } => {

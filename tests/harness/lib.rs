@@ -11,6 +11,7 @@ mod mock;
 pub mod poll;
 mod proxy;
 mod redis_server;
+mod registry_server;
 
 use std::path::PathBuf;
 
@@ -18,6 +19,7 @@ pub use assistant::WEATHER_JSON;
 pub use mock::{Behaviour, MockUpstream, Received, embedding_of};
 pub use proxy::{ADMIN_TOKEN, ConfigBuilder, Exit, Proxy, Reply, TEST_HEADERS};
 pub use redis_server::Redis;
+pub use registry_server::Registry;
 
 /// The cargo target folder this test binary was built into.
 fn target_dir() -> PathBuf {
