@@ -26,10 +26,8 @@ def cpu_per_request(binary, work, mock_port, name, seconds):
     config = g.switchyard_config(g.free_port(), mock_port, False)
     proxy, port = g.start_switchyard(work, name, config)
     try:
-        g.oha(port, "/v1/chat/completions", g.REQUEST, 3, 32)
-        before = g.cpu_seconds(proxy)
-        result = g.oha(port, "/v1/chat/completions", g.REQUEST, seconds, 32)
-        return (g.cpu_seconds(proxy) - before) / g.ok_count(result) * 1e6
+        return g.closed_loop_cpu_us(proxy, port, "/v1/chat/completions", g.REQUEST, seconds,
+                                    warmup=3)
     finally:
         proxy.terminate()
         proxy.wait()

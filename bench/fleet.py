@@ -48,13 +48,7 @@ def config(mock_port, redis_port=None):
 
 def measure(proxy, port, seconds):
     """Closed-loop gateway CPU per request (µs) and latency at 500 req/s (ms)."""
-    g.oha(port, "/v1/chat/completions", g.REQUEST, 2, 32)
-    before = g.cpu_seconds(proxy)
-    closed = g.oha(port, "/v1/chat/completions", g.REQUEST, seconds, 32)
-    served = g.ok_count(closed)
-    if served != sum(closed.get("statusCodeDistribution", {}).values()):
-        raise SystemExit(f"not every answer was a 2xx: {closed.get('statusCodeDistribution')}")
-    cpu = (g.cpu_seconds(proxy) - before) / served * 1e6
+    cpu = g.closed_loop_cpu_us(proxy, port, "/v1/chat/completions", g.REQUEST, seconds)
     fixed = g.oha(port, "/v1/chat/completions", g.REQUEST, seconds, 16, 500)
     latency = fixed["latencyPercentiles"]
     return cpu, latency["p50"] * 1000, latency["p99"] * 1000

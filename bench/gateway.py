@@ -169,6 +169,18 @@ def ok_count(result):
                if code.startswith("2"))
 
 
+def closed_loop_cpu_us(process, port, path, body, seconds, warmup=2):
+    """Gateway CPU per request (µs) of `process` over a closed loop of 32 connections posting
+    `body` to `path`, after a warm-up; every answer must be a 2xx."""
+    oha(port, path, body, warmup, 32)
+    before = cpu_seconds(process)
+    result = oha(port, path, body, seconds, 32)
+    served = ok_count(result)
+    if served == 0 or served != sum(result.get("statusCodeDistribution", {}).values()):
+        sys.exit(f"{path}: not every answer was a 2xx: {result.get('statusCodeDistribution')}")
+    return (cpu_seconds(process) - before) / served * 1e6
+
+
 def first_chunk_ms(port, path, n):
     """Median and p99 time from sending a streamed request to its first body chunk, in ms."""
     times = []

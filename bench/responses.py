@@ -71,14 +71,7 @@ KINDS = {
 def cpu_per_request(proxy, port, kind, streamed, seconds):
     """Closed-loop gateway CPU per request (µs) for one kind of request, after a warm-up."""
     path, whole, stream = KINDS[kind]
-    body = stream if streamed else whole
-    g.oha(port, path, body, 2, 32)
-    before = g.cpu_seconds(proxy)
-    result = g.oha(port, path, body, seconds, 32)
-    served = g.ok_count(result)
-    if served == 0 or served != sum(result.get("statusCodeDistribution", {}).values()):
-        raise SystemExit(f"{kind}: not every answer was a 2xx: {result.get('statusCodeDistribution')}")
-    return (g.cpu_seconds(proxy) - before) / served * 1e6
+    return g.closed_loop_cpu_us(proxy, port, path, stream if streamed else whole, seconds)
 
 
 def main():
