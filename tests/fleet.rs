@@ -14,13 +14,18 @@ use switchyard_e2e::{ConfigBuilder, MockUpstream, Proxy, Redis, metric, poll};
 const PRICE: f64 = 1000.0;
 const ANSWER_COST: f64 = (5.0 * PRICE + 5.0 * PRICE * 4.0) / 1e6;
 
-/// The test team on the fleet's state at `redis`, with these lines of its table.
-fn config(mock: &MockUpstream, redis: &Redis, team: &[&str]) -> ConfigBuilder {
+/// The test team on the fleet's state at `redis`, with these lines of its table. Redis calls
+/// may take `timeout_ms`: the tests of sharing give a busy machine time, so that no request
+/// falls back to this replica's share.
+fn config(mock: &MockUpstream, redis: &Redis, timeout_ms: u64, team: &[&str]) -> ConfigBuilder {
     let mut config = ConfigBuilder::new(&switchyard_e2e::policy_wasm("scripted_policy"))
         .provider("p", &mock.url, None)
         .model("m", "p", "m-up", PRICE, &[])
         .fallback(&["m"])
-        .section(&format!("[state]\nredis_url = {:?}\n", redis.url()));
+        .section(&format!(
+            "[state]\nredis_url = {:?}\ntimeout_ms = {timeout_ms}\n",
+            redis.url()
+        ));
     for line in team {
         config = config.team_option(line);
     }
@@ -66,7 +71,7 @@ async fn spent_micros(redis: &Redis, team: &str) -> u64 {
 async fn three_replicas_hold_a_team_to_one_budget() {
     let redis = Redis::start();
     let mock = MockUpstream::start("m").await;
-    let toml = config(&mock, &redis, &["budget = { usd = 1.0 }"]).toml();
+    let toml = config(&mock, &redis, 5000, &["budget = { usd = 1.0 }"]).toml();
     let proxies: Vec<Proxy> = (0..3).map(|_| Proxy::start(&toml, &[])).collect();
     let answers = burst(&proxies, 300).await;
     let mut served: Vec<f64> = answers.iter().filter(|a| a.0 == 200).map(|a| a.1).collect();
@@ -116,6 +121,7 @@ async fn three_replicas_hold_a_team_to_one_rate_limit() {
     let toml = config(
         &mock,
         &redis,
+        5000,
         &["rate_limit = { requests_per_minute = 60 }"],
     )
     .toml();
@@ -142,7 +148,7 @@ async fn ask(proxy: &Proxy, key: &str) -> reqwest::Response {
 async fn with_redis_away_each_team_gets_its_mode_and_its_usage_is_settled_later() {
     let mut redis = Redis::start();
     let mock = MockUpstream::start("m").await;
-    let mut config = config(&mock, &redis, &[])
+    let mut config = config(&mock, &redis, 300, &[])
         .keys_required()
         .section("[server]\nmetrics = true");
     for mode in ["closed", "open", "local"] {

@@ -16,8 +16,8 @@ use super::{Fleet, Release, Settlement};
 struct Charged {
     team: String,
     request_id: String,
-    /// Its budget window (number and length).
-    window: (u64, Duration),
+    /// Its budget window (number and length), when the team has a budget.
+    window: Option<(u64, Duration)>,
     requests_per_minute: Option<u32>,
     tokens_per_minute: Option<u32>,
     /// The tokens charged at admission; none when Redis was away then.
@@ -40,14 +40,15 @@ pub struct FleetBill {
 }
 
 impl FleetCharge {
-    /// The claim of request `request_id` of `team`, admitted in `window` with these limits;
+    /// The claim of request `request_id` of `team`, admitted in budget `window` (none without a
+    /// budget) with these limits;
     /// `estimated_tokens` were charged in Redis unless `in_redis` is false (Redis was away and
     /// the request was admitted without it).
     pub fn new(
         fleet: Arc<Fleet>,
         team: &str,
         request_id: &str,
-        window: (u64, Duration),
+        window: Option<(u64, Duration)>,
         (requests_per_minute, tokens_per_minute): (Option<u32>, Option<u32>),
         estimated_tokens: u32,
         in_redis: bool,
@@ -91,7 +92,9 @@ impl Drop for FleetCharge {
             estimated_tokens: self.charged.estimated_tokens,
         };
         let fleet = self.fleet.clone();
-        tokio::spawn(async move { fleet.release(release).await });
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { fleet.release(release).await });
+        }
     }
 }
 
@@ -105,8 +108,9 @@ impl FleetBill {
         let settlement = Settlement {
             team: charged.team,
             request_id: charged.request_id,
-            window: charged.window,
-            cost_micros: micros(cost_usd),
+            window: charged.window.unwrap_or((0, Duration::from_secs(1))),
+            // A team without a budget has no spending to count.
+            cost_micros: charged.window.map_or(0, |_| micros(cost_usd)),
             token_delta,
             tokens_per_minute: charged.tokens_per_minute,
         };

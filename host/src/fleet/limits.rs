@@ -27,8 +27,9 @@ const BURST: Duration = Duration::from_secs(60);
 /// How long a reservation lives unsettled (a replica died mid-request).
 const RESERVATION_LIFETIME: Duration = Duration::from_secs(15 * 60);
 
-/// How long a settled request's mark keeps a retried settlement from charging twice.
-const SETTLED_MARK_SECS: u64 = 24 * 3600;
+/// How long a settled request's mark keeps a retried settlement from charging twice: as long
+/// as its reservation could live, and a settlement could wait for Redis, with room to spare.
+const SETTLED_MARK_SECS: u64 = 3600;
 
 /// A team's budget as one admission sees it.
 #[derive(Debug, Clone, Copy)]
@@ -65,8 +66,10 @@ pub enum Verdict {
         limit: &'static str,
         retry_after: Duration,
     },
-    /// Refused: the budget is spent (or reserved by requests in flight).
+    /// Refused: the budget is spent.
     OverBudget { spent: u64, reserved: u64 },
+    /// Refused for now: what the budget has left is reserved by requests in flight.
+    Reserved { spent: u64, reserved: u64 },
 }
 
 /// A served request's charge, settled once.
@@ -97,6 +100,15 @@ fn interval_us(per_minute: Option<u32>) -> u64 {
     per_minute.map_or(0, |n| 60_000_000 / u64::from(n.max(1)))
 }
 
+/// Microseconds of a per-minute limit that `units` take, rounded to the nearest (exact for
+/// any limit, where one unit's interval alone would truncate); 0 for no limit.
+fn span_us(per_minute: Option<u32>, units: i64) -> i64 {
+    per_minute.map_or(0, |n| {
+        let span = i128::from(units) * 60_000_000 / i128::from(n.max(1));
+        i64::try_from(span).unwrap_or(if units < 0 { i64::MIN } else { i64::MAX })
+    })
+}
+
 impl Fleet {
     fn key(&self, team: &str, name: &str) -> String {
         format!("{}:{{{team}}}:{name}", self.prefix)
@@ -120,19 +132,21 @@ impl Fleet {
             .key(self.key(team, "reservations"))
             .key(self.key(team, "reservation-amounts"))
             .arg(interval_us(ask.requests_per_minute))
-            .arg(interval_us(ask.tokens_per_minute))
+            .arg(u8::from(ask.tokens_per_minute.is_some()))
             .arg(BURST.as_micros() as u64)
-            .arg(ask.estimated_tokens)
+            .arg(span_us(
+                ask.tokens_per_minute,
+                i64::from(ask.estimated_tokens),
+            ))
             .arg(budget.map_or(0, |b| b.limit_micros))
             .arg(budget.map_or(0, |b| b.reserve_micros))
             .arg(&ask.request_id)
             .arg(RESERVATION_LIFETIME.as_micros() as u64)
-            .arg(window.1.as_secs() * 2)
             .arg(u8::from(budget.is_some_and(|b| b.downgrades)));
-        let answer: Vec<u64> = self
+        let answer: Vec<i64> = self
             .call(|mut c| async move { invocation.invoke_async(&mut c).await })
             .await?;
-        let at = |i: usize| answer.get(i).copied().unwrap_or(0);
+        let at = |i: usize| answer.get(i).copied().unwrap_or(0).max(0) as u64;
         Ok(match at(0) {
             0 => Verdict::Admitted {
                 spent: at(1),
@@ -149,6 +163,10 @@ impl Fleet {
             2 => Verdict::Limited {
                 limit: "tokens_per_minute",
                 retry_after: Duration::from_micros(at(1)),
+            },
+            5 => Verdict::Reserved {
+                spent: at(1),
+                reserved: at(2),
             },
             _ => Verdict::OverBudget {
                 spent: at(1),
@@ -170,8 +188,10 @@ impl Fleet {
             .key(self.key(team, &format!("settled:{}", settlement.request_id)))
             .arg(&settlement.request_id)
             .arg(settlement.cost_micros)
-            .arg(settlement.token_delta)
-            .arg(interval_us(settlement.tokens_per_minute))
+            .arg(span_us(
+                settlement.tokens_per_minute,
+                settlement.token_delta,
+            ))
             .arg(settlement.window.1.as_secs() * 2)
             .arg(SETTLED_MARK_SECS);
         self.call(|mut c| async move { invocation.invoke_async::<u8>(&mut c).await })
@@ -192,7 +212,10 @@ impl Fleet {
             .key(self.key(team, "reservation-amounts"))
             .arg(&release.request_id)
             .arg(interval_us(release.requests_per_minute))
-            .arg(interval_us(release.tokens_per_minute) * u64::from(release.estimated_tokens));
+            .arg(span_us(
+                release.tokens_per_minute,
+                i64::from(release.estimated_tokens),
+            ));
         if let Err(e) = self
             .call(|mut c| async move { invocation.invoke_async::<u8>(&mut c).await })
             .await
@@ -211,5 +234,14 @@ mod tests {
         assert_eq!(interval_us(Some(60)), 1_000_000);
         assert_eq!(interval_us(Some(600_000)), 100);
         assert_eq!(interval_us(None), 0);
+    }
+
+    #[test]
+    fn token_spans_do_not_truncate_large_limits() {
+        // 100M tokens a minute: 0.6 µs a token, 600 µs for a thousand.
+        assert_eq!(span_us(Some(100_000_000), 1000), 600);
+        assert_eq!(span_us(Some(7_000_000), 7_000_000), 60_000_000);
+        assert_eq!(span_us(Some(60), -2), -2_000_000, "a refund");
+        assert_eq!(span_us(None, 1000), 0);
     }
 }

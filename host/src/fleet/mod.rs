@@ -52,6 +52,9 @@ struct Breaker {
 const HEARTBEAT: Duration = Duration::from_secs(2);
 const LIVE_FOR: Duration = Duration::from_secs(10);
 
+/// Longest wait for a call reading or writing stored data (the Responses API's responses).
+const DATA_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Most settlements kept while Redis is away; older ones are dropped first (and logged).
 const MAX_PENDING: usize = 100_000;
 
@@ -172,32 +175,39 @@ impl Fleet {
         result
     }
 
+    /// A call for stored data (not for limits): bounded by [`DATA_TIMEOUT`], and outside the
+    /// breaker, so that large values do not turn the limits' checks away.
+    async fn data<T>(
+        &self,
+        call: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, FleetError> {
+        match tokio::time::timeout(DATA_TIMEOUT, call).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(FleetError::Redis(e.to_string())),
+            Err(_) => Err(FleetError::Timeout(DATA_TIMEOUT)),
+        }
+    }
+
     /// The value of the fleet's key `name` (under the prefix), if it has one.
     pub async fn get(&self, name: &str) -> Result<Option<Vec<u8>>, FleetError> {
         let key = format!("{}:{name}", self.prefix);
-        self.call(|mut c| async move {
-            redis::cmd("GET")
-                .arg(&key)
-                .query_async::<Option<Vec<u8>>>(&mut c)
-                .await
-        })
-        .await
+        let mut c = self.connection.clone();
+        let get = redis::cmd("GET").arg(&key).to_owned();
+        self.data(get.query_async::<Option<Vec<u8>>>(&mut c)).await
     }
 
     /// Set the fleet's key `name` (under the prefix) to `value` for `ttl`.
     pub async fn set(&self, name: &str, value: &[u8], ttl: Duration) -> Result<(), FleetError> {
         let key = format!("{}:{name}", self.prefix);
         let millis = ttl.as_millis().max(1) as u64;
-        self.call(|mut c| async move {
-            redis::cmd("SET")
-                .arg(&key)
-                .arg(value)
-                .arg("PX")
-                .arg(millis)
-                .query_async::<()>(&mut c)
-                .await
-        })
-        .await
+        let mut c = self.connection.clone();
+        let set = redis::cmd("SET")
+            .arg(&key)
+            .arg(value)
+            .arg("PX")
+            .arg(millis)
+            .to_owned();
+        self.data(set.query_async::<()>(&mut c)).await
     }
 
     /// Settle a served request, now or, when Redis cannot be reached, once it can.
@@ -222,16 +232,25 @@ impl Fleet {
         pending.push_back(settlement);
     }
 
-    /// Make the settlements that wait, oldest first, until one fails.
+    /// Make the settlements that wait, oldest first, until Redis cannot be reached; one Redis
+    /// refuses (a script error, which a retry would meet again) is dropped and logged.
     async fn settle_pending(&self) {
         loop {
             let Some(next) = self.lock_pending().front().cloned() else {
                 return;
             };
-            if self.settle_now(&next).await.is_err() {
-                return;
+            match self.settle_now(&next).await {
+                Ok(()) => {}
+                Err(FleetError::Redis(e)) => {
+                    tracing::error!(team = %next.team, request_id = %next.request_id, "redis refused a settlement; it is dropped: {e}");
+                }
+                Err(_) => return,
             }
-            self.lock_pending().pop_front();
+            // The queue may have lost its oldest meanwhile (when full): remove this one by id.
+            let mut pending = self.lock_pending();
+            if let Some(at) = pending.iter().position(|s| s.request_id == next.request_id) {
+                pending.remove(at);
+            }
         }
     }
 

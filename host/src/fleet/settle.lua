@@ -3,31 +3,33 @@
 -- what it showed below). A settlement seen before (the same request id) changes nothing.
 -- KEYS: 1 tokens TAT, 2 the window's spending, 3 reserved total, 4 reservations by expiry,
 --       5 reservation amounts, 6 the request's settled mark
--- ARGV: 1 request id, 2 cost (micro-dollars), 3 tokens beyond the estimate (may be negative),
---       4 token interval (us per token, 0: no limit), 5 spending key lifetime (s),
---       6 settled mark lifetime (s)
+-- ARGV: 1 request id, 2 cost (micro-dollars), 3 the token limit's span of the tokens beyond the
+--       estimate (us, negative: a refund), 4 spending key lifetime (s), 5 settled mark lifetime (s)
 -- Returns 1 when settled now, 0 when it was settled before.
 local function num(x) return string.format('%.0f', x) end
-if not redis.call('SET', KEYS[6], '1', 'NX', 'EX', ARGV[6]) then return 0 end
+if not redis.call('SET', KEYS[6], '1', 'NX', 'EX', ARGV[5]) then return 0 end
 local id = ARGV[1]
 local amount = redis.call('HGET', KEYS[5], id)
 if amount then
   redis.call('HDEL', KEYS[5], id)
   redis.call('ZREM', KEYS[4], id)
-  redis.call('DECRBY', KEYS[3], amount)
+  if tonumber(redis.call('DECRBY', KEYS[3], amount)) < 0 then redis.call('SET', KEYS[3], '0') end
 end
 local cost = tonumber(ARGV[2])
 if cost > 0 then
   redis.call('INCRBY', KEYS[2], num(cost))
-  redis.call('EXPIRE', KEYS[2], ARGV[5])
+  redis.call('EXPIRE', KEYS[2], ARGV[4])
 end
-local tint, delta = tonumber(ARGV[4]), tonumber(ARGV[3])
-if tint > 0 and delta ~= 0 then
+local delta = tonumber(ARGV[3])
+if delta ~= 0 then
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-  local tat = tonumber(redis.call('GET', KEYS[1]) or now) + delta * tint
+  local tat = math.max(tonumber(redis.call('GET', KEYS[1]) or now), now) + delta
   if tat > now then
     redis.call('SET', KEYS[1], num(tat), 'PX', num((tat - now) / 1000 + 1000))
+  else
+    -- Refunded past the present: the limit has its whole burst again.
+    redis.call('DEL', KEYS[1])
   end
 end
 return 1

@@ -33,6 +33,9 @@ pub struct Admitted<'s> {
     pub admission: Option<Admission>,
     /// Its charge on the limits the fleet shares, with `[state]`.
     pub fleet: Option<FleetCharge>,
+    /// The prompt's size as estimated when its limits were charged; settlement charges the
+    /// rest against this.
+    pub estimated_input_tokens: u32,
 }
 
 /// Admit the request with `headers` and `body` for the snapshot's teams.
@@ -55,6 +58,7 @@ pub async fn admit<'s>(
     let request = Arc::new(request.map_err(RequestError::Invalid)?);
     exchange.requested_model = request.model.clone();
     let held = limits::check(snapshot, team, exchange, &request).await?;
+    let estimated_input_tokens = request.estimated_input_tokens();
     Ok(Admitted {
         team,
         policy,
@@ -62,6 +66,7 @@ pub async fn admit<'s>(
         budget: held.budget,
         admission: held.admission,
         fleet: held.fleet,
+        estimated_input_tokens,
     })
 }
 

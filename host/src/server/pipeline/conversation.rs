@@ -17,11 +17,11 @@ use std::sync::Arc;
 use futures_util::FutureExt;
 
 use super::admit::Admitted;
-use super::context::Exchange;
+use super::context::{Exchange, RouteBy};
 use super::decide::Route;
 use super::error::RequestError;
 use crate::api::translate::{self, MadeResponse};
-use crate::api::{ApiError, ClientRequest, History, Wire};
+use crate::api::{ApiError, ClientRequest, History, Operation, Wire};
 use crate::control::conversations::{Entry, Stored};
 use crate::control::{Snapshot, Team};
 use crate::policy::PlannedTarget;
@@ -73,28 +73,50 @@ fn not_found(id: &str) -> ApiError {
 }
 
 /// The route for a request pinned to `pin`'s provider: the targets there, in order, or the
-/// model that made the response.
-pub fn pinned(route: Route, pin: &Pin, team: &Team, exchange: &mut Exchange) -> Route {
+/// model that made the response (with the route's first target's limits) when the team may still
+/// use it and the route is not a budget's downgrade; else the conversation cannot go on here.
+pub fn pinned(
+    route: Route,
+    pin: &Pin,
+    team: &Team,
+    exchange: &mut Exchange,
+) -> Result<Route, RequestError> {
     let on_provider = |target: &PlannedTarget| {
         team.catalog
             .iter()
             .any(|m| m.id == target.model && m.provider == pin.provider)
     };
-    let (there, _): (Vec<_>, Vec<_>) = route.targets.into_iter().partition(on_provider);
-    let targets = if there.is_empty() {
-        exchange.reason = format!(
-            "{}; sent to `{}`, whose provider `{}` holds the previous response",
-            exchange.reason, pin.model, pin.provider
-        );
-        vec![PlannedTarget {
+    let first = route.targets.first().cloned();
+    let there: Vec<PlannedTarget> = route.targets.into_iter().filter(on_provider).collect();
+    if !there.is_empty() {
+        return Ok(Route { targets: there });
+    }
+    let allowed = team.model(&pin.model, Operation::Chat).is_some();
+    if !allowed || exchange.route_by == RouteBy::Budget {
+        let why = if allowed {
+            "the team's budget is spent and its downgrade route has no model there"
+        } else {
+            "the team may no longer use the model that made it"
+        };
+        return Err(RequestError::Invalid(ApiError::invalid(
+            Some("previous_response_id"),
+            format!(
+                "the previous response is held by provider `{}`, and {why}; start a new conversation",
+                pin.provider
+            ),
+        )));
+    }
+    exchange.reason = format!(
+        "{}; sent to `{}`, whose provider `{}` holds the previous response",
+        exchange.reason, pin.model, pin.provider
+    );
+    Ok(Route {
+        targets: vec![PlannedTarget {
             model: pin.model.clone(),
-            timeout: None,
-            max_output_tokens: None,
-        }]
-    } else {
-        there
-    };
-    Route { targets }
+            timeout: first.as_ref().and_then(|t| t.timeout),
+            max_output_tokens: first.and_then(|t| t.max_output_tokens),
+        }],
+    })
 }
 
 /// What keeps the response `admitted`'s answer makes: for a Responses request the client lets

@@ -38,6 +38,10 @@ pub enum RequestError {
         limit_usd: f64,
         resets_in: Duration,
     },
+    /// What the team's budget has left is reserved by its requests in flight (a fleet's shared
+    /// budget); it frees as they end.
+    #[error("team `{team}`'s budget left is held by its requests in flight; retry in {} s", whole_seconds(*.retry_after))]
+    BudgetInFlight { team: String, retry_after: Duration },
     /// The team is over one of its rate limits.
     #[error("team `{team}` is over its {limit}; retry in {} s", whole_seconds(*.retry_after))]
     RateLimited {
@@ -75,7 +79,9 @@ impl RequestError {
         match self {
             Self::Invalid(e) => e.status,
             Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
-            Self::OverBudget { .. } | Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::OverBudget { .. } | Self::RateLimited { .. } | Self::BudgetInFlight { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             Self::PolicyRejected { status, .. } => *status,
             Self::PolicyFailed(_) | Self::NotReady | Self::StateUnavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -88,7 +94,9 @@ impl RequestError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::OverBudget { resets_in, .. } => Some(*resets_in),
-            Self::RateLimited { retry_after, .. } => Some(*retry_after),
+            Self::RateLimited { retry_after, .. } | Self::BudgetInFlight { retry_after, .. } => {
+                Some(*retry_after)
+            }
             Self::NotReady | Self::StateUnavailable(_) => Some(Duration::from_secs(1)),
             Self::UpstreamFailed(e) => e.retry_after(),
             Self::Invalid(_)
@@ -106,6 +114,7 @@ impl RequestError {
             Self::UpstreamFailed(e) => e.untranslatable().is_none(),
             Self::OverBudget { .. }
             | Self::RateLimited { .. }
+            | Self::BudgetInFlight { .. }
             | Self::PolicyFailed(_)
             | Self::NotReady
             | Self::StateUnavailable(_) => true,
@@ -121,6 +130,9 @@ impl RequestError {
             Self::Unauthenticated(e) => ApiError::from(*e),
             Self::OverBudget { .. } => {
                 ApiError::new(status, "insufficient_quota", "budget_exceeded", message)
+            }
+            Self::BudgetInFlight { .. } => {
+                ApiError::new(status, "insufficient_quota", "budget_reserved", message)
             }
             Self::RateLimited { limit, .. } => {
                 let kind = if *limit == "tokens_per_minute" {

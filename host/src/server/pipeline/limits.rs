@@ -5,7 +5,8 @@
 //! when to retry; an admitted request holds its rate-limit charge ([`Admission`]). Across the
 //! fleet, one script call does both and reserves the request's largest possible cost (its
 //! estimated prompt and output cap at the team's dearest prices), which settlement replaces by
-//! the real cost; the request holds a [`FleetCharge`]. When Redis cannot be reached in time, the
+//! the real cost; the request holds a [`FleetCharge`]. A budget whose rest is held by requests
+//! in flight refuses with a short `Retry-After`, not until the window ends. When Redis cannot be reached in time, the
 //! team's `on_state_error` decides: `closed` refuses with a 503, `open` serves without limits,
 //! `local` enforces this replica's share (each limit divided by the live replicas); the usage of
 //! what is served is settled in Redis once it is back.
@@ -140,9 +141,12 @@ async fn shared(
         limits.and_then(|l| l.tokens_per_minute),
     );
     let window = team.budget.as_ref().map(|b| b.window(now));
+    // The fleet's own id for the request: a client's `x-request-id` may repeat, and the charge
+    // is settled once per id.
+    let request_id = uuid::Uuid::new_v4().simple().to_string();
     let ask = Ask {
         team: team.name.to_string(),
-        request_id: exchange.id.to_string(),
+        request_id: request_id.clone(),
         requests_per_minute: per_minute.0,
         tokens_per_minute: per_minute.1,
         estimated_tokens: request.estimated_input_tokens(),
@@ -157,8 +161,7 @@ async fn shared(
                 downgrades: b.over == OverBudget::Downgrade,
             }),
     };
-    let window_of = window.map_or((0, std::time::Duration::from_secs(1)), |w| w.0);
-    let request_id = exchange.id.clone();
+    let window_of = window.map(|w| w.0);
     let charge = |in_redis| {
         FleetCharge::new(
             fleet.clone(),
@@ -201,6 +204,14 @@ async fn shared(
         Ok(Verdict::OverBudget { spent, .. }) => {
             let status = status(spent, true).expect("a budget refused it");
             Err(over_budget(team, exchange, status))
+        }
+        Ok(Verdict::Reserved { .. }) => {
+            exchange.route_by = RouteBy::Budget;
+            exchange.reason = "team budget held by requests in flight".into();
+            Err(RequestError::BudgetInFlight {
+                team: team.name.to_string(),
+                retry_after: std::time::Duration::from_secs(1),
+            })
         }
         Err(error) => {
             tracing::warn!(request_id = %exchange.id, team = %team.name, mode = ?team.on_state_error, "the fleet's limits could not be checked: {error}");

@@ -136,7 +136,7 @@ async fn proxy(
     let pin = conversation::recall(snapshot, &mut admitted).await?;
     let mut route = decide::decide(snapshot, exchange, headers, &admitted).await?;
     if let Some(pin) = &pin {
-        route = conversation::pinned(route, pin, admitted.team, exchange);
+        route = conversation::pinned(route, pin, admitted.team, exchange)?;
     }
     let keep = conversation::keeper(snapshot, &admitted);
     let mut served = serve::serve(snapshot, exchange, &route, &admitted.request, keep).await?;
@@ -144,7 +144,7 @@ async fn proxy(
         served.prices,
         admitted.team.budget.clone(),
         (admitted.admission.take(), admitted.fleet.take()),
-        admitted.request.estimated_input_tokens(),
+        admitted.estimated_input_tokens,
     );
     let stream = match served.stream_end.take() {
         Some(end) => Some(PendingStream { end, bill }),
