@@ -307,3 +307,27 @@ async fn a_responses_follow_up_may_reach_any_replica() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settlement_made_twice_counts_once() {
+    use switchyard::config::StateConfig;
+    use switchyard::fleet::{Fleet, Settlement};
+    let redis = Redis::start();
+    let state: StateConfig = toml::from_str(&format!("redis_url = {:?}", redis.url())).unwrap();
+    let fleet = Fleet::new(&state).unwrap();
+    fleet.connect().await;
+    let window = (7, Duration::from_secs(86_400));
+    let settlement = |id: &str| Settlement {
+        team: "test-team".into(),
+        request_id: id.into(),
+        window,
+        cost_micros: 25_000,
+        token_delta: 0,
+        tokens_per_minute: None,
+    };
+    for id in ["a", "a", "b", "a"] {
+        fleet.settle(settlement(id)).await;
+    }
+    assert_eq!(spent_micros(&redis, "test-team").await, 50_000);
+    assert_eq!(fleet.pending(), 0);
+}

@@ -389,8 +389,8 @@ async fn drain(app: &App, gate: &Gate, handle: &Handle<SocketAddr>) {
     });
 }
 
-/// After the client listener stopped: write what streams left, flush the decision log, and
-/// let the admin API's connections finish.
+/// After the client listener stopped: write what streams left, flush the decision log, make the
+/// fleet's settlements, and let the admin API's connections finish.
 async fn finish(
     app: &App,
     gate: &Gate,
@@ -406,6 +406,10 @@ async fn finish(
         if !matches!(flushed, Ok(true)) {
             tracing::warn!("the decision log was not flushed in time");
         }
+    }
+    // The fleet's settlements of what was served.
+    if let Some(fleet) = app.snapshot().fleet.clone() {
+        fleet.flush(Duration::from_secs(5)).await;
     }
     if let Some(admin) = admin {
         let drain = Duration::from_millis(app.snapshot().config.server.drain_timeout_ms);

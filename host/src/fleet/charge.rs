@@ -4,7 +4,7 @@
 //! [`FleetCharge::served`] (the request was refused later or failed upstream), what it took in
 //! Redis is given back by a task of its own. Served, it becomes a [`FleetBill`], settled once
 //! when the answer or stream ends; a settlement that cannot reach Redis waits in the fleet until
-//! it can.
+//! it can. Both run as tasks the fleet tracks, so a stopping proxy waits for them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -92,9 +92,8 @@ impl Drop for FleetCharge {
             estimated_tokens: self.charged.estimated_tokens,
         };
         let fleet = self.fleet.clone();
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move { fleet.release(release).await });
-        }
+        self.fleet
+            .track(async move { fleet.release(release).await });
     }
 }
 
@@ -105,17 +104,25 @@ impl FleetBill {
         let token_delta = tokens.map_or(0, |used| {
             i64::try_from(used).unwrap_or(i64::MAX) - i64::from(charged.estimated_tokens)
         });
+        // Without a budget, the hour it was admitted in holds its settled mark.
+        let hour = || {
+            let since_epoch = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            (since_epoch.as_secs() / 3600, Duration::from_secs(3600))
+        };
         let settlement = Settlement {
             team: charged.team,
             request_id: charged.request_id,
-            window: charged.window.unwrap_or((0, Duration::from_secs(1))),
+            window: charged.window.unwrap_or_else(hour),
             // A team without a budget has no spending to count.
             cost_micros: charged.window.map_or(0, |_| micros(cost_usd)),
             token_delta,
             tokens_per_minute: charged.tokens_per_minute,
         };
-        let fleet = self.fleet;
-        tokio::spawn(async move { fleet.settle(settlement).await });
+        let fleet = self.fleet.clone();
+        self.fleet
+            .track(async move { fleet.settle(settlement).await });
     }
 }
 

@@ -7,8 +7,9 @@
 //! at admission and the rest at settlement, like the in-process buckets. A budget is counted in
 //! integer micro-dollars: settled spending per window, plus a reservation per admitted request
 //! (its largest possible cost), which settlement replaces by the real cost. Reservations that
-//! are never settled (a replica died) expire. Every key of a team carries the hash tag
-//! `{team}`, so one script's keys live on one Redis Cluster slot.
+//! are never settled (a replica died) expire. Settled requests are marked in one hash per
+//! window, which expires after it. Every key of a team carries the hash tag `{team}`, so one
+//! script's keys live on one Redis Cluster slot.
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -27,8 +28,8 @@ const BURST: Duration = Duration::from_secs(60);
 /// How long a reservation lives unsettled (a replica died mid-request).
 const RESERVATION_LIFETIME: Duration = Duration::from_secs(15 * 60);
 
-/// How long a settled request's mark keeps a retried settlement from charging twice: as long
-/// as its reservation could live, and a settlement could wait for Redis, with room to spare.
+/// How long past its window's end a settled request's mark keeps a retried settlement from
+/// charging twice: longer than a reservation lives, with room for one waiting for Redis.
 const SETTLED_MARK_SECS: u64 = 3600;
 
 /// A team's budget as one admission sees it.
@@ -77,7 +78,8 @@ pub enum Verdict {
 pub struct Settlement {
     pub team: String,
     pub request_id: String,
-    /// The window it was admitted in (number and length); its cost counts there.
+    /// The window it was admitted in (number and length): its cost counts there, and its
+    /// settled mark is kept with the window's others.
     pub window: (u64, Duration),
     pub cost_micros: u64,
     /// Tokens used beyond the estimate charged at admission (negative: a refund).
@@ -185,7 +187,7 @@ impl Fleet {
             .key(self.key(team, "reserved"))
             .key(self.key(team, "reservations"))
             .key(self.key(team, "reservation-amounts"))
-            .key(self.key(team, &format!("settled:{}", settlement.request_id)))
+            .key(self.key(team, &format!("settled:{}", settlement.window.0)))
             .arg(&settlement.request_id)
             .arg(settlement.cost_micros)
             .arg(span_us(
@@ -193,7 +195,7 @@ impl Fleet {
                 settlement.token_delta,
             ))
             .arg(settlement.window.1.as_secs() * 2)
-            .arg(SETTLED_MARK_SECS);
+            .arg(settlement.window.1.as_secs() * 2 + SETTLED_MARK_SECS);
         self.call(|mut c| async move { invocation.invoke_async::<u8>(&mut c).await })
             .await
             .map(drop)

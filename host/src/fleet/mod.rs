@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionManager;
+use tokio_util::task::TaskTracker;
 
 pub use charge::{FleetBill, FleetCharge, micros};
 pub use limits::{Ask, BudgetAsk, Release, Settlement, Verdict};
@@ -72,6 +73,8 @@ pub struct Fleet {
     live: AtomicU32,
     /// Settlements waiting for Redis.
     pending: Mutex<VecDeque<Settlement>>,
+    /// Settlements and releases under way, waited for when the proxy stops.
+    tasks: TaskTracker,
 }
 
 impl Fleet {
@@ -97,6 +100,7 @@ impl Fleet {
             replica: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
             live: AtomicU32::new(1),
             pending: Mutex::new(VecDeque::new()),
+            tasks: TaskTracker::new(),
         });
         fleet.spawn_background();
         Ok(fleet)
@@ -208,6 +212,31 @@ impl Fleet {
             .arg(millis)
             .to_owned();
         self.data(set.query_async::<()>(&mut c)).await
+    }
+
+    /// Run `work` (a settlement or a release) on its own, tracked so that [`Fleet::flush`] waits
+    /// for it.
+    fn track(&self, work: impl Future<Output = ()> + Send + 'static) {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            self.tasks.spawn(work);
+        }
+    }
+
+    /// When the proxy stops: wait for the settlements under way and make those that wait for
+    /// Redis, for at most `within`; what is left is logged (its reservations expire).
+    pub async fn flush(&self, within: Duration) {
+        self.tasks.close();
+        let flushed = async {
+            self.tasks.wait().await;
+            self.settle_pending().await;
+        };
+        let _ = tokio::time::timeout(within, flushed).await;
+        let left = self.pending();
+        if left > 0 {
+            tracing::warn!(
+                "{left} settlements could not be made in redis before exit; their reservations expire"
+            );
+        }
     }
 
     /// Settle a served request, now or, when Redis cannot be reached, once it can.

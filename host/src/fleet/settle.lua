@@ -2,13 +2,14 @@
 -- spending, and its token limit charged what its usage showed beyond the estimate (or refunded
 -- what it showed below). A settlement seen before (the same request id) changes nothing.
 -- KEYS: 1 tokens TAT, 2 the window's spending, 3 reserved total, 4 reservations by expiry,
---       5 reservation amounts, 6 the request's settled mark
+--       5 reservation amounts, 6 the window's settled marks (hash)
 -- ARGV: 1 request id, 2 cost (micro-dollars), 3 the token limit's span of the tokens beyond the
---       estimate (us, negative: a refund), 4 spending key lifetime (s), 5 settled mark lifetime (s)
+--       estimate (us, negative: a refund), 4 spending key lifetime (s), 5 marks' lifetime (s)
 -- Returns 1 when settled now, 0 when it was settled before.
 local function num(x) return string.format('%.0f', x) end
-if not redis.call('SET', KEYS[6], '1', 'NX', 'EX', ARGV[5]) then return 0 end
 local id = ARGV[1]
+if redis.call('HSETNX', KEYS[6], id, '1') == 0 then return 0 end
+redis.call('EXPIRE', KEYS[6], ARGV[5])
 local amount = redis.call('HGET', KEYS[5], id)
 if amount then
   redis.call('HDEL', KEYS[5], id)

@@ -19,25 +19,35 @@ use super::{Wire, anthropic_prompt_tokens, finish_reason, stop_reason};
 /// One SSE event, parsed, borrowing from its bytes where it can.
 struct Event<'a> {
     /// The `event:` field, if any.
-    name: Option<&'a str>,
+    name: Option<Cow<'a, str>>,
     /// The `data:` lines joined by newlines.
     data: Cow<'a, str>,
 }
 
 impl<'a> Event<'a> {
     fn parse(bytes: &'a [u8]) -> Self {
-        let text = match std::str::from_utf8(bytes) {
-            Ok(text) => text,
-            // Not UTF-8: read what can be read; such an event passes through unread anyway.
-            Err(e) => std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or_default(),
-        };
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Self::read(text),
+            // Not UTF-8: read it with the bad bytes replaced, owning what it keeps.
+            Err(_) => {
+                let text = String::from_utf8_lossy(bytes);
+                let event = Event::read(&text);
+                Event {
+                    name: event.name.map(|n| Cow::Owned(n.into_owned())),
+                    data: Cow::Owned(event.data.into_owned()),
+                }
+            }
+        }
+    }
+
+    fn read(text: &'a str) -> Self {
         let mut name = None;
         let mut data: Option<Cow<'a, str>> = None;
         for line in text.lines() {
             let (field, value) = line.split_once(':').unwrap_or((line, ""));
             let value = value.strip_prefix(' ').unwrap_or(value);
             match field {
-                "event" => name = Some(value),
+                "event" => name = Some(Cow::Borrowed(value)),
                 "data" => match &mut data {
                     Some(joined) => {
                         let joined = joined.to_mut();
@@ -461,7 +471,7 @@ impl StreamTranslator {
         let kind = json
             .as_ref()
             .and_then(|j| j["type"].as_str())
-            .or(parsed.name);
+            .or(parsed.name.as_deref());
         match self.from {
             Wire::Openai => {
                 self.complete |= done;
@@ -1010,6 +1020,14 @@ mod tests {
         assert_eq!(data["sequence_number"], 1);
         assert_eq!(data["error"]["code"], "stalled");
         assert_eq!(native.made_response(), None, "not complete");
+    }
+
+    #[test]
+    fn an_event_that_is_not_utf8_is_read_with_its_bad_bytes_replaced() {
+        let mut translator = StreamTranslator::new(Wire::Openai, Wire::Anthropic, false, 0);
+        let out = translator.event(b"data: {\"id\":\"c\",\"model\":\"m\",\"choices\":[{\"delta\":{\"content\":\"a\xffb\"}}]}\n\n");
+        let text = String::from_utf8(out.into_owned()).unwrap();
+        assert!(text.contains("a\u{fffd}b"), "{text}");
     }
 
     #[test]
