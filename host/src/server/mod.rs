@@ -25,14 +25,29 @@ use axum::routing::{get, post};
 
 pub use gate::Gate;
 pub use listener::{Listening, serve};
+use routes::proxied_post;
+
+use crate::api::{Operation, Wire};
 
 /// The HTTP routes; `max_body_bytes` is fixed for the life of the listener.
 pub fn router(gate: Arc<Gate>, max_body_bytes: usize) -> Router {
     let mut router = Router::new()
-        .route("/v1/chat/completions", post(routes::chat_completions))
-        .route("/v1/messages", post(routes::messages))
-        .route("/v1/embeddings", post(routes::embeddings))
-        .route("/v1/responses", post(routes::responses))
+        .route(
+            "/v1/chat/completions",
+            proxied_post((Wire::Openai, Operation::Chat)),
+        )
+        .route(
+            "/v1/messages",
+            proxied_post((Wire::Anthropic, Operation::Chat)),
+        )
+        .route(
+            "/v1/responses",
+            proxied_post((Wire::Responses, Operation::Chat)),
+        )
+        .route(
+            "/v1/embeddings",
+            proxied_post((Wire::Openai, Operation::Embeddings)),
+        )
         .route("/v1/responses/{id}", get(responses::retrieve))
         .route("/v1/messages/count_tokens", post(routes::count_tokens))
         .route("/v1/models/{id}", get(routes::model))

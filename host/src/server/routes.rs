@@ -8,6 +8,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, post};
 use axum::{Json, body::Bytes};
 use metrics_exporter_prometheus::PrometheusHandle;
 
@@ -18,40 +19,16 @@ use crate::api::{ApiError, Operation, Wire};
 use crate::auth::AuthError;
 use crate::policy::Model;
 
-/// `POST /v1/chat/completions`, OpenAI's API.
-pub async fn chat_completions(
-    State(gate): State<Arc<Gate>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    proxied(&gate, (Wire::Openai, Operation::Chat), headers, body).await
-}
-
-/// `POST /v1/messages`, Anthropic's API.
-pub async fn messages(
-    State(gate): State<Arc<Gate>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    proxied(&gate, (Wire::Anthropic, Operation::Chat), headers, body).await
-}
-
-/// `POST /v1/responses`, OpenAI's Responses API.
-pub async fn responses(
-    State(gate): State<Arc<Gate>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    proxied(&gate, (Wire::Responses, Operation::Chat), headers, body).await
-}
-
-/// `POST /v1/embeddings`, OpenAI's API.
-pub async fn embeddings(
-    State(gate): State<Arc<Gate>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    proxied(&gate, (Wire::Openai, Operation::Embeddings), headers, body).await
+/// `POST` to a route whose requests the policy routes to a model, through the request path,
+/// in client API `wire` for `operation`: chat completions, Messages, responses, embeddings.
+pub fn proxied_post(api: (Wire, Operation)) -> MethodRouter<Arc<Gate>> {
+    post(
+        move |State(gate): State<Arc<Gate>>,
+              headers: HeaderMap,
+              body: Result<Bytes, BytesRejection>| async move {
+            proxied(&gate, api, headers, body).await
+        },
+    )
 }
 
 /// `POST /v1/messages/count_tokens`, Anthropic's API (see `tokens`).
