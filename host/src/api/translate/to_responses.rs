@@ -128,17 +128,43 @@ fn status(finish_reason: Option<&str>) -> &'static str {
     }
 }
 
-fn message_item(id: String, text: &str, status: &str) -> Value {
+/// What a message's one content part holds: the answer's text, or the model's refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Text,
+    Refusal,
+}
+
+impl Part {
+    /// The part holding `text`.
+    fn json(self, text: &str) -> Value {
+        match self {
+            Self::Text => json!({"type": "output_text", "text": text, "annotations": []}),
+            Self::Refusal => json!({"type": "refusal", "refusal": text}),
+        }
+    }
+
+    /// The events that stream it (`response.output_text` or `response.refusal`), and the field
+    /// that holds the whole of it in the `.done` event.
+    fn events(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Self::Text => (
+                "response.output_text.delta",
+                "response.output_text.done",
+                "text",
+            ),
+            Self::Refusal => ("response.refusal.delta", "response.refusal.done", "refusal"),
+        }
+    }
+}
+
+fn message_item(id: String, part: Part, text: &str, status: &str) -> Value {
     let content: Vec<Value> = if status == "in_progress" {
         Vec::new()
     } else {
-        vec![output_text(text)]
+        vec![part.json(text)]
     };
     json!({"id": id, "type": "message", "status": status, "role": "assistant", "content": content})
-}
-
-fn output_text(text: &str) -> Value {
-    json!({"type": "output_text", "text": text, "annotations": []})
 }
 
 fn call_item(id: String, call: &Call, status: &str) -> Value {
@@ -161,12 +187,19 @@ pub fn completion_to_response(completion: &Value, frame: &ResponseFrame) -> Resu
         .ok_or("the upstream's answer has no `choices`")?;
     let message = choice.get("message").unwrap_or(&Value::Null);
     let mut output = Vec::new();
-    let text = ["content", "refusal"]
-        .iter()
-        .find_map(|key| message.get(*key).and_then(Value::as_str))
-        .unwrap_or_default();
-    if !text.is_empty() {
-        output.push(message_item(frame.item_id("msg", 0), text, "completed"));
+    let said = [("content", Part::Text), ("refusal", Part::Refusal)]
+        .into_iter()
+        .find_map(|(key, part)| {
+            let text = message.get(key).and_then(Value::as_str)?;
+            (!text.is_empty()).then_some((part, text))
+        });
+    if let Some((part, text)) = said {
+        output.push(message_item(
+            frame.item_id("msg", 0),
+            part,
+            text,
+            "completed",
+        ));
     }
     let calls = message.get("tool_calls").and_then(Value::as_array);
     for call in calls.into_iter().flatten() {
@@ -209,7 +242,8 @@ struct Call {
 
 /// The output item open in the stream being written.
 enum Open {
-    Text(String),
+    /// A message, its one part and its text so far.
+    Text(Part, String),
     /// A function call, with the chat index of its tool call.
     Call(Call, u64),
 }
@@ -275,11 +309,11 @@ impl ToResponses {
         };
         self.start(out);
         let delta = choice.get("delta").unwrap_or(&Value::Null);
-        for key in ["content", "refusal"] {
+        for (key, part) in [("content", Part::Text), ("refusal", Part::Refusal)] {
             if let Some(text) = delta.get(key).and_then(Value::as_str)
                 && !text.is_empty()
             {
-                self.text(text, out);
+                self.text(part, text, out);
             }
         }
         let calls = delta.get("tool_calls").and_then(Value::as_array);
@@ -312,33 +346,33 @@ impl ToResponses {
         self.frame.item_id(prefix, self.output.len())
     }
 
-    fn text(&mut self, text: &str, out: &mut String) {
-        if !matches!(self.open, Some(Open::Text(_))) {
+    fn text(&mut self, part: Part, text: &str, out: &mut String) {
+        if !matches!(self.open, Some(Open::Text(open, _)) if open == part) {
             self.close(out);
-            self.open = Some(Open::Text(String::new()));
+            self.open = Some(Open::Text(part, String::new()));
             let (id, index) = (self.item_id(), self.output.len());
-            let item = message_item(id.clone(), "", "in_progress");
+            let item = message_item(id.clone(), part, "", "in_progress");
             self.emit(
                 "response.output_item.added",
                 json!({"output_index": index, "item": item}),
                 out,
             );
-            let part = output_text("");
             self.emit(
                 "response.content_part.added",
-                json!({"item_id": id, "output_index": index, "content_index": 0, "part": part}),
+                json!({"item_id": id, "output_index": index, "content_index": 0, "part": part.json("")}),
                 out,
             );
         }
-        if let Some(Open::Text(all)) = &mut self.open {
+        if let Some(Open::Text(_, all)) = &mut self.open {
             all.push_str(text);
         }
         let (id, index) = (self.item_id(), self.output.len());
-        self.emit(
-            "response.output_text.delta",
-            json!({"item_id": id, "output_index": index, "content_index": 0, "delta": text, "logprobs": []}),
-            out,
-        );
+        let mut delta =
+            json!({"item_id": id, "output_index": index, "content_index": 0, "delta": text});
+        if part == Part::Text {
+            delta["logprobs"] = json!([]);
+        }
+        self.emit(part.events().0, delta, out);
     }
 
     fn tool_call(&mut self, call: &Value, out: &mut String) {
@@ -385,16 +419,19 @@ impl ToResponses {
         let (id, index) = (self.item_id(), self.output.len());
         let item = match self.open.take() {
             None => return,
-            Some(Open::Text(text)) => {
+            Some(Open::Text(part, text)) => {
                 let at = json!({"item_id": id, "output_index": index, "content_index": 0});
+                let (_, done_event, field) = part.events();
                 let mut done = at.clone();
-                done["text"] = text.clone().into();
-                done["logprobs"] = json!([]);
-                self.emit("response.output_text.done", done, out);
-                let mut part = at;
-                part["part"] = output_text(&text);
-                self.emit("response.content_part.done", part, out);
-                message_item(id, &text, "completed")
+                done[field] = text.clone().into();
+                if part == Part::Text {
+                    done["logprobs"] = json!([]);
+                }
+                self.emit(done_event, done, out);
+                let mut content = at;
+                content["part"] = part.json(&text);
+                self.emit("response.content_part.done", content, out);
+                message_item(id, part, &text, "completed")
             }
             Some(Open::Call(call, _)) => {
                 let done = json!({"item_id": id, "output_index": index,
@@ -559,6 +596,34 @@ mod tests {
         assert_eq!(done["output"][1]["call_id"], "call_1");
         assert_eq!(done["usage"]["output_tokens"], 2);
         assert_eq!(state.completed(), Some(done));
+    }
+
+    #[test]
+    fn a_refusal_is_a_refusal_part() {
+        let completion = json!({"model": "m", "choices": [{"finish_reason": "stop",
+            "message": {"role": "assistant", "content": "", "refusal": "I cannot help with that."}}]});
+        let r = completion_to_response(&completion, &frame()).unwrap();
+        assert_eq!(
+            r["output"][0]["content"],
+            json!([{"type": "refusal", "refusal": "I cannot help with that."}])
+        );
+        let mut state = ToResponses::new(frame());
+        let mut out = String::new();
+        state.chunk(
+            &json!({"model": "m", "choices": [{"delta": {"refusal": "No."}}]}),
+            &mut out,
+        );
+        state.done(&mut out);
+        let events = events(&out);
+        let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+        assert!(
+            kinds.contains(&"response.refusal.delta") && kinds.contains(&"response.refusal.done"),
+            "{kinds:?}"
+        );
+        assert_eq!(
+            events.last().unwrap()["response"]["output"][0]["content"],
+            json!([{"type": "refusal", "refusal": "No."}])
+        );
     }
 
     #[test]
