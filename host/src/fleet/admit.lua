@@ -9,9 +9,7 @@
 -- Returns {verdict, a, b}: {0, spent, reserved} admitted; {4, spent, reserved} admitted over
 -- budget; {1, retry_us} requests limited; {2, retry_us} tokens limited; {3, spent, reserved}
 -- over budget; {5, spent, reserved} the rest of the budget is reserved by requests in flight.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local function num(x) return string.format('%.0f', x) end
+local now = now_us()
 local rint, burst = tonumber(ARGV[1]), tonumber(ARGV[3])
 
 local rtat
@@ -30,11 +28,7 @@ local limit, reserve, id = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
 local spent, reserved, verdict = 0, 0, 0
 if limit > 0 then
   local expired = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now)
-  for _, old in ipairs(expired) do
-    local amount = tonumber(redis.call('HGET', KEYS[6], old) or 0)
-    redis.call('HDEL', KEYS[6], old)
-    redis.call('DECRBY', KEYS[4], amount)
-  end
+  for _, old in ipairs(expired) do unreserve(KEYS[4], KEYS[5], KEYS[6], old) end
   if #expired > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now) end
   spent = tonumber(redis.call('GET', KEYS[3]) or 0)
   reserved = math.max(tonumber(redis.call('GET', KEYS[4]) or 0), 0)

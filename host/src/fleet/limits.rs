@@ -18,9 +18,16 @@ use redis::Script;
 
 use super::{Fleet, FleetError};
 
-static ADMIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("admit.lua")));
-static SETTLE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("settle.lua")));
-static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("release.lua")));
+/// A script: the shared helpers (`common.lua`), then its own code.
+macro_rules! script {
+    ($file:literal) => {
+        LazyLock::new(|| Script::new(concat!(include_str!("common.lua"), include_str!($file))))
+    };
+}
+
+static ADMIT: LazyLock<Script> = script!("admit.lua");
+static SETTLE: LazyLock<Script> = script!("settle.lua");
+static RELEASE: LazyLock<Script> = script!("release.lua");
 
 /// A minute's allowance may be taken at once.
 const BURST: Duration = Duration::from_secs(60);

@@ -3,14 +3,8 @@
 -- KEYS: 1 requests TAT, 2 tokens TAT, 3 reserved total, 4 reservations by expiry,
 --       5 reservation amounts
 -- ARGV: 1 request id, 2 request interval (us), 3 the estimated tokens' span of the token limit (us)
-local function num(x) return string.format('%.0f', x) end
 local id = ARGV[1]
-local amount = redis.call('HGET', KEYS[5], id)
-if amount then
-  redis.call('HDEL', KEYS[5], id)
-  redis.call('ZREM', KEYS[4], id)
-  if tonumber(redis.call('DECRBY', KEYS[3], amount)) < 0 then redis.call('SET', KEYS[3], '0') end
-end
+unreserve(KEYS[3], KEYS[4], KEYS[5], id)
 for i, back in ipairs({tonumber(ARGV[2]), tonumber(ARGV[3])}) do
   local tat = redis.call('GET', KEYS[i])
   if back > 0 and tat then

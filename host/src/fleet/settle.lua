@@ -6,16 +6,10 @@
 -- ARGV: 1 request id, 2 cost (micro-dollars), 3 the token limit's span of the tokens beyond the
 --       estimate (us, negative: a refund), 4 spending key lifetime (s), 5 marks' lifetime (s)
 -- Returns 1 when settled now, 0 when it was settled before.
-local function num(x) return string.format('%.0f', x) end
 local id = ARGV[1]
 if redis.call('HSETNX', KEYS[6], id, '1') == 0 then return 0 end
 redis.call('EXPIRE', KEYS[6], ARGV[5])
-local amount = redis.call('HGET', KEYS[5], id)
-if amount then
-  redis.call('HDEL', KEYS[5], id)
-  redis.call('ZREM', KEYS[4], id)
-  if tonumber(redis.call('DECRBY', KEYS[3], amount)) < 0 then redis.call('SET', KEYS[3], '0') end
-end
+unreserve(KEYS[3], KEYS[4], KEYS[5], id)
 local cost = tonumber(ARGV[2])
 if cost > 0 then
   redis.call('INCRBY', KEYS[2], num(cost))
@@ -23,8 +17,7 @@ if cost > 0 then
 end
 local delta = tonumber(ARGV[3])
 if delta ~= 0 then
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local now = now_us()
   local tat = math.max(tonumber(redis.call('GET', KEYS[1]) or now), now) + delta
   if tat > now then
     redis.call('SET', KEYS[1], num(tat), 'PX', num((tat - now) / 1000 + 1000))

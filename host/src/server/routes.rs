@@ -17,6 +17,7 @@ use super::pipeline::{self, RequestError, Routing};
 use super::tokens;
 use crate::api::{ApiError, Operation, Wire};
 use crate::auth::AuthError;
+use crate::control::Team;
 use crate::policy::Model;
 
 /// `POST` to a route whose requests the policy routes to a model, through the request path,
@@ -123,50 +124,54 @@ pub async fn model(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let wire = models_wire(&headers);
+    for_team(&gate, &headers, |team, wire| {
+        match team.models().find(|m| m.id == id) {
+            Some(m) => Json(model_json(m, wire)).into_response(),
+            None => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                "model_not_found",
+                format!("the model `{id}` does not exist or your team may not use it"),
+            )
+            .response_for(wire),
+        }
+    })
+}
+
+/// A models call's answer for the caller's team, in the API the call speaks; a proxy still
+/// loading or a caller without a valid key gets its error in that API's shape.
+fn for_team(
+    gate: &Gate,
+    headers: &HeaderMap,
+    answer: impl FnOnce(&Team, Wire) -> Response,
+) -> Response {
+    let wire = models_wire(headers);
     let Some(app) = gate.app() else {
         return RequestError::NotReady.into_response(wire, &Routing::default());
     };
     let snapshot = app.snapshot();
-    let team = match snapshot.team(&headers) {
-        Ok(team) => team,
-        Err(e) => return unauthenticated(e, wire),
-    };
-    match team.models().find(|m| m.id == id) {
-        Some(m) => Json(model_json(m, wire)).into_response(),
-        None => ApiError::new(
-            StatusCode::NOT_FOUND,
-            "invalid_request_error",
-            "model_not_found",
-            format!("the model `{id}` does not exist or your team may not use it"),
-        )
-        .response_for(wire),
+    match snapshot.team(headers) {
+        Ok(team) => answer(team, wire),
+        Err(e) => unauthenticated(e, wire),
     }
 }
 
 /// `GET /v1/models`: the models the caller's team may use, in OpenAI's list format, or in
 /// Anthropic's for a client that sends `anthropic-version` (as Anthropic's SDKs do).
 pub async fn models(State(gate): State<Arc<Gate>>, headers: HeaderMap) -> Response {
-    let wire = models_wire(&headers);
-    let Some(app) = gate.app() else {
-        return RequestError::NotReady.into_response(wire, &Routing::default());
-    };
-    let snapshot = app.snapshot();
-    let team = match snapshot.team(&headers) {
-        Ok(team) => team,
-        Err(e) => return unauthenticated(e, wire),
-    };
-    let data: Vec<serde_json::Value> = team.models().map(|m| model_json(m, wire)).collect();
-    let list = match wire {
-        Wire::Anthropic => serde_json::json!({
-            "data": data,
-            "has_more": false,
-            "first_id": team.models().next().map(|m| &m.id),
-            "last_id": team.models().last().map(|m| &m.id),
-        }),
-        Wire::Openai | Wire::Responses => serde_json::json!({"object": "list", "data": data}),
-    };
-    Json(list).into_response()
+    for_team(&gate, &headers, |team, wire| {
+        let data: Vec<serde_json::Value> = team.models().map(|m| model_json(m, wire)).collect();
+        let list = match wire {
+            Wire::Anthropic => serde_json::json!({
+                "data": data,
+                "has_more": false,
+                "first_id": team.models().next().map(|m| &m.id),
+                "last_id": team.models().last().map(|m| &m.id),
+            }),
+            Wire::Openai | Wire::Responses => serde_json::json!({"object": "list", "data": data}),
+        };
+        Json(list).into_response()
+    })
 }
 
 fn unauthenticated(error: AuthError, wire: Wire) -> Response {

@@ -641,7 +641,11 @@ async fn read_whole(
                 }
                 other => other,
             })?;
-    let usage = Usage::from_completion(&bytes);
+    let (usage, native_id) = if status.is_success() && upstream == Wire::Responses {
+        responses_answer(&bytes)
+    } else {
+        (Usage::from_completion(&bytes), None)
+    };
     let mut made = None;
     let bytes = if !status.is_success() {
         if upstream != client {
@@ -651,7 +655,7 @@ async fn read_whole(
             bytes
         }
     } else if upstream == Wire::Responses {
-        made = response_id(&bytes).map(MadeResponse::Native);
+        made = native_id.map(MadeResponse::Native);
         bytes
     } else if let Some(frame) = request.frame() {
         let response = translate::response_answer(upstream, &bytes, frame)
@@ -680,13 +684,14 @@ async fn read_whole(
     })
 }
 
-/// The `id` of a Responses API answer.
-fn response_id(body: &[u8]) -> Option<String> {
+/// The usage and the `id` of a Responses API answer, read in one pass.
+fn responses_answer(body: &[u8]) -> (Option<Usage>, Option<String>) {
     #[derive(serde::Deserialize)]
     struct Response {
-        id: String,
+        id: Option<String>,
+        usage: Option<Usage>,
     }
-    serde_json::from_slice::<Response>(body).ok().map(|r| r.id)
+    serde_json::from_slice::<Response>(body).map_or((None, None), |r| (r.usage, r.id))
 }
 
 /// The answer's content type, JSON when it names none.
