@@ -402,7 +402,10 @@ async fn models_lists_the_catalog() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_requests_each_get_their_own_decision_and_none_is_dropped() {
     let (a, b, config) = two_mocks("scripted_policy").await;
-    let proxy = Proxy::start(&config.deadline_ms(50).toml(), &[]);
+    // The spinning third holds the worker threads until the deadline, yielding at every epoch
+    // tick; the deadline leaves a quick decision room for the many ticks a debug build and a
+    // busy machine may need.
+    let proxy = Proxy::start(&config.deadline_ms(300).toml(), &[]);
     let client = client();
     let requests = (0..60).map(|i| {
         // A third route to `a`, a third to `b`, and a third spin until the deadline and take
