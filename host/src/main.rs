@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+use switchyard::admin::client::AdminClient;
 use switchyard::authoring::{self, CatalogSource, LimitOverrides, report, scaffold};
 use switchyard::config::{Config, EngineConfig, ProcessEnv};
 use switchyard::control::ConfigSource;
@@ -55,9 +56,42 @@ enum Command {
         #[arg(long)]
         admin_listen: Option<SocketAddr>,
     },
-    /// Write, check, test and replay routing policies.
+    /// Write, check, test and replay routing policies; push, pull and deploy them.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// See the fleet of replicas sharing a `[state]`.
+    #[command(subcommand)]
+    Fleet(FleetCommand),
+}
+
+#[derive(Subcommand)]
+enum FleetCommand {
+    /// The deployed version of each policy, and every live replica with the version it runs,
+    /// its last heartbeat and the last deploy it refused.
+    Status {
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// How to reach a running replica's admin API.
+#[derive(clap::Args)]
+struct AdminArgs {
+    /// The replica's admin API, e.g. `http://127.0.0.1:9090`.
+    #[arg(long, env = "SWITCHYARD_ADMIN_URL")]
+    admin: String,
+    /// The admin token.
+    #[arg(long, env = "SWITCHYARD_ADMIN_TOKEN", hide_env_values = true)]
+    token: String,
+}
+
+impl AdminArgs {
+    fn client(&self) -> anyhow::Result<AdminClient> {
+        Ok(AdminClient::new(&self.admin, self.token.clone())?)
+    }
 }
 
 #[derive(Subcommand)]
@@ -99,6 +133,18 @@ enum PolicyCommand {
         /// Speak plain HTTP to the registry (a private network or loopback), not HTTPS.
         #[arg(long)]
         plain_http: bool,
+    },
+    /// Make an OCI artifact the version of a policy: recorded in the fleet's state for every
+    /// replica to fetch, check and put live (or refuse, keeping its version), or, on a replica
+    /// without `[state]`, put live there. Prints the digest the reference resolved to. A rollback
+    /// is a deploy of the previous digest (`fleet status` shows it).
+    Deploy {
+        /// The policy's name.
+        name: String,
+        /// `REGISTRY/REPOSITORY:TAG` (resolved to its digest now) or `...@sha256:...`.
+        reference: String,
+        #[command(flatten)]
+        admin: AdminArgs,
     },
     /// Check a component as the proxy would before loading it, and say what it imports and
     /// exports. Exits 1 when the proxy would refuse it.
@@ -198,7 +244,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let (level, writer) = match cli.command {
         Command::Serve { .. } => ("info", LogWriter::Batched),
-        Command::Policy(_) => ("warn", LogWriter::Inline),
+        Command::Policy(_) | Command::Fleet(_) => ("warn", LogWriter::Inline),
     };
     let telemetry = telemetry::init(cli.log_format, level, writer, cli.otlp_endpoint.as_deref())
         .map_err(anyhow::Error::msg)?;
@@ -215,6 +261,7 @@ fn main() -> anyhow::Result<()> {
             admin_listen,
         ),
         Command::Policy(command) => policy_command(command),
+        Command::Fleet(command) => fleet_command(command),
     };
     telemetry.shutdown();
     result
@@ -312,9 +359,13 @@ fn policy_command(command: PolicyCommand) -> anyhow::Result<()> {
             authoring::load(&wasm, settings, &EngineConfig::default(), &ProcessEnv)?;
             let component =
                 std::fs::read(&wasm).with_context(|| format!("cannot read {}", wasm.display()))?;
-            let access = registry::Access { plain_http };
+            let access = if plain_http {
+                registry::Access::plain_http()
+            } else {
+                registry::Access::default()
+            };
             let digest = runtime
-                .block_on(registry::push(&reference, &component, access, &ProcessEnv))
+                .block_on(registry::push(&reference, &component, &access, &ProcessEnv))
                 .with_context(|| format!("cannot push {} to {reference}", wasm.display()))?;
             writeln!(out, "{digest}")?;
             true
@@ -324,13 +375,34 @@ fn policy_command(command: PolicyCommand) -> anyhow::Result<()> {
             out: file,
             plain_http,
         } => {
-            let access = registry::Access { plain_http };
+            let access = if plain_http {
+                registry::Access::plain_http()
+            } else {
+                registry::Access::default()
+            };
             let pulled = runtime
-                .block_on(registry::pull(&reference, access, &ProcessEnv))
+                .block_on(registry::pull(&reference, &access, &ProcessEnv))
                 .with_context(|| format!("cannot pull {reference}"))?;
             std::fs::write(&file, &pulled.component)
                 .with_context(|| format!("cannot write {}", file.display()))?;
             writeln!(out, "{}", pulled.digest)?;
+            true
+        }
+        PolicyCommand::Deploy {
+            name,
+            reference,
+            admin,
+        } => {
+            let answer = runtime.block_on(admin.client()?.deploy(&name, &reference))?;
+            let whom = match answer.status.as_str() {
+                "live" => "live on this replica",
+                _ => "recorded; every replica fetches, checks and activates it",
+            };
+            writeln!(out, "{}", answer.digest)?;
+            eprintln!("{name}: {} {whom}", answer.reference);
+            if let Some(previous) = answer.previous {
+                eprintln!("to roll back: switchyard policy deploy {name} {previous}");
+            }
             true
         }
         PolicyCommand::Check { wasm, json } => {
@@ -436,6 +508,27 @@ fn policy_command(command: PolicyCommand) -> anyhow::Result<()> {
     };
     if !passed {
         std::process::exit(1);
+    }
+    Ok(())
+}
+
+fn fleet_command(command: FleetCommand) -> anyhow::Result<()> {
+    let FleetCommand::Status { admin, json } = command;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let status = runtime.block_on(admin.client()?.fleet())?;
+    let stdout = std::io::stdout();
+    let palette = report::Palette::new(
+        stdout.is_terminal(),
+        std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+    );
+    let mut out = stdout.lock();
+    if json {
+        report::json(&mut out, &status)?;
+    } else {
+        report::fleet(&mut out, &status, palette)?;
     }
     Ok(())
 }

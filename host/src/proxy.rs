@@ -24,7 +24,7 @@ use tokio::task::JoinHandle;
 
 use crate::admin::{self, AdminToken, MIN_TOKEN_LEN};
 use crate::config::{Config, ConfigError, Env};
-use crate::control::{App, ConfigSource, StartError, watch};
+use crate::control::{App, ConfigSource, StartError, rollout, watch};
 use crate::server::{self, Gate, Listening};
 
 /// How long a stream cut at the drain deadline has to send its error event before the
@@ -277,6 +277,7 @@ async fn run(
         handle.shutdown();
         return Err(ServeError::Watch(e));
     }
+    rollout::spawn(app.clone());
     gate.open(app.clone());
     announce(&app, scheme, addr);
 

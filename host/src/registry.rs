@@ -5,10 +5,12 @@
 //! [`push`] uploads a component and answers the manifest's digest; [`pull`] resolves a
 //! reference (a tag, or `@sha256:...`) to its manifest, checks the layout, and verifies the
 //! component's bytes against the layer's digest, and the manifest against a digest the reference
-//! names. Credentials come from `SWITCHYARD_REGISTRY_USERNAME`
-//! and `SWITCHYARD_REGISTRY_PASSWORD`, else from a docker-style `config.json`
-//! (`$DOCKER_CONFIG`, else `~/.docker`); none is anonymous access. The registry is spoken to over
-//! HTTPS (rustls), or plain HTTP when asked. This module does network I/O only.
+//! names; [`resolve`] turns a tag into the digest it names now. A [`Cache`] keeps pulled
+//! components on disk by digest, so a digest is fetched once and a rollback to one needs no
+//! registry. Credentials come from `SWITCHYARD_REGISTRY_USERNAME` and
+//! `SWITCHYARD_REGISTRY_PASSWORD`, else from a docker-style `config.json` (`$DOCKER_CONFIG`, else
+//! `~/.docker`); none is anonymous access. The registry is spoken to over HTTPS (rustls), or
+//! plain HTTP when asked. This module touches only registries and its cache folder.
 
 use std::path::{Path, PathBuf};
 
@@ -18,7 +20,7 @@ use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 use sha2::{Digest, Sha256};
 
-use crate::config::{Env, hex};
+use crate::config::{Env, RegistryConfig, hex};
 
 /// The media type of a Wasm component's config blob.
 pub const WASM_CONFIG: &str = "application/vnd.wasm.config.v0+json";
@@ -50,11 +52,29 @@ impl RegistryError {
     }
 }
 
-/// How to reach registries.
-#[derive(Debug, Clone, Copy, Default)]
+/// How to reach registries: HTTPS, except to the registries named, or plain HTTP to all.
+#[derive(Debug, Clone, Default)]
 pub struct Access {
-    /// Speak plain HTTP (a registry on a private network or loopback).
-    pub plain_http: bool,
+    plain_http: Vec<String>,
+    all_plain: bool,
+}
+
+impl Access {
+    /// Plain HTTP to every registry (the CLI's `--plain-http`).
+    pub fn plain_http() -> Self {
+        Self {
+            plain_http: Vec::new(),
+            all_plain: true,
+        }
+    }
+
+    /// What `[registry]` says.
+    pub fn from_config(config: &RegistryConfig) -> Self {
+        Self {
+            plain_http: config.plain_http.clone(),
+            all_plain: false,
+        }
+    }
 }
 
 /// A component pulled from a registry.
@@ -78,12 +98,12 @@ fn parse(reference: &str) -> Result<Reference, RegistryError> {
         })
 }
 
-fn client(access: Access) -> Client {
+fn client(access: &Access) -> Client {
     Client::new(ClientConfig {
-        protocol: if access.plain_http {
+        protocol: if access.all_plain {
             ClientProtocol::Http
         } else {
-            ClientProtocol::Https
+            ClientProtocol::HttpsExcept(access.plain_http.clone())
         },
         ..ClientConfig::default()
     })
@@ -128,8 +148,8 @@ fn registry_error(reference: &str, error: impl std::fmt::Display) -> RegistryErr
 pub async fn push(
     reference: &str,
     component: &[u8],
-    access: Access,
-    env: &dyn Env,
+    access: &Access,
+    env: &(dyn Env + Sync),
 ) -> Result<String, RegistryError> {
     let parsed = parse(reference)?;
     let auth = credentials(parsed.resolve_registry(), env);
@@ -155,8 +175,35 @@ pub async fn push(
         .map_err(|e| registry_error(reference, e))
 }
 
+/// The digest `reference` names: its own when it has one, else what the registry says its tag
+/// names now.
+pub async fn resolve(
+    reference: &str,
+    access: &Access,
+    env: &(dyn Env + Sync),
+) -> Result<String, RegistryError> {
+    let parsed = parse(reference)?;
+    if let Some(digest) = parsed.digest() {
+        return Ok(digest.to_string());
+    }
+    let auth = credentials(parsed.resolve_registry(), env);
+    client(access)
+        .fetch_manifest_digest(&parsed, &auth)
+        .await
+        .map_err(|e| registry_error(reference, e))
+}
+
+/// `reference` pinned to `digest`: `REGISTRY/REPOSITORY@sha256:...`.
+pub fn pinned(reference: &str, digest: &str) -> Result<String, RegistryError> {
+    Ok(parse(reference)?.clone_with_digest(digest.to_string()).whole())
+}
+
 /// Pull the component `reference` names, checked and verified.
-pub async fn pull(reference: &str, access: Access, env: &dyn Env) -> Result<Pulled, RegistryError> {
+pub async fn pull(
+    reference: &str,
+    access: &Access,
+    env: &(dyn Env + Sync),
+) -> Result<Pulled, RegistryError> {
     let parsed = parse(reference)?;
     let auth = credentials(parsed.resolve_registry(), env);
     let image = client(access)
@@ -213,6 +260,76 @@ pub async fn pull(reference: &str, access: Access, env: &dyn Env) -> Result<Pull
     Ok(Pulled { digest, component })
 }
 
+/// Components pulled before, on disk by manifest digest: `sha256-HEX.wasm`, beside
+/// `sha256-HEX.layer` holding the component's own digest, which every read checks again (a file
+/// cut short by a crash is pulled anew).
+#[derive(Debug, Clone)]
+pub struct Cache {
+    dir: Option<PathBuf>,
+}
+
+impl Cache {
+    /// A cache in `dir`; `None` keeps nothing.
+    pub fn new(dir: Option<PathBuf>) -> Self {
+        Self { dir }
+    }
+
+    /// The component `reference` names: from the cache when the reference is pinned to a digest
+    /// it holds, else pulled, verified and kept.
+    pub async fn pull(
+        &self,
+        reference: &str,
+        access: &Access,
+        env: &(dyn Env + Sync),
+    ) -> Result<Pulled, RegistryError> {
+        if let Some(digest) = parse(reference)?.digest()
+            && let Some(component) = self.read(digest).await
+        {
+            return Ok(Pulled {
+                digest: digest.to_string(),
+                component,
+            });
+        }
+        let pulled = pull(reference, access, env).await?;
+        if let Err(e) = self.write(&pulled).await {
+            tracing::warn!(digest = %pulled.digest, "cannot keep a pulled component in the cache: {e}");
+        }
+        Ok(pulled)
+    }
+
+    fn paths(&self, digest: &str) -> Option<(PathBuf, PathBuf)> {
+        let dir = self.dir.as_ref()?;
+        let hex = digest.strip_prefix("sha256:")?;
+        if hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        Some((
+            dir.join(format!("sha256-{hex}.wasm")),
+            dir.join(format!("sha256-{hex}.layer")),
+        ))
+    }
+
+    async fn read(&self, digest: &str) -> Option<Vec<u8>> {
+        let (component, layer) = self.paths(digest)?;
+        let expected = tokio::fs::read_to_string(layer).await.ok()?;
+        let bytes = tokio::fs::read(component).await.ok()?;
+        (sha256(&bytes) == expected.trim()).then_some(bytes)
+    }
+
+    async fn write(&self, pulled: &Pulled) -> std::io::Result<()> {
+        let Some((component, layer)) = self.paths(&pulled.digest) else {
+            return Ok(());
+        };
+        if let Some(dir) = component.parent() {
+            tokio::fs::create_dir_all(dir).await?;
+        }
+        let temp = component.with_extension(format!("part-{}", std::process::id()));
+        tokio::fs::write(&temp, &pulled.component).await?;
+        tokio::fs::rename(&temp, &component).await?;
+        tokio::fs::write(layer, sha256(&pulled.component)).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,6 +357,30 @@ mod tests {
         env.insert("SWITCHYARD_REGISTRY_USERNAME".into(), "me".into());
         env.insert("SWITCHYARD_REGISTRY_PASSWORD".into(), "pw".into());
         assert_eq!(credentials("registry.example", &env), basic("me", "pw"));
+    }
+
+    #[tokio::test]
+    async fn the_cache_answers_a_digest_it_holds_and_checks_it_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(Some(dir.path().to_path_buf()));
+        let digest = format!("sha256:{}", "ab".repeat(32));
+        let pulled = Pulled {
+            digest: digest.clone(),
+            component: b"component".to_vec(),
+        };
+        cache.write(&pulled).await.unwrap();
+        // No registry listens here: the answer can only come from the cache.
+        let reference = format!("127.0.0.1:9/p@{digest}");
+        let env = HashMap::<String, String>::new();
+        let hit = cache
+            .pull(&reference, &Access::plain_http(), &env)
+            .await
+            .unwrap();
+        assert_eq!(hit.component, b"component");
+        let (component, _) = cache.paths(&digest).unwrap();
+        std::fs::write(component, b"compo").unwrap();
+        let miss = cache.pull(&reference, &Access::plain_http(), &env).await;
+        assert!(matches!(miss, Err(RegistryError::Registry { .. })), "{miss:?}");
     }
 
     #[test]

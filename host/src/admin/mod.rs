@@ -13,15 +13,19 @@
 //! | `GET /admin/policies/NAME` | one policy |
 //! | `PUT /admin/policies/NAME` | body = a component: validate, go live, save to the policy's file |
 //! | `POST /admin/policies/NAME/rollback` | put the previous version back live and in the file |
+//! | `POST /admin/policies/NAME/deploy` | body `{"reference": REF}`: the OCI artifact becomes the version the fleet (or, without `[state]`, this replica) runs |
+//! | `GET /admin/fleet` | the replicas, the version each runs per policy, the deployed versions, the last refusals |
 //! | `POST /admin/reload` | re-read the config file |
 //! | `GET /metrics` | Prometheus text exposition |
+
+pub mod client;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -90,6 +94,8 @@ pub fn router(app: Arc<App>, token: AdminToken, metrics: Option<PrometheusHandle
         .route("/admin/policies", get(list))
         .route("/admin/policies/{name}", get(show).put(upload))
         .route("/admin/policies/{name}/rollback", post(roll_back))
+        .route("/admin/policies/{name}/deploy", post(deploy))
+        .route("/admin/fleet", get(fleet))
         .route("/admin/reload", post(reload))
         .route("/metrics", get(render_metrics))
         .layer(middleware::from_fn_with_state(admin.clone(), authorize))
@@ -173,6 +179,59 @@ async fn roll_back(State(admin): State<Admin>, Path(name): Path<String>) -> Resp
     }
 }
 
+/// The body of a deploy.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeployRequest {
+    /// `REGISTRY/REPOSITORY:TAG` or `REGISTRY/REPOSITORY@sha256:...`.
+    reference: String,
+}
+
+async fn deploy(
+    State(admin): State<Admin>,
+    Path(name): Path<String>,
+    body: Result<Json<DeployRequest>, JsonRejection>,
+) -> Response {
+    let request = match body {
+        Ok(Json(request)) => request,
+        Err(rejection) => {
+            return ApiError::invalid(Some("reference"), rejection.body_text()).into_response();
+        }
+    };
+    match admin.app.deploy(&name, &request.reference).await {
+        Ok(deployed) => {
+            let status = if deployed.fleet { "recorded" } else { "live" };
+            Json(json!({
+                "status": status,
+                "policy": deployed.policy,
+                "reference": deployed.reference,
+                "digest": deployed.digest,
+                "previous": deployed.previous,
+            }))
+            .into_response()
+        }
+        Err(e) => change_error(e),
+    }
+}
+
+async fn fleet(State(admin): State<Admin>) -> Response {
+    let snapshot = admin.app.snapshot();
+    let Some(fleet) = &snapshot.fleet else {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "no_fleet",
+            "this proxy has no `[state]`: it is not part of a fleet",
+        )
+        .into_response();
+    };
+    let names: Vec<String> = snapshot.policies.keys().cloned().collect();
+    match fleet.status(&names).await {
+        Ok(status) => Json(status).into_response(),
+        Err(e) => change_error(ChangeError::Fleet(e)),
+    }
+}
+
 /// The answer to an upload or rollback that put `change.version` live.
 fn changed(status: &str, name: &str, change: Changed) -> Response {
     let warning = change
@@ -230,6 +289,11 @@ fn change_error(error: ChangeError) -> Response {
         ChangeError::Config(_) => (StatusCode::UNPROCESSABLE_ENTITY, "config_refused"),
         ChangeError::RestartNeeded(_) => (StatusCode::CONFLICT, "restart_needed"),
         ChangeError::NoPrevious(_) => (StatusCode::CONFLICT, "no_previous_version"),
+        ChangeError::Fetch { source, .. } if source.retryable() => {
+            (StatusCode::BAD_GATEWAY, "registry_unavailable")
+        }
+        ChangeError::Fetch { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "artifact_refused"),
+        ChangeError::Fleet(_) => (StatusCode::SERVICE_UNAVAILABLE, "state_unavailable"),
     };
     ApiError::new(status, "invalid_request_error", code, error.to_string()).into_response()
 }
@@ -271,6 +335,7 @@ fn version(policy: &Policy) -> Value {
         "version": &**policy.version(),
         "sha256": policy.sha256(),
         "origin": policy.origin(),
+        "digest": policy.digest(),
         "loaded_at": timestamp(policy.loaded_at()),
         "decisions": counts.iter().sum::<u64>(),
         "errors": counts[1..].iter().sum::<u64>(),

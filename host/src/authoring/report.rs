@@ -9,6 +9,7 @@ use anstyle::{AnsiColor, Style};
 use serde::Serialize;
 
 use super::cases::CaseResult;
+use crate::fleet::Status;
 use super::check::CheckReport;
 use super::replay::ReplayReport;
 
@@ -201,6 +202,76 @@ pub fn replay(out: &mut dyn Write, r: &ReplayReport, p: Palette) -> io::Result<(
         }
     }
     Ok(())
+}
+
+/// `fleet status`, for people: the deployed version of each policy, then every live replica
+/// with its heartbeat, the version it runs of each policy (marked when it is not the deployed
+/// one) and the last deploy it refused.
+pub fn fleet(out: &mut dyn Write, s: &Status, p: Palette) -> io::Result<()> {
+    let Palette {
+        pass,
+        fail,
+        dim,
+        bold,
+    } = p;
+    writeln!(out, "{bold}deployed{bold:#}")?;
+    if s.desired.is_empty() {
+        writeln!(out, "  {dim}nothing deployed through the fleet yet{dim:#}")?;
+    }
+    for (name, desired) in &s.desired {
+        let ago = seconds(s.now_ms.saturating_sub(desired.at_ms));
+        writeln!(out, "  {:<20} {}  {dim}{ago} ago{dim:#}", safe(name), safe(&desired.reference))?;
+        if let Some(previous) = &desired.previous {
+            writeln!(out, "  {:<20} {dim}previous {}{dim:#}", "", safe(previous))?;
+        }
+    }
+    writeln!(out, "{bold}replicas{bold:#} ({} live)", s.replicas.len())?;
+    for replica in &s.replicas {
+        let here = if replica.replica == s.replica { " (answered)" } else { "" };
+        let ago = seconds(s.now_ms.saturating_sub(replica.heartbeat_ms));
+        writeln!(out, "  {}{here}  {dim}heartbeat {ago} ago{dim:#}", safe(&replica.replica))?;
+        let Some(report) = &replica.report else {
+            writeln!(out, "    {dim}no report yet{dim:#}")?;
+            continue;
+        };
+        for (name, live) in &report.policies {
+            let digest = live.digest.as_deref().unwrap_or("-");
+            let mark = match s.desired.get(name) {
+                Some(d) if live.digest.as_deref() == Some(d.digest.as_str()) => {
+                    format!("{pass}deployed{pass:#}")
+                }
+                Some(_) => format!("{fail}not the deployed version{fail:#}"),
+                None => String::new(),
+            };
+            writeln!(
+                out,
+                "    {:<20} {:<28} {}  {mark}",
+                safe(name),
+                safe(&live.version),
+                safe(digest)
+            )?;
+        }
+        if let Some(refusal) = &report.last_refusal {
+            let retry = if refusal.retrying { ", trying again" } else { "" };
+            writeln!(
+                out,
+                "    {fail}refused{fail:#} {} {}{retry}: {}",
+                safe(&refusal.policy),
+                safe(&refusal.digest),
+                safe(&refusal.reason)
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Milliseconds as seconds for people: `0.4 s`, `12 s`.
+fn seconds(ms: u64) -> String {
+    if ms < 10_000 {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    } else {
+        format!("{} s", ms / 1000)
+    }
 }
 
 /// `text` with control characters escaped: what a policy says (its log lines, messages and

@@ -11,6 +11,7 @@
 mod decisions;
 mod env;
 mod policy;
+mod registry;
 mod responses;
 mod server;
 mod state;
@@ -25,6 +26,7 @@ use serde::Deserialize;
 pub use decisions::DecisionLogConfig;
 pub use env::{Env, ProcessEnv};
 pub use policy::{EngineConfig, PolicyConfig, RandomSource};
+pub use registry::RegistryConfig;
 pub use responses::ResponsesConfig;
 pub use server::{ServerConfig, TlsConfig};
 pub use state::{OnStateError, StateConfig};
@@ -119,6 +121,10 @@ pub struct Config {
     /// Budgets and rate limits shared by a fleet of replicas through Redis (`[state]`); without
     /// it, each replica keeps its own in memory. Restart to change.
     pub state: Option<StateConfig>,
+    /// How OCI registries are reached (`[registry]`), for `oci` policies and deploys. Restart to
+    /// change.
+    #[serde(default)]
+    pub registry: RegistryConfig,
     /// What the proxy keeps of Responses API responses (`[responses]`).
     #[serde(default)]
     pub responses: ResponsesConfig,
@@ -319,6 +325,7 @@ impl Config {
         if let Some(state) = &self.state {
             state.validate()?;
         }
+        self.registry.validate()?;
         let providers = upstream::validate_providers(&self.providers)?;
         let models = upstream::validate_models(&self.models, &providers)?;
         let policies = policy::validate_policies(&self.policies, &self.engine)?;
@@ -333,6 +340,7 @@ impl Config {
             ("cache_dir", self.cache_dir == new.cache_dir),
             ("engine", self.engine == new.engine),
             ("state", self.state == new.state),
+            ("registry", self.registry == new.registry),
             ("admin", self.admin == new.admin),
             (
                 "server.tls (on or off)",

@@ -66,6 +66,12 @@ pub struct PolicyConfig {
     /// it passes validation.
     #[serde(default)]
     pub path: PathBuf,
+    /// An OCI reference to take the component from instead of a file you write:
+    /// `registry.example/policies/cost-router:v3` or `...@sha256:...`. It is pulled (verified
+    /// by digest, cached by digest) when the entry is new or its reference changes, and kept in
+    /// `path`, beside a record of the digest it came from (`NAME.oci.json`); a restart loads that
+    /// file without asking the registry. `switchyard policy deploy` moves it to another digest.
+    pub oci: Option<String>,
     /// A JSON-lines file of the policy's own test cases, run with the built-in samples before a
     /// version goes live. Defaults to `NAME.cases.jsonl` beside `path` (`NAME` is the file name
     /// without `.wasm`), when such a file exists.
@@ -151,9 +157,18 @@ impl PolicyConfig {
             return Err(Invalid::new(field("name"), "must not be empty"));
         }
         if self.path.as_os_str().is_empty() {
+            let message = match self.oci {
+                Some(_) => "must name the file an `oci` policy's live version is kept in (or set policies_dir)",
+                None => "must name a component file (or set policies_dir)",
+            };
+            return Err(Invalid::new(field("path"), message));
+        }
+        if let Some(reference) = &self.oci
+            && !valid_reference(reference)
+        {
             return Err(Invalid::new(
-                field("path"),
-                "must name a component file (or set policies_dir)",
+                field("oci"),
+                format!("`{reference}` is not an OCI reference (REGISTRY/REPOSITORY:TAG or REGISTRY/REPOSITORY@sha256:...)"),
             ));
         }
         if !(1..=10_000).contains(&self.deadline_ms) {
@@ -212,6 +227,18 @@ impl PolicyConfig {
         }
         Ok(())
     }
+}
+
+/// Whether `reference` looks like `REGISTRY/REPOSITORY` with a tag or digest: the registry
+/// client checks the rest when it pulls.
+fn valid_reference(reference: &str) -> bool {
+    let Some((registry, rest)) = reference.split_once('/') else {
+        return false;
+    };
+    !registry.is_empty()
+        && !rest.is_empty()
+        && !reference.contains(char::is_whitespace)
+        && (rest.contains(':') || rest.contains("@sha256:"))
 }
 
 impl EngineConfig {

@@ -25,6 +25,11 @@ pub struct StateConfig {
     /// How long Redis is left alone after `breaker_failures` failed calls, in milliseconds.
     #[serde(default = "breaker_cooldown_ms")]
     pub breaker_cooldown_ms: u64,
+    /// How often a replica compares its policies with the versions deployed to the fleet
+    /// (`switchyard policy deploy`), in milliseconds, besides learning of each deploy as it is
+    /// made; also how soon a deploy the registry failed is tried again.
+    #[serde(default = "rollout_check_ms")]
+    pub rollout_check_ms: u64,
 }
 
 fn prefix() -> String {
@@ -41,6 +46,10 @@ fn breaker_failures() -> u32 {
 
 fn breaker_cooldown_ms() -> u64 {
     1000
+}
+
+fn rollout_check_ms() -> u64 {
+    10_000
 }
 
 /// What a team's requests get while the shared state cannot be reached.
@@ -75,12 +84,15 @@ impl StateConfig {
                 "must be a non-empty name without braces",
             ));
         }
-        if self.timeout_ms == 0 || self.breaker_cooldown_ms == 0 || self.breaker_failures == 0 {
-            let field = match (self.timeout_ms, self.breaker_failures) {
-                (0, _) => "state.timeout_ms",
-                (_, 0) => "state.breaker_failures",
-                _ => "state.breaker_cooldown_ms",
-            };
+        let zero = [
+            ("state.timeout_ms", self.timeout_ms),
+            ("state.breaker_failures", u64::from(self.breaker_failures)),
+            ("state.breaker_cooldown_ms", self.breaker_cooldown_ms),
+            ("state.rollout_check_ms", self.rollout_check_ms),
+        ]
+        .into_iter()
+        .find(|(_, value)| *value == 0);
+        if let Some((field, _)) = zero {
             return Err(Invalid::new(field, "must be greater than 0"));
         }
         Ok(())
@@ -98,6 +110,7 @@ mod tests {
             timeout_ms: timeout_ms(),
             breaker_failures: breaker_failures(),
             breaker_cooldown_ms: breaker_cooldown_ms(),
+            rollout_check_ms: rollout_check_ms(),
         }
     }
 
@@ -116,5 +129,8 @@ mod tests {
         let mut zero = state("redis://x/");
         zero.breaker_failures = 0;
         assert_eq!(field(zero), "state.breaker_failures");
+        let mut zero = state("redis://x/");
+        zero.rollout_check_ms = 0;
+        assert_eq!(field(zero), "state.rollout_check_ms");
     }
 }

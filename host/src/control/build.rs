@@ -16,6 +16,7 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 
+use super::artifacts::{self, Artifacts};
 use super::budget::{Budget, Ledger};
 use super::conversations::{Limits, MemoryStore, RedisStore, ResponseStore};
 use super::rate::RateLimit;
@@ -39,6 +40,8 @@ struct PlannedPolicy {
     version: Arc<Policy>,
     /// Digest of the file as read now.
     file_sha256: Option<String>,
+    /// Whether the version came from a registry rather than the file, which is then written.
+    fetched: bool,
 }
 
 /// A checked snapshot, ready to go live.
@@ -62,6 +65,7 @@ pub(super) struct Plan {
 /// Check everything `config` needs; `old` is the live snapshot when reloading.
 pub(super) async fn plan(
     engine: &Arc<PolicyEngine>,
+    artifacts: &Artifacts,
     config: Config,
     env: &(dyn Env + Sync),
     old: Option<&Snapshot>,
@@ -100,7 +104,7 @@ pub(super) async fn plan(
         };
         let audiences = audiences(teams, unbound, &policy.name);
         let slot = old.and_then(|o| o.policies.get(&policy.name)).cloned();
-        policies.push(plan_policy(engine, policy, slot, &audiences).await?);
+        policies.push(plan_policy(engine, artifacts, policy, slot, &audiences).await?);
     }
     let ledgers = old
         .into_iter()
@@ -178,41 +182,83 @@ pub(super) fn audiences<'a>(
     }
 }
 
+/// What a policy entry asks for now: its file's content, or what its `oci` reference names
+/// when the file does not hold that.
+struct Source {
+    bytes: Bytes,
+    sha256: String,
+    /// The OCI digest, when known.
+    digest: Option<String>,
+    fetched: bool,
+}
+
+async fn read_source(artifacts: &Artifacts, config: &PolicyConfig) -> Result<Source, LoadError> {
+    if let Some(fetched) = artifacts.wanted(config).await? {
+        return Ok(Source {
+            sha256: hex(&Sha256::digest(&fetched.component)),
+            bytes: fetched.component.into(),
+            digest: Some(fetched.digest),
+            fetched: true,
+        });
+    }
+    let bytes = tokio::fs::read(&config.path)
+        .await
+        .map_err(|source| LoadError::Read {
+            path: config.path.clone(),
+            source,
+        })?;
+    let sha256 = hex(&Sha256::digest(&bytes));
+    Ok(Source {
+        digest: artifacts::digest_of(&config.path, &sha256).await,
+        bytes: bytes.into(),
+        sha256,
+        fetched: false,
+    })
+}
+
 async fn plan_policy(
     engine: &Arc<PolicyEngine>,
+    artifacts: &Artifacts,
     config: &PolicyConfig,
     slot: Option<Arc<PolicySlot>>,
     audiences: &[Audience<'_>],
 ) -> Result<PlannedPolicy, StartError> {
     let name = config.name.as_str();
-    let origin = format!("file {}", config.path.display());
+    let origin = match &config.oci {
+        Some(reference) => format!("oci {reference}"),
+        None => format!("file {}", config.path.display()),
+    };
     let fatal = |fault: LoadError| StartError::Policy {
         policy: name.to_string(),
         origin: origin.clone(),
         fault,
     };
     let settings = PolicySettings::from_config(config);
-    // The version the file holds now: `None` when it is what the slot last acted upon.
-    let (file_sha256, candidate) = match tokio::fs::read(&config.path).await {
-        Ok(bytes) => {
-            let sha256 = hex(&Sha256::digest(&bytes));
-            let seen = slot.as_ref().and_then(|s| s.file_sha256());
-            let candidate = if seen.as_deref() == Some(sha256.as_str()) {
+    // The version asked for now: `None` when it is what the slot last acted upon.
+    let (file_sha256, fetched, candidate) = match read_source(artifacts, config).await {
+        Ok(source) => {
+            let seen = match (&slot, source.fetched) {
+                (Some(slot), true) => Some(slot.live().sha256().to_string()),
+                (Some(slot), false) => slot.file_sha256(),
+                (None, _) => None,
+            };
+            let candidate = if seen.as_deref() == Some(source.sha256.as_str()) {
                 None
             } else {
                 let prepared =
-                    prepare(engine, name, bytes.into(), settings.clone(), origin.clone()).await;
+                    prepare(engine, name, source.bytes, settings.clone(), origin.clone()).await;
                 Some(match prepared {
-                    Ok(version) => check(Arc::new(version), config, audiences).await,
+                    Ok(version) => {
+                        let version = version.with_digest(source.digest);
+                        check(Arc::new(version), config, audiences).await
+                    }
                     Err(fault) => Err(fault),
                 })
             };
-            (Some(sha256), candidate)
+            let file_sha256 = (!source.fetched).then_some(source.sha256);
+            (file_sha256, source.fetched, candidate)
         }
-        Err(source) => {
-            let path = config.path.clone();
-            (None, Some(Err(LoadError::Read { path, source })))
-        }
+        Err(fault) => (None, false, Some(Err(fault))),
     };
     let version = match (&slot, candidate) {
         (_, Some(Ok(version))) => version,
@@ -229,6 +275,7 @@ async fn plan_policy(
         slot,
         version,
         file_sha256,
+        fetched,
     })
 }
 
@@ -285,6 +332,15 @@ pub(super) async fn check(
 }
 
 impl Plan {
+    /// The policies whose version came from a registry: once live, it is written to their file.
+    pub(super) fn fetched(&self) -> Vec<String> {
+        self.policies
+            .iter()
+            .filter(|p| p.fetched)
+            .map(|p| p.config.name.clone())
+            .collect()
+    }
+
     /// Make the plan live state: update existing slots, create new ones (sharing `unsaved`, see
     /// [`PolicySlot::new`]), build the teams.
     pub(super) fn apply(self, trigger: &'static str, unsaved: &Arc<Notify>) -> Snapshot {

@@ -13,12 +13,15 @@ use std::time::Instant;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
+use super::artifacts;
 use super::build::{self, audiences};
 use super::{App, StartError};
 use crate::config::{ModelKind, hex};
+use crate::fleet::FleetError;
 use crate::policy::canary::Audience;
 use crate::policy::registry::NoPrevious;
 use crate::policy::{LoadError, Policy, PolicySettings, PolicySlot, input};
+use crate::registry::RegistryError;
 
 /// A change that was refused; nothing live changed.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +36,24 @@ pub enum ChangeError {
     RestartNeeded(&'static str),
     #[error(transparent)]
     NoPrevious(#[from] NoPrevious),
+    #[error("policy `{policy}`: {source}")]
+    Fetch {
+        policy: String,
+        source: RegistryError,
+    },
+    #[error("the deploy was not recorded: {0}")]
+    Fleet(FleetError),
+}
+
+impl ChangeError {
+    /// Whether trying the same change again later may work: the registry or Redis failed.
+    pub fn retryable(&self) -> bool {
+        match self {
+            Self::Fetch { source, .. } => source.retryable(),
+            Self::Fleet(_) => true,
+            _ => false,
+        }
+    }
 }
 
 /// What a config reload put live.
@@ -78,7 +99,8 @@ impl App {
         if let Some(field) = old.config.restart_needed(&config) {
             return Err(ChangeError::RestartNeeded(field));
         }
-        let plan = build::plan(&self.engine, config, &*self.env, Some(&old)).await?;
+        let plan = build::plan(&self.engine, &self.artifacts, config, &*self.env, Some(&old)).await?;
+        let fetched = plan.fetched();
         let snapshot = plan.apply("config", &self.unsaved);
         let summary = ReloadSummary {
             policies: snapshot
@@ -89,7 +111,17 @@ impl App {
             teams: snapshot.teams.len(),
         };
         self.publish(snapshot);
+        self.save_fetched(&fetched).await;
         Ok(summary)
+    }
+
+    /// Write the versions a start or reload fetched from a registry to their policies' files.
+    pub(super) async fn save_fetched(&self, names: &[String]) {
+        for name in names {
+            if let Ok(slot) = self.slot(name) {
+                let _ = save_live(&slot).await;
+            }
+        }
     }
 
     /// The file of policy `name` changed: load it if its content is new, and swap it in once it
@@ -120,7 +152,8 @@ impl App {
         }
         slot.set_file_sha256(sha256.clone());
         let origin = format!("file {}", config.path.display());
-        match self.validate(&slot, bytes.into(), origin).await {
+        let digest = artifacts::digest_of(&config.path, &sha256).await;
+        match self.validate(&slot, bytes.into(), origin, digest).await {
             Ok(version) => {
                 slot.promote(version, "file");
                 tracing::info!(
@@ -139,7 +172,7 @@ impl App {
         let _change = self.changes.lock().await;
         let slot = self.slot(name)?;
         let sha256 = hex(&Sha256::digest(&bytes));
-        let version = match self.validate(&slot, bytes, "upload".into()).await {
+        let version = match self.validate(&slot, bytes, "upload".into(), None).await {
             Ok(version) => version,
             Err(fault) => {
                 slot.refused("upload", Some(short(name, &sha256)), fault.to_string());
@@ -181,7 +214,7 @@ impl App {
     }
 
     /// The live slot of policy `name`.
-    fn slot(&self, name: &str) -> Result<Arc<PolicySlot>, ChangeError> {
+    pub(super) fn slot(&self, name: &str) -> Result<Arc<PolicySlot>, ChangeError> {
         self.snapshot()
             .policies
             .get(name)
@@ -189,16 +222,20 @@ impl App {
             .ok_or_else(|| ChangeError::UnknownPolicy(name.to_string()))
     }
 
-    /// Prepare `bytes` as a version of `slot`'s policy and run the canary for the teams it serves.
-    async fn validate(
+    /// Prepare `bytes` (the OCI artifact `digest`, if known) as a version of `slot`'s policy and
+    /// run the canary for the teams it serves.
+    pub(super) async fn validate(
         &self,
         slot: &PolicySlot,
         bytes: Bytes,
         origin: String,
+        digest: Option<String>,
     ) -> Result<Arc<Policy>, LoadError> {
         let config = slot.config();
         let settings = PolicySettings::from_config(&config);
-        let version = build::prepare(&self.engine, &config.name, bytes, settings, origin).await?;
+        let version = build::prepare(&self.engine, &config.name, bytes, settings, origin)
+            .await?
+            .with_digest(digest);
         let snapshot = self.snapshot();
         let full_catalog = input::catalog(&snapshot.config, None, ModelKind::Chat);
         let full_embeddings = input::catalog(&snapshot.config, None, ModelKind::Embeddings);
@@ -220,35 +257,39 @@ impl App {
     }
 }
 
-/// Write `slot`'s live version to the policy's file, unless the file holds it already; a failure
-/// is logged and returned.
-async fn save_live(slot: &PolicySlot) -> Result<(), String> {
+/// Write `slot`'s live version to the policy's file, unless the file holds it already, with the
+/// record of its OCI digest when it has one; a failure is logged and returned.
+pub(super) async fn save_live(slot: &PolicySlot) -> Result<(), String> {
     let live = slot.live();
-    if slot.file_sha256().as_deref() == Some(live.sha256()) {
-        return Ok(());
-    }
-    let path = slot.config().path;
-    match write_atomically(&path, live.component_bytes()).await {
-        Ok(()) => {
-            slot.set_file_sha256(live.sha256().to_string());
-            tracing::info!(policy = %slot.name(), version = %live.version(), path = %path.display(), "live version saved to the policy's file");
-            Ok(())
+    let config = slot.config();
+    let path = &config.path;
+    let failed = |e: String| {
+        tracing::warn!(policy = %slot.name(), version = %live.version(), "the live version is not saved, a restart would load the file's: {e}");
+        Err(e)
+    };
+    if slot.file_sha256().as_deref() != Some(live.sha256()) {
+        if let Err(e) = write_atomically(path, live.component_bytes()).await {
+            return failed(format!("cannot write {}: {e}", path.display()));
         }
-        Err(e) => {
-            let e = format!("cannot write {}: {e}", path.display());
-            tracing::warn!(policy = %slot.name(), version = %live.version(), "the live version is not saved, a restart would load the file's: {e}");
-            Err(e)
-        }
+        slot.set_file_sha256(live.sha256().to_string());
+        tracing::info!(policy = %slot.name(), version = %live.version(), path = %path.display(), "live version saved to the policy's file");
     }
+    if let Some(digest) = live.digest()
+        && let Err(e) =
+            artifacts::write_record(path, config.oci.clone(), digest, live.sha256()).await
+    {
+        return failed(format!("cannot write the OCI record beside {}: {e}", path.display()));
+    }
+    Ok(())
 }
 
 /// `name@` and the first 12 hex digits of `sha256`, as versions are shown.
-fn short(name: &str, sha256: &str) -> String {
+pub(super) fn short(name: &str, sha256: &str) -> String {
     format!("{name}@{}", &sha256[..12])
 }
 
 /// Replace `path` with `bytes` so that readers see the old file or the new one, never a mix.
-async fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(super) async fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let file_name = path
         .file_name()
         .ok_or_else(|| std::io::Error::other("the policy path has no file name"))?;

@@ -14,11 +14,13 @@
 //! live is what a restart loads: an upload and a rollback (the admin's, or an automatic one, which
 //! `watch` is woken for) write the version they put live to the policy's file.
 
+mod artifacts;
 pub mod budget;
 mod build;
 pub mod conversations;
 mod lifecycle;
 pub mod rate;
+pub mod rollout;
 pub mod watch;
 
 use std::collections::BTreeMap;
@@ -30,6 +32,7 @@ use arc_swap::ArcSwap;
 use axum::http::HeaderMap;
 
 pub use budget::{Budget, BudgetStatus};
+use artifacts::Artifacts;
 use conversations::ResponseStore;
 pub use lifecycle::{ChangeError, Changed, ReloadSummary};
 pub use rate::{Admission, Limited, RateLimit};
@@ -193,6 +196,8 @@ impl Snapshot {
 /// The proxy's shared state: the engine and the live snapshot.
 pub struct App {
     engine: Arc<PolicyEngine>,
+    /// Where `oci` policies and deploys are fetched from.
+    artifacts: Artifacts,
     source: ConfigSource,
     env: Arc<dyn Env + Send + Sync>,
     live: ArcSwap<Snapshot>,
@@ -222,18 +227,23 @@ impl App {
         )
         .map_err(StartError::Engine)?;
         let engine = Arc::new(engine);
-        let plan = build::plan(&engine, config, &*env, None).await?;
+        let artifacts = Artifacts::new(&config, env.clone());
+        let plan = build::plan(&engine, &artifacts, config, &*env, None).await?;
+        let fetched = plan.fetched();
         let unsaved = Arc::new(tokio::sync::Notify::new());
         let snapshot = plan.apply("start", &unsaved);
-        Ok(Self {
+        let app = Self {
             engine,
+            artifacts,
             source,
             env,
             live: ArcSwap::from_pointee(snapshot),
             changes: tokio::sync::Mutex::new(()),
             generation: tokio::sync::watch::Sender::new(0),
             unsaved,
-        })
+        };
+        app.save_fetched(&fetched).await;
+        Ok(app)
     }
 
     /// The live state; hold it for the whole request.

@@ -10,10 +10,13 @@
 //! could not be made are kept ([`Fleet::settle`]) and made by the background task once Redis
 //! answers again; each is idempotent by request id, so a retry never charges twice. The
 //! background task also writes this replica's heartbeat and counts the live replicas, which the
-//! `local` mode divides the limits by. This module touches only Redis and its own counters.
+//! `local` mode divides the limits by. `rollout` keeps the policy versions deployed to the
+//! fleet and what each replica reports it runs. This module touches only Redis and its own
+//! counters.
 
 mod charge;
 mod limits;
+mod rollout;
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -26,6 +29,7 @@ use tokio_util::task::TaskTracker;
 
 pub use charge::{FleetBill, FleetCharge, micros};
 pub use limits::{Ask, BudgetAsk, Release, Settlement, Verdict};
+pub use rollout::{Desired, LivePolicy, Refusal, ReplicaStatus, Report, Status};
 
 use crate::config::StateConfig;
 
@@ -61,7 +65,10 @@ const MAX_PENDING: usize = 100_000;
 
 /// The shared state of a fleet of replicas.
 pub struct Fleet {
+    client: redis::Client,
     connection: ConnectionManager,
+    /// The connection a replica waits for deploys on (`rollout`), made on first use.
+    watcher: tokio::sync::Mutex<Option<redis::aio::MultiplexedConnection>>,
     prefix: String,
     timeout: Duration,
     breaker_failures: u32,
@@ -88,10 +95,12 @@ impl Fleet {
             .set_connection_timeout(Some(Duration::from_secs(1)))
             .set_response_timeout(Some(timeout))
             .set_number_of_retries(1);
-        let connection = ConnectionManager::new_lazy_with_config(client, manager)
+        let connection = ConnectionManager::new_lazy_with_config(client.clone(), manager)
             .map_err(|e| FleetError::Setup(e.to_string()))?;
         let fleet = Arc::new(Self {
+            client,
             connection,
+            watcher: tokio::sync::Mutex::new(None),
             prefix: config.prefix.clone(),
             timeout,
             breaker_failures: config.breaker_failures,

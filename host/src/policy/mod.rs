@@ -76,6 +76,8 @@ pub enum LoadError {
     Canary(String),
     #[error("policy engine: {0}")]
     Engine(String),
+    #[error("cannot fetch it: {0}")]
+    Fetch(String),
 }
 
 /// `names` in backticks, separated by commas.
@@ -97,6 +99,7 @@ impl LoadError {
             Self::Link(_) => "link",
             Self::Canary(_) => "canary",
             Self::Engine(_) => "engine",
+            Self::Fetch(_) => "fetch",
         }
     }
 }
@@ -179,6 +182,8 @@ pub struct Policy {
     component: Bytes,
     /// Where the bytes came from: a file path or an upload.
     origin: String,
+    /// The OCI manifest digest the component was pulled as, when it came from a registry.
+    digest: Option<String>,
     loaded_at: SystemTime,
     pre: Arc<PolicyPre<Sandbox>>,
     settings: PolicySettings,
@@ -245,6 +250,7 @@ impl Policy {
             sha256,
             component,
             origin,
+            digest: None,
             loaded_at: SystemTime::now(),
             pre,
             settings,
@@ -254,7 +260,7 @@ impl Policy {
 
     /// The same compiled component under other settings, with fresh counters.
     pub fn with_settings(&self, settings: PolicySettings) -> Self {
-        Self::new(
+        let mut same = Self::new(
             &self.name,
             self.sha256.clone(),
             self.component.clone(),
@@ -262,7 +268,20 @@ impl Policy {
             self.pre.clone(),
             settings,
             self.pool.clone(),
-        )
+        );
+        same.digest = self.digest.clone();
+        same
+    }
+
+    /// This version, known to be the OCI artifact `digest` (`sha256:...`).
+    pub fn with_digest(mut self, digest: Option<String>) -> Self {
+        self.digest = digest;
+        self
+    }
+
+    /// The OCI manifest digest this version was pulled as, if it came from a registry.
+    pub fn digest(&self) -> Option<&str> {
+        self.digest.as_deref()
     }
 
     pub fn name(&self) -> &Arc<str> {

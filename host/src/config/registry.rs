@@ -1,0 +1,45 @@
+//! OCI registries that policies come from: how to reach them.
+
+use serde::Deserialize;
+
+use super::Invalid;
+
+/// How the proxy reaches the OCI registries its `oci` policies and deploys name
+/// (`[registry]`). Credentials are not here: they come from `SWITCHYARD_REGISTRY_USERNAME` and
+/// `SWITCHYARD_REGISTRY_PASSWORD`, else a docker-style `config.json` (`$DOCKER_CONFIG`, else
+/// `~/.docker`). Restart to change.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// Registries (`HOST:PORT`, as written in references) spoken to over plain HTTP rather than
+    /// HTTPS: a registry on loopback or a private network only.
+    #[serde(default)]
+    pub plain_http: Vec<String>,
+}
+
+impl RegistryConfig {
+    pub(super) fn validate(&self) -> Result<(), Invalid> {
+        for (i, host) in self.plain_http.iter().enumerate() {
+            if host.is_empty() || host.contains(['/', ' ']) {
+                return Err(Invalid::new(
+                    format!("registry.plain_http[{i}]"),
+                    "must be a registry's HOST or HOST:PORT",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_host_names_its_entry() {
+        let config = RegistryConfig {
+            plain_http: vec!["127.0.0.1:5000".into(), "http://x/".into()],
+        };
+        assert_eq!(config.validate().unwrap_err().field, "registry.plain_http[1]");
+    }
+}

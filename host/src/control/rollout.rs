@@ -1,0 +1,237 @@
+//! Rolling a policy version out by OCI digest: [`App::deploy`] resolves a reference and records
+//! it as the version the fleet should run (through `fleet`'s rollout keys in Redis) or, on a
+//! replica without `[state]`, puts it live at once; [`spawn`] has every replica follow the
+//! deploys and activate each one ([`App::activate`]: fetch by digest, the checks and canary of
+//! any new version, go live, write it to the policy's file), or refuse it, keep its version and
+//! report why. A replica refuses a digest once; one the registry could not deliver is tried again
+//! at every check. A deployed version that this replica then rolled back (by itself or through
+//! the admin API) is not deployed again until another digest is: a fleet-wide rollback is a
+//! deploy of the previous digest.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::lifecycle::{save_live, short};
+use super::{App, ChangeError, Changed};
+use crate::fleet::{Fleet, LivePolicy, Refusal, Report};
+
+/// What a deploy recorded.
+#[derive(Debug, Clone)]
+pub struct Deployed {
+    pub policy: String,
+    /// The reference pinned to its digest.
+    pub reference: String,
+    pub digest: String,
+    /// The pinned reference it replaced in the fleet, if any.
+    pub previous: Option<String>,
+    /// Whether it went to the fleet (Redis) rather than this replica alone.
+    pub fleet: bool,
+}
+
+impl App {
+    /// Make the artifact `reference` names the version policy `name` runs: on every replica of
+    /// the fleet (recorded in Redis, followed by each), or on this replica without `[state]`.
+    pub async fn deploy(&self, name: &str, reference: &str) -> Result<Deployed, ChangeError> {
+        self.slot(name)?;
+        let fetch = |source| ChangeError::Fetch {
+            policy: name.to_string(),
+            source,
+        };
+        let pinned = self.artifacts.resolve(reference).await.map_err(fetch)?;
+        let digest = pinned
+            .rsplit_once('@')
+            .map(|(_, digest)| digest.to_string())
+            .unwrap_or_default();
+        let Some(fleet) = self.snapshot().fleet.clone() else {
+            let previous = self.slot(name)?.live().digest().map(str::to_string);
+            self.activate(name, &pinned, &digest).await?;
+            return Ok(Deployed {
+                policy: name.to_string(),
+                reference: pinned,
+                digest,
+                previous,
+                fleet: false,
+            });
+        };
+        let desired = fleet
+            .deploy(name, &pinned, &digest)
+            .await
+            .map_err(ChangeError::Fleet)?;
+        tracing::info!(policy = name, reference = %pinned, "deploy recorded for the fleet");
+        Ok(Deployed {
+            policy: name.to_string(),
+            reference: pinned,
+            digest,
+            previous: desired.previous,
+            fleet: true,
+        })
+    }
+
+    /// Fetch the component `reference` (pinned to `digest`) names, check it as a new version of
+    /// policy `name`, put it live and write it to the policy's file; a refusal changes nothing.
+    pub async fn activate(
+        &self,
+        name: &str,
+        reference: &str,
+        digest: &str,
+    ) -> Result<Changed, ChangeError> {
+        let _change = self.changes.lock().await;
+        let slot = self.slot(name)?;
+        let live = slot.live();
+        if live.digest() == Some(digest) {
+            return Ok(Changed {
+                version: live,
+                persisted: Ok(()),
+            });
+        }
+        let pulled = match self.artifacts.fetch(reference).await {
+            Ok(pulled) => pulled,
+            Err(source) => {
+                slot.refused("deploy", Some(reference.to_string()), source.to_string());
+                return Err(ChangeError::Fetch {
+                    policy: name.to_string(),
+                    source,
+                });
+            }
+        };
+        let sha256 = crate::config::hex(&<sha2::Sha256 as sha2::Digest>::digest(&pulled.component));
+        let origin = format!("oci {reference}");
+        let checked = self
+            .validate(&slot, pulled.component.into(), origin, Some(pulled.digest))
+            .await;
+        let version = match checked {
+            Ok(version) => version,
+            Err(fault) => {
+                slot.refused("deploy", Some(short(name, &sha256)), fault.to_string());
+                return Err(ChangeError::Refused {
+                    policy: name.to_string(),
+                    fault,
+                });
+            }
+        };
+        slot.promote(version.clone(), "deploy");
+        let persisted = save_live(&slot).await;
+        Ok(Changed { version, persisted })
+    }
+}
+
+/// Have this replica follow the fleet's deploys for as long as the runtime runs: at every
+/// announced deploy and every `state.rollout_check_ms`, each policy whose deployed digest differs
+/// from its live one is activated, and what the replica runs is reported.
+pub fn spawn(app: Arc<App>) {
+    let snapshot = app.snapshot();
+    let (Some(fleet), Some(state)) = (snapshot.fleet.clone(), snapshot.config.state.as_ref())
+    else {
+        return;
+    };
+    let check = Duration::from_millis(state.rollout_check_ms);
+    let mut follower = Follower {
+        app,
+        fleet,
+        refused: HashMap::new(),
+        applied: HashMap::new(),
+        last_refusal: None,
+    };
+    tokio::spawn(async move {
+        let mut after = "0-0".to_string();
+        loop {
+            follower.reconcile().await;
+            match follower.fleet.next_deploy(&after, check).await {
+                Ok(Some(id)) => after = id,
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::debug!("waiting for deploys: {e}");
+                    tokio::time::sleep(check.min(Duration::from_secs(1))).await;
+                }
+            }
+        }
+    });
+}
+
+/// One replica's view of the rollouts it follows.
+struct Follower {
+    app: Arc<App>,
+    fleet: Arc<Fleet>,
+    /// Per policy, the deployed digest this replica refused for good.
+    refused: HashMap<String, String>,
+    /// Per policy, the deployed digest this replica last put live.
+    applied: HashMap<String, String>,
+    last_refusal: Option<Refusal>,
+}
+
+impl Follower {
+    /// Activate every deployed version this replica does not run, then report.
+    async fn reconcile(&mut self) {
+        let snapshot = self.app.snapshot();
+        for (name, slot) in &snapshot.policies {
+            let desired = match self.fleet.desired(name).await {
+                Ok(Some(desired)) => desired,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::debug!("reading the deployed versions: {e}");
+                    return;
+                }
+            };
+            let digest = &desired.digest;
+            let passed = |seen: &HashMap<String, String>| seen.get(name) == Some(digest);
+            if slot.live().digest() == Some(digest.as_str())
+                || passed(&self.refused)
+                || passed(&self.applied)
+            {
+                continue;
+            }
+            match self.app.activate(name, &desired.reference, digest).await {
+                Ok(changed) => {
+                    self.applied.insert(name.clone(), digest.clone());
+                    tracing::info!(policy = %name, digest = %digest, version = %changed.version.version(), "deployed version live");
+                }
+                Err(e) => {
+                    let retrying = e.retryable();
+                    if !retrying {
+                        self.refused.insert(name.clone(), digest.clone());
+                    }
+                    tracing::warn!(policy = %name, digest = %digest, retrying, "deployed version refused, the live version keeps serving: {e}");
+                    self.last_refusal = Some(Refusal {
+                        policy: name.clone(),
+                        digest: digest.clone(),
+                        reason: e.to_string(),
+                        retrying,
+                        at_ms: now_ms(),
+                    });
+                }
+            }
+        }
+        self.report().await;
+    }
+
+    async fn report(&self) {
+        let snapshot = self.app.snapshot();
+        let policies: BTreeMap<String, LivePolicy> = snapshot
+            .policies
+            .iter()
+            .map(|(name, slot)| {
+                let live = slot.live();
+                let policy = LivePolicy {
+                    version: live.version().to_string(),
+                    digest: live.digest().map(str::to_string),
+                };
+                (name.clone(), policy)
+            })
+            .collect();
+        let report = Report {
+            replica: self.fleet.replica().to_string(),
+            policies,
+            last_refusal: self.last_refusal.clone(),
+        };
+        if let Err(e) = self.fleet.report(&report).await {
+            tracing::debug!("reporting to the fleet: {e}");
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
