@@ -195,7 +195,9 @@ pub async fn resolve(
 
 /// `reference` pinned to `digest`: `REGISTRY/REPOSITORY@sha256:...`.
 pub fn pinned(reference: &str, digest: &str) -> Result<String, RegistryError> {
-    Ok(parse(reference)?.clone_with_digest(digest.to_string()).whole())
+    Ok(parse(reference)?
+        .clone_with_digest(digest.to_string())
+        .whole())
 }
 
 /// Pull the component `reference` names, checked and verified.
@@ -380,7 +382,10 @@ mod tests {
         let (component, _) = cache.paths(&digest).unwrap();
         std::fs::write(component, b"compo").unwrap();
         let miss = cache.pull(&reference, &Access::plain_http(), &env).await;
-        assert!(matches!(miss, Err(RegistryError::Registry { .. })), "{miss:?}");
+        assert!(
+            matches!(miss, Err(RegistryError::Registry { .. })),
+            "{miss:?}"
+        );
     }
 
     #[test]

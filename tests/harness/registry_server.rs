@@ -1,6 +1,6 @@
 //! A real OCI registry for the registry tests: Debian's `docker-registry` (the Docker
 //! distribution registry) on a free loopback port, plain HTTP, storing in a private folder;
-//! stopped when dropped.
+//! stopped when dropped, and restarted on the same port and storage when a test asks.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -11,7 +11,8 @@ use crate::poll;
 pub struct Registry {
     /// `127.0.0.1:PORT`, the start of a reference naming it.
     pub host: String,
-    _dir: tempfile::TempDir,
+    port: u16,
+    dir: tempfile::TempDir,
     child: Child,
 }
 
@@ -32,27 +33,21 @@ impl Registry {
             ),
         )
         .expect("write the registry's config");
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("docker-registry is installed (.ci/run installs Debian's package)");
-        let ready = || {
-            std::net::TcpStream::connect(("127.0.0.1", port))
-                .ok()
-                .map(drop)
-        };
-        poll::until_blocking("docker-registry accepting", Duration::from_secs(10), ready);
+        let child = serve(&dir, port);
         Self {
             host: format!("127.0.0.1:{port}"),
-            _dir: dir,
+            port,
+            dir,
             child,
         }
     }
 
-    /// Stop it (SIGKILL); it does not come back.
+    /// Start it again after [`Registry::stop`], with what it stored.
+    pub fn start_again(&mut self) {
+        self.child = serve(&self.dir, self.port);
+    }
+
+    /// Stop it (SIGKILL), until [`Registry::start_again`].
     pub fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -63,4 +58,22 @@ impl Drop for Registry {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Run `docker-registry` with the config in `dir`, once it accepts connections on `port`.
+fn serve(dir: &tempfile::TempDir, port: u16) -> Child {
+    let child = Command::new("docker-registry")
+        .arg("serve")
+        .arg(dir.path().join("config.yml"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("docker-registry is installed (.ci/run installs Debian's package)");
+    let ready = || {
+        std::net::TcpStream::connect(("127.0.0.1", port))
+            .ok()
+            .map(drop)
+    };
+    poll::until_blocking("docker-registry accepting", Duration::from_secs(10), ready);
+    child
 }

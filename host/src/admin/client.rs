@@ -64,8 +64,12 @@ impl AdminClient {
     /// `POST /admin/policies/NAME/deploy`.
     pub async fn deploy(&self, policy: &str, reference: &str) -> Result<DeployAnswer, ClientError> {
         let path = format!("admin/policies/{policy}/deploy");
-        self.call(reqwest::Method::POST, &path, Some(json!({"reference": reference})))
-            .await
+        self.call(
+            reqwest::Method::POST,
+            &path,
+            Some(json!({"reference": reference})),
+        )
+        .await
     }
 
     /// `GET /admin/fleet`.

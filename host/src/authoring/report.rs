@@ -9,9 +9,9 @@ use anstyle::{AnsiColor, Style};
 use serde::Serialize;
 
 use super::cases::CaseResult;
-use crate::fleet::Status;
 use super::check::CheckReport;
 use super::replay::ReplayReport;
+use crate::fleet::Status;
 
 /// Colours for people's output; all plain when off.
 #[derive(Debug, Clone, Copy)]
@@ -220,16 +220,29 @@ pub fn fleet(out: &mut dyn Write, s: &Status, p: Palette) -> io::Result<()> {
     }
     for (name, desired) in &s.desired {
         let ago = seconds(s.now_ms.saturating_sub(desired.at_ms));
-        writeln!(out, "  {:<20} {}  {dim}{ago} ago{dim:#}", safe(name), safe(&desired.reference))?;
+        writeln!(
+            out,
+            "  {:<20} {}  {dim}{ago} ago{dim:#}",
+            safe(name),
+            safe(&desired.reference)
+        )?;
         if let Some(previous) = &desired.previous {
             writeln!(out, "  {:<20} {dim}previous {}{dim:#}", "", safe(previous))?;
         }
     }
     writeln!(out, "{bold}replicas{bold:#} ({} live)", s.replicas.len())?;
     for replica in &s.replicas {
-        let here = if replica.replica == s.replica { " (answered)" } else { "" };
+        let here = if replica.replica == s.replica {
+            " (answered)"
+        } else {
+            ""
+        };
         let ago = seconds(s.now_ms.saturating_sub(replica.heartbeat_ms));
-        writeln!(out, "  {}{here}  {dim}heartbeat {ago} ago{dim:#}", safe(&replica.replica))?;
+        writeln!(
+            out,
+            "  {}{here}  {dim}heartbeat {ago} ago{dim:#}",
+            safe(&replica.replica)
+        )?;
         let Some(report) = &replica.report else {
             writeln!(out, "    {dim}no report yet{dim:#}")?;
             continue;
@@ -252,7 +265,11 @@ pub fn fleet(out: &mut dyn Write, s: &Status, p: Palette) -> io::Result<()> {
             )?;
         }
         if let Some(refusal) = &report.last_refusal {
-            let retry = if refusal.retrying { ", trying again" } else { "" };
+            let retry = if refusal.retrying {
+                ", trying again"
+            } else {
+                ""
+            };
             writeln!(
                 out,
                 "    {fail}refused{fail:#} {} {}{retry}: {}",

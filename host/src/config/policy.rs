@@ -158,7 +158,9 @@ impl PolicyConfig {
         }
         if self.path.as_os_str().is_empty() {
             let message = match self.oci {
-                Some(_) => "must name the file an `oci` policy's live version is kept in (or set policies_dir)",
+                Some(_) => {
+                    "must name the file an `oci` policy's live version is kept in (or set policies_dir)"
+                }
                 None => "must name a component file (or set policies_dir)",
             };
             return Err(Invalid::new(field("path"), message));
@@ -168,7 +170,9 @@ impl PolicyConfig {
         {
             return Err(Invalid::new(
                 field("oci"),
-                format!("`{reference}` is not an OCI reference (REGISTRY/REPOSITORY:TAG or REGISTRY/REPOSITORY@sha256:...)"),
+                format!(
+                    "`{reference}` is not an OCI reference (REGISTRY/REPOSITORY:TAG or REGISTRY/REPOSITORY@sha256:...)"
+                ),
             ));
         }
         if !(1..=10_000).contains(&self.deadline_ms) {

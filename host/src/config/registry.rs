@@ -40,6 +40,9 @@ mod tests {
         let config = RegistryConfig {
             plain_http: vec!["127.0.0.1:5000".into(), "http://x/".into()],
         };
-        assert_eq!(config.validate().unwrap_err().field, "registry.plain_http[1]");
+        assert_eq!(
+            config.validate().unwrap_err().field,
+            "registry.plain_http[1]"
+        );
     }
 }

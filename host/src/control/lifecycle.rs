@@ -99,7 +99,14 @@ impl App {
         if let Some(field) = old.config.restart_needed(&config) {
             return Err(ChangeError::RestartNeeded(field));
         }
-        let plan = build::plan(&self.engine, &self.artifacts, config, &*self.env, Some(&old)).await?;
+        let plan = build::plan(
+            &self.engine,
+            &self.artifacts,
+            config,
+            &*self.env,
+            Some(&old),
+        )
+        .await?;
         let fetched = plan.fetched();
         let snapshot = plan.apply("config", &self.unsaved);
         let summary = ReloadSummary {
@@ -278,7 +285,10 @@ pub(super) async fn save_live(slot: &PolicySlot) -> Result<(), String> {
         && let Err(e) =
             artifacts::write_record(path, config.oci.clone(), digest, live.sha256()).await
     {
-        return failed(format!("cannot write the OCI record beside {}: {e}", path.display()));
+        return failed(format!(
+            "cannot write the OCI record beside {}: {e}",
+            path.display()
+        ));
     }
     Ok(())
 }

@@ -31,8 +31,8 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use axum::http::HeaderMap;
 
-pub use budget::{Budget, BudgetStatus};
 use artifacts::Artifacts;
+pub use budget::{Budget, BudgetStatus};
 use conversations::ResponseStore;
 pub use lifecycle::{ChangeError, Changed, ReloadSummary};
 pub use rate::{Admission, Limited, RateLimit};

@@ -116,12 +116,7 @@ impl Fleet {
         let key = self.desired_key(name);
         let mut c = self.connection.clone();
         let (now, old): ((u64, u64), Option<String>) = self
-            .data(
-                redis::pipe()
-                    .cmd("TIME")
-                    .get(&key)
-                    .query_async(&mut c),
-            )
+            .data(redis::pipe().cmd("TIME").get(&key).query_async(&mut c))
             .await?;
         let previous = old
             .and_then(|old| serde_json::from_str::<Desired>(&old).ok())
@@ -184,7 +179,9 @@ impl Fleet {
             None => {
                 // No response timeout of its own: a blocking read waits on purpose.
                 let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
-                let made = self.client.get_multiplexed_async_connection_with_config(&config);
+                let made = self
+                    .client
+                    .get_multiplexed_async_connection_with_config(&config);
                 let made = tokio::time::timeout(DATA_TIMEOUT, made)
                     .await
                     .map_err(|_| FleetError::Timeout(DATA_TIMEOUT))?
