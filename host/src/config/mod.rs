@@ -549,6 +549,34 @@ mod tests {
     }
 
     #[test]
+    fn an_oci_entry_needs_a_reference_and_a_file_to_keep_it_in() {
+        let oci = |line: &str| MINIMAL.replace("path = \"p.wasm\"", line);
+        let c = Config::parse(
+            &oci("oci = \"registry.example/policies/p:v1\"\npath = \"p.wasm\""),
+            Path::new("test.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            c.policies[0].oci.as_deref(),
+            Some("registry.example/policies/p:v1")
+        );
+        let e = error_of(&oci("oci = \"registry.example/policies/p:v1\""));
+        assert!(
+            e.contains("`policies[0].path`: must name the file an `oci` policy's live version"),
+            "{e}"
+        );
+        let e = error_of(&oci("oci = \"just-a-name\"\npath = \"p.wasm\""));
+        assert!(
+            e.contains("`policies[0].oci`: `just-a-name` is not an OCI reference"),
+            "{e}"
+        );
+        let e = error_of(&format!(
+            "{MINIMAL}\n[registry]\nplain_http = [\"http://x\"]"
+        ));
+        assert!(e.contains("`registry.plain_http[0]`"), "{e}");
+    }
+
+    #[test]
     fn syntax_and_unknown_fields_are_reported_with_the_file() {
         let e = error_of("listen = ");
         assert!(e.starts_with("config file test.toml is not valid:"), "{e}");

@@ -12,8 +12,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use sha2::{Digest, Sha256};
+
 use super::lifecycle::{save_live, short};
 use super::{App, ChangeError, Changed};
+use crate::config::hex;
 use crate::fleet::{Fleet, LivePolicy, Refusal, Report};
 
 /// What a deploy recorded.
@@ -95,7 +98,7 @@ impl App {
                 });
             }
         };
-        let sha256 = crate::config::hex(&<sha2::Sha256 as sha2::Digest>::digest(&pulled.component));
+        let sha256 = hex(&Sha256::digest(&pulled.component));
         let origin = format!("oci {reference}");
         let checked = self
             .validate(&slot, pulled.component.into(), origin, Some(pulled.digest))
@@ -129,6 +132,7 @@ pub fn spawn(app: Arc<App>) {
     let mut follower = Follower {
         app,
         fleet,
+        check,
         refused: HashMap::new(),
         applied: HashMap::new(),
         last_refusal: None,
@@ -153,6 +157,8 @@ pub fn spawn(app: Arc<App>) {
 struct Follower {
     app: Arc<App>,
     fleet: Arc<Fleet>,
+    /// How often the versions are compared (and reported) when no deploy comes.
+    check: Duration,
     /// Per policy, the deployed digest this replica refused for good.
     refused: HashMap<String, String>,
     /// Per policy, the deployed digest this replica last put live.
@@ -224,7 +230,7 @@ impl Follower {
             policies,
             last_refusal: self.last_refusal.clone(),
         };
-        if let Err(e) = self.fleet.report(&report).await {
+        if let Err(e) = self.fleet.report(&report, self.check).await {
             tracing::debug!("reporting to the fleet: {e}");
         }
     }

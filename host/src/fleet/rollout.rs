@@ -7,8 +7,8 @@
 //! block on the stream ([`Fleet::next_deploy`], on a connection of their own so the blocking
 //! read holds up nothing else) and compare the desired versions with their own; the desired key,
 //! not the stream, is the truth, so a replica that missed events catches up at its next check.
-//! Each replica writes a [`Report`] of what it runs under `{prefix}:replica:ID`, which expires
-//! with its heartbeat. This module touches only Redis.
+//! Each replica writes a [`Report`] of what it runs under `{prefix}:replica:ID` at each check;
+//! it expires once the replica has missed two. This module touches only Redis.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -216,15 +216,17 @@ impl Fleet {
             .map(|entry| entry.id))
     }
 
-    /// Publish what this replica runs, for as long as its heartbeat counts.
-    pub async fn report(&self, report: &Report) -> Result<(), FleetError> {
+    /// Publish what this replica runs, reported again at least `every`: kept until two reports
+    /// were missed and the heartbeat stopped counting.
+    pub async fn report(&self, report: &Report, every: Duration) -> Result<(), FleetError> {
+        let ttl = every * 2 + LIVE_FOR;
         let json = serde_json::to_vec(report).expect("serializable");
         let mut c = self.connection.clone();
         let set = redis::cmd("SET")
             .arg(self.report_key(&self.replica))
             .arg(json)
             .arg("PX")
-            .arg(LIVE_FOR.as_millis() as u64)
+            .arg(ttl.as_millis() as u64)
             .to_owned();
         self.data(set.query_async::<()>(&mut c)).await
     }

@@ -29,7 +29,7 @@ pub struct SlotEvent {
     pub at: SystemTime,
     /// `live`, `refused` or `rolled-back`.
     pub kind: &'static str,
-    /// What caused it: `start`, `file`, `upload`, `config`, `admin` or `automatic`.
+    /// What caused it: `start`, `file`, `upload`, `config`, `deploy`, `admin` or `automatic`.
     pub trigger: &'static str,
     /// The version it concerns (the refused one, or the one now live).
     pub version: Option<String>,
