@@ -26,7 +26,8 @@ pub struct Deployed {
     /// The reference pinned to its digest.
     pub reference: String,
     pub digest: String,
-    /// The pinned reference it replaced in the fleet, if any.
+    /// The pinned reference it replaced in the fleet, if any (none on a replica without
+    /// `[state]`, whose own rollback restores the version replaced).
     pub previous: Option<String>,
     /// Whether it went to the fleet (Redis) rather than this replica alone.
     pub fleet: bool,
@@ -47,13 +48,14 @@ impl App {
             .map(|(_, digest)| digest.to_string())
             .unwrap_or_default();
         let Some(fleet) = self.snapshot().fleet.clone() else {
-            let previous = self.slot(name)?.live().digest().map(str::to_string);
+            // One replica: its rollback (`POST /admin/policies/NAME/rollback`) restores the
+            // version this replaces.
             self.activate(name, &pinned, &digest).await?;
             return Ok(Deployed {
                 policy: name.to_string(),
                 reference: pinned,
                 digest,
-                previous,
+                previous: None,
                 fleet: false,
             });
         };
