@@ -320,10 +320,7 @@ impl Loaded {
 /// Run a `switchyard policy` command; exit 1 when a check or a case fails.
 fn policy_command(command: PolicyCommand) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
-    let palette = report::Palette::new(
-        stdout.is_terminal(),
-        std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
-    );
+    let palette = palette(&stdout);
     let mut out = stdout.lock();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -512,6 +509,14 @@ fn policy_command(command: PolicyCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Colours for people, when `stdout` is a terminal and `NO_COLOR` is unset.
+fn palette(stdout: &std::io::Stdout) -> report::Palette {
+    report::Palette::new(
+        stdout.is_terminal(),
+        std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+    )
+}
+
 fn fleet_command(command: FleetCommand) -> anyhow::Result<()> {
     let FleetCommand::Status { admin, json } = command;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -520,10 +525,7 @@ fn fleet_command(command: FleetCommand) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     let status = runtime.block_on(admin.client()?.fleet())?;
     let stdout = std::io::stdout();
-    let palette = report::Palette::new(
-        stdout.is_terminal(),
-        std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
-    );
+    let palette = palette(&stdout);
     let mut out = stdout.lock();
     if json {
         report::json(&mut out, &status)?;
