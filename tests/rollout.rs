@@ -323,7 +323,8 @@ async fn a_policy_entry_naming_an_oci_reference_is_fetched_once_and_kept() {
     let v1_digest = push(&registry, "scripted_policy", "v1");
     let v2_digest = push(&registry, "cost_router", "v2");
     let dir = tempfile::tempdir().unwrap();
-    let policy_file = dir.path().join("test-policy.wasm");
+    // In a folder that does not exist yet: the first fetch makes it.
+    let policy_file = dir.path().join("live/test-policy.wasm");
     let host = registry.host.clone();
     let config = |tag: &str| {
         ConfigBuilder::new(&policy_file)

@@ -298,11 +298,15 @@ pub(super) fn short(name: &str, sha256: &str) -> String {
     format!("{name}@{}", &sha256[..12])
 }
 
-/// Replace `path` with `bytes` so that readers see the old file or the new one, never a mix.
+/// Replace `path` with `bytes` so that readers see the old file or the new one, never a mix;
+/// its folder is made if missing (an `oci` policy's first fetch).
 pub(super) async fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let file_name = path
         .file_name()
         .ok_or_else(|| std::io::Error::other("the policy path has no file name"))?;
+    if let Some(folder) = path.parent() {
+        tokio::fs::create_dir_all(folder).await?;
+    }
     let temp = path.with_file_name(format!(
         ".{}.upload-{}",
         file_name.to_string_lossy(),
