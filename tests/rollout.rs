@@ -264,6 +264,21 @@ async fn a_refused_or_unreachable_digest_changes_no_replica() {
         assert!(holds(&replica.policy_file, "scripted_policy"));
     }
 
+    // A digest the registry does not hold is refused when it is deployed; nothing is recorded.
+    let missing = format!("{}/policies/test@sha256:{}", registry.host, "0".repeat(64));
+    let refused = switchyard(
+        &["policy", "deploy", "test-policy", &missing],
+        &replicas[0].proxy,
+    );
+    assert!(!refused.status.success());
+    let stderr = text(&refused.stderr);
+    assert!(
+        stderr.contains("422") && stderr.contains(&missing),
+        "{stderr}"
+    );
+    let desired = &fleet_status(&replicas[1].proxy).await["desired"]["test-policy"];
+    assert_eq!(desired["digest"], ghost.as_str());
+
     // The registry stopped before the replicas fetch a digest: none changes, each says why and
     // tries again, and all take it once the registry is back.
     let digest = push(&registry, "cost_router", "v2");

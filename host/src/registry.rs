@@ -13,9 +13,11 @@
 //! plain HTTP when asked. This module touches only registries and its cache folder.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use base64::Engine;
 use oci_client::client::{ClientConfig, ClientProtocol, Config, ImageLayer};
+use oci_client::errors::OciDistributionError;
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 use sha2::{Digest, Sha256};
@@ -27,11 +29,20 @@ pub const WASM_CONFIG: &str = "application/vnd.wasm.config.v0+json";
 /// The media type of the layer holding the component.
 pub const WASM_LAYER: &str = "application/wasm";
 
+/// Longest wait to connect to a registry (reads may take twice this between bytes).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest a whole registry call (a push or pull of a component up to tens of MB) may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// A registry operation failed; the message names the reference.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
+    #[error("`{reference}` is outside the registries `registry.allowed` lists")]
+    NotAllowed { reference: String },
     #[error("`{reference}` is not an OCI reference: {message}")]
     Reference { reference: String, message: String },
+    #[error("registry of `{reference}` cannot be reached: {message}")]
+    Unavailable { reference: String, message: String },
     #[error("registry of `{reference}`: {message}")]
     Registry { reference: String, message: String },
     #[error("`{reference}` is not a Wasm component artifact: {message}")]
@@ -46,9 +57,10 @@ pub enum RegistryError {
 }
 
 impl RegistryError {
-    /// Whether trying again later may work: the registry could not be reached or failed.
+    /// Whether trying again later may work: the registry could not be reached, timed out, or
+    /// failed on its side; not when it answered that the artifact is missing or access denied.
     pub fn retryable(&self) -> bool {
-        matches!(self, Self::Registry { .. })
+        matches!(self, Self::Unavailable { .. })
     }
 }
 
@@ -57,6 +69,8 @@ impl RegistryError {
 pub struct Access {
     plain_http: Vec<String>,
     all_plain: bool,
+    /// Reference prefixes that may be resolved and pulled; empty allows any.
+    allowed: Vec<String>,
 }
 
 impl Access {
@@ -65,6 +79,7 @@ impl Access {
         Self {
             plain_http: Vec::new(),
             all_plain: true,
+            allowed: Vec::new(),
         }
     }
 
@@ -73,6 +88,18 @@ impl Access {
         Self {
             plain_http: config.plain_http.clone(),
             all_plain: false,
+            allowed: config.allowed.clone(),
+        }
+    }
+
+    /// `reference`, unless `registry.allowed` leaves it out.
+    fn check(&self, reference: &str) -> Result<(), RegistryError> {
+        if self.allowed.is_empty() || self.allowed.iter().any(|p| reference.starts_with(p)) {
+            Ok(())
+        } else {
+            Err(RegistryError::NotAllowed {
+                reference: reference.to_string(),
+            })
         }
     }
 }
@@ -105,6 +132,8 @@ fn client(access: &Access) -> Client {
         } else {
             ClientProtocol::HttpsExcept(access.plain_http.clone())
         },
+        connect_timeout: Some(CONNECT_TIMEOUT),
+        read_timeout: Some(CONNECT_TIMEOUT * 2),
         ..ClientConfig::default()
     })
 }
@@ -137,10 +166,36 @@ fn credentials(registry: &str, env: &dyn Env) -> RegistryAuth {
     auth.unwrap_or(RegistryAuth::Anonymous)
 }
 
-fn registry_error(reference: &str, error: impl std::fmt::Display) -> RegistryError {
-    RegistryError::Registry {
-        reference: reference.to_string(),
-        message: error.to_string(),
+/// What a failed registry call means: worth trying again (no connection, a timeout, a server
+/// error, throttling) or final (not found, access denied, a broken answer).
+fn registry_error(reference: &str, error: OciDistributionError) -> RegistryError {
+    let retryable = match &error {
+        OciDistributionError::RequestError(_) | OciDistributionError::IoError(_) => true,
+        OciDistributionError::ServerError { code, .. } => {
+            *code >= 500 || *code == 408 || *code == 429
+        }
+        _ => false,
+    };
+    let reference = reference.to_string();
+    let message = error.to_string();
+    if retryable {
+        RegistryError::Unavailable { reference, message }
+    } else {
+        RegistryError::Registry { reference, message }
+    }
+}
+
+/// Run a registry call for `reference` within [`CALL_TIMEOUT`].
+async fn bounded<T>(
+    reference: &str,
+    call: impl std::future::Future<Output = Result<T, OciDistributionError>>,
+) -> Result<T, RegistryError> {
+    match tokio::time::timeout(CALL_TIMEOUT, call).await {
+        Ok(result) => result.map_err(|e| registry_error(reference, e)),
+        Err(_) => Err(RegistryError::Unavailable {
+            reference: reference.to_string(),
+            message: format!("no answer within {} s", CALL_TIMEOUT.as_secs()),
+        }),
     }
 }
 
@@ -165,32 +220,40 @@ pub async fn push(
         None,
     );
     let client = client(access);
-    client
-        .push(&parsed, &[layer], config, &auth, None)
-        .await
-        .map_err(|e| registry_error(reference, e))?;
-    client
-        .fetch_manifest_digest(&parsed, &auth)
-        .await
-        .map_err(|e| registry_error(reference, e))
+    bounded(
+        reference,
+        client.push(&parsed, &[layer], config, &auth, None),
+    )
+    .await?;
+    bounded(reference, client.fetch_manifest_digest(&parsed, &auth)).await
 }
 
-/// The digest `reference` names: its own when it has one, else what the registry says its tag
-/// names now.
+/// The digest `reference` names as the registry answers now: what its tag names, or the
+/// digest it names, unless the registry answers that it does not hold it. A digest is taken as
+/// named while the registry cannot be reached: whoever pulls it verifies it, and tries again.
 pub async fn resolve(
     reference: &str,
     access: &Access,
     env: &(dyn Env + Sync),
 ) -> Result<String, RegistryError> {
+    access.check(reference)?;
     let parsed = parse(reference)?;
-    if let Some(digest) = parsed.digest() {
-        return Ok(digest.to_string());
-    }
     let auth = credentials(parsed.resolve_registry(), env);
-    client(access)
-        .fetch_manifest_digest(&parsed, &auth)
-        .await
-        .map_err(|e| registry_error(reference, e))
+    let answer = bounded(
+        reference,
+        client(access).fetch_manifest_digest(&parsed, &auth),
+    )
+    .await;
+    match (parsed.digest(), answer) {
+        (Some(named), Err(e)) if e.retryable() => Ok(named.to_string()),
+        (Some(named), Ok(digest)) if named != digest => Err(RegistryError::Digest {
+            reference: reference.to_string(),
+            what: "the manifest",
+            expected: named.to_string(),
+            got: digest,
+        }),
+        (_, answer) => answer,
+    }
 }
 
 /// `reference` pinned to `digest`: `REGISTRY/REPOSITORY@sha256:...`.
@@ -206,12 +269,14 @@ pub async fn pull(
     access: &Access,
     env: &(dyn Env + Sync),
 ) -> Result<Pulled, RegistryError> {
+    access.check(reference)?;
     let parsed = parse(reference)?;
     let auth = credentials(parsed.resolve_registry(), env);
-    let image = client(access)
-        .pull(&parsed, &auth, vec![WASM_LAYER])
-        .await
-        .map_err(|e| registry_error(reference, e))?;
+    let image = bounded(
+        reference,
+        client(access).pull(&parsed, &auth, vec![WASM_LAYER]),
+    )
+    .await?;
     let layout = |message: &str| RegistryError::Layout {
         reference: reference.to_string(),
         message: message.to_string(),
@@ -284,6 +349,7 @@ impl Cache {
         access: &Access,
         env: &(dyn Env + Sync),
     ) -> Result<Pulled, RegistryError> {
+        access.check(reference)?;
         if let Some(digest) = parse(reference)?.digest()
             && let Some(component) = self.read(digest).await
         {
@@ -383,8 +449,17 @@ mod tests {
         std::fs::write(component, b"compo").unwrap();
         let miss = cache.pull(&reference, &Access::plain_http(), &env).await;
         assert!(
-            matches!(miss, Err(RegistryError::Registry { .. })),
+            matches!(miss, Err(RegistryError::Unavailable { .. })),
             "{miss:?}"
+        );
+        let fenced = Access::from_config(&RegistryConfig {
+            plain_http: Vec::new(),
+            allowed: vec!["registry.internal/policies/".into()],
+        });
+        let outside = cache.pull(&reference, &fenced, &env).await;
+        assert!(
+            matches!(outside, Err(RegistryError::NotAllowed { .. })),
+            "{outside:?}"
         );
     }
 

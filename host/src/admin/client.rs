@@ -2,6 +2,8 @@
 //! status`): one running replica's admin listener, with the admin token. This module does
 //! network I/O only; the answers are printed by the caller.
 
+use std::time::Duration;
+
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -30,6 +32,28 @@ impl ClientError {
     }
 }
 
+/// Longest wait to connect to the admin API.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest wait for an answer: a deploy on a replica without `[state]` fetches and checks the
+/// component before it answers.
+const CALL_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Most characters of an error message shown from the admin API.
+const MAX_MESSAGE_CHARS: usize = 2000;
+
+/// `message` (which may quote a registry's or a policy's words) cut to [`MAX_MESSAGE_CHARS`],
+/// with control characters escaped, fit for a terminal.
+fn printable(message: &str) -> String {
+    message
+        .chars()
+        .take(MAX_MESSAGE_CHARS)
+        .flat_map(|c| match c.is_control() {
+            true => c.escape_default().collect::<Vec<_>>(),
+            false => vec![c],
+        })
+        .collect()
+}
+
 /// One replica's admin API.
 pub struct AdminClient {
     base: reqwest::Url,
@@ -54,39 +78,48 @@ impl AdminClient {
             .ok()
             .filter(|url| matches!(url.scheme(), "http" | "https"))
             .ok_or_else(|| ClientError::Url(base.to_string()))?;
-        Ok(Self {
-            base,
-            token,
-            http: reqwest::Client::new(),
-        })
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(CALL_TIMEOUT)
+            .build()
+            .map_err(|e| ClientError::Unreachable {
+                url: base.to_string(),
+                message: e.to_string(),
+            })?;
+        Ok(Self { base, token, http })
     }
 
     /// `POST /admin/policies/NAME/deploy`.
     pub async fn deploy(&self, policy: &str, reference: &str) -> Result<DeployAnswer, ClientError> {
-        let path = format!("admin/policies/{policy}/deploy");
-        self.call(
-            reqwest::Method::POST,
-            &path,
-            Some(json!({"reference": reference})),
-        )
-        .await
+        let path = ["admin", "policies", policy, "deploy"];
+        let body = json!({"reference": reference});
+        self.call(reqwest::Method::POST, &path, Some(body)).await
     }
 
     /// `GET /admin/fleet`.
     pub async fn fleet(&self) -> Result<Status, ClientError> {
-        self.call(reqwest::Method::GET, "admin/fleet", None).await
+        self.call(reqwest::Method::GET, &["admin", "fleet"], None)
+            .await
     }
 
+    /// The admin API's URL for the path made of `segments`, each escaped as one segment.
+    fn url(&self, segments: &[&str]) -> Result<reqwest::Url, ClientError> {
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .map_err(|()| ClientError::Url(self.base.to_string()))?
+            .pop_if_empty()
+            .extend(segments);
+        Ok(url)
+    }
+
+    /// Call the admin API at the path made of `segments`.
     async fn call<T: DeserializeOwned>(
         &self,
         method: reqwest::Method,
-        path: &str,
+        segments: &[&str],
         body: Option<Value>,
     ) -> Result<T, ClientError> {
-        let url = self
-            .base
-            .join(path)
-            .map_err(|_| ClientError::Url(self.base.to_string()))?;
+        let url = self.url(segments)?;
         let unreachable = |e: reqwest::Error| ClientError::Unreachable {
             url: self.base.to_string(),
             message: e.to_string(),
@@ -104,11 +137,32 @@ impl AdminClient {
                 .as_str()
                 .map(str::to_string)
                 .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
-            return Err(ClientError::Refused { status, message });
+            return Err(ClientError::Refused {
+                status,
+                message: printable(&message),
+            });
         }
         serde_json::from_slice(&bytes).map_err(|e| ClientError::Refused {
             status,
             message: format!("an answer this command does not understand: {e}"),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_cut_and_made_printable() {
+        assert_eq!(printable("bad\u{1b}[31m red\n"), "bad\\u{1b}[31m red\\n");
+        assert_eq!(printable(&"x".repeat(5000)).len(), MAX_MESSAGE_CHARS);
+    }
+
+    #[test]
+    fn a_policy_name_stays_one_path_segment() {
+        let client = AdminClient::new("http://127.0.0.1:9/", "t".into()).unwrap();
+        let url = client.url(&["admin", "policies", "a/../b?c", "deploy"]);
+        assert_eq!(url.unwrap().path(), "/admin/policies/a%2F..%2Fb%3Fc/deploy");
     }
 }

@@ -207,6 +207,8 @@ async fn deploy(
                 "reference": deployed.reference,
                 "digest": deployed.digest,
                 "previous": deployed.previous,
+                "persisted": deployed.unsaved.is_none(),
+                "warning": deployed.unsaved.map(|e| format!("live, but not saved (a restart loads the file's version): {e}")),
             }))
             .into_response()
         }

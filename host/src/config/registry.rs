@@ -15,6 +15,12 @@ pub struct RegistryConfig {
     /// HTTPS: a registry on loopback or a private network only.
     #[serde(default)]
     pub plain_http: Vec<String>,
+    /// Where `oci` entries and deploys may take components from: reference prefixes such as
+    /// `registry.internal:5000/policies/`. Empty (the default) allows any registry. Set it when
+    /// registry credentials are in the environment (they go to whichever registry a reference
+    /// names) or when others than the operators can write the fleet's Redis.
+    #[serde(default)]
+    pub allowed: Vec<String>,
 }
 
 impl RegistryConfig {
@@ -27,6 +33,14 @@ impl RegistryConfig {
                 ));
             }
         }
+        for (i, prefix) in self.allowed.iter().enumerate() {
+            if !prefix.contains('/') || prefix.contains(char::is_whitespace) {
+                return Err(Invalid::new(
+                    format!("registry.allowed[{i}]"),
+                    "must be the start of a reference: REGISTRY/ or REGISTRY/REPOSITORY",
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -36,13 +50,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_bad_host_names_its_entry() {
+    fn a_bad_entry_is_named() {
         let config = RegistryConfig {
             plain_http: vec!["127.0.0.1:5000".into(), "http://x/".into()],
+            allowed: Vec::new(),
         };
         assert_eq!(
             config.validate().unwrap_err().field,
             "registry.plain_http[1]"
         );
+        let config = RegistryConfig {
+            plain_http: Vec::new(),
+            allowed: vec!["registry.internal".into()],
+        };
+        assert_eq!(config.validate().unwrap_err().field, "registry.allowed[0]");
     }
 }

@@ -11,20 +11,20 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
-use crate::config::{Config, Env, PolicyConfig, hex};
+use crate::config::{Config, Env, PolicyConfig};
 use crate::policy::LoadError;
 use crate::registry::{self, Access, Cache, Pulled, RegistryError};
 
-/// Which OCI artifact a policy's file holds.
+/// What a policy's file holds, for an `oci` policy or a deployed version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Record {
     /// The config entry's `oci` reference when the file was written: a different one is
     /// fetched anew.
     configured: Option<String>,
-    /// The manifest digest, `sha256:...`.
-    digest: String,
+    /// The manifest digest, `sha256:...`; none for a version that came from no registry (an
+    /// upload, or a rollback to one).
+    digest: Option<String>,
     /// SHA-256 (hex) of the component: the record speaks for the file only while it holds this.
     sha256: String,
 }
@@ -44,20 +44,20 @@ pub(super) async fn digest_of(path: &Path, sha256: &str) -> Option<String> {
     read_record(path)
         .await
         .filter(|record| record.sha256 == sha256)
-        .map(|record| record.digest)
+        .and_then(|record| record.digest)
 }
 
 /// Write the record that the file at `path` (of a policy whose entry names `configured`) holds
-/// `digest`, whose component has SHA-256 `sha256`.
+/// the component with SHA-256 `sha256`, the OCI artifact `digest` if it came from a registry.
 pub(super) async fn write_record(
     path: &Path,
     configured: Option<String>,
-    digest: &str,
+    digest: Option<&str>,
     sha256: &str,
 ) -> std::io::Result<()> {
     let record = Record {
         configured,
-        digest: digest.to_string(),
+        digest: digest.map(str::to_string),
         sha256: sha256.to_string(),
     };
     let json = serde_json::to_vec_pretty(&record).expect("serializable");
@@ -99,16 +99,16 @@ impl Artifacts {
         self.cache.pull(reference, &self.access, &*self.env).await
     }
 
-    /// For an `oci` entry whose file does not hold what it names (a new entry, or a changed
-    /// reference): the component, fetched. `None` when the file is to be loaded as it is.
+    /// For an `oci` entry whose file was not written for its reference (a new entry, or a
+    /// changed reference): the component, fetched. `None` when the file is to be loaded as it
+    /// is: it holds what the entry's reference gave, or what a deploy, upload or rollback put
+    /// live since.
     pub(super) async fn wanted(&self, config: &PolicyConfig) -> Result<Option<Fetched>, LoadError> {
         let Some(reference) = &config.oci else {
             return Ok(None);
         };
         if let Some(record) = read_record(&config.path).await
             && record.configured.as_deref() == Some(reference)
-            && let Ok(bytes) = tokio::fs::read(&config.path).await
-            && hex(&Sha256::digest(&bytes)) == record.sha256
         {
             return Ok(None);
         }

@@ -40,7 +40,8 @@ struct PlannedPolicy {
     version: Arc<Policy>,
     /// Digest of the file as read now.
     file_sha256: Option<String>,
-    /// Whether the version came from a registry rather than the file, which is then written.
+    /// Whether the version came from a registry rather than the file, and passed: the file is
+    /// then written.
     fetched: bool,
 }
 
@@ -183,21 +184,25 @@ pub(super) fn audiences<'a>(
 }
 
 /// What a policy entry asks for now: its file's content, or what its `oci` reference names
-/// when the file does not hold that.
+/// when the file was not written for it.
 struct Source {
     bytes: Bytes,
     sha256: String,
     /// The OCI digest, when known.
     digest: Option<String>,
+    /// Where it came from, as versions show it.
+    origin: String,
     fetched: bool,
 }
 
 async fn read_source(artifacts: &Artifacts, config: &PolicyConfig) -> Result<Source, LoadError> {
+    let path = config.path.display();
     if let Some(fetched) = artifacts.wanted(config).await? {
         return Ok(Source {
             sha256: hex(&Sha256::digest(&fetched.component)),
             bytes: fetched.component.into(),
             digest: Some(fetched.digest),
+            origin: format!("oci {}", config.oci.as_deref().unwrap_or_default()),
             fetched: true,
         });
     }
@@ -212,6 +217,7 @@ async fn read_source(artifacts: &Artifacts, config: &PolicyConfig) -> Result<Sou
         digest: artifacts::digest_of(&config.path, &sha256).await,
         bytes: bytes.into(),
         sha256,
+        origin: format!("file {path}"),
         fetched: false,
     })
 }
@@ -234,19 +240,19 @@ async fn plan_policy(
         fault,
     };
     let settings = PolicySettings::from_config(config);
-    // The version asked for now: `None` when it is what the slot last acted upon.
+    // The version asked for now: `None` when it is the file the slot last acted upon; a fetched
+    // component is always checked.
     let (file_sha256, fetched, candidate) = match read_source(artifacts, config).await {
         Ok(source) => {
             let seen = match (&slot, source.fetched) {
-                (Some(slot), true) => Some(slot.live().sha256().to_string()),
                 (Some(slot), false) => slot.file_sha256(),
-                (None, _) => None,
+                _ => None,
             };
             let candidate = if seen.as_deref() == Some(source.sha256.as_str()) {
                 None
             } else {
                 let prepared =
-                    prepare(engine, name, source.bytes, settings.clone(), origin.clone()).await;
+                    prepare(engine, name, source.bytes, settings.clone(), source.origin).await;
                 Some(match prepared {
                     Ok(version) => {
                         let version = version.with_digest(source.digest);
@@ -260,6 +266,8 @@ async fn plan_policy(
         }
         Err(fault) => (None, false, Some(Err(fault))),
     };
+    // A fetched version is written to the file only once it goes live.
+    let fetched = fetched && matches!(candidate, Some(Ok(_)));
     let version = match (&slot, candidate) {
         (_, Some(Ok(version))) => version,
         (None, Some(Err(fault))) => return Err(fatal(fault)),

@@ -41,7 +41,7 @@ pub enum ChangeError {
         policy: String,
         source: RegistryError,
     },
-    #[error("the deploy was not recorded: {0}")]
+    #[error("the fleet's state: {0}")]
     Fleet(FleetError),
 }
 
@@ -265,7 +265,8 @@ impl App {
 }
 
 /// Write `slot`'s live version to the policy's file, unless the file holds it already, with the
-/// record of its OCI digest when it has one; a failure is logged and returned.
+/// record of what it holds (its OCI digest, if any) for an `oci` policy or a deployed version; a
+/// failure is logged and returned.
 pub(super) async fn save_live(slot: &PolicySlot) -> Result<(), String> {
     let live = slot.live();
     let config = slot.config();
@@ -281,9 +282,10 @@ pub(super) async fn save_live(slot: &PolicySlot) -> Result<(), String> {
         slot.set_file_sha256(live.sha256().to_string());
         tracing::info!(policy = %slot.name(), version = %live.version(), path = %path.display(), "live version saved to the policy's file");
     }
-    if let Some(digest) = live.digest()
+    let recorded = live.digest().is_some() || config.oci.is_some();
+    if recorded
         && let Err(e) =
-            artifacts::write_record(path, config.oci.clone(), digest, live.sha256()).await
+            artifacts::write_record(path, config.oci.clone(), live.digest(), live.sha256()).await
     {
         return failed(format!(
             "cannot write the OCI record beside {}: {e}",

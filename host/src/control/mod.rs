@@ -6,13 +6,15 @@
 //! kept responses (`conversations`). A request loads the snapshot once and takes its
 //! team's live policy version once, so it runs entirely on the state it started with.
 //!
-//! Changes come from four places and are applied one at a time (`lifecycle`): a config reload
-//! (SIGHUP or the admin API) builds a whole new snapshot (`build`) and swaps it in, or changes
-//! nothing; a policy file change (`watch`) and an upload each swap one policy's version after it
-//! passed validation and the canary; a rollback restores a policy's previous version. Failures
-//! leave the live state as it was and are reported in the log, the admin API and metrics. What is
-//! live is what a restart loads: an upload and a rollback (the admin's, or an automatic one, which
-//! `watch` is woken for) write the version they put live to the policy's file.
+//! Changes come from five places and are applied one at a time (`lifecycle`): a config reload
+//! (SIGHUP or the admin API) builds a whole new snapshot (`build`, which fetches what `oci`
+//! entries name through `artifacts`) and swaps it in, or changes nothing; a policy file change
+//! (`watch`), an upload and a deploy (`rollout`: an OCI digest, for the fleet or this replica)
+//! each swap one policy's version after it passed validation and the canary; a rollback restores
+//! a policy's previous version. Failures leave the live state as it was and are reported in the
+//! log, the admin API and metrics. What is live is what a restart loads: an upload, a deploy, a
+//! fetched `oci` version and a rollback (the admin's, or an automatic one, which `watch` is woken
+//! for) write the version they put live to the policy's file.
 
 mod artifacts;
 pub mod budget;

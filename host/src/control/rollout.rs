@@ -3,10 +3,10 @@
 //! replica without `[state]`, puts it live at once; [`spawn`] has every replica follow the
 //! deploys and activate each one ([`App::activate`]: fetch by digest, the checks and canary of
 //! any new version, go live, write it to the policy's file), or refuse it, keep its version and
-//! report why. A replica refuses a digest once; one the registry could not deliver is tried again
+//! report why. A replica refuses a deploy once; one the registry could not deliver is tried again
 //! at every check. A deployed version that this replica then rolled back (by itself or through
-//! the admin API) is not deployed again until another digest is: a fleet-wide rollback is a
-//! deploy of the previous digest.
+//! the admin API) is not put live again until another deploy is made (remembered while the
+//! process runs): a fleet-wide rollback is a deploy of the previous digest.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -17,7 +17,8 @@ use sha2::{Digest, Sha256};
 use super::lifecycle::{save_live, short};
 use super::{App, ChangeError, Changed};
 use crate::config::hex;
-use crate::fleet::{Fleet, LivePolicy, Refusal, Report};
+use crate::fleet::{Desired, Fleet, FleetError, LivePolicy, Refusal, Report};
+use crate::registry::RegistryError;
 
 /// What a deploy recorded.
 #[derive(Debug, Clone)]
@@ -31,6 +32,8 @@ pub struct Deployed {
     pub previous: Option<String>,
     /// Whether it went to the fleet (Redis) rather than this replica alone.
     pub fleet: bool,
+    /// Put live here but not saved to the policy's file (a restart would load the file's).
+    pub unsaved: Option<String>,
 }
 
 impl App {
@@ -43,20 +46,18 @@ impl App {
             source,
         };
         let pinned = self.artifacts.resolve(reference).await.map_err(fetch)?;
-        let digest = pinned
-            .rsplit_once('@')
-            .map(|(_, digest)| digest.to_string())
-            .unwrap_or_default();
+        let digest = digest_of(&pinned).to_string();
         let Some(fleet) = self.snapshot().fleet.clone() else {
             // One replica: its rollback (`POST /admin/policies/NAME/rollback`) restores the
             // version this replaces.
-            self.activate(name, &pinned, &digest).await?;
+            let changed = self.activate(name, &pinned, &digest).await?;
             return Ok(Deployed {
                 policy: name.to_string(),
                 reference: pinned,
                 digest,
                 previous: None,
                 fleet: false,
+                unsaved: changed.persisted.err(),
             });
         };
         let desired = fleet
@@ -70,27 +71,37 @@ impl App {
             digest,
             previous: desired.previous,
             fleet: true,
+            unsaved: None,
         })
     }
 
     /// Fetch the component `reference` (pinned to `digest`) names, check it as a new version of
     /// policy `name`, put it live and write it to the policy's file; a refusal changes nothing.
+    /// The fetch happens before the change lock is taken, so a slow registry holds up no other
+    /// change.
     pub async fn activate(
         &self,
         name: &str,
         reference: &str,
         digest: &str,
     ) -> Result<Changed, ChangeError> {
-        let _change = self.changes.lock().await;
         let slot = self.slot(name)?;
-        let live = slot.live();
-        if live.digest() == Some(digest) {
+        if slot.live().digest() == Some(digest) {
             return Ok(Changed {
-                version: live,
+                version: slot.live(),
                 persisted: Ok(()),
             });
         }
-        let pulled = match self.artifacts.fetch(reference).await {
+        let fetched = match digest_of(reference) == digest {
+            true => self.artifacts.fetch(reference).await,
+            false => Err(RegistryError::Digest {
+                reference: reference.to_string(),
+                what: "the deployed reference",
+                expected: digest.to_string(),
+                got: digest_of(reference).to_string(),
+            }),
+        };
+        let pulled = match fetched {
             Ok(pulled) => pulled,
             Err(source) => {
                 slot.refused("deploy", Some(reference.to_string()), source.to_string());
@@ -100,6 +111,15 @@ impl App {
                 });
             }
         };
+        let _change = self.changes.lock().await;
+        let slot = self.slot(name)?;
+        let live = slot.live();
+        if live.digest() == Some(digest) {
+            return Ok(Changed {
+                version: live,
+                persisted: Ok(()),
+            });
+        }
         let sha256 = hex(&Sha256::digest(&pulled.component));
         let origin = format!("oci {reference}");
         let checked = self
@@ -119,6 +139,11 @@ impl App {
         let persisted = save_live(&slot).await;
         Ok(Changed { version, persisted })
     }
+}
+
+/// The digest a pinned reference ends with (`sha256:...`), or `""`.
+fn digest_of(reference: &str) -> &str {
+    reference.rsplit_once('@').map_or("", |(_, digest)| digest)
 }
 
 /// Have this replica follow the fleet's deploys for as long as the runtime runs: at every
@@ -161,10 +186,11 @@ struct Follower {
     fleet: Arc<Fleet>,
     /// How often the versions are compared (and reported) when no deploy comes.
     check: Duration,
-    /// Per policy, the deployed digest this replica refused for good.
-    refused: HashMap<String, String>,
-    /// Per policy, the deployed digest this replica last put live.
-    applied: HashMap<String, String>,
+    /// Per policy, the deploy (digest and time) this replica refused for good.
+    refused: HashMap<String, (String, u64)>,
+    /// Per policy, the deploy this replica last put live: not put live again when a rollback
+    /// here replaced it, until another deploy is made.
+    applied: HashMap<String, (String, u64)>,
     last_refusal: Option<Refusal>,
 }
 
@@ -176,41 +202,54 @@ impl Follower {
             let desired = match self.fleet.desired(name).await {
                 Ok(Some(desired)) => desired,
                 Ok(None) => continue,
+                Err(e @ FleetError::Data(_)) => {
+                    tracing::warn!(policy = %name, "cannot follow the deployed version: {e}");
+                    continue;
+                }
                 Err(e) => {
                     tracing::debug!("reading the deployed versions: {e}");
-                    return;
+                    break;
                 }
             };
-            let digest = &desired.digest;
-            let passed = |seen: &HashMap<String, String>| seen.get(name) == Some(digest);
-            if slot.live().digest() == Some(digest.as_str())
-                || passed(&self.refused)
-                || passed(&self.applied)
+            let deploy = (desired.digest.clone(), desired.at_ms);
+            let seen = |memory: &HashMap<String, (String, u64)>| memory.get(name) == Some(&deploy);
+            if slot.live().digest() == Some(desired.digest.as_str())
+                || seen(&self.refused)
+                || seen(&self.applied)
             {
                 continue;
             }
-            match self.app.activate(name, &desired.reference, digest).await {
-                Ok(changed) => {
-                    self.applied.insert(name.clone(), digest.clone());
-                    tracing::info!(policy = %name, digest = %digest, version = %changed.version.version(), "deployed version live");
-                }
-                Err(e) => {
-                    let retrying = e.retryable();
-                    if !retrying {
-                        self.refused.insert(name.clone(), digest.clone());
-                    }
-                    tracing::warn!(policy = %name, digest = %digest, retrying, "deployed version refused, the live version keeps serving: {e}");
-                    self.last_refusal = Some(Refusal {
-                        policy: name.clone(),
-                        digest: digest.clone(),
-                        reason: e.to_string(),
-                        retrying,
-                        at_ms: now_ms(),
-                    });
-                }
-            }
+            self.activate(name, &desired).await;
         }
         self.report().await;
+    }
+
+    async fn activate(&mut self, name: &str, desired: &Desired) {
+        let deploy = (desired.digest.clone(), desired.at_ms);
+        let digest = &desired.digest;
+        match self.app.activate(name, &desired.reference, digest).await {
+            Ok(changed) => {
+                self.applied.insert(name.to_string(), deploy);
+                if self.last_refusal.as_ref().is_some_and(|r| r.policy == name) {
+                    self.last_refusal = None;
+                }
+                tracing::info!(policy = %name, digest = %digest, version = %changed.version.version(), "deployed version live");
+            }
+            Err(e) => {
+                let retrying = e.retryable();
+                if !retrying {
+                    self.refused.insert(name.to_string(), deploy);
+                }
+                tracing::warn!(policy = %name, digest = %digest, retrying, "deployed version refused, the live version keeps serving: {e}");
+                self.last_refusal = Some(Refusal {
+                    policy: name.to_string(),
+                    digest: digest.clone(),
+                    reason: e.to_string(),
+                    retrying,
+                    at_ms: now_ms(),
+                });
+            }
+        }
     }
 
     async fn report(&self) {

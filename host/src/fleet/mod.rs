@@ -1,7 +1,7 @@
 //! The fleet: state that the replicas of one deployment share through Redis (`[state]`).
 //!
 //! [`Fleet`] holds one multiplexed, self-reconnecting connection (`redis`'s connection manager)
-//! for every request of the process. Every call is bounded by the configured timeout and goes
+//! for every request of the process, and one more on which a replica waits for deploys. Every call is bounded by the configured timeout and goes
 //! through a breaker: after `breaker_failures` failed calls in a row, Redis is left alone for
 //! the cooldown and calls fail at once, so a slow or dead Redis never holds a request. A
 //! [`FleetError`] then tells the caller to apply the team's `on_state_error`.
@@ -44,6 +44,8 @@ pub enum FleetError {
     BreakerOpen(u32),
     #[error("redis is not reachable: {0}")]
     Setup(String),
+    #[error("a value in redis is not what this version writes: {0}")]
+    Data(String),
 }
 
 /// Failed calls in a row, and until when Redis is left alone.

@@ -118,10 +118,13 @@ impl Fleet {
         let (now, old): ((u64, u64), Option<String>) = self
             .data(redis::pipe().cmd("TIME").get(&key).query_async(&mut c))
             .await?;
+        // Deploying the same reference again keeps what it replaced.
         let previous = old
             .and_then(|old| serde_json::from_str::<Desired>(&old).ok())
-            .map(|old| old.reference)
-            .filter(|old| old != reference);
+            .and_then(|old| match old.reference == reference {
+                true => old.previous,
+                false => Some(old.reference),
+            });
         let desired = Desired {
             reference: reference.to_string(),
             digest: digest.to_string(),
@@ -157,7 +160,7 @@ impl Fleet {
         };
         serde_json::from_slice(&json)
             .map(Some)
-            .map_err(|e| FleetError::Redis(format!("the desired version of `{name}`: {e}")))
+            .map_err(|e| FleetError::Data(format!("the deployed version of `{name}`: {e}")))
     }
 
     async fn get_raw(&self, key: &str) -> Result<Option<Vec<u8>>, FleetError> {
