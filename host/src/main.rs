@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use switchyard::admin::client::AdminClient;
+use switchyard::admin::client::{AdminClient, CandidateBody};
 use switchyard::authoring::{self, CatalogSource, LimitOverrides, report, scaffold};
 use switchyard::config::{Config, EngineConfig, ProcessEnv};
 use switchyard::control::ConfigSource;
@@ -75,6 +75,51 @@ enum FleetCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum RolloutAction {
+    /// Check a candidate and start trying it.
+    Start {
+        /// A component file (`.wasm`), or an OCI reference (`REGISTRY/REPOSITORY:TAG` or
+        /// `...@sha256:...`).
+        source: String,
+        /// Decide in the shadow of live traffic, on SHARE (0 to 1, default 1) of the policy's
+        /// requests.
+        #[arg(long, value_name = "SHARE", num_args = 0..=1, default_missing_value = "1")]
+        shadow: Option<f64>,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// How the candidate's decisions compare with the live version's.
+    Status {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Put the candidate live (and in the policy's file).
+    Promote {
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Stop trying the candidate; prints its last figures.
+    Abort {
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+}
+
+impl RolloutAction {
+    fn admin(&self) -> &AdminArgs {
+        match self {
+            Self::Start { admin, .. }
+            | Self::Status { admin, .. }
+            | Self::Promote { admin }
+            | Self::Abort { admin } => admin,
+        }
+    }
 }
 
 /// How to reach a running replica's admin API.
@@ -145,6 +190,17 @@ enum PolicyCommand {
         reference: String,
         #[command(flatten)]
         admin: AdminArgs,
+    },
+    /// Try a candidate version beside a policy's live one before it goes live: `start` checks it
+    /// (the checks and canary of any new version) and has it decide in the shadow of live
+    /// traffic, never acted on; `status` shows how its decisions compare with the live
+    /// version's (agreement, live -> candidate models, projected cost, failures, decision
+    /// time); `promote` puts it live; `abort` drops it.
+    Rollout {
+        /// The policy's name.
+        name: String,
+        #[command(subcommand)]
+        action: RolloutAction,
     },
     /// Check a component as the proxy would before loading it, and say what it imports and
     /// exports. Exits 1 when the proxy would refuse it.
@@ -402,6 +458,10 @@ fn policy_command(command: PolicyCommand) -> anyhow::Result<()> {
             }
             true
         }
+        PolicyCommand::Rollout { name, action } => {
+            rollout(&runtime, &mut out, palette, &name, action)?;
+            true
+        }
         PolicyCommand::Check { wasm, json } => {
             let settings = authoring::settings_for(&wasm, None, LimitOverrides::default())?;
             match authoring::load(&wasm, settings, &EngineConfig::default(), &ProcessEnv) {
@@ -509,6 +569,47 @@ fn policy_command(command: PolicyCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `policy rollout NAME ACTION`, through the admin API.
+fn rollout(
+    runtime: &tokio::runtime::Runtime,
+    out: &mut dyn Write,
+    palette: report::Palette,
+    name: &str,
+    action: RolloutAction,
+) -> anyhow::Result<()> {
+    let client = action.admin().client()?;
+    let status = match action {
+        RolloutAction::Start { source, shadow, .. } => {
+            let Some(share) = shadow else {
+                bail!("say how to try the candidate: --shadow [SHARE]");
+            };
+            let path = std::path::Path::new(&source);
+            let body = if path.is_file() {
+                let bytes = std::fs::read(path).with_context(|| format!("cannot read {source}"))?;
+                CandidateBody::Component(bytes)
+            } else {
+                CandidateBody::Reference(source)
+            };
+            runtime.block_on(client.start_candidate(name, body, share))?
+        }
+        RolloutAction::Status { json: true, .. } => {
+            let status = runtime.block_on(client.candidate(name))?;
+            return Ok(report::json(out, &status)?);
+        }
+        RolloutAction::Status { json: false, .. } => runtime.block_on(client.candidate(name))?,
+        RolloutAction::Promote { .. } => {
+            let live = runtime.block_on(client.promote_candidate(name))?;
+            writeln!(out, "{name}: {} live", live.version)?;
+            if let Some(warning) = live.warning {
+                eprintln!("warning: {warning}");
+            }
+            return Ok(());
+        }
+        RolloutAction::Abort { .. } => runtime.block_on(client.abort_candidate(name))?,
+    };
+    Ok(report::rollout(out, &status, palette)?)
+}
+
 /// Colours for people, when `stdout` is a terminal and `NO_COLOR` is unset.
 fn palette(stdout: &std::io::Stdout) -> report::Palette {
     report::Palette::new(
@@ -581,4 +682,14 @@ fn serve(source: ConfigSource, admin_listen: Option<SocketAddr>) -> anyhow::Resu
         });
         running.stopped().await.map_err(started)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
 }

@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::fleet::Status;
+use crate::policy::candidate::{Mode, Report};
 
 /// A call to the admin API failed; the message says where and whether to try again.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +72,36 @@ pub struct DeployAnswer {
     pub previous: Option<String>,
 }
 
+/// A policy's candidate and its figures, as the admin API says them.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct CandidateStatus {
+    /// `trying`, or `aborted` in the answer to an abort.
+    pub status: String,
+    pub policy: String,
+    /// The live version and the candidate's.
+    pub live: String,
+    pub candidate: String,
+    pub origin: String,
+    pub digest: Option<String>,
+    pub mode: Mode,
+    pub started_at: String,
+    pub report: Report,
+}
+
+/// A version put live, as the admin API says it.
+#[derive(Debug, serde::Deserialize)]
+pub struct LiveAnswer {
+    pub version: String,
+    pub persisted: bool,
+    pub warning: Option<String>,
+}
+
+/// What a candidate is made from.
+pub enum CandidateBody {
+    Component(Vec<u8>),
+    Reference(String),
+}
+
 impl AdminClient {
     /// The admin API at `base`, called with `token`.
     pub fn new(base: &str, token: String) -> Result<Self, ClientError> {
@@ -94,6 +125,44 @@ impl AdminClient {
         let path = ["admin", "policies", policy, "deploy"];
         let body = json!({"reference": reference});
         self.call(reqwest::Method::POST, &path, Some(body)).await
+    }
+
+    /// `PUT /admin/policies/NAME/candidate?shadow=SHARE`.
+    pub async fn start_candidate(
+        &self,
+        policy: &str,
+        body: CandidateBody,
+        shadow: f64,
+    ) -> Result<CandidateStatus, ClientError> {
+        let mut url = self.url(&["admin", "policies", policy, "candidate"])?;
+        url.query_pairs_mut()
+            .append_pair("shadow", &shadow.to_string());
+        let request = self.http.put(url);
+        let request = match body {
+            CandidateBody::Component(bytes) => request
+                .header(reqwest::header::CONTENT_TYPE, "application/wasm")
+                .body(bytes),
+            CandidateBody::Reference(reference) => request.json(&json!({"reference": reference})),
+        };
+        self.send(request).await
+    }
+
+    /// `GET /admin/policies/NAME/candidate`.
+    pub async fn candidate(&self, policy: &str) -> Result<CandidateStatus, ClientError> {
+        let path = ["admin", "policies", policy, "candidate"];
+        self.call(reqwest::Method::GET, &path, None).await
+    }
+
+    /// `POST /admin/policies/NAME/candidate/promote`.
+    pub async fn promote_candidate(&self, policy: &str) -> Result<LiveAnswer, ClientError> {
+        let path = ["admin", "policies", policy, "candidate", "promote"];
+        self.call(reqwest::Method::POST, &path, None).await
+    }
+
+    /// `DELETE /admin/policies/NAME/candidate`.
+    pub async fn abort_candidate(&self, policy: &str) -> Result<CandidateStatus, ClientError> {
+        let path = ["admin", "policies", policy, "candidate"];
+        self.call(reqwest::Method::DELETE, &path, None).await
     }
 
     /// `GET /admin/fleet`.
@@ -120,14 +189,23 @@ impl AdminClient {
         body: Option<Value>,
     ) -> Result<T, ClientError> {
         let url = self.url(segments)?;
+        let mut request = self.http.request(method, url);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        self.send(request).await
+    }
+
+    /// Send `request` with the admin token; its answer, or the error it says.
+    async fn send<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, ClientError> {
         let unreachable = |e: reqwest::Error| ClientError::Unreachable {
             url: self.base.to_string(),
             message: e.to_string(),
         };
-        let mut request = self.http.request(method, url).bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
+        let request = request.bearer_auth(&self.token);
         let response = request.send().await.map_err(unreachable)?;
         let status = response.status();
         let bytes = response.bytes().await.map_err(unreachable)?;

@@ -14,6 +14,10 @@
 //! | `PUT /admin/policies/NAME` | body = a component: validate, go live, save to the policy's file |
 //! | `POST /admin/policies/NAME/rollback` | put the previous version back live and in the file |
 //! | `POST /admin/policies/NAME/deploy` | body `{"reference": REF}`: the OCI artifact becomes the version the fleet (or, without `[state]`, this replica) runs |
+//! | `PUT /admin/policies/NAME/candidate?shadow=SHARE` | body = a component, or `{"reference": REF}` as JSON: checked, then tried in the shadow of live traffic on SHARE (0-1, default 1) of the requests |
+//! | `GET /admin/policies/NAME/candidate` | the candidate and its figures: agreement, confusion table, projected cost, failures, decision time |
+//! | `POST /admin/policies/NAME/candidate/promote` | put the candidate live and in the file |
+//! | `DELETE /admin/policies/NAME/candidate` | stop trying it; its last figures |
 //! | `GET /admin/fleet` | the replicas, the version each runs per policy, the deployed versions, the last refusals |
 //! | `POST /admin/reload` | re-read the config file |
 //! | `GET /metrics` | Prometheus text exposition |
@@ -25,8 +29,8 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, JsonRejection};
-use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -38,7 +42,8 @@ use tokio::net::TcpListener;
 
 use crate::api::ApiError;
 use crate::config::sha256;
-use crate::control::{App, ChangeError, Changed};
+use crate::control::{App, CandidateSource, ChangeError, Changed};
+use crate::policy::candidate::{Candidate, Mode};
 use crate::policy::stats::OUTCOMES;
 use crate::policy::{Policy, PolicySlot};
 
@@ -96,6 +101,14 @@ pub fn router(app: Arc<App>, token: AdminToken, metrics: Option<PrometheusHandle
         .route("/admin/policies/{name}/rollback", post(roll_back))
         .route("/admin/policies/{name}/deploy", post(deploy))
         .route("/admin/fleet", get(fleet))
+        .route(
+            "/admin/policies/{name}/candidate",
+            get(candidate).put(start_candidate).delete(abort_candidate),
+        )
+        .route(
+            "/admin/policies/{name}/candidate/promote",
+            post(promote_candidate),
+        )
         .route("/admin/reload", post(reload))
         .route("/metrics", get(render_metrics))
         .layer(middleware::from_fn_with_state(admin.clone(), authorize))
@@ -234,6 +247,111 @@ async fn fleet(State(admin): State<Admin>) -> Response {
     }
 }
 
+/// How a candidate is tried: `?shadow=SHARE`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CandidateQuery {
+    /// Share of the policy's requests the candidate decides in the shadow, 0 to 1.
+    shadow: Option<f64>,
+}
+
+async fn start_candidate(
+    State(admin): State<Admin>,
+    Path(name): Path<String>,
+    query: Result<Query<CandidateQuery>, QueryRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let sample = match query {
+        Ok(Query(CandidateQuery { shadow })) => shadow.unwrap_or(1.0),
+        Err(rejection) => {
+            return ApiError::invalid(Some("shadow"), rejection.body_text()).into_response();
+        }
+    };
+    if !(sample > 0.0 && sample <= 1.0) {
+        return ApiError::invalid(
+            Some("shadow"),
+            "the shadow's share must be above 0 and at most 1",
+        )
+        .into_response();
+    }
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            return ApiError::invalid(None, format!("cannot read the body: {rejection}"))
+                .into_response();
+        }
+    };
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let source = if json {
+        match serde_json::from_slice::<DeployRequest>(&body) {
+            Ok(request) => CandidateSource::Reference(request.reference),
+            Err(e) => return ApiError::invalid(Some("reference"), e.to_string()).into_response(),
+        }
+    } else {
+        CandidateSource::Component(body)
+    };
+    match admin
+        .app
+        .start_candidate(&name, source, Mode::Shadow { sample })
+        .await
+    {
+        Ok(_) => candidate(State(admin), Path(name)).await,
+        Err(e) => change_error(e),
+    }
+}
+
+async fn candidate(State(admin): State<Admin>, Path(name): Path<String>) -> Response {
+    let snapshot = admin.app.snapshot();
+    let Some(slot) = snapshot.policies.get(&name) else {
+        return change_error(ChangeError::UnknownPolicy(name));
+    };
+    match slot.candidate() {
+        Some(candidate) => {
+            Json(describe_candidate(&name, &slot.live(), &candidate)).into_response()
+        }
+        None => change_error(ChangeError::NoCandidate(name)),
+    }
+}
+
+async fn promote_candidate(State(admin): State<Admin>, Path(name): Path<String>) -> Response {
+    match admin.app.promote_candidate(&name).await {
+        Ok(promoted) => changed("live", &name, promoted),
+        Err(e) => change_error(e),
+    }
+}
+
+async fn abort_candidate(State(admin): State<Admin>, Path(name): Path<String>) -> Response {
+    let live = admin.app.snapshot().policies.get(&name).map(|s| s.live());
+    match (admin.app.abort_candidate(&name).await, live) {
+        (Ok(candidate), Some(live)) => {
+            let mut status = describe_candidate(&name, &live, &candidate);
+            status["status"] = "aborted".into();
+            Json(status).into_response()
+        }
+        (Err(e), _) => change_error(e),
+        (Ok(_), None) => change_error(ChangeError::UnknownPolicy(name)),
+    }
+}
+
+/// A candidate beside `live`, with its figures, as JSON.
+fn describe_candidate(name: &str, live: &Policy, candidate: &Candidate) -> Value {
+    json!({
+        "status": "trying",
+        "policy": name,
+        "live": &**live.version(),
+        "candidate": &**candidate.version.version(),
+        "origin": candidate.version.origin(),
+        "digest": candidate.version.digest(),
+        "mode": candidate.mode,
+        "started_at": timestamp(candidate.started_at),
+        "report": candidate.report(),
+    })
+}
+
 /// The answer to an upload or rollback that put `change.version` live.
 fn changed(status: &str, name: &str, change: Changed) -> Response {
     let warning = change
@@ -291,6 +409,7 @@ fn change_error(error: ChangeError) -> Response {
         ChangeError::Config(_) => (StatusCode::UNPROCESSABLE_ENTITY, "config_refused"),
         ChangeError::RestartNeeded(_) => (StatusCode::CONFLICT, "restart_needed"),
         ChangeError::NoPrevious(_) => (StatusCode::CONFLICT, "no_previous_version"),
+        ChangeError::NoCandidate(_) => (StatusCode::NOT_FOUND, "no_candidate"),
         ChangeError::Fetch { source, .. } if source.retryable() => {
             (StatusCode::BAD_GATEWAY, "registry_unavailable")
         }

@@ -11,7 +11,9 @@ use serde::Serialize;
 use super::cases::CaseResult;
 use super::check::CheckReport;
 use super::replay::ReplayReport;
+use crate::admin::client::CandidateStatus;
 use crate::fleet::Status;
+use crate::policy::candidate::Mode;
 
 /// Colours for people's output; all plain when off.
 #[derive(Debug, Clone, Copy)]
@@ -276,6 +278,88 @@ pub fn fleet(out: &mut dyn Write, s: &Status, p: Palette) -> io::Result<()> {
                 safe(&refusal.policy),
                 safe(&refusal.digest),
                 safe(&refusal.reason)
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// `policy rollout status`, for people: the candidate beside the live version, how their
+/// decisions compare, the live -> candidate table, projected costs, failures and times.
+pub fn rollout(out: &mut dyn Write, s: &CandidateStatus, p: Palette) -> io::Result<()> {
+    let Palette {
+        pass,
+        fail,
+        dim,
+        bold,
+    } = p;
+    let r = &s.report;
+    let Mode::Shadow { sample } = s.mode;
+    writeln!(
+        out,
+        "{bold}{}{bold:#}  candidate {} beside live {}  {dim}({}, shadow on {:.0}% of requests, since {}){dim:#}",
+        safe(&s.policy),
+        safe(&s.candidate),
+        safe(&s.live),
+        s.status,
+        sample * 100.0,
+        safe(&s.started_at)
+    )?;
+    writeln!(
+        out,
+        "  decisions compared  {} {dim}({} dropped: too many at once){dim:#}",
+        r.pairs, r.dropped
+    )?;
+    writeln!(
+        out,
+        "  agreement           {:.1}% same first model, {:.1}% same route",
+        r.agreement * 100.0,
+        r.same_chain * 100.0
+    )?;
+    let change = match r.live_usd_per_1000 {
+        live if live > 0.0 => format!(
+            " ({:+.1}%)",
+            (r.candidate_usd_per_1000 / live - 1.0) * 100.0
+        ),
+        _ => String::new(),
+    };
+    writeln!(
+        out,
+        "  cost per 1000       live ${:.4}, candidate ${:.4}{change}  {dim}({} of {} priced by real usage){dim:#}",
+        r.live_usd_per_1000, r.candidate_usd_per_1000, r.priced_by_usage, r.pairs
+    )?;
+    let failures: Vec<String> = r
+        .failures
+        .iter()
+        .map(|(k, n)| format!("{} {n}", safe(k)))
+        .collect();
+    let style = if r.failures.is_empty() { pass } else { fail };
+    writeln!(
+        out,
+        "  candidate failures  {style}{:.1}%{style:#} {}",
+        r.failure_rate * 100.0,
+        failures.join(", ")
+    )?;
+    writeln!(
+        out,
+        "  decision time       p50 {} µs, p99 {} µs",
+        r.decision_us_p50, r.decision_us_p99
+    )?;
+    writeln!(out, "  {bold}live -> candidate{bold:#}")?;
+    let width = r
+        .confusion
+        .keys()
+        .map(|k| k.chars().count())
+        .max()
+        .unwrap_or(0);
+    for (live, row) in &r.confusion {
+        for (candidate, n) in row {
+            let mark = if live == candidate { "=" } else { "≠" };
+            writeln!(
+                out,
+                "    {:<width$} {mark} {:<width$}  {n}",
+                safe(live),
+                safe(candidate)
             )?;
         }
     }

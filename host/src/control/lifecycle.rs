@@ -43,6 +43,8 @@ pub enum ChangeError {
     },
     #[error("the fleet's state: {0}")]
     Fleet(FleetError),
+    #[error("policy `{0}` has no candidate")]
+    NoCandidate(String),
 }
 
 impl ChangeError {

@@ -19,6 +19,7 @@
 mod artifacts;
 pub mod budget;
 mod build;
+mod candidates;
 pub mod conversations;
 mod lifecycle;
 pub mod rate;
@@ -35,6 +36,7 @@ use axum::http::HeaderMap;
 
 use artifacts::Artifacts;
 pub use budget::{Budget, BudgetStatus};
+pub use candidates::CandidateSource;
 use conversations::ResponseStore;
 pub use lifecycle::{ChangeError, Changed, ReloadSummary};
 pub use rate::{Admission, Limited, RateLimit};

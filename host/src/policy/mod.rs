@@ -15,6 +15,7 @@
 
 mod cache;
 pub mod canary;
+pub mod candidate;
 pub mod cases;
 pub mod decision;
 pub mod engine;

@@ -14,9 +14,10 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use tokio::sync::Notify;
 
+use super::candidate::Candidate;
 use super::{DecisionFailure, Policy, Verdict};
 use crate::config::PolicyConfig;
 
@@ -57,6 +58,8 @@ struct SlotState {
 pub struct PolicySlot {
     name: Arc<str>,
     live: ArcSwap<Policy>,
+    /// A version tried beside the live one, if any (`candidate`).
+    candidate: ArcSwapOption<Candidate>,
     state: Mutex<SlotState>,
     /// Notified when a rollback leaves this slot unsaved.
     unsaved: Arc<Notify>,
@@ -75,6 +78,7 @@ impl PolicySlot {
         let slot = Self {
             name: config.name.as_str().into(),
             live: ArcSwap::new(live.clone()),
+            candidate: ArcSwapOption::empty(),
             state: Mutex::new(SlotState {
                 config,
                 previous: None,
@@ -183,6 +187,43 @@ impl PolicySlot {
             message,
         });
         Ok(Some(previous))
+    }
+
+    /// The candidate tried beside the live version, if any.
+    pub fn candidate(&self) -> Option<Arc<Candidate>> {
+        self.candidate.load_full()
+    }
+
+    /// Try `candidate` beside the live version, in place of any other.
+    pub fn start_candidate(&self, candidate: Arc<Candidate>) {
+        let message = format!(
+            "tried beside the live version from {}",
+            candidate.version.origin()
+        );
+        tracing::info!(policy = %self.name, candidate = %candidate.version.version(), "candidate started");
+        let event = SlotEvent {
+            at: SystemTime::now(),
+            kind: "candidate",
+            trigger: "admin",
+            version: Some(candidate.version.version().to_string()),
+            message,
+        };
+        self.candidate.store(Some(candidate));
+        self.event(event);
+    }
+
+    /// Stop trying the candidate, `why`; it is returned, with its figures, if there was one.
+    pub fn end_candidate(&self, trigger: &'static str, why: &str) -> Option<Arc<Candidate>> {
+        let ended = self.candidate.swap(None)?;
+        tracing::info!(policy = %self.name, candidate = %ended.version.version(), trigger, "candidate ended: {why}");
+        self.event(SlotEvent {
+            at: SystemTime::now(),
+            kind: "candidate-ended",
+            trigger,
+            version: Some(ended.version.version().to_string()),
+            message: why.to_string(),
+        });
+        Some(ended)
     }
 
     /// Record that a candidate version was refused; the live version stays.

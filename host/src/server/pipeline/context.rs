@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::HeaderMap;
 
+use super::shadow::{Job, UsageSender};
 use crate::api::{Operation, Wire};
 use crate::policy::json::DecisionRecord;
 use crate::telemetry::decisions::DecisionLog;
@@ -96,6 +97,10 @@ pub struct Exchange {
     pub time_to_first_token: Option<Duration>,
     /// For a stream: how it ended.
     pub stream_end: Option<&'static str>,
+    /// The policy's candidate's decision on this request, to run once the request is forwarded.
+    pub shadow: Option<Job>,
+    /// Where the answer's usage goes for the shadow decision's pair, once it runs.
+    pub shadow_usage: Option<UsageSender>,
     /// The status the client got.
     pub status: u16,
     /// What went wrong, for a request that ended in an error.
@@ -127,6 +132,8 @@ impl Exchange {
             first_byte: None,
             time_to_first_token: None,
             stream_end: None,
+            shadow: None,
+            shadow_usage: None,
             status: 0,
             error: None,
         }

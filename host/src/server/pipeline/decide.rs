@@ -18,6 +18,7 @@ use tracing::Instrument;
 use super::admit::Admitted;
 use super::context::{Exchange, RouteBy};
 use super::error::RequestError;
+use super::shadow;
 use crate::api::Operation;
 use crate::config::FailureMode;
 use crate::control::{Snapshot, Team};
@@ -163,6 +164,16 @@ async fn run_policy(
         },
     );
     team.policy.record(policy, &verdict, &exchange.id);
+    let shown = shadow::Shown {
+        request,
+        request_id: exchange.id.clone(),
+        view: &view,
+        catalog: &catalog,
+        team: team.name.clone(),
+        budget,
+        snapshot,
+    };
+    exchange.shadow = shadow::job(team.policy.candidate(), shown, &verdict);
     if let (Some(decisions), Some(noted)) = (recording, noted) {
         let seen = std::mem::take(&mut *noted.seen.lock().expect("noted lock"));
         let shown = Shown {

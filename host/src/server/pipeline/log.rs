@@ -18,6 +18,9 @@ pub fn write(mut exchange: Exchange) {
     record_metrics(&exchange, latency);
     let status = exchange.status;
     write_decision(&mut exchange, status);
+    if let Some(shadow) = exchange.shadow_usage.take() {
+        let _ = shadow.send(exchange.usage);
+    }
     let attempts: Vec<String> = exchange
         .attempts
         .iter()

@@ -8,8 +8,8 @@
 //! |---|---|
 //! | `admit` | key -> team, the body limit, parsing, budget refusal, rate-limit admission (`limits`: in process, or shared by the fleet) |
 //! | `conversation` | Responses API: the turns `previous_response_id` continues, or the provider it is pinned to; keeping the response made |
-//! | `decide` | the policy's decision (or the budget's downgrade), the failure behaviour, the decision record |
-//! | `serve` | the attempts along the route (the upstream layer makes them) |
+//! | `decide` | the policy's decision (or the budget's downgrade), the failure behaviour, the decision record; the candidate's shadow decision to make (`shadow`) |
+//! | `serve` | the attempts along the route (the upstream layer makes them); then the candidate's shadow decision starts, off the request's path |
 //! | `settle` | usage, cost, budget and rate-limit settlement, when the answer or stream ends |
 //! | `respond` | the answer's head and the routing headers |
 //! | `log` | the log line, metrics and decision record, always last, refusals and errors included |
@@ -30,6 +30,7 @@ mod log;
 mod respond;
 mod serve;
 mod settle;
+mod shadow;
 
 use std::sync::Arc;
 
@@ -74,6 +75,10 @@ pub async fn handle(
     let outcome = proxy(&snapshot, &mut exchange, &headers, body)
         .instrument(span.clone())
         .await;
+    // The request is forwarded and its answer's head is in: the candidate may decide now.
+    if let Some(job) = exchange.shadow.take() {
+        exchange.shadow_usage = shadow::start(job, tasks);
+    }
     let (response, stream) = match outcome {
         Ok(Answered { response, stream }) => (response, stream),
         Err(error) => {

@@ -1,0 +1,237 @@
+//! A candidate policy version tried in the shadow of live traffic: it decides every request
+//! beside the live version, in its own sandbox, after the request was forwarded, and is never
+//! acted on. The figures it adds up (agreement, the live -> candidate table, projected cost,
+//! failures) match the decisions exactly; the live answers are byte for byte what they are
+//! without a candidate; a candidate that loops or traps changes no answer and is counted;
+//! `promote` puts it live and `abort` drops it. `switchyard policy rollout` drives it all.
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use switchyard_e2e::{
+    ADMIN_TOKEN, ConfigBuilder, MockUpstream, Proxy, policy_version, policy_wasm, poll,
+    proxy_binary,
+};
+
+/// Model `a` costs $1 per million input tokens and $4 per million output tokens, `b` ten times
+/// more; the mocks report 5 and 5 tokens. The live policy (scripted) routes by `x-test-route`;
+/// the candidate (the first-contract policy) routes to the model the message's first word
+/// names.
+async fn proxy() -> (Proxy, MockUpstream, MockUpstream) {
+    let a = MockUpstream::start("mock-a").await;
+    let b = MockUpstream::start("mock-b").await;
+    let config = ConfigBuilder::new(&policy_wasm("scripted_policy"))
+        .provider("pa", &a.url, None)
+        .provider("pb", &b.url, None)
+        .model("a", "pa", "a-up", 1.0, &[])
+        .model("b", "pb", "b-up", 10.0, &[])
+        .fallback(&["a"])
+        .policy_headers(&["x-test-route", "x-hostile"])
+        .deadline_ms(300)
+        .admin()
+        .toml();
+    let proxy = Proxy::start(&config, &[("SWITCHYARD_ADMIN_TOKEN", ADMIN_TOKEN)]);
+    (proxy, a, b)
+}
+
+fn rollout(proxy: &Proxy, args: &[&str]) -> Output {
+    Command::new(proxy_binary())
+        .args(["policy", "rollout", "test-policy"])
+        .args(args)
+        .env("SWITCHYARD_ADMIN_URL", proxy.admin.as_ref().unwrap())
+        .env("SWITCHYARD_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+async fn status(proxy: &Proxy) -> Value {
+    reqwest::Client::new()
+        .get(proxy.admin_url("/admin/policies/test-policy/candidate"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Request `i` of a run: live routes 3 in 10 to `b`; the message names `a` (the candidate's
+/// choice) for all but every 20th, which names `b`.
+fn request(i: usize) -> (Value, &'static str) {
+    let live = if i % 10 < 3 { "b" } else { "a" };
+    let named = if i % 20 == 0 { "b" } else { "a" };
+    let body = json!({"model": "auto", "max_tokens": 5,
+        "messages": [{"role": "user", "content": format!("{named} please, request {i}")}]});
+    (body, live)
+}
+
+/// Send request `i` with a fixed id; its status, body and headers but `date`.
+async fn send(
+    proxy: &Proxy,
+    i: usize,
+    extra: &[(&str, &str)],
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let (body, live) = request(i);
+    let mut call = reqwest::Client::new()
+        .post(proxy.url("/v1/chat/completions"))
+        .header("x-request-id", format!("req-{i}"))
+        .header("x-test-route", live)
+        .json(&body);
+    for (name, value) in extra {
+        call = call.header(*name, *value);
+    }
+    let reply = call.send().await.unwrap();
+    let status = reply.status().as_u16();
+    let mut headers: Vec<(String, String)> = reply
+        .headers()
+        .iter()
+        .filter(|(name, _)| *name != "date")
+        .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_string()))
+        .collect();
+    headers.sort();
+    (status, headers, reply.bytes().await.unwrap().to_vec())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shadow_candidate_is_compared_exactly_and_changes_no_answer() {
+    let (proxy, _a, _b) = proxy().await;
+    const N: usize = 100;
+    let mut without = Vec::new();
+    for i in 0..N {
+        without.push(send(&proxy, i, &[]).await);
+    }
+
+    let candidate = policy_wasm("first_contract_policy");
+    let started = rollout(&proxy, &["start", candidate.to_str().unwrap(), "--shadow"]);
+    assert!(started.status.success(), "{}", text(&started.stderr));
+    let version = policy_version("test-policy", &std::fs::read(&candidate).unwrap());
+    assert!(
+        text(&started.stdout).contains(&version),
+        "{}",
+        text(&started.stdout)
+    );
+
+    for (i, before) in without.iter().enumerate() {
+        let during = send(&proxy, i, &[]).await;
+        assert_eq!(
+            &during, before,
+            "request {i} is answered as without a candidate"
+        );
+        // One at a time, so that no shadow decision is dropped for want of a free slot.
+        poll::until("the pair is counted", Duration::from_secs(30), async || {
+            (status(&proxy).await["report"]["pairs"] == i + 1).then_some(())
+        })
+        .await;
+    }
+
+    let report = status(&proxy).await["report"].clone();
+    // Live: `b` for i % 10 < 3 (30), else `a` (70). Candidate: `b` for i % 20 == 0 (5, all of
+    // them among live's `b`: i % 10 == 0), else `a`.
+    assert_eq!(report["pairs"], N);
+    assert_eq!(report["dropped"], 0);
+    assert_eq!(
+        report["confusion"],
+        json!({"a": {"a": 70}, "b": {"a": 25, "b": 5}})
+    );
+    assert_eq!(report["agreement"], 0.75);
+    assert_eq!(report["failure_rate"], 0.0);
+    assert_eq!(report["priced_by_usage"], N);
+    // 5 + 5 tokens: `a` costs $0.000025 a request, `b` $0.00025.
+    let per_1000 = |a: f64, b: f64| (a * 0.000025 + b * 0.00025) / N as f64 * 1000.0;
+    let close = |got: &Value, want: f64| (got.as_f64().unwrap() - want).abs() < 1e-9;
+    assert!(
+        close(&report["live_usd_per_1000"], per_1000(70.0, 30.0)),
+        "{report}"
+    );
+    assert!(
+        close(&report["candidate_usd_per_1000"], per_1000(95.0, 5.0)),
+        "{report}"
+    );
+
+    let table = rollout(&proxy, &["status"]);
+    assert!(table.status.success(), "{}", text(&table.stderr));
+    let table = text(&table.stdout);
+    assert!(table.contains("decisions compared  100"), "{table}");
+    assert!(table.contains("75.0% same first model"), "{table}");
+    assert!(table.contains("b ≠ a  25"), "{table}");
+    println!("{table}");
+
+    // Promoted, it decides the live traffic: a request naming `b` goes to `b` whatever the
+    // header says.
+    let promoted = rollout(&proxy, &["promote"]);
+    assert!(promoted.status.success(), "{}", text(&promoted.stderr));
+    let (_, headers, _) = send(&proxy, 0, &[]).await;
+    assert!(headers.contains(&("x-switchyard-policy".into(), version.clone())));
+    assert!(headers.contains(&("x-switchyard-model".into(), "b".into())));
+    let none = reqwest::Client::new()
+        .get(proxy.admin_url("/admin/policies/test-policy/candidate"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(none.status(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_candidate_that_loops_or_traps_changes_no_answer_and_is_counted() {
+    let (proxy, _a, _b) = proxy().await;
+    // The hostile policy as the candidate: it passes the canary, then loops, panics or runs an
+    // `unreachable` instruction when `x-hostile` says so, which the live (scripted) policy
+    // ignores.
+    let hostile = policy_wasm("hostile_policy");
+    let started = rollout(&proxy, &["start", hostile.to_str().unwrap(), "--shadow"]);
+    assert!(started.status.success(), "{}", text(&started.stderr));
+    let behaviours = ["loop", "panic", "unreachable"];
+    let hostile = |i: usize| [("x-hostile", behaviours[i % 3])];
+    let mut answers = Vec::new();
+    for i in 0..9 {
+        answers.push(send(&proxy, i, &hostile(i)).await);
+    }
+    // Loops hold their shadow slot until the deadline: some decisions are dropped, every one
+    // is counted.
+    let report = poll::until(
+        "nine decisions counted",
+        Duration::from_secs(30),
+        async || {
+            let report = status(&proxy).await["report"].clone();
+            (report["pairs"].as_u64()? + report["dropped"].as_u64()? == 9).then_some(report)
+        },
+    )
+    .await;
+    println!("{report}");
+    assert_eq!(report["failure_rate"], 1.0, "{report}");
+    let failures = report["failures"].as_object().unwrap();
+    assert!(
+        failures.keys().all(|k| k == "timeout" || k == "trap"),
+        "{report}"
+    );
+
+    let aborted = rollout(&proxy, &["abort"]);
+    assert!(aborted.status.success(), "{}", text(&aborted.stderr));
+    assert!(
+        text(&aborted.stdout).contains("aborted"),
+        "{}",
+        text(&aborted.stdout)
+    );
+    for (i, answer) in answers.iter().enumerate() {
+        let without = send(&proxy, i, &hostile(i)).await;
+        assert_eq!(
+            answer, &without,
+            "request {i} is answered as without a candidate"
+        );
+        let live = request(i).1;
+        assert!(
+            answer
+                .1
+                .contains(&("x-switchyard-model".into(), live.into())),
+            "request {i}"
+        );
+    }
+}
