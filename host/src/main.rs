@@ -9,6 +9,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use switchyard::admin::client::{AdminClient, CandidateBody};
+use switchyard::policy::candidate::{Mode, Sticky};
 use switchyard::authoring::{self, CatalogSource, LimitOverrides, report, scaffold};
 use switchyard::config::{Config, EngineConfig, ProcessEnv};
 use switchyard::control::ConfigSource;
@@ -86,8 +87,17 @@ enum RolloutAction {
         source: String,
         /// Decide in the shadow of live traffic, on SHARE (0 to 1, default 1) of the policy's
         /// requests.
-        #[arg(long, value_name = "SHARE", num_args = 0..=1, default_missing_value = "1")]
+        #[arg(long, value_name = "SHARE", num_args = 0..=1, default_missing_value = "1", conflicts_with = "split")]
         shadow: Option<f64>,
+        /// Decide and serve PERCENT (e.g. `5` or `5%`) of the policy's requests, chosen by a
+        /// hash of `--sticky`, so one user sees one version; the policy's `rollout` rule may
+        /// step it up, promote or abort it.
+        #[arg(long, value_name = "PERCENT", value_parser = percent)]
+        split: Option<f64>,
+        /// What keeps a user in one arm of a split: `key` (the client key), `user` (the
+        /// request's `metadata.user`) or `header:NAME`.
+        #[arg(long, default_value = "key")]
+        sticky: String,
         #[command(flatten)]
         admin: AdminArgs,
     },
@@ -579,9 +589,22 @@ fn rollout(
 ) -> anyhow::Result<()> {
     let client = action.admin().client()?;
     let status = match action {
-        RolloutAction::Start { source, shadow, .. } => {
-            let Some(share) = shadow else {
-                bail!("say how to try the candidate: --shadow [SHARE]");
+        RolloutAction::Start {
+            source,
+            shadow,
+            split,
+            sticky,
+            ..
+        } => {
+            let mode = match (shadow, split) {
+                (Some(sample), _) => Mode::Shadow { sample },
+                (None, Some(percent)) => Mode::Split {
+                    percent,
+                    sticky: Sticky::try_from(sticky).map_err(anyhow::Error::msg)?,
+                },
+                (None, None) => {
+                    bail!("say how to try the candidate: --shadow [SHARE] or --split PERCENT")
+                }
             };
             let path = std::path::Path::new(&source);
             let body = if path.is_file() {
@@ -590,7 +613,7 @@ fn rollout(
             } else {
                 CandidateBody::Reference(source)
             };
-            runtime.block_on(client.start_candidate(name, body, share))?
+            runtime.block_on(client.start_candidate(name, body, &mode))?
         }
         RolloutAction::Status { json: true, .. } => {
             let status = runtime.block_on(client.candidate(name))?;
@@ -608,6 +631,13 @@ fn rollout(
         RolloutAction::Abort { .. } => runtime.block_on(client.abort_candidate(name))?,
     };
     Ok(report::rollout(out, &status, palette)?)
+}
+
+/// A percentage, `5` or `5%`.
+fn percent(text: &str) -> Result<f64, String> {
+    text.trim_end_matches('%')
+        .parse::<f64>()
+        .map_err(|e| format!("`{text}` is not a percentage: {e}"))
 }
 
 /// Colours for people, when `stdout` is a terminal and `NO_COLOR` is unset.

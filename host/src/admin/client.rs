@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::fleet::Status;
-use crate::policy::candidate::{Mode, Report};
+use crate::policy::candidate::{Mode, Report, SplitReport};
 
 /// A call to the admin API failed; the message says where and whether to try again.
 #[derive(Debug, thiserror::Error)]
@@ -85,7 +85,10 @@ pub struct CandidateStatus {
     pub digest: Option<String>,
     pub mode: Mode,
     pub started_at: String,
+    /// The shadow's figures (empty for a split).
     pub report: Report,
+    /// A split's figures per arm.
+    pub split: Option<SplitReport>,
 }
 
 /// A version put live, as the admin API says it.
@@ -127,16 +130,24 @@ impl AdminClient {
         self.call(reqwest::Method::POST, &path, Some(body)).await
     }
 
-    /// `PUT /admin/policies/NAME/candidate?shadow=SHARE`.
+    /// `PUT /admin/policies/NAME/candidate?shadow=SHARE` or `?split=PERCENT&sticky=BY`.
     pub async fn start_candidate(
         &self,
         policy: &str,
         body: CandidateBody,
-        shadow: f64,
+        mode: &Mode,
     ) -> Result<CandidateStatus, ClientError> {
         let mut url = self.url(&["admin", "policies", policy, "candidate"])?;
-        url.query_pairs_mut()
-            .append_pair("shadow", &shadow.to_string());
+        match mode {
+            Mode::Shadow { sample } => {
+                url.query_pairs_mut().append_pair("shadow", &sample.to_string());
+            }
+            Mode::Split { percent, sticky } => {
+                url.query_pairs_mut()
+                    .append_pair("split", &percent.to_string())
+                    .append_pair("sticky", &String::from(sticky.clone()));
+            }
+        }
         let request = self.http.put(url);
         let request = match body {
             CandidateBody::Component(bytes) => request

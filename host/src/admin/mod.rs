@@ -43,7 +43,7 @@ use tokio::net::TcpListener;
 use crate::api::ApiError;
 use crate::config::sha256;
 use crate::control::{App, CandidateSource, ChangeError, Changed};
-use crate::policy::candidate::{Candidate, Mode};
+use crate::policy::candidate::{Candidate, Mode, Sticky};
 use crate::policy::stats::OUTCOMES;
 use crate::policy::{Policy, PolicySlot};
 
@@ -247,12 +247,40 @@ async fn fleet(State(admin): State<Admin>) -> Response {
     }
 }
 
-/// How a candidate is tried: `?shadow=SHARE`.
+/// How a candidate is tried: `?shadow=SHARE`, or `?split=PERCENT&sticky=BY`.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CandidateQuery {
     /// Share of the policy's requests the candidate decides in the shadow, 0 to 1.
     shadow: Option<f64>,
+    /// Percent of the policy's requests the candidate decides and serves.
+    split: Option<f64>,
+    /// What keeps a user in one arm: `key` (the default), `user` or `header:NAME`.
+    sticky: Option<String>,
+}
+
+impl CandidateQuery {
+    /// The mode asked for; the error names the parameter.
+    fn mode(self) -> Result<Mode, ApiError> {
+        match (self.shadow, self.split) {
+            (Some(_), Some(_)) => Err(ApiError::invalid(Some("split"), "ask for a shadow or a split, not both")),
+            (share, None) => {
+                let sample = share.unwrap_or(1.0);
+                if !(sample > 0.0 && sample <= 1.0) {
+                    return Err(ApiError::invalid(Some("shadow"), "the shadow's share must be above 0 and at most 1"));
+                }
+                Ok(Mode::Shadow { sample })
+            }
+            (None, Some(percent)) => {
+                if !(percent > 0.0 && percent <= 100.0) {
+                    return Err(ApiError::invalid(Some("split"), "the split must be above 0 and at most 100 (percent)"));
+                }
+                let sticky = Sticky::try_from(self.sticky.unwrap_or_else(|| "key".into()))
+                    .map_err(|e| ApiError::invalid(Some("sticky"), e))?;
+                Ok(Mode::Split { percent, sticky })
+            }
+        }
+    }
 }
 
 async fn start_candidate(
@@ -262,19 +290,14 @@ async fn start_candidate(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let sample = match query {
-        Ok(Query(CandidateQuery { shadow })) => shadow.unwrap_or(1.0),
-        Err(rejection) => {
-            return ApiError::invalid(Some("shadow"), rejection.body_text()).into_response();
-        }
+    let mode = match query.map_err(|r| ApiError::invalid(None, r.body_text())) {
+        Ok(Query(query)) => query.mode(),
+        Err(e) => Err(e),
     };
-    if !(sample > 0.0 && sample <= 1.0) {
-        return ApiError::invalid(
-            Some("shadow"),
-            "the shadow's share must be above 0 and at most 1",
-        )
-        .into_response();
-    }
+    let mode = match mode {
+        Ok(mode) => mode,
+        Err(e) => return e.into_response(),
+    };
     let body = match body {
         Ok(body) => body,
         Err(rejection) => {
@@ -296,7 +319,7 @@ async fn start_candidate(
     };
     match admin
         .app
-        .start_candidate(&name, source, Mode::Shadow { sample })
+        .start_candidate(&name, source, mode)
         .await
     {
         Ok(_) => candidate(State(admin), Path(name)).await,
@@ -349,6 +372,7 @@ fn describe_candidate(name: &str, live: &Policy, candidate: &Candidate) -> Value
         "mode": candidate.mode,
         "started_at": timestamp(candidate.started_at),
         "report": candidate.report(),
+        "split": matches!(candidate.mode, Mode::Split { .. }).then(|| candidate.split_report()),
     })
 }
 

@@ -79,6 +79,15 @@ impl Keys {
     }
 }
 
+/// The SHA-256 of the key the request with `headers` presents, if it presents one: an identity
+/// for the key that does not reveal it.
+pub fn key_digest(headers: &HeaderMap) -> Option<[u8; 32]> {
+    match presented_key(headers) {
+        Presented::Key(key) => Some(sha256(key.as_bytes())),
+        _ => None,
+    }
+}
+
 /// The credentials a request carries.
 enum Presented<'a> {
     Key(&'a str),

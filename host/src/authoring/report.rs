@@ -13,7 +13,7 @@ use super::check::CheckReport;
 use super::replay::ReplayReport;
 use crate::admin::client::CandidateStatus;
 use crate::fleet::Status;
-use crate::policy::candidate::Mode;
+use crate::policy::candidate::{Mode, SplitReport};
 
 /// Colours for people's output; all plain when off.
 #[derive(Debug, Clone, Copy)]
@@ -294,17 +294,27 @@ pub fn rollout(out: &mut dyn Write, s: &CandidateStatus, p: Palette) -> io::Resu
         bold,
     } = p;
     let r = &s.report;
-    let Mode::Shadow { sample } = s.mode;
+    let how = match (&s.mode, &s.split) {
+        (Mode::Shadow { sample }, _) => format!("shadow on {:.0}% of requests", sample * 100.0),
+        (Mode::Split { sticky, .. }, Some(split)) => format!(
+            "split: {}% of requests, sticky by {}",
+            split.percent,
+            safe(&String::from(sticky.clone()))
+        ),
+        (Mode::Split { percent, .. }, None) => format!("split: {percent}% of requests"),
+    };
     writeln!(
         out,
-        "{bold}{}{bold:#}  candidate {} beside live {}  {dim}({}, shadow on {:.0}% of requests, since {}){dim:#}",
+        "{bold}{}{bold:#}  candidate {} beside live {}  {dim}({}, {how}, since {}){dim:#}",
         safe(&s.policy),
         safe(&s.candidate),
         safe(&s.live),
         s.status,
-        sample * 100.0,
         safe(&s.started_at)
     )?;
+    if let Some(split) = &s.split {
+        return split_arms(out, split, p);
+    }
     writeln!(
         out,
         "  decisions compared  {} {dim}({} dropped: too many at once){dim:#}",
@@ -362,6 +372,44 @@ pub fn rollout(out: &mut dyn Write, s: &CandidateStatus, p: Palette) -> io::Resu
                 safe(candidate)
             )?;
         }
+    }
+    Ok(())
+}
+
+/// A split's arms side by side, and its last transition.
+fn split_arms(out: &mut dyn Write, split: &SplitReport, p: Palette) -> io::Result<()> {
+    let Palette { dim, bold, .. } = p;
+    let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1} ms"));
+    writeln!(out, "  {bold}{:<22}{:>14}{:>14}{bold:#}", "", "live", "candidate")?;
+    let rows = [
+        ("requests", split.live.requests.to_string(), split.candidate.requests.to_string()),
+        (
+            "upstream errors",
+            format!("{:.2}%", split.live.upstream_error_rate * 100.0),
+            format!("{:.2}%", split.candidate.upstream_error_rate * 100.0),
+        ),
+        (
+            "policy failures",
+            format!("{:.2}%", split.live.policy_failure_rate * 100.0),
+            format!("{:.2}%", split.candidate.policy_failure_rate * 100.0),
+        ),
+        ("latency", ms(split.live.latency_ms), ms(split.candidate.latency_ms)),
+        (
+            "first token",
+            ms(split.live.time_to_first_token_ms),
+            ms(split.candidate.time_to_first_token_ms),
+        ),
+        (
+            "cost per request",
+            format!("${:.6}", split.live.cost_usd_per_request),
+            format!("${:.6}", split.candidate.cost_usd_per_request),
+        ),
+    ];
+    for (name, live, candidate) in rows {
+        writeln!(out, "  {name:<22}{live:>14}{candidate:>14}")?;
+    }
+    if let Some(last) = &split.last_transition {
+        writeln!(out, "  {dim}last transition: {}{dim:#}", safe(last))?;
     }
     Ok(())
 }

@@ -25,7 +25,7 @@ use serde::Deserialize;
 
 pub use decisions::DecisionLogConfig;
 pub use env::{Env, ProcessEnv};
-pub use policy::{EngineConfig, PolicyConfig, RandomSource};
+pub use policy::{EngineConfig, PolicyConfig, RandomSource, RolloutConfig};
 pub use registry::RegistryConfig;
 pub use responses::ResponsesConfig;
 pub use server::{ServerConfig, TlsConfig};
@@ -179,6 +179,24 @@ mod defaults {
     }
     pub fn rollback_failure_share() -> f64 {
         0.25
+    }
+    pub fn rollout_min_requests() -> u64 {
+        100
+    }
+    pub fn rollout_margin() -> f64 {
+        0.02
+    }
+    pub fn rollout_cost_margin() -> f64 {
+        0.25
+    }
+    pub fn rollout_promote_after_requests() -> u64 {
+        500
+    }
+    pub fn rollout_promote_after_secs() -> u64 {
+        600
+    }
+    pub fn rollout_steps() -> Vec<f64> {
+        vec![5.0, 25.0, 100.0]
     }
     pub fn admin_listen() -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], 9901))

@@ -117,6 +117,65 @@ pub struct PolicyConfig {
     /// `switchyard policy test` always uses fresh instances.
     #[serde(default)]
     pub reuse_instances: u32,
+    /// When a candidate split with the live version (`switchyard policy rollout NAME start
+    /// ... --split`) is stepped up, promoted or aborted by itself; without this table only an
+    /// operator does so.
+    pub rollout: Option<RolloutConfig>,
+}
+
+/// A split's automatic transitions: abort when the candidate does worse than the live version
+/// by a margin, once it has served `min_requests`; otherwise, when the current step has run
+/// `promote_after_requests` candidate requests and `promote_after_secs`, step up to the next
+/// share in `steps`, or promote after the last.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolloutConfig {
+    /// Candidate requests before any judgement.
+    #[serde(default = "defaults::rollout_min_requests")]
+    pub min_requests: u64,
+    /// How far the candidate's policy-failure rate may exceed the live version's (0.02: two
+    /// points).
+    #[serde(default = "defaults::rollout_margin")]
+    pub max_failure_margin: f64,
+    /// How far the candidate's upstream error rate may exceed the live version's.
+    #[serde(default = "defaults::rollout_margin")]
+    pub max_error_margin: f64,
+    /// How far the candidate's cost per request may exceed the live version's, as a share of
+    /// it (0.25: 25% dearer).
+    #[serde(default = "defaults::rollout_cost_margin")]
+    pub max_cost_margin: f64,
+    /// Candidate requests each step must serve before the next.
+    #[serde(default = "defaults::rollout_promote_after_requests")]
+    pub promote_after_requests: u64,
+    /// Seconds each step must run before the next.
+    #[serde(default = "defaults::rollout_promote_after_secs")]
+    pub promote_after_secs: u64,
+    /// The candidate's shares in percent, rising; after the last (100) it is promoted.
+    #[serde(default = "defaults::rollout_steps")]
+    pub steps: Vec<f64>,
+}
+
+impl RolloutConfig {
+    fn validate(&self, field: impl Fn(&str) -> String) -> Result<(), Invalid> {
+        for (name, margin) in [
+            ("max_failure_margin", self.max_failure_margin),
+            ("max_error_margin", self.max_error_margin),
+            ("max_cost_margin", self.max_cost_margin),
+        ] {
+            if !(margin >= 0.0 && margin.is_finite()) {
+                return Err(Invalid::new(field(name), "must be a number of at least 0"));
+            }
+        }
+        let rising = self.steps.windows(2).all(|w| w[0] < w[1]);
+        let in_range = self.steps.iter().all(|s| *s > 0.0 && *s <= 100.0);
+        if self.steps.is_empty() || !rising || !in_range || self.steps.last() != Some(&100.0) {
+            return Err(Invalid::new(
+                field("steps"),
+                "must be rising percentages above 0, ending with 100",
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl PolicyConfig {
@@ -221,6 +280,9 @@ impl PolicyConfig {
                     format!("`{h}` carries credentials; policies never see it"),
                 ));
             }
+        }
+        if let Some(rollout) = &self.rollout {
+            rollout.validate(|name| field(&format!("rollout.{name}")))?;
         }
         let share = self.rollback_failure_share;
         if !(0.0..1.0).contains(&share) {

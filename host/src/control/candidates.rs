@@ -59,7 +59,8 @@ impl App {
             }
         };
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        let candidate = Arc::new(Candidate::new(version, mode, cores));
+        let rule = slot.config().rollout;
+        let candidate = Arc::new(Candidate::new(version, mode, cores, rule));
         slot.start_candidate(candidate.clone());
         Ok(candidate)
     }

@@ -17,7 +17,7 @@ use std::time::SystemTime;
 use arc_swap::{ArcSwap, ArcSwapOption};
 use tokio::sync::Notify;
 
-use super::candidate::Candidate;
+use super::candidate::{Candidate, Judgement};
 use super::{DecisionFailure, Policy, Verdict};
 use crate::config::PolicyConfig;
 
@@ -224,6 +224,45 @@ impl PolicySlot {
             message: why.to_string(),
         });
         Some(ended)
+    }
+
+    /// Apply what the split's rule judged of `candidate`, if it is still this slot's candidate:
+    /// a step up is recorded; an abort drops it; a promotion puts it live and has the control
+    /// plane write it to the policy's file (as after a rollback).
+    pub fn judged(&self, candidate: &Arc<Candidate>, judgement: Judgement) {
+        let current = self.candidate.load();
+        if !current.as_ref().is_some_and(|c| Arc::ptr_eq(c, candidate)) {
+            return;
+        }
+        drop(current);
+        metrics::counter!("switchyard_rollout_transitions_total", "policy" => self.name.to_string(), "transition" => match &judgement {
+            Judgement::Abort { .. } => "abort",
+            Judgement::Step { .. } => "step",
+            Judgement::Promote { .. } => "promote",
+        })
+        .increment(1);
+        match judgement {
+            Judgement::Step { reason, .. } => {
+                tracing::info!(policy = %self.name, candidate = %candidate.version.version(), "candidate stepped up: {reason}");
+                self.event(SlotEvent {
+                    at: SystemTime::now(),
+                    kind: "candidate",
+                    trigger: "automatic",
+                    version: Some(candidate.version.version().to_string()),
+                    message: reason,
+                });
+            }
+            Judgement::Abort { reason } => {
+                self.end_candidate("automatic", &format!("aborted: {reason}"));
+            }
+            Judgement::Promote { reason } => {
+                if self.end_candidate("automatic", &reason).is_some() {
+                    self.promote(candidate.version.clone(), "automatic");
+                    self.state().unsaved = true;
+                    self.unsaved.notify_one();
+                }
+            }
+        }
     }
 
     /// Record that a candidate version was refused; the live version stays.

@@ -13,6 +13,8 @@ use axum::http::HeaderMap;
 
 use super::shadow::{Job, UsageSender};
 use crate::api::{Operation, Wire};
+use crate::policy::PolicySlot;
+use crate::policy::candidate::{Arm, Candidate};
 use crate::policy::json::DecisionRecord;
 use crate::telemetry::decisions::DecisionLog;
 use crate::upstream::{Attempt, Usage};
@@ -61,6 +63,23 @@ impl RouteBy {
     }
 }
 
+/// A request's place in a split between a policy's live version and its candidate.
+pub struct ArmTicket {
+    pub candidate: Arc<Candidate>,
+    /// The policy's slot, which applies what the candidate's figures judge.
+    pub slot: Arc<PolicySlot>,
+    pub arm: Arm,
+}
+
+impl std::fmt::Debug for ArmTicket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArmTicket")
+            .field("candidate", &self.candidate.version.version())
+            .field("arm", &self.arm)
+            .finish()
+    }
+}
+
 /// What happened to one request, as the phases learn it.
 #[derive(Debug)]
 pub struct Exchange {
@@ -97,6 +116,8 @@ pub struct Exchange {
     pub time_to_first_token: Option<Duration>,
     /// For a stream: how it ended.
     pub stream_end: Option<&'static str>,
+    /// The arm of a split this request is in, whose figures its `log` phase adds to.
+    pub arm: Option<ArmTicket>,
     /// The policy's candidate's decision on this request, to run once the request is forwarded.
     pub shadow: Option<Job>,
     /// Where the answer's usage goes for the shadow decision's pair, once it runs.
@@ -132,6 +153,7 @@ impl Exchange {
             first_byte: None,
             time_to_first_token: None,
             stream_end: None,
+            arm: None,
             shadow: None,
             shadow_usage: None,
             status: 0,

@@ -9,6 +9,7 @@
 //! went away) writes no line, but its decision record still goes out, with the status 499.
 
 use super::context::Exchange;
+use crate::policy::candidate::ArmSample;
 use crate::policy::json::OutcomeJson;
 use crate::upstream::AttemptError;
 
@@ -20,6 +21,19 @@ pub fn write(mut exchange: Exchange) {
     write_decision(&mut exchange, status);
     if let Some(shadow) = exchange.shadow_usage.take() {
         let _ = shadow.send(exchange.usage);
+    }
+    if let Some(ticket) = exchange.arm.take() {
+        let sample = ArmSample {
+            upstream_error: exchange.status >= 500
+                || exchange.attempts.iter().any(|a| a.result.is_err()),
+            policy_failed: exchange.policy_failure.is_some(),
+            latency,
+            time_to_first_token: exchange.time_to_first_token,
+            cost_usd: exchange.cost_usd,
+        };
+        if let Some(judgement) = ticket.candidate.record_arm(ticket.arm, &sample) {
+            ticket.slot.judged(&ticket.candidate, judgement);
+        }
     }
     let attempts: Vec<String> = exchange
         .attempts

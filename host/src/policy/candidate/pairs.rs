@@ -1,99 +1,19 @@
-//! A candidate version beside a policy's live one, tried in the shadow of live traffic, and the
-//! figures its tries add up to.
-//!
-//! A [`Candidate`] decides the same request views as the live version, in its own fresh
-//! sandboxes, after the live request has been forwarded; its decisions are never acted on. At
-//! most [`Candidate::permit`] shadow decisions run at once (one per core by default): one more is
-//! dropped and counted, so a slow or looping candidate costs the live traffic at most that many
-//! cores for its deadline. Each pair of decisions (live, candidate) is added up in [`Tally`]:
-//! agreement on the first target and on the whole chain, a confusion table of live model to
-//! candidate model, the projected cost of each choice for the request's usage (its real usage
-//! once the answer is in, else the prompt's estimate), the candidate's failures by kind and its
-//! decision times. This module holds data and arithmetic only; the request path runs the
-//! decisions.
+//! Pairs of decisions on one request, the live version's and a shadow candidate's, and what
+//! they add up to: agreement on the first model and on the whole route, a confusion table of
+//! live choice to candidate choice, the projected cost of each choice for the request's usage
+//! (its real usage once the answer is in, else the prompt's estimate), the candidate's failures
+//! by kind and its decision times.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::{DecisionFailure, Model, Policy, Verdict};
+use super::super::{DecisionFailure, Model, Verdict};
 
 /// Decision times kept for the percentiles.
 const TIMES_KEPT: usize = 4096;
-
-/// How a candidate is tried.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case", tag = "mode")]
-pub enum Mode {
-    /// Decides beside the live version on a share (`sample`, 0 to 1) of the policy's requests;
-    /// never acted on.
-    Shadow { sample: f64 },
-}
-
-/// A candidate version and what its tries showed.
-pub struct Candidate {
-    pub version: Arc<Policy>,
-    pub mode: Mode,
-    pub started_at: SystemTime,
-    /// Shadow decisions running now, at most its size.
-    in_flight: Arc<Semaphore>,
-    tally: Mutex<Tally>,
-}
-
-impl Candidate {
-    /// `version` tried as `mode`, with at most `concurrency` shadow decisions at once.
-    pub fn new(version: Arc<Policy>, mode: Mode, concurrency: usize) -> Self {
-        Self {
-            version,
-            mode,
-            started_at: SystemTime::now(),
-            in_flight: Arc::new(Semaphore::new(concurrency.max(1))),
-            tally: Mutex::new(Tally::default()),
-        }
-    }
-
-    /// Whether the request with id `request_id` is in the shadow's sample: the same answer for
-    /// the same id, on every replica.
-    pub fn samples(&self, request_id: &str) -> bool {
-        let Mode::Shadow { sample } = self.mode;
-        sample >= 1.0 || unit_hash(request_id) < sample
-    }
-
-    /// A slot for one shadow decision, or `None` (counted as dropped) when all are taken.
-    pub fn permit(&self) -> Option<OwnedSemaphorePermit> {
-        let permit = self.in_flight.clone().try_acquire_owned().ok();
-        if permit.is_none() {
-            self.lock().dropped += 1;
-            metrics::counter!("switchyard_shadow_dropped_total", "policy" => self.version.name().to_string())
-                .increment(1);
-        }
-        permit
-    }
-
-    /// Add one pair of decisions up.
-    pub fn record(&self, pair: &Pair) {
-        let agreement = self.lock().add(pair);
-        metrics::counter!(
-            "switchyard_shadow_decisions_total",
-            "policy" => self.version.name().to_string(),
-            "candidate" => self.version.version().to_string(),
-            "agreement" => agreement,
-        )
-        .increment(1);
-    }
-
-    /// The figures so far.
-    pub fn report(&self) -> Report {
-        self.lock().report()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Tally> {
-        self.tally.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
 
 /// What one version chose for a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,11 +88,10 @@ pub struct Pair {
 
 /// The sums behind a [`Report`].
 #[derive(Debug, Default)]
-struct Tally {
+pub(super) struct Tally {
     pairs: u64,
     same_first: u64,
     same_chain: u64,
-    dropped: u64,
     failures: BTreeMap<&'static str, u64>,
     /// Live label -> candidate label -> requests.
     confusion: BTreeMap<String, BTreeMap<String, u64>>,
@@ -184,7 +103,7 @@ struct Tally {
 
 impl Tally {
     /// Add `pair`; the word for its agreement (`same`, `different`, `failed`).
-    fn add(&mut self, pair: &Pair) -> &'static str {
+    pub(super) fn add(&mut self, pair: &Pair) -> &'static str {
         self.pairs += 1;
         let first = |choice: &Choice| match choice {
             Choice::Route(models) => models.first().cloned(),
@@ -218,7 +137,7 @@ impl Tally {
         }
     }
 
-    fn report(&self) -> Report {
+    pub(super) fn report(&self, dropped: u64) -> Report {
         let per_thousand = |micros: u64| match self.pairs {
             0 => 0.0,
             n => micros as f64 / 1e6 / n as f64 * 1000.0,
@@ -236,7 +155,7 @@ impl Tally {
         let failed: u64 = self.failures.values().sum();
         Report {
             pairs: self.pairs,
-            dropped: self.dropped,
+            dropped,
             agreement: share(self.same_first),
             same_chain: share(self.same_chain),
             confusion: self.confusion.clone(),
@@ -255,7 +174,7 @@ impl Tally {
     }
 }
 
-/// A candidate's figures, as the admin API and `policy rollout status` show them.
+/// A shadow candidate's figures, as the admin API and `policy rollout status` show them.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Report {
     /// Pairs of decisions compared.
@@ -283,17 +202,11 @@ pub struct Report {
     pub decision_us_p99: u32,
 }
 
-/// `text` hashed to a number in [0, 1), the same on every replica and every run.
-pub fn unit_hash(text: &str) -> f64 {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(text.as_bytes());
-    let top = u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
-    (top >> 11) as f64 / (1u64 << 53) as f64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use super::super::super::wit::ModelHealth;
 
     fn model(id: &str, input: f64, output: f64) -> Model {
         Model {
@@ -303,7 +216,7 @@ mod tests {
             output_cost_per_mtok: output,
             context_window: 1000,
             tags: Vec::new(),
-            health: super::super::wit::ModelHealth {
+            health: ModelHealth {
                 healthy: true,
                 latency_ms: 0.0,
                 error_rate: 0.0,
@@ -348,7 +261,7 @@ mod tests {
             tally.add(&pair(Choice::Reject(429), Choice::Reject(429))),
             "same"
         );
-        let report = tally.report();
+        let report = tally.report(0);
         assert_eq!(report.pairs, 4);
         assert_eq!(report.agreement, 0.5);
         assert_eq!(report.same_chain, 0.25);
@@ -361,14 +274,5 @@ mod tests {
         assert!((report.live_usd_per_1000 - (0.02 + 0.02 + 0.002) / 4.0 * 1000.0).abs() < 1e-9);
         assert!((report.candidate_usd_per_1000 - (0.02 + 0.002) / 4.0 * 1000.0).abs() < 1e-9);
         assert_eq!(report.decision_us_p50, 40);
-    }
-
-    #[test]
-    fn the_sample_is_a_stable_share_of_request_ids() {
-        let in_sample = (0..10_000)
-            .filter(|i| unit_hash(&format!("req-{i}")) < 0.25)
-            .count();
-        assert!((2300..2700).contains(&in_sample), "{in_sample}");
-        assert_eq!(unit_hash("req-1"), unit_hash("req-1"));
     }
 }

@@ -1,9 +1,13 @@
-//! A candidate policy version tried in the shadow of live traffic: it decides every request
-//! beside the live version, in its own sandbox, after the request was forwarded, and is never
-//! acted on. The figures it adds up (agreement, the live -> candidate table, projected cost,
-//! failures) match the decisions exactly; the live answers are byte for byte what they are
-//! without a candidate; a candidate that loops or traps changes no answer and is counted;
-//! `promote` puts it live and `abort` drops it. `switchyard policy rollout` drives it all.
+//! Candidate policy versions tried before they go live, driven by `switchyard policy rollout`.
+//!
+//! In the shadow of live traffic, a candidate decides every request beside the live version,
+//! in its own sandbox, after the request was forwarded, and is never acted on: the figures it
+//! adds up (agreement, the live -> candidate table, projected cost, failures) match the
+//! decisions exactly; the live answers are byte for byte what they are without a candidate; a
+//! candidate that loops or traps changes no answer and is counted; `promote` puts it live and
+//! `abort` drops it. In a split, a share of the requests is decided and served by the
+//! candidate, sticky by key; the policy's `rollout` rule aborts a candidate whose upstream
+//! errors rise and promotes one that ran well, with no request failing meanwhile.
 
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -18,10 +22,21 @@ use switchyard_e2e::{
 /// more; the mocks report 5 and 5 tokens. The live policy (scripted) routes by `x-test-route`;
 /// the candidate (the first-contract policy) routes to the model the message's first word
 /// names.
-async fn proxy() -> (Proxy, MockUpstream, MockUpstream) {
+async fn proxy() -> (Proxy, MockUpstream, MockUpstream, tempfile::TempDir) {
+    let (a, b, config, dir) = setup().await;
+    let proxy = Proxy::start(&config.toml(), &[("SWITCHYARD_ADMIN_TOKEN", ADMIN_TOKEN)]);
+    (proxy, a, b, dir)
+}
+
+/// The mocks, and the config before it is started. The live policy is a copy of the scripted
+/// one in the proxy's own folder, since a promotion writes over the policy's file.
+async fn setup() -> (MockUpstream, MockUpstream, ConfigBuilder, tempfile::TempDir) {
     let a = MockUpstream::start("mock-a").await;
     let b = MockUpstream::start("mock-b").await;
-    let config = ConfigBuilder::new(&policy_wasm("scripted_policy"))
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("test-policy.wasm");
+    std::fs::copy(policy_wasm("scripted_policy"), &policy).unwrap();
+    let config = ConfigBuilder::new(&policy)
         .provider("pa", &a.url, None)
         .provider("pb", &b.url, None)
         .model("a", "pa", "a-up", 1.0, &[])
@@ -29,10 +44,8 @@ async fn proxy() -> (Proxy, MockUpstream, MockUpstream) {
         .fallback(&["a"])
         .policy_headers(&["x-test-route", "x-hostile"])
         .deadline_ms(300)
-        .admin()
-        .toml();
-    let proxy = Proxy::start(&config, &[("SWITCHYARD_ADMIN_TOKEN", ADMIN_TOKEN)]);
-    (proxy, a, b)
+        .admin();
+    (a, b, config, dir)
 }
 
 fn rollout(proxy: &Proxy, args: &[&str]) -> Output {
@@ -101,7 +114,7 @@ async fn send(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shadow_candidate_is_compared_exactly_and_changes_no_answer() {
-    let (proxy, _a, _b) = proxy().await;
+    let (proxy, _a, _b, _dir) = proxy().await;
     const N: usize = 100;
     let mut without = Vec::new();
     for i in 0..N {
@@ -181,7 +194,7 @@ async fn a_shadow_candidate_is_compared_exactly_and_changes_no_answer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_candidate_that_loops_or_traps_changes_no_answer_and_is_counted() {
-    let (proxy, _a, _b) = proxy().await;
+    let (proxy, _a, _b, _dir) = proxy().await;
     // The hostile policy as the candidate: it passes the canary, then loops, panics or runs an
     // `unreachable` instruction when `x-hostile` says so, which the live (scripted) policy
     // ignores.
