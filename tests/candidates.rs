@@ -248,3 +248,193 @@ async fn a_candidate_that_loops_or_traps_changes_no_answer_and_is_counted() {
         );
     }
 }
+
+/// Start a candidate as `args` say; fails the test if refused.
+fn start(proxy: &Proxy, candidate: &str, args: &[&str]) {
+    let wasm = policy_wasm(candidate);
+    let mut all = vec!["start", wasm.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let started = rollout(proxy, &all);
+    assert!(started.status.success(), "{}", text(&started.stderr));
+}
+
+/// Send `count` chat requests, `concurrency` at a time, request `i` with the key and the
+/// message `request(i)` gives; each answer's status and the policy version that decided it.
+async fn load(
+    proxy: &Proxy,
+    count: usize,
+    concurrency: usize,
+    request: impl Fn(usize) -> (String, String) + Sync,
+) -> Vec<(u16, String)> {
+    use futures_util::StreamExt;
+    let client = reqwest::Client::new();
+    futures_util::stream::iter(0..count)
+        .map(|i| {
+            let (key, message) = request(i);
+            let call = client
+                .post(proxy.url("/v1/chat/completions"))
+                .bearer_auth(key)
+                .header("x-test-route", "a")
+                .json(&json!({"model": "auto", "max_tokens": 5,
+                    "messages": [{"role": "user", "content": message}]}))
+                .send();
+            async move {
+                let reply = call.await.expect("an answer");
+                let version = reply
+                    .headers()
+                    .get("x-switchyard-policy")
+                    .map_or(String::new(), |v| v.to_str().unwrap().to_string());
+                (reply.status().as_u16(), version)
+            }
+        })
+        .buffered(concurrency)
+        .collect()
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_split_keeps_each_key_in_one_arm_and_near_its_share() {
+    let (_a, _b, config, _dir) = setup().await;
+    let keys: Vec<String> = (0..1000).map(|i| format!("sk-user-{i:04}")).collect();
+    let config = config
+        .keys_required()
+        .team_option(&format!("keys = {keys:?}"))
+        .toml();
+    let proxy = Proxy::start(&config, &[("SWITCHYARD_ADMIN_TOKEN", ADMIN_TOKEN)]);
+    start(
+        &proxy,
+        "first_contract_policy",
+        &["--split", "10%", "--sticky", "key"],
+    );
+    let candidate = policy_version(
+        "test-policy",
+        &std::fs::read(policy_wasm("first_contract_policy")).unwrap(),
+    );
+    const N: usize = 10_000;
+    let answers = load(&proxy, N, 16, |i| {
+        (keys[i % 1000].clone(), "a please".into())
+    })
+    .await;
+    let mut arm_of_key = std::collections::HashMap::new();
+    for (i, (status, version)) in answers.iter().enumerate() {
+        assert_eq!(*status, 200, "request {i}");
+        let in_candidate = *version == candidate;
+        let first = *arm_of_key.entry(i % 1000).or_insert(in_candidate);
+        assert_eq!(first, in_candidate, "key {} changed arms", i % 1000);
+    }
+    let share = answers.iter().filter(|(_, v)| *v == candidate).count() as f64 / N as f64;
+    println!(
+        "candidate's share of {N} requests over 1000 keys: {:.2}%",
+        share * 100.0
+    );
+    assert!((0.08..=0.12).contains(&share), "{share}");
+
+    let split = status(&proxy).await["split"].clone();
+    let arms = split["live"]["requests"].as_u64().unwrap()
+        + split["candidate"]["requests"].as_u64().unwrap();
+    assert_eq!(arms, N as u64, "{split}");
+    let table = text(&rollout(&proxy, &["status"]).stdout);
+    assert!(
+        table.contains("split: 10% of requests, sticky by key"),
+        "{table}"
+    );
+    println!("{table}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rollout_rule_aborts_a_failing_candidate_and_promotes_a_good_one() {
+    let (_a, b, config, dir) = setup().await;
+    let keys: Vec<String> = (0..200).map(|i| format!("sk-user-{i:04}")).collect();
+    let config = config
+        .keys_required()
+        .team_option(&format!("keys = {keys:?}"))
+        .policy_option(
+            "rollout = { min_requests = 20, max_error_margin = 0.05, promote_after_requests = 40, promote_after_secs = 0, steps = [50, 100] }",
+        )
+        .toml();
+    let proxy = Proxy::start(&config, &[("SWITCHYARD_ADMIN_TOKEN", ADMIN_TOKEN)]);
+    let live = policy_version(
+        "test-policy",
+        &std::fs::read(policy_wasm("scripted_policy")).unwrap(),
+    );
+    let candidate = policy_version(
+        "test-policy",
+        &std::fs::read(policy_wasm("first_contract_policy")).unwrap(),
+    );
+
+    // The candidate routes to `b`, whose upstream fails: its error rate is far above the live
+    // version's, and the rule aborts it once it has served 20 requests.
+    b.set(switchyard_e2e::Behaviour::Status(500));
+    start(&proxy, "first_contract_policy", &["--split", "50"]);
+    let answers = load(&proxy, 200, 4, |i| (keys[i].clone(), "b please".into())).await;
+    let failed = answers.iter().filter(|(s, _)| *s != 200).count();
+    assert!(failed >= 20, "the candidate's arm failed: {failed}");
+    assert!(
+        answers
+            .iter()
+            .filter(|(s, _)| *s != 200)
+            .all(|(_, v)| *v == candidate)
+    );
+    let events = admin_policy(&proxy).await["events"].clone();
+    let aborted = events.as_array().unwrap().iter().any(|e| {
+        e["kind"] == "candidate-ended"
+            && e["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("aborted: upstream error rate")
+    });
+    assert!(aborted, "{events}");
+    let after = load(&proxy, 50, 4, |i| (keys[i].clone(), "b please".into())).await;
+    assert!(
+        after.iter().all(|(s, v)| *s == 200 && *v == live),
+        "the live version serves all"
+    );
+
+    // A healthy candidate: after 40 requests in its arm at 50% it is promoted, under load,
+    // with no request failing.
+    // (To `a`: `b`'s breaker is open after its failures.)
+    start(&proxy, "first_contract_policy", &["--split", "50"]);
+    let answers = load(&proxy, 300, 8, |i| {
+        (keys[i % 200].clone(), "a please".into())
+    })
+    .await;
+    let failed: Vec<_> = answers
+        .iter()
+        .enumerate()
+        .filter(|(_, (s, _))| *s != 200)
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "no request fails across the promotion: {failed:?}"
+    );
+    let policy = admin_policy(&proxy).await;
+    assert_eq!(policy["live"]["version"], candidate.as_str(), "{policy}");
+    let promoted = policy["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["kind"] == "live" && e["trigger"] == "automatic");
+    assert!(promoted, "{policy}");
+    assert!(answers.last().is_some_and(|(_, v)| *v == candidate));
+    // What is live is what a restart loads.
+    let file = dir.path().join("test-policy.wasm");
+    let promoted = std::fs::read(policy_wasm("first_contract_policy")).unwrap();
+    poll::until(
+        "the promoted version is saved",
+        Duration::from_secs(30),
+        async || (std::fs::read(&file).ok()? == promoted).then_some(()),
+    )
+    .await;
+}
+
+async fn admin_policy(proxy: &Proxy) -> Value {
+    reqwest::Client::new()
+        .get(proxy.admin_url("/admin/policies/test-policy"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}

@@ -140,7 +140,8 @@ impl AdminClient {
         let mut url = self.url(&["admin", "policies", policy, "candidate"])?;
         match mode {
             Mode::Shadow { sample } => {
-                url.query_pairs_mut().append_pair("shadow", &sample.to_string());
+                url.query_pairs_mut()
+                    .append_pair("shadow", &sample.to_string());
             }
             Mode::Split { percent, sticky } => {
                 url.query_pairs_mut()

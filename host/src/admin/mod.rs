@@ -263,17 +263,26 @@ impl CandidateQuery {
     /// The mode asked for; the error names the parameter.
     fn mode(self) -> Result<Mode, ApiError> {
         match (self.shadow, self.split) {
-            (Some(_), Some(_)) => Err(ApiError::invalid(Some("split"), "ask for a shadow or a split, not both")),
+            (Some(_), Some(_)) => Err(ApiError::invalid(
+                Some("split"),
+                "ask for a shadow or a split, not both",
+            )),
             (share, None) => {
                 let sample = share.unwrap_or(1.0);
                 if !(sample > 0.0 && sample <= 1.0) {
-                    return Err(ApiError::invalid(Some("shadow"), "the shadow's share must be above 0 and at most 1"));
+                    return Err(ApiError::invalid(
+                        Some("shadow"),
+                        "the shadow's share must be above 0 and at most 1",
+                    ));
                 }
                 Ok(Mode::Shadow { sample })
             }
             (None, Some(percent)) => {
                 if !(percent > 0.0 && percent <= 100.0) {
-                    return Err(ApiError::invalid(Some("split"), "the split must be above 0 and at most 100 (percent)"));
+                    return Err(ApiError::invalid(
+                        Some("split"),
+                        "the split must be above 0 and at most 100 (percent)",
+                    ));
                 }
                 let sticky = Sticky::try_from(self.sticky.unwrap_or_else(|| "key".into()))
                     .map_err(|e| ApiError::invalid(Some("sticky"), e))?;
@@ -317,11 +326,7 @@ async fn start_candidate(
     } else {
         CandidateSource::Component(body)
     };
-    match admin
-        .app
-        .start_candidate(&name, source, mode)
-        .await
-    {
+    match admin.app.start_candidate(&name, source, mode).await {
         Ok(_) => candidate(State(admin), Path(name)).await,
         Err(e) => change_error(e),
     }

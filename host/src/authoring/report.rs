@@ -380,9 +380,17 @@ pub fn rollout(out: &mut dyn Write, s: &CandidateStatus, p: Palette) -> io::Resu
 fn split_arms(out: &mut dyn Write, split: &SplitReport, p: Palette) -> io::Result<()> {
     let Palette { dim, bold, .. } = p;
     let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1} ms"));
-    writeln!(out, "  {bold}{:<22}{:>14}{:>14}{bold:#}", "", "live", "candidate")?;
+    writeln!(
+        out,
+        "  {bold}{:<22}{:>14}{:>14}{bold:#}",
+        "", "live", "candidate"
+    )?;
     let rows = [
-        ("requests", split.live.requests.to_string(), split.candidate.requests.to_string()),
+        (
+            "requests",
+            split.live.requests.to_string(),
+            split.candidate.requests.to_string(),
+        ),
         (
             "upstream errors",
             format!("{:.2}%", split.live.upstream_error_rate * 100.0),
@@ -393,7 +401,11 @@ fn split_arms(out: &mut dyn Write, split: &SplitReport, p: Palette) -> io::Resul
             format!("{:.2}%", split.live.policy_failure_rate * 100.0),
             format!("{:.2}%", split.candidate.policy_failure_rate * 100.0),
         ),
-        ("latency", ms(split.live.latency_ms), ms(split.candidate.latency_ms)),
+        (
+            "latency",
+            ms(split.live.latency_ms),
+            ms(split.candidate.latency_ms),
+        ),
         (
             "first token",
             ms(split.live.time_to_first_token_ms),

@@ -282,13 +282,22 @@ mod tests {
             arms.add(Arm::Live, &sample(false, 1.0));
             arms.add(Arm::Candidate, &sample(false, 1.2));
         }
-        assert!(matches!(arms.judge(&rule(), 5.0), Some(Judgement::Step { percent, .. }) if percent == 25.0));
+        assert!(
+            matches!(arms.judge(&rule(), 5.0), Some(Judgement::Step { percent, .. }) if percent == 25.0)
+        );
         arms.new_step();
-        assert_eq!(arms.judge(&rule(), 25.0), None, "the new step has not run yet");
+        assert_eq!(
+            arms.judge(&rule(), 25.0),
+            None,
+            "the new step has not run yet"
+        );
         for _ in 0..20 {
             arms.add(Arm::Candidate, &sample(false, 1.2));
         }
-        assert!(matches!(arms.judge(&rule(), 25.0), Some(Judgement::Promote { .. })));
+        assert!(matches!(
+            arms.judge(&rule(), 25.0),
+            Some(Judgement::Promote { .. })
+        ));
     }
 
     #[test]
@@ -299,6 +308,9 @@ mod tests {
             arms.add(Arm::Candidate, &sample(false, 1.6));
         }
         let judgement = arms.judge(&rule(), 5.0).unwrap();
-        assert!(judgement.reason().starts_with("cost per request"), "{judgement:?}");
+        assert!(
+            judgement.reason().starts_with("cost per request"),
+            "{judgement:?}"
+        );
     }
 }

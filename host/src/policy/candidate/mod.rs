@@ -65,7 +65,9 @@ impl TryFrom<String> for Sticky {
             other => match other.strip_prefix("header:") {
                 Some(name)
                     if !name.is_empty()
-                        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') =>
+                        && name
+                            .bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') =>
                 {
                     Ok(Self::Header(name.to_string()))
                 }
@@ -165,7 +167,11 @@ impl Candidate {
         }
         let share = f64::from(self.share.load(Ordering::Relaxed)) / f64::from(FULL);
         let point = unit_hash(&format!("{}\u{0}{sticky}", self.version.name()));
-        if point < share { Arm::Candidate } else { Arm::Live }
+        if point < share {
+            Arm::Candidate
+        } else {
+            Arm::Live
+        }
     }
 
     /// A slot for one shadow decision, or `None` (counted as dropped) when all are taken.

@@ -23,8 +23,8 @@ use crate::api::{ClientRequest, Operation};
 use crate::auth;
 use crate::config::{FailureMode, hex};
 use crate::control::{Snapshot, Team};
-use crate::policy::json::{BudgetJson, DecisionJson, DecisionRecord, ModelJson, RequestJson};
 use crate::policy::candidate::{Arm, Mode, Sticky};
+use crate::policy::json::{BudgetJson, DecisionJson, DecisionRecord, ModelJson, RequestJson};
 use crate::policy::{
     DecisionFailure, DecisionInput, LiveView, Model, PlannedTarget, Policy, Request, Verdict,
     input, wit,
