@@ -350,13 +350,15 @@ def run_bare(work, mode, mock_port, access_log, seconds, quick):
         proxy.wait()
 
 
-def start_switchyard(work, name, config_text):
-    """Start the release proxy on the gateway core with `config_text`; wait until it is ready."""
+def start_switchyard(work, name, config_text, extra_env=None):
+    """Start the release proxy on the gateway core with `config_text` (and `extra_env` in its
+    environment); wait until it is ready."""
     port = int(config_text.split('listen = "127.0.0.1:', 1)[1].split('"', 1)[0])
     config = work / f"{name}.toml"
     config.write_text(config_text)
     log = open(work / f"{name}.log", "w")
     env = {"PATH": os.environ["PATH"], "XDG_CACHE_HOME": str(work / "cache"), "RUST_LOG": "info"}
+    env.update(extra_env or {})
     gateway = subprocess.Popen(["taskset", "-c", GATEWAY_CORE, str(SWITCHYARD), "serve",
                                 "--config", str(config)], stdout=subprocess.DEVNULL,
                                stderr=log, env=env)

@@ -89,6 +89,18 @@ pub fn describe() {
         "switchyard_fleet_state_errors_total",
         "Requests admitted without the fleet's limits (Redis out of reach), by team and on_state_error mode"
     );
+    describe_counter!(
+        "switchyard_shadow_decisions_total",
+        "A candidate's shadow decisions compared with the live version's, by policy, candidate version and agreement (same, different, failed)"
+    );
+    describe_counter!(
+        "switchyard_shadow_dropped_total",
+        "Shadow decisions not made because as many as allowed were running, by policy"
+    );
+    describe_counter!(
+        "switchyard_rollout_transitions_total",
+        "Automatic transitions of a split candidate, by policy and transition (step, promote, abort)"
+    );
     describe_gauge!(
         "switchyard_breaker_open",
         "1 from when a model's circuit breaker opens until an attempt succeeds again (open or half-open), else 0"
