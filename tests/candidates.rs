@@ -114,7 +114,10 @@ async fn send(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shadow_candidate_is_compared_exactly_and_changes_no_answer() {
-    let (proxy, _a, _b, _dir) = proxy().await;
+    let (_a, _b, config, dir) = setup().await;
+    let log = dir.path().join("decisions.jsonl");
+    let config = config.section(&format!("[decision_log]\npath = {log:?}\n"));
+    let proxy = Proxy::start(&config.toml(), &[("SWITCHYARD_ADMIN_TOKEN", ADMIN_TOKEN)]);
     const N: usize = 100;
     let mut without = Vec::new();
     for i in 0..N {
@@ -167,6 +170,35 @@ async fn a_shadow_candidate_is_compared_exactly_and_changes_no_answer() {
         close(&report["candidate_usd_per_1000"], per_1000(95.0, 5.0)),
         "{report}"
     );
+
+    // The decision log has both decisions of every request the candidate saw.
+    let records: Vec<Value> = poll::until(
+        "the records are written",
+        Duration::from_secs(30),
+        async || {
+            let text = std::fs::read_to_string(&log).ok()?;
+            let records: Vec<Value> = text
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+            (records
+                .iter()
+                .filter(|r| r.get("candidate").is_some())
+                .count()
+                == N)
+                .then_some(records)
+        },
+    )
+    .await;
+    let paired = records.iter().find(|r| r["candidate"].is_object()).unwrap();
+    assert_eq!(paired["candidate"]["policy"], version.as_str());
+    let first = |decision: &Value| decision["route"]["targets"][0]["model"].clone();
+    let differing = records
+        .iter()
+        .filter(|r| r["candidate"].is_object())
+        .filter(|r| first(&r["decision"]) != first(&r["candidate"]["decision"]))
+        .count();
+    assert_eq!(differing, 25);
 
     let table = rollout(&proxy, &["status"]);
     assert!(table.status.success(), "{}", text(&table.stderr));

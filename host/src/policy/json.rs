@@ -485,6 +485,17 @@ pub struct DecisionRecord {
     /// How the request ended; absent when the record was written before it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<OutcomeJson>,
+    /// What the policy's shadow candidate decided on the same request, when it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<CandidateJson>,
+}
+
+/// A shadow candidate's decision beside the recorded one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CandidateJson {
+    /// The candidate version (`name@sha256-prefix`).
+    pub policy: String,
+    pub decision: DecisionJson,
 }
 
 fn first_version() -> u32 {

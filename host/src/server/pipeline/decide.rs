@@ -275,6 +275,7 @@ fn record(
         messages,
         decision: DecisionJson::of(verdict),
         outcome: None,
+        candidate: None,
     }
 }
 

@@ -8,9 +8,14 @@
 //! configured, status codes and fixed words. A request cut short before its answer (the client
 //! went away) writes no line, but its decision record still goes out, with the status 499.
 
+use std::sync::Arc;
+
 use super::context::Exchange;
+use super::shadow::Settled;
 use crate::policy::candidate::ArmSample;
+use crate::policy::json::DecisionRecord;
 use crate::policy::json::OutcomeJson;
+use crate::telemetry::decisions::DecisionLog;
 use crate::upstream::AttemptError;
 
 /// Write what `exchange` holds: its line, metrics and decision record.
@@ -18,9 +23,16 @@ pub fn write(mut exchange: Exchange) {
     let latency = exchange.started.elapsed();
     record_metrics(&exchange, latency);
     let status = exchange.status;
-    write_decision(&mut exchange, status);
-    if let Some(shadow) = exchange.shadow_usage.take() {
-        let _ = shadow.send(exchange.usage);
+    match exchange.shadow_usage.take() {
+        // The shadow decision writes the record, with the candidate's decision beside.
+        Some(shadow) => {
+            let record = with_outcome(&mut exchange, status);
+            let _ = shadow.send(Settled {
+                usage: exchange.usage,
+                record,
+            });
+        }
+        None => write_decision(&mut exchange, status),
     }
     if let Some(ticket) = exchange.arm.take() {
         let sample = ArmSample {
@@ -83,16 +95,25 @@ impl Drop for Exchange {
 
 /// Write the decision record, if there is one still to write, with the request's outcome.
 fn write_decision(exchange: &mut Exchange, status: u16) {
-    if let Some((mut record, log)) = exchange.decision_record.take() {
-        record.outcome = Some(OutcomeJson {
-            status,
-            model: exchange.served_model.clone(),
-            input_tokens: exchange.usage.map(|u| u.input_tokens),
-            output_tokens: exchange.usage.map(|u| u.output_tokens),
-            cost_usd: exchange.cost_usd,
-        });
+    if let Some((record, log)) = with_outcome(exchange, status) {
         log.write(*record);
     }
+}
+
+/// The decision record still to write, if any, with the request's outcome.
+fn with_outcome(
+    exchange: &mut Exchange,
+    status: u16,
+) -> Option<(Box<DecisionRecord>, Arc<DecisionLog>)> {
+    let (mut record, log) = exchange.decision_record.take()?;
+    record.outcome = Some(OutcomeJson {
+        status,
+        model: exchange.served_model.clone(),
+        input_tokens: exchange.usage.map(|u| u.input_tokens),
+        output_tokens: exchange.usage.map(|u| u.output_tokens),
+        cost_usd: exchange.cost_usd,
+    });
+    Some((record, log))
 }
 
 /// Record the request's metrics (see `telemetry::metrics` for the series).

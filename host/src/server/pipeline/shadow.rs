@@ -8,7 +8,9 @@
 //! shadow slots is free (else the job is dropped and counted). The decision is never acted on:
 //! the pair is added to the candidate's figures once the answer is complete, priced by its real
 //! usage (which the `log` phase sends) or, when the request ended without one, by the prompt's
-//! estimate. Nothing here can fail or slow the live request.
+//! estimate. When the decision log samples the request, the `log` phase hands its record over
+//! too, and it is written here with the candidate's decision beside the live one. Nothing here
+//! can fail or slow the live request.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,7 +21,9 @@ use tokio_util::task::TaskTracker;
 use crate::api::ClientRequest;
 use crate::control::Snapshot;
 use crate::policy::candidate::{Candidate, Choice, Pair, Tokens};
+use crate::policy::json::{CandidateJson, DecisionJson, DecisionRecord};
 use crate::policy::{DecisionFailure, DecisionInput, Model, Request, Verdict, wit};
+use crate::telemetry::decisions::DecisionLog;
 use crate::upstream::Usage;
 
 /// A candidate's decision still to make, with what the live version was shown and chose.
@@ -44,8 +48,17 @@ impl std::fmt::Debug for Job {
     }
 }
 
-/// Where the `log` phase sends the answer's usage for a shadow decision's pair.
-pub type UsageSender = oneshot::Sender<Option<Usage>>;
+/// What the `log` phase hands a shadow decision once the answer is complete.
+#[derive(Debug)]
+pub struct Settled {
+    /// The answer's usage, if it reported one.
+    pub usage: Option<Usage>,
+    /// The request's decision record and its log, when the decision log samples it.
+    pub record: Option<(Box<DecisionRecord>, Arc<DecisionLog>)>,
+}
+
+/// Where the `log` phase sends what a shadow decision's pair waits for.
+pub type UsageSender = oneshot::Sender<Settled>;
 
 /// The job for `live`'s decision of a request, when the slot's candidate samples it.
 pub fn job(
@@ -81,7 +94,7 @@ pub struct Shown<'a> {
 /// Run `job` on a task of `tasks`, if a shadow slot is free; the sender for the answer's usage.
 pub fn start(job: Job, tasks: &TaskTracker) -> Option<UsageSender> {
     let permit = job.candidate.permit()?;
-    let (usage_tx, usage_rx) = oneshot::channel::<Option<Usage>>();
+    let (usage_tx, usage_rx) = oneshot::channel::<Settled>();
     tasks.spawn(async move {
         let started = Instant::now();
         let verdict = job
@@ -100,7 +113,15 @@ pub fn start(job: Job, tasks: &TaskTracker) -> Option<UsageSender> {
             .await;
         let candidate_time = started.elapsed();
         drop(permit);
-        let usage = usage_rx.await.ok().flatten();
+        let settled = usage_rx.await.ok();
+        let usage = settled.as_ref().and_then(|s| s.usage);
+        if let Some((mut record, log)) = settled.and_then(|s| s.record) {
+            record.candidate = Some(CandidateJson {
+                policy: job.candidate.version.version().to_string(),
+                decision: DecisionJson::of(&verdict),
+            });
+            log.write(*record);
+        }
         let tokens = match usage {
             Some(usage) => Tokens {
                 input: usage.input_tokens,
