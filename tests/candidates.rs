@@ -49,10 +49,15 @@ async fn setup() -> (MockUpstream, MockUpstream, ConfigBuilder, tempfile::TempDi
 }
 
 fn rollout(proxy: &Proxy, args: &[&str]) -> Output {
+    rollout_at(proxy.admin.as_ref().unwrap(), args)
+}
+
+/// `switchyard policy rollout test-policy ARGS` against the admin API at `admin`.
+fn rollout_at(admin: &str, args: &[&str]) -> Output {
     Command::new(proxy_binary())
         .args(["policy", "rollout", "test-policy"])
         .args(args)
-        .env("SWITCHYARD_ADMIN_URL", proxy.admin.as_ref().unwrap())
+        .env("SWITCHYARD_ADMIN_URL", admin)
         .env("SWITCHYARD_ADMIN_TOKEN", ADMIN_TOKEN)
         .env("NO_COLOR", "1")
         .output()
@@ -469,4 +474,49 @@ async fn admin_policy(proxy: &Proxy) -> Value {
         .json()
         .await
         .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_request_fails_across_start_promote_and_abort_under_load() {
+    let (_a, _b, config, _dir) = setup().await;
+    let keys: Vec<String> = (0..100).map(|i| format!("sk-user-{i:04}")).collect();
+    let config = config
+        .keys_required()
+        .team_option(&format!("keys = {keys:?}"))
+        .toml();
+    let proxy = Proxy::start(&config, &[("SWITCHYARD_ADMIN_TOKEN", ADMIN_TOKEN)]);
+    let traffic = load(&proxy, 600, 8, |i| {
+        (keys[i % 100].clone(), "a please".into())
+    });
+    // The operator's commands run beside the traffic, on a thread of their own.
+    let admin = proxy.admin.clone().unwrap();
+    let wasm = policy_wasm("first_contract_policy");
+    let wasm = wasm.to_str().unwrap().to_string();
+    let operations = tokio::task::spawn_blocking(move || {
+        let steps: [&[&str]; 6] = [
+            &["start", &wasm, "--shadow"],
+            &["abort"],
+            &["start", &wasm, "--split", "50"],
+            &["abort"],
+            &["start", &wasm, "--split", "50"],
+            &["promote"],
+        ];
+        for args in steps {
+            std::thread::sleep(Duration::from_millis(150));
+            let done = rollout_at(&admin, args);
+            assert!(done.status.success(), "{args:?}: {}", text(&done.stderr));
+        }
+    });
+    let (answers, operations) = tokio::join!(traffic, operations);
+    operations.unwrap();
+    let failed: Vec<_> = answers.iter().filter(|(s, _)| *s != 200).collect();
+    assert!(failed.is_empty(), "{failed:?}");
+    let candidate = policy_version(
+        "test-policy",
+        &std::fs::read(policy_wasm("first_contract_policy")).unwrap(),
+    );
+    assert_eq!(
+        admin_policy(&proxy).await["live"]["version"],
+        candidate.as_str()
+    );
 }
