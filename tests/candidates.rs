@@ -43,7 +43,7 @@ async fn setup() -> (MockUpstream, MockUpstream, ConfigBuilder, tempfile::TempDi
         .model("b", "pb", "b-up", 10.0, &[])
         .fallback(&["a"])
         .policy_headers(&["x-test-route", "x-hostile"])
-        .deadline_ms(300)
+        .deadline_ms(1000)
         .admin();
     (a, b, config, dir)
 }
@@ -386,7 +386,7 @@ async fn the_rollout_rule_aborts_a_failing_candidate_and_promotes_a_good_one() {
         .keys_required()
         .team_option(&format!("keys = {keys:?}"))
         .policy_option(
-            "rollout = { min_requests = 20, max_error_margin = 0.05, promote_after_requests = 40, promote_after_secs = 0, steps = [50, 100] }",
+            "rollout = { min_requests = 20, max_error_margin = 0.05, max_failure_margin = 0.5, promote_after_requests = 40, promote_after_secs = 0, steps = [50, 100] }",
         )
         .toml();
     let proxy = Proxy::start(&config, &[("SWITCHYARD_ADMIN_TOKEN", ADMIN_TOKEN)]);
@@ -446,11 +446,11 @@ async fn the_rollout_rule_aborts_a_failing_candidate_and_promotes_a_good_one() {
     );
     let policy = admin_policy(&proxy).await;
     assert_eq!(policy["live"]["version"], candidate.as_str(), "{policy}");
-    let promoted = policy["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|e| e["kind"] == "live" && e["trigger"] == "automatic");
+    let promoted = policy["events"].as_array().unwrap().iter().any(|e| {
+        e["kind"] == "candidate-ended"
+            && e["trigger"] == "automatic"
+            && e["message"].as_str().unwrap().ends_with(": promoted")
+    });
     assert!(promoted, "{policy}");
     assert!(answers.last().is_some_and(|(_, v)| *v == candidate));
     // What is live is what a restart loads.

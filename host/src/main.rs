@@ -87,7 +87,7 @@ enum RolloutAction {
         source: String,
         /// Decide in the shadow of live traffic, on SHARE (0 to 1, default 1) of the policy's
         /// requests.
-        #[arg(long, value_name = "SHARE", num_args = 0..=1, default_missing_value = "1", conflicts_with = "split")]
+        #[arg(long, value_name = "SHARE", num_args = 0..=1, default_missing_value = "1", conflicts_with = "split", require_equals = true)]
         shadow: Option<f64>,
         /// Decide and serve PERCENT (e.g. `5` or `5%`) of the policy's requests, chosen by a
         /// hash of `--sticky`, so one user sees one version; the policy's `rollout` rule may
@@ -96,8 +96,8 @@ enum RolloutAction {
         split: Option<f64>,
         /// What keeps a user in one arm of a split: `key` (the client key), `user` (the
         /// request's `metadata.user`) or `header:NAME`.
-        #[arg(long, default_value = "key")]
-        sticky: String,
+        #[arg(long, requires = "split")]
+        sticky: Option<String>,
         #[command(flatten)]
         admin: AdminArgs,
     },
@@ -600,7 +600,8 @@ fn rollout(
                 (Some(sample), _) => Mode::Shadow { sample },
                 (None, Some(percent)) => Mode::Split {
                     percent,
-                    sticky: Sticky::try_from(sticky).map_err(anyhow::Error::msg)?,
+                    sticky: Sticky::try_from(sticky.unwrap_or_else(|| "key".into()))
+                        .map_err(anyhow::Error::msg)?,
                 },
                 (None, None) => {
                     bail!("say how to try the candidate: --shadow [SHARE] or --split PERCENT")
@@ -622,9 +623,9 @@ fn rollout(
         RolloutAction::Status { json: false, .. } => runtime.block_on(client.candidate(name))?,
         RolloutAction::Promote { .. } => {
             let live = runtime.block_on(client.promote_candidate(name))?;
-            writeln!(out, "{name}: {} live", live.version)?;
+            writeln!(out, "{name}: {} live", report::safe(&live.version))?;
             if let Some(warning) = live.warning {
-                eprintln!("warning: {warning}");
+                eprintln!("warning: {}", report::safe(&warning));
             }
             return Ok(());
         }

@@ -309,7 +309,7 @@ pub fn rollout(out: &mut dyn Write, s: &CandidateStatus, p: Palette) -> io::Resu
         safe(&s.policy),
         safe(&s.candidate),
         safe(&s.live),
-        s.status,
+        safe(&s.status),
         safe(&s.started_at)
     )?;
     if let Some(split) = &s.split {
@@ -435,12 +435,13 @@ fn seconds(ms: u64) -> String {
     }
 }
 
-/// `text` with control characters escaped: what a policy says (its log lines, messages and
-/// panics) must not move the cursor or colour the terminal.
-fn safe(text: &str) -> String {
+/// `text` with control characters and bidirectional overrides escaped: what a policy says (its
+/// log lines, messages and panics) must not move the cursor, colour the terminal or reorder
+/// what is shown.
+pub fn safe(text: &str) -> String {
     text.chars()
         .map(|c| {
-            if c.is_control() {
+            if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') {
                 c.escape_default().to_string()
             } else {
                 c.to_string()

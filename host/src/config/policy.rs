@@ -167,11 +167,14 @@ impl RolloutConfig {
             }
         }
         let rising = self.steps.windows(2).all(|w| w[0] < w[1]);
-        let in_range = self.steps.iter().all(|s| *s > 0.0 && *s <= 100.0);
+        let in_range = self
+            .steps
+            .iter()
+            .all(|s| *s > 0.0 && *s <= 100.0 && (s * 100.0).fract() == 0.0);
         if self.steps.is_empty() || !rising || !in_range || self.steps.last() != Some(&100.0) {
             return Err(Invalid::new(
                 field("steps"),
-                "must be rising percentages above 0, ending with 100",
+                "must be rising percentages above 0 (to 0.01), ending with 100",
             ));
         }
         Ok(())

@@ -333,7 +333,16 @@ impl Policy {
     /// once the deadline has passed it is interrupted. A timer stops a guest that waits inside a
     /// host call (a WASI poll, say).
     pub async fn decide(&self, input: DecisionInput<'_>) -> Result<Verdict, DecisionFailure> {
-        self.run(input, false).await.0
+        self.run(input, false, true).await.0
+    }
+
+    /// [`Policy::decide`], but only with a sandbox free now: `Busy` rather than wait for one,
+    /// for work that must never hold up the requests waiting for a slot (a shadow decision).
+    pub async fn decide_if_free(
+        &self,
+        input: DecisionInput<'_>,
+    ) -> Result<Verdict, DecisionFailure> {
+        self.run(input, false, false).await.0
     }
 
     /// [`Policy::decide`], also saying how long the decision took, the largest memory the policy
@@ -342,13 +351,15 @@ impl Policy {
         &self,
         input: DecisionInput<'_>,
     ) -> (Result<Verdict, DecisionFailure>, Trace) {
-        self.run(input, true).await
+        self.run(input, true, true).await
     }
 
+    /// Decide; `wait`: wait for a free slot until the deadline, else take one only if free.
     async fn run(
         &self,
         input: DecisionInput<'_>,
         traced: bool,
+        wait: bool,
     ) -> (Result<Verdict, DecisionFailure>, Trace) {
         let started = std::time::Instant::now();
         let mut trace = Trace {
@@ -357,7 +368,14 @@ impl Policy {
             logs: Vec::new(),
         };
         let stop_at = tokio::time::Instant::now() + self.settings.limits.deadline;
-        let Ok(_own) = tokio::time::timeout_at(stop_at, self.concurrency.acquire()).await else {
+        let own = match wait {
+            true => tokio::time::timeout_at(stop_at, self.concurrency.acquire())
+                .await
+                .ok()
+                .map(|permit| permit.expect("never closed")),
+            false => self.concurrency.try_acquire().ok(),
+        };
+        let Some(_own) = own else {
             trace.elapsed = started.elapsed();
             return (Err(DecisionFailure::Busy), trace);
         };
@@ -381,13 +399,18 @@ impl Policy {
                 warm
             }
             None => {
-                let Ok(slot) =
-                    tokio::time::timeout_at(stop_at, self.pool.clone().acquire_owned()).await
-                else {
+                let slot = match wait {
+                    true => tokio::time::timeout_at(stop_at, self.pool.clone().acquire_owned())
+                        .await
+                        .ok()
+                        .map(|slot| slot.expect("never closed")),
+                    false => self.pool.clone().try_acquire_owned().ok(),
+                };
+                let Some(slot) = slot else {
                     trace.elapsed = started.elapsed();
                     return (Err(DecisionFailure::Busy), trace);
                 };
-                self.sandbox(host, traced, slot.expect("never closed"))
+                self.sandbox(host, traced, slot)
             }
         };
         let waited = started.elapsed();

@@ -140,12 +140,14 @@ impl PolicySlot {
         self.state.lock().expect("policy slot lock")
     }
 
-    /// Make `version` live; the version it replaces becomes the previous one.
+    /// Make `version` live; the version it replaces becomes the previous one. A candidate tried
+    /// beside the old live version ends: its figures compared it with another version.
     pub fn promote(&self, version: Arc<Policy>, trigger: &'static str) {
         let mut state = self.state();
         let old = self.live.swap(version.clone());
         state.previous = Some(old);
         drop(state);
+        self.end_candidate(trigger, "the live version changed");
         metrics::counter!("switchyard_policy_reloads_total", "policy" => self.name.to_string(), "trigger" => trigger, "result" => "live").increment(1);
         self.event(live_event(&version, trigger, "new version"));
     }
@@ -175,6 +177,7 @@ impl PolicySlot {
         state.previous = Some(old.clone());
         state.unsaved = true;
         drop(state);
+        self.end_candidate(trigger, "the live version was rolled back");
         self.unsaved.notify_one();
         let message = format!("rolled back from {}: {why}", old.version());
         tracing::warn!(policy = %self.name, version = %previous.version(), trigger, "{message}");
@@ -208,13 +211,37 @@ impl PolicySlot {
             version: Some(candidate.version.version().to_string()),
             message,
         };
-        self.candidate.store(Some(candidate));
+        {
+            let _state = self.state();
+            self.candidate.store(Some(candidate));
+        }
         self.event(event);
     }
 
     /// Stop trying the candidate, `why`; it is returned, with its figures, if there was one.
     pub fn end_candidate(&self, trigger: &'static str, why: &str) -> Option<Arc<Candidate>> {
-        let ended = self.candidate.swap(None)?;
+        self.end_candidate_if(None, trigger, why)
+    }
+
+    /// End the candidate, only if it is `only` when that is given (a judgement must not end a
+    /// candidate that replaced the one it judged).
+    fn end_candidate_if(
+        &self,
+        only: Option<&Arc<Candidate>>,
+        trigger: &'static str,
+        why: &str,
+    ) -> Option<Arc<Candidate>> {
+        let ended = {
+            let _state = self.state();
+            let current = self.candidate.load();
+            let other =
+                only.is_some_and(|only| !current.as_ref().is_some_and(|c| Arc::ptr_eq(c, only)));
+            if other {
+                return None;
+            }
+            drop(current);
+            self.candidate.swap(None)?
+        };
         tracing::info!(policy = %self.name, candidate = %ended.version.version(), trigger, "candidate ended: {why}");
         self.event(SlotEvent {
             at: SystemTime::now(),
@@ -253,10 +280,13 @@ impl PolicySlot {
                 });
             }
             Judgement::Abort { reason } => {
-                self.end_candidate("automatic", &format!("aborted: {reason}"));
+                self.end_candidate_if(Some(candidate), "automatic", &format!("aborted: {reason}"));
             }
             Judgement::Promote { reason } => {
-                if self.end_candidate("automatic", &reason).is_some() {
+                if self
+                    .end_candidate_if(Some(candidate), "automatic", &reason)
+                    .is_some()
+                {
                     self.promote(candidate.version.clone(), "automatic");
                     self.state().unsaved = true;
                     self.unsaved.notify_one();

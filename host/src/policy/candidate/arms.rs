@@ -137,7 +137,7 @@ impl Arms {
 
     /// Judge the candidate, now at `percent`, by `rule`.
     pub(super) fn judge(&mut self, rule: &RolloutConfig, percent: f64) -> Option<Judgement> {
-        if self.candidate.requests < rule.min_requests {
+        if self.candidate.requests < rule.min_requests || self.live.requests < rule.min_requests {
             return None;
         }
         let (live, candidate) = (&self.live, &self.candidate);
@@ -161,13 +161,18 @@ impl Arms {
             )
         })
         .or_else(|| {
+            // Nothing to compare with when the live arm's answers cost nothing known.
             let live_cost = live.cost_per_request();
-            worse(
-                "cost per request (USD)",
-                candidate.cost_per_request(),
-                live_cost,
-                live_cost * rule.max_cost_margin,
-            )
+            (live_cost > 0.0)
+                .then(|| {
+                    worse(
+                        "cost per request (USD)",
+                        candidate.cost_per_request(),
+                        live_cost,
+                        live_cost * rule.max_cost_margin,
+                    )
+                })
+                .flatten()
         });
         let judgement = match abort {
             Some(reason) => Some(Judgement::Abort {
@@ -259,6 +264,9 @@ mod tests {
 
     #[test]
     fn a_candidate_with_more_upstream_errors_is_aborted_after_its_minimum() {
+        let mut arms = Arms::default();
+        arms.add(Arm::Candidate, &sample(true, 1.0));
+        assert_eq!(arms.judge(&rule(), 5.0), None, "no live figures yet");
         let mut arms = Arms::default();
         for _ in 0..50 {
             arms.add(Arm::Live, &sample(false, 1.0));

@@ -178,11 +178,16 @@ impl Candidate {
     pub fn permit(&self) -> Option<OwnedSemaphorePermit> {
         let permit = self.in_flight.clone().try_acquire_owned().ok();
         if permit.is_none() {
-            self.lock().dropped += 1;
-            metrics::counter!("switchyard_shadow_dropped_total", "policy" => self.version.name().to_string())
-                .increment(1);
+            self.dropped();
         }
         permit
+    }
+
+    /// Count a shadow decision not made: its slots, or the engine's sandboxes, were all taken.
+    pub fn dropped(&self) {
+        self.lock().dropped += 1;
+        metrics::counter!("switchyard_shadow_dropped_total", "policy" => self.version.name().to_string())
+            .increment(1);
     }
 
     /// Add one pair of shadow decisions up.
@@ -199,21 +204,27 @@ impl Candidate {
 
     /// Add one request of a split up, and judge the candidate by its rule: what to do now, if
     /// anything. A step up takes effect here; an abort or a promotion is the slot's to apply.
+    /// All of it under one lock: two requests ending at once cannot both step up, or promote
+    /// past a step that has not run.
     pub fn record_arm(&self, arm: Arm, sample: &ArmSample) -> Option<Judgement> {
-        let judgement = {
-            let mut tally = self.lock();
-            tally.arms.add(arm, sample);
-            let percent = self.percent();
-            self.rule
-                .as_ref()
-                .and_then(|rule| tally.arms.judge(rule, percent))
-        };
+        let mut tally = self.lock();
+        tally.arms.add(arm, sample);
+        let percent = self.percent();
+        let judgement = self
+            .rule
+            .as_ref()
+            .and_then(|rule| tally.arms.judge(rule, percent));
         if let Some(Judgement::Step { percent, .. }) = &judgement {
             self.share
                 .store((percent * 100.0).round() as u32, Ordering::Relaxed);
-            self.lock().arms.new_step();
+            tally.arms.new_step();
         }
         judgement
+    }
+
+    /// Whether a shadow slot is free now (checked before a shadow decision is prepared).
+    pub fn has_room(&self) -> bool {
+        self.in_flight.available_permits() > 0
     }
 
     /// The shadow figures so far.

@@ -82,7 +82,7 @@ pub async fn decide(
             tracing::warn!(
                 request_id = %exchange.id,
                 team = %team.name,
-                policy = %admitted.policy.version(),
+                policy = exchange.policy.as_deref().unwrap_or("-"),
                 kind = failure.kind(),
                 "policy failed: {failure}"
             );
@@ -210,7 +210,11 @@ async fn run_policy(
             Err(failure) => failure.kind(),
         },
     );
-    team.policy.record(policy, &verdict, &exchange.id);
+    // A split's candidate is judged by its arm's figures, not by the live version's rollback
+    // rule.
+    if Arc::ptr_eq(policy, &admitted.policy) {
+        team.policy.record(policy, &verdict, &exchange.id);
+    }
     let shown = shadow::Shown {
         request,
         request_id: exchange.id.clone(),
@@ -229,7 +233,13 @@ async fn run_policy(
             budget,
             first_token_ms: seen,
         };
-        let record = record(admitted, shown, &verdict, decisions.config().message_text);
+        let record = record(
+            admitted,
+            policy,
+            shown,
+            &verdict,
+            decisions.config().message_text,
+        );
         exchange.decision_record = Some((Box::new(record), decisions.clone()));
     }
     verdict
@@ -247,11 +257,12 @@ struct Shown<'a> {
 /// `message_text` is set.
 fn record(
     admitted: &Admitted<'_>,
+    policy: &Policy,
     shown: Shown<'_>,
     verdict: &Result<Verdict, DecisionFailure>,
     message_text: bool,
 ) -> DecisionRecord {
-    let (policy, request) = (&admitted.policy, &admitted.request);
+    let request = &admitted.request;
     let messages = message_text.then(|| {
         let cap = policy.settings().limits.max_message_chars as usize;
         (0..request.messages.len())

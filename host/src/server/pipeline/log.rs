@@ -38,7 +38,8 @@ pub fn write(mut exchange: Exchange) {
         let sample = ArmSample {
             upstream_error: exchange.status >= 500
                 || exchange.attempts.iter().any(|a| a.result.is_err()),
-            policy_failed: exchange.policy_failure.is_some(),
+            // Pool congestion (`busy`) is not the version's fault.
+            policy_failed: exchange.policy_failure.is_some_and(|kind| kind != "busy"),
             latency,
             time_to_first_token: exchange.time_to_first_token,
             cost_usd: exchange.cost_usd,

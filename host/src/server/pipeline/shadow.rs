@@ -67,6 +67,12 @@ pub fn job(
     live: &Result<Verdict, DecisionFailure>,
 ) -> Option<Job> {
     let candidate = candidate.filter(|c| c.samples(&shown.request_id))?;
+    // A shadow that would find no free slot is dropped (and counted) now, before anything is
+    // copied for it.
+    if !candidate.has_room() {
+        candidate.dropped();
+        return None;
+    }
     Some(Job {
         candidate,
         request: shown.request.clone(),
@@ -100,7 +106,7 @@ pub fn start(job: Job, tasks: &TaskTracker) -> Option<UsageSender> {
         let verdict = job
             .candidate
             .version
-            .decide(DecisionInput {
+            .decide_if_free(DecisionInput {
                 request: job.request.clone(),
                 request_id: job.request_id.clone(),
                 view: &job.view,
@@ -113,14 +119,20 @@ pub fn start(job: Job, tasks: &TaskTracker) -> Option<UsageSender> {
             .await;
         let candidate_time = started.elapsed();
         drop(permit);
+        // No free sandbox: not the candidate's failure, and no decision to compare.
+        let decided = !matches!(verdict, Err(DecisionFailure::Busy));
         let settled = usage_rx.await.ok();
         let usage = settled.as_ref().and_then(|s| s.usage);
         if let Some((mut record, log)) = settled.and_then(|s| s.record) {
-            record.candidate = Some(CandidateJson {
+            record.candidate = decided.then(|| CandidateJson {
                 policy: job.candidate.version.version().to_string(),
                 decision: DecisionJson::of(&verdict),
             });
             log.write(*record);
+        }
+        if !decided {
+            job.candidate.dropped();
+            return;
         }
         let tokens = match usage {
             Some(usage) => Tokens {
