@@ -69,22 +69,16 @@ fn text(bytes: &[u8]) -> String {
 }
 
 async fn status(proxy: &Proxy) -> Value {
-    reqwest::Client::new()
-        .get(proxy.admin_url("/admin/policies/test-policy/candidate"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
+    proxy
+        .admin_json("/admin/policies/test-policy/candidate")
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
 }
 
 /// Request `i` of a run: live routes 3 in 10 to `b`; the message names `a` (the candidate's
 /// choice) for all but every 20th, which names `b`.
 fn request(i: usize) -> (Value, &'static str) {
     let live = if i % 10 < 3 { "b" } else { "a" };
-    let named = if i % 20 == 0 { "b" } else { "a" };
+    let named = if i.is_multiple_of(20) { "b" } else { "a" };
     let body = json!({"model": "auto", "max_tokens": 5,
         "messages": [{"role": "user", "content": format!("{named} please, request {i}")}]});
     (body, live)
@@ -220,13 +214,7 @@ async fn a_shadow_candidate_is_compared_exactly_and_changes_no_answer() {
     let (_, headers, _) = send(&proxy, 0, &[]).await;
     assert!(headers.contains(&("x-switchyard-policy".into(), version.clone())));
     assert!(headers.contains(&("x-switchyard-model".into(), "b".into())));
-    let none = reqwest::Client::new()
-        .get(proxy.admin_url("/admin/policies/test-policy/candidate"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(none.status(), 404);
+    assert_eq!(status(&proxy).await["error"]["code"], "no_candidate");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -465,15 +453,7 @@ async fn the_rollout_rule_aborts_a_failing_candidate_and_promotes_a_good_one() {
 }
 
 async fn admin_policy(proxy: &Proxy) -> Value {
-    reqwest::Client::new()
-        .get(proxy.admin_url("/admin/policies/test-policy"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    proxy.admin_json("/admin/policies/test-policy").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -97,15 +97,7 @@ impl Replica {
 }
 
 async fn fleet_status(proxy: &Proxy) -> Value {
-    reqwest::Client::new()
-        .get(proxy.admin_url("/admin/fleet"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    proxy.admin_json("/admin/fleet").await
 }
 
 /// Wait until every one of `count` replicas reports and `check` holds for each report.
@@ -211,15 +203,7 @@ async fn a_deployed_digest_is_served_by_every_replica_and_kept_across_a_restart(
         ..old
     };
     assert_eq!(restarted.serving().await, v2);
-    let policies: Value = reqwest::Client::new()
-        .get(restarted.proxy.admin_url("/admin/policies/test-policy"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let policies = admin_policy(&restarted.proxy).await;
     assert_eq!(policies["live"]["digest"], digest.as_str());
     drop(mock);
 }
@@ -320,15 +304,7 @@ async fn a_refused_or_unreachable_digest_changes_no_replica() {
 }
 
 async fn admin_policy(proxy: &Proxy) -> Value {
-    reqwest::Client::new()
-        .get(proxy.admin_url("/admin/policies/test-policy"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    proxy.admin_json("/admin/policies/test-policy").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

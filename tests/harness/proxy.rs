@@ -435,6 +435,19 @@ impl Proxy {
         format!("{admin}{path}")
     }
 
+    /// `GET path` on the admin API with [`ADMIN_TOKEN`], as JSON (whatever the status).
+    pub async fn admin_json(&self, path: &str) -> serde_json::Value {
+        reqwest::Client::new()
+            .get(self.admin_url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("the admin API answers")
+            .json()
+            .await
+            .expect("a JSON answer")
+    }
+
     /// The config file the proxy was started with (rewrite it, then [`Proxy::reload`]).
     pub fn config_path(&self) -> PathBuf {
         self.dir.path().join("switchyard.toml")
