@@ -16,7 +16,6 @@ fixed 500 requests a second; it prints each measurement, then the medians and th
 
 import argparse
 import shutil
-import statistics
 import subprocess
 import tempfile
 from pathlib import Path
@@ -46,14 +45,6 @@ def config(mock_port, redis_port=None):
     return text
 
 
-def measure(proxy, port, seconds):
-    """Closed-loop gateway CPU per request (µs) and latency at 500 req/s (ms)."""
-    cpu = g.closed_loop_cpu_us(proxy, port, "/v1/chat/completions", g.REQUEST, seconds)
-    fixed = g.oha(port, "/v1/chat/completions", g.REQUEST, seconds, 16, 500)
-    latency = fixed["latencyPercentiles"]
-    return cpu, latency["p50"] * 1000, latency["p99"] * 1000
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=4)
@@ -61,29 +52,15 @@ def main():
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
-        mock_port, redis_port = g.free_port(), g.free_port()
-        mock = g.nginx(work / "mock", g.CLIENT_CORE, f"""
-    access_log off;
-    server {{
-        listen 127.0.0.1:{mock_port} reuseport backlog=4096;
-        location = /v1/chat/completions {{ default_type application/json; return 200 '{g.ANSWER}'; }}
-    }}""")
+        mock, mock_port = g.chat_mock(work)
+        redis_port = g.free_port()
         store = redis(work, redis_port)
-        g.wait_port(mock_port)
         g.wait_port(redis_port)
         proxies = {}
         try:
             proxies["in process"] = g.start_switchyard(work, "local", config(mock_port))
             proxies["redis"] = g.start_switchyard(work, "redis", config(mock_port, redis_port))
-            figures = {name: [] for name in proxies}
-            for round_ in range(args.rounds):
-                order = list(proxies) if round_ % 2 == 0 else list(proxies)[::-1]
-                for name in order:
-                    proxy, port = proxies[name]
-                    figures[name].append(measure(proxy, port, args.seconds))
-                    cpu, p50, p99 = figures[name][-1]
-                    print(f"round {round_}: {name}: {cpu:.1f} µs/request, p50 {p50:.2f} ms, "
-                          f"p99 {p99:.2f} ms at 500/s", flush=True)
+            medians = g.alternating_rounds(proxies, args.rounds, args.seconds)
         finally:
             for proxy, _ in proxies.values():
                 proxy.terminate()
@@ -91,10 +68,6 @@ def main():
             for process in (mock, store):
                 process.terminate()
                 process.wait()
-    medians = {name: [statistics.median(f[i] for f in values) for i in range(3)]
-               for name, values in figures.items()}
-    for name, (cpu, p50, p99) in medians.items():
-        print(f"{name}: median {cpu:.1f} µs/request, p50 {p50:.2f} ms, p99 {p99:.2f} ms")
     local, shared = medians["in process"], medians["redis"]
     print(f"redis adds {shared[0] - local[0]:.1f} µs of gateway CPU a request "
           f"({shared[0] / local[0]:.3f}x), {shared[1] - local[1]:.2f} ms at p50 and "

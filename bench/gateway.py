@@ -181,6 +181,46 @@ def closed_loop_cpu_us(process, port, path, body, seconds, warmup=2):
     return (cpu_seconds(process) - before) / served * 1e6
 
 
+def chat_mock(work):
+    """The nginx mock answering a fixed chat.completion on the client core; (process, port)."""
+    port = free_port()
+    mock = nginx(work / "mock", CLIENT_CORE, f"""
+    access_log off;
+    server {{
+        listen 127.0.0.1:{port} reuseport backlog=4096;
+        location = /v1/chat/completions {{ default_type application/json; return 200 '{ANSWER}'; }}
+    }}""")
+    wait_port(port)
+    return mock, port
+
+
+def cpu_and_latency(proxy, port, seconds):
+    """Closed-loop gateway CPU per request (µs), and latency p50 and p99 at 500 req/s (ms)."""
+    cpu = closed_loop_cpu_us(proxy, port, "/v1/chat/completions", REQUEST, seconds)
+    fixed = oha(port, "/v1/chat/completions", REQUEST, seconds, 16, 500)
+    latency = fixed["latencyPercentiles"]
+    return cpu, latency["p50"] * 1000, latency["p99"] * 1000
+
+
+def alternating_rounds(proxies, rounds, seconds):
+    """Measure each of `proxies` (name -> (process, port)) with `cpu_and_latency`, in turn, the
+    order reversed every other round; print each measurement and return each one's medians."""
+    figures = {name: [] for name in proxies}
+    for round_ in range(rounds):
+        order = list(proxies) if round_ % 2 == 0 else list(proxies)[::-1]
+        for name in order:
+            proxy, port = proxies[name]
+            figures[name].append(cpu_and_latency(proxy, port, seconds))
+            cpu, p50, p99 = figures[name][-1]
+            print(f"round {round_}: {name}: {cpu:.1f} µs/request, p50 {p50:.2f} ms, "
+                  f"p99 {p99:.2f} ms at 500/s", flush=True)
+    medians = {name: [statistics.median(f[i] for f in values) for i in range(3)]
+               for name, values in figures.items()}
+    for name, (cpu, p50, p99) in medians.items():
+        print(f"{name}: median {cpu:.1f} µs/request, p50 {p50:.2f} ms, p99 {p99:.2f} ms")
+    return medians
+
+
 def first_chunk_ms(port, path, n):
     """Median and p99 time from sending a streamed request to its first body chunk, in ms."""
     times = []

@@ -17,7 +17,6 @@ added latency at p99 (the shadow runs after the request is forwarded).
 import argparse
 import http.client
 import json
-import statistics
 import tempfile
 from pathlib import Path
 
@@ -42,14 +41,6 @@ def admin(port, method, path, body=None, content_type="application/wasm"):
     return json.loads(data)
 
 
-def measure(proxy, port, seconds):
-    """Closed-loop gateway CPU per request (µs) and latency at 500 req/s (ms)."""
-    cpu = g.closed_loop_cpu_us(proxy, port, "/v1/chat/completions", g.REQUEST, seconds)
-    fixed = g.oha(port, "/v1/chat/completions", g.REQUEST, seconds, 16, 500)
-    latency = fixed["latencyPercentiles"]
-    return cpu, latency["p50"] * 1000, latency["p99"] * 1000
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=4)
@@ -58,14 +49,7 @@ def main():
     env = {"SWITCHYARD_ADMIN_TOKEN": TOKEN}
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
-        mock_port = g.free_port()
-        mock = g.nginx(work / "mock", g.CLIENT_CORE, f"""
-    access_log off;
-    server {{
-        listen 127.0.0.1:{mock_port} reuseport backlog=4096;
-        location = /v1/chat/completions {{ default_type application/json; return 200 '{g.ANSWER}'; }}
-    }}""")
-        g.wait_port(mock_port)
+        mock, mock_port = g.chat_mock(work)
         proxies, admin_ports = {}, {}
         try:
             for name in ("no candidate", "shadow"):
@@ -74,15 +58,7 @@ def main():
                     work, name.replace(" ", "-"), config(mock_port, admin_ports[name]), env)
             admin(admin_ports["shadow"], "PUT", "/admin/policies/cost-router/candidate?shadow=1",
                   body=Path(g.POLICY).read_bytes())
-            figures = {name: [] for name in proxies}
-            for round_ in range(args.rounds):
-                order = list(proxies) if round_ % 2 == 0 else list(proxies)[::-1]
-                for name in order:
-                    proxy, port = proxies[name]
-                    figures[name].append(measure(proxy, port, args.seconds))
-                    cpu, p50, p99 = figures[name][-1]
-                    print(f"round {round_}: {name}: {cpu:.1f} µs/request, p50 {p50:.2f} ms, "
-                          f"p99 {p99:.2f} ms at 500/s", flush=True)
+            medians = g.alternating_rounds(proxies, args.rounds, args.seconds)
             report = admin(admin_ports["shadow"], "GET", "/admin/policies/cost-router/candidate")
         finally:
             for proxy, _ in proxies.values():
@@ -90,10 +66,6 @@ def main():
                 proxy.wait()
             mock.terminate()
             mock.wait()
-    medians = {name: [statistics.median(f[i] for f in values) for i in range(3)]
-               for name, values in figures.items()}
-    for name, (cpu, p50, p99) in medians.items():
-        print(f"{name}: median {cpu:.1f} µs/request, p50 {p50:.2f} ms, p99 {p99:.2f} ms")
     base, shadow = medians["no candidate"], medians["shadow"]
     print(f"the shadow adds {shadow[0] - base[0]:.1f} µs of gateway CPU a request "
           f"({shadow[0] / base[0]:.3f}x), {shadow[1] - base[1]:.2f} ms at p50 and "
