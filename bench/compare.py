@@ -44,14 +44,7 @@ def main():
     figures = {name: [] for name in builds}
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
-        mock_port = g.free_port()
-        mock = g.nginx(work / "mock", g.CLIENT_CORE, f"""
-    access_log off;
-    server {{
-        listen 127.0.0.1:{mock_port} reuseport backlog=4096;
-        location = /v1/chat/completions {{ default_type application/json; return 200 '{g.ANSWER}'; }}
-    }}""")
-        g.wait_port(mock_port)
+        mock, mock_port = g.chat_mock(work)
         try:
             for round_ in range(args.rounds):
                 # Each round swaps who goes first.

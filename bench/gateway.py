@@ -465,14 +465,7 @@ def idle_rss_with_ten_policies(work, mock_port):
 
 def soak(work, minutes):
     """Switchyard at 1000 req/s for `minutes`; its resident memory every 15 s."""
-    mock_port = free_port()
-    mock = nginx(work / "mock", CLIENT_CORE, f"""
-    access_log off;
-    server {{
-        listen 127.0.0.1:{mock_port} reuseport backlog=4096;
-        location = /v1/chat/completions {{ default_type application/json; return 200 '{ANSWER}'; }}
-    }}""")
-    wait_port(mock_port)
+    mock, mock_port = chat_mock(work)
     gateway, port = start_switchyard(work, "switchyard-soak",
                                      switchyard_config(free_port(), mock_port, False))
     seconds = int(minutes * 60)
