@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use sha2::{Digest, Sha256};
 
 use super::lifecycle::{save_live, short};
 use super::{App, ChangeError, Changed};
@@ -47,7 +48,7 @@ impl App {
             }
         };
         let _change = self.changes.lock().await;
-        let sha256 = hex(&<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+        let sha256 = hex(&Sha256::digest(&bytes));
         let version = match self.validate(&slot, bytes, origin, digest).await {
             Ok(version) => version,
             Err(fault) => {

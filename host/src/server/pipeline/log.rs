@@ -6,7 +6,9 @@
 //! holds the request id, team, policy version, who chose the route and why, the attempts, usage,
 //! cost, timings and outcome; never prompt text or a key. Metric labels hold names the operator
 //! configured, status codes and fixed words. A request cut short before its answer (the client
-//! went away) writes no line, but its decision record still goes out, with the status 499.
+//! went away) writes no line, but its decision record still goes out, with the status 499, and
+//! a split's arm counts it. A request in a split adds to its arm's figures, and what the
+//! candidate's rollout rule judges of them is applied here.
 
 use std::sync::Arc;
 
@@ -34,20 +36,7 @@ pub fn write(mut exchange: Exchange) {
         }
         None => write_decision(&mut exchange, status),
     }
-    if let Some(ticket) = exchange.arm.take() {
-        let sample = ArmSample {
-            upstream_error: exchange.status >= 500
-                || exchange.attempts.iter().any(|a| a.result.is_err()),
-            // Pool congestion (`busy`) is not the version's fault.
-            policy_failed: exchange.policy_failure.is_some_and(|kind| kind != "busy"),
-            latency,
-            time_to_first_token: exchange.time_to_first_token,
-            cost_usd: exchange.cost_usd,
-        };
-        if let Some(judgement) = ticket.candidate.record_arm(ticket.arm, &sample) {
-            ticket.slot.judged(&ticket.candidate, judgement);
-        }
-    }
+    record_arm(&mut exchange, latency);
     let attempts: Vec<String> = exchange
         .attempts
         .iter()
@@ -89,8 +78,31 @@ pub fn write(mut exchange: Exchange) {
 impl Drop for Exchange {
     /// A request cut short before its line was written (the client went away) still has its
     /// decision recorded, with the status 499.
+    /// Its split arm counts it too.
     fn drop(&mut self) {
         write_decision(self, 499);
+        let latency = self.started.elapsed();
+        record_arm(self, latency);
+    }
+}
+
+/// Add the request to its split arm's figures, if it is in a split, and apply what the
+/// candidate's rule judges of them.
+fn record_arm(exchange: &mut Exchange, latency: std::time::Duration) {
+    let Some(ticket) = exchange.arm.take() else {
+        return;
+    };
+    let sample = ArmSample {
+        upstream_error: exchange.status >= 500
+            || exchange.attempts.iter().any(|a| a.result.is_err()),
+        // Pool congestion (`busy`) is not the version's fault.
+        policy_failed: exchange.policy_failure.is_some_and(|kind| kind != "busy"),
+        latency,
+        time_to_first_token: exchange.time_to_first_token,
+        cost_usd: exchange.cost_usd,
+    };
+    if let Some(judgement) = ticket.candidate.record_arm(ticket.arm, &sample) {
+        ticket.slot.judged(&ticket.candidate, judgement);
     }
 }
 
