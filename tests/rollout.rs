@@ -86,10 +86,15 @@ impl Replica {
 
     /// The policy version that serves a request now.
     async fn serving(&self) -> String {
+        self.serving_with(&[]).await
+    }
+
+    /// The policy version that serves a request with `headers` now.
+    async fn serving_with(&self, headers: &[(&str, &str)]) -> String {
         let body = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
         let reply = self
             .proxy
-            .chat(&reqwest::Client::new(), None, &body, &[])
+            .chat(&reqwest::Client::new(), None, &body, headers)
             .await;
         assert_eq!(reply.status, 200, "{:?}", reply.body);
         reply.header("x-switchyard-policy").to_string()
@@ -420,4 +425,130 @@ async fn a_policy_entry_naming_an_oci_reference_is_fetched_once_and_kept() {
 /// Whether `file` holds the test plugin component `name`.
 fn holds(file: &std::path::Path, name: &str) -> bool {
     std::fs::read(file).ok() == std::fs::read(policy_wasm(name)).ok()
+}
+
+/// The fleet's candidate as `proxy` sees it (an error object when it has none).
+async fn candidate(proxy: &Proxy) -> Value {
+    proxy
+        .admin_json("/admin/policies/test-policy/candidate")
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fleet_tries_one_candidate_on_every_replica() {
+    let (_redis, registry, _mock, replicas) = start_fleet(300).await;
+    let v1 = version_of("scripted_policy");
+    let candidate_version = version_of("first_contract_policy");
+    let digest = push(&registry, "first_contract_policy", "candidate");
+    let reference = format!("{}/policies/test:candidate", registry.host);
+    let rollout = |args: &[&str], at: &Replica| {
+        let mut all = vec!["policy", "rollout", "test-policy"];
+        all.extend_from_slice(args);
+        let done = switchyard(&all, &at.proxy);
+        assert!(done.status.success(), "{args:?}: {}", text(&done.stderr));
+        text(&done.stdout)
+    };
+
+    // In a fleet a candidate comes from a reference, which every replica can fetch.
+    let component = reqwest::Client::new()
+        .put(
+            replicas[0]
+                .proxy
+                .admin_url("/admin/policies/test-policy/candidate?shadow=1"),
+        )
+        .bearer_auth(ADMIN_TOKEN)
+        .body(std::fs::read(policy_wasm("first_contract_policy")).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(component.status(), 409);
+
+    // Started on one replica, tried on all three; the status adds their shadows up.
+    rollout(&["start", &reference, "--shadow"], &replicas[0]);
+    for replica in &replicas {
+        poll::until(
+            "the replica tries the candidate",
+            Duration::from_secs(30),
+            async || (candidate(&replica.proxy).await["digest"] == digest.as_str()).then_some(()),
+        )
+        .await;
+    }
+    for replica in &replicas {
+        for _ in 0..10 {
+            assert_eq!(replica.serving().await, v1, "a shadow changes no answer");
+        }
+    }
+    let fleet = poll::until(
+        "30 pairs over 3 replicas",
+        Duration::from_secs(30),
+        async || {
+            let fleet = candidate(&replicas[1].proxy).await["fleet"].clone();
+            (fleet["replicas"] == 3 && fleet["report"]["pairs"] == 30).then_some(fleet)
+        },
+    )
+    .await;
+    assert_eq!(fleet["report"]["confusion"]["m"]["m"], 30, "{fleet}");
+    let table = rollout(&["status"], &replicas[2]);
+    assert!(
+        table.contains("added up over 3 replicas") && table.contains("decisions compared  30"),
+        "{table}"
+    );
+
+    // Aborted on another replica, it ends everywhere.
+    rollout(&["abort"], &replicas[2]);
+    for replica in &replicas {
+        poll::until("the candidate ends", Duration::from_secs(30), async || {
+            (candidate(&replica.proxy).await["error"]["code"] == "no_candidate").then_some(())
+        })
+        .await;
+    }
+
+    // A split is sticky across replicas: one user lands in one arm wherever it goes.
+    rollout(
+        &[
+            "start",
+            &reference,
+            "--split",
+            "50",
+            "--sticky",
+            "header:x-user",
+        ],
+        &replicas[1],
+    );
+    for replica in &replicas {
+        poll::until("the replica splits", Duration::from_secs(30), async || {
+            (candidate(&replica.proxy).await["mode"]["mode"] == "split").then_some(())
+        })
+        .await;
+    }
+    let mut arms = std::collections::BTreeSet::new();
+    for user in 0..20 {
+        let user = format!("user-{user}");
+        let mut seen = std::collections::BTreeSet::new();
+        for replica in &replicas {
+            seen.insert(replica.serving_with(&[("x-user", &user)]).await);
+        }
+        assert_eq!(seen.len(), 1, "{user} saw {seen:?}");
+        arms.extend(seen);
+    }
+    assert_eq!(arms.len(), 2, "both arms have users: {arms:?}");
+
+    // Promoted on one replica: its digest is deployed, and every replica serves it.
+    rollout(&["promote"], &replicas[0]);
+    for replica in &replicas {
+        poll::until(
+            "the replica serves the promoted candidate",
+            Duration::from_secs(30),
+            async || (replica.serving().await == candidate_version).then_some(()),
+        )
+        .await;
+        assert_eq!(
+            candidate(&replica.proxy).await["error"]["code"],
+            "no_candidate"
+        );
+    }
+    assert_eq!(
+        fleet_status(&replicas[0].proxy).await["desired"]["test-policy"]["digest"],
+        digest.as_str()
+    );
 }

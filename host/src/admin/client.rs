@@ -89,6 +89,19 @@ pub struct CandidateStatus {
     pub report: Report,
     /// A split's figures per arm.
     pub split: Option<SplitReport>,
+    /// With `[state]`, the fleet's candidate run's figures added up over the replicas trying it.
+    #[serde(default)]
+    pub fleet: Option<FleetFigures>,
+}
+
+/// A fleet's candidate run, added up over its replicas.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct FleetFigures {
+    pub run: String,
+    /// Replicas that report trying it.
+    pub replicas: usize,
+    pub report: Option<Report>,
+    pub split: Option<SplitReport>,
 }
 
 /// A version put live, as the admin API says it.

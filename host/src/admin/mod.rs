@@ -43,7 +43,7 @@ use tokio::net::TcpListener;
 use crate::api::ApiError;
 use crate::config::sha256;
 use crate::control::{App, CandidateSource, ChangeError, Changed};
-use crate::policy::candidate::{Candidate, Mode, Sticky};
+use crate::policy::candidate::{Candidate, Figures, Mode, Sticky};
 use crate::policy::stats::OUTCOMES;
 use crate::policy::{Policy, PolicySlot};
 
@@ -337,12 +337,36 @@ async fn candidate(State(admin): State<Admin>, Path(name): Path<String>) -> Resp
     let Some(slot) = snapshot.policies.get(&name) else {
         return change_error(ChangeError::UnknownPolicy(name));
     };
-    match slot.candidate() {
-        Some(candidate) => {
-            Json(describe_candidate(&name, &slot.live(), &candidate)).into_response()
-        }
-        None => change_error(ChangeError::NoCandidate(name)),
+    let Some(candidate) = slot.candidate() else {
+        return change_error(ChangeError::NoCandidate(name));
+    };
+    let mut status = describe_candidate(&name, &slot.live(), &candidate);
+    if let (Some(fleet), Some(run)) = (&snapshot.fleet, &candidate.fleet) {
+        status["fleet"] = match fleet.status(std::slice::from_ref(&name)).await {
+            Ok(fleet) => fleet_figures(&fleet, &name, &run.id),
+            Err(e) => json!({"error": e.to_string()}),
+        };
     }
+    Json(status).into_response()
+}
+
+/// The figures of the fleet's candidate run `run` of policy `name`, added up over the replicas
+/// that report trying it.
+fn fleet_figures(status: &crate::fleet::Status, name: &str, run: &str) -> Value {
+    let figures: Vec<Figures> = status
+        .replicas
+        .iter()
+        .filter_map(|replica| replica.report.as_ref()?.candidates.get(name))
+        .filter_map(|figures| serde_json::from_value::<Figures>(figures.clone()).ok())
+        .filter(|figures| figures.run.as_deref() == Some(run))
+        .collect();
+    let merged = Figures::merge(&figures);
+    json!({
+        "run": run,
+        "replicas": figures.len(),
+        "report": merged.as_ref().map(|f| &f.report),
+        "split": merged.as_ref().and_then(|f| f.split.as_ref()),
+    })
 }
 
 async fn promote_candidate(State(admin): State<Admin>, Path(name): Path<String>) -> Response {
@@ -376,6 +400,7 @@ fn describe_candidate(name: &str, live: &Policy, candidate: &Candidate) -> Value
         "digest": candidate.version.digest(),
         "mode": candidate.mode,
         "started_at": timestamp(candidate.started_at),
+        "run": candidate.fleet.as_ref().map(|run| &run.id),
         "report": candidate.report(),
         "split": matches!(candidate.mode, Mode::Split { .. }).then(|| candidate.split_report()),
     })
@@ -439,6 +464,7 @@ fn change_error(error: ChangeError) -> Response {
         ChangeError::RestartNeeded(_) => (StatusCode::CONFLICT, "restart_needed"),
         ChangeError::NoPrevious(_) => (StatusCode::CONFLICT, "no_previous_version"),
         ChangeError::NoCandidate(_) => (StatusCode::NOT_FOUND, "no_candidate"),
+        ChangeError::FleetNeedsReference(_) => (StatusCode::CONFLICT, "candidate_needs_reference"),
         ChangeError::Fetch { source, .. } if source.retryable() => {
             (StatusCode::BAD_GATEWAY, "registry_unavailable")
         }

@@ -293,8 +293,16 @@ pub fn rollout(out: &mut dyn Write, s: &CandidateStatus, p: Palette) -> io::Resu
         dim,
         bold,
     } = p;
-    let r = &s.report;
-    let how = match (&s.mode, &s.split) {
+    let fleet = s
+        .fleet
+        .as_ref()
+        .and_then(|f| Some((f.replicas, f.report.as_ref()?)));
+    let r = fleet.map_or(&s.report, |(_, report)| report);
+    let split = match &s.fleet {
+        Some(fleet) => fleet.split.as_ref(),
+        None => s.split.as_ref(),
+    };
+    let how = match (&s.mode, split) {
         (Mode::Shadow { sample }, _) => format!("shadow on {:.0}% of requests", sample * 100.0),
         (Mode::Split { sticky, .. }, Some(split)) => format!(
             "split: {}% of requests, sticky by {}",
@@ -312,7 +320,13 @@ pub fn rollout(out: &mut dyn Write, s: &CandidateStatus, p: Palette) -> io::Resu
         safe(&s.status),
         safe(&s.started_at)
     )?;
-    if let Some(split) = &s.split {
+    if let Some((replicas, _)) = fleet {
+        writeln!(
+            out,
+            "  {dim}the fleet's run, added up over {replicas} replicas{dim:#}"
+        )?;
+    }
+    if let Some(split) = split {
         return split_arms(out, split, p);
     }
     writeln!(

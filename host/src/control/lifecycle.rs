@@ -45,6 +45,10 @@ pub enum ChangeError {
     Fleet(FleetError),
     #[error("policy `{0}` has no candidate")]
     NoCandidate(String),
+    #[error(
+        "policy `{0}`: in a fleet every replica fetches the candidate, so start it from an OCI reference (`{{\"reference\": REF}}`), not a component"
+    )]
+    FleetNeedsReference(String),
 }
 
 impl ChangeError {

@@ -18,6 +18,7 @@ use super::lifecycle::{save_live, short};
 use super::{App, ChangeError, Changed};
 use crate::config::hex;
 use crate::fleet::{Desired, Fleet, FleetError, LivePolicy, Refusal, Report};
+use crate::policy::PolicySlot;
 use crate::registry::RegistryError;
 
 /// What a deploy recorded.
@@ -163,6 +164,7 @@ pub fn spawn(app: Arc<App>) {
         refused: HashMap::new(),
         applied: HashMap::new(),
         last_refusal: None,
+        refused_runs: HashMap::new(),
     };
     tokio::spawn(async move {
         let mut after = "0-0".to_string();
@@ -192,6 +194,8 @@ struct Follower {
     /// here replaced it, until another deploy is made.
     applied: HashMap<String, (String, u64)>,
     last_refusal: Option<Refusal>,
+    /// Per policy, the fleet's candidate run this replica refused for good.
+    refused_runs: HashMap<String, String>,
 }
 
 impl Follower {
@@ -221,7 +225,58 @@ impl Follower {
             }
             self.activate(name, &desired).await;
         }
+        for (name, slot) in &snapshot.policies {
+            self.follow_candidate(name, slot).await;
+        }
         self.report().await;
+    }
+
+    /// Try the fleet's candidate of policy `name` if this replica does not yet, or drop the
+    /// fleet's candidate it tries when the fleet's run ended.
+    async fn follow_candidate(&mut self, name: &str, slot: &PolicySlot) {
+        let wanted = match self.fleet.candidate(name).await {
+            Ok(wanted) => wanted,
+            Err(e) => {
+                tracing::debug!(policy = %name, "reading the fleet's candidate: {e}");
+                return;
+            }
+        };
+        let local = slot.candidate();
+        let local_run = local
+            .as_ref()
+            .and_then(|c| c.fleet.as_ref())
+            .map(|r| r.id.clone());
+        match wanted {
+            Some(wanted) if local_run.as_deref() != Some(wanted.id.as_str()) => {
+                if self.refused_runs.get(name) == Some(&wanted.id) {
+                    return;
+                }
+                match self.app.adopt_candidate(name, &wanted).await {
+                    Ok(candidate) => {
+                        tracing::info!(policy = %name, candidate = %candidate.version.version(), run = %wanted.id, "the fleet's candidate is tried here")
+                    }
+                    Err(e) => {
+                        let retrying = e.retryable();
+                        if !retrying {
+                            self.refused_runs
+                                .insert(name.to_string(), wanted.id.clone());
+                        }
+                        tracing::warn!(policy = %name, digest = %wanted.digest, retrying, "the fleet's candidate is refused here: {e}");
+                        self.last_refusal = Some(Refusal {
+                            policy: name.to_string(),
+                            digest: wanted.digest.clone(),
+                            reason: format!("candidate: {e}"),
+                            retrying,
+                            at_ms: now_ms(),
+                        });
+                    }
+                }
+            }
+            None if local_run.is_some() => {
+                slot.end_candidate("fleet", "the fleet's candidate run ended");
+            }
+            _ => {}
+        }
     }
 
     async fn activate(&mut self, name: &str, desired: &Desired) {
@@ -266,10 +321,22 @@ impl Follower {
                 (name.clone(), policy)
             })
             .collect();
+        let candidates = snapshot
+            .policies
+            .iter()
+            .filter_map(|(name, slot)| {
+                let figures = slot.candidate()?.figures();
+                Some((
+                    name.clone(),
+                    serde_json::to_value(figures).expect("serializable"),
+                ))
+            })
+            .collect();
         let report = Report {
             replica: self.fleet.replica().to_string(),
             policies,
             last_refusal: self.last_refusal.clone(),
+            candidates,
         };
         if let Err(e) = self.fleet.report(&report, self.check).await {
             tracing::debug!("reporting to the fleet: {e}");

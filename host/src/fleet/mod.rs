@@ -29,7 +29,7 @@ use tokio_util::task::TaskTracker;
 
 pub use charge::{FleetBill, FleetCharge, micros};
 pub use limits::{Ask, BudgetAsk, Release, Settlement, Verdict};
-pub use rollout::{Desired, LivePolicy, Refusal, ReplicaStatus, Report, Status};
+pub use rollout::{Desired, FleetCandidate, LivePolicy, Refusal, ReplicaStatus, Report, Status};
 
 use crate::config::StateConfig;
 

@@ -64,7 +64,37 @@ pub struct Report {
     pub policies: BTreeMap<String, LivePolicy>,
     /// The last deploy this replica refused, if any.
     pub last_refusal: Option<Refusal>,
+    /// Per policy, the figures of the fleet's candidate as this replica tried it (the candidate
+    /// module's status, as JSON).
+    #[serde(default)]
+    pub candidates: BTreeMap<String, serde_json::Value>,
 }
+
+/// A candidate version the whole fleet tries beside a policy's live one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FleetCandidate {
+    /// This candidate run's id: a new one for every start, so a restart of the same digest is a
+    /// new run.
+    pub id: String,
+    /// The reference, pinned to its digest.
+    pub reference: String,
+    pub digest: String,
+    /// How it is tried (the candidate module's mode, as JSON).
+    pub mode: serde_json::Value,
+    /// The replica whose admin API started it.
+    pub by: String,
+}
+
+/// Delete the fleet's candidate only if it is still the run `ARGV[1]`.
+const END_CANDIDATE: &str = r#"
+local current = redis.call('GET', KEYS[1])
+if current and cjson.decode(current).id == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'candidate', ARGV[3], 'ended', ARGV[1])
+  return 1
+end
+return 0
+"#;
 
 /// One replica as the fleet sees it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -94,6 +124,10 @@ impl Fleet {
 
     fn deploys_key(&self) -> String {
         format!("{}:{{rollout}}:deploys", self.prefix)
+    }
+
+    fn candidate_key(&self, policy: &str) -> String {
+        format!("{}:{{rollout}}:candidate:{policy}", self.prefix)
     }
 
     fn report_key(&self, replica: &str) -> String {
@@ -151,6 +185,58 @@ impl Fleet {
             .ignore();
         self.data(announce.query_async::<()>(&mut c)).await?;
         Ok(desired)
+    }
+
+    /// Make `candidate` the one the whole fleet tries beside policy `name`, and announce it.
+    pub async fn start_candidate(
+        &self,
+        name: &str,
+        candidate: &FleetCandidate,
+    ) -> Result<(), FleetError> {
+        let json = serde_json::to_string(candidate).expect("serializable");
+        let mut c = self.connection.clone();
+        let mut announce = redis::pipe();
+        announce
+            .atomic()
+            .set(self.candidate_key(name), &json)
+            .ignore()
+            .cmd("XADD")
+            .arg(self.deploys_key())
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(STREAM_KEPT)
+            .arg("*")
+            .arg("candidate")
+            .arg(name)
+            .arg("started")
+            .arg(&candidate.id)
+            .ignore();
+        self.data(announce.query_async::<()>(&mut c)).await
+    }
+
+    /// End the fleet's candidate run `id` of policy `name`, if it is still the current one;
+    /// whether it was.
+    pub async fn end_candidate(&self, name: &str, id: &str) -> Result<bool, FleetError> {
+        let mut c = self.connection.clone();
+        let script = redis::Script::new(END_CANDIDATE);
+        let mut call = script.prepare_invoke();
+        call.key(self.candidate_key(name))
+            .key(self.deploys_key())
+            .arg(id)
+            .arg(STREAM_KEPT)
+            .arg(name);
+        let ended: i64 = self.data(call.invoke_async(&mut c)).await?;
+        Ok(ended == 1)
+    }
+
+    /// The candidate the fleet tries beside policy `name`, if any.
+    pub async fn candidate(&self, name: &str) -> Result<Option<FleetCandidate>, FleetError> {
+        let Some(json) = self.get_raw(&self.candidate_key(name)).await? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&json)
+            .map(Some)
+            .map_err(|e| FleetError::Data(format!("the candidate of `{name}`: {e}")))
     }
 
     /// The version policy `name` should run, if one was deployed.

@@ -238,6 +238,52 @@ pub struct SplitReport {
     pub last_transition: Option<String>,
 }
 
+impl ArmReport {
+    fn merge(all: &[&ArmReport]) -> ArmReport {
+        let requests: u64 = all.iter().map(|a| a.requests).sum();
+        let weighted = |value: fn(&ArmReport) -> f64| match requests {
+            0 => 0.0,
+            n => {
+                all.iter()
+                    .map(|a| value(a) * a.requests as f64)
+                    .sum::<f64>()
+                    / n as f64
+            }
+        };
+        let mean = |value: fn(&ArmReport) -> Option<f64>| {
+            let known: Vec<(f64, u64)> = all
+                .iter()
+                .filter_map(|a| Some((value(a)?, a.requests)))
+                .collect();
+            let n: u64 = known.iter().map(|(_, n)| n).sum();
+            (n > 0).then(|| known.iter().map(|(v, k)| v * *k as f64).sum::<f64>() / n as f64)
+        };
+        ArmReport {
+            requests,
+            upstream_error_rate: weighted(|a| a.upstream_error_rate),
+            policy_failure_rate: weighted(|a| a.policy_failure_rate),
+            latency_ms: mean(|a| a.latency_ms),
+            time_to_first_token_ms: mean(|a| a.time_to_first_token_ms),
+            cost_usd_per_request: weighted(|a| a.cost_usd_per_request),
+        }
+    }
+}
+
+impl SplitReport {
+    /// Several replicas' split figures taken together; `None` for none.
+    pub fn merge(all: &[&SplitReport]) -> Option<SplitReport> {
+        let first = all.first()?;
+        let live: Vec<&ArmReport> = all.iter().map(|s| &s.live).collect();
+        let candidate: Vec<&ArmReport> = all.iter().map(|s| &s.candidate).collect();
+        Some(SplitReport {
+            percent: all.iter().map(|s| s.percent).fold(0.0, f64::max),
+            live: ArmReport::merge(&live),
+            candidate: ArmReport::merge(&candidate),
+            last_transition: first.last_transition.clone(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

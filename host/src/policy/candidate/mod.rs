@@ -96,6 +96,18 @@ pub enum Arm {
     Candidate,
 }
 
+/// A candidate run the whole fleet tries (recorded in its Redis).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FleetRun {
+    /// The run's id: every replica trying this run has it.
+    pub id: String,
+    /// The reference, pinned to its digest, and the digest.
+    pub reference: String,
+    pub digest: String,
+    /// The replica whose admin API started it.
+    pub by: String,
+}
+
 /// Shares are kept in basis points (1/100 of a percent).
 const FULL: u32 = 10_000;
 
@@ -106,6 +118,8 @@ pub struct Candidate {
     pub started_at: SystemTime,
     /// A split's automatic transitions (the policy's `rollout` table when it started).
     rule: Option<RolloutConfig>,
+    /// The fleet's run this is, when the whole fleet tries it.
+    pub fleet: Option<FleetRun>,
     /// A split's share of requests for the candidate now, in basis points.
     share: AtomicU32,
     /// Shadow decisions running now, at most its size.
@@ -138,10 +152,17 @@ impl Candidate {
             mode,
             started_at: SystemTime::now(),
             rule,
+            fleet: None,
             share: AtomicU32::new(share),
             in_flight: Arc::new(Semaphore::new(concurrency.max(1))),
             tally: Mutex::new(Tallies::default()),
         }
+    }
+
+    /// This candidate as the fleet's run `run`, if given.
+    pub fn in_fleet(mut self, run: Option<FleetRun>) -> Self {
+        self.fleet = run;
+        self
     }
 
     /// A split's share of requests for the candidate now, in percent.
@@ -233,6 +254,16 @@ impl Candidate {
         tally.pairs.report(tally.dropped)
     }
 
+    /// What this replica has tried of the candidate, for the fleet's status.
+    pub fn figures(&self) -> Figures {
+        Figures {
+            candidate: self.version.version().to_string(),
+            run: self.fleet.as_ref().map(|run| run.id.clone()),
+            report: self.report(),
+            split: matches!(self.mode, Mode::Split { .. }).then(|| self.split_report()),
+        }
+    }
+
     /// The split figures so far, per arm.
     pub fn split_report(&self) -> SplitReport {
         self.lock().arms.report(self.percent())
@@ -240,6 +271,33 @@ impl Candidate {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Tallies> {
         self.tally.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// One replica's figures of a candidate, as its fleet report carries them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Figures {
+    /// The candidate version.
+    pub candidate: String,
+    /// The fleet's run, when the fleet tries it.
+    pub run: Option<String>,
+    pub report: Report,
+    pub split: Option<SplitReport>,
+}
+
+impl Figures {
+    /// The figures of several replicas taken together: counts added, rates and means weighted
+    /// by the counts they cover, the decision-time percentiles the largest of any replica's.
+    pub fn merge(all: &[Figures]) -> Option<Figures> {
+        let first = all.first()?;
+        let reports: Vec<&Report> = all.iter().map(|f| &f.report).collect();
+        let splits: Vec<&SplitReport> = all.iter().filter_map(|f| f.split.as_ref()).collect();
+        Some(Figures {
+            candidate: first.candidate.clone(),
+            run: first.run.clone(),
+            report: Report::merge(&reports),
+            split: SplitReport::merge(&splits),
+        })
     }
 }
 

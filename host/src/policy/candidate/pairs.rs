@@ -202,6 +202,47 @@ pub struct Report {
     pub decision_us_p99: u32,
 }
 
+impl Report {
+    /// Several replicas' figures taken together (see `Figures::merge`).
+    pub fn merge(all: &[&Report]) -> Report {
+        let pairs: u64 = all.iter().map(|r| r.pairs).sum();
+        let weighted = |value: fn(&Report) -> f64| match pairs {
+            0 => 0.0,
+            n => all.iter().map(|r| value(r) * r.pairs as f64).sum::<f64>() / n as f64,
+        };
+        let mut confusion: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+        let mut failures: BTreeMap<String, u64> = BTreeMap::new();
+        for report in all {
+            for (live, row) in &report.confusion {
+                for (candidate, n) in row {
+                    *confusion
+                        .entry(live.clone())
+                        .or_default()
+                        .entry(candidate.clone())
+                        .or_default() += n;
+                }
+            }
+            for (kind, n) in &report.failures {
+                *failures.entry(kind.clone()).or_default() += n;
+            }
+        }
+        Report {
+            pairs,
+            dropped: all.iter().map(|r| r.dropped).sum(),
+            agreement: weighted(|r| r.agreement),
+            same_chain: weighted(|r| r.same_chain),
+            confusion,
+            live_usd_per_1000: weighted(|r| r.live_usd_per_1000),
+            candidate_usd_per_1000: weighted(|r| r.candidate_usd_per_1000),
+            priced_by_usage: all.iter().map(|r| r.priced_by_usage).sum(),
+            failure_rate: weighted(|r| r.failure_rate),
+            failures,
+            decision_us_p50: all.iter().map(|r| r.decision_us_p50).max().unwrap_or(0),
+            decision_us_p99: all.iter().map(|r| r.decision_us_p99).max().unwrap_or(0),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,6 +13,7 @@ use axum::http::HeaderMap;
 
 use super::shadow::{Job, UsageSender};
 use crate::api::{Operation, Wire};
+use crate::fleet::Fleet;
 use crate::policy::PolicySlot;
 use crate::policy::candidate::{Arm, Candidate};
 use crate::policy::json::DecisionRecord;
@@ -69,6 +70,8 @@ pub struct ArmTicket {
     /// The policy's slot, which applies what the candidate's figures judge.
     pub slot: Arc<PolicySlot>,
     pub arm: Arm,
+    /// The fleet's state, which a fleet candidate's abort or promotion goes to.
+    pub fleet: Option<Arc<Fleet>>,
 }
 
 impl std::fmt::Debug for ArmTicket {

@@ -16,14 +16,12 @@ use axum::http::HeaderMap;
 use tracing::Instrument;
 
 use super::admit::Admitted;
-use super::context::{ArmTicket, Exchange, RouteBy};
+use super::context::{Exchange, RouteBy};
 use super::error::RequestError;
-use super::shadow;
-use crate::api::{ClientRequest, Operation};
-use crate::auth;
-use crate::config::{FailureMode, hex};
+use super::{shadow, split};
+use crate::api::Operation;
+use crate::config::FailureMode;
 use crate::control::{Snapshot, Team};
-use crate::policy::candidate::{Arm, Mode, Sticky};
 use crate::policy::json::{BudgetJson, DecisionJson, DecisionRecord, ModelJson, RequestJson};
 use crate::policy::{
     DecisionFailure, DecisionInput, LiveView, Model, PlannedTarget, Policy, Request, Verdict,
@@ -63,7 +61,7 @@ pub async fn decide(
         exchange.reason = format!("team budget of ${:.2} spent; downgraded", status.limit_usd);
         return Ok(Route { targets });
     }
-    let version = split_arm(exchange, headers, admitted);
+    let version = split::choose(snapshot, exchange, headers, admitted);
     let started = Instant::now();
     let verdict = run_policy(snapshot, exchange, headers, admitted, &version).await;
     exchange.decision_time = started.elapsed();
@@ -101,48 +99,6 @@ pub async fn decide(
                 }
             }
         }
-    }
-}
-
-/// The version that decides: the live one, or the candidate of a split for the requests in its
-/// arm, which `exchange` then names and whose figures its `log` phase adds to.
-fn split_arm(exchange: &mut Exchange, headers: &HeaderMap, admitted: &Admitted<'_>) -> Arc<Policy> {
-    let slot = &admitted.team.policy;
-    let Some(candidate) = slot.candidate() else {
-        return admitted.policy.clone();
-    };
-    let Mode::Split { sticky, .. } = &candidate.mode else {
-        return admitted.policy.clone();
-    };
-    let value = sticky_value(sticky, headers, &admitted.request);
-    let arm = candidate.arm(value.as_deref().unwrap_or(&exchange.id));
-    let version = match arm {
-        Arm::Candidate => candidate.version.clone(),
-        Arm::Live => admitted.policy.clone(),
-    };
-    exchange.policy = Some(version.version().clone());
-    exchange.arm = Some(ArmTicket {
-        candidate,
-        slot: slot.clone(),
-        arm,
-    });
-    version
-}
-
-/// What keeps the request in one arm of a split: its key's digest, its `metadata.user`, or a
-/// header's value.
-fn sticky_value(sticky: &Sticky, headers: &HeaderMap, request: &ClientRequest) -> Option<String> {
-    match sticky {
-        Sticky::Key => auth::key_digest(headers).map(|digest| hex(&digest)),
-        Sticky::User => request
-            .metadata
-            .iter()
-            .find(|(name, _)| name == "user" || name == "user_id")
-            .map(|(_, value)| value.clone()),
-        Sticky::Header(name) => headers
-            .get(name.as_str())
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
     }
 }
 

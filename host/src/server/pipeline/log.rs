@@ -7,14 +7,13 @@
 //! cost, timings and outcome; never prompt text or a key. Metric labels hold names the operator
 //! configured, status codes and fixed words. A request cut short before its answer (the client
 //! went away) writes no line, but its decision record still goes out, with the status 499, and
-//! a split's arm counts it. A request in a split adds to its arm's figures, and what the
-//! candidate's rollout rule judges of them is applied here.
+//! a split's arm counts it (`split::record`, also for every request that ends here).
 
 use std::sync::Arc;
 
 use super::context::Exchange;
 use super::shadow::Settled;
-use crate::policy::candidate::ArmSample;
+use super::split;
 use crate::policy::json::DecisionRecord;
 use crate::policy::json::OutcomeJson;
 use crate::telemetry::decisions::DecisionLog;
@@ -36,7 +35,7 @@ pub fn write(mut exchange: Exchange) {
         }
         None => write_decision(&mut exchange, status),
     }
-    record_arm(&mut exchange, latency);
+    split::record(&mut exchange, latency);
     let attempts: Vec<String> = exchange
         .attempts
         .iter()
@@ -82,27 +81,7 @@ impl Drop for Exchange {
     fn drop(&mut self) {
         write_decision(self, 499);
         let latency = self.started.elapsed();
-        record_arm(self, latency);
-    }
-}
-
-/// Add the request to its split arm's figures, if it is in a split, and apply what the
-/// candidate's rule judges of them.
-fn record_arm(exchange: &mut Exchange, latency: std::time::Duration) {
-    let Some(ticket) = exchange.arm.take() else {
-        return;
-    };
-    let sample = ArmSample {
-        upstream_error: exchange.status >= 500
-            || exchange.attempts.iter().any(|a| a.result.is_err()),
-        // Pool congestion (`busy`) is not the version's fault.
-        policy_failed: exchange.policy_failure.is_some_and(|kind| kind != "busy"),
-        latency,
-        time_to_first_token: exchange.time_to_first_token,
-        cost_usd: exchange.cost_usd,
-    };
-    if let Some(judgement) = ticket.candidate.record_arm(ticket.arm, &sample) {
-        ticket.slot.judged(&ticket.candidate, judgement);
+        split::record(self, latency);
     }
 }
 

@@ -8,11 +8,11 @@
 //! |---|---|
 //! | `admit` | key -> team, the body limit, parsing, budget refusal, rate-limit admission (`limits`: in process, or shared by the fleet) |
 //! | `conversation` | Responses API: the turns `previous_response_id` continues, or the provider it is pinned to; keeping the response made |
-//! | `decide` | the policy's decision (or the budget's downgrade), the failure behaviour, the decision record; the candidate's shadow decision to make (`shadow`) |
+//! | `decide` | the policy's decision (or the budget's downgrade), the failure behaviour, the decision record; a split's arm (`split`); the candidate's shadow decision to make (`shadow`) |
 //! | `serve` | the attempts along the route (the upstream layer makes them); then the candidate's shadow decision starts, off the request's path |
 //! | `settle` | usage, cost, budget and rate-limit settlement, when the answer or stream ends |
 //! | `respond` | the answer's head and the routing headers |
-//! | `log` | the log line, metrics and decision record, always last, refusals and errors included |
+//! | `log` | the log line, metrics and decision record, always last, refusals and errors included; the split arm's figures (`split`) |
 //!
 //! A phase that cannot go on returns a [`RequestError`] (`error`), which is turned into the
 //! client's answer in one place. The client APIs differ only in their [`Wire`] and
@@ -31,6 +31,7 @@ mod respond;
 mod serve;
 mod settle;
 mod shadow;
+mod split;
 
 use std::sync::Arc;
 
