@@ -311,6 +311,8 @@ pub fn unit_hash(text: &str) -> f64 {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     #[test]
@@ -320,6 +322,47 @@ mod tests {
             .count();
         assert!((2300..2700).contains(&in_sample), "{in_sample}");
         assert_eq!(unit_hash("req-1"), unit_hash("req-1"));
+    }
+
+    #[test]
+    fn replicas_figures_add_up() {
+        let report = |pairs: u64, agreement: f64, row: &[(&str, u64)]| Report {
+            pairs,
+            dropped: 1,
+            agreement,
+            same_chain: agreement,
+            confusion: [(
+                "a".to_string(),
+                row.iter().map(|(m, n)| (m.to_string(), *n)).collect(),
+            )]
+            .into(),
+            live_usd_per_1000: 1.0,
+            candidate_usd_per_1000: if pairs == 10 { 2.0 } else { 0.5 },
+            priced_by_usage: pairs,
+            failure_rate: 0.0,
+            failures: BTreeMap::new(),
+            decision_us_p50: pairs as u32,
+            decision_us_p99: 2 * pairs as u32,
+        };
+        let figures = |report| Figures {
+            candidate: "p@1".into(),
+            run: Some("run".into()),
+            report,
+            split: None,
+        };
+        let merged = Figures::merge(&[
+            figures(report(10, 1.0, &[("a", 10)])),
+            figures(report(30, 0.5, &[("a", 15), ("b", 15)])),
+        ])
+        .unwrap();
+        let r = merged.report;
+        assert_eq!((r.pairs, r.dropped, r.priced_by_usage), (40, 2, 40));
+        assert_eq!(r.agreement, 0.625);
+        assert_eq!(r.confusion["a"]["a"], 25);
+        assert_eq!(r.confusion["a"]["b"], 15);
+        assert_eq!(r.candidate_usd_per_1000, (10.0 * 2.0 + 30.0 * 0.5) / 40.0);
+        assert_eq!((r.decision_us_p50, r.decision_us_p99), (30, 60));
+        assert!(Figures::merge(&[]).is_none());
     }
 
     #[test]
