@@ -436,7 +436,7 @@ async fn candidate(proxy: &Proxy) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fleet_tries_one_candidate_on_every_replica() {
-    let (_redis, registry, _mock, replicas) = start_fleet(300).await;
+    let (redis, registry, _mock, replicas) = start_fleet(300).await;
     let v1 = version_of("scripted_policy");
     let candidate_version = version_of("first_contract_policy");
     let digest = push(&registry, "first_contract_policy", "candidate");
@@ -533,6 +533,33 @@ async fn the_fleet_tries_one_candidate_on_every_replica() {
     }
     assert_eq!(arms.len(), 2, "both arms have users: {arms:?}");
 
+    // A share one replica steps up to (as its rollout rule would, here written in Redis as it
+    // writes it) is taken up by every replica: a user stays in one arm everywhere.
+    let key = "switchyard:{rollout}:candidate:test-policy";
+    let mut redis = redis.connection().await;
+    let mut run: Value = serde_json::from_str(
+        &redis::AsyncCommands::get::<_, String>(&mut redis, key)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    run["mode"]["percent"] = json!(100.0);
+    redis::AsyncCommands::set::<_, _, ()>(&mut redis, key, run.to_string())
+        .await
+        .unwrap();
+    for replica in &replicas {
+        poll::until(
+            "the replica takes the share up",
+            Duration::from_secs(30),
+            async || (candidate(&replica.proxy).await["split"]["percent"] == 100.0).then_some(()),
+        )
+        .await;
+        assert_eq!(
+            replica.serving_with(&[("x-user", "anyone")]).await,
+            candidate_version
+        );
+    }
+
     // Promoted on one replica: its digest is deployed, and every replica serves it.
     rollout(&["promote"], &replicas[0]);
     for replica in &replicas {
@@ -551,4 +578,36 @@ async fn the_fleet_tries_one_candidate_on_every_replica() {
         fleet_status(&replicas[0].proxy).await["desired"]["test-policy"]["digest"],
         digest.as_str()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fleet_s_candidate_run_is_stepped_and_ended_only_as_itself() {
+    use switchyard::config::StateConfig;
+    use switchyard::fleet::{Fleet, FleetCandidate};
+    let redis = Redis::start();
+    let config: StateConfig = toml::from_str(&format!(
+        "redis_url = {:?}\ntimeout_ms = 5000\n",
+        redis.url()
+    ))
+    .unwrap();
+    let fleet = Fleet::new(&config).unwrap();
+    let run = FleetCandidate {
+        id: "run-1".into(),
+        reference: "registry.example/policies/p@sha256:00".into(),
+        digest: "sha256:00".into(),
+        mode: json!({"mode": "split", "percent": 20.0, "sticky": "key"}),
+        by: "test".into(),
+    };
+    fleet.start_candidate("p", &run).await.unwrap();
+    let percent = async || fleet.candidate("p").await.unwrap().unwrap().mode["percent"].clone();
+    fleet.step_candidate("p", "run-1", 60.0).await.unwrap();
+    assert_eq!(percent().await, 60.0);
+    fleet.step_candidate("p", "run-1", 40.0).await.unwrap();
+    assert_eq!(percent().await, 60.0, "a share only goes up");
+    fleet.step_candidate("p", "run-0", 100.0).await.unwrap();
+    assert_eq!(percent().await, 60.0, "another run's step changes nothing");
+    assert!(!fleet.end_candidate("p", "run-0").await.unwrap());
+    assert!(fleet.candidate("p").await.unwrap().is_some());
+    assert!(fleet.end_candidate("p", "run-1").await.unwrap());
+    assert_eq!(fleet.candidate("p").await.unwrap(), None);
 }

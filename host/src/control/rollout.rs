@@ -275,7 +275,17 @@ impl Follower {
             None if local_run.is_some() => {
                 slot.end_candidate("fleet", "the fleet's candidate run ended");
             }
-            _ => {}
+            // The same run: take up a share another replica stepped up to.
+            Some(wanted) => {
+                let percent = wanted
+                    .mode
+                    .get("percent")
+                    .and_then(serde_json::Value::as_f64);
+                if let (Some(local), Some(percent)) = (local, percent) {
+                    local.raise_percent(percent);
+                }
+            }
+            None => {}
         }
     }
 

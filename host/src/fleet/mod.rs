@@ -11,7 +11,7 @@
 //! answers again; each is idempotent by request id, so a retry never charges twice. The
 //! background task also writes this replica's heartbeat and counts the live replicas, which the
 //! `local` mode divides the limits by. `rollout` keeps the policy versions deployed to the
-//! fleet and what each replica reports it runs. This module touches only Redis and its own
+//! fleet, its candidates, and what each replica reports it runs. This module touches only Redis and its own
 //! counters.
 
 mod charge;

@@ -7,8 +7,11 @@
 //! block on the stream ([`Fleet::next_deploy`], on a connection of their own so the blocking
 //! read holds up nothing else) and compare the desired versions with their own; the desired key,
 //! not the stream, is the truth, so a replica that missed events catches up at its next check.
-//! Each replica writes a [`Report`] of what it runs under `{prefix}:replica:ID` at each check;
-//! it expires once the replica has missed two. This module touches only Redis.
+//! The fleet's candidate of a policy, a run every replica tries, is kept under
+//! `{prefix}:{rollout}:candidate:NAME` and announced on the same stream; its split share only
+//! rises, and it ends only as the run it is (small scripts check the run's id). Each replica
+//! writes a [`Report`] of what it runs, and of the candidates it tries, under
+//! `{prefix}:replica:ID` at each check; it expires once the replica has missed two. This module touches only Redis.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -84,6 +87,21 @@ pub struct FleetCandidate {
     /// The replica whose admin API started it.
     pub by: String,
 }
+
+/// Set the split share of the fleet's candidate to `ARGV[2]` percent, only if it is still the
+/// run `ARGV[1]` and the share is larger than it was (steps only go up).
+const STEP_CANDIDATE: &str = r#"
+local current = redis.call('GET', KEYS[1])
+if not current then return 0 end
+local candidate = cjson.decode(current)
+local percent = tonumber(ARGV[2])
+if candidate.id ~= ARGV[1] or candidate.mode.percent == nil or candidate.mode.percent >= percent then
+  return 0
+end
+candidate.mode.percent = percent
+redis.call('SET', KEYS[1], cjson.encode(candidate))
+return 1
+"#;
 
 /// Delete the fleet's candidate only if it is still the run `ARGV[1]`.
 const END_CANDIDATE: &str = r#"
@@ -227,6 +245,21 @@ impl Fleet {
             .arg(name);
         let ended: i64 = self.data(call.invoke_async(&mut c)).await?;
         Ok(ended == 1)
+    }
+
+    /// Raise the split share of the fleet's candidate run `id` of policy `name` to `percent`;
+    /// the other replicas take it at their next check.
+    pub async fn step_candidate(
+        &self,
+        name: &str,
+        id: &str,
+        percent: f64,
+    ) -> Result<(), FleetError> {
+        let mut c = self.connection.clone();
+        let script = redis::Script::new(STEP_CANDIDATE);
+        let mut call = script.prepare_invoke();
+        call.key(self.candidate_key(name)).arg(id).arg(percent);
+        self.data(call.invoke_async::<i64>(&mut c)).await.map(drop)
     }
 
     /// The candidate the fleet tries beside policy `name`, if any.

@@ -170,6 +170,17 @@ impl Candidate {
         f64::from(self.share.load(Ordering::Relaxed)) / 100.0
     }
 
+    /// Raise a split's share to `percent`, as another replica of the fleet stepped it up; a
+    /// lower share changes nothing (steps only go up). The current step starts again.
+    pub fn raise_percent(&self, percent: f64) {
+        let share = (percent * 100.0).round().clamp(0.0, FULL as f64) as u32;
+        let mut tally = self.lock();
+        if share > self.share.load(Ordering::Relaxed) {
+            self.share.store(share, Ordering::Relaxed);
+            tally.arms.new_step();
+        }
+    }
+
     /// Whether the shadow's sample takes the request with id `request_id`: the same answer for
     /// the same id, on every replica. Never for a split.
     pub fn samples(&self, request_id: &str) -> bool {

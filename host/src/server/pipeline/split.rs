@@ -89,19 +89,28 @@ pub fn record(exchange: &mut Exchange, latency: Duration) {
     }
 }
 
-/// Apply an abort or a promotion of the fleet's candidate run to the whole fleet: the run ends
-/// in Redis (the other replicas drop it at their next check) and, for a promotion, its digest is
-/// deployed. Off the request's path, on its own task.
+/// Apply a judgement of the fleet's candidate run to the whole fleet: a step raises the share
+/// recorded in Redis (the other replicas take it at their next check, so a user stays in one
+/// arm everywhere); an abort ends the run (the other replicas drop it) and a promotion also
+/// deploys its digest. Off the request's path, on its own task.
 fn for_the_fleet(fleet: &Arc<Fleet>, policy: &str, run: &FleetRun, judgement: &Judgement) {
-    let promote = match judgement {
-        Judgement::Step { .. } => return,
-        Judgement::Abort { .. } => false,
-        Judgement::Promote { .. } => true,
-    };
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return;
     };
     let (fleet, policy, run) = (fleet.clone(), policy.to_string(), run.clone());
+    let promote = match judgement {
+        Judgement::Step { percent, .. } => {
+            let percent = *percent;
+            runtime.spawn(async move {
+                if let Err(e) = fleet.step_candidate(&policy, &run.id, percent).await {
+                    tracing::warn!(policy = %policy, run = %run.id, "the fleet's candidate share could not be raised in redis: {e}");
+                }
+            });
+            return;
+        }
+        Judgement::Abort { .. } => false,
+        Judgement::Promote { .. } => true,
+    };
     runtime.spawn(async move {
         let ended = fleet.end_candidate(&policy, &run.id).await;
         let deployed = match (promote, &ended) {
