@@ -479,18 +479,24 @@ async fn the_fleet_tries_one_candidate_on_every_replica() {
         }
     }
     let fleet = poll::until(
-        "30 pairs over 3 replicas",
+        "30 decisions counted over 3 replicas",
         Duration::from_secs(30),
         async || {
+            // (A busy machine may drop a shadow decision: counted, not compared.)
             let fleet = candidate(&replicas[1].proxy).await["fleet"].clone();
-            (fleet["replicas"] == 3 && fleet["report"]["pairs"] == 30).then_some(fleet)
+            let report = &fleet["report"];
+            let counted = report["pairs"].as_u64()? + report["dropped"].as_u64()?;
+            (fleet["replicas"] == 3 && counted == 30).then_some(fleet)
         },
     )
     .await;
-    assert_eq!(fleet["report"]["confusion"]["m"]["m"], 30, "{fleet}");
+    let pairs = fleet["report"]["pairs"].clone();
+    assert!(pairs.as_u64().unwrap() > 0, "{fleet}");
+    assert_eq!(fleet["report"]["confusion"]["m"]["m"], pairs, "{fleet}");
     let table = rollout(&["status"], &replicas[2]);
     assert!(
-        table.contains("added up over 3 replicas") && table.contains("decisions compared  30"),
+        table.contains("added up over 3 replicas")
+            && table.contains(&format!("decisions compared  {pairs}")),
         "{table}"
     );
 
@@ -563,16 +569,18 @@ async fn the_fleet_tries_one_candidate_on_every_replica() {
     // Promoted on one replica: its digest is deployed, and every replica serves it.
     rollout(&["promote"], &replicas[0]);
     for replica in &replicas {
+        // (The split was at 100%: the live version, not the answers, shows the promotion.)
         poll::until(
-            "the replica serves the promoted candidate",
+            "the replica runs the promoted candidate as its live version",
             Duration::from_secs(30),
-            async || (replica.serving().await == candidate_version).then_some(()),
+            async || {
+                let live = admin_policy(&replica.proxy).await["live"]["digest"].clone();
+                let ended = candidate(&replica.proxy).await["error"]["code"] == "no_candidate";
+                (live == digest.as_str() && ended).then_some(())
+            },
         )
         .await;
-        assert_eq!(
-            candidate(&replica.proxy).await["error"]["code"],
-            "no_candidate"
-        );
+        assert_eq!(replica.serving().await, candidate_version);
     }
     assert_eq!(
         fleet_status(&replicas[0].proxy).await["desired"]["test-policy"]["digest"],
