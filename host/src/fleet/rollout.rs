@@ -185,24 +185,33 @@ impl Fleet {
             by: self.replica.clone(),
         };
         let json = serde_json::to_string(&desired).expect("serializable");
+        self.set_and_announce(&key, &json, [("policy", name), ("digest", digest)])
+            .await?;
+        Ok(desired)
+    }
+
+    /// Set `key` to `value` and announce it on the stream with `fields`, in one transaction.
+    async fn set_and_announce(
+        &self,
+        key: &str,
+        value: &str,
+        fields: [(&str, &str); 2],
+    ) -> Result<(), FleetError> {
+        let mut c = self.connection.clone();
         let mut announce = redis::pipe();
-        announce
-            .atomic()
-            .set(&key, &json)
-            .ignore()
+        announce.atomic().set(key, value).ignore();
+        let xadd = announce
             .cmd("XADD")
             .arg(self.deploys_key())
             .arg("MAXLEN")
             .arg("~")
             .arg(STREAM_KEPT)
-            .arg("*")
-            .arg("policy")
-            .arg(name)
-            .arg("digest")
-            .arg(digest)
-            .ignore();
-        self.data(announce.query_async::<()>(&mut c)).await?;
-        Ok(desired)
+            .arg("*");
+        for (field, value) in fields {
+            xadd.arg(field).arg(value);
+        }
+        xadd.ignore();
+        self.data(announce.query_async::<()>(&mut c)).await
     }
 
     /// Make `candidate` the one the whole fleet tries beside policy `name`, and announce it.
@@ -212,24 +221,13 @@ impl Fleet {
         candidate: &FleetCandidate,
     ) -> Result<(), FleetError> {
         let json = serde_json::to_string(candidate).expect("serializable");
-        let mut c = self.connection.clone();
-        let mut announce = redis::pipe();
-        announce
-            .atomic()
-            .set(self.candidate_key(name), &json)
-            .ignore()
-            .cmd("XADD")
-            .arg(self.deploys_key())
-            .arg("MAXLEN")
-            .arg("~")
-            .arg(STREAM_KEPT)
-            .arg("*")
-            .arg("candidate")
-            .arg(name)
-            .arg("started")
-            .arg(&candidate.id)
-            .ignore();
-        self.data(announce.query_async::<()>(&mut c)).await
+        let key = self.candidate_key(name);
+        self.set_and_announce(
+            &key,
+            &json,
+            [("candidate", name), ("started", &candidate.id)],
+        )
+        .await
     }
 
     /// End the fleet's candidate run `id` of policy `name`, if it is still the current one;
