@@ -274,6 +274,15 @@ async fn a_candidate_that_loops_or_traps_changes_no_answer_and_is_counted() {
     }
 }
 
+/// `config` with its team reached by `count` keys (`sk-user-NNNN`) and no other way; the keys.
+fn with_keys(config: ConfigBuilder, count: usize) -> (Vec<String>, ConfigBuilder) {
+    let keys: Vec<String> = (0..count).map(|i| format!("sk-user-{i:04}")).collect();
+    let config = config
+        .keys_required()
+        .team_option(&format!("keys = {keys:?}"));
+    (keys, config)
+}
+
 /// Start a candidate as `args` say; fails the test if refused.
 fn start(proxy: &Proxy, candidate: &str, args: &[&str]) {
     let wasm = policy_wasm(candidate);
@@ -320,12 +329,8 @@ async fn load(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_split_keeps_each_key_in_one_arm_and_near_its_share() {
     let (_a, _b, config, _dir) = setup().await;
-    let keys: Vec<String> = (0..1000).map(|i| format!("sk-user-{i:04}")).collect();
-    let config = config
-        .keys_required()
-        .team_option(&format!("keys = {keys:?}"))
-        .toml();
-    let proxy = Proxy::start(&config, &[("SWITCHYARD_ADMIN_TOKEN", ADMIN_TOKEN)]);
+    let (keys, config) = with_keys(config, 1000);
+    let proxy = Proxy::start(&config.toml(), &[("SWITCHYARD_ADMIN_TOKEN", ADMIN_TOKEN)]);
     start(
         &proxy,
         "first_contract_policy",
@@ -369,10 +374,8 @@ async fn a_split_keeps_each_key_in_one_arm_and_near_its_share() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rollout_rule_aborts_a_failing_candidate_and_promotes_a_good_one() {
     let (_a, b, config, dir) = setup().await;
-    let keys: Vec<String> = (0..200).map(|i| format!("sk-user-{i:04}")).collect();
+    let (keys, config) = with_keys(config, 200);
     let config = config
-        .keys_required()
-        .team_option(&format!("keys = {keys:?}"))
         .policy_option(
             "rollout = { min_requests = 20, max_error_margin = 0.05, max_failure_margin = 0.5, promote_after_requests = 40, promote_after_secs = 0, steps = [50, 100] }",
         )
@@ -459,12 +462,8 @@ async fn admin_policy(proxy: &Proxy) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_request_fails_across_start_promote_and_abort_under_load() {
     let (_a, _b, config, _dir) = setup().await;
-    let keys: Vec<String> = (0..100).map(|i| format!("sk-user-{i:04}")).collect();
-    let config = config
-        .keys_required()
-        .team_option(&format!("keys = {keys:?}"))
-        .toml();
-    let proxy = Proxy::start(&config, &[("SWITCHYARD_ADMIN_TOKEN", ADMIN_TOKEN)]);
+    let (keys, config) = with_keys(config, 100);
+    let proxy = Proxy::start(&config.toml(), &[("SWITCHYARD_ADMIN_TOKEN", ADMIN_TOKEN)]);
     let traffic = load(&proxy, 600, 8, |i| {
         (keys[i % 100].clone(), "a please".into())
     });

@@ -43,16 +43,10 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(300);
 const MAX_MESSAGE_CHARS: usize = 2000;
 
 /// `message` (which may quote a registry's or a policy's words) cut to [`MAX_MESSAGE_CHARS`],
-/// with control characters escaped, fit for a terminal.
+/// escaped as the command line escapes anything it did not write itself.
 fn printable(message: &str) -> String {
-    message
-        .chars()
-        .take(MAX_MESSAGE_CHARS)
-        .flat_map(|c| match c.is_control() {
-            true => c.escape_default().collect::<Vec<_>>(),
-            false => vec![c],
-        })
-        .collect()
+    let cut: String = message.chars().take(MAX_MESSAGE_CHARS).collect();
+    crate::authoring::report::safe(&cut)
 }
 
 /// One replica's admin API.

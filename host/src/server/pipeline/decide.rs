@@ -22,6 +22,7 @@ use super::{shadow, split};
 use crate::api::Operation;
 use crate::config::FailureMode;
 use crate::control::{Snapshot, Team};
+use crate::policy::candidate::Candidate;
 use crate::policy::json::{BudgetJson, DecisionJson, DecisionRecord, ModelJson, RequestJson};
 use crate::policy::{
     DecisionFailure, DecisionInput, LiveView, Model, PlannedTarget, Policy, Request, Verdict,
@@ -61,9 +62,11 @@ pub async fn decide(
         exchange.reason = format!("team budget of ${:.2} spent; downgraded", status.limit_usd);
         return Ok(Route { targets });
     }
-    let version = split::choose(snapshot, exchange, headers, admitted);
+    // The policy's candidate, taken once, as its live version was at admission.
+    let candidate = admitted.team.policy.candidate();
+    let version = split::choose(snapshot, exchange, headers, admitted, candidate.as_ref());
     let started = Instant::now();
-    let verdict = run_policy(snapshot, exchange, headers, admitted, &version).await;
+    let verdict = run_policy(snapshot, exchange, headers, admitted, &version, candidate).await;
     exchange.decision_time = started.elapsed();
     match verdict {
         Ok(Verdict::Route { targets, reason }) => {
@@ -102,14 +105,15 @@ pub async fn decide(
     }
 }
 
-/// Run `policy` on the request, count its outcome, and keep the decision's record when the
-/// decision log samples this request.
+/// Run `policy` on the request, count its outcome, keep the decision's record when the decision
+/// log samples this request, and prepare the shadow `candidate`'s decision when it samples it.
 async fn run_policy(
     snapshot: &Arc<Snapshot>,
     exchange: &mut Exchange,
     headers: &HeaderMap,
     admitted: &Admitted<'_>,
     policy: &Arc<Policy>,
+    candidate: Option<Arc<Candidate>>,
 ) -> Result<Verdict, DecisionFailure> {
     let (team, request) = (admitted.team, &admitted.request);
     let catalog = snapshot
@@ -180,7 +184,7 @@ async fn run_policy(
         budget,
         snapshot,
     };
-    exchange.shadow = shadow::job(team.policy.candidate(), shown, &verdict);
+    exchange.shadow = shadow::job(candidate, shown, &verdict);
     if let (Some(decisions), Some(noted)) = (recording, noted) {
         let seen = std::mem::take(&mut *noted.seen.lock().expect("noted lock"));
         let shown = Shown {

@@ -16,7 +16,7 @@ use crate::config::hex;
 use crate::control::Snapshot;
 use crate::fleet::Fleet;
 use crate::policy::Policy;
-use crate::policy::candidate::{Arm, ArmSample, FleetRun, Judgement, Mode, Sticky};
+use crate::policy::candidate::{Arm, ArmSample, Candidate, FleetRun, Judgement, Mode, Sticky};
 
 /// The version that decides: the live one, or the candidate of a split for the requests in its
 /// arm, which `exchange` then names and whose figures its `log` phase adds to.
@@ -25,9 +25,10 @@ pub fn choose(
     exchange: &mut Exchange,
     headers: &HeaderMap,
     admitted: &Admitted<'_>,
+    candidate: Option<&Arc<Candidate>>,
 ) -> Arc<Policy> {
     let slot = &admitted.team.policy;
-    let Some(candidate) = slot.candidate() else {
+    let Some(candidate) = candidate.cloned() else {
         return admitted.policy.clone();
     };
     let Mode::Split { sticky, .. } = &candidate.mode else {
