@@ -43,10 +43,20 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(300);
 const MAX_MESSAGE_CHARS: usize = 2000;
 
 /// `message` (which may quote a registry's or a policy's words) cut to [`MAX_MESSAGE_CHARS`],
-/// escaped as the command line escapes anything it did not write itself.
+/// with control characters and bidirectional overrides escaped, fit for a terminal.
 fn printable(message: &str) -> String {
-    let cut: String = message.chars().take(MAX_MESSAGE_CHARS).collect();
-    crate::authoring::report::safe(&cut)
+    message
+        .chars()
+        .take(MAX_MESSAGE_CHARS)
+        .flat_map(|c| {
+            let hidden =
+                c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+            match hidden {
+                true => c.escape_default().collect::<Vec<_>>(),
+                false => vec![c],
+            }
+        })
+        .collect()
 }
 
 /// One replica's admin API.
