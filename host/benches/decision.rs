@@ -3,7 +3,7 @@
 //! same run as a baseline, so results can be read as ratios on a noisy machine. A minimal policy
 //! (the scripted test policy, which routes to the first model) shows what the sandbox itself
 //! costs, apart from the bundled policy's own work; the same decision with every limit off (no
-//! epoch interruption in the compiled code, no deadline, no memory limiter, no concurrency
+//! fuel metering in the compiled code, no deadline, no memory limiter, no concurrency
 //! bound) shows what the limits cost, and the same decision on a reused instance what the opt-in
 //! `reuse_instances` saves. One more measures the request path without the network:
 //! parsing, the policy's view, the decision and the upstream body (the client's bytes with the
@@ -13,7 +13,9 @@
 //! 20,000 single decisions on a fresh store one by one and printing their percentiles beside
 //! those of request parsing, timed the same way.
 //!
-//! Run with `cargo xtask plugins && cargo bench -p switchyard --bench decision`.
+//! Run with `cargo xtask plugins && cargo bench -p switchyard --bench decision`. `BENCH_WASM=DIR`
+//! takes the policies from another folder than `target/wasm32-wasip2/wasm`, to compare the same
+//! policies built another way.
 
 mod common;
 
@@ -49,7 +51,7 @@ struct Unlimited {
 impl Unlimited {
     fn new(bytes: &[u8], limits: SandboxLimits) -> Self {
         let mut config = engine::engine_config(POOL);
-        config.epoch_interruption(false);
+        config.consume_fuel(false);
         let engine = Engine::new(&config).expect("engine");
         let linker = engine::linker(&engine).expect("linker");
         let component = Component::new(&engine, bytes).expect("component");
@@ -73,7 +75,7 @@ impl Unlimited {
             live: None,
             operation: Operation::OpenaiChat,
         };
-        let sandbox = Sandbox::new(host, Arc::from("unlimited"), self.limits, Some(0), false);
+        let sandbox = Sandbox::new(host, Arc::from("unlimited"), self.limits, true, false);
         let mut store = Store::new(self.pre.engine(), sandbox);
         let instance = self
             .pre
@@ -90,7 +92,11 @@ impl Unlimited {
 }
 
 fn decision(c: &mut Criterion) {
-    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/wasm");
+    let built = std::env::var("BENCH_WASM")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/wasm")
+        });
     assert!(
         built.join("cost_router.wasm").exists(),
         "build the policies first: cargo xtask plugins"

@@ -1,7 +1,7 @@
 //! The on-disk cache of compiled policies, so that a restart does not recompile them.
 //!
 //! Entries live in `DIR/<engine>/<sha256>.cwasm`, keyed by the component's SHA-256 and a digest
-//! of the engine's compatibility hash (Wasmtime version, compiler settings, epoch interruption:
+//! of the engine's compatibility hash (Wasmtime version, compiler settings, fuel metering:
 //! anything that changes the machine code). Loading compiled code is `unsafe` in Wasmtime: it is
 //! executed as is. So the cache reads only files the host wrote itself: the folder must belong to
 //! this user and be closed to others (it is created with mode 0700), an entry must be a regular

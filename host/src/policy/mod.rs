@@ -34,9 +34,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use sha2::{Digest, Sha256};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use wasmtime::{Store, UpdateDeadline};
+use wasmtime::Store;
 
 pub use decision::{PlannedTarget, Verdict};
 pub use engine::{PolicyEngine, PoolSize};
@@ -328,9 +327,9 @@ impl Policy {
     /// Run the policy for one request in a fresh sandbox and validate its decision.
     ///
     /// One wall-clock deadline bounds the whole decision, waiting for a pool slot included. Guest
-    /// code runs in slices of one epoch tick: at each tick it yields to the other tasks of its
-    /// worker thread (so a looping policy cannot hold a thread that other requests need), and
-    /// once the deadline has passed it is interrupted. A timer stops a guest that waits inside a
+    /// code runs in slices of [`engine::SLICE_FUEL`]: after each it yields to the other tasks of
+    /// its worker thread (so a looping policy cannot hold a thread that other requests need). The
+    /// decision's timer stops it at the first yield past the deadline, or while it waits inside a
     /// host call (a WASI poll, say).
     pub async fn decide(&self, input: DecisionInput<'_>) -> Result<Verdict, DecisionFailure> {
         self.run(input, false, true).await.0
@@ -431,33 +430,48 @@ impl Policy {
         if traced {
             trace.logs = sandbox.take_logs();
         }
-        let outcome = match outcome {
-            Ok(decision) => {
-                instance.uses += 1;
-                if reuse && instance.uses < self.settings.reuse_instances {
-                    let mut warm = self.warm.lock().expect("warm lock");
-                    if warm.len() < MAX_WARM {
-                        warm.push(instance);
-                    }
-                }
-                decision::validate(decision, input.catalog)
-                    .map_err(DecisionFailure::InvalidDecision)
-            }
-            Err(failure) => Err(failure),
-        };
+        instance.uses += 1;
+        let reusable = reuse && outcome.is_ok() && instance.uses < self.settings.reuse_instances;
+        self.put_back(instance, reusable);
+        let outcome = outcome.and_then(|decision| {
+            decision::validate(decision, input.catalog).map_err(DecisionFailure::InvalidDecision)
+        });
         trace.elapsed = started.elapsed();
         (outcome, trace)
     }
 
+    /// Keep `instance` for the next decision if it is `reusable` and there is room, else drop it
+    /// once the request's task next waits (for the upstream, typically): giving its memory and
+    /// tables back to the pool takes microseconds the request need not wait for.
+    fn put_back(&self, instance: Instance, reusable: bool) {
+        if reusable {
+            let mut warm = self.warm.lock().expect("warm lock");
+            if warm.len() < MAX_WARM {
+                warm.push(instance);
+                return;
+            }
+        }
+        tokio::spawn(async move { drop(instance) });
+    }
+
     /// A new sandbox for the request `host` describes, holding the pool's `slot` while it lives.
     fn sandbox(&self, host: HostData, traced: bool, slot: OwnedSemaphorePermit) -> Instance {
-        let seed = match self.settings.random {
-            RandomSource::Seeded => Some(seed_of(&host.request_id)),
-            RandomSource::System => None,
-        };
-        let sandbox = Sandbox::new(host, self.name.clone(), self.settings.limits, seed, traced);
+        let seeded = self.settings.random == RandomSource::Seeded;
+        let sandbox = Sandbox::new(
+            host,
+            self.name.clone(),
+            self.settings.limits,
+            seeded,
+            traced,
+        );
         let mut store = Store::new(self.pre.engine(), sandbox);
         store.limiter(|s| s);
+        // The fuel never runs out (a decision is bounded by its deadline); it slices the guest's
+        // code so that it yields and the deadline is checked.
+        store
+            .set_fuel(u64::MAX)
+            .and_then(|()| store.fuel_async_yield_interval(Some(engine::SLICE_FUEL)))
+            .expect("the engine meters fuel");
         Instance {
             store,
             policy: None,
@@ -477,15 +491,6 @@ impl Policy {
         let Instance { store, policy, .. } = instance;
         let fuel = hostcall_fuel(catalog);
         store.set_hostcall_fuel(fuel);
-        store.set_epoch_deadline(1);
-        let stop_at_std = stop_at.into_std();
-        store.epoch_deadline_callback(move |_| {
-            Ok(if std::time::Instant::now() >= stop_at_std {
-                UpdateDeadline::Interrupt
-            } else {
-                UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
-            })
-        });
         let run = async {
             let policy = match policy {
                 Some(policy) => policy,
@@ -530,13 +535,6 @@ pub struct Trace {
     pub logs: Vec<PolicyLog>,
 }
 
-/// The `wasi:random` seed of the decision for `request_id`: the same request id gives the same
-/// randomness, so a decision can be replayed.
-fn seed_of(request_id: &str) -> u64 {
-    let digest = Sha256::digest(request_id.as_bytes());
-    u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"))
-}
-
 /// Most bytes the host copies out of a policy at once: its whole decision (sized from the
 /// contract's limits and the catalog's longest model id), or the arguments of one host call.
 ///
@@ -570,20 +568,15 @@ fn classify(error: &wasmtime::Error, sandbox: &Sandbox, fuel: usize) -> Decision
             sandbox::MAX_HOST_CALL_BYTES
         ));
     }
-    match error.downcast_ref::<wasmtime::Trap>() {
-        Some(wasmtime::Trap::Interrupt) => DecisionFailure::Timeout,
-        trap => {
-            let stderr = sandbox.stderr();
-            let what = match trap {
-                Some(t) => t.to_string(),
-                None => format!("{:#}", error.root_cause()),
-            };
-            let detail = if stderr.is_empty() {
-                what
-            } else {
-                format!("{what}; stderr: {stderr}")
-            };
-            DecisionFailure::Trap(untrusted::text(&detail, decision::MAX_ERROR_BYTES))
-        }
-    }
+    let stderr = sandbox.stderr();
+    let what = match error.downcast_ref::<wasmtime::Trap>() {
+        Some(trap) => trap.to_string(),
+        None => format!("{:#}", error.root_cause()),
+    };
+    let detail = if stderr.is_empty() {
+        what
+    } else {
+        format!("{what}; stderr: {stderr}")
+    };
+    DecisionFailure::Trap(untrusted::text(&detail, decision::MAX_ERROR_BYTES))
 }

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
+use sha2::{Digest, Sha256};
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::clocks::{HostMonotonicClock, HostWallClock};
@@ -116,7 +117,11 @@ pub struct HostData {
 
 /// The data of one decision's store.
 pub struct Sandbox {
-    wasi: WasiCtx,
+    /// Built on the policy's first WASI call: most policies make none, and building it costs
+    /// every decision a few allocations and two random generators.
+    wasi: Option<WasiCtx>,
+    /// Whether `wasi:random` is seeded from the request id (else it is the system's).
+    seeded: bool,
     table: ResourceTable,
     stdout: CapturedOutput,
     stderr: CapturedOutput,
@@ -133,36 +138,22 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
-    /// A sandbox for one decision; `seed` makes `wasi:random` deterministic. A `traced` sandbox
-    /// keeps the policy's log lines ([`Sandbox::take_logs`]) instead of logging them.
+    /// A sandbox for one decision; `seeded` makes `wasi:random` deterministic (seeded from the
+    /// request id). A `traced` sandbox keeps the policy's log lines ([`Sandbox::take_logs`])
+    /// instead of logging them.
     pub fn new(
         host: HostData,
         policy: Arc<str>,
         limits: SandboxLimits,
-        seed: Option<u64>,
+        seeded: bool,
         traced: bool,
     ) -> Self {
-        let stdout = CapturedOutput::new(OUTPUT_CAPACITY);
-        let stderr = CapturedOutput::new(OUTPUT_CAPACITY);
-        let mut wasi = WasiCtx::builder();
-        wasi.stdout(stdout.clone())
-            .stderr(stderr.clone())
-            .wall_clock(FrozenClock)
-            .monotonic_clock(FrozenClock)
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .max_random_size(MAX_RANDOM_BYTES);
-        if let Some(seed) = seed {
-            wasi.secure_random(StdRng::seed_from_u64(seed))
-                .insecure_random(StdRng::seed_from_u64(!seed))
-                .insecure_random_seed(u128::from(seed));
-        }
         Self {
-            wasi: wasi.build(),
+            wasi: None,
+            seeded,
             table: ResourceTable::new(),
-            stdout,
-            stderr,
+            stdout: CapturedOutput::new(OUTPUT_CAPACITY),
+            stderr: CapturedOutput::new(OUTPUT_CAPACITY),
             host,
             policy,
             limits,
@@ -171,6 +162,26 @@ impl Sandbox {
             memory_peak: 0,
             captured: traced.then(Vec::new),
         }
+    }
+
+    /// The WASI context the policy sees: nothing granted, output captured, clocks frozen.
+    fn wasi_ctx(&self) -> WasiCtx {
+        let mut wasi = WasiCtx::builder();
+        wasi.stdout(self.stdout.clone())
+            .stderr(self.stderr.clone())
+            .wall_clock(FrozenClock)
+            .monotonic_clock(FrozenClock)
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .max_random_size(MAX_RANDOM_BYTES);
+        if self.seeded {
+            let seed = seed_of(&self.host.request_id);
+            wasi.secure_random(StdRng::seed_from_u64(seed))
+                .insecure_random(StdRng::seed_from_u64(!seed))
+                .insecure_random_seed(u128::from(seed));
+        }
+        wasi.build()
     }
 
     /// Make a reused instance's sandbox serve the decision `host` is for: its request, team and
@@ -259,11 +270,21 @@ impl HostMonotonicClock for FrozenClock {
 
 impl WasiView for Sandbox {
     fn ctx(&mut self) -> WasiCtxView<'_> {
+        if self.wasi.is_none() {
+            self.wasi = Some(self.wasi_ctx());
+        }
         WasiCtxView {
-            ctx: &mut self.wasi,
+            ctx: self.wasi.as_mut().expect("built above"),
             table: &mut self.table,
         }
     }
+}
+
+/// The `wasi:random` seed of the decision for `request_id`: the same request id gives the same
+/// randomness, so a decision can be replayed.
+fn seed_of(request_id: &str) -> u64 {
+    let digest = Sha256::digest(request_id.as_bytes());
+    u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"))
 }
 
 impl ResourceLimiter for Sandbox {
