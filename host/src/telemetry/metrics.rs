@@ -10,7 +10,15 @@
 //! `switchyard_tokens_total` and `switchyard_cost_nanodollars_total` by team and model. Policy
 //! decisions by outcome, reloads, rollbacks and breaker states are recorded where they happen
 //! (`policy`, `control`, `upstream::health`, `fleet`, the `limits` phase) and described here. Labels hold names the operator
-//! configured, status codes and fixed words, never request content.
+//! configured, status codes and fixed words, never request content. The request path records
+//! its series through handles resolved once per label set ([`RequestSeries`], [`decision_time`],
+//! [`attempts`]; see `series`).
+
+use std::sync::{Arc, LazyLock};
+
+use metrics::{Counter, Histogram};
+
+use super::series::{Handles, Series};
 
 /// Histogram buckets, in seconds: from half a millisecond (a policy decision) to two minutes (a
 /// long stream).
@@ -105,4 +113,159 @@ pub fn describe() {
         "switchyard_breaker_open",
         "1 from when a model's circuit breaker opens until an attempt succeeds again (open or half-open), else 0"
     );
+}
+
+/// The labels of one request's series.
+pub struct RequestLabels {
+    team: String,
+    policy: String,
+    model: String,
+    provider: String,
+    status: u16,
+    route: &'static str,
+}
+
+/// The borrowed form of [`RequestLabels`], hashed to find them.
+#[derive(Hash, Clone, Copy)]
+pub struct RequestKey<'a> {
+    pub team: &'a str,
+    pub policy: &'a str,
+    pub model: &'a str,
+    pub provider: &'a str,
+    pub status: u16,
+    pub route: &'static str,
+}
+
+impl RequestKey<'_> {
+    fn matches(&self, labels: &RequestLabels) -> bool {
+        self.status == labels.status
+            && self.route == labels.route
+            && self.team == labels.team
+            && self.model == labels.model
+            && self.policy == labels.policy
+            && self.provider == labels.provider
+    }
+
+    fn owned(&self) -> RequestLabels {
+        RequestLabels {
+            team: self.team.to_string(),
+            policy: self.policy.to_string(),
+            model: self.model.to_string(),
+            provider: self.provider.to_string(),
+            status: self.status,
+            route: self.route,
+        }
+    }
+}
+
+static REQUESTS: LazyLock<Series<RequestLabels>> = LazyLock::new(Series::default);
+static DECISIONS: LazyLock<Series<String>> = LazyLock::new(Series::default);
+static ATTEMPTS: LazyLock<Series<(String, String)>> = LazyLock::new(Series::default);
+
+/// The series of requests of one team, policy version, model, provider, status and route.
+pub struct RequestSeries(Arc<Handles<RequestLabels>>);
+
+impl RequestSeries {
+    pub fn of(key: RequestKey<'_>) -> Self {
+        Self(REQUESTS.get(&key, |l| key.matches(l), || key.owned()))
+    }
+
+    /// `switchyard_requests_total`.
+    pub fn requests(&self) -> &Counter {
+        self.0.counter(0, |l| {
+            metrics::counter!(
+                "switchyard_requests_total",
+                "team" => l.team.clone(),
+                "policy" => l.policy.clone(),
+                "model" => l.model.clone(),
+                "provider" => l.provider.clone(),
+                "status" => l.status.to_string(),
+                "route" => l.route,
+            )
+        })
+    }
+
+    /// `switchyard_request_duration_seconds`.
+    pub fn duration(&self) -> &Histogram {
+        self.0.histogram(0, |l| {
+            metrics::histogram!(
+                "switchyard_request_duration_seconds",
+                "team" => l.team.clone(),
+                "model" => l.model.clone(),
+            )
+        })
+    }
+
+    /// `switchyard_time_to_first_token_seconds`.
+    pub fn first_token(&self) -> &Histogram {
+        self.0.histogram(1, |l| {
+            metrics::histogram!(
+                "switchyard_time_to_first_token_seconds",
+                "team" => l.team.clone(),
+                "model" => l.model.clone(),
+            )
+        })
+    }
+
+    /// `switchyard_tokens_total` of `kind` (`input` or `output`).
+    pub fn tokens(&self, kind: TokenKind) -> &Counter {
+        let (slot, word) = match kind {
+            TokenKind::Input => (1, "input"),
+            TokenKind::Output => (2, "output"),
+        };
+        self.0.counter(slot, |l| {
+            metrics::counter!(
+                "switchyard_tokens_total",
+                "team" => l.team.clone(),
+                "model" => l.model.clone(),
+                "kind" => word,
+            )
+        })
+    }
+
+    /// `switchyard_cost_nanodollars_total`.
+    pub fn cost(&self) -> &Counter {
+        self.0.counter(3, |l| {
+            metrics::counter!(
+                "switchyard_cost_nanodollars_total",
+                "team" => l.team.clone(),
+                "model" => l.model.clone(),
+            )
+        })
+    }
+}
+
+/// Which tokens a `switchyard_tokens_total` series counts.
+#[derive(Debug, Clone, Copy)]
+pub enum TokenKind {
+    Input,
+    Output,
+}
+
+/// `switchyard_policy_decision_seconds` of policy version `policy`.
+pub fn decision_time(policy: &str) -> Histogram {
+    let handles = DECISIONS.get(policy, |l| l == policy, || policy.to_string());
+    handles
+        .histogram(0, |policy| {
+            metrics::histogram!("switchyard_policy_decision_seconds", "policy" => policy.clone())
+        })
+        .clone()
+}
+
+/// `switchyard_upstream_attempts_total` of `model` with `result`.
+pub fn attempts(model: &str, result: &str) -> Counter {
+    let handles = ATTEMPTS.get(
+        &(model, result),
+        |(m, r)| m == model && r == result,
+        || (model.to_string(), result.to_string()),
+    );
+    handles
+        .counter(0, |(model, result)| {
+            metrics::counter!(
+                "switchyard_upstream_attempts_total",
+                "model" => model.clone(),
+                "result" => result.clone(),
+            )
+        })
+        .clone()
 }

@@ -1,6 +1,6 @@
 //! Logs, metrics and traces, as a leaf the rest of the proxy calls: the subscriber set-up, the
-//! metrics' descriptions (`metrics`), the decision log's writer (`decisions`) and the optional
-//! trace export (`otel`).
+//! metrics' descriptions (`metrics`) and their handles resolved once per label set (`series`), the
+//! decision log's writer (`decisions`) and the optional trace export (`otel`).
 //!
 //! [`init`] installs a `tracing` subscriber on stderr, human-readable (colour only on a
 //! terminal) or JSON. The proxy's lines are written in batches ([`lines`]), which
@@ -20,6 +20,7 @@ pub mod decisions;
 pub mod lines;
 pub mod metrics;
 pub mod otel;
+pub mod series;
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

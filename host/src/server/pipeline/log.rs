@@ -17,6 +17,7 @@ use super::split;
 use crate::policy::json::DecisionRecord;
 use crate::policy::json::OutcomeJson;
 use crate::telemetry::decisions::DecisionLog;
+use crate::telemetry::metrics::{self, RequestKey, RequestSeries, TokenKind};
 use crate::upstream::AttemptError;
 
 /// Write what `exchange` holds: its line, metrics and decision record.
@@ -110,73 +111,44 @@ fn with_outcome(
 
 /// Record the request's metrics (see `telemetry::metrics` for the series).
 fn record_metrics(exchange: &Exchange, latency: std::time::Duration) {
-    let team = exchange.team.as_deref().unwrap_or("-").to_string();
-    let model = exchange.served_model.clone().unwrap_or_else(|| "-".into());
-    metrics::counter!(
-        "switchyard_requests_total",
-        "team" => team.clone(),
-        "policy" => exchange.policy.as_deref().unwrap_or("-").to_string(),
-        "model" => model.clone(),
-        "provider" => exchange.provider.clone().unwrap_or_else(|| "-".into()),
-        "status" => exchange.status.to_string(),
-        "route" => exchange.route_by.name(),
-    )
-    .increment(1);
-    metrics::histogram!(
-        "switchyard_request_duration_seconds",
-        "team" => team.clone(),
-        "model" => model.clone(),
-    )
-    .record(latency.as_secs_f64());
+    let series = RequestSeries::of(RequestKey {
+        team: exchange.team.as_deref().unwrap_or("-"),
+        policy: exchange.policy.as_deref().unwrap_or("-"),
+        model: exchange.served_model.as_deref().unwrap_or("-"),
+        provider: exchange.provider.as_deref().unwrap_or("-"),
+        status: exchange.status,
+        route: exchange.route_by.name(),
+    });
+    series.requests().increment(1);
+    series.duration().record(latency.as_secs_f64());
     if let Some(ttft) = exchange.time_to_first_token {
-        metrics::histogram!(
-            "switchyard_time_to_first_token_seconds",
-            "team" => team.clone(),
-            "model" => model.clone(),
-        )
-        .record(ttft.as_secs_f64());
+        series.first_token().record(ttft.as_secs_f64());
     }
     if let Some(policy) = &exchange.policy
         && !exchange.decision_time.is_zero()
     {
-        metrics::histogram!(
-            "switchyard_policy_decision_seconds",
-            "policy" => policy.to_string(),
-        )
-        .record(exchange.decision_time.as_secs_f64());
+        metrics::decision_time(policy).record(exchange.decision_time.as_secs_f64());
     }
     for attempt in &exchange.attempts {
+        let status;
         let result = match &attempt.result {
-            Ok(status) | Err(AttemptError::Status { status, .. }) => status.as_u16().to_string(),
-            Err(error) => error.kind().to_string(),
+            Ok(code) | Err(AttemptError::Status { status: code, .. }) => {
+                status = code.as_u16().to_string();
+                status.as_str()
+            }
+            Err(error) => error.kind(),
         };
-        metrics::counter!(
-            "switchyard_upstream_attempts_total",
-            "model" => attempt.model.clone(),
-            "result" => result,
-        )
-        .increment(1);
+        metrics::attempts(&attempt.model, result).increment(1);
     }
     if let Some(usage) = exchange.usage {
-        for (kind, tokens) in [
-            ("input", usage.input_tokens),
-            ("output", usage.output_tokens),
-        ] {
-            metrics::counter!(
-                "switchyard_tokens_total",
-                "team" => team.clone(),
-                "model" => model.clone(),
-                "kind" => kind,
-            )
-            .increment(tokens);
-        }
+        series
+            .tokens(TokenKind::Input)
+            .increment(usage.input_tokens);
+        series
+            .tokens(TokenKind::Output)
+            .increment(usage.output_tokens);
     }
     if let Some(cost) = exchange.cost_usd {
-        metrics::counter!(
-            "switchyard_cost_nanodollars_total",
-            "team" => team,
-            "model" => model,
-        )
-        .increment((cost * 1e9).round() as u64);
+        series.cost().increment((cost * 1e9).round() as u64);
     }
 }
