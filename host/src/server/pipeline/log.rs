@@ -9,6 +9,7 @@
 //! went away) writes no line, but its decision record still goes out, with the status 499, and
 //! a split's arm counts it (`split::record`, also for every request that ends here).
 
+use std::fmt::Write;
 use std::sync::Arc;
 
 use super::context::Exchange;
@@ -37,19 +38,20 @@ pub fn write(mut exchange: Exchange) {
         None => write_decision(&mut exchange, status),
     }
     split::record(&mut exchange, latency);
-    let attempts: Vec<String> = exchange
-        .attempts
-        .iter()
-        .map(|a| match &a.result {
-            Ok(status) => format!(
-                "{}={} in {}ms",
+    let mut attempts = String::new();
+    for (i, a) in exchange.attempts.iter().enumerate() {
+        let separator = if i == 0 { "" } else { ", " };
+        let _ = match &a.result {
+            Ok(status) => write!(
+                attempts,
+                "{separator}{}={} in {}ms",
                 a.model,
                 status.as_u16(),
                 a.elapsed.as_millis()
             ),
-            Err(e) => format!("{}: {e}", a.model),
-        })
-        .collect();
+            Err(e) => write!(attempts, "{separator}{}: {e}", a.model),
+        };
+    }
     tracing::info!(
         target: "switchyard::request",
         request_id = %exchange.id,
@@ -62,7 +64,7 @@ pub fn write(mut exchange: Exchange) {
         model = exchange.served_model.as_deref().unwrap_or("-"),
         reason = exchange.reason.as_str(),
         policy_failure = exchange.policy_failure.unwrap_or("-"),
-        attempts = %attempts.join(", "),
+        attempts = %attempts,
         input_tokens = exchange.usage.map(|u| u.input_tokens),
         output_tokens = exchange.usage.map(|u| u.output_tokens),
         cost_usd = exchange.cost_usd,
