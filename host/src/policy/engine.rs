@@ -2,12 +2,12 @@
 //!
 //! [`PolicyEngine`] owns the Cranelift/pooling configuration (with fuel metering, which slices
 //! the guest code of a decision so that it yields and meets its deadline), the compile cache, and
-//! the linker holding what a policy may
-//! import: the Switchyard `host` interface and WASI 0.2, which is linked so that components built
-//! by ordinary toolchains load, but grants nothing (see `sandbox`). [`PolicyEngine::prepare`]
-//! checks a component's bytes and world (`inspect`), compiles it once or takes it from the cache,
-//! and pre-instantiates it against the linker. It is blocking work (milliseconds for a Rust
-//! policy, seconds for a JavaScript or Python one): callers run it off the request path.
+//! the linker holding what a policy may import: the Switchyard `host` interface and WASI 0.2,
+//! which is linked so that components built by ordinary toolchains load, but grants nothing (see
+//! `sandbox`). [`PolicyEngine::prepare`] checks a component's bytes and world (`inspect`),
+//! compiles it once or takes it from the cache, and pre-instantiates it against the linker. It is
+//! blocking work (milliseconds for a Rust policy, seconds for a JavaScript or Python one): callers
+//! run it off the request path.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -28,10 +28,10 @@ use crate::config::hex;
 /// How much guest code a decision runs between yields to the other tasks of its worker thread,
 /// in Wasmtime's fuel units (one per WebAssembly instruction): 0.7 ms of a tight loop on the
 /// machines the benchmarks run on, which run 29 million a millisecond (`hostile` spinning), and
-/// more of code that calls and touches memory. At each yield the decision's deadline is checked. Slicing by
-/// fuel rather than by a clock needs no ticker thread waking a thousand times a second, and gives
-/// every decision a full first slice (a decision that started just before a clock tick would
-/// yield at once and wait behind every queued request).
+/// more of code that calls and touches memory. At each yield the decision's deadline is checked.
+/// Slicing by fuel rather than by a clock needs no ticker thread waking a thousand times a
+/// second, and gives every decision a full first slice (a decision that started just before a
+/// clock tick would yield at once and wait behind every queued request).
 pub const SLICE_FUEL: u64 = 20_000_000;
 
 /// Keep this much of a recycled linear memory mapped between instances (the notes measured

@@ -160,7 +160,7 @@ impl RequestKey<'_> {
 
 static REQUESTS: LazyLock<Series<RequestLabels>> = LazyLock::new(Series::default);
 static DECISIONS: LazyLock<Series<String>> = LazyLock::new(Series::default);
-static ATTEMPTS: LazyLock<Series<(String, String)>> = LazyLock::new(Series::default);
+static ATTEMPTS: LazyLock<Series<(String, AttemptResult)>> = LazyLock::new(Series::default);
 
 /// The series of requests of one team, policy version, model, provider, status and route.
 pub struct RequestSeries(Arc<Handles<RequestLabels>>);
@@ -252,19 +252,32 @@ pub fn decision_time(policy: &str) -> Histogram {
         .clone()
 }
 
+/// What an upstream attempt came to, as `switchyard_upstream_attempts_total` labels it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AttemptResult {
+    /// The upstream answered with this status.
+    Status(u16),
+    /// It failed before a status, for this reason (`connect`, `timeout`...).
+    Failed(&'static str),
+}
+
 /// `switchyard_upstream_attempts_total` of `model` with `result`.
-pub fn attempts(model: &str, result: &str) -> Counter {
+pub fn attempts(model: &str, result: AttemptResult) -> Counter {
     let handles = ATTEMPTS.get(
         &(model, result),
-        |(m, r)| m == model && r == result,
-        || (model.to_string(), result.to_string()),
+        |(m, r)| m == model && *r == result,
+        || (model.to_string(), result),
     );
     handles
         .counter(0, |(model, result)| {
+            let result = match result {
+                AttemptResult::Status(code) => code.to_string(),
+                AttemptResult::Failed(kind) => kind.to_string(),
+            };
             metrics::counter!(
                 "switchyard_upstream_attempts_total",
                 "model" => model.clone(),
-                "result" => result.clone(),
+                "result" => result,
             )
         })
         .clone()

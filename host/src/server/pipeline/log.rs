@@ -18,7 +18,7 @@ use super::split;
 use crate::policy::json::DecisionRecord;
 use crate::policy::json::OutcomeJson;
 use crate::telemetry::decisions::DecisionLog;
-use crate::telemetry::metrics::{self, RequestKey, RequestSeries, TokenKind};
+use crate::telemetry::metrics::{self, AttemptResult, RequestKey, RequestSeries, TokenKind};
 use crate::upstream::AttemptError;
 
 /// Write what `exchange` holds: its line, metrics and decision record.
@@ -132,13 +132,11 @@ fn record_metrics(exchange: &Exchange, latency: std::time::Duration) {
         metrics::decision_time(policy).record(exchange.decision_time.as_secs_f64());
     }
     for attempt in &exchange.attempts {
-        let status;
         let result = match &attempt.result {
-            Ok(code) | Err(AttemptError::Status { status: code, .. }) => {
-                status = code.as_u16().to_string();
-                status.as_str()
+            Ok(status) | Err(AttemptError::Status { status, .. }) => {
+                AttemptResult::Status(status.as_u16())
             }
-            Err(error) => error.kind(),
+            Err(error) => AttemptResult::Failed(error.kind()),
         };
         metrics::attempts(&attempt.model, result).increment(1);
     }
