@@ -82,6 +82,11 @@ pub enum ProviderKind {
     /// Anthropic's Messages API: `POST {base_url}/messages` with `x-api-key` and
     /// `anthropic-version`; requests and answers are translated when the client speaks OpenAI's API.
     Anthropic,
+    /// AWS Bedrock's Converse API: `POST {base_url}/model/{upstream_model}/converse` (and
+    /// `/converse-stream`, answered in AWS's event-stream framing), signed with SigV4 using
+    /// credentials from the standard AWS chain. `upstream_model` is a model id or an inference
+    /// profile's id or ARN; requests and answers are translated for both client APIs.
+    Bedrock,
     /// Built in: answers (in the client's API) with a short text naming the model; no network.
     Echo,
 }
@@ -93,6 +98,7 @@ impl ProviderKind {
             Self::Openai => "openai",
             Self::AzureOpenai => "azure-openai",
             Self::Anthropic => "anthropic",
+            Self::Bedrock => "bedrock",
             Self::Echo => "echo",
         }
     }
@@ -108,7 +114,9 @@ pub struct ProviderConfig {
     pub kind: ProviderKind,
     /// Base URL: including the API prefix for `openai` (`https://api.openai.com/v1`) and
     /// `anthropic` (`https://api.anthropic.com/v1`); the resource for `azure-openai`
-    /// (`https://NAME.openai.azure.com`). Not used by `echo`.
+    /// (`https://NAME.openai.azure.com`). For `bedrock` it is optional (default
+    /// `https://bedrock-runtime.{region}.amazonaws.com`; set it for a VPC endpoint). Not used by
+    /// `echo`.
     pub base_url: Option<String>,
     /// Environment variable holding the API key, sent as `Authorization: Bearer` (`openai`),
     /// `api-key` (`azure-openai`) or `x-api-key` (`anthropic`); none sends no key.
@@ -118,6 +126,14 @@ pub struct ProviderConfig {
     pub api_version: Option<String>,
     /// The `anthropic-version` header (`anthropic` only); defaults to `2023-06-01`.
     pub anthropic_version: Option<String>,
+    /// The AWS region requests are signed for and sent to (`bedrock` only, required), e.g.
+    /// `us-east-1`.
+    pub region: Option<String>,
+    /// The profile of the shared AWS config and credentials files that credentials come from
+    /// (`bedrock` only); without it, `AWS_PROFILE` or `default`. The rest of the standard chain
+    /// (environment variables, web identity, container and instance metadata) applies as in
+    /// AWS's SDKs.
+    pub aws_profile: Option<String>,
     /// Speak HTTP/2 without TLS ("prior knowledge") to an `http://` base URL. Over `https://`,
     /// HTTP/2 is used whenever the provider offers it (ALPN), without this setting.
     #[serde(default)]
@@ -237,7 +253,9 @@ pub(super) fn validate_providers(providers: &[ProviderConfig]) -> Result<HashSet
             ));
         }
         let kind = provider.kind.name();
+        validate_aws(provider, &field)?;
         match (provider.kind, &provider.base_url) {
+            (ProviderKind::Bedrock, None) => {}
             (ProviderKind::Echo, Some(_)) => {
                 return Err(Invalid::new(
                     field("base_url"),
@@ -319,6 +337,47 @@ pub(super) fn validate_providers(providers: &[ProviderConfig]) -> Result<HashSet
         }
     }
     Ok(names)
+}
+
+/// Check the fields only `bedrock` uses: its region is required and theirs alone, and it takes
+/// no API key.
+fn validate_aws(provider: &ProviderConfig, field: &dyn Fn(&str) -> String) -> Result<(), Invalid> {
+    let kind = provider.kind.name();
+    if provider.kind != ProviderKind::Bedrock {
+        for (name, value) in [
+            ("region", &provider.region),
+            ("aws_profile", &provider.aws_profile),
+        ] {
+            if value.is_some() {
+                return Err(Invalid::new(
+                    field(name),
+                    format!("is only used by kind `bedrock`, not `{kind}`"),
+                ));
+            }
+        }
+        return Ok(());
+    }
+    let region = provider.region.as_deref().unwrap_or_default();
+    if region.is_empty()
+        || !region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err(Invalid::new(
+            field("region"),
+            "is required for kind `bedrock`: an AWS region such as `us-east-1`",
+        ));
+    }
+    if provider.aws_profile.as_deref() == Some("") {
+        return Err(Invalid::new(field("aws_profile"), "must name a profile"));
+    }
+    if provider.api_key_env.is_some() {
+        return Err(Invalid::new(
+            field("api_key_env"),
+            "is not used by kind `bedrock`: it signs requests with AWS credentials from the standard chain",
+        ));
+    }
+    Ok(())
 }
 
 /// Check the catalog against the provider names and return the model ids.

@@ -23,6 +23,7 @@ use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 use tracing::Instrument;
 
+use super::bedrock;
 use super::echo;
 use super::health::{Outcome, StreamWatch};
 use super::provider::Endpoint;
@@ -65,6 +66,8 @@ pub enum AttemptError {
     BadAnswer(String),
     #[error("request cannot be sent to it: {}", .0.message)]
     Untranslatable(ApiError),
+    #[error("request could not be signed ({0})")]
+    Auth(String),
     #[error("model has no provider")]
     Unrouted,
 }
@@ -89,6 +92,7 @@ impl AttemptError {
             Self::Body(_) => "cut",
             Self::BadAnswer(_) => "bad-answer",
             Self::Untranslatable(_) => "untranslatable",
+            Self::Auth(_) => "auth",
             Self::Unrouted => "unrouted",
         }
     }
@@ -110,7 +114,8 @@ impl AttemptError {
             | Self::BreakerOpen { .. }
             | Self::Saturated
             | Self::NoTimeLeft
-            | Self::Untranslatable(_) => None,
+            | Self::Untranslatable(_)
+            | Self::Auth(_) => None,
             Self::Status { retry_after, .. } => Some(Outcome::Failed {
                 retry_after: *retry_after,
             }),
@@ -437,9 +442,14 @@ impl Upstreams {
         let body = match &route.provider.endpoint {
             Endpoint::Http(http) => {
                 let wire = req.upstream_wire(http.wire, route.responses_url.is_some());
-                let body = req
+                let mut body = req
                     .body_for(wire, &route.upstream_model, target.max_output_tokens)
                     .map_err(AttemptError::Untranslatable)?;
+                if http.bedrock.is_some() {
+                    body = translate::anthropic_to_converse(&body)
+                        .map_err(AttemptError::Untranslatable)?
+                        .into();
+                }
                 Some((body, wire))
             }
             Endpoint::Echo => None,
@@ -545,17 +555,28 @@ impl Upstreams {
         };
         let url = match wire {
             Wire::Responses => route.responses_url.as_ref(),
+            _ if req.stream => route.stream_url.as_ref().or(route.url.as_ref()),
             _ => route.url.as_ref(),
         }
         .ok_or(AttemptError::Unrouted)?;
-        let builder = http
-            .client
-            .post(url.clone())
-            .headers(http.headers.clone())
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(body);
+        let mut headers = http.headers.clone();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        let bedrock_model = http.bedrock.as_ref().map(|_| route.upstream_model.as_str());
         let exchange = async {
-            let response = builder
+            if let Some(bedrock) = &http.bedrock {
+                bedrock
+                    .sign(url, &mut headers, &body)
+                    .await
+                    .map_err(|e| AttemptError::Auth(e.to_string()))?;
+            }
+            let response = http
+                .client
+                .post(url.clone())
+                .headers(headers)
+                .body(body)
                 .send()
                 .await
                 .map_err(|e| AttemptError::from_transport(&e, timeout))?;
@@ -566,9 +587,12 @@ impl Upstreams {
                 watch.head(Instant::now());
                 let (mut context, end) = self.stream_context(target, request, wire, Some(watch));
                 context.slot = slot;
-                return Ok(streamed(response, context, end, wire != req.api));
+                return Ok(match bedrock_model {
+                    Some(model) => streamed_converse(response, model, context, end),
+                    None => streamed(response, context, end, wire != req.api),
+                });
             }
-            read_whole(response, wire, request, timeout).await
+            read_whole(response, wire, request, timeout, bedrock_model).await
         };
         tokio::time::timeout(timeout, exchange)
             .await
@@ -619,18 +643,81 @@ fn streamed(
     }
 }
 
+/// A Bedrock ConverseStream answer from `model`, committed at its head: its event-stream frames
+/// are decoded into Anthropic Messages events, which pass through [`stream::guarded`] as an
+/// Anthropic stream's do.
+fn streamed_converse(
+    response: reqwest::Response,
+    model: &str,
+    context: StreamContext,
+    end: oneshot::Receiver<StreamSummary>,
+) -> Answer {
+    let translator = translate::ConverseEvents::new(bedrock_message_id(&response), model.into());
+    let status = response.status();
+    let events = bedrock::converse_sse(Box::pin(response.bytes_stream()), translator);
+    Answer {
+        status,
+        content_type: HeaderValue::from_static("text/event-stream"),
+        body: Body::from_stream(stream::guarded(events, context)),
+        usage: None,
+        stream_end: Some(end),
+        watched: true,
+        made: None,
+    }
+}
+
+/// The id of a message Bedrock answered: its request id, which AWS's logs know it by.
+fn bedrock_message_id(response: &reqwest::Response) -> String {
+    match response
+        .headers()
+        .get("x-amzn-requestid")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(id) => format!("msg_bdrk_{id}"),
+        None => format!("msg_bdrk_{}", uuid::Uuid::new_v4().simple()),
+    }
+}
+
+/// A Bedrock answer read whole as Anthropic's: a Converse answer as a message, an error as an
+/// error body.
+fn from_converse(
+    status: StatusCode,
+    error_type: Option<&str>,
+    bytes: &[u8],
+    model: &str,
+    id: &str,
+) -> Result<Bytes, AttemptError> {
+    if status.is_success() {
+        translate::converse_answer(bytes, model, id)
+            .map(Bytes::from)
+            .map_err(AttemptError::BadAnswer)
+    } else {
+        Ok(translate::converse_error(status.as_u16(), error_type, bytes).into())
+    }
+}
+
 /// An answer read whole (a body cut off mid-way is a failed attempt), with its usage, in the
-/// client's API: translated from the upstream's when they differ. For a Responses client, the
-/// response it made comes with it.
+/// client's API: translated from the upstream's when they differ (from Converse first, when
+/// `bedrock_model` says a Bedrock model answered). For a Responses client, the response it made
+/// comes with it.
 async fn read_whole(
     response: reqwest::Response,
     upstream: Wire,
     request: &Request<'_>,
     timeout: Duration,
+    bedrock_model: Option<&str>,
 ) -> Result<Answer, AttemptError> {
     let client = request.req.api;
     let status = response.status();
     let mut content_type = content_type(&response);
+    let bedrock = bedrock_model.map(|model| {
+        let error_type = response
+            .headers()
+            .get("x-amzn-errortype")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        (model, error_type, bedrock_message_id(&response))
+    });
     let bytes =
         response
             .bytes()
@@ -641,6 +728,13 @@ async fn read_whole(
                 }
                 other => other,
             })?;
+    let bytes = match bedrock {
+        Some((model, error_type, id)) => {
+            content_type = HeaderValue::from_static("application/json");
+            from_converse(status, error_type.as_deref(), &bytes, model, &id)?
+        }
+        None => bytes,
+    };
     let (usage, native_id) = if status.is_success() && upstream == Wire::Responses {
         responses_answer(&bytes)
     } else {

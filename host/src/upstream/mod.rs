@@ -11,6 +11,7 @@
 //! This layer reads the parsed request and the route; it never sees policies or client keys.
 
 mod attempt;
+pub mod bedrock;
 pub mod count;
 mod echo;
 pub mod health;
@@ -42,6 +43,8 @@ struct ModelRoute {
     upstream_model: String,
     /// Where its requests go; `None` for an in-process provider.
     url: Option<reqwest::Url>,
+    /// Where its streamed requests go, when not to `url` (Bedrock's ConverseStream).
+    stream_url: Option<reqwest::Url>,
     /// Where its Responses API requests go, when its provider serves that API itself.
     responses_url: Option<reqwest::Url>,
     prices: Prices,
@@ -104,6 +107,7 @@ impl Upstreams {
             };
             let route = ModelRoute {
                 url: provider.url(m.upstream_model(), m.kind)?,
+                stream_url: provider.stream_url(m.upstream_model())?,
                 responses_url: provider.responses_url()?,
                 provider: provider.clone(),
                 upstream_model: m.upstream_model().to_string(),

@@ -4,7 +4,9 @@
 //! it carries (the API key read from the environment variable the config names, held only as a
 //! sensitive header value and sent only to that provider; Anthropic's version header), and the
 //! pooled client to reach it with: the shared one, or its own when it speaks HTTP/2 without TLS.
-//! Each model's URL is made once ([`Provider::url`]). An `echo` provider is answered in-process.
+//! A Bedrock provider holds no key but its region and credentials (`bedrock`), and speaks
+//! Anthropic Messages as far as the rest of the proxy knows. Each model's URL is made once
+//! ([`Provider::url`], [`Provider::stream_url`]). An `echo` provider is answered in-process.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +16,7 @@ use tokio::sync::Semaphore;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::Url;
 
+use super::bedrock::Bedrock;
 use crate::api::Wire;
 use crate::config::{Env, ModelKind, ProviderConfig, ProviderKind};
 
@@ -52,6 +55,9 @@ pub struct HttpEndpoint {
     pub headers: HeaderMap,
     /// The pooled client for this provider.
     pub client: reqwest::Client,
+    /// For a Bedrock provider: its region and credentials. Bodies go out in Converse and
+    /// answers come back in it, translated from and into [`HttpEndpoint::wire`].
+    pub bedrock: Option<Bedrock>,
 }
 
 /// One configured provider.
@@ -106,15 +112,28 @@ impl Provider {
             ProviderKind::Openai => (Wire::Openai, "authorization", "Bearer "),
             ProviderKind::AzureOpenai => (Wire::Openai, "api-key", ""),
             ProviderKind::Anthropic => (Wire::Anthropic, "x-api-key", ""),
+            ProviderKind::Bedrock => (Wire::Anthropic, "", ""),
         };
+        let bedrock = (config.kind == ProviderKind::Bedrock).then(|| {
+            let region = config.region.clone().unwrap_or_default();
+            Bedrock::new(region, config.aws_profile.clone())
+        });
+        let default_base = bedrock
+            .as_ref()
+            .map(|_| Bedrock::default_base(config.region.as_deref().unwrap_or_default()));
         let base = config
             .base_url
             .as_deref()
+            .or(default_base.as_deref())
             .ok_or_else(|| invalid("base_url is required".into()))?;
         let base = Url::parse(&format!("{}/", base.trim_end_matches('/')))
             .map_err(|e| invalid(format!("base_url: {e}")))?;
         let mut headers = HeaderMap::new();
-        if let Some(var) = &config.api_key_env {
+        if let Some(var) = config
+            .api_key_env
+            .as_ref()
+            .filter(|_| !key_header.is_empty())
+        {
             let key =
                 env.var(var)
                     .filter(|k| !k.is_empty())
@@ -157,6 +176,7 @@ impl Provider {
                 api_version: config.api_version.clone(),
                 headers,
                 client,
+                bedrock,
             })),
         })
     }
@@ -179,6 +199,14 @@ impl Provider {
             (ProviderKind::Anthropic, ModelKind::Embeddings) => {
                 return Err(invalid(&"an Anthropic provider serves no embeddings"));
             }
+            (ProviderKind::Bedrock, ModelKind::Embeddings) => {
+                return Err(invalid(
+                    &"a Bedrock provider serves chat models only (Converse); embeddings through Bedrock are not supported yet",
+                ));
+            }
+            (ProviderKind::Bedrock, ModelKind::Chat) => {
+                Bedrock::url(&http.base, upstream_model, false).map_err(|e| invalid(&e))?
+            }
             (ProviderKind::AzureOpenai, _) => {
                 let mut url = http.base.clone();
                 url.path_segments_mut()
@@ -199,6 +227,22 @@ impl Provider {
                 .map_err(|e| invalid(&e))?,
         };
         Ok(Some(url))
+    }
+
+    /// Where streamed requests for `upstream_model` go when that is not [`Provider::url`]:
+    /// Bedrock's ConverseStream.
+    pub fn stream_url(&self, upstream_model: &str) -> Result<Option<Url>, SetupError> {
+        match &self.endpoint {
+            Endpoint::Http(http) if http.bedrock.is_some() => {
+                Bedrock::url(&http.base, upstream_model, true)
+                    .map(Some)
+                    .map_err(|e| SetupError::Invalid {
+                        provider: self.name.clone(),
+                        message: format!("cannot make the URL for `{upstream_model}`: {e}"),
+                    })
+            }
+            _ => Ok(None),
+        }
     }
 
     /// Where Responses API requests go, for a provider that serves it: `{base_url}/responses`, or
@@ -247,6 +291,8 @@ mod tests {
             api_key_env: key_env.map(str::to_string),
             api_version: (kind == ProviderKind::AzureOpenai).then(|| "2024-10-21".into()),
             anthropic_version: None,
+            region: None,
+            aws_profile: None,
             h2c: false,
             max_concurrency: None,
             responses: false,

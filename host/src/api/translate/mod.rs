@@ -1,5 +1,6 @@
 //! Translation between the wire formats clients and upstreams speak: OpenAI chat completions,
-//! Anthropic Messages and OpenAI's Responses API.
+//! Anthropic Messages and OpenAI's Responses API, and AWS Bedrock's Converse API upstream (by way
+//! of Messages, see [`anthropic_to_converse`]).
 //!
 //! When a client's format differs from its upstream's, the request body goes one way
 //! ([`openai_to_anthropic`], [`anthropic_to_openai`], [`from_responses`]) and the answer comes
@@ -9,6 +10,7 @@
 //! names the client's field, never sent half-translated. Everything here is a pure function over
 //! bytes and `serde_json` values; nothing does I/O.
 
+mod converse;
 mod fields;
 mod from_responses;
 mod response;
@@ -19,6 +21,7 @@ mod to_responses;
 
 use serde_json::{Map, Value};
 
+pub use converse::{ConverseEvents, anthropic_to_converse, converse_answer, converse_error};
 pub use from_responses::{from_responses, input_items};
 pub use response::{answer, error_body, error_json, response_answer};
 pub use stream::{MadeResponse, StreamTranslator};
