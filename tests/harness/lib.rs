@@ -3,10 +3,12 @@
 //! Tests start the real `switchyard` binary ([`Proxy`]) on port 0 with a config written for the
 //! test ([`ConfigBuilder`]), against in-process mock upstreams ([`MockUpstream`]) that speak the
 //! OpenAI wire format, or answer with the exact bytes a test scripts (Anthropic's format), and
-//! record what they received. Policies are the real components built
+//! record what they received; and a mock of AWS Bedrock ([`BedrockMock`]) that verifies every
+//! request's SigV4 signature. Policies are the real components built
 //! from `plugins/` by `cargo xtask test` ([`policy_wasm`]).
 
 mod assistant;
+mod bedrock;
 mod mock;
 pub mod poll;
 mod proxy;
@@ -16,6 +18,7 @@ mod registry_server;
 use std::path::PathBuf;
 
 pub use assistant::WEATHER_JSON;
+pub use bedrock::{BedrockBehaviour, BedrockMock, Signed, bedrock_text};
 pub use mock::{Behaviour, MockUpstream, Received, embedding_of};
 pub use proxy::{ADMIN_TOKEN, ConfigBuilder, Exit, Proxy, Reply, TEST_HEADERS};
 pub use redis_server::Redis;

@@ -1,0 +1,422 @@
+//! The `bedrock` provider end to end, against a Bedrock mock that verifies every request's SigV4
+//! signature with the test's own credentials: both client APIs, streamed and not, with tools;
+//! credentials from environment variables and from a profile's `credential_process`, an
+//! expiring session token refreshed; failover from a throttled or refused Bedrock target to an
+//! Anthropic one before the first byte; a broken ConverseStream ending with an error event in
+//! the client's shape. Secrets never reach the log.
+
+use serde_json::{Value, json};
+use switchyard_e2e::{
+    BedrockBehaviour, BedrockMock, Behaviour, ConfigBuilder, MockUpstream, Proxy, bedrock_text,
+    policy_wasm,
+};
+
+const REGION: &str = "eu-central-1";
+const ACCESS_KEY: &str = "AKIDSWITCHYARDTEST";
+const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYzSwitchyard";
+const TOKEN: &str = "session-token-from-env";
+const MODEL: &str = "anthropic.claude-3-5-sonnet-20240620-v1:0";
+
+/// The environment of a proxy whose Bedrock credentials come from environment variables, with
+/// no shared files or instance metadata to fall back on.
+fn aws_env(dir: &std::path::Path, secret: &'static str) -> Vec<(String, String)> {
+    let none = dir.join("none").display().to_string();
+    vec![
+        ("AWS_ACCESS_KEY_ID".into(), ACCESS_KEY.into()),
+        ("AWS_SECRET_ACCESS_KEY".into(), secret.into()),
+        ("AWS_SESSION_TOKEN".into(), TOKEN.into()),
+        ("AWS_CONFIG_FILE".into(), none.clone()),
+        ("AWS_SHARED_CREDENTIALS_FILE".into(), none),
+        ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
+    ]
+}
+
+/// A proxy with `bedrock` on the Bedrock mock and `claude` on an Anthropic mock.
+fn proxy(bedrock: &BedrockMock, anthropic: &MockUpstream, env: &[(String, String)]) -> Proxy {
+    let config = ConfigBuilder::new(&policy_wasm("scripted_policy"))
+        .provider_of(
+            "aws",
+            "bedrock",
+            &bedrock.url,
+            &[&format!("region = {REGION:?}")],
+        )
+        .provider_of("anthropic", "anthropic", &anthropic.url, &[])
+        .model("bedrock", "aws", MODEL, 3.0, &[])
+        .model("claude", "anthropic", "claude-direct", 3.0, &[])
+        .fallback(&["bedrock"])
+        .toml();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    Proxy::start(&config, &env)
+}
+
+fn weather_tool() -> Value {
+    json!({"type": "function", "function": {"name": "get_weather", "description": "Weather of a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}})
+}
+
+/// The `data:` payloads of an SSE body (`[DONE]` as a string) and the event names.
+fn sse(body: &[u8]) -> (Vec<String>, Vec<Value>) {
+    let text = std::str::from_utf8(body).expect("UTF-8");
+    let mut names = Vec::new();
+    let mut data = Vec::new();
+    for event in text.split("\n\n").filter(|e| !e.trim().is_empty()) {
+        for line in event.lines() {
+            if let Some(name) = line.strip_prefix("event: ") {
+                names.push(name.to_string());
+            } else if let Some(d) = line.strip_prefix("data: ") {
+                data.push(serde_json::from_str(d).unwrap_or_else(|_| json!(d)));
+            }
+        }
+    }
+    (names, data)
+}
+
+#[tokio::test]
+async fn an_openai_client_is_served_by_bedrock_signed_and_translated() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bedrock = BedrockMock::start(REGION, &[(ACCESS_KEY, SECRET)]).await;
+    let anthropic = MockUpstream::start("anthropic").await;
+    let proxy = proxy(&bedrock, &anthropic, &aws_env(dir.path(), SECRET));
+    let client = reqwest::Client::new();
+
+    let ask = json!({"model": "bedrock", "max_tokens": 200, "temperature": 0.2,
+        "messages": [{"role": "system", "content": "Be brief."},
+                     {"role": "user", "content": "Weather in Paris?"}],
+        "tools": [weather_tool()]});
+    let reply = proxy
+        .chat(&client, None, &ask, &[("x-request-id", "bedrock-tools")])
+        .await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert_eq!(reply.header("x-switchyard-model"), "bedrock");
+    let answer = reply.json();
+    let choice = &answer["choices"][0];
+    assert_eq!(choice["finish_reason"], "tool_calls");
+    let call = &choice["message"]["tool_calls"][0];
+    assert_eq!(call["id"], "tooluse_1");
+    assert_eq!(call["function"]["name"], "get_weather");
+    let arguments: Value =
+        serde_json::from_str(call["function"]["arguments"].as_str().expect("a string"))
+            .expect("JSON arguments");
+    assert_eq!(arguments, json!({"city": "Paris"}));
+    assert_eq!(answer["usage"]["prompt_tokens"], 25, "{answer}");
+    assert_eq!(answer["usage"]["completion_tokens"], 9);
+
+    let signed = bedrock.signed();
+    assert_eq!(signed.len(), 1, "refused: {:?}", bedrock.refused());
+    assert_eq!(
+        signed[0].path,
+        "/model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/converse"
+    );
+    assert_eq!(signed[0].access_key, ACCESS_KEY);
+    assert_eq!(signed[0].session_token.as_deref(), Some(TOKEN));
+    let sent = &signed[0].body;
+    assert_eq!(sent["system"], json!([{"text": "Be brief."}]));
+    assert_eq!(
+        sent["messages"],
+        json!([{"role": "user", "content": [{"text": "Weather in Paris?"}]}])
+    );
+    assert_eq!(sent["inferenceConfig"]["maxTokens"], 200);
+    assert_eq!(sent["inferenceConfig"]["temperature"], 0.2);
+    assert_eq!(
+        sent["toolConfig"]["tools"][0]["toolSpec"]["name"],
+        "get_weather"
+    );
+    assert!(sent.get("model").is_none(), "{sent}");
+
+    // The tool's result goes back as a toolResult block; the answer is text.
+    let follow_up = json!({"model": "bedrock", "max_tokens": 200,
+        "messages": [{"role": "user", "content": "Weather in Paris?"},
+                     {"role": "assistant", "content": null, "tool_calls": [{"id": "tooluse_1", "type": "function",
+                        "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]},
+                     {"role": "tool", "tool_call_id": "tooluse_1", "content": "18 C, sunny"}],
+        "tools": [weather_tool()]});
+    let reply = proxy.chat(&client, None, &follow_up, &[]).await;
+    assert_eq!(reply.status, 200);
+    let answer = reply.json();
+    assert_eq!(
+        answer["choices"][0]["message"]["content"],
+        bedrock_text(MODEL)
+    );
+    assert_eq!(answer["choices"][0]["finish_reason"], "stop");
+    let sent = &bedrock.signed()[1].body;
+    assert_eq!(
+        sent["messages"][1]["content"][0]["toolUse"],
+        json!({"toolUseId": "tooluse_1", "name": "get_weather", "input": {"city": "Paris"}})
+    );
+    assert_eq!(
+        sent["messages"][2]["content"][0]["toolResult"],
+        json!({"toolUseId": "tooluse_1", "content": [{"text": "18 C, sunny"}]})
+    );
+
+    let line = proxy.log_line(&["request_id=bedrock-tools", "status=200"]);
+    assert!(line.contains("attempts=bedrock=200"), "{line}");
+    let logs = proxy.logs();
+    assert!(
+        !logs.contains(SECRET) && !logs.contains(TOKEN),
+        "a secret reached the log"
+    );
+}
+
+#[tokio::test]
+async fn both_client_apis_stream_from_bedrock() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bedrock = BedrockMock::start(REGION, &[(ACCESS_KEY, SECRET)]).await;
+    let anthropic = MockUpstream::start("anthropic").await;
+    let proxy = proxy(&bedrock, &anthropic, &aws_env(dir.path(), SECRET));
+    let client = reqwest::Client::new();
+
+    let ask = json!({"model": "bedrock", "stream": true, "stream_options": {"include_usage": true},
+        "messages": [{"role": "user", "content": "hello"}]});
+    let reply = proxy.chat(&client, None, &ask, &[]).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("content-type"), "text/event-stream");
+    let (_, data) = sse(&reply.body);
+    let text: String = data
+        .iter()
+        .filter_map(|d| d["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(text, bedrock_text(MODEL));
+    assert_eq!(data.last(), Some(&json!("[DONE]")));
+    let usage = data
+        .iter()
+        .find(|d| d["usage"].is_object())
+        .expect("a usage chunk");
+    assert_eq!(usage["usage"]["prompt_tokens"], 21);
+    assert_eq!(usage["usage"]["completion_tokens"], 9);
+    assert!(bedrock.signed()[0].path.ends_with("/converse-stream"));
+
+    // An Anthropic client, streamed and whole.
+    let ask = json!({"model": "bedrock", "max_tokens": 100, "stream": true,
+        "messages": [{"role": "user", "content": "hello"}]});
+    let reply = proxy.messages(&client, None, &ask, &[]).await;
+    assert_eq!(reply.status, 200);
+    let (names, data) = sse(&reply.body);
+    assert_eq!(names.first().map(String::as_str), Some("message_start"));
+    assert_eq!(names.last().map(String::as_str), Some("message_stop"));
+    let text: String = data
+        .iter()
+        .filter_map(|d| d["delta"]["text"].as_str())
+        .collect();
+    assert_eq!(text, bedrock_text(MODEL));
+    let delta = data
+        .iter()
+        .find(|d| d["type"] == "message_delta")
+        .expect("a message_delta");
+    assert_eq!(delta["delta"]["stop_reason"], "end_turn");
+    assert_eq!(delta["usage"]["output_tokens"], 9);
+
+    let ask = json!({"model": "bedrock", "max_tokens": 100, "system": "Be brief.",
+        "messages": [{"role": "user", "content": "hello"}]});
+    let reply = proxy.messages(&client, None, &ask, &[]).await;
+    assert_eq!(reply.status, 200);
+    let answer = reply.json();
+    assert_eq!(answer["type"], "message");
+    assert_eq!(
+        answer["content"],
+        json!([{"type": "text", "text": bedrock_text(MODEL)}])
+    );
+    assert_eq!(answer["stop_reason"], "end_turn");
+    assert_eq!(answer["usage"]["input_tokens"], 21);
+    assert_eq!(answer["usage"]["cache_read_input_tokens"], 4);
+    assert_eq!(
+        bedrock.signed().len(),
+        3,
+        "refused: {:?}",
+        bedrock.refused()
+    );
+}
+
+#[tokio::test]
+async fn a_throttled_or_refused_bedrock_target_fails_over_before_the_first_byte() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bedrock = BedrockMock::start(REGION, &[(ACCESS_KEY, SECRET)]).await;
+    let anthropic = MockUpstream::start("anthropic").await;
+    anthropic.set(Behaviour::Assistant);
+    let client = reqwest::Client::new();
+    let route = |id| [("x-test-route", "bedrock,claude"), ("x-request-id", id)];
+
+    let proxy_ok = proxy(&bedrock, &anthropic, &aws_env(dir.path(), SECRET));
+    bedrock.set(BedrockBehaviour::Throttle);
+    for stream in [false, true] {
+        let mut ask = switchyard_e2e::chat("bedrock", "hello");
+        ask["stream"] = stream.into();
+        let reply = proxy_ok
+            .chat(&client, None, &ask, &route("throttled"))
+            .await;
+        assert_eq!(
+            reply.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        assert_eq!(reply.header("x-switchyard-model"), "claude");
+    }
+    let line = proxy_ok.log_line(&["request_id=throttled", "status=200"]);
+    assert!(line.contains("bedrock: answered 429"), "{line}");
+    assert_eq!(bedrock.signed().len(), 2, "both attempts were signed");
+
+    // With only Bedrock on the route, its throttling reaches the client as a 429.
+    let reply = proxy_ok
+        .chat(
+            &client,
+            None,
+            &switchyard_e2e::chat("bedrock", "hello"),
+            &[("x-test-route", "bedrock")],
+        )
+        .await;
+    assert_eq!(reply.status, 429);
+    assert_eq!(reply.json()["error"]["code"], "upstream_rate_limited");
+
+    // A wrong secret: the mock refuses the signature with AWS's 403, and the route moves on.
+    bedrock.set(BedrockBehaviour::Answer);
+    let wrong = proxy(&bedrock, &anthropic, &aws_env(dir.path(), "not-the-secret"));
+    let reply = wrong
+        .chat(
+            &client,
+            None,
+            &switchyard_e2e::chat("bedrock", "hello"),
+            &route("refused"),
+        )
+        .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("x-switchyard-model"), "claude");
+    assert_eq!(bedrock.refused(), ["InvalidSignatureException"]);
+    let line = wrong.log_line(&["request_id=refused", "status=200"]);
+    assert!(line.contains("bedrock: answered 403"), "{line}");
+}
+
+#[tokio::test]
+async fn a_broken_converse_stream_ends_with_an_error_event_in_the_clients_shape() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bedrock = BedrockMock::start(REGION, &[(ACCESS_KEY, SECRET)]).await;
+    let anthropic = MockUpstream::start("anthropic").await;
+    let proxy = proxy(&bedrock, &anthropic, &aws_env(dir.path(), SECRET));
+    bedrock.set(BedrockBehaviour::BreakStream);
+    let client = reqwest::Client::new();
+
+    let ask = json!({"model": "bedrock", "stream": true, "messages": [{"role": "user", "content": "hello"}]});
+    let reply = proxy
+        .chat(&client, None, &ask, &[("x-request-id", "broken")])
+        .await;
+    assert_eq!(reply.status, 200);
+    let (_, data) = sse(&reply.body);
+    assert!(
+        data.iter()
+            .any(|d| d["choices"][0]["delta"]["content"].is_string()),
+        "the first text arrived: {data:?}"
+    );
+    let last = data.last().expect("events");
+    assert!(last["error"]["message"].is_string(), "{last}");
+    assert!(!data.contains(&json!("[DONE]")));
+
+    let ask = json!({"model": "bedrock", "max_tokens": 10, "stream": true,
+        "messages": [{"role": "user", "content": "hello"}]});
+    let reply = proxy.messages(&client, None, &ask, &[]).await;
+    let (names, data) = sse(&reply.body);
+    assert_eq!(names.last().map(String::as_str), Some("error"));
+    assert_eq!(data.last().expect("events")["type"], "error");
+    assert!(!names.iter().any(|n| n == "message_stop"));
+    proxy.log_line(&["request_id=broken", "stream_end=\"cut\""]);
+}
+
+/// A `credential_process` script printing credentials for `name` that expire `ttl` from now,
+/// whose session token counts its runs (`name-1`, `name-2`, ...).
+fn credential_process(dir: &std::path::Path, name: &str, ttl: &str) -> String {
+    let script = dir.join(format!("{name}.sh"));
+    let count = dir.join(format!("{name}.count"));
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nn=$(( $(cat {count:?} 2>/dev/null || echo 0) + 1 ))\necho $n > {count:?}\n\
+             printf '{{\"Version\":1,\"AccessKeyId\":\"AKIDPROCESS\",\"SecretAccessKey\":\"process-secret\",\
+             \"SessionToken\":\"{name}-%s\",\"Expiration\":\"%s\"}}' $n $(date -u -d '{ttl}' +%Y-%m-%dT%H:%M:%SZ)\n"
+        ),
+    )
+    .expect("write script");
+    format!("sh {}", script.display())
+}
+
+#[tokio::test]
+async fn credentials_come_from_a_profile_and_expiring_ones_are_refreshed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bedrock = BedrockMock::start(REGION, &[("AKIDPROCESS", "process-secret")]).await;
+    let config_file = dir.path().join("aws-config");
+    std::fs::write(
+        &config_file,
+        format!(
+            "[profile expiring]\ncredential_process = {}\n\n[profile lasting]\ncredential_process = {}\n",
+            credential_process(dir.path(), "expiring", "+30 seconds"),
+            credential_process(dir.path(), "lasting", "+1 hour"),
+        ),
+    )
+    .expect("write config");
+    let config = ConfigBuilder::new(&policy_wasm("scripted_policy"))
+        .provider_of(
+            "aws-expiring",
+            "bedrock",
+            &bedrock.url,
+            &[
+                &format!("region = {REGION:?}"),
+                "aws_profile = \"expiring\"",
+            ],
+        )
+        .provider_of(
+            "aws-lasting",
+            "bedrock",
+            &bedrock.url,
+            &[&format!("region = {REGION:?}"), "aws_profile = \"lasting\""],
+        )
+        .model(
+            "expiring",
+            "aws-expiring",
+            "amazon.nova-lite-v1:0",
+            1.0,
+            &[],
+        )
+        .model("lasting", "aws-lasting", "amazon.nova-lite-v1:0", 1.0, &[])
+        .fallback(&["expiring"])
+        .toml();
+    let config_path = config_file.display().to_string();
+    let none = dir.path().join("none").display().to_string();
+    let proxy = Proxy::start(
+        &config,
+        &[
+            ("AWS_CONFIG_FILE", config_path.as_str()),
+            ("AWS_SHARED_CREDENTIALS_FILE", none.as_str()),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ],
+    );
+    let client = reqwest::Client::new();
+    for model in ["expiring", "expiring", "lasting", "lasting"] {
+        let reply = proxy
+            .chat(
+                &client,
+                None,
+                &switchyard_e2e::chat(model, "hi"),
+                &[("x-test-route", model)],
+            )
+            .await;
+        assert_eq!(
+            reply.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&reply.body)
+        );
+    }
+    let tokens: Vec<String> = bedrock
+        .signed()
+        .iter()
+        .map(|s| s.session_token.clone().unwrap_or_default())
+        .collect();
+    // Credentials within a minute of their expiry are fetched again; others are kept.
+    assert_eq!(
+        tokens,
+        ["expiring-1", "expiring-2", "lasting-1", "lasting-1"]
+    );
+    assert!(!proxy.logs().contains("process-secret"));
+}
