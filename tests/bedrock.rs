@@ -3,18 +3,20 @@
 //! credentials from environment variables and from a profile's `credential_process`, an
 //! expiring session token refreshed; failover from a throttled or refused Bedrock target to an
 //! Anthropic one before the first byte; a broken ConverseStream ending with an error event in
-//! the client's shape. Secrets never reach the log.
+//! the client's shape; the official OpenAI and Anthropic Python SDKs calling a tool, streamed and
+//! not. Secrets never reach the log.
 
 use serde_json::{Value, json};
 use switchyard_e2e::{
     BedrockBehaviour, BedrockMock, Behaviour, ConfigBuilder, MockUpstream, Proxy, bedrock_text,
-    policy_wasm,
+    policy_wasm, sdk_python, workspace_root,
 };
 
 const REGION: &str = "eu-central-1";
 const ACCESS_KEY: &str = "AKIDSWITCHYARDTEST";
 const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYzSwitchyard";
 const TOKEN: &str = "session-token-from-env";
+const TEAM_KEY: &str = "sk-team-bedrock";
 const MODEL: &str = "anthropic.claude-3-5-sonnet-20240620-v1:0";
 
 /// The environment of a proxy whose Bedrock credentials come from environment variables, with
@@ -44,6 +46,7 @@ fn proxy(bedrock: &BedrockMock, anthropic: &MockUpstream, env: &[(String, String
         .model("bedrock", "aws", MODEL, 3.0, &[])
         .model("claude", "anthropic", "claude-direct", 3.0, &[])
         .fallback(&["bedrock"])
+        .team_option(&format!("keys = [{TEAM_KEY:?}]"))
         .toml();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     Proxy::start(&config, &env)
@@ -419,4 +422,56 @@ async fn credentials_come_from_a_profile_and_expiring_ones_are_refreshed() {
         ["expiring-1", "expiring-2", "lasting-1", "lasting-1"]
     );
     assert!(!proxy.logs().contains("process-secret"));
+}
+
+/// Run an SDK script (`tests/sdk/NAME`) against `proxy` for the `bedrock` model, and read the JSON
+/// it prints of what it saw.
+fn run_sdk(proxy: &Proxy, name: &str) -> Value {
+    let out = std::process::Command::new(sdk_python())
+        .arg(workspace_root().join("tests/sdk").join(name))
+        .arg(&proxy.base)
+        .arg("bedrock")
+        .arg(TEAM_KEY)
+        .output()
+        .expect("run the SDK script");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the SDK script failed:\n{stderr}");
+    serde_json::from_slice(&out.stdout).expect("the script prints JSON")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_sdks_call_tools_on_bedrock_streamed_and_not() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bedrock = BedrockMock::start(REGION, &[(ACCESS_KEY, SECRET)]).await;
+    let anthropic = MockUpstream::start("anthropic").await;
+    let proxy = proxy(&bedrock, &anthropic, &aws_env(dir.path(), SECRET));
+
+    let seen = tokio::task::block_in_place(|| run_sdk(&proxy, "tools_openai.py"));
+    assert_eq!(seen["model_header"], "bedrock");
+    assert_eq!(seen["call_name"], "get_weather", "{seen}");
+    assert_eq!(seen["call_arguments"], json!({"city": "Paris"}));
+    assert_eq!(seen["finish"], "tool_calls");
+    assert_eq!(seen["answer"], bedrock_text(MODEL));
+    assert_eq!(seen["prompt_tokens"], 25);
+    assert_eq!(seen["stream_call_name"], "get_weather");
+    assert_eq!(seen["stream_call_arguments"], json!({"city": "Paris"}));
+    assert_eq!(seen["stream_finish"], "tool_calls");
+    assert_eq!(seen["stream_text"], bedrock_text(MODEL));
+
+    let seen = tokio::task::block_in_place(|| run_sdk(&proxy, "tools_anthropic.py"));
+    assert_eq!(seen["call_name"], "get_weather", "{seen}");
+    assert_eq!(seen["call_input"], json!({"city": "Paris"}));
+    assert_eq!(seen["stop_reason"], "tool_use");
+    assert_eq!(seen["answer"], bedrock_text(MODEL));
+    assert_eq!(seen["input_tokens"], 21);
+    assert_eq!(seen["stream_call_name"], "get_weather");
+    assert_eq!(seen["stream_call_input"], json!({"city": "Paris"}));
+    assert_eq!(seen["stream_text"], bedrock_text(MODEL));
+    assert_eq!(seen["stream_stop_reason"], "end_turn");
+    assert_eq!(seen["stream_output_tokens"], 9);
+
+    // Every request the SDKs made reached Bedrock signed: 4 each.
+    assert_eq!(bedrock.signed().len(), 8, "refused: {:?}", bedrock.refused());
+    let system = &bedrock.signed()[4].body["system"];
+    assert_eq!(*system, json!([{"text": "Be brief."}]));
 }
