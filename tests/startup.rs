@@ -35,8 +35,8 @@ async fn every_example_config_loads_and_validates() {
         }
     }
     assert!(
-        seen >= 3,
-        "expected the default, the OpenAI and the multi-provider examples in {}",
+        seen >= 4,
+        "expected the default, the OpenAI, the multi-provider and the Bedrock examples in {}",
         dir.display()
     );
 }

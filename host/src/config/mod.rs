@@ -523,6 +523,39 @@ mod tests {
     }
 
     #[test]
+    fn bedrock_needs_a_region_and_no_key() {
+        let bedrock = |lines: &str| {
+            MINIMAL.replace(
+                "kind = \"echo\"",
+                &format!("kind = \"bedrock\"\n{lines}"),
+            )
+        };
+        let c = Config::parse(&bedrock("region = \"eu-west-1\""), Path::new("test.toml"))
+            .expect("a region is enough: base_url defaults to the region's endpoint");
+        assert_eq!(c.providers[0].region.as_deref(), Some("eu-west-1"));
+        let e = error_of(&bedrock(""));
+        assert!(
+            e.contains("`providers[0].region`: is required for kind `bedrock`"),
+            "{e}"
+        );
+        let e = error_of(&bedrock("region = \"us east\""));
+        assert!(e.contains("`providers[0].region`"), "{e}");
+        let e = error_of(&bedrock("region = \"us-east-1\"\napi_key_env = \"K\""));
+        assert!(
+            e.contains("`providers[0].api_key_env`: is not used by kind `bedrock`"),
+            "{e}"
+        );
+        let e = error_of(&MINIMAL.replace(
+            "kind = \"echo\"",
+            "kind = \"openai\"\nbase_url = \"http://x\"\nregion = \"us-east-1\"",
+        ));
+        assert!(
+            e.contains("`providers[0].region`: is only used by kind `bedrock`, not `openai`"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn teams_are_checked_against_policies_models_and_each_other() {
         let e = error_of(&MINIMAL.replace("policy = \"p\"", "policy = \"q\""));
         assert!(e.contains("`teams[0].policy`: no policy named `q`"), "{e}");
