@@ -471,7 +471,12 @@ async fn the_official_sdks_call_tools_on_bedrock_streamed_and_not() {
     assert_eq!(seen["stream_output_tokens"], 9);
 
     // Every request the SDKs made reached Bedrock signed: 4 each.
-    assert_eq!(bedrock.signed().len(), 8, "refused: {:?}", bedrock.refused());
+    assert_eq!(
+        bedrock.signed().len(),
+        8,
+        "refused: {:?}",
+        bedrock.refused()
+    );
     let system = &bedrock.signed()[4].body["system"];
     assert_eq!(*system, json!([{"text": "Be brief."}]));
 }

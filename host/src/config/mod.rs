@@ -525,10 +525,7 @@ mod tests {
     #[test]
     fn bedrock_needs_a_region_and_no_key() {
         let bedrock = |lines: &str| {
-            MINIMAL.replace(
-                "kind = \"echo\"",
-                &format!("kind = \"bedrock\"\n{lines}"),
-            )
+            MINIMAL.replace("kind = \"echo\"", &format!("kind = \"bedrock\"\n{lines}"))
         };
         let c = Config::parse(&bedrock("region = \"eu-west-1\""), Path::new("test.toml"))
             .expect("a region is enough: base_url defaults to the region's endpoint");

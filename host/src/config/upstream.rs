@@ -87,6 +87,10 @@ pub enum ProviderKind {
     /// credentials from the standard AWS chain. `upstream_model` is a model id or an inference
     /// profile's id or ARN; requests and answers are translated for both client APIs.
     Bedrock,
+    /// Google's Gemini API: `POST {base_url}/models/{upstream_model}:generateContent` (and
+    /// `:streamGenerateContent?alt=sse`) with the key in `x-goog-api-key`; requests and answers
+    /// are translated for both client APIs.
+    Gemini,
     /// Built in: answers (in the client's API) with a short text naming the model; no network.
     Echo,
 }
@@ -99,6 +103,7 @@ impl ProviderKind {
             Self::AzureOpenai => "azure-openai",
             Self::Anthropic => "anthropic",
             Self::Bedrock => "bedrock",
+            Self::Gemini => "gemini",
             Self::Echo => "echo",
         }
     }
@@ -115,11 +120,12 @@ pub struct ProviderConfig {
     /// Base URL: including the API prefix for `openai` (`https://api.openai.com/v1`) and
     /// `anthropic` (`https://api.anthropic.com/v1`); the resource for `azure-openai`
     /// (`https://NAME.openai.azure.com`). For `bedrock` it is optional (default
-    /// `https://bedrock-runtime.{region}.amazonaws.com`; set it for a VPC endpoint). Not used by
-    /// `echo`.
+    /// `https://bedrock-runtime.{region}.amazonaws.com`; set it for a VPC endpoint), and for
+    /// `gemini` (default `https://generativelanguage.googleapis.com/v1beta`). Not used by `echo`.
     pub base_url: Option<String>,
     /// Environment variable holding the API key, sent as `Authorization: Bearer` (`openai`),
-    /// `api-key` (`azure-openai`) or `x-api-key` (`anthropic`); none sends no key.
+    /// `api-key` (`azure-openai`), `x-api-key` (`anthropic`) or `x-goog-api-key` (`gemini`,
+    /// required); none sends no key. Not used by `bedrock`.
     pub api_key_env: Option<String>,
     /// The `api-version` query parameter of every request (`azure-openai` only, required), e.g.
     /// `2024-10-21`.
@@ -254,8 +260,14 @@ pub(super) fn validate_providers(providers: &[ProviderConfig]) -> Result<HashSet
         }
         let kind = provider.kind.name();
         validate_aws(provider, &field)?;
+        if provider.kind == ProviderKind::Gemini && provider.api_key_env.is_none() {
+            return Err(Invalid::new(
+                field("api_key_env"),
+                "is required for kind `gemini`: the environment variable holding the API key",
+            ));
+        }
         match (provider.kind, &provider.base_url) {
-            (ProviderKind::Bedrock, None) => {}
+            (ProviderKind::Bedrock | ProviderKind::Gemini, None) => {}
             (ProviderKind::Echo, Some(_)) => {
                 return Err(Invalid::new(
                     field("base_url"),

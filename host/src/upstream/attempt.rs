@@ -23,7 +23,7 @@ use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 use tracing::Instrument;
 
-use super::bedrock;
+use super::dialect::Dialect;
 use super::echo;
 use super::health::{Outcome, StreamWatch};
 use super::provider::Endpoint;
@@ -445,10 +445,10 @@ impl Upstreams {
                 let mut body = req
                     .body_for(wire, &route.upstream_model, target.max_output_tokens)
                     .map_err(AttemptError::Untranslatable)?;
-                if http.bedrock.is_some() {
-                    body = translate::anthropic_to_converse(&body)
-                        .map_err(AttemptError::Untranslatable)?
-                        .into();
+                if let Some(dialect) = &http.dialect {
+                    body = dialect
+                        .request(&body)
+                        .map_err(AttemptError::Untranslatable)?;
                 }
                 Some((body, wire))
             }
@@ -564,13 +564,13 @@ impl Upstreams {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        let bedrock_model = http.bedrock.as_ref().map(|_| route.upstream_model.as_str());
+        let dialect = http
+            .dialect
+            .as_ref()
+            .map(|d| (d, route.upstream_model.as_str()));
         let exchange = async {
-            if let Some(bedrock) = &http.bedrock {
-                bedrock
-                    .sign(url, &mut headers, &body)
-                    .await
-                    .map_err(|e| AttemptError::Auth(e.to_string()))?;
+            if let Some((dialect, _)) = dialect {
+                dialect.authorize(url, &mut headers, &body).await?;
             }
             let response = http
                 .client
@@ -587,12 +587,14 @@ impl Upstreams {
                 watch.head(Instant::now());
                 let (mut context, end) = self.stream_context(target, request, wire, Some(watch));
                 context.slot = slot;
-                return Ok(match bedrock_model {
-                    Some(model) => streamed_converse(response, model, context, end),
+                return Ok(match dialect {
+                    Some((dialect, model)) => {
+                        streamed_dialect(response, dialect, model, context, end)
+                    }
                     None => streamed(response, context, end, wire != req.api),
                 });
             }
-            read_whole(response, wire, request, timeout, bedrock_model).await
+            read_whole(response, wire, request, timeout, dialect).await
         };
         tokio::time::timeout(timeout, exchange)
             .await
@@ -643,18 +645,18 @@ fn streamed(
     }
 }
 
-/// A Bedrock ConverseStream answer from `model`, committed at its head: its event-stream frames
-/// are decoded into Anthropic Messages events, which pass through [`stream::guarded`] as an
-/// Anthropic stream's do.
-fn streamed_converse(
+/// A streamed answer of a provider reached by way of Messages (Bedrock, Gemini) from `model`,
+/// committed at its head: its body is translated into Anthropic Messages events, which pass
+/// through [`stream::guarded`] as an Anthropic stream's do.
+fn streamed_dialect(
     response: reqwest::Response,
+    dialect: &Dialect,
     model: &str,
     context: StreamContext,
     end: oneshot::Receiver<StreamSummary>,
 ) -> Answer {
-    let translator = translate::ConverseEvents::new(bedrock_message_id(&response), model.into());
     let status = response.status();
-    let events = bedrock::converse_sse(Box::pin(response.bytes_stream()), translator);
+    let events = dialect.events(response, model);
     Answer {
         status,
         content_type: HeaderValue::from_static("text/event-stream"),
@@ -666,58 +668,21 @@ fn streamed_converse(
     }
 }
 
-/// The id of a message Bedrock answered: its request id, which AWS's logs know it by.
-fn bedrock_message_id(response: &reqwest::Response) -> String {
-    match response
-        .headers()
-        .get("x-amzn-requestid")
-        .and_then(|v| v.to_str().ok())
-    {
-        Some(id) => format!("msg_bdrk_{id}"),
-        None => format!("msg_bdrk_{}", uuid::Uuid::new_v4().simple()),
-    }
-}
-
-/// A Bedrock answer read whole as Anthropic's: a Converse answer as a message, an error as an
-/// error body.
-fn from_converse(
-    status: StatusCode,
-    error_type: Option<&str>,
-    bytes: &[u8],
-    model: &str,
-    id: &str,
-) -> Result<Bytes, AttemptError> {
-    if status.is_success() {
-        translate::converse_answer(bytes, model, id)
-            .map(Bytes::from)
-            .map_err(AttemptError::BadAnswer)
-    } else {
-        Ok(translate::converse_error(status.as_u16(), error_type, bytes).into())
-    }
-}
-
 /// An answer read whole (a body cut off mid-way is a failed attempt), with its usage, in the
-/// client's API: translated from the upstream's when they differ (from Converse first, when
-/// `bedrock_model` says a Bedrock model answered). For a Responses client, the response it made
-/// comes with it.
+/// client's API: translated from the upstream's when they differ (first into Messages, when a
+/// `dialect` provider's model answered). For a Responses client, the response it made comes
+/// with it.
 async fn read_whole(
     response: reqwest::Response,
     upstream: Wire,
     request: &Request<'_>,
     timeout: Duration,
-    bedrock_model: Option<&str>,
+    dialect: Option<(&Dialect, &str)>,
 ) -> Result<Answer, AttemptError> {
     let client = request.req.api;
     let status = response.status();
     let mut content_type = content_type(&response);
-    let bedrock = bedrock_model.map(|model| {
-        let error_type = response
-            .headers()
-            .get("x-amzn-errortype")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        (model, error_type, bedrock_message_id(&response))
-    });
+    let headers = dialect.map(|_| response.headers().clone());
     let bytes =
         response
             .bytes()
@@ -728,12 +693,12 @@ async fn read_whole(
                 }
                 other => other,
             })?;
-    let bytes = match bedrock {
-        Some((model, error_type, id)) => {
+    let bytes = match (dialect, headers) {
+        (Some((dialect, model)), Some(headers)) => {
             content_type = HeaderValue::from_static("application/json");
-            from_converse(status, error_type.as_deref(), &bytes, model, &id)?
+            dialect.answer(status, &headers, &bytes, model)?
         }
-        None => bytes,
+        _ => bytes,
     };
     let (usage, native_id) = if status.is_success() && upstream == Wire::Responses {
         responses_answer(&bytes)

@@ -13,7 +13,9 @@
 mod attempt;
 pub mod bedrock;
 pub mod count;
+mod dialect;
 mod echo;
+mod gemini;
 pub mod health;
 mod provider;
 pub mod retrieve;
@@ -26,6 +28,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use attempt::{Attempt, AttemptError, Served, UpstreamError};
+pub use dialect::Dialect;
 pub use health::HealthBoard;
 pub use provider::{Endpoint, Provider, SetupError};
 use retry::{RetryBudget, RetryPolicy};

@@ -4,8 +4,8 @@
 //! it carries (the API key read from the environment variable the config names, held only as a
 //! sensitive header value and sent only to that provider; Anthropic's version header), and the
 //! pooled client to reach it with: the shared one, or its own when it speaks HTTP/2 without TLS.
-//! A Bedrock provider holds no key but its region and credentials (`bedrock`), and speaks
-//! Anthropic Messages as far as the rest of the proxy knows. Each model's URL is made once
+//! A Bedrock or Gemini provider speaks Anthropic Messages as far as the rest of the proxy knows,
+//! through its [`Dialect`]; a Bedrock one holds no key but its region and credentials. Each model's URL is made once
 //! ([`Provider::url`], [`Provider::stream_url`]). An `echo` provider is answered in-process.
 
 use std::sync::Arc;
@@ -17,6 +17,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::Url;
 
 use super::bedrock::Bedrock;
+use super::dialect::{Dialect, GEMINI_BASE};
 use crate::api::Wire;
 use crate::config::{Env, ModelKind, ProviderConfig, ProviderKind};
 
@@ -55,9 +56,10 @@ pub struct HttpEndpoint {
     pub headers: HeaderMap,
     /// The pooled client for this provider.
     pub client: reqwest::Client,
-    /// For a Bedrock provider: its region and credentials. Bodies go out in Converse and
-    /// answers come back in it, translated from and into [`HttpEndpoint::wire`].
-    pub bedrock: Option<Bedrock>,
+    /// For a provider reached by way of Anthropic Messages (Bedrock, Gemini): its API. Bodies
+    /// go out in it and answers come back in it, translated from and into
+    /// [`HttpEndpoint::wire`].
+    pub dialect: Option<Dialect>,
 }
 
 /// One configured provider.
@@ -113,14 +115,20 @@ impl Provider {
             ProviderKind::AzureOpenai => (Wire::Openai, "api-key", ""),
             ProviderKind::Anthropic => (Wire::Anthropic, "x-api-key", ""),
             ProviderKind::Bedrock => (Wire::Anthropic, "", ""),
+            ProviderKind::Gemini => (Wire::Anthropic, "x-goog-api-key", ""),
         };
-        let bedrock = (config.kind == ProviderKind::Bedrock).then(|| {
-            let region = config.region.clone().unwrap_or_default();
-            Bedrock::new(region, config.aws_profile.clone())
-        });
-        let default_base = bedrock
-            .as_ref()
-            .map(|_| Bedrock::default_base(config.region.as_deref().unwrap_or_default()));
+        let region = config.region.clone().unwrap_or_default();
+        let (dialect, default_base) = match config.kind {
+            ProviderKind::Bedrock => (
+                Some(Dialect::Bedrock(Box::new(Bedrock::new(
+                    region.clone(),
+                    config.aws_profile.clone(),
+                )))),
+                Some(Bedrock::default_base(&region)),
+            ),
+            ProviderKind::Gemini => (Some(Dialect::Gemini), Some(GEMINI_BASE.to_string())),
+            _ => (None, None),
+        };
         let base = config
             .base_url
             .as_deref()
@@ -176,7 +184,7 @@ impl Provider {
                 api_version: config.api_version.clone(),
                 headers,
                 client,
-                bedrock,
+                dialect,
             })),
         })
     }
@@ -199,13 +207,17 @@ impl Provider {
             (ProviderKind::Anthropic, ModelKind::Embeddings) => {
                 return Err(invalid(&"an Anthropic provider serves no embeddings"));
             }
-            (ProviderKind::Bedrock, ModelKind::Embeddings) => {
-                return Err(invalid(
-                    &"a Bedrock provider serves chat models only (Converse); embeddings through Bedrock are not supported yet",
-                ));
+            (ProviderKind::Bedrock | ProviderKind::Gemini, ModelKind::Embeddings) => {
+                return Err(invalid(&format!(
+                    "a `{}` provider serves chat models only; embeddings through it are not supported yet",
+                    http.kind.name()
+                )));
             }
-            (ProviderKind::Bedrock, ModelKind::Chat) => {
-                Bedrock::url(&http.base, upstream_model, false).map_err(|e| invalid(&e))?
+            (_, ModelKind::Chat) if http.dialect.is_some() => {
+                let dialect = http.dialect.as_ref().expect("checked");
+                dialect
+                    .url(&http.base, upstream_model, false)
+                    .map_err(|e| invalid(&e))?
             }
             (ProviderKind::AzureOpenai, _) => {
                 let mut url = http.base.clone();
@@ -230,19 +242,21 @@ impl Provider {
     }
 
     /// Where streamed requests for `upstream_model` go when that is not [`Provider::url`]:
-    /// Bedrock's ConverseStream.
+    /// Bedrock's ConverseStream, Gemini's `streamGenerateContent`.
     pub fn stream_url(&self, upstream_model: &str) -> Result<Option<Url>, SetupError> {
-        match &self.endpoint {
-            Endpoint::Http(http) if http.bedrock.is_some() => {
-                Bedrock::url(&http.base, upstream_model, true)
-                    .map(Some)
-                    .map_err(|e| SetupError::Invalid {
-                        provider: self.name.clone(),
-                        message: format!("cannot make the URL for `{upstream_model}`: {e}"),
-                    })
-            }
-            _ => Ok(None),
-        }
+        let Endpoint::Http(http) = &self.endpoint else {
+            return Ok(None);
+        };
+        let Some(dialect) = &http.dialect else {
+            return Ok(None);
+        };
+        dialect
+            .url(&http.base, upstream_model, true)
+            .map(Some)
+            .map_err(|e| SetupError::Invalid {
+                provider: self.name.clone(),
+                message: format!("cannot make the URL for `{upstream_model}`: {e}"),
+            })
     }
 
     /// Where Responses API requests go, for a provider that serves it: `{base_url}/responses`, or

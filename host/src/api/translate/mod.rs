@@ -1,6 +1,7 @@
 //! Translation between the wire formats clients and upstreams speak: OpenAI chat completions,
-//! Anthropic Messages and OpenAI's Responses API, and AWS Bedrock's Converse API upstream (by way
-//! of Messages, see [`anthropic_to_converse`]).
+//! Anthropic Messages and OpenAI's Responses API; and upstream, AWS Bedrock's Converse API and
+//! Google's Gemini API, each by way of Messages ([`anthropic_to_converse`],
+//! [`anthropic_to_gemini`]).
 //!
 //! When a client's format differs from its upstream's, the request body goes one way
 //! ([`openai_to_anthropic`], [`anthropic_to_openai`], [`from_responses`]) and the answer comes
@@ -13,6 +14,7 @@
 mod converse;
 mod fields;
 mod from_responses;
+mod gemini;
 mod response;
 mod stream;
 mod to_anthropic;
@@ -23,6 +25,7 @@ use serde_json::{Map, Value};
 
 pub use converse::{ConverseEvents, anthropic_to_converse, converse_answer, converse_error};
 pub use from_responses::{from_responses, input_items};
+pub use gemini::{GeminiEvents, anthropic_to_gemini, gemini_answer, gemini_error};
 pub use response::{answer, error_body, error_json, response_answer};
 pub use stream::{MadeResponse, StreamTranslator};
 pub use to_anthropic::{DEFAULT_MAX_TOKENS, openai_to_anthropic};

@@ -32,7 +32,7 @@ pub use events::converse_sse;
 const SIGNING_NAME: &str = "bedrock";
 
 /// What a path label leaves as it is: the unreserved characters.
-const LABEL: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+pub(crate) const LABEL: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'_')
     .remove(b'.')

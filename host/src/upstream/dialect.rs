@@ -1,0 +1,128 @@
+//! Upstream APIs the proxy reaches by way of Anthropic Messages: AWS Bedrock's Converse and
+//! Google's Gemini. To the rest of the proxy such a provider speaks Messages; here, its request
+//! body is translated from Messages, the request is authorized (Bedrock's SigV4; Gemini's key
+//! is an ordinary header), and its answer, error or stream comes back as Messages, which the
+//! usual translation then hands to the client in its own API. This module only dispatches;
+//! translations live in `api::translate`, framings in `bedrock` and `gemini`.
+
+use axum::http::{HeaderMap, StatusCode};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use reqwest::Url;
+
+use super::attempt::AttemptError;
+use super::bedrock::{self, Bedrock};
+use super::gemini;
+use crate::api::ApiError;
+use crate::api::translate;
+
+/// An upstream API reached by way of Anthropic Messages.
+#[derive(Debug)]
+pub enum Dialect {
+    /// AWS Bedrock's Converse API, with the provider's region and credentials.
+    Bedrock(Box<Bedrock>),
+    /// Google's Gemini API (`generateContent`).
+    Gemini,
+}
+
+/// Gemini's API when the config names no `base_url`.
+pub const GEMINI_BASE: &str = "https://generativelanguage.googleapis.com/v1beta";
+
+impl Dialect {
+    /// Where a request for `model` goes (streamed when `stream`).
+    pub fn url(&self, base: &Url, model: &str, stream: bool) -> Result<Url, String> {
+        match self {
+            Self::Bedrock(_) => Bedrock::url(base, model, stream),
+            Self::Gemini => gemini::url(base, model, stream),
+        }
+    }
+
+    /// A Messages body in this API.
+    pub fn request(&self, messages: &[u8]) -> Result<Bytes, ApiError> {
+        match self {
+            Self::Bedrock(_) => translate::anthropic_to_converse(messages),
+            Self::Gemini => translate::anthropic_to_gemini(messages),
+        }
+        .map(Bytes::from)
+    }
+
+    /// Add what authorizes a POST of `body` to `url` to its `headers`.
+    pub async fn authorize(
+        &self,
+        url: &Url,
+        headers: &mut HeaderMap,
+        body: &[u8],
+    ) -> Result<(), AttemptError> {
+        match self {
+            Self::Bedrock(bedrock) => bedrock
+                .sign(url, headers, body)
+                .await
+                .map_err(|e| AttemptError::Auth(e.to_string())),
+            Self::Gemini => Ok(()),
+        }
+    }
+
+    /// An answer read whole, with its `status` and `headers`, as Messages: an answer from
+    /// `model`, or an error body.
+    pub fn answer(
+        &self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        bytes: &[u8],
+        model: &str,
+    ) -> Result<Bytes, AttemptError> {
+        if !status.is_success() {
+            return Ok(match self {
+                Self::Bedrock(_) => {
+                    let error_type = headers
+                        .get("x-amzn-errortype")
+                        .and_then(|v| v.to_str().ok());
+                    translate::converse_error(status.as_u16(), error_type, bytes)
+                }
+                Self::Gemini => translate::gemini_error(status.as_u16(), bytes),
+            }
+            .into());
+        }
+        let id = message_id(self, headers);
+        match self {
+            Self::Bedrock(_) => translate::converse_answer(bytes, model, &id),
+            Self::Gemini => translate::gemini_answer(bytes, model, &id),
+        }
+        .map(Bytes::from)
+        .map_err(AttemptError::BadAnswer)
+    }
+
+    /// A streamed answer's body as Messages SSE events.
+    pub fn events(
+        &self,
+        response: reqwest::Response,
+        model: &str,
+    ) -> BoxStream<'static, Result<Bytes, String>> {
+        let id = message_id(self, response.headers());
+        let body = Box::pin(response.bytes_stream());
+        match self {
+            Self::Bedrock(_) => {
+                let translator = translate::ConverseEvents::new(id, model.into());
+                bedrock::converse_sse(body, translator).boxed()
+            }
+            Self::Gemini => {
+                let translator = translate::GeminiEvents::new(id, model.into());
+                gemini::gemini_sse(body, translator).boxed()
+            }
+        }
+    }
+}
+
+/// The id of a message this API answered: Bedrock's request id, which AWS's logs know it by, or
+/// a fresh one.
+fn message_id(dialect: &Dialect, headers: &HeaderMap) -> String {
+    let request_id = headers
+        .get("x-amzn-requestid")
+        .and_then(|v| v.to_str().ok())
+        .filter(|_| matches!(dialect, Dialect::Bedrock(_)));
+    match request_id {
+        Some(id) => format!("msg_bdrk_{id}"),
+        None => format!("msg_{}", uuid::Uuid::new_v4().simple()),
+    }
+}
