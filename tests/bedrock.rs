@@ -9,7 +9,7 @@
 use serde_json::{Value, json};
 use switchyard_e2e::{
     BedrockBehaviour, BedrockMock, Behaviour, ConfigBuilder, MockUpstream, Proxy, bedrock_text,
-    policy_wasm, sdk_python, workspace_root,
+    policy_wasm, run_python_sdk, sse_data as sse,
 };
 
 const REGION: &str = "eu-central-1";
@@ -55,23 +55,6 @@ fn proxy(bedrock: &BedrockMock, anthropic: &MockUpstream, env: &[(String, String
 fn weather_tool() -> Value {
     json!({"type": "function", "function": {"name": "get_weather", "description": "Weather of a city",
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}})
-}
-
-/// The `data:` payloads of an SSE body (`[DONE]` as a string) and the event names.
-fn sse(body: &[u8]) -> (Vec<String>, Vec<Value>) {
-    let text = std::str::from_utf8(body).expect("UTF-8");
-    let mut names = Vec::new();
-    let mut data = Vec::new();
-    for event in text.split("\n\n").filter(|e| !e.trim().is_empty()) {
-        for line in event.lines() {
-            if let Some(name) = line.strip_prefix("event: ") {
-                names.push(name.to_string());
-            } else if let Some(d) = line.strip_prefix("data: ") {
-                data.push(serde_json::from_str(d).unwrap_or_else(|_| json!(d)));
-            }
-        }
-    }
-    (names, data)
 }
 
 #[tokio::test]
@@ -424,21 +407,6 @@ async fn credentials_come_from_a_profile_and_expiring_ones_are_refreshed() {
     assert!(!proxy.logs().contains("process-secret"));
 }
 
-/// Run an SDK script (`tests/sdk/NAME`) against `proxy` for the `bedrock` model, and read the JSON
-/// it prints of what it saw.
-fn run_sdk(proxy: &Proxy, name: &str) -> Value {
-    let out = std::process::Command::new(sdk_python())
-        .arg(workspace_root().join("tests/sdk").join(name))
-        .arg(&proxy.base)
-        .arg("bedrock")
-        .arg(TEAM_KEY)
-        .output()
-        .expect("run the SDK script");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "the SDK script failed:\n{stderr}");
-    serde_json::from_slice(&out.stdout).expect("the script prints JSON")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_sdks_call_tools_on_bedrock_streamed_and_not() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -446,7 +414,9 @@ async fn the_official_sdks_call_tools_on_bedrock_streamed_and_not() {
     let anthropic = MockUpstream::start("anthropic").await;
     let proxy = proxy(&bedrock, &anthropic, &aws_env(dir.path(), SECRET));
 
-    let seen = tokio::task::block_in_place(|| run_sdk(&proxy, "tools_openai.py"));
+    let seen = tokio::task::block_in_place(|| {
+        run_python_sdk("tools_openai.py", &proxy.base, "bedrock", TEAM_KEY)
+    });
     assert_eq!(seen["model_header"], "bedrock");
     assert_eq!(seen["call_name"], "get_weather", "{seen}");
     assert_eq!(seen["call_arguments"], json!({"city": "Paris"}));
@@ -458,7 +428,9 @@ async fn the_official_sdks_call_tools_on_bedrock_streamed_and_not() {
     assert_eq!(seen["stream_finish"], "tool_calls");
     assert_eq!(seen["stream_text"], bedrock_text(MODEL));
 
-    let seen = tokio::task::block_in_place(|| run_sdk(&proxy, "tools_anthropic.py"));
+    let seen = tokio::task::block_in_place(|| {
+        run_python_sdk("tools_anthropic.py", &proxy.base, "bedrock", TEAM_KEY)
+    });
     assert_eq!(seen["call_name"], "get_weather", "{seen}");
     assert_eq!(seen["call_input"], json!({"city": "Paris"}));
     assert_eq!(seen["stop_reason"], "tool_use");

@@ -3,12 +3,13 @@
 //! Tests start the real `switchyard` binary ([`Proxy`]) on port 0 with a config written for the
 //! test ([`ConfigBuilder`]), against in-process mock upstreams ([`MockUpstream`]) that speak the
 //! OpenAI wire format, or answer with the exact bytes a test scripts (Anthropic's format), and
-//! record what they received; and a mock of AWS Bedrock ([`BedrockMock`]) that verifies every
-//! request's SigV4 signature. Policies are the real components built
+//! record what they received; and mocks of AWS Bedrock ([`BedrockMock`], which verifies every
+//! request's SigV4 signature) and Google's Gemini API ([`GeminiMock`]) in their wire formats. Policies are the real components built
 //! from `plugins/` by `cargo xtask test` ([`policy_wasm`]).
 
 mod assistant;
 mod bedrock;
+mod gemini;
 mod mock;
 pub mod poll;
 mod proxy;
@@ -19,6 +20,7 @@ use std::path::PathBuf;
 
 pub use assistant::WEATHER_JSON;
 pub use bedrock::{BedrockBehaviour, BedrockMock, Signed, bedrock_text};
+pub use gemini::{GeminiBehaviour, GeminiMock, GeminiReceived, gemini_text};
 pub use mock::{Behaviour, MockUpstream, Received, embedding_of};
 pub use proxy::{ADMIN_TOKEN, ConfigBuilder, Exit, Proxy, Reply, TEST_HEADERS};
 pub use redis_server::Redis;
@@ -140,6 +142,36 @@ pub fn policy_version(policy: &str, bytes: &[u8]) -> String {
 /// A chat request body with one user message.
 pub fn chat(model: &str, text: &str) -> serde_json::Value {
     serde_json::json!({"model": model, "messages": [{"role": "user", "content": text}]})
+}
+
+/// The event names and the `data:` payloads (JSON, or `[DONE]` as a string) of an SSE body.
+pub fn sse_data(body: &[u8]) -> (Vec<String>, Vec<serde_json::Value>) {
+    let text = std::str::from_utf8(body).expect("UTF-8");
+    let mut names = Vec::new();
+    let mut data = Vec::new();
+    for event in text.split("\n\n").filter(|e| !e.trim().is_empty()) {
+        for line in event.lines() {
+            if let Some(name) = line.strip_prefix("event: ") {
+                names.push(name.to_string());
+            } else if let Some(d) = line.strip_prefix("data: ") {
+                data.push(serde_json::from_str(d).unwrap_or_else(|_| serde_json::json!(d)));
+            }
+        }
+    }
+    (names, data)
+}
+
+/// Run the Python SDK script `tests/sdk/NAME` with the proxy's base URL, a model and a key as
+/// its arguments, and read the JSON it prints of what it saw.
+pub fn run_python_sdk(name: &str, base: &str, model: &str, key: &str) -> serde_json::Value {
+    let out = std::process::Command::new(sdk_python())
+        .arg(workspace_root().join("tests/sdk").join(name))
+        .args([base, model, key])
+        .output()
+        .expect("run the SDK script");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the SDK script failed:\n{stderr}");
+    serde_json::from_slice(&out.stdout).expect("the script prints JSON")
 }
 
 /// The value of the sample `name` with exactly `labels` in a Prometheus exposition (parsed with

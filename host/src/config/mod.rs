@@ -553,6 +553,25 @@ mod tests {
     }
 
     #[test]
+    fn gemini_needs_a_key() {
+        let gemini = MINIMAL.replace("kind = \"echo\"", "kind = \"gemini\"");
+        let e = error_of(&gemini);
+        assert!(
+            e.contains("`providers[0].api_key_env`: is required for kind `gemini`"),
+            "{e}"
+        );
+        let c = Config::parse(
+            &gemini.replace(
+                "kind = \"gemini\"",
+                "kind = \"gemini\"\napi_key_env = \"K\"",
+            ),
+            Path::new("test.toml"),
+        )
+        .expect("a key is enough: base_url defaults to Google's API");
+        assert_eq!(c.providers[0].base_url, None);
+    }
+
+    #[test]
     fn teams_are_checked_against_policies_models_and_each_other() {
         let e = error_of(&MINIMAL.replace("policy = \"p\"", "policy = \"q\""));
         assert!(e.contains("`teams[0].policy`: no policy named `q`"), "{e}");
