@@ -4,12 +4,12 @@
 //! expiring session token refreshed; failover from a throttled or refused Bedrock target to an
 //! Anthropic one before the first byte; a broken ConverseStream ending with an error event in
 //! the client's shape; the official OpenAI and Anthropic Python SDKs calling a tool, streamed and
-//! not. Secrets never reach the log.
+//! not; embeddings through InvokeModel of Titan and Cohere models. Secrets never reach the log.
 
 use serde_json::{Value, json};
 use switchyard_e2e::{
     BedrockBehaviour, BedrockMock, Behaviour, ConfigBuilder, MockUpstream, Proxy, bedrock_text,
-    policy_wasm, run_python_sdk, sse_data as sse,
+    bedrock_vector, policy_wasm, run_python_sdk, sse_data as sse,
 };
 
 const REGION: &str = "eu-central-1";
@@ -451,4 +451,85 @@ async fn the_official_sdks_call_tools_on_bedrock_streamed_and_not() {
     );
     let system = &bedrock.signed()[4].body["system"];
     assert_eq!(*system, json!([{"text": "Be brief."}]));
+}
+
+#[tokio::test]
+async fn embeddings_go_through_invoke_model_of_titan_and_cohere() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bedrock = BedrockMock::start(REGION, &[(ACCESS_KEY, SECRET)]).await;
+    let config = ConfigBuilder::new(&policy_wasm("scripted_policy"))
+        .provider_of(
+            "aws",
+            "bedrock",
+            &bedrock.url,
+            &[&format!("region = {REGION:?}")],
+        )
+        .model("bedrock", "aws", MODEL, 3.0, &[])
+        .embedding_model("titan", "aws", "amazon.titan-embed-text-v2:0", 0.02)
+        .embedding_model("cohere", "aws", "cohere.embed-english-v3", 0.1)
+        .fallback(&["bedrock"])
+        .toml();
+    let env = aws_env(dir.path(), SECRET);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let proxy = Proxy::start(&config, &env);
+    let client = reqwest::Client::new();
+    let embed = |body: Value, model: &'static str| {
+        client
+            .post(proxy.url("/v1/embeddings"))
+            .header("x-test-route", model)
+            .json(&body)
+            .send()
+    };
+
+    let reply = embed(
+        json!({"model": "titan", "input": "hello there", "dimensions": 3}),
+        "titan",
+    )
+    .await
+    .expect("answer");
+    assert_eq!(reply.status(), 200);
+    let answer: Value = reply.json().await.expect("JSON");
+    assert_eq!(answer["object"], "list");
+    assert_eq!(answer["model"], "amazon.titan-embed-text-v2:0");
+    assert_eq!(answer["data"][0]["embedding"], json!(bedrock_vector(0, 3)));
+    assert_eq!(answer["usage"]["prompt_tokens"], 3);
+    let signed = bedrock.signed();
+    assert_eq!(
+        signed[0].path,
+        "/model/amazon.titan-embed-text-v2%3A0/invoke"
+    );
+    assert_eq!(
+        signed[0].body,
+        json!({"inputText": "hello there", "normalize": true, "dimensions": 3})
+    );
+
+    // Cohere takes a list; base64 is decoded back to the same floats.
+    let reply = embed(
+        json!({"model": "cohere", "input": ["a", "b"], "encoding_format": "base64"}),
+        "cohere",
+    )
+    .await
+    .expect("answer");
+    assert_eq!(reply.status(), 200);
+    let answer: Value = reply.json().await.expect("JSON");
+    let second = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        answer["data"][1]["embedding"].as_str().expect("base64"),
+    )
+    .expect("decodes");
+    let floats: Vec<f32> = second
+        .chunks(4)
+        .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
+        .collect();
+    assert_eq!(floats, bedrock_vector(1, 4));
+    assert_eq!(bedrock.signed()[1].body["texts"], json!(["a", "b"]));
+
+    // Two texts for Titan: a 400 naming the field, nothing sent.
+    let reply = embed(json!({"model": "titan", "input": ["a", "b"]}), "titan")
+        .await
+        .expect("answer");
+    assert_eq!(reply.status(), 400);
+    let error: Value = reply.json().await.expect("JSON");
+    assert_eq!(error["error"]["param"], "input", "{error}");
+    assert_eq!(bedrock.signed().len(), 2);
 }

@@ -4,7 +4,8 @@
 //! 403 and error type), and answers Converse and ConverseStream in their real wire formats: JSON,
 //! and event-stream frames with their CRCs. It can throttle (429 `ThrottlingException`) or break
 //! a stream after its first text. It answers with text, or, when given tools and no tool result
-//! yet, with a call of the first tool.
+//! yet, with a call of the first tool; and InvokeModel of a Titan or Cohere embedding model with
+//! [`bedrock_vector`]s.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -140,6 +141,10 @@ async fn handle(
             "ThrottlingException",
             "Too many requests, please wait before trying again.",
         ),
+        (_, "invoke") => {
+            let answer = embeddings(&body, &model);
+            ([("content-type", "application/json")], answer.to_string()).into_response()
+        }
         (_, "converse") => {
             let answer = answer(&body, &model);
             (
@@ -309,6 +314,27 @@ fn parse_amz_date(text: &str) -> Option<SystemTime> {
     )
     .ok()?;
     SystemTime::try_from(time).ok()
+}
+
+/// The vector the mock embeds text number `index` in: `dimensions` numbers, the first the index.
+pub fn bedrock_vector(index: usize, dimensions: usize) -> Vec<f32> {
+    (0..dimensions)
+        .map(|d| if d == 0 { index as f32 } else { 0.5 })
+        .collect()
+}
+
+/// An InvokeModel answer of an embedding model: Titan's (one text, a token count) or Cohere's
+/// (a list of texts, by embedding type).
+fn embeddings(body: &Value, model: &str) -> Value {
+    if model.contains("titan-embed") {
+        let dimensions = body["dimensions"].as_u64().unwrap_or(4) as usize;
+        let tokens = body["inputText"].as_str().unwrap_or_default().len() / 4 + 1;
+        return json!({"embedding": bedrock_vector(0, dimensions), "inputTextTokenCount": tokens});
+    }
+    let texts = body["texts"].as_array().cloned().unwrap_or_default();
+    let vectors: Vec<Vec<f32>> = (0..texts.len()).map(|i| bedrock_vector(i, 4)).collect();
+    json!({"id": "emb-1", "response_type": "embeddings_by_type", "texts": texts,
+        "embeddings": {"float": vectors}})
 }
 
 /// The first tool's name, when the request offers tools and holds no tool result yet.

@@ -19,7 +19,7 @@ mod registry_server;
 use std::path::PathBuf;
 
 pub use assistant::WEATHER_JSON;
-pub use bedrock::{BedrockBehaviour, BedrockMock, Signed, bedrock_text};
+pub use bedrock::{BedrockBehaviour, BedrockMock, Signed, bedrock_text, bedrock_vector};
 pub use gemini::{GeminiBehaviour, GeminiMock, GeminiReceived, gemini_text};
 pub use mock::{Behaviour, MockUpstream, Received, embedding_of};
 pub use proxy::{ADMIN_TOKEN, ConfigBuilder, Exit, Proxy, Reply, TEST_HEADERS};

@@ -26,7 +26,7 @@ use tracing::Instrument;
 use super::dialect::Dialect;
 use super::echo;
 use super::health::{Outcome, StreamWatch};
-use super::provider::Endpoint;
+use super::provider::{Endpoint, HttpEndpoint};
 use super::stream::{self, Keep, StreamContext, StreamSummary, UsageEvent};
 use super::usage::{Prices, Usage};
 use super::{ModelRoute, Upstreams};
@@ -441,15 +441,8 @@ impl Upstreams {
         // The body first: a request this provider cannot take is no attempt at the model.
         let body = match &route.provider.endpoint {
             Endpoint::Http(http) => {
-                let wire = req.upstream_wire(http.wire, route.responses_url.is_some());
-                let mut body = req
-                    .body_for(wire, &route.upstream_model, target.max_output_tokens)
+                let (body, wire) = outgoing_body(http, route, target, req)
                     .map_err(AttemptError::Untranslatable)?;
-                if let Some(dialect) = &http.dialect {
-                    body = dialect
-                        .request(&body)
-                        .map_err(AttemptError::Untranslatable)?;
-                }
                 Some((body, wire))
             }
             Endpoint::Echo => None,
@@ -602,6 +595,33 @@ impl Upstreams {
     }
 }
 
+/// The body `req` goes to `http` in, for `route`'s model, and the API it is in as far as the
+/// rest of the attempt knows: the client's body (translated when the provider speaks the other
+/// API), then in the provider's own API when it is reached by way of Messages; embeddings for
+/// such a provider go straight into its API and come back as OpenAI's.
+fn outgoing_body(
+    http: &HttpEndpoint,
+    route: &ModelRoute,
+    target: &PlannedTarget,
+    req: &ClientRequest,
+) -> Result<(Bytes, Wire), ApiError> {
+    let model = &route.upstream_model;
+    match &http.dialect {
+        Some(dialect) if req.operation == Operation::Embeddings => {
+            let body = req.body_for(Wire::Openai, model, None)?;
+            Ok((dialect.embeddings_request(&body, model)?, Wire::Openai))
+        }
+        dialect => {
+            let wire = req.upstream_wire(http.wire, route.responses_url.is_some());
+            let body = req.body_for(wire, model, target.max_output_tokens)?;
+            match dialect {
+                Some(dialect) => Ok((dialect.request(&body)?, wire)),
+                None => Ok((body, wire)),
+            }
+        }
+    }
+}
+
 /// The failure of an answer whose status fails over to the next target (with the `Retry-After`
 /// of a 429 or 503); `None` for an answer to pass on.
 fn failover_error(response: &reqwest::Response) -> Option<AttemptError> {
@@ -696,7 +716,7 @@ async fn read_whole(
     let bytes = match (dialect, headers) {
         (Some((dialect, model)), Some(headers)) => {
             content_type = HeaderValue::from_static("application/json");
-            dialect.answer(status, &headers, &bytes, model)?
+            dialect.answer(status, &headers, &bytes, model, request.req)?
         }
         _ => bytes,
     };

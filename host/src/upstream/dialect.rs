@@ -14,8 +14,8 @@ use reqwest::Url;
 use super::attempt::AttemptError;
 use super::bedrock::{self, Bedrock};
 use super::gemini;
-use crate::api::ApiError;
-use crate::api::translate;
+use crate::api::translate::{self, EmbeddingFamily};
+use crate::api::{ApiError, ClientRequest, Operation, Wire};
 
 /// An upstream API reached by way of Anthropic Messages.
 #[derive(Debug)]
@@ -63,15 +63,31 @@ impl Dialect {
         }
     }
 
-    /// An answer read whole, with its `status` and `headers`, as Messages: an answer from
-    /// `model`, or an error body.
+    /// An embeddings request (OpenAI's body) for `model` in this API: Bedrock's InvokeModel of
+    /// a Titan or Cohere model.
+    pub fn embeddings_request(&self, body: &[u8], model: &str) -> Result<Bytes, ApiError> {
+        let family = match self {
+            Self::Bedrock(_) => EmbeddingFamily::of(model),
+            Self::Gemini => None,
+        }
+        .ok_or_else(|| ApiError::invalid(Some("model"), "this model serves no embeddings"))?;
+        translate::embeddings_to_invoke(body, family).map(Bytes::from)
+    }
+
+    /// An answer read whole to `req`, with its `status` and `headers`: for a chat request, as
+    /// Messages (an answer from `model`, or an error body); for embeddings, as OpenAI's list or
+    /// error.
     pub fn answer(
         &self,
         status: StatusCode,
         headers: &HeaderMap,
         bytes: &[u8],
         model: &str,
+        req: &ClientRequest,
     ) -> Result<Bytes, AttemptError> {
+        if req.operation == Operation::Embeddings {
+            return embeddings_answer(status, bytes, model, req);
+        }
         if !status.is_success() {
             return Ok(match self {
                 Self::Bedrock(_) => {
@@ -112,6 +128,25 @@ impl Dialect {
             }
         }
     }
+}
+
+/// An InvokeModel embeddings answer as OpenAI's list, or its error in OpenAI's shape.
+fn embeddings_answer(
+    status: StatusCode,
+    bytes: &[u8],
+    model: &str,
+    req: &ClientRequest,
+) -> Result<Bytes, AttemptError> {
+    if !status.is_success() {
+        return Ok(translate::error_body(Wire::Openai, status, bytes).into());
+    }
+    let family = EmbeddingFamily::of(model)
+        .ok_or_else(|| AttemptError::BadAnswer("not an embedding model".into()))?;
+    let base64 = req.field("encoding_format") == Some(&b"\"base64\""[..]);
+    let estimate = u64::from(req.estimated_input_tokens());
+    translate::invoke_embeddings_answer(bytes, family, model, base64, estimate)
+        .map(Bytes::from)
+        .map_err(AttemptError::BadAnswer)
 }
 
 /// The id of a message this API answered: Bedrock's request id, which AWS's logs know it by, or

@@ -83,14 +83,17 @@ impl Bedrock {
     /// or ARN is one path segment, percent-encoded as AWS's SDKs do (all but unreserved
     /// characters, so `:` and `/` too).
     pub fn url(base: &Url, model: &str, stream: bool) -> Result<Url, String> {
-        let model = percent_encoding::utf8_percent_encode(model, LABEL);
         let operation = if stream {
             "converse-stream"
         } else {
             "converse"
         };
-        let base = base.as_str().trim_end_matches('/');
-        Url::parse(&format!("{base}/model/{model}/{operation}")).map_err(|e| e.to_string())
+        operation_url(base, model, operation)
+    }
+
+    /// The InvokeModel URL of `model` under `base`, for embeddings.
+    pub fn invoke_url(base: &Url, model: &str) -> Result<Url, String> {
+        operation_url(base, model, "invoke")
     }
 
     /// Sign a POST of `body` to `url` whose other headers are `headers`: the signing headers
@@ -168,6 +171,13 @@ impl Bedrock {
         }
         chain.build().await
     }
+}
+
+/// `{base}/model/{model}/{operation}`, the model percent-encoded as one path segment.
+fn operation_url(base: &Url, model: &str, operation: &str) -> Result<Url, String> {
+    let model = percent_encoding::utf8_percent_encode(model, LABEL);
+    let base = base.as_str().trim_end_matches('/');
+    Url::parse(&format!("{base}/model/{model}/{operation}")).map_err(|e| e.to_string())
 }
 
 /// An error and its causes, in one line.
