@@ -5,13 +5,20 @@
 //! one streamed text event translated back. Read the results as ratios to the baseline, which is
 //! measured in the same run.
 //!
+//! The same request is also translated for AWS Bedrock (OpenAI -> Anthropic -> Converse) and
+//! signed with SigV4, and a Converse answer translated back to OpenAI by way of Anthropic.
+//!
 //! Run with `cargo bench -p switchyard --bench translate`.
 
+use std::time::SystemTime;
+
+use aws_credential_types::Credentials;
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::json;
 use switchyard::api::translate::{self, StreamTranslator};
 use switchyard::api::{ClientRequest, Wire};
+use switchyard::upstream::bedrock::sign_request;
 
 fn openai_request() -> Bytes {
     let body = json!({
@@ -40,6 +47,10 @@ fn translate(c: &mut Criterion) {
         "model": "claude", "content": [{"type": "text", "text": "Wear a light jacket. ".repeat(20)}],
         "stop_reason": "end_turn", "stop_sequence": null,
         "usage": {"input_tokens": 400, "output_tokens": 90}})
+    .to_string();
+    let converse_answer = json!({"output": {"message": {"role": "assistant",
+        "content": [{"text": "Wear a light jacket. ".repeat(20)}]}}, "stopReason": "end_turn",
+        "usage": {"inputTokens": 400, "outputTokens": 90, "totalTokens": 490}})
     .to_string();
     let text_event = format!(
         "event: content_block_delta\ndata: {}\n\n",
@@ -81,6 +92,50 @@ fn translate(c: &mut Criterion) {
                 std::hint::black_box(anthropic_answer.as_bytes()),
             )
             .expect("translates")
+        })
+    });
+    group.bench_function(
+        "parse, translate OpenAI -> Converse and sign (SigV4)",
+        |b| {
+            let credentials = Credentials::new("AKIDBENCH", "secret", None, None, "bench");
+            let url = reqwest::Url::parse(
+                "https://bedrock-runtime.us-east-1.amazonaws.com/model/m/converse",
+            )
+            .expect("URL");
+            b.iter(|| {
+                let req = ClientRequest::parse(Wire::Openai, std::hint::black_box(openai.clone()))
+                    .expect("parses");
+                let body = req
+                    .body_for(Wire::Anthropic, "m", None)
+                    .expect("translates");
+                let body = translate::anthropic_to_converse(&body).expect("translates");
+                let mut headers = axum::http::HeaderMap::new();
+                headers.insert(
+                    "content-type",
+                    axum::http::HeaderValue::from_static("application/json"),
+                );
+                sign_request(
+                    &credentials,
+                    "us-east-1",
+                    SystemTime::now(),
+                    &url,
+                    &mut headers,
+                    &body,
+                )
+                .expect("signs");
+                (body, headers)
+            })
+        },
+    );
+    group.bench_function("answer Converse -> Anthropic -> OpenAI", |b| {
+        b.iter(|| {
+            let answer = translate::converse_answer(
+                std::hint::black_box(converse_answer.as_bytes()),
+                "m",
+                "msg_1",
+            )
+            .expect("translates");
+            translate::answer(Wire::Anthropic, Wire::Openai, &answer).expect("translates")
         })
     });
     group.bench_function("one stream event Anthropic -> OpenAI", |b| {

@@ -10,7 +10,10 @@
 
 use serde_json::{Map, Value, json};
 
-use super::fields::{array, invalid, kind, object, parse_object, required_string, string};
+use super::fields::{
+    array, base64_source, invalid, kind, object, parse_object, required_string, string,
+};
+use super::sse_event as sse;
 use crate::api::ApiError;
 
 const TO_CONVERSE: &str = "cannot be sent to a Bedrock model (Converse API)";
@@ -145,7 +148,8 @@ fn content_block(block: &Value, param: &str) -> Result<Value, ApiError> {
     Ok(match kind(block, param)? {
         "text" => json!({"text": required_string(block, "text", param)?}),
         "image" => {
-            let (media_type, data) = base64_source(block, param)?;
+            let (media_type, data) =
+                base64_source(block, param, "a Bedrock model, which takes no URLs")?;
             let format = media_type
                 .strip_prefix("image/")
                 .filter(|f| matches!(*f, "png" | "jpeg" | "gif" | "webp"))
@@ -158,7 +162,8 @@ fn content_block(block: &Value, param: &str) -> Result<Value, ApiError> {
             json!({"image": {"format": format, "source": {"bytes": data}}})
         }
         "document" => {
-            let (media_type, data) = base64_source(block, param)?;
+            let (media_type, data) =
+                base64_source(block, param, "a Bedrock model, which takes no URLs")?;
             if media_type != "application/pdf" {
                 return Err(invalid(
                     &format!("{param}.source.media_type"),
@@ -186,24 +191,6 @@ fn content_block(block: &Value, param: &str) -> Result<Value, ApiError> {
         }}),
         other => return Err(invalid(param, &format!("of type `{other}` {TO_CONVERSE}"))),
     })
-}
-
-/// A block's base64 `source`: its media type and data. Converse takes bytes only.
-fn base64_source<'a>(block: &'a Value, param: &str) -> Result<(&'a str, &'a str), ApiError> {
-    let source_param = format!("{param}.source");
-    let source = block
-        .get("source")
-        .ok_or_else(|| invalid(&source_param, "is required"))?;
-    if source.get("type").and_then(Value::as_str) != Some("base64") {
-        return Err(invalid(
-            &source_param,
-            "must be base64 data for a Bedrock model, which takes no URLs",
-        ));
-    }
-    Ok((
-        required_string(source, "media_type", &source_param)?,
-        required_string(source, "data", &source_param)?,
-    ))
 }
 
 fn tool_result(block: &Value, param: &str) -> Result<Value, ApiError> {
@@ -561,15 +548,6 @@ impl ConverseEvents {
             "index": index, "delta": delta}),
         );
     }
-}
-
-/// One SSE event, appended to `out`.
-fn sse(out: &mut Vec<u8>, event: &str, data: &Value) {
-    out.extend_from_slice(b"event: ");
-    out.extend_from_slice(event.as_bytes());
-    out.extend_from_slice(b"\ndata: ");
-    out.extend_from_slice(data.to_string().as_bytes());
-    out.extend_from_slice(b"\n\n");
 }
 
 #[cfg(test)]

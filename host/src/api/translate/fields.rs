@@ -84,3 +84,26 @@ pub(super) fn required_string<'a>(
         .ok_or_else(|| invalid(&param, "is required"))
         .and_then(|v| string(v, &param))
 }
+
+/// A content block's base64 `source`: its media type and data; `target` says who takes no URLs
+/// (`"a Bedrock model, which takes no URLs"`).
+pub(super) fn base64_source<'a>(
+    block: &'a Value,
+    param: &str,
+    target: &str,
+) -> Result<(&'a str, &'a str), ApiError> {
+    let source_param = format!("{param}.source");
+    let source = block
+        .get("source")
+        .ok_or_else(|| invalid(&source_param, "is required"))?;
+    if source.get("type").and_then(Value::as_str) != Some("base64") {
+        return Err(invalid(
+            &source_param,
+            &format!("must be base64 data for {target}"),
+        ));
+    }
+    Ok((
+        required_string(source, "media_type", &source_param)?,
+        required_string(source, "data", &source_param)?,
+    ))
+}

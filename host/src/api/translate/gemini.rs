@@ -13,7 +13,10 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 
-use super::fields::{array, invalid, kind, object, parse_object, required_string, string};
+use super::fields::{
+    array, base64_source, invalid, kind, object, parse_object, required_string, string,
+};
+use super::sse_event as sse;
 use crate::api::ApiError;
 
 const TO_GEMINI: &str = "cannot be sent to a Gemini model";
@@ -155,7 +158,8 @@ fn part(
     Ok(Some(match kind(block, param)? {
         "text" => json!({"text": required_string(block, "text", param)?}),
         "image" | "document" => {
-            let (media_type, data) = base64_source(block, param)?;
+            let (media_type, data) =
+                base64_source(block, param, "a Gemini model, which takes no URLs here")?;
             json!({"inlineData": {"mimeType": media_type, "data": data}})
         }
         "tool_use" => json!({"functionCall": {
@@ -210,24 +214,6 @@ fn tool_result_text(block: &Value, param: &str) -> Result<String, ApiError> {
             "must be a string or an array of content blocks",
         )),
     }
-}
-
-/// A block's base64 `source`: its media type and data. Gemini takes inline data only here.
-fn base64_source<'a>(block: &'a Value, param: &str) -> Result<(&'a str, &'a str), ApiError> {
-    let source_param = format!("{param}.source");
-    let source = block
-        .get("source")
-        .ok_or_else(|| invalid(&source_param, "is required"))?;
-    if source.get("type").and_then(Value::as_str) != Some("base64") {
-        return Err(invalid(
-            &source_param,
-            "must be base64 data for a Gemini model, which takes no URLs here",
-        ));
-    }
-    Ok((
-        required_string(source, "media_type", &source_param)?,
-        required_string(source, "data", &source_param)?,
-    ))
 }
 
 /// Messages tools as Gemini function declarations, their schemas as JSON Schema.
@@ -556,15 +542,6 @@ impl GeminiEvents {
             &json!({"type": "content_block_stop", "index": index}),
         );
     }
-}
-
-/// One SSE event, appended to `out`.
-fn sse(out: &mut Vec<u8>, event: &str, data: &Value) {
-    out.extend_from_slice(b"event: ");
-    out.extend_from_slice(event.as_bytes());
-    out.extend_from_slice(b"\ndata: ");
-    out.extend_from_slice(data.to_string().as_bytes());
-    out.extend_from_slice(b"\n\n");
 }
 
 #[cfg(test)]

@@ -92,7 +92,16 @@ fn tool_input(arguments: &str) -> Option<Map<String, Value>> {
 
 /// A value's JSON text as bytes.
 fn to_bytes(value: &Value) -> Vec<u8> {
-    value.to_string().into_bytes()
+    serde_json::to_vec(value).expect("a JSON value serialises")
+}
+
+/// One SSE event named `event` with `data`, appended to `out`.
+fn sse_event(out: &mut Vec<u8>, event: &str, data: &Value) {
+    out.extend_from_slice(b"event: ");
+    out.extend_from_slice(event.as_bytes());
+    out.extend_from_slice(b"\ndata: ");
+    serde_json::to_writer(&mut *out, data).expect("a JSON value serialises");
+    out.extend_from_slice(b"\n\n");
 }
 
 #[cfg(test)]
