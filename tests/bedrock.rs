@@ -4,7 +4,9 @@
 //! expiring session token refreshed; failover from a throttled or refused Bedrock target to an
 //! Anthropic one before the first byte; a broken ConverseStream ending with an error event in
 //! the client's shape; the official OpenAI and Anthropic Python SDKs calling a tool, streamed and
-//! not; embeddings through InvokeModel of Titan and Cohere models. Secrets never reach the log.
+//! not; embeddings through InvokeModel of Titan and Cohere models; no credentials, or a request
+//! Converse cannot take, moving the route on without sending anything. Secrets never reach the
+//! log.
 
 use serde_json::{Value, json};
 use switchyard_e2e::{
@@ -532,4 +534,75 @@ async fn embeddings_go_through_invoke_model_of_titan_and_cohere() {
     let error: Value = reply.json().await.expect("JSON");
     assert_eq!(error["error"]["param"], "input", "{error}");
     assert_eq!(bedrock.signed().len(), 2);
+}
+
+#[tokio::test]
+async fn without_credentials_a_bedrock_target_is_skipped_with_a_reason() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bedrock = BedrockMock::start(REGION, &[(ACCESS_KEY, SECRET)]).await;
+    let anthropic = MockUpstream::start("anthropic").await;
+    anthropic.set(Behaviour::Assistant);
+    let none = dir.path().join("none").display().to_string();
+    let env = [
+        ("AWS_CONFIG_FILE".to_string(), none.clone()),
+        ("AWS_SHARED_CREDENTIALS_FILE".to_string(), none),
+        ("AWS_EC2_METADATA_DISABLED".to_string(), "true".to_string()),
+    ];
+    let proxy = proxy(&bedrock, &anthropic, &env);
+    let client = reqwest::Client::new();
+
+    let reply = proxy
+        .chat(
+            &client,
+            None,
+            &switchyard_e2e::chat("bedrock", "hi"),
+            &[
+                ("x-test-route", "bedrock,claude"),
+                ("x-request-id", "unsigned"),
+            ],
+        )
+        .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("x-switchyard-model"), "claude");
+    let line = proxy.log_line(&["request_id=unsigned", "status=200"]);
+    assert!(
+        line.contains("bedrock: request could not be signed (no AWS credentials"),
+        "{line}"
+    );
+
+    let reply = proxy
+        .chat(
+            &client,
+            None,
+            &switchyard_e2e::chat("bedrock", "hi"),
+            &[("x-test-route", "bedrock")],
+        )
+        .await;
+    assert_eq!(reply.status, 502);
+    assert!(
+        bedrock.signed().is_empty() && bedrock.refused().is_empty(),
+        "nothing was sent"
+    );
+
+    // What Converse cannot take is not sent: an image by URL goes to the next target.
+    let image = json!({"model": "bedrock", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "what is this?"},
+        {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}]}]});
+    let reply = proxy
+        .chat(&client, None, &image, &[("x-test-route", "bedrock,claude")])
+        .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("x-switchyard-model"), "claude");
+    let reply = proxy
+        .chat(&client, None, &image, &[("x-test-route", "bedrock")])
+        .await;
+    assert_eq!(reply.status, 400);
+    let error = reply.json();
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("base64"),
+        "{error}"
+    );
 }
