@@ -38,6 +38,24 @@ impl Dialect {
         }
     }
 
+    /// Where embeddings requests for `model` go: Bedrock's InvokeModel of a Titan or Cohere
+    /// model. Gemini's embeddings are not served.
+    pub fn embeddings_url(&self, base: &Url, model: &str) -> Result<Url, String> {
+        match self {
+            Self::Bedrock(_) if EmbeddingFamily::of(model).is_some() => {
+                Bedrock::invoke_url(base, model)
+            }
+            Self::Bedrock(_) => Err(
+                "a Bedrock embedding model must be Amazon Titan Text Embeddings (`amazon.titan-embed-text-*`) or Cohere Embed (`cohere.embed-*`)"
+                    .into(),
+            ),
+            Self::Gemini => Err(
+                "a `gemini` provider serves chat models only; embeddings through it are not supported yet"
+                    .into(),
+            ),
+        }
+    }
+
     /// A Messages body in this API.
     pub fn request(&self, messages: &[u8]) -> Result<Bytes, ApiError> {
         match self {

@@ -18,7 +18,7 @@ use reqwest::Url;
 
 use super::bedrock::Bedrock;
 use super::dialect::{Dialect, GEMINI_BASE};
-use crate::api::{Wire, translate};
+use crate::api::Wire;
 use crate::config::{Env, ModelKind, ProviderConfig, ProviderKind};
 
 /// Anthropic's API version sent when the config names none.
@@ -203,28 +203,16 @@ impl Provider {
             ModelKind::Chat => &["chat", "completions"],
             ModelKind::Embeddings => &["embeddings"],
         };
+        if let Some(dialect) = &http.dialect {
+            let url = match kind {
+                ModelKind::Chat => dialect.url(&http.base, upstream_model, false),
+                ModelKind::Embeddings => dialect.embeddings_url(&http.base, upstream_model),
+            };
+            return url.map(Some).map_err(|e| invalid(&e));
+        }
         let url = match (http.kind, kind) {
             (ProviderKind::Anthropic, ModelKind::Embeddings) => {
                 return Err(invalid(&"an Anthropic provider serves no embeddings"));
-            }
-            (ProviderKind::Bedrock, ModelKind::Embeddings) => {
-                if translate::EmbeddingFamily::of(upstream_model).is_none() {
-                    return Err(invalid(
-                        &"a Bedrock embedding model must be Amazon Titan Text Embeddings (`amazon.titan-embed-text-*`) or Cohere Embed (`cohere.embed-*`)",
-                    ));
-                }
-                Bedrock::invoke_url(&http.base, upstream_model).map_err(|e| invalid(&e))?
-            }
-            (ProviderKind::Gemini, ModelKind::Embeddings) => {
-                return Err(invalid(
-                    &"a `gemini` provider serves chat models only; embeddings through it are not supported yet",
-                ));
-            }
-            (_, ModelKind::Chat) if http.dialect.is_some() => {
-                let dialect = http.dialect.as_ref().expect("checked");
-                dialect
-                    .url(&http.base, upstream_model, false)
-                    .map_err(|e| invalid(&e))?
             }
             (ProviderKind::AzureOpenai, _) => {
                 let mut url = http.base.clone();
