@@ -7,8 +7,8 @@
 
 use serde_json::{Value, json};
 use switchyard_e2e::{
-    Behaviour, ConfigBuilder, GeminiBehaviour, GeminiMock, MockUpstream, Proxy, gemini_text,
-    policy_wasm, run_python_sdk, sse_data as sse,
+    Behaviour, ConfigBuilder, GeminiBehaviour, GeminiMock, MockUpstream, Proxy, check_tool_sdks,
+    gemini_text, policy_wasm, sse_data as sse,
 };
 
 const GEMINI_KEY: &str = "AIzaSyTest-gemini-key-0123456789";
@@ -280,29 +280,8 @@ async fn the_official_sdks_call_tools_on_gemini_streamed_and_not() {
     let anthropic = MockUpstream::start("anthropic").await;
     let proxy = proxy(&gemini, &anthropic, GEMINI_KEY);
 
-    let seen = tokio::task::block_in_place(|| {
-        run_python_sdk("tools_openai.py", &proxy.base, "gemini", TEAM_KEY)
+    tokio::task::block_in_place(|| {
+        check_tool_sdks(&proxy.base, "gemini", TEAM_KEY, &gemini_text(MODEL))
     });
-    assert_eq!(seen["model_header"], "gemini");
-    assert_eq!(seen["call_name"], "get_weather", "{seen}");
-    assert_eq!(seen["call_arguments"], json!({"city": "Paris"}));
-    assert_eq!(seen["finish"], "tool_calls");
-    assert_eq!(seen["answer"], gemini_text(MODEL));
-    assert_eq!(seen["stream_call_name"], "get_weather");
-    assert_eq!(seen["stream_call_arguments"], json!({"city": "Paris"}));
-    assert_eq!(seen["stream_finish"], "tool_calls");
-    assert_eq!(seen["stream_text"], gemini_text(MODEL));
-
-    let seen = tokio::task::block_in_place(|| {
-        run_python_sdk("tools_anthropic.py", &proxy.base, "gemini", TEAM_KEY)
-    });
-    assert_eq!(seen["call_name"], "get_weather", "{seen}");
-    assert_eq!(seen["call_input"], json!({"city": "Paris"}));
-    assert_eq!(seen["stop_reason"], "tool_use");
-    assert_eq!(seen["answer"], gemini_text(MODEL));
-    assert_eq!(seen["stream_call_name"], "get_weather");
-    assert_eq!(seen["stream_call_input"], json!({"city": "Paris"}));
-    assert_eq!(seen["stream_text"], gemini_text(MODEL));
-    assert_eq!(seen["stream_stop_reason"], "end_turn");
     assert_eq!(gemini.received().len(), 8);
 }

@@ -174,6 +174,35 @@ pub fn run_python_sdk(name: &str, base: &str, model: &str, key: &str) -> serde_j
     serde_json::from_slice(&out.stdout).expect("the script prints JSON")
 }
 
+/// Run both tool SDK scripts (`tools_openai.py`, `tools_anthropic.py`) against the proxy at
+/// `base` for `model` with the team key `key`, and check what they saw: a call of
+/// `get_weather` for Paris, then `text` once the call was answered, whole and streamed, as each
+/// SDK reports them. Returns what each saw, for checks of the provider's own.
+pub fn check_tool_sdks(base: &str, model: &str, key: &str, text: &str) -> [serde_json::Value; 2] {
+    use serde_json::json;
+    let openai = run_python_sdk("tools_openai.py", base, model, key);
+    assert_eq!(openai["model_header"], model, "{openai}");
+    assert_eq!(openai["call_name"], "get_weather", "{openai}");
+    assert_eq!(openai["call_arguments"], json!({"city": "Paris"}));
+    assert_eq!(openai["finish"], "tool_calls");
+    assert_eq!(openai["answer"], text);
+    assert_eq!(openai["stream_call_name"], "get_weather");
+    assert_eq!(openai["stream_call_arguments"], json!({"city": "Paris"}));
+    assert_eq!(openai["stream_finish"], "tool_calls");
+    assert_eq!(openai["stream_text"], text);
+
+    let anthropic = run_python_sdk("tools_anthropic.py", base, model, key);
+    assert_eq!(anthropic["call_name"], "get_weather", "{anthropic}");
+    assert_eq!(anthropic["call_input"], json!({"city": "Paris"}));
+    assert_eq!(anthropic["stop_reason"], "tool_use");
+    assert_eq!(anthropic["answer"], text);
+    assert_eq!(anthropic["stream_call_name"], "get_weather");
+    assert_eq!(anthropic["stream_call_input"], json!({"city": "Paris"}));
+    assert_eq!(anthropic["stream_text"], text);
+    assert_eq!(anthropic["stream_stop_reason"], "end_turn");
+    [openai, anthropic]
+}
+
 /// The value of the sample `name` with exactly `labels` in a Prometheus exposition (parsed with
 /// a parser, not grepped); for a histogram, its count.
 pub fn metric(exposition: &str, name: &str, labels: &[(&str, &str)]) -> f64 {

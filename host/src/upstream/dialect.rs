@@ -148,6 +148,23 @@ impl Dialect {
     }
 }
 
+/// A source of translated stream events: the next non-empty run of them, `None` at its end.
+pub(super) trait Events: Send + 'static {
+    fn next_events(&mut self) -> impl Future<Output = Option<Result<Bytes, String>>> + Send;
+}
+
+/// The events of `source`, ending after its end or its first error.
+pub(super) fn events_of(
+    source: impl Events,
+) -> impl futures_util::Stream<Item = Result<Bytes, String>> + Send {
+    futures_util::stream::unfold(Some(source), |source| async move {
+        let mut source = source?;
+        let item = source.next_events().await?;
+        let more = item.is_ok();
+        Some((item, more.then_some(source)))
+    })
+}
+
 /// An InvokeModel embeddings answer as OpenAI's list, or its error in OpenAI's shape.
 fn embeddings_answer(
     status: StatusCode,

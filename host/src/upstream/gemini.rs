@@ -12,6 +12,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use reqwest::Url;
 
+use super::dialect::{Events, events_of};
 use crate::api::translate::GeminiEvents;
 
 /// The `generateContent` URL of `model` under `base` (`streamGenerateContent` with SSE when
@@ -32,40 +33,32 @@ struct Splitting<S> {
     upstream: S,
     buffer: BytesMut,
     translator: GeminiEvents,
+    /// The upstream has ended, and the closing events were sent.
     ended: bool,
 }
 
 /// The Messages SSE events of a Gemini stream.
-pub fn gemini_sse<E: Display>(
+pub fn gemini_sse<E: Display + 'static>(
     upstream: impl Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
     translator: GeminiEvents,
 ) -> impl Stream<Item = Result<Bytes, String>> + Send {
-    let state = Splitting {
+    events_of(Splitting {
         upstream,
         buffer: BytesMut::new(),
         translator,
         ended: false,
-    };
-    futures_util::stream::unfold(state, |mut state| async move {
-        if state.ended {
-            return None;
-        }
-        let item = state.next_events().await;
-        if !matches!(item, Some(Ok(_))) {
-            state.ended = true;
-        }
-        item.map(|item| (item, state))
     })
 }
 
-impl<S, E> Splitting<S>
+impl<S, E> Events for Splitting<S>
 where
-    S: Stream<Item = Result<Bytes, E>> + Unpin,
-    E: Display,
+    S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
+    E: Display + 'static,
 {
-    /// The next non-empty run of Messages events; `None` once the stream has ended and its
-    /// closing events were sent.
     async fn next_events(&mut self) -> Option<Result<Bytes, String>> {
+        if self.ended {
+            return None;
+        }
         loop {
             if let Some(event) = self.take_event() {
                 match self.translate(&event) {
@@ -87,7 +80,9 @@ where
             }
         }
     }
+}
 
+impl<S> Splitting<S> {
     /// The next whole event in the buffer (up to its blank line), taken out of it.
     fn take_event(&mut self) -> Option<BytesMut> {
         let end = (0..self.buffer.len()).find_map(|at| {

@@ -11,7 +11,7 @@
 use serde_json::{Map, Value, json};
 
 use super::fields::{
-    array, base64_source, invalid, kind, object, parse_object, required_string, string,
+    array, base64_source, custom_tools, invalid, kind, object, parse_object, required_string,
 };
 use super::sse_event as sse;
 use crate::api::ApiError;
@@ -231,25 +231,13 @@ fn tool_result(block: &Value, param: &str) -> Result<Value, ApiError> {
 
 /// Messages tools as Converse tool specs; only custom tools (a name and an input schema).
 fn tool_specs(value: &Value) -> Result<Vec<Value>, ApiError> {
-    let mut out = Vec::new();
-    for (i, tool) in array(value, "tools")?.iter().enumerate() {
-        let param = format!("tools[{i}]");
-        object(tool, &param)?;
-        if let Some(kind) = tool.get("type").and_then(Value::as_str)
-            && kind != "custom"
-        {
-            return Err(invalid(&param, &format!("of type `{kind}` {TO_CONVERSE}")));
+    let tools = array(value, "tools")?;
+    let mut out = Vec::with_capacity(tools.len());
+    for (tool, custom) in tools.iter().zip(custom_tools(value, TO_CONVERSE)?) {
+        let mut spec = json!({"name": custom.name, "inputSchema": {"json": custom.schema}});
+        if let Some(description) = custom.description {
+            spec["description"] = description.clone();
         }
-        let mut spec = Map::new();
-        spec.insert("name".into(), required_string(tool, "name", &param)?.into());
-        if let Some(description) = tool.get("description").filter(|d| !d.is_null()) {
-            string(description, &format!("{param}.description"))?;
-            spec.insert("description".into(), description.clone());
-        }
-        let schema = tool
-            .get("input_schema")
-            .ok_or_else(|| invalid(&format!("{param}.input_schema"), "is required"))?;
-        spec.insert("inputSchema".into(), json!({"json": schema}));
         out.push(json!({"toolSpec": spec}));
         cache_point(tool, &mut out);
     }

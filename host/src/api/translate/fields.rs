@@ -107,3 +107,40 @@ pub(super) fn base64_source<'a>(
         required_string(source, "data", &source_param)?,
     ))
 }
+
+/// A Messages custom tool: its name, description (if any) and input schema.
+pub(super) struct CustomTool<'a> {
+    pub name: &'a str,
+    pub description: Option<&'a Value>,
+    pub schema: &'a Value,
+}
+
+/// The custom tools of a Messages `tools` list; any other kind of tool is refused with
+/// `refusal` (`"cannot be sent to ..."`).
+pub(super) fn custom_tools<'a>(
+    value: &'a Value,
+    refusal: &str,
+) -> Result<Vec<CustomTool<'a>>, ApiError> {
+    let mut out = Vec::new();
+    for (i, tool) in array(value, "tools")?.iter().enumerate() {
+        let param = format!("tools[{i}]");
+        object(tool, &param)?;
+        if let Some(kind) = tool.get("type").and_then(Value::as_str)
+            && kind != "custom"
+        {
+            return Err(invalid(&param, &format!("of type `{kind}` {refusal}")));
+        }
+        let description = tool.get("description").filter(|d| !d.is_null());
+        if let Some(description) = description {
+            string(description, &format!("{param}.description"))?;
+        }
+        out.push(CustomTool {
+            name: required_string(tool, "name", &param)?,
+            description,
+            schema: tool
+                .get("input_schema")
+                .ok_or_else(|| invalid(&format!("{param}.input_schema"), "is required"))?,
+        });
+    }
+    Ok(out)
+}

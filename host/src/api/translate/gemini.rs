@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use serde_json::{Map, Value, json};
 
 use super::fields::{
-    array, base64_source, invalid, kind, object, parse_object, required_string, string,
+    array, base64_source, custom_tools, invalid, kind, object, parse_object, required_string,
 };
 use super::sse_event as sse;
 use crate::api::ApiError;
@@ -218,28 +218,17 @@ fn tool_result_text(block: &Value, param: &str) -> Result<String, ApiError> {
 
 /// Messages tools as Gemini function declarations, their schemas as JSON Schema.
 fn declarations(value: &Value) -> Result<Vec<Value>, ApiError> {
-    let mut out = Vec::new();
-    for (i, tool) in array(value, "tools")?.iter().enumerate() {
-        let param = format!("tools[{i}]");
-        object(tool, &param)?;
-        if let Some(kind) = tool.get("type").and_then(Value::as_str)
-            && kind != "custom"
-        {
-            return Err(invalid(&param, &format!("of type `{kind}` {TO_GEMINI}")));
-        }
-        let mut declaration = Map::new();
-        declaration.insert("name".into(), required_string(tool, "name", &param)?.into());
-        if let Some(description) = tool.get("description").filter(|d| !d.is_null()) {
-            string(description, &format!("{param}.description"))?;
-            declaration.insert("description".into(), description.clone());
-        }
-        let schema = tool
-            .get("input_schema")
-            .ok_or_else(|| invalid(&format!("{param}.input_schema"), "is required"))?;
-        declaration.insert("parametersJsonSchema".into(), schema.clone());
-        out.push(Value::Object(declaration));
-    }
-    Ok(out)
+    let tools = custom_tools(value, TO_GEMINI)?;
+    Ok(tools
+        .into_iter()
+        .map(|tool| {
+            let mut declaration = json!({"name": tool.name, "parametersJsonSchema": tool.schema});
+            if let Some(description) = tool.description {
+                declaration["description"] = description.clone();
+            }
+            declaration
+        })
+        .collect())
 }
 
 /// A Messages `tool_choice` as Gemini's `functionCallingConfig`.

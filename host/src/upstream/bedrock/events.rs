@@ -14,6 +14,7 @@ use aws_smithy_types::event_stream::Message;
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 
+use super::super::dialect::{Events, events_of};
 use crate::api::translate::ConverseEvents;
 
 /// What the decoding keeps between chunks.
@@ -22,39 +23,26 @@ struct Decoding<S> {
     buffer: BytesMut,
     decoder: MessageFrameDecoder,
     translator: ConverseEvents,
-    ended: bool,
 }
 
 /// The SSE events of a ConverseStream answer, as Anthropic Messages events from `translator`.
-pub fn converse_sse<E: Display>(
+pub fn converse_sse<E: Display + 'static>(
     upstream: impl Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
     translator: ConverseEvents,
 ) -> impl Stream<Item = Result<Bytes, String>> + Send {
-    let state = Decoding {
+    events_of(Decoding {
         upstream,
         buffer: BytesMut::new(),
         decoder: MessageFrameDecoder::new(),
         translator,
-        ended: false,
-    };
-    futures_util::stream::unfold(state, |mut state| async move {
-        if state.ended {
-            return None;
-        }
-        let item = state.next_events().await;
-        if !matches!(item, Some(Ok(_))) {
-            state.ended = true;
-        }
-        item.map(|item| (item, state))
     })
 }
 
-impl<S, E> Decoding<S>
+impl<S, E> Events for Decoding<S>
 where
-    S: Stream<Item = Result<Bytes, E>> + Unpin,
-    E: Display,
+    S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
+    E: Display + 'static,
 {
-    /// The next non-empty run of SSE events; `None` at a clean end.
     async fn next_events(&mut self) -> Option<Result<Bytes, String>> {
         loop {
             match self.decoder.decode_frame(&mut self.buffer) {
@@ -74,7 +62,9 @@ where
             }
         }
     }
+}
 
+impl<S> Decoding<S> {
     /// One frame's SSE events: its event translated, or an error event for an exception.
     fn translate(&mut self, message: &Message) -> Result<Vec<u8>, String> {
         match header(message, ":message-type") {
