@@ -11,7 +11,8 @@
 use serde_json::{Value, json};
 use switchyard_e2e::{
     BedrockBehaviour, BedrockMock, Behaviour, ConfigBuilder, MockUpstream, Proxy, bedrock_text,
-    bedrock_vector, check_tool_sdks, policy_wasm, sse_data as sse,
+    bedrock_vector, check_tool_sdks, first_tool_call, policy_wasm, sse_data as sse,
+    weather_function,
 };
 
 const REGION: &str = "eu-central-1";
@@ -54,11 +55,6 @@ fn proxy(bedrock: &BedrockMock, anthropic: &MockUpstream, env: &[(String, String
     Proxy::start(&config, &env)
 }
 
-fn weather_tool() -> Value {
-    json!({"type": "function", "function": {"name": "get_weather", "description": "Weather of a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}})
-}
-
 #[tokio::test]
 async fn an_openai_client_is_served_by_bedrock_signed_and_translated() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -70,7 +66,7 @@ async fn an_openai_client_is_served_by_bedrock_signed_and_translated() {
     let ask = json!({"model": "bedrock", "max_tokens": 200, "temperature": 0.2,
         "messages": [{"role": "system", "content": "Be brief."},
                      {"role": "user", "content": "Weather in Paris?"}],
-        "tools": [weather_tool()]});
+        "tools": [weather_function()]});
     let reply = proxy
         .chat(&client, None, &ask, &[("x-request-id", "bedrock-tools")])
         .await;
@@ -82,15 +78,15 @@ async fn an_openai_client_is_served_by_bedrock_signed_and_translated() {
     );
     assert_eq!(reply.header("x-switchyard-model"), "bedrock");
     let answer = reply.json();
-    let choice = &answer["choices"][0];
-    assert_eq!(choice["finish_reason"], "tool_calls");
-    let call = &choice["message"]["tool_calls"][0];
-    assert_eq!(call["id"], "tooluse_1");
-    assert_eq!(call["function"]["name"], "get_weather");
-    let arguments: Value =
-        serde_json::from_str(call["function"]["arguments"].as_str().expect("a string"))
-            .expect("JSON arguments");
-    assert_eq!(arguments, json!({"city": "Paris"}));
+    let call = first_tool_call(&answer);
+    assert_eq!(
+        call,
+        (
+            "tooluse_1".into(),
+            "get_weather".into(),
+            json!({"city": "Paris"})
+        )
+    );
     assert_eq!(answer["usage"]["prompt_tokens"], 25, "{answer}");
     assert_eq!(answer["usage"]["completion_tokens"], 9);
 
@@ -122,7 +118,7 @@ async fn an_openai_client_is_served_by_bedrock_signed_and_translated() {
                      {"role": "assistant", "content": null, "tool_calls": [{"id": "tooluse_1", "type": "function",
                         "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]},
                      {"role": "tool", "tool_call_id": "tooluse_1", "content": "18 C, sunny"}],
-        "tools": [weather_tool()]});
+        "tools": [weather_function()]});
     let reply = proxy.chat(&client, None, &follow_up, &[]).await;
     assert_eq!(reply.status, 200);
     let answer = reply.json();

@@ -5,10 +5,10 @@
 //! error event in the client's shape; the official OpenAI and Anthropic Python SDKs calling a
 //! tool, streamed and not.
 
-use serde_json::{Value, json};
+use serde_json::json;
 use switchyard_e2e::{
     Behaviour, ConfigBuilder, GeminiBehaviour, GeminiMock, MockUpstream, Proxy, check_tool_sdks,
-    gemini_text, policy_wasm, sse_data as sse,
+    first_tool_call, gemini_text, policy_wasm, sse_data as sse, weather_function,
 };
 
 const GEMINI_KEY: &str = "AIzaSyTest-gemini-key-0123456789";
@@ -33,11 +33,6 @@ fn proxy(gemini: &GeminiMock, anthropic: &MockUpstream, key: &str) -> Proxy {
     Proxy::start(&config, &[("GEMINI_API_KEY", key)])
 }
 
-fn weather_tool() -> Value {
-    json!({"type": "function", "function": {"name": "get_weather", "description": "Weather of a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}})
-}
-
 #[tokio::test]
 async fn an_openai_client_is_served_by_gemini_with_tools() {
     let gemini = GeminiMock::start(GEMINI_KEY).await;
@@ -48,7 +43,7 @@ async fn an_openai_client_is_served_by_gemini_with_tools() {
     let ask = json!({"model": "gemini", "max_tokens": 200,
         "messages": [{"role": "system", "content": "Be brief."},
                      {"role": "user", "content": "Weather in Paris?"}],
-        "tools": [weather_tool()]});
+        "tools": [weather_function()]});
     let reply = proxy
         .chat(&client, None, &ask, &[("x-request-id", "gemini-tools")])
         .await;
@@ -60,14 +55,11 @@ async fn an_openai_client_is_served_by_gemini_with_tools() {
     );
     assert_eq!(reply.header("x-switchyard-model"), "gemini");
     let answer = reply.json();
-    let choice = &answer["choices"][0];
-    assert_eq!(choice["finish_reason"], "tool_calls", "{answer}");
-    let call = &choice["message"]["tool_calls"][0];
-    assert_eq!(call["function"]["name"], "get_weather");
-    let arguments: Value =
-        serde_json::from_str(call["function"]["arguments"].as_str().expect("a string"))
-            .expect("JSON arguments");
-    assert_eq!(arguments, json!({"city": "Paris"}));
+    let (call_id, name, arguments) = first_tool_call(&answer);
+    assert_eq!(
+        (name.as_str(), arguments),
+        ("get_weather", json!({"city": "Paris"}))
+    );
     assert_eq!(answer["usage"]["prompt_tokens"], 21, "{answer}");
     assert_eq!(answer["usage"]["completion_tokens"], 9);
 
@@ -92,13 +84,12 @@ async fn an_openai_client_is_served_by_gemini_with_tools() {
     );
 
     // The function's response goes back named by the call's function.
-    let call_id = call["id"].as_str().expect("an id");
     let follow_up = json!({"model": "gemini", "max_tokens": 200,
         "messages": [{"role": "user", "content": "Weather in Paris?"},
                      {"role": "assistant", "content": null, "tool_calls": [{"id": call_id, "type": "function",
                         "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]},
                      {"role": "tool", "tool_call_id": call_id, "content": "18 C, sunny"}],
-        "tools": [weather_tool()]});
+        "tools": [weather_function()]});
     let reply = proxy.chat(&client, None, &follow_up, &[]).await;
     assert_eq!(reply.status, 200);
     let answer = reply.json();

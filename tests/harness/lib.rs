@@ -174,6 +174,32 @@ pub fn run_python_sdk(name: &str, base: &str, model: &str, key: &str) -> serde_j
     serde_json::from_slice(&out.stdout).expect("the script prints JSON")
 }
 
+/// The `get_weather` function tool, as an OpenAI client declares it.
+pub fn weather_function() -> serde_json::Value {
+    serde_json::json!({"type": "function", "function": {"name": "get_weather",
+        "description": "Weather of a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}})
+}
+
+/// The first tool call of an OpenAI chat answer that ended to call tools: its id, function name
+/// and arguments (parsed).
+pub fn first_tool_call(answer: &serde_json::Value) -> (String, String, serde_json::Value) {
+    let choice = &answer["choices"][0];
+    assert_eq!(choice["finish_reason"], "tool_calls", "{answer}");
+    let call = &choice["message"]["tool_calls"][0];
+    let arguments = call["function"]["arguments"]
+        .as_str()
+        .expect("arguments as a string");
+    (
+        call["id"].as_str().expect("an id").to_string(),
+        call["function"]["name"]
+            .as_str()
+            .expect("a name")
+            .to_string(),
+        serde_json::from_str(arguments).expect("JSON arguments"),
+    )
+}
+
 /// Run both tool SDK scripts (`tools_openai.py`, `tools_anthropic.py`) against the proxy at
 /// `base` for `model` with the team key `key`, and check what they saw: a call of
 /// `get_weather` for Paris, then `text` once the call was answered, whole and streamed, as each
