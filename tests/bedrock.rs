@@ -1,7 +1,7 @@
 //! The `bedrock` provider end to end, against a Bedrock mock that verifies every request's SigV4
 //! signature with the test's own credentials: both client APIs, streamed and not, with tools;
-//! credentials from environment variables and from a profile's `credential_process`, an
-//! expiring session token refreshed; failover from a throttled or refused Bedrock target to an
+//! credentials from environment variables, from a profile's `credential_process` and from a
+//! profile's key in the shared credentials file, an expiring session token refreshed; failover from a throttled or refused Bedrock target to an
 //! Anthropic one before the first byte; a broken ConverseStream ending with an error event in
 //! the client's shape; the official OpenAI and Anthropic Python SDKs calling a tool, streamed and
 //! not; embeddings through InvokeModel of Titan and Cohere models; no credentials, or a request
@@ -326,9 +326,22 @@ fn credential_process(dir: &std::path::Path, name: &str, ttl: &str) -> String {
 }
 
 #[tokio::test]
-async fn credentials_come_from_a_profile_and_expiring_ones_are_refreshed() {
+async fn credentials_come_from_profiles_and_expiring_ones_are_refreshed() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let bedrock = BedrockMock::start(REGION, &[("AKIDPROCESS", "process-secret")]).await;
+    let bedrock = BedrockMock::start(
+        REGION,
+        &[
+            ("AKIDPROCESS", "process-secret"),
+            ("AKIDSTATIC", "static-secret"),
+        ],
+    )
+    .await;
+    let credentials_file = dir.path().join("aws-credentials");
+    std::fs::write(
+        &credentials_file,
+        "[static]\naws_access_key_id = AKIDSTATIC\naws_secret_access_key = static-secret\n",
+    )
+    .expect("write credentials");
     let config_file = dir.path().join("aws-config");
     std::fs::write(
         &config_file,
@@ -362,21 +375,28 @@ async fn credentials_come_from_a_profile_and_expiring_ones_are_refreshed() {
             1.0,
             &[],
         )
+        .provider_of(
+            "aws-static",
+            "bedrock",
+            &bedrock.url,
+            &[&format!("region = {REGION:?}"), "aws_profile = \"static\""],
+        )
         .model("lasting", "aws-lasting", "amazon.nova-lite-v1:0", 1.0, &[])
+        .model("static", "aws-static", "amazon.nova-lite-v1:0", 1.0, &[])
         .fallback(&["expiring"])
         .toml();
     let config_path = config_file.display().to_string();
-    let none = dir.path().join("none").display().to_string();
+    let credentials_path = credentials_file.display().to_string();
     let proxy = Proxy::start(
         &config,
         &[
             ("AWS_CONFIG_FILE", config_path.as_str()),
-            ("AWS_SHARED_CREDENTIALS_FILE", none.as_str()),
+            ("AWS_SHARED_CREDENTIALS_FILE", credentials_path.as_str()),
             ("AWS_EC2_METADATA_DISABLED", "true"),
         ],
     );
     let client = reqwest::Client::new();
-    for model in ["expiring", "expiring", "lasting", "lasting"] {
+    for model in ["expiring", "expiring", "lasting", "lasting", "static"] {
         let reply = proxy
             .chat(
                 &client,
@@ -392,17 +412,31 @@ async fn credentials_come_from_a_profile_and_expiring_ones_are_refreshed() {
             String::from_utf8_lossy(&reply.body)
         );
     }
-    let tokens: Vec<String> = bedrock
+    let signed: Vec<(String, String)> = bedrock
         .signed()
         .iter()
-        .map(|s| s.session_token.clone().unwrap_or_default())
+        .map(|s| {
+            (
+                s.access_key.clone(),
+                s.session_token.clone().unwrap_or_default(),
+            )
+        })
         .collect();
-    // Credentials within a minute of their expiry are fetched again; others are kept.
+    let process = |token: &str| ("AKIDPROCESS".to_string(), token.to_string());
+    // Credentials within a minute of their expiry are fetched again; others are kept. A static
+    // key of the shared credentials file has no session token.
     assert_eq!(
-        tokens,
-        ["expiring-1", "expiring-2", "lasting-1", "lasting-1"]
+        signed,
+        [
+            process("expiring-1"),
+            process("expiring-2"),
+            process("lasting-1"),
+            process("lasting-1"),
+            ("AKIDSTATIC".to_string(), String::new()),
+        ]
     );
-    assert!(!proxy.logs().contains("process-secret"));
+    let logs = proxy.logs();
+    assert!(!logs.contains("process-secret") && !logs.contains("static-secret"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
