@@ -537,6 +537,10 @@ async fn embeddings_go_through_invoke_model_of_titan_and_cohere() {
         .collect();
     assert_eq!(floats, bedrock_vector(1, 4));
     assert_eq!(bedrock.signed()[1].body["texts"], json!(["a", "b"]));
+    assert_eq!(
+        answer["usage"]["prompt_tokens"], 10,
+        "Bedrock's count, from its header"
+    );
 
     // Two texts for Titan: a 400 naming the field, nothing sent.
     let reply = embed(json!({"model": "titan", "input": ["a", "b"]}), "titan")
@@ -581,6 +585,14 @@ async fn without_credentials_a_bedrock_target_is_skipped_with_a_reason() {
         line.contains("bedrock: request could not be signed (no AWS credentials"),
         "{line}"
     );
+    // Why is said to the operator, once, with the provider's name; never to the client.
+    let why = proxy.log_line(&["no AWS credentials for a bedrock provider", "provider=aws"]);
+    let reason = why
+        .split(" error=")
+        .nth(1)
+        .expect("the chain's reason")
+        .trim();
+    assert!(reason.len() > 20, "{why}");
 
     let reply = proxy
         .chat(
@@ -591,6 +603,16 @@ async fn without_credentials_a_bedrock_target_is_skipped_with_a_reason() {
         )
         .await;
     assert_eq!(reply.status, 502);
+    let body = String::from_utf8_lossy(&reply.body);
+    assert!(
+        !body.contains(reason),
+        "the client does not learn why: {body}"
+    );
+    assert_eq!(
+        proxy.count_log_lines(&["no AWS credentials for a bedrock provider"]),
+        1,
+        "a failed fetch is the answer for a while, not fetched again for each request"
+    );
     assert!(
         bedrock.signed().is_empty() && bedrock.refused().is_empty(),
         "nothing was sent"

@@ -142,8 +142,16 @@ async fn handle(
             "Too many requests, please wait before trying again.",
         ),
         (_, "invoke") => {
-            let answer = embeddings(&body, &model);
-            ([("content-type", "application/json")], answer.to_string()).into_response()
+            let (answer, counted) = embeddings(&body, &model);
+            let counted = counted.to_string();
+            (
+                [
+                    ("content-type", "application/json"),
+                    ("x-amzn-bedrock-input-token-count", counted.as_str()),
+                ],
+                answer.to_string(),
+            )
+                .into_response()
         }
         (_, "converse") => {
             let answer = answer(&body, &model);
@@ -324,17 +332,22 @@ pub fn bedrock_vector(index: usize, dimensions: usize) -> Vec<f32> {
 }
 
 /// An InvokeModel answer of an embedding model: Titan's (one text, a token count) or Cohere's
-/// (a list of texts, by embedding type).
-fn embeddings(body: &Value, model: &str) -> Value {
+/// (a list of texts, by embedding type), and the input tokens counted (5 a text for Cohere), which
+/// Bedrock sends in a header.
+fn embeddings(body: &Value, model: &str) -> (Value, usize) {
     if model.contains("titan-embed") {
         let dimensions = body["dimensions"].as_u64().unwrap_or(4) as usize;
         let tokens = body["inputText"].as_str().unwrap_or_default().len() / 4 + 1;
-        return json!({"embedding": bedrock_vector(0, dimensions), "inputTextTokenCount": tokens});
+        let answer =
+            json!({"embedding": bedrock_vector(0, dimensions), "inputTextTokenCount": tokens});
+        return (answer, tokens);
     }
     let texts = body["texts"].as_array().cloned().unwrap_or_default();
     let vectors: Vec<Vec<f32>> = (0..texts.len()).map(|i| bedrock_vector(i, 4)).collect();
-    json!({"id": "emb-1", "response_type": "embeddings_by_type", "texts": texts,
-        "embeddings": {"float": vectors}})
+    let count = 5 * texts.len();
+    let answer = json!({"id": "emb-1", "response_type": "embeddings_by_type", "texts": texts,
+        "embeddings": {"float": vectors}});
+    (answer, count)
 }
 
 /// The first tool's name, when the request offers tools and holds no tool result yet.

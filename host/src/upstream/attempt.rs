@@ -702,7 +702,7 @@ async fn read_whole(
     let client = request.req.api;
     let status = response.status();
     let mut content_type = content_type(&response);
-    let headers = dialect.map(|_| response.headers().clone());
+    let head = dialect.map(|(dialect, _)| dialect.head(response.headers()));
     let bytes =
         response
             .bytes()
@@ -713,10 +713,10 @@ async fn read_whole(
                 }
                 other => other,
             })?;
-    let bytes = match (dialect, headers) {
-        (Some((dialect, model)), Some(headers)) => {
+    let bytes = match (dialect, head) {
+        (Some((dialect, model)), Some(head)) => {
             content_type = HeaderValue::from_static("application/json");
-            dialect.answer(status, &headers, &bytes, model, request.req)?
+            dialect.answer(status, &head, &bytes, model, request.req)?
         }
         _ => bytes,
     };

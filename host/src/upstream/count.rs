@@ -34,7 +34,8 @@ impl Upstreams {
         let Endpoint::Http(http) = &route.provider.endpoint else {
             return None;
         };
-        if http.wire != Wire::Anthropic || req.api != Wire::Anthropic {
+        // A provider reached by way of Messages (Bedrock, Gemini) has no Anthropic counting.
+        if http.wire != Wire::Anthropic || http.dialect.is_some() || req.api != Wire::Anthropic {
             return None;
         }
         let url = route.url.as_ref()?.as_str().to_string() + "/count_tokens";

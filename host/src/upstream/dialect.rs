@@ -17,6 +17,17 @@ use super::gemini;
 use crate::api::translate::{self, EmbeddingFamily};
 use crate::api::{ApiError, ClientRequest, Operation, Wire};
 
+/// What an answer's head says that its translation needs.
+#[derive(Debug)]
+pub struct AnswerHead {
+    /// The id its message gets.
+    message_id: String,
+    /// Bedrock's error type (`x-amzn-ErrorType`).
+    error_type: Option<String>,
+    /// The input tokens Bedrock counted (`x-amzn-bedrock-input-token-count`).
+    input_tokens: Option<u64>,
+}
+
 /// An upstream API reached by way of Anthropic Messages.
 #[derive(Debug)]
 pub enum Dialect {
@@ -92,36 +103,45 @@ impl Dialect {
         translate::embeddings_to_invoke(body, family).map(Bytes::from)
     }
 
-    /// An answer read whole to `req`, with its `status` and `headers`: for a chat request, as
+    /// What an answer's head says that its body's translation needs, taken before the body is
+    /// read.
+    pub fn head(&self, headers: &HeaderMap) -> AnswerHead {
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        AnswerHead {
+            message_id: message_id(self, headers),
+            error_type: header("x-amzn-errortype").map(str::to_owned),
+            input_tokens: header("x-amzn-bedrock-input-token-count").and_then(|v| v.parse().ok()),
+        }
+    }
+
+    /// An answer read whole to `req`, with its `status` and `head`: for a chat request, as
     /// Messages (an answer from `model`, or an error body); for embeddings, as OpenAI's list or
     /// error.
     pub fn answer(
         &self,
         status: StatusCode,
-        headers: &HeaderMap,
+        head: &AnswerHead,
         bytes: &[u8],
         model: &str,
         req: &ClientRequest,
     ) -> Result<Bytes, AttemptError> {
         if req.operation == Operation::Embeddings {
-            return embeddings_answer(status, bytes, model, req);
+            return embeddings_answer(status, head, bytes, model, req);
         }
         if !status.is_success() {
             return Ok(match self {
                 Self::Bedrock(_) => {
-                    let error_type = headers
-                        .get("x-amzn-errortype")
-                        .and_then(|v| v.to_str().ok());
+                    let error_type = head.error_type.as_deref();
                     translate::converse_error(status.as_u16(), error_type, bytes)
                 }
                 Self::Gemini => translate::gemini_error(status.as_u16(), bytes),
             }
             .into());
         }
-        let id = message_id(self, headers);
+        let id = &head.message_id;
         match self {
-            Self::Bedrock(_) => translate::converse_answer(bytes, model, &id),
-            Self::Gemini => translate::gemini_answer(bytes, model, &id),
+            Self::Bedrock(_) => translate::converse_answer(bytes, model, id),
+            Self::Gemini => translate::gemini_answer(bytes, model, id),
         }
         .map(Bytes::from)
         .map_err(AttemptError::BadAnswer)
@@ -168,6 +188,7 @@ pub(super) fn events_of(
 /// An InvokeModel embeddings answer as OpenAI's list, or its error in OpenAI's shape.
 fn embeddings_answer(
     status: StatusCode,
+    head: &AnswerHead,
     bytes: &[u8],
     model: &str,
     req: &ClientRequest,
@@ -179,7 +200,8 @@ fn embeddings_answer(
         .ok_or_else(|| AttemptError::BadAnswer("not an embedding model".into()))?;
     let base64 = req.field("encoding_format") == Some(&b"\"base64\""[..]);
     let estimate = u64::from(req.estimated_input_tokens());
-    translate::invoke_embeddings_answer(bytes, family, model, base64, estimate)
+    let tokens = (head.input_tokens, estimate);
+    translate::invoke_embeddings_answer(bytes, family, model, base64, tokens)
         .map(Bytes::from)
         .map_err(AttemptError::BadAnswer)
 }

@@ -13,6 +13,7 @@ use futures_util::{Stream, StreamExt};
 use reqwest::Url;
 
 use super::dialect::{Events, events_of};
+use super::stream::{data_of, event_end};
 use crate::api::translate::GeminiEvents;
 
 /// The `generateContent` URL of `model` under `base` (`streamGenerateContent` with SSE when
@@ -27,6 +28,10 @@ pub fn url(base: &Url, model: &str, stream: bool) -> Result<Url, String> {
     };
     Url::parse(&format!("{base}/models/{model}:{operation}")).map_err(|e| e.to_string())
 }
+
+/// The longest event kept while waiting for its end: a stream sending more without a blank line
+/// is broken.
+const MAX_EVENT_BYTES: usize = 16 << 20;
 
 /// What the splitting keeps between chunks.
 struct Splitting<S> {
@@ -60,57 +65,31 @@ where
             return None;
         }
         loop {
-            if let Some(event) = self.take_event() {
-                match self.translate(&event) {
+            if let Some(end) = event_end(&self.buffer) {
+                let event = self.buffer.split_to(end);
+                match self.translator.chunk(data_of(&event)) {
                     Ok(events) if events.is_empty() => continue,
                     Ok(events) => return Some(Ok(events.into())),
                     Err(error) => return Some(Err(error)),
                 }
+            }
+            if self.buffer.len() > MAX_EVENT_BYTES {
+                return Some(Err(format!(
+                    "a Gemini stream event is longer than {MAX_EVENT_BYTES} bytes"
+                )));
             }
             match self.upstream.next().await {
                 Some(Ok(chunk)) => self.buffer.extend_from_slice(&chunk),
                 Some(Err(error)) => return Some(Err(error.to_string())),
                 None => {
                     let rest = std::mem::take(&mut self.buffer);
-                    let mut events = self.translate(&rest).unwrap_or_default();
+                    let mut events = self.translator.chunk(data_of(&rest)).unwrap_or_default();
                     events.extend(self.translator.finish());
                     self.ended = true;
                     return (!events.is_empty()).then(|| Ok(events.into()));
                 }
             }
         }
-    }
-}
-
-impl<S> Splitting<S> {
-    /// The next whole event in the buffer (up to its blank line), taken out of it.
-    fn take_event(&mut self) -> Option<BytesMut> {
-        let end = (0..self.buffer.len()).find_map(|at| {
-            let rest = &self.buffer[at..];
-            if rest.starts_with(b"\n\n") {
-                Some(at + 2)
-            } else if rest.starts_with(b"\r\n\r\n") {
-                Some(at + 4)
-            } else {
-                None
-            }
-        })?;
-        Some(self.buffer.split_to(end))
-    }
-
-    /// The Messages events of one SSE event's `data:` lines.
-    fn translate(&mut self, event: &[u8]) -> Result<Vec<u8>, String> {
-        let text =
-            std::str::from_utf8(event).map_err(|e| format!("a Gemini event is not UTF-8: {e}"))?;
-        let data: String = text
-            .lines()
-            .filter_map(|line| line.trim_end_matches('\r').strip_prefix("data:"))
-            .map(str::trim_start)
-            .collect();
-        if data.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.translator.chunk(data.as_bytes())
     }
 }
 

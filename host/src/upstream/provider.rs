@@ -121,6 +121,7 @@ impl Provider {
         let (dialect, default_base) = match config.kind {
             ProviderKind::Bedrock => (
                 Some(Dialect::Bedrock(Box::new(Bedrock::new(
+                    config.name.clone(),
                     region.clone(),
                     config.aws_profile.clone(),
                 )))),

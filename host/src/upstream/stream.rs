@@ -476,7 +476,7 @@ fn carries_token(wire: Wire, data: &[u8]) -> bool {
 }
 
 /// The end of the first complete event in `buf` (after its blank line), if there is one.
-fn event_end(buf: &[u8]) -> Option<usize> {
+pub(super) fn event_end(buf: &[u8]) -> Option<usize> {
     let lf = memchr::memmem::find(buf, b"\n\n").map(|at| at + 2);
     // A CRLF stream ends its events earlier than any blank LF line could be found.
     let crlf = match lf {
@@ -490,7 +490,7 @@ fn event_end(buf: &[u8]) -> Option<usize> {
 }
 
 /// The payload of an event's (first) `data:` line, trimmed; empty without one.
-fn data_of(event: &[u8]) -> &[u8] {
+pub(super) fn data_of(event: &[u8]) -> &[u8] {
     event
         .split(|b| *b == b'\n')
         .find_map(|line| line.strip_prefix(b"data:"))

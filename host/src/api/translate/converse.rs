@@ -21,6 +21,10 @@ const TO_CONVERSE: &str = "cannot be sent to a Bedrock model (Converse API)";
 /// A Messages body rewritten as a Converse body (the model is in the URL, not the body).
 pub fn anthropic_to_converse(body: &[u8]) -> Result<Vec<u8>, ApiError> {
     let request = parse_object(body)?;
+    let claude = request
+        .get("model")
+        .and_then(Value::as_str)
+        .is_some_and(|model| model.contains("anthropic."));
     let mut out = Map::new();
     let mut inference = Map::new();
     let mut additional = Map::new();
@@ -44,7 +48,8 @@ pub fn anthropic_to_converse(body: &[u8]) -> Result<Vec<u8>, ApiError> {
             "stop_sequences" => {
                 inference.insert("stopSequences".into(), value.clone());
             }
-            "top_k" | "thinking" => {
+            // Claude's own fields, which Bedrock passes to Anthropic's models alone.
+            "top_k" | "thinking" if claude => {
                 additional.insert(key.clone(), value.clone());
             }
             "metadata" => {
@@ -143,6 +148,22 @@ fn content_blocks(blocks: &[Value], param: &str) -> Result<Vec<Value>, ApiError>
     Ok(out)
 }
 
+/// A document's name as Converse allows it (letters, digits, single spaces, hyphens,
+/// parentheses and square brackets), made from its title.
+fn document_name(title: &str) -> String {
+    let allowed = |c: char| c.is_alphanumeric() || matches!(c, '-' | '(' | ')' | '[' | ']');
+    let name = title
+        .split(|c: char| !allowed(c))
+        .filter(|word| !word.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    if name.is_empty() {
+        "document".into()
+    } else {
+        name
+    }
+}
+
 /// One Messages content block as a Converse content block.
 fn content_block(block: &Value, param: &str) -> Result<Value, ApiError> {
     Ok(match kind(block, param)? {
@@ -170,11 +191,8 @@ fn content_block(block: &Value, param: &str) -> Result<Value, ApiError> {
                     "must be application/pdf for a Bedrock model",
                 ));
             }
-            let name = block
-                .get("title")
-                .and_then(Value::as_str)
-                .unwrap_or("document");
-            json!({"document": {"format": "pdf", "name": name, "source": {"bytes": data}}})
+            let title = block.get("title").and_then(Value::as_str).unwrap_or("");
+            json!({"document": {"format": "pdf", "name": document_name(title), "source": {"bytes": data}}})
         }
         "tool_use" => json!({"toolUse": {
             "toolUseId": required_string(block, "id", param)?,
@@ -182,10 +200,13 @@ fn content_block(block: &Value, param: &str) -> Result<Value, ApiError> {
             "input": block.get("input").cloned().unwrap_or_else(|| json!({})),
         }}),
         "tool_result" => tool_result(block, param)?,
-        "thinking" => json!({"reasoningContent": {"reasoningText": {
-            "text": required_string(block, "thinking", param)?,
-            "signature": block.get("signature").cloned().unwrap_or(Value::Null),
-        }}}),
+        "thinking" => {
+            let mut text = json!({"text": required_string(block, "thinking", param)?});
+            if let Some(signature) = block.get("signature").filter(|s| s.is_string()) {
+                text["signature"] = signature.clone();
+            }
+            json!({"reasoningContent": {"reasoningText": text}})
+        }
         "redacted_thinking" => json!({"reasoningContent": {
             "redactedContent": required_string(block, "data", param)?,
         }}),
@@ -450,18 +471,14 @@ impl ConverseEvents {
                 self.start(&mut out, index, block);
             }
             "contentBlockDelta" => self.delta(&mut out, index, &payload["delta"]),
-            "contentBlockStop" => {
-                self.open.retain(|i| *i != index);
-                sse(
-                    &mut out,
-                    "content_block_stop",
-                    &json!({"type": "content_block_stop", "index": index}),
-                );
-            }
+            "contentBlockStop" => self.stop(&mut out, index),
             "messageStop" => {
                 self.stop_reason = Some(stop_reason(payload["stopReason"].as_str().unwrap_or("")));
             }
             "metadata" => {
+                for index in std::mem::take(&mut self.open) {
+                    sse(&mut out, "content_block_stop", &stop_event(index));
+                }
                 let reason = self.stop_reason.unwrap_or("end_turn");
                 sse(
                     &mut out,
@@ -488,6 +505,15 @@ impl ConverseEvents {
         out.extend_from_slice(&error);
         out.extend_from_slice(b"\n\n");
         out
+    }
+
+    /// A block's stop, when it was opened: Converse stops text blocks it never started, and a
+    /// block that got no delta was never opened here.
+    fn stop(&mut self, out: &mut Vec<u8>, index: u64) {
+        if let Some(at) = self.open.iter().position(|i| *i == index) {
+            self.open.remove(at);
+            sse(out, "content_block_stop", &stop_event(index));
+        }
     }
 
     fn start(&mut self, out: &mut Vec<u8>, index: u64, block: Value) {
@@ -536,6 +562,10 @@ impl ConverseEvents {
             "index": index, "delta": delta}),
         );
     }
+}
+
+fn stop_event(index: u64) -> Value {
+    json!({"type": "content_block_stop", "index": index})
 }
 
 #[cfg(test)]
@@ -611,6 +641,23 @@ mod tests {
             converse(unknown).expect_err("refused").param.as_deref(),
             Some("container")
         );
+    }
+
+    #[test]
+    fn claudes_own_fields_go_to_claude_alone() {
+        let body = |model: &str| {
+            json!({"model": model, "max_tokens": 1, "top_k": 5,
+            "messages": [{"role": "user", "content": "hi"}]})
+        };
+        let out = converse(body("anthropic.claude-v2")).expect("translates");
+        assert_eq!(out["additionalModelRequestFields"], json!({"top_k": 5}));
+        let error = converse(body("amazon.nova-lite-v1:0")).expect_err("refused");
+        assert_eq!(error.param.as_deref(), Some("top_k"));
+        assert_eq!(
+            document_name("Q3 report.pdf (final)"),
+            "Q3 report pdf (final)"
+        );
+        assert_eq!(document_name("..."), "document");
     }
 
     #[test]

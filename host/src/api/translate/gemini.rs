@@ -393,11 +393,23 @@ impl GeminiEvents {
         }
     }
 
-    /// The SSE events for one chunk's JSON; an error for a chunk that is not JSON.
+    /// The SSE events for one SSE event's `data` (a chunk's JSON): nothing for none, an `error`
+    /// event for an error Gemini sent in the stream (which ends it there), else the chunk's
+    /// events. An error for data that is not JSON.
     pub fn chunk(&mut self, data: &[u8]) -> Result<Vec<u8>, String> {
+        if data.is_empty() {
+            return Ok(Vec::new());
+        }
         let chunk: Value = serde_json::from_slice(data)
             .map_err(|e| format!("a Gemini stream chunk is not JSON: {e}"))?;
         let mut out = Vec::new();
+        if chunk.get("error").is_some() {
+            self.finish = None;
+            let error: Value = serde_json::from_slice(&gemini_error(500, data))
+                .map_err(|e| format!("a Gemini error is not JSON: {e}"))?;
+            sse(&mut out, "error", &error);
+            return Ok(out);
+        }
         if !self.started {
             self.started = true;
             sse(
@@ -669,6 +681,14 @@ mod tests {
         );
         assert!(out.contains(r#""stop_reason":"tool_use""#), "{out}");
         assert!(out.contains(r#""partial_json":"{\"q\":1}""#), "{out}");
+        let mut failing = GeminiEvents::new("m".into(), "m".into());
+        let error = failing
+            .chunk(br#"{"error":{"code":503,"message":"overloaded","status":"UNAVAILABLE"}}"#)
+            .expect("an error event");
+        let error = String::from_utf8(error).expect("UTF-8");
+        assert!(error.starts_with("event: error\n"), "{error}");
+        assert!(error.contains("overloaded_error"), "{error}");
+        assert!(failing.finish().is_empty());
         let mut unfinished = GeminiEvents::new("m".into(), "m".into());
         unfinished
             .chunk(br#"{"candidates":[{"content":{"parts":[{"text":"x"}]}}]}"#)

@@ -3,8 +3,8 @@
 //! answers as OpenAI's embeddings `list`, floats or base64 as the client asked.
 //!
 //! What the model cannot take is refused with a 400 naming the field: token ids, more than one
-//! input for Titan, more than 96 for Cohere, `dimensions` for Cohere. Cohere reports no token
-//! count, so its usage is the host's estimate. Pure functions over bytes and `serde_json`
+//! input for Titan, more than 96 for Cohere, `dimensions` for Cohere and Titan V1. Usage is
+//! Bedrock's input token count, or the host's estimate when Bedrock reports none. Pure functions over bytes and `serde_json`
 //! values; nothing does I/O.
 
 use base64::Engine;
@@ -19,8 +19,12 @@ pub const COHERE_MAX_TEXTS: usize = 96;
 /// The embedding models InvokeModel serves here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EmbeddingFamily {
-    /// Amazon Titan Text Embeddings (`amazon.titan-embed-text-*`).
+    /// Amazon Titan Text Embeddings V2 and later (`amazon.titan-embed-text-v2*`): sized and
+    /// normalised as asked.
     Titan,
+    /// Amazon Titan Text Embeddings V1 (`amazon.titan-embed-text-v1`), which takes the text
+    /// alone.
+    TitanV1,
     /// Cohere Embed (`cohere.embed-*`).
     Cohere,
 }
@@ -28,7 +32,9 @@ pub enum EmbeddingFamily {
 impl EmbeddingFamily {
     /// The family of a Bedrock model id, inference profile id or ARN.
     pub fn of(model: &str) -> Option<Self> {
-        if model.contains("amazon.titan-embed-text") {
+        if model.contains("amazon.titan-embed-text-v1") {
+            Some(Self::TitanV1)
+        } else if model.contains("amazon.titan-embed-text") {
             Some(Self::Titan)
         } else if model.contains("cohere.embed") {
             Some(Self::Cohere)
@@ -63,7 +69,7 @@ pub fn embeddings_to_invoke(body: &[u8], family: EmbeddingFamily) -> Result<Vec<
     let dimensions = request.get("dimensions").filter(|d| !d.is_null());
     let mut out = Map::new();
     match family {
-        EmbeddingFamily::Titan => {
+        EmbeddingFamily::Titan | EmbeddingFamily::TitanV1 => {
             let [text] = texts[..] else {
                 return Err(invalid(
                     "input",
@@ -71,16 +77,27 @@ pub fn embeddings_to_invoke(body: &[u8], family: EmbeddingFamily) -> Result<Vec<
                 ));
             };
             out.insert("inputText".into(), text.into());
-            out.insert("normalize".into(), true.into());
-            if let Some(dimensions) = dimensions {
-                out.insert("dimensions".into(), dimensions.clone());
+            if family == EmbeddingFamily::TitanV1 {
+                if dimensions.is_some() {
+                    return Err(invalid(
+                        "dimensions",
+                        "cannot be sent to Amazon Titan Text Embeddings V1",
+                    ));
+                }
+            } else {
+                out.insert("normalize".into(), true.into());
+                if let Some(dimensions) = dimensions {
+                    out.insert("dimensions".into(), dimensions.clone());
+                }
             }
         }
         EmbeddingFamily::Cohere => {
             if texts.len() > COHERE_MAX_TEXTS {
                 return Err(invalid(
                     "input",
-                    "must be at most 96 texts for a Cohere embedding model",
+                    &format!(
+                        "must be at most {COHERE_MAX_TEXTS} texts for a Cohere embedding model"
+                    ),
                 ));
             }
             if dimensions.is_some() {
@@ -98,26 +115,28 @@ pub fn embeddings_to_invoke(body: &[u8], family: EmbeddingFamily) -> Result<Vec<
 }
 
 /// An InvokeModel answer of `family` as OpenAI's embeddings list from `model`; `base64` when the
-/// client asked for that encoding, `estimated_tokens` the usage when the answer counts none.
+/// client asked for that encoding. `counted` is the input token count Bedrock's
+/// `x-amzn-bedrock-input-token-count` header reported, else the answer's own (Titan's), else
+/// `estimated`.
 pub fn invoke_embeddings_answer(
     body: &[u8],
     family: EmbeddingFamily,
     model: &str,
     base64: bool,
-    estimated_tokens: u64,
+    (counted, estimated): (Option<u64>, u64),
 ) -> Result<Vec<u8>, String> {
     let answer: Value = serde_json::from_slice(body)
         .map_err(|e| format!("the embeddings answer is not JSON: {e}"))?;
     let (vectors, tokens): (Vec<&Value>, u64) = match family {
-        EmbeddingFamily::Titan => (
+        EmbeddingFamily::Titan | EmbeddingFamily::TitanV1 => (
             vec![
                 answer
                     .get("embedding")
                     .ok_or("a Titan answer has no `embedding`")?,
             ],
-            answer["inputTextTokenCount"]
-                .as_u64()
-                .unwrap_or(estimated_tokens),
+            counted
+                .or(answer["inputTextTokenCount"].as_u64())
+                .unwrap_or(estimated),
         ),
         EmbeddingFamily::Cohere => {
             let embeddings = answer
@@ -127,7 +146,7 @@ pub fn invoke_embeddings_answer(
             let list = list
                 .as_array()
                 .ok_or("a Cohere answer's `embeddings` is not a list")?;
-            (list.iter().collect(), estimated_tokens)
+            (list.iter().collect(), counted.unwrap_or(estimated))
         }
     };
     let data = vectors
@@ -222,8 +241,9 @@ mod tests {
     #[test]
     fn answers_become_openai_lists() {
         let titan = br#"{"embedding":[0.5,-0.25],"inputTextTokenCount":3}"#;
-        let out = invoke_embeddings_answer(titan, EmbeddingFamily::Titan, "titan", false, 9)
-            .expect("answer");
+        let out =
+            invoke_embeddings_answer(titan, EmbeddingFamily::Titan, "titan", false, (None, 9))
+                .expect("answer");
         let out: Value = serde_json::from_slice(&out).expect("JSON");
         assert_eq!(
             out,
@@ -231,8 +251,14 @@ mod tests {
                 "model": "titan", "usage": {"prompt_tokens": 3, "total_tokens": 3}})
         );
         let cohere = br#"{"id":"x","response_type":"embeddings_by_type","embeddings":{"float":[[1.0],[0.5]]},"texts":["a","b"]}"#;
-        let out = invoke_embeddings_answer(cohere, EmbeddingFamily::Cohere, "cohere", true, 2)
-            .expect("answer");
+        let out = invoke_embeddings_answer(
+            cohere,
+            EmbeddingFamily::Cohere,
+            "cohere",
+            true,
+            (Some(2), 7),
+        )
+        .expect("answer");
         let out: Value = serde_json::from_slice(&out).expect("JSON");
         assert_eq!(out["data"][1]["embedding"], "AAAAPw==");
         assert_eq!(out["usage"]["prompt_tokens"], 2);

@@ -17,6 +17,9 @@ use futures_util::{Stream, StreamExt};
 use super::super::dialect::{Events, events_of};
 use crate::api::translate::ConverseEvents;
 
+/// The longest frame accepted (AWS's own limit is 16 MiB).
+const MAX_FRAME_BYTES: usize = 16 << 20;
+
 /// What the decoding keeps between chunks.
 struct Decoding<S> {
     upstream: S,
@@ -45,14 +48,18 @@ where
 {
     async fn next_events(&mut self) -> Option<Result<Bytes, String>> {
         loop {
-            match self.decoder.decode_frame(&mut self.buffer) {
-                Ok(DecodedFrame::Complete(message)) => match self.translate(&message) {
-                    Ok(events) if events.is_empty() => continue,
-                    Ok(events) => return Some(Ok(events.into())),
-                    Err(error) => return Some(Err(error)),
+            match self.whole_frame() {
+                Err(error) => return Some(Err(error)),
+                Ok(false) => {}
+                Ok(true) => match self.decoder.decode_frame(&mut self.buffer) {
+                    Ok(DecodedFrame::Complete(message)) => match self.translate(&message) {
+                        Ok(events) if events.is_empty() => continue,
+                        Ok(events) => return Some(Ok(events.into())),
+                        Err(error) => return Some(Err(error)),
+                    },
+                    Ok(DecodedFrame::Incomplete) => {}
+                    Err(error) => return Some(Err(format!("bad event-stream frame: {error}"))),
                 },
-                Ok(DecodedFrame::Incomplete) => {}
-                Err(error) => return Some(Err(format!("bad event-stream frame: {error}"))),
             }
             match self.upstream.next().await {
                 Some(Ok(chunk)) => self.buffer.extend_from_slice(&chunk),
@@ -65,6 +72,21 @@ where
 }
 
 impl<S> Decoding<S> {
+    /// Whether the buffer holds a whole frame, read by its length before the decoder takes any
+    /// of it; an error for a frame longer than [`MAX_FRAME_BYTES`].
+    fn whole_frame(&self) -> Result<bool, String> {
+        let Some(length) = self.buffer.first_chunk::<4>() else {
+            return Ok(false);
+        };
+        let length = u32::from_be_bytes(*length) as usize;
+        if length > MAX_FRAME_BYTES {
+            return Err(format!(
+                "an event-stream frame of {length} bytes is longer than {MAX_FRAME_BYTES}"
+            ));
+        }
+        Ok(self.buffer.len() >= length)
+    }
+
     /// One frame's SSE events: its event translated, or an error event for an exception.
     fn translate(&mut self, message: &Message) -> Result<Vec<u8>, String> {
         match header(message, ":message-type") {

@@ -13,7 +13,7 @@
 mod events;
 
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use aws_config::BehaviorVersion;
 use aws_config::default_provider::credentials::DefaultCredentialsChain;
@@ -41,11 +41,16 @@ pub(crate) const LABEL: &percent_encoding::AsciiSet = &percent_encoding::NON_ALP
 /// Credentials are fetched again this long before they expire.
 pub const REFRESH_AHEAD: Duration = Duration::from_secs(60);
 
+/// How long a failed fetch of credentials is the answer before the chain is asked again.
+pub const RETRY_FAILED_AFTER: Duration = Duration::from_secs(5);
+
 /// A request could not be signed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
-    #[error("no AWS credentials: {0}")]
-    Credentials(String),
+    /// What the chain said is in the proxy's log only: it may name files, roles and a
+    /// credential process's output.
+    #[error("no AWS credentials (the proxy's log says why)")]
+    Credentials,
     #[error("cannot sign the request: {0}")]
     Signing(String),
 }
@@ -53,24 +58,31 @@ pub enum AuthError {
 /// Where a Bedrock provider's requests go, and the credentials that sign them.
 #[derive(Debug)]
 pub struct Bedrock {
+    /// The provider's name, for the log.
+    provider: String,
     region: String,
     profile: Option<String>,
     chain: tokio::sync::OnceCell<DefaultCredentialsChain>,
     cached: Mutex<Option<Credentials>>,
     /// Held while fetching, so that one request fetches and the others wait for its result.
     fetching: tokio::sync::Mutex<()>,
+    /// Until when a failed fetch is the answer, so that requests fail at once rather than each
+    /// running the chain (instance metadata included) again.
+    failed_until: Mutex<Option<Instant>>,
 }
 
 impl Bedrock {
-    /// A provider in `region` whose credentials come from the chain, reading `profile` of the
-    /// shared files when one is named.
-    pub fn new(region: String, profile: Option<String>) -> Self {
+    /// Provider `provider` in `region`, whose credentials come from the chain, reading
+    /// `profile` of the shared files when one is named.
+    pub fn new(provider: String, region: String, profile: Option<String>) -> Self {
         Self {
+            provider,
             region,
             profile,
             chain: tokio::sync::OnceCell::new(),
             cached: Mutex::new(None),
             fetching: tokio::sync::Mutex::new(()),
+            failed_until: Mutex::new(None),
         }
     }
 
@@ -121,33 +133,39 @@ impl Bedrock {
         if let Some(fresh) = self.kept(SystemTime::now() + REFRESH_AHEAD) {
             return Ok(fresh);
         }
+        self.recently_failed()?;
         let _fetching = self.fetching.lock().await;
         if let Some(fresh) = self.kept(SystemTime::now() + REFRESH_AHEAD) {
             return Ok(fresh);
         }
+        self.recently_failed()?;
         let chain = self.chain.get_or_init(|| self.build_chain()).await;
         match chain.provide_credentials().await {
             Ok(credentials) => {
-                *self
-                    .cached
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(credentials.clone());
+                *lock(&self.cached) = Some(credentials.clone());
                 Ok(credentials)
             }
-            // Credentials about to expire still sign until they do.
-            Err(error) => self
-                .kept(SystemTime::now())
-                .ok_or_else(|| AuthError::Credentials(error_chain(&error))),
+            Err(error) => {
+                tracing::warn!(provider = %self.provider, profile = ?self.profile,
+                    error = %error_chain(&error), "no AWS credentials for a bedrock provider");
+                *lock(&self.failed_until) = Some(Instant::now() + RETRY_FAILED_AFTER);
+                // Credentials about to expire still sign until they do.
+                self.kept(SystemTime::now()).ok_or(AuthError::Credentials)
+            }
+        }
+    }
+
+    /// The failure of a fetch made less than [`RETRY_FAILED_AFTER`] ago.
+    fn recently_failed(&self) -> Result<(), AuthError> {
+        match *lock(&self.failed_until) {
+            Some(until) if Instant::now() < until => Err(AuthError::Credentials),
+            _ => Ok(()),
         }
     }
 
     /// The kept credentials, if they are still valid at `at`.
     fn kept(&self, at: SystemTime) -> Option<Credentials> {
-        let cached = self
-            .cached
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        cached
+        lock(&self.cached)
             .as_ref()
             .filter(|c| c.expiry().is_none_or(|expiry| expiry > at))
             .cloned()
@@ -180,7 +198,14 @@ fn operation_url(base: &Url, model: &str, operation: &str) -> Result<Url, String
     Url::parse(&format!("{base}/model/{model}/{operation}")).map_err(|e| e.to_string())
 }
 
-/// An error and its causes, in one line.
+/// A mutex's value, whether or not a holder panicked.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// An error and its causes, in one line (the chain's report spans several).
 fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut cause = error.source();
@@ -189,7 +214,7 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         text.push_str(&inner.to_string());
         cause = inner.source();
     }
-    text
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Sign a POST of `body` to `url` at `time` for `region` with `credentials`, adding the signing
@@ -283,7 +308,7 @@ mod tests {
 
     #[tokio::test]
     async fn credentials_are_kept_until_a_minute_before_they_expire() {
-        let bedrock = Bedrock::new("us-east-1".into(), None);
+        let bedrock = Bedrock::new("aws".into(), "us-east-1".into(), None);
         let expiring = |secs| {
             Credentials::new(
                 "A",
