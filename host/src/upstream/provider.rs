@@ -111,11 +111,12 @@ impl Provider {
                     slots: slots.clone(),
                 });
             }
-            ProviderKind::Openai => (Wire::Openai, "authorization", "Bearer "),
-            ProviderKind::AzureOpenai => (Wire::Openai, "api-key", ""),
-            ProviderKind::Anthropic => (Wire::Anthropic, "x-api-key", ""),
-            ProviderKind::Bedrock => (Wire::Anthropic, "", ""),
-            ProviderKind::Gemini => (Wire::Anthropic, "x-goog-api-key", ""),
+            ProviderKind::Openai => (Wire::Openai, Some("authorization"), "Bearer "),
+            ProviderKind::AzureOpenai => (Wire::Openai, Some("api-key"), ""),
+            ProviderKind::Anthropic => (Wire::Anthropic, Some("x-api-key"), ""),
+            // Signed with AWS credentials instead of a key.
+            ProviderKind::Bedrock => (Wire::Anthropic, None, ""),
+            ProviderKind::Gemini => (Wire::Anthropic, Some("x-goog-api-key"), ""),
         };
         let region = config.region.clone().unwrap_or_default();
         let (dialect, default_base) = match config.kind {
@@ -138,11 +139,7 @@ impl Provider {
         let base = Url::parse(&format!("{}/", base.trim_end_matches('/')))
             .map_err(|e| invalid(format!("base_url: {e}")))?;
         let mut headers = HeaderMap::new();
-        if let Some(var) = config
-            .api_key_env
-            .as_ref()
-            .filter(|_| !key_header.is_empty())
-        {
+        if let (Some(var), Some(key_header)) = (&config.api_key_env, key_header) {
             let key =
                 env.var(var)
                     .filter(|k| !k.is_empty())

@@ -60,11 +60,11 @@ pub fn anthropic_to_gemini(body: &[u8]) -> Result<Vec<u8>, ApiError> {
             "tool_choice" => tool_choice = Some(function_calling(value)?),
             "thinking" => {
                 if value.get("type").and_then(Value::as_str) == Some("enabled") {
-                    let budget = value.get("budget_tokens").cloned().unwrap_or(Value::Null);
-                    generation.insert(
-                        "thinkingConfig".into(),
-                        json!({"thinkingBudget": budget, "includeThoughts": true}),
-                    );
+                    let mut thinking = json!({"includeThoughts": true});
+                    if let Some(budget) = value.get("budget_tokens").filter(|b| b.is_u64()) {
+                        thinking["thinkingBudget"] = budget.clone();
+                    }
+                    generation.insert("thinkingConfig".into(), thinking);
                 }
             }
             _ => return Err(invalid(key, TO_GEMINI)),
@@ -162,10 +162,17 @@ fn part(
                 base64_source(block, param, "a Gemini model, which takes no URLs here")?;
             json!({"inlineData": {"mimeType": media_type, "data": data}})
         }
-        "tool_use" => json!({"functionCall": {
-            "name": required_string(block, "name", param)?,
-            "args": block.get("input").cloned().unwrap_or_else(|| json!({})),
-        }}),
+        "tool_use" => {
+            let mut part = json!({"functionCall": {
+                "name": required_string(block, "name", param)?,
+                "args": block.get("input").cloned().unwrap_or_else(|| json!({})),
+            }});
+            let id = required_string(block, "id", param)?;
+            if let Some(signature) = signature_of(id) {
+                part["thoughtSignature"] = signature.into();
+            }
+            part
+        }
         "tool_result" => {
             let id = required_string(block, "tool_use_id", param)?;
             let name = calls.get(id).ok_or_else(|| {
@@ -284,10 +291,13 @@ fn usage(usage: &Value) -> Value {
 fn answer_block(part: &Value, id: &str, calls: &mut usize) -> Option<Value> {
     if let Some(call) = part.get("functionCall") {
         *calls += 1;
-        let call_id = call
+        let mut call_id = call
             .get("id")
             .and_then(Value::as_str)
             .map_or_else(|| format!("toolu_gemini_{id}_{calls}"), str::to_owned);
+        if let Some(signature) = part.get("thoughtSignature").and_then(Value::as_str) {
+            call_id = with_signature(&call_id, signature);
+        }
         return Some(
             json!({"type": "tool_use", "id": call_id, "name": call["name"],
             "input": call.get("args").cloned().unwrap_or_else(|| json!({}))}),
@@ -302,6 +312,43 @@ fn answer_block(part: &Value, id: &str, calls: &mut usize) -> Option<Value> {
         return Some(json!({"type": "thinking", "thinking": text, "signature": signature}));
     }
     Some(json!({"type": "text", "text": text}))
+}
+
+/// What separates a call's id from the thought signature carried in it.
+const SIGNATURE_MARK: &str = "__thought__";
+
+/// A call's id carrying Gemini's thought signature for that call, which Gemini wants back with
+/// the call in later turns. Clients keep tool call ids and send them back as they are, so the
+/// signature travels in the id, in base64's URL alphabet so that the id stays one that
+/// Anthropic's API accepts too.
+fn with_signature(id: &str, signature: &str) -> String {
+    let url_safe: String = signature
+        .chars()
+        .filter(|c| *c != '=')
+        .map(|c| match c {
+            '+' => '-',
+            '/' => '_',
+            c => c,
+        })
+        .collect();
+    format!("{id}{SIGNATURE_MARK}{url_safe}")
+}
+
+/// The thought signature a call's id carries (see [`with_signature`]), in base64 again.
+fn signature_of(id: &str) -> Option<String> {
+    let (_, url_safe) = id.split_once(SIGNATURE_MARK)?;
+    let mut signature: String = url_safe
+        .chars()
+        .map(|c| match c {
+            '-' => '+',
+            '_' => '/',
+            c => c,
+        })
+        .collect();
+    while !signature.len().is_multiple_of(4) {
+        signature.push('=');
+    }
+    Some(signature)
 }
 
 /// A Gemini answer as a Messages answer from `model`, with the message id `id`.
@@ -412,12 +459,15 @@ impl GeminiEvents {
         }
         if !self.started {
             self.started = true;
+            // The model that answered, as the whole answer names it.
+            let model = chunk.get("modelVersion").unwrap_or(&Value::Null);
+            let model = model.as_str().unwrap_or(&self.model);
             sse(
                 &mut out,
                 "message_start",
                 &json!({"type": "message_start",
                 "message": {"id": self.id, "type": "message", "role": "assistant",
-                    "model": self.model, "content": [], "stop_reason": null,
+                    "model": model, "content": [], "stop_reason": null,
                     "stop_sequence": null, "usage": {"input_tokens": 0, "output_tokens": 0}}}),
             );
         }
@@ -631,6 +681,30 @@ mod tests {
                 "usage": {"input_tokens": 20, "cache_read_input_tokens": 10, "output_tokens": 15}})
         );
         assert!(gemini_answer(b"{}", "m", "i").is_err());
+    }
+
+    #[test]
+    fn a_calls_thought_signature_travels_in_its_id_and_goes_back() {
+        let answer = json!({"candidates": [{"content": {"role": "model", "parts": [
+            {"functionCall": {"name": "look", "args": {}}, "thoughtSignature": "ab+/cd=="}]},
+            "finishReason": "STOP"}]});
+        let out = gemini_answer(answer.to_string().as_bytes(), "g", "m1").expect("translates");
+        let out: Value = serde_json::from_slice(&out).expect("JSON");
+        let id = out["content"][0]["id"].as_str().expect("an id");
+        assert_eq!(id, "toolu_gemini_m1_1__thought__ab-_cd");
+        assert!(
+            id.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        );
+        let again = gemini(json!({"max_tokens": 1, "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": id, "name": "look", "input": {}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": id, "content": "x"}]}]}))
+        .expect("translates");
+        assert_eq!(
+            again["contents"][1]["parts"][0],
+            json!({"functionCall": {"name": "look", "args": {}}, "thoughtSignature": "ab+/cd=="})
+        );
     }
 
     #[test]
