@@ -8,6 +8,7 @@
 //! make at most one tool call) is refused with a 400 naming the field of the Messages body.
 //! Pure functions over bytes and `serde_json` values; nothing does I/O.
 
+use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 
 use super::fields::{
@@ -394,13 +395,10 @@ fn error_kind(error_type: &str, status: u16) -> &'static str {
         | "expiredtokenexception" => "permission_error",
         "resourcenotfoundexception" => "not_found_error",
         _ => match status {
-            400 => "invalid_request_error",
-            401 => "authentication_error",
-            403 => "permission_error",
-            404 => "not_found_error",
-            429 => "rate_limit_error",
-            503 | 529 => "overloaded_error",
-            _ => "api_error",
+            503 => "overloaded_error",
+            status => super::response::anthropic_type(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+            ),
         },
     }
 }

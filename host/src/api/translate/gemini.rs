@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 
+use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 
 use super::fields::{
@@ -398,9 +399,9 @@ pub fn gemini_error(status: u16, body: &[u8]) -> Vec<u8> {
         "UNAUTHENTICATED" => "authentication_error",
         "NOT_FOUND" => "not_found_error",
         "UNAVAILABLE" => "overloaded_error",
-        _ if status == 429 => "rate_limit_error",
-        _ if status == 400 => "invalid_request_error",
-        _ => "api_error",
+        _ => super::response::anthropic_type(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+        ),
     };
     super::to_bytes(&json!({"type": "error", "error": {"type": kind, "message": message}}))
 }

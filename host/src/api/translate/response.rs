@@ -204,7 +204,7 @@ fn openai_type(status: StatusCode) -> &'static str {
 }
 
 /// Anthropic's error `type` for a status.
-fn anthropic_type(status: StatusCode) -> &'static str {
+pub(super) fn anthropic_type(status: StatusCode) -> &'static str {
     match status.as_u16() {
         401 => "authentication_error",
         403 => "permission_error",
