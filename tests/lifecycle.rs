@@ -279,10 +279,11 @@ async fn refused_uploads_name_the_fault_and_the_old_version_keeps_serving() {
         "a refused upload is not written to the policy file"
     );
 
-    // The same refusals through the watched file.
+    // The same refusals through the watched file, each replaced in one step (a file written in
+    // place may be seen half-written first, which is refused too and counted).
     for (what, bytes, fault) in &components[..3] {
         let _ = what;
-        std::fs::write(&file, bytes).unwrap();
+        switchyard_e2e::replace_file(&file, bytes);
         proxy.log_line(&["refused", "trigger=\"file\"", fault]);
         assert_eq!(ask(&client, &proxy, &[]).await.version, live, "{what}");
     }

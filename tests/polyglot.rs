@@ -291,9 +291,7 @@ async fn a_python_version_written_over_a_javascript_one_goes_live() {
     assert_routed(&before, "mini", "cheap: alias 'fast'");
 
     // Written whole beside the watched file, then moved over it.
-    let partial = dir.path().join("policy.wasm.new");
-    std::fs::write(&partial, &python).unwrap();
-    std::fs::rename(&partial, &file).unwrap();
+    switchyard_e2e::replace_file(&file, &python);
     let version = policy_version("test-policy", &python);
     proxy.log_line_within(&["policy version live", &version], COMPILE_BOUND);
 

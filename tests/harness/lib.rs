@@ -144,6 +144,14 @@ pub fn chat(model: &str, text: &str) -> serde_json::Value {
     serde_json::json!({"model": model, "messages": [{"role": "user", "content": text}]})
 }
 
+/// Replace the file at `path` with `bytes` as a deploy does: written beside it, then renamed over
+/// it, so that a watcher sees one change, never a half-written file.
+pub fn replace_file(path: &std::path::Path, bytes: &[u8]) {
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, bytes).expect("write the new file");
+    std::fs::rename(&partial, path).expect("rename it over the old one");
+}
+
 /// The event names and the `data:` payloads (JSON, or `[DONE]` as a string) of an SSE body.
 pub fn sse_data(body: &[u8]) -> (Vec<String>, Vec<serde_json::Value>) {
     let text = std::str::from_utf8(body).expect("UTF-8");
