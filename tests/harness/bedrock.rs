@@ -24,6 +24,8 @@ use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
+use super::loopback::Loopback;
+
 /// How the mock answers a request whose signature verified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BedrockBehaviour {
@@ -58,13 +60,7 @@ pub struct BedrockMock {
     /// Its base URL, for a provider's `base_url`.
     pub url: String,
     shared: Arc<Shared>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for BedrockMock {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    _server: Loopback,
 }
 
 impl BedrockMock {
@@ -81,14 +77,13 @@ impl BedrockMock {
             refused: Mutex::new(Vec::new()),
         });
         let app = Router::new().fallback(handle).with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind mock");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.expect("mock server");
-        });
-        Self { url, shared, task }
+        let server = Loopback::serve(app).await;
+        let url = format!("http://{}", server.addr);
+        Self {
+            url,
+            shared,
+            _server: server,
+        }
     }
 
     pub fn set(&self, behaviour: BedrockBehaviour) {

@@ -16,6 +16,8 @@ use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
+use super::loopback::Loopback;
+
 /// How the mock answers a request with the right key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GeminiBehaviour {
@@ -45,13 +47,7 @@ pub struct GeminiMock {
     /// Its base URL, for a provider's `base_url`.
     pub url: String,
     shared: Arc<Shared>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for GeminiMock {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    _server: Loopback,
 }
 
 impl GeminiMock {
@@ -63,14 +59,13 @@ impl GeminiMock {
             received: Mutex::new(Vec::new()),
         });
         let app = Router::new().fallback(handle).with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind mock");
-        let url = format!("http://{}/v1beta", listener.local_addr().expect("addr"));
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.expect("mock server");
-        });
-        Self { url, shared, task }
+        let server = Loopback::serve(app).await;
+        let url = format!("http://{}/v1beta", server.addr);
+        Self {
+            url,
+            shared,
+            _server: server,
+        }
     }
 
     pub fn set(&self, behaviour: GeminiBehaviour) {

@@ -10,6 +10,7 @@
 mod assistant;
 mod bedrock;
 mod gemini;
+mod loopback;
 mod mock;
 pub mod poll;
 mod proxy;

@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
+
+use super::loopback::Loopback;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, Version, header};
@@ -95,13 +97,7 @@ pub struct MockUpstream {
     /// Base URL to put in a provider's `base_url` (ends in `/v1`).
     pub url: String,
     shared: Arc<Shared>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for MockUpstream {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    _server: Loopback,
 }
 
 /// Number of content events in a streamed answer.
@@ -118,14 +114,13 @@ impl MockUpstream {
             kept: assistant::Kept::default(),
         });
         let app = Router::new().fallback(handle).with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind mock");
-        let url = format!("http://{}/v1", listener.local_addr().expect("addr"));
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.expect("mock server");
-        });
-        Self { url, shared, task }
+        let server = Loopback::serve(app).await;
+        let url = format!("http://{}/v1", server.addr);
+        Self {
+            url,
+            shared,
+            _server: server,
+        }
     }
 
     pub fn set(&self, behaviour: Behaviour) {
