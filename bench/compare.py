@@ -8,32 +8,50 @@ whether a change costs CPU on the request path, and what a lever saved.
     git worktree add /tmp/base main && (cd /tmp/base && cargo xtask plugins &&
         cargo build --release -p switchyard --bin switchyard)
     python3 bench/compare.py /tmp/base/target/release/switchyard target/release/switchyard
+    python3 bench/compare.py --base-option 'spare_instances = 0' B B   # one build, two settings
 
 Both run the bundled cost-router policy of this checkout with the benchmark's config (with
---reuse, on reused instances). It prints each measurement, then each build's medians.
+--reuse, on reused instances; --base-option and --candidate-option add a line to the policy's
+entry of one side). It prints each measurement, with the decision time's p50 and p99 at
+1000 req/s from the proxy's log lines, then each side's medians.
 """
 
 import argparse
+import re
 import statistics
+import time
 import tempfile
 from pathlib import Path
 
 import gateway as g
 
 
-def measure(binary, work, mock_port, name, seconds, reuse):
+def decision_times(log, skip):
+    """The `decision_us` of the request log lines in `log` after the first `skip` of them."""
+    lines = [line for line in log.read_text().splitlines() if "decision_us=" in line]
+    return [int(re.search(r"decision_us=(\d+)", line).group(1)) for line in lines[skip:]]
+
+
+def measure(binary, work, mock_port, name, seconds, reuse, option):
     """Gateway CPU per request (µs) of `binary` in a closed loop after a warm-up, its CPU per
-    request at 1000 req/s, and the p99 latency at that rate (ms)."""
+    request at 1000 req/s, that rate's p99 latency (ms), and its decision time's p50 and p99
+    (µs)."""
     g.SWITCHYARD = binary
-    config = g.switchyard_config(g.free_port(), mock_port, False, reuse)
+    config = g.switchyard_config(g.free_port(), mock_port, False, reuse, option=option)
     proxy, port = g.start_switchyard(work, name, config)
+    log = work / f"{name}.log"
     try:
         closed = g.closed_loop_cpu_us(proxy, port, "/v1/chat/completions", g.REQUEST, seconds,
                                       warmup=3)
+        time.sleep(0.3)  # the log's batches are written within 100 ms
+        logged = len(decision_times(log, 0))
         before = g.cpu_seconds(proxy)
         fixed = g.oha(port, "/v1/chat/completions", g.REQUEST, seconds, 16, 1000)
         at_rate = (g.cpu_seconds(proxy) - before) / g.ok_count(fixed) * 1e6
-        return closed, at_rate, fixed["latencyPercentiles"]["p99"] * 1000
+        time.sleep(0.3)
+        decisions = sorted(decision_times(log, logged))
+        p50, p99 = (decisions[int(len(decisions) * q)] for q in (0.5, 0.99))
+        return closed, at_rate, fixed["latencyPercentiles"]["p99"] * 1000, p50, p99
     finally:
         proxy.terminate()
         proxy.wait()
@@ -46,7 +64,11 @@ def main():
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--reuse", action="store_true", help="reuse policy instances")
+    parser.add_argument("--base-option", default="", help="a line for the base's policy entry")
+    parser.add_argument("--candidate-option", default="",
+                        help="a line for the candidate's policy entry")
     args = parser.parse_args()
+    options = {"base": args.base_option, "candidate": args.candidate_option}
     builds = {"base": args.base.resolve(), "candidate": args.candidate.resolve()}
     figures = {name: [] for name in builds}
     with tempfile.TemporaryDirectory() as work:
@@ -57,20 +79,22 @@ def main():
                 # Each round swaps who goes first.
                 order = list(builds) if round_ % 2 == 0 else list(builds)[::-1]
                 for name in order:
-                    closed, at_rate, p99 = measure(builds[name], work, mock_port,
-                                                   f"{name}-{round_}", args.seconds, args.reuse)
-                    figures[name].append((closed, at_rate, p99))
+                    figure = measure(builds[name], work, mock_port, f"{name}-{round_}",
+                                     args.seconds, args.reuse, options[name])
+                    figures[name].append(figure)
+                    closed, at_rate, p99, d50, d99 = figure
                     print(f"round {round_}: {name} closed loop {closed:.1f} µs/request, at "
-                          f"1000/s {at_rate:.1f} µs/request, p99 {p99:.3f} ms", flush=True)
+                          f"1000/s {at_rate:.1f} µs/request, p99 {p99:.3f} ms, decision p50 "
+                          f"{d50} µs p99 {d99} µs", flush=True)
         finally:
             mock.terminate()
             mock.wait()
     for name, values in figures.items():
-        closed, at_rate, p99 = (statistics.median(v[i] for v in values) for i in range(3))
+        closed, at_rate, p99, d50, d99 = (statistics.median(v[i] for v in values)
+                                          for i in range(5))
         print(f"{name}: median closed loop {closed:.1f} µs/request "
               f"({', '.join(f'{v[0]:.1f}' for v in values)}), at 1000/s {at_rate:.1f} "
-              f"µs/request, p99 {p99:.3f} ms")
-
+              f"µs/request, p99 {p99:.3f} ms, decision p50 {d50} µs p99 {d99} µs")
 
 if __name__ == "__main__":
     main()

@@ -275,10 +275,10 @@ def measure(name, port, path, stream_path, process, access_log, seconds, quick):
 EXAMPLES = ["cost_router", "latency_balancer", "budget_guard", "task_classifier", "scripted_policy"]
 
 
-def switchyard_config(port, mock_port, sse, reuse=False, policies=1, copies=None):
+def switchyard_config(port, mock_port, sse, reuse=False, policies=1, copies=None, option=""):
     """Switchyard in front of the mock: `policies` policies (the bundled one first, then the
     example policies in turn, each a file of its own copied into `copies`), each bound to a team
-    of its own; the first team is anonymous."""
+    of its own; the first team is anonymous. `option` is added to every policy's entry."""
     base = f"http://127.0.0.1:{mock_port}/{'sse/' if sse else ''}v1"
     models = [("gpt-4o-mini", 0.15, 0.6, '["cheap", "fast", "tools", "vision"]'),
               ("claude-haiku-4-5", 1.0, 5.0, '["cheap", "fast", "tools", "vision"]'),
@@ -298,6 +298,7 @@ anonymous_team = "bench"
 name = "{name}"
 path = "{wasm}"
 {"reuse_instances = 1000" if reuse else ""}
+{option}
 [[teams]]
 name = "{team}"
 policy = "{name}"

@@ -402,6 +402,78 @@ async fn state_carries_over_only_when_a_policy_opts_into_reusing_instances() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spare_instances_are_fresh_and_serve_one_decision_each() {
+    // `spare_instances` defaults to 1: every decision after the canary's finds an instance
+    // instantiated ahead of it, and each is still its instance's first decision. With 0, every
+    // decision instantiates its own.
+    for (option, spares) in [("spare_instances = 1", 4.0), ("spare_instances = 0", 0.0)] {
+        let config = ConfigBuilder::new(&policy_wasm("hostile_policy"))
+            .policy_headers(&["x-hostile"])
+            .policy_option(option)
+            .model("a", "echo", "a", 1.0, &[])
+            .echo()
+            .fallback(&["a"])
+            .admin();
+        let proxy = Proxy::start(&config.toml(), &[("SWITCHYARD_ADMIN_TOKEN", ADMIN_TOKEN)]);
+        // A spare is instantiated in the background; give it time to be ready.
+        let settle = || tokio::time::sleep(std::time::Duration::from_millis(300));
+        settle().await;
+        let before = instances(&proxy).await;
+        for _ in 0..4 {
+            let reply = send(&proxy, None, &[("x-hostile", "count")], "hi").await;
+            assert_eq!(routed(&reply), (200, "policy", "a"), "{option}");
+            assert_eq!(
+                reply.header("x-switchyard-reason"),
+                "decision 1 of this instance",
+                "{option}"
+            );
+            settle().await;
+        }
+        let after = instances(&proxy).await;
+        let made = |kind: &str| after[kind] - before[kind];
+        assert_eq!(
+            (made("spare"), made("fresh"), made("reused")),
+            (spares, 4.0 - spares, 0.0),
+            "{option}"
+        );
+    }
+}
+
+/// `switchyard_policy_instances_total` of the test policy, by kind.
+async fn instances(proxy: &Proxy) -> HashMap<&'static str, f64> {
+    let exposition = reqwest::Client::new()
+        .get(proxy.admin_url("/metrics"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let version = exposition
+        .lines()
+        .find_map(|line| {
+            let rest = line.strip_prefix("switchyard_policy_instances_total{")?;
+            let at = rest.find("version=\"")? + "version=\"".len();
+            Some(rest[at..].split('"').next()?.to_string())
+        })
+        .expect("the policy's instances are counted");
+    ["fresh", "spare", "reused"]
+        .into_iter()
+        .map(|kind| {
+            let labels = [
+                ("policy", "test-policy"),
+                ("version", version.as_str()),
+                ("instance", kind),
+            ];
+            let count =
+                switchyard_e2e::metric(&exposition, "switchyard_policy_instances_total", &labels);
+            (kind, count)
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn more_decisions_than_pool_slots_wait_for_a_slot_and_never_fail() {
     // Two pool slots, 24 concurrent decisions: each waits for a slot that is fully free (its

@@ -5,13 +5,16 @@
 //! costs, apart from the bundled policy's own work; the same decision with every limit off (no
 //! fuel metering in the compiled code, no deadline, no memory limiter, no concurrency
 //! bound) shows what the limits cost, and the same decision on a reused instance what the opt-in
-//! `reuse_instances` saves. One more measures the request path without the network:
-//! parsing, the policy's view, the decision and the upstream body (the client's bytes with the
-//! model rewritten).
+//! `reuse_instances` saves. On a spare instance made ahead of it (`spare_instances`, the
+//! default; the fresh-store cases turn spares off), the decision is measured with the next
+//! spare's instantiation (all it costs) and alone (what the request waits for). One more
+//! measures the request path without the network: parsing, the policy's view, the decision and
+//! the upstream body (the client's bytes with the model rewritten).
 //!
 //! Criterion reports means and medians; the target is a p99, so the run ends by timing
-//! 20,000 single decisions on a fresh store one by one and printing their percentiles beside
-//! those of request parsing, timed the same way.
+//! 20,000 single decisions one by one (fresh, reused, spare) and printing their percentiles
+//! beside those of request parsing, timed the same way. What a decision leaves to a task of its
+//! own (dropping the spent instance, making the next spare) runs after each timing.
 //!
 //! Run with `cargo xtask plugins && cargo bench -p switchyard --bench decision`. `BENCH_WASM=DIR`
 //! takes the policies from another folder than `target/wasm32-wasip2/wasm`, to compare the same
@@ -103,7 +106,10 @@ fn decision(c: &mut Criterion) {
     );
     let config = common::config("name = \"cost-router\"\npath = \"cost_router.wasm\"");
     let engine = PolicyEngine::new(POOL, None).expect("engine");
-    let settings = PolicySettings::from_config(&config.policies[0]);
+    let settings = PolicySettings {
+        spare_instances: 0,
+        ..PolicySettings::from_config(&config.policies[0])
+    };
     let load = |name: &str, file: &str, settings: PolicySettings| {
         let bytes = std::fs::read(built.join(file)).expect("policy file");
         engine
@@ -116,6 +122,14 @@ fn decision(c: &mut Criterion) {
         "cost_router.wasm",
         PolicySettings {
             reuse_instances: 1_000_000,
+            ..settings.clone()
+        },
+    );
+    let spare = load(
+        "cost-router",
+        "cost_router.wasm",
+        PolicySettings {
+            spare_instances: 1,
             ..settings.clone()
         },
     );
@@ -138,6 +152,7 @@ fn decision(c: &mut Criterion) {
         let policy = match policy {
             "cost-router" => &cost_router,
             "reused" => &reused,
+            "spare" => &spare,
             _ => &minimal,
         };
         policy.decide(DecisionInput {
@@ -151,7 +166,7 @@ fn decision(c: &mut Criterion) {
             operation: Operation::OpenaiChat,
         })
     };
-    for name in ["cost-router", "reused", "minimal"] {
+    for name in ["cost-router", "reused", "spare", "minimal"] {
         let verdict = runtime.block_on(decide(name)).expect("the policy decides");
         assert!(
             matches!(verdict, Verdict::Route { .. }),
@@ -214,6 +229,16 @@ fn decision(c: &mut Criterion) {
         b.to_async(&runtime)
             .iter(|| async { decide("reused").await.expect("decides") })
     });
+    group.bench_function(
+        "decide with a spare instance ready, then make the next (spare_instances)",
+        |b| {
+            b.to_async(&runtime).iter(|| async {
+                let verdict = decide("spare").await.expect("decides");
+                tokio::task::yield_now().await;
+                verdict
+            })
+        },
+    );
     group.bench_function("decide, minimal policy (sandbox cost alone)", |b| {
         b.to_async(&runtime)
             .iter(|| async { decide("minimal").await.expect("decides") })
@@ -225,20 +250,25 @@ fn decision(c: &mut Criterion) {
         std::hint::black_box(ClientRequest::parse(Wire::Openai, body.clone()).expect("parses"));
         started.elapsed()
     });
+    // The decision alone: what it leaves to tasks of their own (dropping a spent instance,
+    // making the next spare) runs after the timing, as it runs off the request path.
     let timed = |name: &'static str| {
         percentiles(|| {
             runtime.block_on(async {
                 let started = std::time::Instant::now();
                 decide(name).await.expect("decides");
-                started.elapsed()
+                let elapsed = started.elapsed();
+                tokio::task::yield_now().await;
+                elapsed
             })
         })
     };
-    let (fresh, reused) = (timed("cost-router"), timed("reused"));
+    let (fresh, reused, spare) = (timed("cost-router"), timed("reused"), timed("spare"));
     for (what, [p50, p99, p999]) in [
         ("parse request", parse),
         ("decide, fresh store", fresh),
         ("decide, reused", reused),
+        ("decide, spare ready", spare),
     ] {
         println!(
             "{what:>20}: p50 {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs (20,000 one by one)",

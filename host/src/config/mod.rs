@@ -153,6 +153,9 @@ mod defaults {
     pub fn max_body_bytes() -> usize {
         8 * 1024 * 1024
     }
+    pub fn spare_instances() -> u32 {
+        1
+    }
     pub fn engine_instances() -> u32 {
         256
     }
@@ -461,6 +464,7 @@ mod tests {
         assert_eq!(p.deadline_ms, 10);
         assert_eq!(p.memory_mib, 32);
         assert_eq!(p.rollback_window, 20);
+        assert_eq!((p.reuse_instances, p.spare_instances), (0, 1));
         assert_eq!(c.engine.instances, 256);
         assert_eq!(c.upstream.attempt_timeout_ms, 120_000);
         assert_eq!(c.teams[0].on_failure, FailureMode::Fallback);
@@ -518,6 +522,14 @@ mod tests {
             e.contains(
                 "`policies[0].memory_mib`: must be between 1 and engine.max_memory_mib (64)"
             ),
+            "{e}"
+        );
+        let e = error_of(&MINIMAL.replace(
+            "path = \"p.wasm\"",
+            "path = \"p.wasm\"\nspare_instances = 9",
+        ));
+        assert!(
+            e.contains("`policies[0].spare_instances`: must be at most 8"),
             "{e}"
         );
     }

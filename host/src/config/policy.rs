@@ -117,6 +117,17 @@ pub struct PolicyConfig {
     /// `switchyard policy test` always uses fresh instances.
     #[serde(default)]
     pub reuse_instances: u32,
+    /// Fresh instances kept instantiated ahead of this policy's next decisions (0 to 8; default
+    /// 1). Each serves one decision only, like one made for it, so nothing carries over between
+    /// requests; its instantiation runs in a task of its own (on another core, or while requests
+    /// wait for their upstreams), and a decision that finds one ready costs its call alone. The
+    /// price: each spare holds a slot of the engine's pool and its memory while it waits, spares
+    /// are made only while more than half the pool is free, and a spare made after a version's
+    /// last request is never used. A policy that calls the host or WASI while it is
+    /// instantiated gets none (a spare would see no request). None are made while
+    /// `reuse_instances` is set.
+    #[serde(default = "defaults::spare_instances")]
+    pub spare_instances: u32,
     /// When a candidate split with the live version (`switchyard policy rollout NAME start
     /// ... --split`) is stepped up, promoted or aborted by itself; without this table only an
     /// operator does so.
@@ -256,6 +267,12 @@ impl PolicyConfig {
             return Err(Invalid::new(
                 field("reuse_instances"),
                 "must be at most 1000000 (0 gives every decision a fresh instance)",
+            ));
+        }
+        if self.spare_instances > 8 {
+            return Err(Invalid::new(
+                field("spare_instances"),
+                "must be at most 8 (0 makes no spares)",
             ));
         }
         if !(1..=engine.instances).contains(&self.max_concurrency) {

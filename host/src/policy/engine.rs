@@ -15,14 +15,13 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
-use tokio::sync::Semaphore;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::cache::CompileCache;
 use super::sandbox::{self, Sandbox};
 use super::wit::{self, PolicyPre};
-use super::{LoadError, Policy, PolicySettings, inspect};
+use super::{LoadError, Policy, PolicySettings, Pool, inspect};
 use crate::config::hex;
 
 /// How much guest code a decision runs between yields to the other tasks of its worker thread,
@@ -96,7 +95,7 @@ pub struct PolicyEngine {
     engine: Engine,
     linker: Linker<Sandbox>,
     /// One permit per pool slot, so a burst waits for a slot instead of failing to instantiate.
-    slots: Arc<Semaphore>,
+    pool: Pool,
     cache: Option<CompileCache>,
 }
 
@@ -117,7 +116,7 @@ impl PolicyEngine {
         Ok(Self {
             engine,
             linker,
-            slots: Arc::new(Semaphore::new(pool.instances as usize)),
+            pool: Pool::new(pool.instances as usize),
             cache,
         })
     }
@@ -170,7 +169,7 @@ impl PolicyEngine {
             origin,
             Arc::new(pre),
             settings,
-            self.slots.clone(),
+            self.pool.clone(),
         ))
     }
 }

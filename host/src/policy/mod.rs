@@ -21,6 +21,7 @@ pub mod decision;
 pub mod engine;
 pub mod input;
 pub mod inspect;
+mod instance;
 pub mod json;
 mod output;
 pub mod registry;
@@ -34,17 +35,18 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use wasmtime::Store;
+use tokio::sync::Semaphore;
 
 pub use decision::{PlannedTarget, Verdict};
 pub use engine::{PolicyEngine, PoolSize};
+pub use instance::Pool;
 pub use registry::{PolicySlot, SlotEvent};
 pub use sandbox::{MessageSource, PolicyLog, SandboxLimits};
 pub use stats::{RollbackRule, Stats};
 pub use wit::{Model, Request};
 
 use crate::config::{PolicyConfig, RandomSource};
+use instance::{Instance, Spares};
 use sandbox::{HostData, Sandbox};
 use wit::PolicyPre;
 
@@ -151,6 +153,9 @@ pub struct PolicySettings {
     pub random: RandomSource,
     /// Decisions one instance serves before it is replaced; 0 for a fresh one every time.
     pub reuse_instances: u32,
+    /// Fresh instances kept instantiated ahead of the next decisions (none while instances are
+    /// reused).
+    pub spare_instances: u32,
 }
 
 impl PolicySettings {
@@ -169,6 +174,7 @@ impl PolicySettings {
             },
             random: config.random,
             reuse_instances: config.reuse_instances,
+            spare_instances: config.spare_instances,
         }
     }
 }
@@ -191,8 +197,10 @@ pub struct Policy {
     concurrency: Semaphore,
     /// Instances kept for reuse (`reuse_instances`), idle.
     warm: std::sync::Mutex<Vec<Instance>>,
+    /// Fresh instances made ahead of need (`spare_instances`).
+    spares: Arc<Spares>,
     /// The engine's pool, shared by every policy.
-    pool: Arc<Semaphore>,
+    pool: Pool,
     pub stats: Stats,
 }
 
@@ -238,14 +246,28 @@ impl Policy {
         origin: String,
         pre: Arc<PolicyPre<Sandbox>>,
         settings: PolicySettings,
-        pool: Arc<Semaphore>,
+        pool: Pool,
     ) -> Self {
         let version: Arc<str> = format!("{name}@{}", &sha256[..12]).into();
+        let name: Arc<str> = name.into();
+        let spares = match settings.reuse_instances {
+            0 => settings.spare_instances as usize,
+            _ => 0,
+        };
+        let spares = Spares::new(
+            pre.clone(),
+            pool.clone(),
+            name.clone(),
+            settings.limits,
+            settings.random == RandomSource::Seeded,
+            spares,
+        );
         Self {
-            stats: Stats::new(name, &version),
+            stats: Stats::new(&name, &version),
             concurrency: Semaphore::new(settings.max_concurrency as usize),
             warm: std::sync::Mutex::new(Vec::new()),
-            name: name.into(),
+            spares: Arc::new(spares),
+            name,
             version,
             sha256,
             component,
@@ -387,31 +409,11 @@ impl Policy {
             operation: input.operation,
         };
         let reuse = self.settings.reuse_instances > 0 && !traced;
-        let warm = if reuse {
-            self.warm.lock().expect("warm lock").pop()
-        } else {
-            None
+        let Some((mut instance, origin)) = self.instance(host, traced, wait, stop_at).await else {
+            trace.elapsed = started.elapsed();
+            return (Err(DecisionFailure::Busy), trace);
         };
-        let mut instance = match warm {
-            Some(mut warm) => {
-                warm.store.data_mut().renew(host);
-                warm
-            }
-            None => {
-                let slot = match wait {
-                    true => tokio::time::timeout_at(stop_at, self.pool.clone().acquire_owned())
-                        .await
-                        .ok()
-                        .map(|slot| slot.expect("never closed")),
-                    false => self.pool.clone().try_acquire_owned().ok(),
-                };
-                let Some(slot) = slot else {
-                    trace.elapsed = started.elapsed();
-                    return (Err(DecisionFailure::Busy), trace);
-                };
-                self.sandbox(host, traced, slot)
-            }
-        };
+        self.stats.instance(origin);
         let waited = started.elapsed();
         let outcome = self
             .call(&mut instance, stop_at, input.view, input.catalog)
@@ -432,7 +434,8 @@ impl Policy {
         }
         instance.uses += 1;
         let reusable = reuse && outcome.is_ok() && instance.uses < self.settings.reuse_instances;
-        self.put_back(instance, reusable);
+        // Shadow and traced decisions leave spares to the requests they are kept for.
+        self.put_back(instance, reusable, wait && !traced);
         let outcome = outcome.and_then(|decision| {
             decision::validate(decision, input.catalog).map_err(DecisionFailure::InvalidDecision)
         });
@@ -441,9 +444,11 @@ impl Policy {
     }
 
     /// Keep `instance` for the next decision if it is `reusable` and there is room, else drop it
-    /// once the request's task next waits (for the upstream, typically): giving its memory and
-    /// tables back to the pool takes microseconds the request need not wait for.
-    fn put_back(&self, instance: Instance, reusable: bool) {
+    /// in a task of its own, which then makes the next spare if `refill` (and spares are kept).
+    /// That task runs once the request's task next waits (for the upstream, typically), or on
+    /// another worker thread: giving an instance's memory and tables back to the pool, and
+    /// instantiating the next, take microseconds the request need not wait for.
+    fn put_back(&self, instance: Instance, reusable: bool, refill: bool) {
         if reusable {
             let mut warm = self.warm.lock().expect("warm lock");
             if warm.len() < MAX_WARM {
@@ -451,33 +456,70 @@ impl Policy {
                 return;
             }
         }
-        tokio::spawn(async move { drop(instance) });
+        let spares = refill.then(|| self.spares.clone());
+        tokio::spawn(async move {
+            drop(instance);
+            if let Some(spares) = spares {
+                spares.refill().await;
+            }
+        });
     }
 
-    /// A new sandbox for the request `host` describes, holding the pool's `slot` while it lives.
-    fn sandbox(&self, host: HostData, traced: bool, slot: OwnedSemaphorePermit) -> Instance {
-        let seeded = self.settings.random == RandomSource::Seeded;
-        let sandbox = Sandbox::new(
-            host,
-            self.name.clone(),
-            self.settings.limits,
-            seeded,
-            traced,
-        );
-        let mut store = Store::new(self.pre.engine(), sandbox);
-        store.limiter(|s| s);
-        // The fuel never runs out (a decision is bounded by its deadline); it slices the guest's
-        // code so that it yields and the deadline is checked.
-        store
-            .set_fuel(u64::MAX)
-            .and_then(|()| store.fuel_async_yield_interval(Some(engine::SLICE_FUEL)))
-            .expect("the engine meters fuel");
-        Instance {
-            store,
-            policy: None,
-            uses: 0,
-            _slot: slot,
+    /// The instance a decision for `host` runs on: a kept one (reused, or a spare), else a
+    /// fresh one ([`Policy::fresh`]); `None` when no pool slot came free in time.
+    async fn instance(
+        &self,
+        host: HostData,
+        traced: bool,
+        wait: bool,
+        stop_at: tokio::time::Instant,
+    ) -> Option<(Instance, Origin)> {
+        let reuse = self.settings.reuse_instances > 0 && !traced;
+        let kept = if reuse {
+            let kept = self.warm.lock().expect("warm lock").pop();
+            kept.map(|kept| (kept, Origin::Reused))
+        } else if wait && !traced {
+            self.spares.take().map(|kept| (kept, Origin::Spare))
+        } else {
+            None
+        };
+        match kept {
+            Some((mut kept, origin)) => {
+                let sandbox = kept.store.data_mut();
+                match origin {
+                    Origin::Reused => sandbox.renew(host),
+                    _ => sandbox.serve(host),
+                }
+                Some((kept, origin))
+            }
+            None => {
+                let fresh = self.fresh(host, traced, wait, stop_at).await?;
+                Some((fresh, Origin::Fresh))
+            }
         }
+    }
+
+    /// A new sandbox for the request `host` describes, in a pool slot: waited for until
+    /// `stop_at` if `wait`, else taken only if one is free now; `None` when there is none.
+    async fn fresh(
+        &self,
+        host: HostData,
+        traced: bool,
+        wait: bool,
+        stop_at: tokio::time::Instant,
+    ) -> Option<Instance> {
+        let slots = self.pool.slots.clone();
+        let slot = match wait {
+            true => tokio::time::timeout_at(stop_at, slots.acquire_owned())
+                .await
+                .ok()
+                .map(|slot| slot.expect("never closed")),
+            false => slots.try_acquire_owned().ok(),
+        }?;
+        let seeded = self.settings.random == RandomSource::Seeded;
+        let limits = self.settings.limits;
+        let sandbox = Sandbox::new(host, self.name.clone(), limits, seeded, traced);
+        Some(Instance::new(&self.pre, sandbox, slot))
     }
 
     /// Instantiate (unless reused) and call `decide`, stopped at `stop_at`.
@@ -513,15 +555,15 @@ impl Policy {
 /// Most reused instances a policy version keeps between decisions; each holds a pool slot.
 const MAX_WARM: usize = 8;
 
-/// One policy instance and its store. Fields drop in order: the store before the pool slot, so
-/// a slot is free only once the pooling allocator has its memory back.
-struct Instance {
-    store: Store<Sandbox>,
-    /// Instantiated on first use.
-    policy: Option<wit::Policy>,
-    /// Decisions it has served.
-    uses: u32,
-    _slot: OwnedSemaphorePermit,
+/// Where a decision's instance came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Instantiated for it.
+    Fresh,
+    /// Instantiated ahead of it, for it alone (`spare_instances`).
+    Spare,
+    /// Kept from earlier decisions (`reuse_instances`).
+    Reused,
 }
 
 /// How one traced decision went, beside its outcome.

@@ -115,6 +115,20 @@ pub struct HostData {
     pub operation: wit::Operation,
 }
 
+impl HostData {
+    /// What a spare instance's sandbox holds until it serves a decision: no request, no team.
+    pub fn none() -> Self {
+        Self {
+            request: Arc::new(Vec::<Option<String>>::new()),
+            request_id: Arc::from(""),
+            team: None,
+            budget: None,
+            live: None,
+            operation: wit::Operation::OpenaiChat,
+        }
+    }
+}
+
 /// The data of one decision's store.
 pub struct Sandbox {
     /// Built on the policy's first WASI call: most policies make none, and building it costs
@@ -135,6 +149,8 @@ pub struct Sandbox {
     pub memory_peak: usize,
     /// Log lines kept for a traced decision; `None` sends them to the proxy's log.
     captured: Option<Vec<PolicyLog>>,
+    /// Set by the policy's first call of a host or WASI function.
+    pub called_host: bool,
 }
 
 impl Sandbox {
@@ -161,6 +177,7 @@ impl Sandbox {
             memory_denied: false,
             memory_peak: 0,
             captured: traced.then(Vec::new),
+            called_host: false,
         }
     }
 
@@ -192,6 +209,14 @@ impl Sandbox {
         self.memory_denied = false;
         self.stdout.clear();
         self.stderr.clear();
+    }
+
+    /// Make a spare's sandbox serve the decision `host` is for. What the policy wrote while it
+    /// was instantiated stays, to be logged with this decision, and `wasi:random` is seeded anew
+    /// from this request's id, as if the instance had been made for it.
+    pub fn serve(&mut self, host: HostData) {
+        self.host = host;
+        self.wasi = None;
     }
 
     /// The log lines of a traced decision, and what it wrote to stdout and stderr, a line each.
@@ -270,6 +295,7 @@ impl HostMonotonicClock for FrozenClock {
 
 impl WasiView for Sandbox {
     fn ctx(&mut self) -> WasiCtxView<'_> {
+        self.called_host = true;
         if self.wasi.is_none() {
             self.wasi = Some(self.wasi_ctx());
         }
@@ -331,6 +357,7 @@ impl wit::switchyard::policy::types::Host for Sandbox {}
 
 impl wit::switchyard::policy::host::Host for Sandbox {
     fn log(&mut self, level: LogLevel, message: String) {
+        self.called_host = true;
         self.log_lines += 1;
         if self.log_lines > MAX_LOG_LINES {
             return;
@@ -366,15 +393,18 @@ impl wit::switchyard::policy::host::Host for Sandbox {
     }
 
     fn message_text(&mut self, index: u32, max_chars: u32) -> Option<String> {
+        self.called_host = true;
         let cap = max_chars.min(self.limits.max_message_chars) as usize;
         self.host.request.message_text(index as usize, cap)
     }
 
     fn team_budget(&mut self) -> Option<wit::Budget> {
+        self.called_host = true;
         self.host.budget
     }
 
     fn first_token_ms(&mut self, model: String) -> Option<f32> {
+        self.called_host = true;
         // Without a team (a canary or a test case with no team) the live view answers for its
         // own catalog.
         let team = self.host.team.as_deref().unwrap_or_default();
@@ -382,6 +412,7 @@ impl wit::switchyard::policy::host::Host for Sandbox {
     }
 
     fn request_operation(&mut self) -> wit::Operation {
+        self.called_host = true;
         self.host.operation
     }
 }

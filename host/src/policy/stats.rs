@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use metrics::Counter;
 
-use super::DecisionFailure;
+use super::{DecisionFailure, Origin};
 
 /// Every decision outcome a version counts: a valid decision, then each failure kind.
 pub const OUTCOMES: [&str; 7] = [
@@ -56,6 +56,8 @@ pub struct Stats {
     judged_failures: AtomicU32,
     last_failure: Mutex<Option<LastFailure>>,
     metrics: [Counter; OUTCOMES.len()],
+    /// Decisions by where their instance came from: fresh, spare, reused.
+    origins: [Counter; 3],
 }
 
 impl Stats {
@@ -74,7 +76,25 @@ impl Stats {
                     "outcome" => outcome,
                 )
             }),
+            origins: ["fresh", "spare", "reused"].map(|origin| {
+                metrics::counter!(
+                    "switchyard_policy_instances_total",
+                    "policy" => policy.to_string(),
+                    "version" => version.to_string(),
+                    "instance" => origin,
+                )
+            }),
         }
+    }
+
+    /// Count where a decision's instance came from.
+    pub fn instance(&self, origin: Origin) {
+        let at = match origin {
+            Origin::Fresh => 0,
+            Origin::Spare => 1,
+            Origin::Reused => 2,
+        };
+        self.origins[at].increment(1);
     }
 
     /// Count one decision. Returns true exactly once: on the failure that takes the version over

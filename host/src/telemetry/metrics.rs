@@ -70,6 +70,10 @@ pub fn describe() {
         "Policy decisions, by policy, version and outcome (ok or the failure kind)"
     );
     describe_counter!(
+        "switchyard_policy_instances_total",
+        "Instances policy decisions ran on (canary decisions included), by policy, version and kind: fresh (instantiated for the decision), spare (instantiated ahead of it, for it alone) or reused (reuse_instances)"
+    );
+    describe_counter!(
         "switchyard_policy_reloads_total",
         "New policy versions, by policy, trigger (file, upload, reload) and result (live or refused)"
     );
