@@ -405,9 +405,10 @@ async fn state_carries_over_only_when_a_policy_opts_into_reusing_instances() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spare_instances_are_fresh_and_serve_one_decision_each() {
     // `spare_instances` defaults to 1: every decision after the canary's finds an instance
-    // instantiated ahead of it, and each is still its instance's first decision. With 0, every
-    // decision instantiates its own.
-    for (option, spares) in [("spare_instances = 1", 4.0), ("spare_instances = 0", 0.0)] {
+    // instantiated ahead of it, and each is still its instance's first decision, with the same
+    // randomness for the same request id. With 0, every decision instantiates its own.
+    let mut randoms = Vec::new();
+    for (option, spares) in [("spare_instances = 1", 5.0), ("spare_instances = 0", 0.0)] {
         let config = ConfigBuilder::new(&policy_wasm("hostile_policy"))
             .policy_headers(&["x-hostile"])
             .policy_option(option)
@@ -430,14 +431,77 @@ async fn spare_instances_are_fresh_and_serve_one_decision_each() {
             );
             settle().await;
         }
+        let headers = [("x-hostile", "random"), ("x-request-id", "replay-me")];
+        let random = send(&proxy, None, &headers, "hi").await;
+        randoms.push(random.header("x-switchyard-reason").to_string());
         let after = instances(&proxy).await;
         let made = |kind: &str| after[kind] - before[kind];
         assert_eq!(
             (made("spare"), made("fresh"), made("reused")),
-            (spares, 4.0 - spares, 0.0),
+            (spares, 5.0 - spares, 0.0),
             "{option}"
         );
     }
+    assert!(randoms[0].starts_with("random "), "{randoms:?}");
+    assert_eq!(randoms[0], randoms[1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_decision_that_finds_the_pool_full_takes_a_slot_back_from_an_idle_spare() {
+    // A pool of two slots: the `idle` policy's spare holds one, and another team's looping
+    // decision (3 s deadline) the other. A decision of the test policy (500 ms deadline) takes
+    // the spare's slot back instead of waiting past its deadline for the looping one's.
+    let dir = tempfile::tempdir().unwrap();
+    let copy = |name: &str| {
+        let path = dir.path().join(name);
+        std::fs::copy(policy_wasm("hostile_policy"), &path).unwrap();
+        path
+    };
+    let (holder, idle) = (copy("holder.wasm"), copy("idle.wasm"));
+    let no_spares = ["spare_instances = 0", "max_concurrency = 2"];
+    let config = ConfigBuilder::new(&policy_wasm("hostile_policy"))
+        .top("[engine]\ninstances = 2")
+        .deadline_ms(500)
+        .policy_headers(&["x-hostile"])
+        .policy_option(&no_spares.join("\n"))
+        .policy(
+            "holder",
+            &holder,
+            &[
+                &no_spares[..],
+                &["deadline_ms = 3000", "headers = [\"x-hostile\"]"],
+            ]
+            .concat(),
+        )
+        .team("holder", "holder", GOOD_KEY, &["fallback = [\"a\"]"])
+        .policy(
+            "idle",
+            &idle,
+            &["max_concurrency = 2", "headers = [\"x-hostile\"]"],
+        )
+        .team("idle", "idle", STRICT_KEY, &["fallback = [\"a\"]"])
+        .echo()
+        .model("a", "echo", "a", 1.0, &[])
+        .fallback(&["a"]);
+    let proxy = Proxy::start(&config.toml(), &[]);
+    // The idle policy decides once, alone, and then makes its spare.
+    let once = send(&proxy, Some(STRICT_KEY), &[("x-hostile", "count")], "hi").await;
+    assert_eq!(routed(&once), (200, "policy", "a"));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let looping = [("x-hostile", "loop"), ("x-request-id", "looping")];
+    let holding = send(&proxy, Some(GOOD_KEY), &looping, "hold a slot");
+    let next = async {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        send(&proxy, None, &[("x-hostile", "count")], "hi").await
+    };
+    let (held, next) = tokio::join!(holding, next);
+    assert_eq!(routed(&next), (200, "policy", "a"), "{}", proxy.logs());
+    assert_eq!(
+        next.header("x-switchyard-reason"),
+        "decision 1 of this instance"
+    );
+    assert_eq!(routed(&held), (200, "fallback", "a"));
+    assert_eq!(failure_kind(&proxy, "looping"), "timeout");
 }
 
 /// `switchyard_policy_instances_total` of the test policy, by kind.

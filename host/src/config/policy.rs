@@ -119,13 +119,15 @@ pub struct PolicyConfig {
     pub reuse_instances: u32,
     /// Fresh instances kept instantiated ahead of this policy's next decisions (0 to 8; default
     /// 1). Each serves one decision only, like one made for it, so nothing carries over between
-    /// requests; its instantiation runs in a task of its own (on another core, or while requests
-    /// wait for their upstreams), and a decision that finds one ready costs its call alone. The
-    /// price: each spare holds a slot of the engine's pool and its memory while it waits, spares
-    /// are made only while more than half the pool is free, and a spare made after a version's
-    /// last request is never used. A policy that calls the host or WASI while it is
-    /// instantiated gets none (a spare would see no request). None are made while
-    /// `reuse_instances` is set.
+    /// requests: it is seeded from that request's id, and its instantiation time counts against
+    /// that decision's deadline. It is made in the task that drops the last decision's spent
+    /// instance (on another core, or while requests wait for their upstreams), so a decision
+    /// that finds one ready costs its call alone. The price: each spare holds a slot of the
+    /// engine's pool and its memory until it is used or its version is dropped (a version
+    /// kept for rollback keeps its spares); spares are made only while more than half the pool
+    /// would stay free, and a decision that finds the pool full takes a slot back from an idle
+    /// spare before it waits. A policy that calls the host or WASI while it is instantiated
+    /// gets none (a spare would see no request). None are made while `reuse_instances` is set.
     #[serde(default = "defaults::spare_instances")]
     pub spare_instances: u32,
     /// When a candidate split with the live version (`switchyard policy rollout NAME start

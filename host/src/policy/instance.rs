@@ -1,19 +1,21 @@
 //! Policy instances: a store with its sandbox and pool slot, and the spares a version keeps ready.
 //!
-//! An [`Instance`] is one store of the engine's pool, fuelled so that its guest code yields in
-//! slices, holding a pool slot while it lives. [`Spares`] instantiates up to `spare_instances`
-//! of them ahead of need, in the task that drops a decision's spent instance (on another worker
-//! thread, or while requests wait for their upstreams), so a decision that finds one ready costs
-//! its call alone. A spare is as
-//! fresh as an instance made on the request path: it has served no decision and serves exactly
-//! one; its `wasi:random` is seeded from the request it serves, not from when it was made. A
-//! policy that calls the host or WASI while it is instantiated would see a spare's empty request
-//! instead of its own, so such a spare is never used. Spares take pool slots only while more than
-//! half the pool is free, so they hold at most half of it; a version whose spare
-//! fails to instantiate, or calls out while instantiated, makes no more. This module
-//! touches the pool, the version's pre-linked component and nothing else.
+//! An [`Instance`] is one store of the engine's [`Pool`], fuelled so that its guest code yields
+//! in slices, holding a pool slot while it lives. [`Spares`] instantiates up to
+//! `spare_instances` of them ahead of need, in the task that drops a decision's spent instance
+//! (on another worker thread, or while requests wait for their upstreams), so a decision that
+//! finds one ready costs its call alone. A spare is as fresh as an instance made on the request
+//! path: it has served no decision and serves exactly one; its `wasi:random` is seeded from the
+//! request it serves, and the time its instantiation took is taken off that decision's deadline.
+//! A policy that calls the host or WASI while it is instantiated would see a spare's empty
+//! request instead of its own, so such a spare is thrown away and its version makes no more.
+//! Spares take pool slots only while more than half the pool would stay free, and a decision that
+//! finds no free slot takes one back from an idle spare (of any version) before it waits, so
+//! spares never make a decision wait. This module touches the pool, the version's pre-linked
+//! component and nothing else.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::Store;
@@ -22,12 +24,15 @@ use super::engine;
 use super::sandbox::{HostData, Sandbox, SandboxLimits};
 use super::wit::{self, PolicyPre};
 
-/// The engine's pool of instance slots, shared by every policy: one permit a slot.
+/// The engine's pool of instance slots, shared by every policy: one permit a slot, and the
+/// spares that hold some of them.
 #[derive(Clone)]
 pub struct Pool {
     pub slots: Arc<Semaphore>,
     /// Slots in all.
-    pub size: usize,
+    size: usize,
+    /// Every version's spares; also serialises the taking of slots for spares.
+    spares: Arc<Mutex<Vec<Weak<Spares>>>>,
 }
 
 impl Pool {
@@ -35,16 +40,36 @@ impl Pool {
         Self {
             slots: Arc::new(Semaphore::new(size)),
             size,
+            spares: Arc::default(),
         }
+    }
+
+    /// Let decisions that find the pool full take slots back from `spares`.
+    pub fn register(&self, spares: &Arc<Spares>) {
+        let mut all = self.spares.lock().expect("pool lock");
+        all.retain(|spares| spares.strong_count() > 0);
+        all.push(Arc::downgrade(spares));
     }
 
     /// A slot for a spare, only if at least half the pool (rounded up) stays free after it: so
     /// spares hold at most half the pool, and none are made in a pool of one slot.
     fn spare_slot(&self) -> Option<OwnedSemaphorePermit> {
+        let _one_at_a_time = self.spares.lock().expect("pool lock");
         if self.slots.available_permits() <= self.size.div_ceil(2) {
             return None;
         }
         self.slots.clone().try_acquire_owned().ok()
+    }
+
+    /// Throw away one idle spare, of any version, giving its slot back; false if none is idle.
+    pub fn evict_spare(&self) -> bool {
+        let spare = {
+            let all = self.spares.lock().expect("pool lock");
+            all.iter()
+                .filter_map(Weak::upgrade)
+                .find_map(|spares| spares.take())
+        };
+        spare.is_some()
     }
 }
 
@@ -56,6 +81,9 @@ pub struct Instance {
     pub policy: Option<wit::Policy>,
     /// Decisions it has served.
     pub uses: u32,
+    /// How long a spare's instantiation took (zero for other instances, which are instantiated
+    /// within their decision's deadline).
+    pub instantiated_in: Duration,
     _slot: OwnedSemaphorePermit,
 }
 
@@ -74,6 +102,7 @@ impl Instance {
             store,
             policy: None,
             uses: 0,
+            instantiated_in: Duration::ZERO,
             _slot: slot,
         }
     }
@@ -96,14 +125,14 @@ struct State {
     ready: Vec<Instance>,
     /// Being instantiated now.
     making: usize,
-    /// Set once a spare failed to instantiate or called out while instantiated: the version makes
-    /// no more.
+    /// Set once a spare called the host or WASI while it was instantiated: the version makes no
+    /// more.
     off: bool,
 }
 
 impl Spares {
     /// Spares of the version `pre` of policy `name`, `target` at most, each with the sandbox a
-    /// decision of this version gets.
+    /// decision of this version gets; registered with `pool`.
     pub fn new(
         pre: Arc<PolicyPre<Sandbox>>,
         pool: Pool,
@@ -111,26 +140,36 @@ impl Spares {
         limits: SandboxLimits,
         seeded: bool,
         target: usize,
-    ) -> Self {
-        Self {
+    ) -> Arc<Self> {
+        let spares = Arc::new(Self {
             pre,
-            pool,
+            pool: pool.clone(),
             name,
             limits,
             seeded,
             target,
             state: Mutex::default(),
+        });
+        if target > 0 {
+            pool.register(&spares);
         }
+        spares
     }
 
     /// A ready spare, if there is one.
     pub fn take(&self) -> Option<Instance> {
+        if self.target == 0 {
+            return None;
+        }
         self.state.lock().expect("spares lock").ready.pop()
     }
 
     /// Instantiate one more spare, unless enough are ready or being made, the version stopped
     /// making them, or the pool is more than half taken.
     pub async fn refill(&self) {
+        if self.target == 0 {
+            return;
+        }
         {
             let mut state = self.state.lock().expect("spares lock");
             if state.off || state.ready.len() + state.making >= self.target {
@@ -138,46 +177,62 @@ impl Spares {
             }
             state.making += 1;
         }
-        match self.pool.spare_slot() {
-            Some(slot) => self.make(slot).await,
-            None => self.state.lock().expect("spares lock").making -= 1,
+        let making = Making(self);
+        if let Some(slot) = self.pool.spare_slot() {
+            making.finish(self.make(slot).await);
         }
     }
 
-    /// Instantiate a spare in `slot` within the decision deadline, and keep it ready.
-    async fn make(&self, slot: OwnedSemaphorePermit) {
+    /// Instantiate a spare in `slot` within the decision deadline: `None` if that failed, or if
+    /// the policy called out while instantiated (which turns spares off for this version).
+    async fn make(&self, slot: OwnedSemaphorePermit) -> Option<Instance> {
+        // Traced, so that anything it logs before it serves a request is kept, not logged.
         let sandbox = Sandbox::new(
             HostData::none(),
             self.name.clone(),
             self.limits,
             self.seeded,
-            false,
+            true,
         );
         let mut spare = Instance::new(&self.pre, sandbox, slot);
-        let made = tokio::time::timeout(
-            self.limits.deadline,
-            self.pre.instantiate_async(&mut spare.store),
-        )
-        .await;
-        let mut state = self.state.lock().expect("spares lock");
-        state.making -= 1;
-        match made {
-            Ok(Ok(policy)) if !spare.store.data().called_host => {
-                spare.policy = Some(policy);
-                state.ready.push(spare);
-            }
-            made => {
-                state.off = true;
-                let why = match made {
-                    Ok(Ok(_)) => "it calls the host while it is instantiated",
-                    Ok(Err(_)) => "it failed to instantiate",
-                    Err(_) => "its instantiation ran past the deadline",
-                };
-                tracing::debug!(
-                    policy = &*self.name,
-                    "no spare instances for this version: {why}"
-                );
-            }
+        let started = Instant::now();
+        let instantiate = self.pre.instantiate_async(&mut spare.store);
+        let policy = tokio::time::timeout(self.limits.deadline, instantiate)
+            .await
+            .ok()?
+            .ok()?;
+        if spare.store.data().called_host {
+            self.state.lock().expect("spares lock").off = true;
+            tracing::info!(
+                policy = &*self.name,
+                "no spare instances for this version: it calls the host while it is instantiated"
+            );
+            return None;
         }
+        spare.policy = Some(policy);
+        spare.instantiated_in = started.elapsed();
+        Some(spare)
+    }
+}
+
+/// A spare being made: counted in `making` until it is ready or given up, even if the task making
+/// it is cancelled.
+struct Making<'a>(&'a Spares);
+
+impl Making<'_> {
+    /// Keep the spare, if one was made.
+    fn finish(self, spare: Option<Instance>) {
+        self.0
+            .state
+            .lock()
+            .expect("spares lock")
+            .ready
+            .extend(spare);
+    }
+}
+
+impl Drop for Making<'_> {
+    fn drop(&mut self) {
+        self.0.state.lock().expect("spares lock").making -= 1;
     }
 }

@@ -6,9 +6,9 @@
 //! go live; a [`PolicySlot`] (`registry`) holds the live version of one policy name, swaps it
 //! atomically, keeps the previous one and rolls back by itself when a new version fails too often
 //! (`stats`). For every request [`Policy::decide`] creates a fresh store (a [`sandbox::Sandbox`])
-//! from the pre-linked instance (or, for a policy configured with `reuse_instances`, takes a kept
-//! one), with a CPU deadline and a memory cap, calls `decide`, drops the
-//! store, and validates the result ([`decision::validate`]). Whatever the policy does, the caller
+//! from the pre-linked instance (or takes a spare one instantiated ahead of it, `instance`; or, for
+//! a policy configured with `reuse_instances`, a kept one), with a CPU deadline and a memory cap,
+//! calls `decide`, drops the store, and validates the result ([`decision::validate`]). Whatever the policy does, the caller
 //! gets either a [`Verdict`] or a [`DecisionFailure`] that says what kind of fault it was; the
 //! proxy decides what a failure means. This module reads the request view and catalog it is given
 //! and touches nothing outside the sandbox but the compile cache's folder.
@@ -266,7 +266,7 @@ impl Policy {
             stats: Stats::new(&name, &version),
             concurrency: Semaphore::new(settings.max_concurrency as usize),
             warm: std::sync::Mutex::new(Vec::new()),
-            spares: Arc::new(spares),
+            spares,
             name,
             version,
             sha256,
@@ -409,11 +409,16 @@ impl Policy {
             operation: input.operation,
         };
         let reuse = self.settings.reuse_instances > 0 && !traced;
-        let Some((mut instance, origin)) = self.instance(host, traced, wait, stop_at).await else {
+        let made = self.instance(host, reuse, traced, wait, stop_at).await;
+        let Some((mut instance, origin)) = made else {
             trace.elapsed = started.elapsed();
             return (Err(DecisionFailure::Busy), trace);
         };
         self.stats.instance(origin);
+        // A spare's instantiation counts against the deadline, as it would on the request path.
+        let stop_at = stop_at
+            .checked_sub(instance.instantiated_in)
+            .unwrap_or(stop_at);
         let waited = started.elapsed();
         let outcome = self
             .call(&mut instance, stop_at, input.view, input.catalog)
@@ -434,8 +439,7 @@ impl Policy {
         }
         instance.uses += 1;
         let reusable = reuse && outcome.is_ok() && instance.uses < self.settings.reuse_instances;
-        // Shadow and traced decisions leave spares to the requests they are kept for.
-        self.put_back(instance, reusable, wait && !traced);
+        self.put_back(instance, reusable, !traced);
         let outcome = outcome.and_then(|decision| {
             decision::validate(decision, input.catalog).map_err(DecisionFailure::InvalidDecision)
         });
@@ -470,15 +474,15 @@ impl Policy {
     async fn instance(
         &self,
         host: HostData,
+        reuse: bool,
         traced: bool,
         wait: bool,
         stop_at: tokio::time::Instant,
     ) -> Option<(Instance, Origin)> {
-        let reuse = self.settings.reuse_instances > 0 && !traced;
         let kept = if reuse {
             let kept = self.warm.lock().expect("warm lock").pop();
             kept.map(|kept| (kept, Origin::Reused))
-        } else if wait && !traced {
+        } else if !traced {
             self.spares.take().map(|kept| (kept, Origin::Spare))
         } else {
             None
@@ -499,8 +503,9 @@ impl Policy {
         }
     }
 
-    /// A new sandbox for the request `host` describes, in a pool slot: waited for until
-    /// `stop_at` if `wait`, else taken only if one is free now; `None` when there is none.
+    /// A new sandbox for the request `host` describes, in a pool slot: if none is free and
+    /// `wait`, one taken back from an idle spare, or else waited for until `stop_at`; if not
+    /// `wait`, only one free now. `None` when there is none.
     async fn fresh(
         &self,
         host: HostData,
@@ -509,13 +514,17 @@ impl Policy {
         stop_at: tokio::time::Instant,
     ) -> Option<Instance> {
         let slots = self.pool.slots.clone();
-        let slot = match wait {
-            true => tokio::time::timeout_at(stop_at, slots.acquire_owned())
-                .await
-                .ok()
-                .map(|slot| slot.expect("never closed")),
-            false => slots.try_acquire_owned().ok(),
-        }?;
+        let slot = match (slots.clone().try_acquire_owned(), wait) {
+            (Ok(slot), _) => slot,
+            (Err(_), false) => return None,
+            (Err(_), true) => {
+                self.pool.evict_spare();
+                tokio::time::timeout_at(stop_at, slots.acquire_owned())
+                    .await
+                    .ok()?
+                    .expect("never closed")
+            }
+        };
         let seeded = self.settings.random == RandomSource::Seeded;
         let limits = self.settings.limits;
         let sandbox = Sandbox::new(host, self.name.clone(), limits, seeded, traced);

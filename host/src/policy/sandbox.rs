@@ -1,6 +1,7 @@
 //! What one decision's store holds, and everything a policy can reach from inside it.
 //!
-//! A [`Sandbox`] is created for every decision and dropped with its store, so nothing carries
+//! A [`Sandbox`] is created for every decision (or ahead of it, for a spare instance, which
+//! [`Sandbox::serve`] points at its one request) and dropped with its store, so nothing carries
 //! over from one request to the next (unless the policy's config opts into `reuse_instances`,
 //! when [`Sandbox::renew`] points a kept instance at the next request). It grants the policy exactly:
 //! - the `host` interface: log lines (capped in size and number), the text of the current
@@ -211,12 +212,14 @@ impl Sandbox {
         self.stderr.clear();
     }
 
-    /// Make a spare's sandbox serve the decision `host` is for. What the policy wrote while it
-    /// was instantiated stays, to be logged with this decision, and `wasi:random` is seeded anew
-    /// from this request's id, as if the instance had been made for it.
+    /// Make a spare's sandbox serve the decision `host` is for. A spare is made traced, so that
+    /// nothing is logged under no request; from here on its policy's log lines go to the log.
+    /// (A spare whose policy called the host or WASI while it was instantiated is never used, so
+    /// its WASI context, built on first use, is built now, from this request's id.)
     pub fn serve(&mut self, host: HostData) {
+        debug_assert!(!self.called_host, "a spare that called out is never used");
         self.host = host;
-        self.wasi = None;
+        self.captured = None;
     }
 
     /// The log lines of a traced decision, and what it wrote to stdout and stderr, a line each.
