@@ -95,8 +95,13 @@ pub fn with_request_id(mut response: Response, exchange: &Exchange) -> Response 
     response
 }
 
-/// `text` as a header value: printable ASCII, anything else as `?`.
+/// `text` as a header value: printable ASCII, anything else as `?`. Text that is printable ASCII
+/// already (as names and most reasons are) is copied once, not rebuilt.
 fn header_value(text: &str) -> HeaderValue {
+    let printable = |b: u8| b == b' ' || b.is_ascii_graphic();
+    if text.bytes().all(printable) {
+        return HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static("?"));
+    }
     let clean: String = text
         .chars()
         .map(|c| {
