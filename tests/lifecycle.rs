@@ -288,15 +288,7 @@ async fn refused_uploads_name_the_fault_and_the_old_version_keeps_serving() {
         assert_eq!(ask(&client, &proxy, &[]).await.version, live, "{what}");
     }
 
-    let exposition = reqwest::Client::new()
-        .get(proxy.admin_url("/metrics"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let exposition = proxy.admin_metrics().await;
     let refused = |trigger: &str| {
         metric(
             &exposition,

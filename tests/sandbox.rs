@@ -506,15 +506,7 @@ async fn a_decision_that_finds_the_pool_full_takes_a_slot_back_from_an_idle_spar
 
 /// `switchyard_policy_instances_total` of the test policy, by kind.
 async fn instances(proxy: &Proxy) -> HashMap<&'static str, f64> {
-    let exposition = reqwest::Client::new()
-        .get(proxy.admin_url("/metrics"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let exposition = proxy.admin_metrics().await;
     let version = exposition
         .lines()
         .find_map(|line| {

@@ -448,6 +448,19 @@ impl Proxy {
             .expect("a JSON answer")
     }
 
+    /// The admin API's `GET /metrics` with [`ADMIN_TOKEN`]: the Prometheus exposition.
+    pub async fn admin_metrics(&self) -> String {
+        reqwest::Client::new()
+            .get(self.admin_url("/metrics"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("the admin API answers")
+            .text()
+            .await
+            .expect("a text answer")
+    }
+
     /// The config file the proxy was started with (rewrite it, then [`Proxy::reload`]).
     pub fn config_path(&self) -> PathBuf {
         self.dir.path().join("switchyard.toml")
