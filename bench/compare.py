@@ -13,7 +13,8 @@ whether a change costs CPU on the request path, and what a lever saved.
 Both run the bundled cost-router policy of this checkout with the benchmark's config (with
 --reuse, on reused instances; --base-option and --candidate-option add a line to the policy's
 entry of one side). It prints each measurement, with the decision time's p50 and p99 at
-1000 req/s from the proxy's log lines, then each side's medians.
+1000 req/s from the proxy's log lines and the proxy's peak resident memory, then each side's
+medians.
 """
 
 import argparse
@@ -34,8 +35,8 @@ def decision_times(log, skip):
 
 def measure(binary, work, mock_port, name, seconds, reuse, option):
     """Gateway CPU per request (µs) of `binary` in a closed loop after a warm-up, its CPU per
-    request at 1000 req/s, that rate's p99 latency (ms), and its decision time's p50 and p99
-    (µs)."""
+    request at 1000 req/s, that rate's p99 latency (ms), its decision time's p50 and p99 (µs),
+    and its peak resident memory (MiB)."""
     g.SWITCHYARD = binary
     config = g.switchyard_config(g.free_port(), mock_port, False, reuse, option=option)
     proxy, port = g.start_switchyard(work, name, config)
@@ -51,7 +52,8 @@ def measure(binary, work, mock_port, name, seconds, reuse, option):
         time.sleep(0.3)
         decisions = sorted(decision_times(log, logged))
         p50, p99 = (decisions[int(len(decisions) * q)] for q in (0.5, 0.99))
-        return closed, at_rate, fixed["latencyPercentiles"]["p99"] * 1000, p50, p99
+        p99_ms = fixed["latencyPercentiles"]["p99"] * 1000
+        return closed, at_rate, p99_ms, p50, p99, g.peak_rss_mib(proxy)
     finally:
         proxy.terminate()
         proxy.wait()
@@ -82,19 +84,20 @@ def main():
                     figure = measure(builds[name], work, mock_port, f"{name}-{round_}",
                                      args.seconds, args.reuse, options[name])
                     figures[name].append(figure)
-                    closed, at_rate, p99, d50, d99 = figure
+                    closed, at_rate, p99, d50, d99, rss = figure
                     print(f"round {round_}: {name} closed loop {closed:.1f} µs/request, at "
                           f"1000/s {at_rate:.1f} µs/request, p99 {p99:.3f} ms, decision p50 "
-                          f"{d50} µs p99 {d99} µs", flush=True)
+                          f"{d50} µs p99 {d99} µs, peak RSS {rss:.1f} MiB", flush=True)
         finally:
             mock.terminate()
             mock.wait()
     for name, values in figures.items():
-        closed, at_rate, p99, d50, d99 = (statistics.median(v[i] for v in values)
-                                          for i in range(5))
+        closed, at_rate, p99, d50, d99, rss = (statistics.median(v[i] for v in values)
+                                               for i in range(6))
         print(f"{name}: median closed loop {closed:.1f} µs/request "
               f"({', '.join(f'{v[0]:.1f}' for v in values)}), at 1000/s {at_rate:.1f} "
-              f"µs/request, p99 {p99:.3f} ms, decision p50 {d50} µs p99 {d99} µs")
+              f"µs/request, p99 {p99:.3f} ms, decision p50 {d50} µs p99 {d99} µs, "
+              f"peak RSS {rss:.1f} MiB")
 
 if __name__ == "__main__":
     main()
