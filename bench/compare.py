@@ -18,19 +18,12 @@ medians.
 """
 
 import argparse
-import re
 import statistics
 import time
 import tempfile
 from pathlib import Path
 
 import gateway as g
-
-
-def decision_times(log, skip):
-    """The `decision_us` of the request log lines in `log` after the first `skip` of them."""
-    lines = [line for line in log.read_text().splitlines() if "decision_us=" in line]
-    return [int(re.search(r"decision_us=(\d+)", line).group(1)) for line in lines[skip:]]
 
 
 def measure(binary, work, mock_port, name, seconds, reuse, option):
@@ -45,12 +38,12 @@ def measure(binary, work, mock_port, name, seconds, reuse, option):
         closed = g.closed_loop_cpu_us(proxy, port, "/v1/chat/completions", g.REQUEST, seconds,
                                       warmup=3)
         time.sleep(0.3)  # the log's batches are written within 100 ms
-        logged = len(decision_times(log, 0))
+        logged = len(g.decision_times(log))
         before = g.cpu_seconds(proxy)
         fixed = g.oha(port, "/v1/chat/completions", g.REQUEST, seconds, 16, 1000)
         at_rate = (g.cpu_seconds(proxy) - before) / g.ok_count(fixed) * 1e6
         time.sleep(0.3)
-        decisions = sorted(decision_times(log, logged))
+        decisions = sorted(g.decision_times(log)[logged:])
         p50, p99 = (decisions[int(len(decisions) * q)] for q in (0.5, 0.99))
         p99_ms = fixed["latencyPercentiles"]["p99"] * 1000
         return closed, at_rate, p99_ms, p50, p99, g.peak_rss_mib(proxy)

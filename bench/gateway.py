@@ -30,6 +30,7 @@ import argparse
 import http.client
 import json
 import os
+import re
 import shutil
 import socket
 import statistics
@@ -416,6 +417,17 @@ def start_switchyard(work, name, config_text, extra_env=None):
             pass
         time.sleep(0.05)
     sys.exit(f"{name} did not become ready: see {work / name}.log")
+
+
+def decision_times(log: Path, team=None):
+    """The `decision_us` of the request lines in the proxy's log `log` (of `team`'s requests
+    only, if given), in order."""
+    times = []
+    for line in log.read_text().splitlines():
+        found = re.search(r'team="([^"]*)".*decision_us=(\d+)', line)
+        if found and team in (None, found.group(1)):
+            times.append(int(found.group(2)))
+    return times
 
 
 def rss_mib(process):

@@ -6,7 +6,8 @@ policies, alternated over rounds.
     cargo xtask plugins && cargo build --release -p switchyard --bin switchyard
     python3 bench/spares.py                  # 3 rounds of 200 requests a policy and setting
 
-The proxy serves three teams on the built-in echo provider (no upstream), each with one policy.
+The proxy (started as the gateway benchmark starts it, on its core) serves three teams on the
+built-in echo provider (no upstream), each with one policy.
 Requests go one after another, 20 ms apart (a light load, where a spare is ready for each), each
 team in turn. Decision times come from the proxy's log lines (`decision_us`); the first ten of
 each team are left out (the canary's and the first requests' cold slots). It prints each round's
@@ -15,30 +16,19 @@ p50 and p90 per policy and setting, then the medians over rounds.
 
 import argparse
 import json
-import os
-import re
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-SWITCHYARD = ROOT / "target/release/switchyard"
-WASM = ROOT / "target/wasm32-wasip2/wasm"
+import gateway as g
+
+WASM = g.ROOT / "target/wasm32-wasip2/wasm"
 POLICIES = [("rust", "cost_router", "cost-router"), ("javascript", "js_tier_router", "js"),
             ("python", "python_keyword_router", "py")]
 REQUEST = json.dumps({"model": "auto", "messages": [
     {"role": "user", "content": "What is the capital of France? Answer in one word."}]}).encode()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def config(port, option):
@@ -76,27 +66,10 @@ tags = ["reasoning"]
 '''
 
 
-def run(work, option, requests):
+def run(work, name, option, requests):
     """Decision times (µs) by team of one proxy run with `option` in every policy's entry."""
-    port = free_port()
-    path = work / "spares.toml"
-    path.write_text(config(port, option))
-    log_path = work / "spares.log"
-    with open(log_path, "w") as log:
-        proxy = subprocess.Popen([str(SWITCHYARD), "serve", "--config", str(path)],
-                                 stdout=subprocess.DEVNULL, stderr=log,
-                                 env={"PATH": os.environ["PATH"], "RUST_LOG": "info",
-                                      "XDG_CACHE_HOME": str(work / "cache")})
+    proxy, port = g.start_switchyard(work, name, config(g.free_port(), option))
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz").status == 200:
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    sys.exit(f"the proxy did not become ready: see {log_path}")
-                time.sleep(0.2)
         for _ in range(requests):
             for i in range(len(POLICIES)):
                 headers = {"content-type": "application/json",
@@ -109,12 +82,8 @@ def run(work, option, requests):
     finally:
         proxy.terminate()
         proxy.wait()
-    times = {}
-    for line in log_path.read_text().splitlines():
-        found = re.search(r'team="(\w+)".*decision_us=(\d+)', line)
-        if found:
-            times.setdefault(found.group(1), []).append(int(found.group(2)))
-    return {team: sorted(values[10:]) for team, values in times.items()}
+    log = work / f"{name}.log"
+    return {team: sorted(g.decision_times(log, team)[10:]) for team, _, _ in POLICIES}
 
 
 def main():
@@ -126,7 +95,8 @@ def main():
     with tempfile.TemporaryDirectory() as work:
         for round_ in range(args.rounds):
             for option, rounds in settings.items():
-                times = run(Path(work), option, args.requests)
+                name = f"spares-{round_}-{option[-1]}"
+                times = run(Path(work), name, option, args.requests)
                 rounds.append(times)
                 for team, _, _ in POLICIES:
                     values = times[team]

@@ -108,7 +108,8 @@ impl Instance {
     }
 }
 
-/// The instances a version keeps instantiated for its next decisions.
+/// The instances a version keeps instantiated for its next decisions, and the maker of every
+/// instance of the version.
 pub struct Spares {
     pre: Arc<PolicyPre<Sandbox>>,
     pool: Pool,
@@ -183,18 +184,19 @@ impl Spares {
         }
     }
 
+    /// A store in `slot` with the sandbox a decision of this version gets, for the request
+    /// `host` describes (traced: keeping the policy's log lines rather than logging them); not
+    /// instantiated yet. Spares and instances made on the request path alike come from here.
+    pub fn instance(&self, host: HostData, traced: bool, slot: OwnedSemaphorePermit) -> Instance {
+        let sandbox = Sandbox::new(host, self.name.clone(), self.limits, self.seeded, traced);
+        Instance::new(&self.pre, sandbox, slot)
+    }
+
     /// Instantiate a spare in `slot` within the decision deadline: `None` if that failed, or if
     /// the policy called out while instantiated (which turns spares off for this version).
     async fn make(&self, slot: OwnedSemaphorePermit) -> Option<Instance> {
         // Traced, so that anything it logs before it serves a request is kept, not logged.
-        let sandbox = Sandbox::new(
-            HostData::none(),
-            self.name.clone(),
-            self.limits,
-            self.seeded,
-            true,
-        );
-        let mut spare = Instance::new(&self.pre, sandbox, slot);
+        let mut spare = self.instance(HostData::none(), true, slot);
         let started = Instant::now();
         let instantiate = self.pre.instantiate_async(&mut spare.store);
         let policy = tokio::time::timeout(self.limits.deadline, instantiate)

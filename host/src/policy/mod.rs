@@ -525,10 +525,7 @@ impl Policy {
                     .expect("never closed")
             }
         };
-        let seeded = self.settings.random == RandomSource::Seeded;
-        let limits = self.settings.limits;
-        let sandbox = Sandbox::new(host, self.name.clone(), limits, seeded, traced);
-        Some(Instance::new(&self.pre, sandbox, slot))
+        Some(self.spares.instance(host, traced, slot))
     }
 
     /// Instantiate (unless reused) and call `decide`, stopped at `stop_at`.
