@@ -17,7 +17,8 @@
 //! own setting (refuse or downgrade) before the policy runs.
 
 use switchyard_sdk::{
-    Catalog, Decision, ModelExt, Policy, Request, RequestExt, find_cue, route, team_budget,
+    Catalog, Decision, ModelExt, Policy, Request, RequestExt, find_cue_ignoring_case, route,
+    team_budget,
 };
 
 /// Below this share of the budget left, requests get the cheapest model of their tier.
@@ -53,8 +54,7 @@ pub fn needs_reasoning(req: &Request, last_user_text: Option<&str>) -> Option<St
             req.estimated_input_tokens
         ));
     }
-    let text = last_user_text?.to_lowercase();
-    find_cue(&text, CUES).map(|cue| format!("multi-step cue '{cue}'"))
+    find_cue_ignoring_case(last_user_text?, CUES).map(|cue| format!("multi-step cue '{cue}'"))
 }
 
 /// The decision for `req` with `share` of the budget left (`None`: no budget), given what

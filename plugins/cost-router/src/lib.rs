@@ -10,7 +10,8 @@
 //! look for multi-step cues; all other signals come from the request view.
 
 use switchyard_sdk::{
-    Catalog, Decision, ModelExt, Operation, Policy, Request, RequestExt, find_cue, route,
+    Catalog, Decision, ModelExt, Operation, Policy, Request, RequestExt, find_cue_ignoring_case,
+    route,
 };
 
 /// How much of the last user message is scanned for cues.
@@ -52,8 +53,8 @@ pub fn complexity(req: &Request, last_user_text: Option<&str>) -> Option<String>
             req.messages.len()
         ));
     }
-    let text = last_user_text?.to_lowercase();
-    if let Some(cue) = find_cue(&text, CUES) {
+    let text = last_user_text?;
+    if let Some(cue) = find_cue_ignoring_case(text, CUES) {
         return Some(format!("multi-step cue '{cue}'"));
     }
     let numbered_steps = text

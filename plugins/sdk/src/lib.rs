@@ -10,7 +10,7 @@
 //! [`Policy::decide`], and the host functions wrapped by [`RequestExt::message_text`],
 //! [`team_budget`], [`first_token_ms`], [`random_u64`] and [`log`]. The rest is plain data
 //! helpers: [`Catalog`] queries such as [`Catalog::cheapest_fitting`], [`ModelExt`],
-//! [`estimate_tokens`], [`find_cue`] and [`two_choices`].
+//! [`estimate_tokens`], [`find_cue`], [`find_cue_ignoring_case`] and [`two_choices`].
 //!
 //! On `wasm32` the host functions call the proxy. On any other target they answer from a
 //! thread-local mock host set up with [`testing`], so a policy's own unit tests run with plain
@@ -73,6 +73,7 @@
 //! ```
 
 mod catalog;
+mod cues;
 mod host;
 mod request;
 #[cfg(not(target_arch = "wasm32"))]
@@ -97,8 +98,9 @@ pub use bindings::switchyard::policy::types::{
     Target,
 };
 pub use catalog::{Catalog, ModelExt, TwoChoices, two_choices};
+pub use cues::{find_cue, find_cue_ignoring_case};
 pub use host::{first_token_ms, log, operation, random_u64, team_budget};
-pub use request::{RequestExt, estimate_tokens, find_cue};
+pub use request::{RequestExt, estimate_tokens};
 
 /// A routing policy: one decision per request.
 pub trait Policy {

@@ -1,5 +1,5 @@
 //! Reading the request: its messages' text (from the host, on demand), headers and metadata, and
-//! the two text tools policies keep needing: a token estimate and whole-word cue matching.
+//! the token estimate policies keep needing (cue matching is in [`crate::cues`]).
 
 use crate::{Pair, Request, Role, host};
 
@@ -53,24 +53,6 @@ pub fn estimate_tokens(text: &str) -> u32 {
     u32::try_from(text.chars().count().div_ceil(4)).unwrap_or(u32::MAX)
 }
 
-/// The first of `cues` found in `text`, matched as whole words: a cue that starts (ends) with a
-/// letter or digit must not have one just before (after) it, so `prove` does not match
-/// `improve`, while a cue such as "```" matches anywhere. Lower-case `text` first to match
-/// lower-case cues regardless of case.
-pub fn find_cue<'c>(text: &str, cues: &[&'c str]) -> Option<&'c str> {
-    let word = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
-    cues.iter().copied().find(|cue| {
-        let (Some(first), Some(last)) = (cue.chars().next(), cue.chars().next_back()) else {
-            return false;
-        };
-        text.match_indices(cue).any(|(at, _)| {
-            let before = text[..at].chars().next_back();
-            let after = text[at + cue.len()..].chars().next();
-            !(first.is_alphanumeric() && word(before) || last.is_alphanumeric() && word(after))
-        })
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,19 +93,5 @@ mod tests {
         assert_eq!(estimate_tokens("abcd"), 1);
         assert_eq!(estimate_tokens("abcde"), 2);
         assert_eq!(estimate_tokens("éééé"), 1, "characters, not bytes");
-    }
-
-    #[test]
-    fn cues_match_whole_words_unless_they_are_punctuation() {
-        let cues = ["prove", "step by step", "```", "tl;dr", "#include"];
-        assert_eq!(find_cue("please prove it", &cues), Some("prove"));
-        assert_eq!(find_cue("improve this; approve that", &cues), None);
-        assert_eq!(find_cue("proven", &cues), None);
-        assert_eq!(find_cue("go step by step.", &cues), Some("step by step"));
-        assert_eq!(find_cue("see:```rust\nfn x()```", &cues), Some("```"));
-        assert_eq!(find_cue("tl;dr: short", &cues), Some("tl;dr"));
-        assert_eq!(find_cue("x#include <a>", &cues), Some("#include"));
-        assert_eq!(find_cue("#includes", &cues), None);
-        assert_eq!(find_cue("anything", &[""]), None);
     }
 }

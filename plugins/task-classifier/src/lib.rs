@@ -17,7 +17,8 @@
 //! log line per request records the class.
 
 use switchyard_sdk::{
-    Catalog, Decision, Model, ModelExt, Policy, Request, RequestExt, find_cue, log, route,
+    Catalog, Decision, Model, ModelExt, Policy, Request, RequestExt, find_cue_ignoring_case, log,
+    route,
 };
 
 /// How much of the last user message is scanned for cues.
@@ -100,9 +101,8 @@ const CUES: &[(Task, &[&str])] = &[
 
 /// The class of `text` and the cue that decided it (`None` for chat).
 pub fn classify(text: &str) -> (Task, Option<&'static str>) {
-    let text = text.to_lowercase();
     CUES.iter()
-        .find_map(|(task, cues)| find_cue(&text, cues).map(|cue| (*task, Some(cue))))
+        .find_map(|(task, cues)| find_cue_ignoring_case(text, cues).map(|cue| (*task, Some(cue))))
         .unwrap_or((Task::Chat, None))
 }
 

@@ -1,0 +1,211 @@
+//! Whole-word cue matching: which of a policy's cue phrases ("prove", "step by step", "```") a
+//! prompt contains. One pass over the text finds every cue at once (a first-byte table points
+//! each position at the cues that could start there), so a policy with a dozen cues reads its
+//! prompt once instead of a dozen times, and the case-insensitive form needs no lower-cased copy
+//! of the prompt. Pure functions over borrowed text; they touch nothing else.
+
+/// Cues are matched 64 at a time: one bit of a `u64` per cue.
+const CHUNK: usize = 64;
+
+/// The first of `cues` (in the order given) found in `text`, matched as whole words: a cue that
+/// starts (ends) with a letter or digit must not have one just before (after) it, so `prove` does
+/// not match `improve`, while a cue such as "```" matches anywhere. An empty cue never matches.
+/// Case matters; see [`find_cue_ignoring_case`].
+pub fn find_cue<'c>(text: &str, cues: &[&'c str]) -> Option<&'c str> {
+    first_found(text, cues, false)
+}
+
+/// [`find_cue`], with ASCII letters matching regardless of case (`Prove` matches the cue
+/// `prove`), without lower-casing a copy of `text`. Non-ASCII letters must match exactly.
+pub fn find_cue_ignoring_case<'c>(text: &str, cues: &[&'c str]) -> Option<&'c str> {
+    first_found(text, cues, true)
+}
+
+fn first_found<'c>(text: &str, cues: &[&'c str], ignore_case: bool) -> Option<&'c str> {
+    cues.chunks(CHUNK).find_map(|chunk| {
+        let found = found_in_chunk(text, chunk, ignore_case);
+        (found != 0).then(|| chunk[found.trailing_zeros() as usize])
+    })
+}
+
+/// A bit per cue of `chunk` (at most 64 cues) found in `text`. Stops early once the chunk's first
+/// cue is found, since no later cue can then be the answer.
+fn found_in_chunk(text: &str, chunk: &[&str], ignore_case: bool) -> u64 {
+    let fold = |b: u8| {
+        if ignore_case {
+            b.to_ascii_lowercase()
+        } else {
+            b
+        }
+    };
+    let mut starting_with = [0u64; 256];
+    for (i, cue) in chunk.iter().enumerate() {
+        if let Some(&first) = cue.as_bytes().first() {
+            starting_with[usize::from(fold(first))] |= 1 << i;
+        }
+    }
+    let bytes = text.as_bytes();
+    let mut found = 0u64;
+    for (at, &b) in bytes.iter().enumerate() {
+        let mut candidates = starting_with[usize::from(fold(b))] & !found;
+        while candidates != 0 {
+            let i = candidates.trailing_zeros() as usize;
+            candidates &= candidates - 1;
+            if matches_at(text, at, chunk[i], ignore_case) {
+                found |= 1 << i;
+            }
+        }
+        if found & 1 != 0 {
+            break;
+        }
+    }
+    found
+}
+
+/// Whether `cue` occurs in `text` at byte offset `at` as a whole word. A cue is valid UTF-8 and
+/// so is `text`, so a byte-wise match starts and ends on character boundaries.
+fn matches_at(text: &str, at: usize, cue: &str, ignore_case: bool) -> bool {
+    let Some(candidate) = text.as_bytes().get(at..at + cue.len()) else {
+        return false;
+    };
+    let same = if ignore_case {
+        candidate.eq_ignore_ascii_case(cue.as_bytes())
+    } else {
+        candidate == cue.as_bytes()
+    };
+    if !same {
+        return false;
+    }
+    let word = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
+    let starts_word = cue.chars().next().is_some_and(char::is_alphanumeric);
+    let ends_word = cue.chars().next_back().is_some_and(char::is_alphanumeric);
+    !(starts_word && word(text[..at].chars().next_back())
+        || ends_word && word(text[at + cue.len()..].chars().next()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The obvious implementation: every cue in order, every occurrence, case folded by copying.
+    fn reference<'c>(text: &str, cues: &[&'c str], ignore_case: bool) -> Option<&'c str> {
+        let text = if ignore_case {
+            text.to_ascii_lowercase()
+        } else {
+            text.to_string()
+        };
+        let word = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
+        cues.iter().copied().find(|&cue| {
+            let needle = if ignore_case {
+                cue.to_ascii_lowercase()
+            } else {
+                cue.to_string()
+            };
+            let (Some(first), Some(last)) = (needle.chars().next(), needle.chars().next_back())
+            else {
+                return false;
+            };
+            (0..text.len())
+                .filter(|&at| text.is_char_boundary(at) && text[at..].starts_with(&needle))
+                .any(|at| {
+                    let before = text[..at].chars().next_back();
+                    let after = text[at + needle.len()..].chars().next();
+                    !(first.is_alphanumeric() && word(before)
+                        || last.is_alphanumeric() && word(after))
+                })
+        })
+    }
+
+    #[test]
+    fn cues_match_whole_words_unless_they_are_punctuation() {
+        let cues = ["prove", "step by step", "```", "tl;dr", "#include"];
+        assert_eq!(find_cue("please prove it", &cues), Some("prove"));
+        assert_eq!(find_cue("improve this; approve that", &cues), None);
+        assert_eq!(find_cue("proven", &cues), None);
+        assert_eq!(find_cue("go step by step.", &cues), Some("step by step"));
+        assert_eq!(find_cue("see:```rust\nfn x()```", &cues), Some("```"));
+        assert_eq!(find_cue("tl;dr: short", &cues), Some("tl;dr"));
+        assert_eq!(find_cue("x#include <a>", &cues), Some("#include"));
+        assert_eq!(find_cue("#includes", &cues), None);
+        assert_eq!(find_cue("anything", &[""]), None);
+        assert_eq!(find_cue("", &cues), None);
+    }
+
+    #[test]
+    fn the_first_cue_in_cue_order_wins_wherever_it_occurs() {
+        let cues = ["prove", "step by step"];
+        assert_eq!(find_cue("step by step, then prove", &cues), Some("prove"));
+        assert_eq!(find_cue("step by step", &cues), Some("step by step"));
+    }
+
+    #[test]
+    fn a_rejected_occurrence_does_not_hide_a_later_or_overlapping_one() {
+        assert_eq!(find_cue("improve, then prove", &["prove"]), Some("prove"));
+        assert_eq!(find_cue("aaa", &["aa"]), None, "no whole-word occurrence");
+        assert_eq!(find_cue("=== x", &["=="]), Some("=="));
+        assert_eq!(find_cue("a ab", &["ab"]), Some("ab"));
+    }
+
+    #[test]
+    fn case_is_ignored_for_ascii_letters_only_when_asked() {
+        let cues = ["prove", "step by step"];
+        assert_eq!(find_cue("Please PROVE it", &cues), None);
+        assert_eq!(
+            find_cue_ignoring_case("Please PROVE it", &cues),
+            Some("prove")
+        );
+        assert_eq!(
+            find_cue_ignoring_case("Step By Step", &cues),
+            Some("step by step")
+        );
+        assert_eq!(find_cue_ignoring_case("IMPROVE", &cues), None);
+        assert_eq!(find_cue_ignoring_case("ÉTAPE", &["étape"]), None);
+        assert_eq!(find_cue_ignoring_case("étape", &["étape"]), Some("étape"));
+    }
+
+    #[test]
+    fn letters_beyond_ascii_count_as_word_characters() {
+        assert_eq!(find_cue("éprove", &["prove"]), None);
+        assert_eq!(find_cue("proveé", &["prove"]), None);
+        assert_eq!(find_cue("« prove »", &["prove"]), Some("prove"));
+        assert_eq!(find_cue("日本語の証明", &["証明"]), None);
+        assert_eq!(find_cue("証明 です", &["証明"]), Some("証明"));
+    }
+
+    #[test]
+    fn more_than_sixty_four_cues_are_all_searched() {
+        let owned: Vec<String> = (0..150).map(|i| format!("cue{i}")).collect();
+        let cues: Vec<&str> = owned.iter().map(String::as_str).collect();
+        assert_eq!(find_cue("a cue149 and cue70", &cues), Some("cue70"));
+        assert_eq!(find_cue("cue63 cue64", &cues), Some("cue63"));
+        assert_eq!(find_cue("cue1490", &cues), None);
+    }
+
+    #[test]
+    fn agrees_with_the_reference_on_generated_inputs() {
+        let alphabet = ["a", "b", "A", " ", "-", "é", "1", "`", "ab", "ba"];
+        let cues = ["ab", "a", "b a", "`", "``", "é", "1a", "-b", "aé", "BA", ""];
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..5000 {
+            let len = next() % 12;
+            let text: String = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
+            let start = (next() % cues.len() as u64) as usize;
+            let picked = &cues[start..];
+            for ignore_case in [false, true] {
+                assert_eq!(
+                    first_found(&text, picked, ignore_case),
+                    reference(&text, picked, ignore_case),
+                    "text {text:?}, cues {picked:?}, ignore_case {ignore_case}"
+                );
+            }
+        }
+    }
+}
