@@ -65,6 +65,12 @@ pub(super) fn messages(
                 ));
             }
         };
+        // The text is read from its content value, not the message, later (`message_text`).
+        let text_at = wire
+            .content
+            .map_or(TextAt::Message(ranges.of(raw)), |content| {
+                TextAt::Content(ranges.of(content))
+            });
         let content = content(wire.content, &format!("{param}.content"))?;
         request.messages.push(MessageInfo {
             role,
@@ -72,7 +78,7 @@ pub(super) fn messages(
             has_image: content.has_image,
             has_tool_call: content.has_tool_block,
         });
-        request.texts.push(TextAt::Message(ranges.of(raw)));
+        request.texts.push(text_at);
     }
     Ok(())
 }

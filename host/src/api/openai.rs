@@ -82,6 +82,12 @@ pub(super) fn messages(
             ApiError::invalid(Some(&param), format!("`{param}` must be a message object"))
         })?;
         let role = role(wire.role.as_deref(), &param)?;
+        // The text is read from its content value, not the message, later (`message_text`).
+        let text_at = wire
+            .content
+            .map_or(TextAt::Message(ranges.of(raw)), |content| {
+                TextAt::Content(ranges.of(content))
+            });
         let content = content(wire.content, &format!("{param}.content"))?;
         request.messages.push(MessageInfo {
             role,
@@ -91,7 +97,7 @@ pub(super) fn messages(
                 || wire.tool_calls.is_some_and(|c| !c.is_empty())
                 || wire.function_call.is_some(),
         });
-        request.texts.push(TextAt::Message(ranges.of(raw)));
+        request.texts.push(text_at);
     }
     Ok(())
 }

@@ -15,10 +15,11 @@ use super::ApiError;
 /// Where a message's text lives in the body.
 #[derive(Debug, Clone)]
 pub enum TextAt {
-    /// A message object with a `content` field.
+    /// A message object with a `content` field (a Responses API item; a chat message without
+    /// content).
     Message(Range<usize>),
-    /// A bare content value (Anthropic's top-level `system`, an embeddings input string, the
-    /// Responses API's `instructions` or a tool's `output`).
+    /// A bare content value (a chat message's `content`, Anthropic's top-level `system`, an
+    /// embeddings input string, the Responses API's `instructions` or a tool's `output`).
     Content(Range<usize>),
     /// Nothing a policy may read as text: token ids (an embeddings input), a tool call or a
     /// reasoning item (Responses).

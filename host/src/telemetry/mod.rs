@@ -3,7 +3,7 @@
 //! decision log's writer (`decisions`) and the optional trace export (`otel`).
 //!
 //! [`init`] installs a `tracing` subscriber on stderr, human-readable (colour only on a
-//! terminal) or JSON. The proxy's lines are written in batches ([`lines`]), which
+//! terminal; fields written by `fields`) or JSON. The proxy's lines are written in batches ([`lines`]), which
 //! [`Telemetry`] flushes at exit. What a request's line and metrics hold is the request path's
 //! (`server::pipeline`, its `log` phase). The proxy writes no prompt text and no key into a log
 //! line; a policy's own log lines and reasons are its author's words, escaped and capped.
@@ -17,6 +17,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 pub mod decisions;
+mod fields;
 pub mod lines;
 pub mod metrics;
 pub mod otel;
@@ -85,7 +86,7 @@ pub fn init(
         .with_writer(writer)
         .with_ansi(std::io::stderr().is_terminal());
     let fmt = match format {
-        LogFormat::Text => fmt.boxed(),
+        LogFormat::Text => fmt.fmt_fields(fields::LineFields).boxed(),
         LogFormat::Json => fmt.json().flatten_event(true).boxed(),
     };
     let registry = tracing_subscriber::registry().with(fmt.with_filter(filter));
