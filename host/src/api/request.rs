@@ -539,7 +539,11 @@ mod tests {
         assert_eq!(r.message_text(1, 7).unwrap(), "héllo\nw");
         assert_eq!(r.message_text(1, 3).unwrap(), "hél");
         assert_eq!(r.message_text(0, 100).unwrap(), "Be brief.");
-        assert_eq!(r.message_text(2, 100).unwrap(), "", "a message without content");
+        assert_eq!(
+            r.message_text(2, 100).unwrap(),
+            "",
+            "a message without content"
+        );
         assert_eq!(r.message_text(3, 100).unwrap(), "42");
         assert_eq!(r.message_text(4, 100), None);
     }
