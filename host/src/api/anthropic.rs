@@ -65,12 +65,7 @@ pub(super) fn messages(
                 ));
             }
         };
-        // The text is read from its content value, not the message, later (`message_text`).
-        let text_at = wire
-            .content
-            .map_or(TextAt::Message(ranges.of(raw)), |content| {
-                TextAt::Content(ranges.of(content))
-            });
+        let text_at = ranges.message_text(raw, wire.content);
         let content = content(wire.content, &format!("{param}.content"))?;
         request.messages.push(MessageInfo {
             role,

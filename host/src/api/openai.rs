@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 
-use super::raw::{Ranges, TextAt, content, declares_any, optional};
+use super::raw::{Ranges, content, declares_any, optional};
 use super::{ApiError, ClientRequest, MessageInfo, Role};
 
 #[derive(Deserialize)]
@@ -82,12 +82,7 @@ pub(super) fn messages(
             ApiError::invalid(Some(&param), format!("`{param}` must be a message object"))
         })?;
         let role = role(wire.role.as_deref(), &param)?;
-        // The text is read from its content value, not the message, later (`message_text`).
-        let text_at = wire
-            .content
-            .map_or(TextAt::Message(ranges.of(raw)), |content| {
-                TextAt::Content(ranges.of(content))
-            });
+        let text_at = ranges.message_text(raw, wire.content);
         let content = content(wire.content, &format!("{param}.content"))?;
         request.messages.push(MessageInfo {
             role,

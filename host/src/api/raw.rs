@@ -136,4 +136,13 @@ impl Ranges {
         let start = raw.get().as_ptr() as usize - self.0;
         start..start + raw.get().len()
     }
+
+    /// Where the text of chat message `message` lives: its `content` value, read later by
+    /// `message_text` without parsing the message again; the message itself when it has none.
+    pub fn message_text(&self, message: &RawValue, content: Option<&RawValue>) -> TextAt {
+        match content {
+            Some(content) => TextAt::Content(self.of(content)),
+            None => TextAt::Message(self.of(message)),
+        }
+    }
 }

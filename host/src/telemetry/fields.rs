@@ -40,7 +40,8 @@ struct Plain<'w> {
 
 impl Plain<'_> {
     /// Fields the default visitor treats specially: it writes the message bare and sanitised,
-    /// strips `r#` and skips `log.` metadata.
+    /// strips `r#` and skips `log.` metadata (with `tracing-subscriber`'s `tracing-log` feature,
+    /// which the workspace turns on by name).
     fn special(name: &str) -> bool {
         name == "message" || name.starts_with("r#") || name.starts_with("log.")
     }
@@ -157,7 +158,10 @@ mod tests {
             .fmt_fields(fields)
             .finish();
         tracing::subscriber::with_default(subscriber, || {
-            tracing::info_span!("span", team = "a\tb", n = 3).in_scope(emit)
+            let span =
+                tracing::info_span!("span", team = "a\tb", n = 3, later = tracing::field::Empty);
+            span.record("later", "set \"afterwards\"");
+            span.in_scope(emit)
         });
         String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()
     }
@@ -179,6 +183,7 @@ mod tests {
             missing = none,
             tokens = Some(42u64),
             negative = -3i64,
+            big = u128::MAX,
             flag = true,
             r#type = "raw",
             attempts = %"gpt-4o=200 in 3ms, other: timed out",
@@ -203,8 +208,8 @@ mod tests {
             "empty=\"\"",
             "request_id=req-1 status=200",
             "type=\"raw\"",
-            "tokens=42 negative=-3 flag=true",
-            "span{team=\"a\\tb\" n=3}",
+            "tokens=42 negative=-3 big=340282366920938463463374607431768211455 flag=true",
+            "span{team=\"a\\tb\" n=3 later=\"set \\\"afterwards\\\"\"}",
         ] {
             assert!(ours.contains(expected), "{expected} missing from {ours}");
         }
