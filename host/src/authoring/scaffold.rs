@@ -41,6 +41,10 @@ const BUNDLED_SDK: &[(&str, &str)] = &[
         include_str!("../../../plugins/sdk/src/catalog.rs"),
     ),
     (
+        "vendor/switchyard-sdk/src/cues.rs",
+        include_str!("../../../plugins/sdk/src/cues.rs"),
+    ),
+    (
         "vendor/switchyard-sdk/src/host.rs",
         include_str!("../../../plugins/sdk/src/host.rs"),
     ),
@@ -137,6 +141,19 @@ fn write_all(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_sdk_source_file_is_bundled() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/sdk/src");
+        for entry in std::fs::read_dir(&src).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            let bundled = format!("vendor/switchyard-sdk/src/{name}");
+            assert!(
+                BUNDLED_SDK.iter().any(|(path, _)| *path == bundled),
+                "plugins/sdk/src/{name} is not in BUNDLED_SDK"
+            );
+        }
+    }
 
     #[test]
     fn names_are_checked_and_templates_filled() {
