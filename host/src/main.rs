@@ -18,8 +18,8 @@ use switchyard::registry;
 use switchyard::telemetry::{self, LogFormat, LogWriter};
 use tokio::signal::unix::{SignalKind, signal};
 
-/// jemalloc rather than glibc's malloc: 12% less CPU a request in the closed loop, for about
-/// 2 MiB more resident memory (see docs/performance.md, issue 20).
+/// jemalloc rather than glibc's malloc: 8.5% less CPU a request in the closed loop
+/// (`bench/compare.py`), for about 3 MiB more resident memory (see docs/performance.md).
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

@@ -4,9 +4,10 @@
 //!
 //! [`init`] installs a `tracing` subscriber on stderr, human-readable (colour only on a
 //! terminal; fields written by `fields`) or JSON. The proxy's lines are written in batches
-//! ([`lines`]), which [`Telemetry`] flushes at exit. What a request's line and metrics hold is the request path's
-//! (`server::pipeline`, its `log` phase). The proxy writes no prompt text and no key into a log
-//! line; a policy's own log lines and reasons are its author's words, escaped and capped.
+//! ([`lines`]), which [`Telemetry`] flushes at exit. What a request's line and metrics hold is
+//! the request path's (`server::pipeline`, its `log` phase). The proxy writes no prompt text and
+//! no key into a log line; a policy's own log lines and reasons are its author's words, escaped
+//! and capped.
 
 use std::io::IsTerminal;
 
