@@ -9,10 +9,13 @@ whether a change costs CPU on the request path, and what a lever saved.
         cargo build --release -p switchyard --bin switchyard)
     python3 bench/compare.py /tmp/base/target/release/switchyard target/release/switchyard
     python3 bench/compare.py --base-option 'spare_instances = 0' B B   # one build, two settings
+    python3 bench/compare.py --base-policies /tmp/old-wasm B B   # one build, two policy builds
 
 Both run the bundled cost-router policy of this checkout with the benchmark's config (with
 --reuse, on reused instances; --base-option and --candidate-option add a line to the policy's
-entry of one side). It prints each measurement, with the decision time's p50 and p99 at
+entry of one side; --base-policies and --candidate-policies take one side's components from
+another folder than target/wasm32-wasip2/wasm, such as a copy of it made before a change to the
+SDK). It prints each measurement, with the decision time's p50 and p99 at
 1000 req/s from the proxy's log lines and the proxy's peak resident memory, then each side's
 medians.
 """
@@ -26,11 +29,12 @@ from pathlib import Path
 import gateway as g
 
 
-def measure(binary, work, mock_port, name, seconds, reuse, option):
+def measure(binary, policies, work, mock_port, name, seconds, reuse, option):
     """Gateway CPU per request (µs) of `binary` in a closed loop after a warm-up, its CPU per
     request at 1000 req/s, that rate's p99 latency (ms), its decision time's p50 and p99 (µs),
     and its peak resident memory (MiB)."""
     g.SWITCHYARD = binary
+    g.POLICY = policies / g.POLICY.name
     config = g.switchyard_config(g.free_port(), mock_port, False, reuse, option=option)
     proxy, port = g.start_switchyard(work, name, config)
     log = work / f"{name}.log"
@@ -62,8 +66,13 @@ def main():
     parser.add_argument("--base-option", default="", help="a line for the base's policy entry")
     parser.add_argument("--candidate-option", default="",
                         help="a line for the candidate's policy entry")
+    for side in ("base", "candidate"):
+        parser.add_argument(f"--{side}-policies", type=Path, default=g.POLICY.parent,
+                            help=f"the folder of the {side}'s policy components")
     args = parser.parse_args()
     options = {"base": args.base_option, "candidate": args.candidate_option}
+    policies = {"base": args.base_policies.resolve(),
+                "candidate": args.candidate_policies.resolve()}
     builds = {"base": args.base.resolve(), "candidate": args.candidate.resolve()}
     figures = {name: [] for name in builds}
     with tempfile.TemporaryDirectory() as work:
@@ -74,8 +83,8 @@ def main():
                 # Each round swaps who goes first.
                 order = list(builds) if round_ % 2 == 0 else list(builds)[::-1]
                 for name in order:
-                    figure = measure(builds[name], work, mock_port, f"{name}-{round_}",
-                                     args.seconds, args.reuse, options[name])
+                    figure = measure(builds[name], policies[name], work, mock_port,
+                                     f"{name}-{round_}", args.seconds, args.reuse, options[name])
                     figures[name].append(figure)
                     closed, at_rate, p99, d50, d99, rss = figure
                     print(f"round {round_}: {name} closed loop {closed:.1f} µs/request, at "

@@ -403,6 +403,28 @@ async fn state_carries_over_only_when_a_policy_opts_into_reusing_instances() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocks_a_reused_instance_keeps_stay_intact_in_the_sdk_arena() {
+    // Each decision keeps an 8 KiB block and allocates and frees more: the first blocks come from
+    // the SDK's 64 KiB arena, which can then never start again, and the later ones from the
+    // system allocator. Every kept block must keep its contents.
+    let config = ConfigBuilder::new(&policy_wasm("hostile_policy"))
+        .policy_headers(&["x-hostile"])
+        .policy_option("reuse_instances = 100")
+        .model("a", "echo", "a", 1.0, &[])
+        .echo()
+        .fallback(&["a"]);
+    let proxy = Proxy::start(&config.toml(), &[]);
+    for n in 1..=12 {
+        let reply = send(&proxy, None, &[("x-hostile", "keep")], "hi").await;
+        assert_eq!(routed(&reply), (200, "policy", "a"));
+        assert_eq!(
+            reply.header("x-switchyard-reason"),
+            format!("64 churned, kept {n}, intact true")
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spare_instances_are_fresh_and_serve_one_decision_each() {
     // `spare_instances` defaults to 1: every decision after the canary's finds an instance
     // instantiated ahead of it, and each is still its instance's first decision, with the same

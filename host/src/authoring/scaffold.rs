@@ -37,6 +37,10 @@ const BUNDLED_SDK: &[(&str, &str)] = &[
         include_str!("../../../plugins/sdk/src/lib.rs"),
     ),
     (
+        "vendor/switchyard-sdk/src/arena.rs",
+        include_str!("../../../plugins/sdk/src/arena.rs"),
+    ),
+    (
         "vendor/switchyard-sdk/src/catalog.rs",
         include_str!("../../../plugins/sdk/src/catalog.rs"),
     ),
@@ -207,5 +211,6 @@ mod tests {
         let sdk = toml(root.join("plugins/sdk/Cargo.toml"));
         let wasm = "cfg(target_arch = \"wasm32\")";
         assert_eq!(bundled["target"][wasm], sdk["target"][wasm]);
+        assert_eq!(bundled["features"], sdk["features"]);
     }
 }

@@ -12,7 +12,9 @@
 //! helpers: [`Catalog`] queries such as [`Catalog::cheapest_fitting`], [`ModelExt`],
 //! [`estimate_tokens`], [`find_cue`], [`find_cue_ignoring_case`] and [`two_choices`].
 //!
-//! On `wasm32` the host functions call the proxy. On any other target they answer from a
+//! On `wasm32` the host functions call the proxy, and the policy's allocations come from a bump
+//! arena that starts again after each decision (the default `arena` feature; see
+//! `docs/writing-policies.md`). On any other target the host functions answer from a
 //! thread-local mock host set up with [`testing`], so a policy's own unit tests run with plain
 //! `cargo test`. A policy crate is a `cdylib` (the component) and an `rlib` (for its tests):
 //!
@@ -72,12 +74,20 @@
 //! assert_eq!(testing::route_of(&decision).0, ["claude-haiku-4-5"]);
 //! ```
 
+#[cfg(any(all(target_arch = "wasm32", feature = "arena"), test))]
+mod arena;
 mod catalog;
 mod cues;
 mod host;
 mod request;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
+
+/// Every allocation of a policy built with the SDK's default `arena` feature, including the
+/// strings the host lowers into it, is served by the decision arena (see `arena.rs`).
+#[cfg(all(target_arch = "wasm32", feature = "arena"))]
+#[global_allocator]
+static ALLOCATOR: arena::Arena = arena::Arena::new();
 
 /// Raw bindings generated from `wit/policy.wit`.
 #[doc(hidden)]

@@ -23,6 +23,7 @@
 //! | `chatty` | prints ARG bytes to stdout and to stderr, then a 20 KB line to stdout |
 //! | `random`, `clock` | reports a random number, or the time, in its reason |
 //! | `count` | reports how many decisions this instance has made, state kept in a global |
+//! | `keep` | keeps an 8 KiB block in a global, allocates and frees more, and reports whether every block it kept is intact |
 
 use std::hint::black_box;
 
@@ -144,6 +145,24 @@ impl Policy for Hostile {
                     std::sync::atomic::AtomicU32::new(0);
                 let n = DECISIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                 to(&[first], format!("decision {n} of this instance"))
+            }
+            "keep" => {
+                // Blocks kept from earlier decisions of a reused instance, each filled with its
+                // index: the SDK's arena must neither hand them out again nor move them.
+                static KEPT: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
+                let mut kept = KEPT.lock().map_err(|e| e.to_string())?;
+                let intact = kept
+                    .iter()
+                    .enumerate()
+                    .all(|(i, block)| block.iter().all(|&b| b == i as u8));
+                let index = kept.len() as u8;
+                kept.push(vec![index; 8 << 10]);
+                let churn: Vec<String> = (0..64).map(|i| format!("churn {i}")).collect();
+                let reason = format!("kept {}, intact {intact}", kept.len());
+                to(
+                    &[first],
+                    black_box(churn).len().to_string() + " churned, " + &reason,
+                )
             }
             "clock" => {
                 let now = std::time::SystemTime::now()
