@@ -37,6 +37,9 @@ pub const SLICE_FUEL: u64 = 20_000_000;
 /// fresh-instance cost falling from 31 to 26 µs and throughput tripling on two cores).
 const KEEP_RESIDENT_BYTES: usize = 4 << 20;
 
+/// The same for a recycled instance's tables (a policy's function tables are a few KiB).
+const TABLE_KEEP_RESIDENT_BYTES: usize = 64 << 10;
+
 /// Sizes the pooling allocator: how many policy instances may live at once and how large each
 /// may grow. A store's memory cap must not exceed `memory_bytes`.
 #[derive(Debug, Clone, Copy)]
@@ -47,9 +50,20 @@ pub struct PoolSize {
     pub memory_bytes: usize,
 }
 
-/// The engine configuration: Cranelift with fuel metering, and a pooling allocator with
-/// `pool.instances` slots that each fit the sandbox's caps.
+/// The engine configuration: Cranelift with fuel metering, and the pooling allocator of
+/// [`pooling_config`].
 pub fn engine_config(pool: PoolSize) -> Config {
+    let mut config = Config::new();
+    config
+        .consume_fuel(true)
+        .wasm_backtrace_max_frames(None)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling_config(pool)));
+    config
+}
+
+/// A pooling allocator with `pool.instances` slots that each fit the sandbox's caps, keeping a
+/// recycled instance's memory and tables mapped (reset in place) rather than unmapped.
+pub fn pooling_config(pool: PoolSize) -> PoolingAllocationConfig {
     // A component built by an ordinary toolchain is several core modules (the program plus
     // adapter shims), each with its own instance and tables but one memory in all. Every slot
     // holds the sandbox's caps, so a policy within them always finds room, and the decision
@@ -71,14 +85,9 @@ pub fn engine_config(pool: PoolSize) -> Config {
         .total_stacks(pool.instances)
         .max_memory_size(pool.memory_bytes)
         .linear_memory_keep_resident(KEEP_RESIDENT_BYTES.min(pool.memory_bytes))
-        .table_keep_resident(64 << 10)
+        .table_keep_resident(TABLE_KEEP_RESIDENT_BYTES)
         .pagemap_scan(Enabled::Auto);
-    let mut config = Config::new();
-    config
-        .consume_fuel(true)
-        .wasm_backtrace_max_frames(None)
-        .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
-    config
+    pooling
 }
 
 /// What a policy may import: the Switchyard `host` interface and WASI 0.2 (which the sandbox
