@@ -1,35 +1,33 @@
 //! The policy's memory allocator on `wasm32`: a bump arena in front of the system allocator.
 //!
 //! A decision allocates a few hundred small blocks (the host lowers every catalog string into the
-//! guest through `cabi_realloc`, the policy builds its route) and frees them all before it
-//! returns. [`Arena`] serves them by moving a pointer through a fixed buffer and counts the
-//! blocks still live; when the count falls to zero, at the end of a decision, the buffer is used
-//! again from its start. Freeing is a counter's decrement, and a block grows in place when it is
-//! the last one handed out. What does not fit, and everything while the buffer is full, goes to
-//! the system allocator, so a policy that keeps blocks across decisions on a reused instance
-//! (`reuse_instances`) only stops the buffer from being reused; it never leaks or grows beyond
-//! the buffer. It may touch only its own buffer and the system allocator; `wasm32-wasip2` runs
-//! one thread, which is what makes its unsynchronised cells sound. A policy that wants another
+//! guest through `cabi_realloc`, the policy builds its route) and frees them by the end of the
+//! call. [`Arena`] serves them by moving a pointer through a fixed buffer and counts the blocks
+//! still live; when the count falls to zero, the buffer is used again from its start. Freeing is
+//! a counter's decrement, and a block grows in place when it is the last one handed out. What
+//! does not fit, and everything once the buffer is full, goes to the system allocator. On a fresh
+//! instance (the default) every decision starts with an empty buffer anyway; on a reused one
+//! (`reuse_instances`) a block kept across decisions (a cache, or the standard output's buffer
+//! after a first `print!`) stops the buffer from starting again: its freed space is not reused,
+//! and once it is full every block comes from the system allocator, which frees and reuses as
+//! usual. It may touch only its own buffer and the system allocator; `wasm32-wasip2` runs one
+//! thread, which is what makes its unsynchronised cells sound. A policy that wants another
 //! allocator turns off the SDK's default `arena` feature.
 
 use core::alloc::{GlobalAlloc, Layout};
-use core::cell::UnsafeCell;
+use core::cell::{Cell, UnsafeCell};
 use std::alloc::System;
 
 /// Bytes of the arena's buffer: room for the largest decisions of the bundled policies several
-/// times over (they allocate 2-10 KiB), one 64 KiB page of linear memory.
+/// times over (they allocate 2-10 KiB), the size of one page of linear memory.
 const ARENA_BYTES: usize = 64 << 10;
 
-/// The arena's bookkeeping and buffer.
+/// The arena: where the next block starts (an offset into the buffer), how many blocks are live,
+/// and the buffer.
 pub struct Arena {
-    state: UnsafeCell<State>,
+    top: Cell<usize>,
+    live: Cell<usize>,
     buffer: UnsafeCell<[u8; ARENA_BYTES]>,
-}
-
-/// Where the next block starts (an offset into the buffer) and how many blocks are live.
-struct State {
-    top: usize,
-    live: usize,
 }
 
 // SAFETY: the arena is used only on `wasm32` targets without threads (`wasm32-wasip2`, where a
@@ -40,31 +38,33 @@ impl Arena {
     /// An empty arena.
     pub const fn new() -> Self {
         Self {
-            state: UnsafeCell::new(State { top: 0, live: 0 }),
+            top: Cell::new(0),
+            live: Cell::new(0),
             buffer: UnsafeCell::new([0; ARENA_BYTES]),
         }
     }
 
-    fn start(&self) -> usize {
-        self.buffer.get() as usize
+    fn start(&self) -> *mut u8 {
+        self.buffer.get().cast()
     }
 
     /// Whether `ptr` was handed out by the arena.
     fn owns(&self, ptr: *mut u8) -> bool {
-        (ptr as usize).wrapping_sub(self.start()) < ARENA_BYTES
+        (ptr as usize).wrapping_sub(self.start() as usize) < ARENA_BYTES
     }
 
     /// A block of `layout` from the buffer, or `None` when it does not fit.
-    fn bump(&self, state: &mut State, layout: Layout) -> Option<*mut u8> {
-        let start = self.start();
-        let aligned = (start + state.top).checked_next_multiple_of(layout.align())? - start;
+    fn bump(&self, layout: Layout) -> Option<*mut u8> {
+        let start = self.start() as usize;
+        let aligned = (start + self.top.get()).checked_next_multiple_of(layout.align())? - start;
         let end = aligned.checked_add(layout.size())?;
-        if end > ARENA_BYTES {
+        if end > ARENA_BYTES || aligned == ARENA_BYTES {
             return None;
         }
-        state.top = end;
-        state.live += 1;
-        Some((start + aligned) as *mut u8)
+        self.top.set(end);
+        self.live.set(self.live.get() + 1);
+        // SAFETY: `aligned` is within the buffer.
+        Some(unsafe { self.start().add(aligned) })
     }
 }
 
@@ -74,14 +74,12 @@ impl Default for Arena {
     }
 }
 
-// SAFETY: blocks from the buffer never overlap (the top only moves past a handed-out block, and
-// goes back to the start only when no block is live); every other block is the system
-// allocator's, and goes back to it.
+// SAFETY: blocks from the buffer never overlap: the top moves past each block handed out, back to
+// the end of the last block when that block shrinks in place, and to the start only when no
+// block is live. Every other block is the system allocator's, and goes back to it.
 unsafe impl GlobalAlloc for Arena {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: single-threaded (see `Sync`), and no reference to the state outlives this call.
-        let state = unsafe { &mut *self.state.get() };
-        match self.bump(state, layout) {
+        match self.bump(layout) {
             Some(ptr) => ptr,
             // SAFETY: `layout` is the caller's, valid for `alloc`.
             None => unsafe { System.alloc(layout) },
@@ -93,11 +91,9 @@ unsafe impl GlobalAlloc for Arena {
             // SAFETY: a block the arena does not own came from the system allocator.
             return unsafe { System.dealloc(ptr, layout) };
         }
-        // SAFETY: as in `alloc`.
-        let state = unsafe { &mut *self.state.get() };
-        state.live -= 1;
-        if state.live == 0 {
-            state.top = 0;
+        self.live.set(self.live.get() - 1);
+        if self.live.get() == 0 {
+            self.top.set(0);
         }
     }
 
@@ -106,12 +102,10 @@ unsafe impl GlobalAlloc for Arena {
             // SAFETY: the caller's block came from the system allocator.
             return unsafe { System.realloc(ptr, layout, new_size) };
         }
-        // SAFETY: as in `alloc`.
-        let state = unsafe { &mut *self.state.get() };
-        let offset = ptr as usize - self.start();
-        let is_last = offset + layout.size() == state.top;
+        let offset = ptr as usize - self.start() as usize;
+        let is_last = offset + layout.size() == self.top.get();
         if is_last && offset + new_size <= ARENA_BYTES {
-            state.top = offset + new_size;
+            self.top.set(offset + new_size);
             return ptr;
         }
         if new_size <= layout.size() {
@@ -178,7 +172,7 @@ mod tests {
             assert_eq!(core::slice::from_raw_parts(moved, 4), [1, 2, 3, 4]);
             arena.dealloc(b, layout(1, 1));
             arena.dealloc(moved, layout(200, 1));
-            assert_eq!((*arena.state.get()).live, 0);
+            assert_eq!(arena.live.get(), 0);
         }
     }
 
@@ -197,7 +191,7 @@ mod tests {
             );
             let grown = arena.realloc(kept, layout(ARENA_BYTES - 16, 8), ARENA_BYTES + 64);
             assert!(!arena.owns(grown));
-            assert_eq!((*arena.state.get()).live, 0);
+            assert_eq!(arena.live.get(), 0);
             arena.dealloc(big, layout(ARENA_BYTES + 1, 8));
             arena.dealloc(overflow, layout(64, 8));
             arena.dealloc(grown, layout(ARENA_BYTES + 64, 8));

@@ -84,7 +84,8 @@ mod request;
 pub mod testing;
 
 /// Every allocation of a policy built with the SDK's default `arena` feature, including the
-/// strings the host lowers into it, is served by the decision arena (see `arena.rs`).
+/// strings the host lowers into it, is served by the decision arena, or by the system allocator
+/// when it does not fit (see `arena.rs`).
 #[cfg(all(target_arch = "wasm32", feature = "arena"))]
 #[global_allocator]
 static ALLOCATOR: arena::Arena = arena::Arena::new();
