@@ -226,12 +226,7 @@ async fn decide_once(pre: &PolicyPre<Sandbox>, inputs: &Inputs) -> ([Duration; 4
     };
     let sandbox = Sandbox::new(host, Arc::from("cost-router"), inputs.limits, true, false);
     let sandboxed = Instant::now();
-    let mut store = Store::new(pre.engine(), sandbox);
-    store.limiter(|s| s);
-    store
-        .set_fuel(u64::MAX)
-        .and_then(|()| store.fuel_async_yield_interval(Some(engine::SLICE_FUEL)))
-        .expect("the engine meters fuel");
+    let mut store = engine::store(pre.engine(), sandbox);
     let stored = Instant::now();
     let policy = pre
         .instantiate_async(&mut store)

@@ -16,7 +16,9 @@ use std::time::Instant;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
+};
 
 use super::cache::CompileCache;
 use super::sandbox::{self, Sandbox};
@@ -88,6 +90,19 @@ pub fn pooling_config(pool: PoolSize) -> PoolingAllocationConfig {
         .table_keep_resident(TABLE_KEEP_RESIDENT_BYTES)
         .pagemap_scan(Enabled::Auto);
     pooling
+}
+
+/// A store for `sandbox` as every decision gets it: with the sandbox's memory limiter, and fuel
+/// that never runs out (a decision is bounded by its deadline) but slices the guest's code so
+/// that it yields and the deadline is checked.
+pub fn store(engine: &Engine, sandbox: Sandbox) -> Store<Sandbox> {
+    let mut store = Store::new(engine, sandbox);
+    store.limiter(|s| s);
+    store
+        .set_fuel(u64::MAX)
+        .and_then(|()| store.fuel_async_yield_interval(Some(SLICE_FUEL)))
+        .expect("the engine meters fuel");
+    store
 }
 
 /// What a policy may import: the Switchyard `host` interface and WASI 0.2 (which the sandbox

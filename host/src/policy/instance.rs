@@ -90,16 +90,8 @@ pub struct Instance {
 impl Instance {
     /// A store for `sandbox`, holding the pool's `slot`; not instantiated yet.
     pub fn new(pre: &PolicyPre<Sandbox>, sandbox: Sandbox, slot: OwnedSemaphorePermit) -> Self {
-        let mut store = Store::new(pre.engine(), sandbox);
-        store.limiter(|s| s);
-        // The fuel never runs out (a decision is bounded by its deadline); it slices the guest's
-        // code so that it yields and the deadline is checked.
-        store
-            .set_fuel(u64::MAX)
-            .and_then(|()| store.fuel_async_yield_interval(Some(engine::SLICE_FUEL)))
-            .expect("the engine meters fuel");
         Self {
-            store,
+            store: engine::store(pre.engine(), sandbox),
             policy: None,
             uses: 0,
             instantiated_in: Duration::ZERO,
