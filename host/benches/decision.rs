@@ -22,7 +22,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::sync::Arc;
 
 use axum::http::HeaderMap;
@@ -95,11 +94,7 @@ impl Unlimited {
 }
 
 fn decision(c: &mut Criterion) {
-    let built = std::env::var("BENCH_WASM")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/wasm")
-        });
+    let built = common::policies();
     assert!(
         built.join("cost_router.wasm").exists(),
         "build the policies first: cargo xtask plugins"

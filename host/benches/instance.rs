@@ -16,7 +16,6 @@
 mod common;
 
 use std::collections::VecDeque;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -108,11 +107,7 @@ struct Inputs {
 }
 
 fn main() {
-    let built = std::env::var("BENCH_WASM")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/wasm")
-        });
+    let built = common::policies();
     let bytes = std::fs::read(built.join("cost_router.wasm"))
         .expect("build the policies first: cargo xtask plugins");
     let config = common::config("name = \"cost-router\"\npath = \"cost_router.wasm\"");

@@ -11,7 +11,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -159,7 +158,7 @@ fn measure(
 }
 
 fn main() {
-    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/wasm");
+    let built = common::policies();
     for (_, file) in POLICIES {
         assert!(
             built.join(file).exists(),

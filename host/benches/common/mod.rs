@@ -1,10 +1,21 @@
-//! What the policy benchmarks share: a config with a catalog of 8 models (even ones `cheap`, odd
-//! ones `reasoning` and `tools`, prices rising) bound to one team, and a request of 6 messages.
+//! What the policy benchmarks share: where the built policies are, a config with a catalog of 8
+//! models (even ones `cheap`, odd ones `reasoning` and `tools`, prices rising) bound to one team,
+//! and a request of 6 messages.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use switchyard::config::Config;
+
+/// The folder of the built policy components: `BENCH_WASM` if set (to compare policies built
+/// another way), else `cargo xtask plugins`' output.
+pub fn policies() -> PathBuf {
+    std::env::var("BENCH_WASM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/wasm")
+        })
+}
 
 /// A config whose one `[[policies]]` entry is `policy` (TOML lines after the table header), bound
 /// to team `t` with fallback `m0`, and 8 echo-served models `m0` to `m7`.
