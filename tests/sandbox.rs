@@ -363,6 +363,18 @@ async fn when_the_pool_is_full_requests_wait_out_their_deadline_then_fall_back()
     assert_eq!(routed(&held), (200, "fallback", "a"));
 }
 
+/// A proxy whose hostile policy keeps each instance for `decisions` decisions
+/// (`reuse_instances`), with one model `a` as its fallback.
+fn reusing_proxy(decisions: u32) -> Proxy {
+    let config = ConfigBuilder::new(&policy_wasm("hostile_policy"))
+        .policy_headers(&["x-hostile"])
+        .policy_option(&format!("reuse_instances = {decisions}"))
+        .model("a", "echo", "a", 1.0, &[])
+        .echo()
+        .fallback(&["a"]);
+    Proxy::start(&config.toml(), &[])
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn state_carries_over_only_when_a_policy_opts_into_reusing_instances() {
     // Fresh instances (the default): a global counter is always at its first decision.
@@ -375,13 +387,7 @@ async fn state_carries_over_only_when_a_policy_opts_into_reusing_instances() {
         );
     }
     // `reuse_instances = 3`: one instance serves three decisions in turn, then a fresh one.
-    let config = ConfigBuilder::new(&policy_wasm("hostile_policy"))
-        .policy_headers(&["x-hostile"])
-        .policy_option("reuse_instances = 3")
-        .model("a", "echo", "a", 1.0, &[])
-        .echo()
-        .fallback(&["a"]);
-    let reused = Proxy::start(&config.toml(), &[]);
+    let reused = reusing_proxy(3);
     let mut reasons = Vec::new();
     for _ in 0..4 {
         let reply = send(&reused, None, &[("x-hostile", "count")], "hi").await;
@@ -407,13 +413,7 @@ async fn blocks_a_reused_instance_keeps_stay_intact_in_the_sdk_arena() {
     // Each decision keeps an 8 KiB block and allocates and frees more: the first blocks come from
     // the SDK's 64 KiB arena, which can then never start again, and the later ones from the
     // system allocator. Every kept block must keep its contents.
-    let config = ConfigBuilder::new(&policy_wasm("hostile_policy"))
-        .policy_headers(&["x-hostile"])
-        .policy_option("reuse_instances = 100")
-        .model("a", "echo", "a", 1.0, &[])
-        .echo()
-        .fallback(&["a"]);
-    let proxy = Proxy::start(&config.toml(), &[]);
+    let proxy = reusing_proxy(100);
     for n in 1..=12 {
         let reply = send(&proxy, None, &[("x-hostile", "keep")], "hi").await;
         assert_eq!(routed(&reply), (200, "policy", "a"));
