@@ -1,8 +1,9 @@
 //! Whole-word cue matching: which of a policy's cue phrases ("prove", "step by step", "```") a
-//! prompt contains. One pass over the text finds every cue at once (a first-byte table points
-//! each position at the cues that could start there), so a policy with a dozen cues reads its
-//! prompt once instead of a dozen times, and the case-insensitive form needs no lower-cased copy
-//! of the prompt. Pure functions over borrowed text; they touch nothing else.
+//! prompt contains. One pass over the text finds every cue at once: a filter of the cues' first
+//! two bytes skips almost every position of ordinary prose, and a first-byte table points the
+//! rest at the cues that could start there. So a policy with a dozen cues reads its prompt once
+//! instead of a dozen times, and the case-insensitive form needs no lower-cased copy of the
+//! prompt. Pure functions over borrowed text; they touch nothing else.
 
 /// Cues are matched 64 at a time: one bit of a `u64` per cue.
 const CHUNK: usize = 64;
@@ -22,43 +23,90 @@ pub fn find_cue_ignoring_case<'c>(text: &str, cues: &[&'c str]) -> Option<&'c st
 }
 
 fn first_found<'c>(text: &str, cues: &[&'c str], ignore_case: bool) -> Option<&'c str> {
+    let in_chunk = if ignore_case {
+        first_in_chunk::<true>
+    } else {
+        first_in_chunk::<false>
+    };
     cues.chunks(CHUNK)
-        .find_map(|chunk| first_in_chunk(text, chunk, ignore_case).map(|i| chunk[i]))
+        .find_map(|chunk| in_chunk(text, chunk).map(|i| chunk[i]))
+}
+
+/// A byte as it is compared: ASCII letters lower-cased when `FOLD`.
+fn fold<const FOLD: bool>(b: u8) -> u8 {
+    if FOLD { b.to_ascii_lowercase() } else { b }
+}
+
+/// The filter's bit for a position whose byte is `first` and whose next byte is `second` (0 at
+/// the end of the text): one of 4,096, the low six bits of each. Two pairs of ASCII letters
+/// never share a bit, so in prose only a cue's own first two letters pass the filter.
+fn pair_bit(first: u8, second: u8) -> usize {
+    (usize::from(first) << 6 ^ usize::from(second)) % 4096
+}
+
+/// Which positions may start one of `chunk`'s cues, by the (folded) bytes at and after them.
+/// A one-byte cue sets its byte's bit with every byte after it, the end of the text included.
+fn pair_filter<const FOLD: bool>(chunk: &[&str]) -> [u64; 64] {
+    let mut filter = [0u64; 64];
+    let mut set = |bit: usize| filter[bit / 64] |= 1 << (bit % 64);
+    for cue in chunk {
+        match *cue.as_bytes() {
+            [] => {}
+            [first] => (0..=u8::MAX).for_each(|second| set(pair_bit(fold::<FOLD>(first), second))),
+            [first, second, ..] => set(pair_bit(fold::<FOLD>(first), fold::<FOLD>(second))),
+        }
+    }
+    filter
 }
 
 /// The index of the first cue of `chunk` (at most 64 cues) found in `text`. Once a cue is found
 /// only the cues before it are looked for, and the scan stops when none is left.
-fn first_in_chunk(text: &str, chunk: &[&str], ignore_case: bool) -> Option<usize> {
-    let fold = |b: u8| {
-        if ignore_case {
-            b.to_ascii_lowercase()
-        } else {
-            b
-        }
-    };
+fn first_in_chunk<const FOLD: bool>(text: &str, chunk: &[&str]) -> Option<usize> {
+    let filter = pair_filter::<FOLD>(chunk);
     let mut starting_with = [0u64; 256];
     for (i, cue) in chunk.iter().enumerate() {
         if let Some(&first) = cue.as_bytes().first() {
-            starting_with[usize::from(fold(first))] |= 1 << i;
+            starting_with[usize::from(fold::<FOLD>(first))] |= 1 << i;
         }
     }
+    let bytes = text.as_bytes();
     let (mut best, mut wanted) = (None, u64::MAX);
-    for (at, &b) in text.as_bytes().iter().enumerate() {
-        let mut candidates = starting_with[usize::from(fold(b))] & wanted;
-        while candidates != 0 {
-            let i = candidates.trailing_zeros() as usize;
-            if matches_at(text, at, chunk[i], ignore_case) {
+    let folded = |at: usize| bytes.get(at).map_or(0, |&b| fold::<FOLD>(b));
+    let mut b = folded(0);
+    for at in 0..bytes.len() {
+        let next = folded(at + 1);
+        let bit = pair_bit(b, next);
+        if filter[bit / 64] & 1 << (bit % 64) != 0 {
+            let candidates = starting_with[usize::from(b)] & wanted;
+            if let Some(i) = first_at(text, at, chunk, candidates, FOLD) {
                 best = Some(i);
                 wanted = (1 << i) - 1;
-                break;
+                if wanted == 0 {
+                    break;
+                }
             }
-            candidates &= candidates - 1;
         }
-        if wanted == 0 {
-            break;
-        }
+        b = next;
     }
     best
+}
+
+/// The first of the cues of `chunk` whose bits are set in `candidates` that occurs at `at`.
+fn first_at(
+    text: &str,
+    at: usize,
+    chunk: &[&str],
+    mut candidates: u64,
+    fold: bool,
+) -> Option<usize> {
+    while candidates != 0 {
+        let i = candidates.trailing_zeros() as usize;
+        if matches_at(text, at, chunk[i], fold) {
+            return Some(i);
+        }
+        candidates &= candidates - 1;
+    }
+    None
 }
 
 /// Whether `cue` occurs in `text` at byte offset `at` as a whole word. A cue is valid UTF-8 and
