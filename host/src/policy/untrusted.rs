@@ -9,14 +9,19 @@
 //! backslashes too. This module touches nothing but the string it is given.
 
 /// `text` cut to at most `max_bytes` at a character boundary (with `…` appended when cut), then
-/// escaped: for what a policy says to people (reasons, messages, errors).
+/// escaped: for what a policy says to people (reasons, messages, errors). Printable ASCII, what
+/// reasons nearly always are, needs no escape and is copied as it is.
 pub fn text(text: &str, max_bytes: usize) -> String {
     let (kept, cut) = cut(text, max_bytes);
     let mut shown = String::with_capacity(kept.len() + 3);
-    for c in kept.chars() {
-        match c {
-            '\\' | '\'' | '"' => shown.push(c),
-            c => shown.extend(c.escape_debug()),
+    if kept.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
+        shown.push_str(kept);
+    } else {
+        for c in kept.chars() {
+            match c {
+                '\\' | '\'' | '"' => shown.push(c),
+                c => shown.extend(c.escape_debug()),
+            }
         }
     }
     if cut {
@@ -64,6 +69,22 @@ mod tests {
     fn printable_text_is_kept_as_written() {
         let reason = "reasoning: multi-step cue 'step by step' (\"plan\") C:\\ naïve 日本";
         assert_eq!(text(reason, 1000), reason);
+    }
+
+    #[test]
+    fn printable_ascii_copied_as_is_agrees_with_escaping_each_character() {
+        let escaped = |s: &str| -> String {
+            s.chars()
+                .map(|c| match c {
+                    '\\' | '\'' | '"' => c.to_string(),
+                    c => c.escape_debug().to_string(),
+                })
+                .collect()
+        };
+        for c in (0..=0x7f_u8).map(char::from).chain(['é', '\u{85}', '\u{202e}']) {
+            let reason = format!("cheap: {c} (~12 tokens)");
+            assert_eq!(text(&reason, 100), escaped(&reason), "{c:?}");
+        }
     }
 
     #[test]
