@@ -5,7 +5,8 @@
 //! costs, apart from the bundled policy's own work; the same decision with every limit off (no
 //! fuel metering in the compiled code, no deadline, no memory limiter, no concurrency
 //! bound) shows what the limits cost, and the same decision on a reused instance what the opt-in
-//! `reuse_instances` saves. On a spare instance made ahead of it (`spare_instances`, the
+//! `reuse_instances` saves, and on a reused instance with a 4 KiB question what reading the
+//! prompt for cues costs `cost-router`. On a spare instance made ahead of it (`spare_instances`, the
 //! default; the fresh-store cases turn spares off), the decision is measured with the next
 //! spare's instantiation (all it costs) and alone (what the request waits for). One more
 //! measures the request path without the network: parsing, the policy's view, the decision and
@@ -139,6 +140,9 @@ fn decision(c: &mut Criterion) {
         Arc::new(ClientRequest::parse(Wire::Openai, body.clone()).expect("request parses"));
     let view = input::request_view(&request, "bench", &HeaderMap::new(), &[], Some("t"));
     let id: Arc<str> = Arc::from("bench");
+    let long =
+        Arc::new(ClientRequest::parse(Wire::Openai, long_question()).expect("request parses"));
+    let long_view = input::request_view(&long, "bench", &HeaderMap::new(), &[], Some("t"));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -225,6 +229,26 @@ fn decision(c: &mut Criterion) {
             .iter(|| async { decide("reused").await.expect("decides") })
     });
     group.bench_function(
+        "decide on a reused instance, a 4 KiB question (the cue scan)",
+        |b| {
+            b.to_async(&runtime).iter(|| async {
+                reused
+                    .decide(DecisionInput {
+                        request: long.clone(),
+                        request_id: id.clone(),
+                        view: &long_view,
+                        catalog: &catalog,
+                        team: None,
+                        budget: None,
+                        live: None,
+                        operation: Operation::OpenaiChat,
+                    })
+                    .await
+                    .expect("decides")
+            })
+        },
+    );
+    group.bench_function(
         "decide with a spare instance ready, then make the next (spare_instances)",
         |b| {
             b.to_async(&runtime).iter(|| async {
@@ -272,6 +296,17 @@ fn decision(c: &mut Criterion) {
             p999 * 1e6
         );
     }
+}
+
+/// A chat-completions body of one user message of 4 KiB of prose without cues: all of it is
+/// scanned by `cost-router`, which reads up to 4,096 characters of the last user message.
+fn long_question() -> bytes::Bytes {
+    let note = "The parcel left the warehouse on Monday, reached the depot on Wednesday and was \
+                marked as delivered on Friday, but nobody at the address received it. ";
+    let question = format!("Could you say what went wrong? {}", note.repeat(28));
+    let body =
+        serde_json::json!({"model": "auto", "messages": [{"role": "user", "content": question}]});
+    bytes::Bytes::from(body.to_string())
 }
 
 /// The 50th, 99th and 99.9th percentiles, in seconds, of 20,000 runs of `once` (after 2,000 to

@@ -50,7 +50,7 @@ fn policy_name(policy: &str) -> &str {
         .expect("the policy table names the policy")
 }
 
-/// A chat-completions body of 6 messages (system, user, assistant in turn), about 150 characters
+/// A chat-completions body of 6 messages (system, user, assistant in turn), about 500 characters
 /// each.
 pub fn body() -> Bytes {
     let messages: Vec<serde_json::Value> = (0..6)

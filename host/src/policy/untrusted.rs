@@ -81,7 +81,10 @@ mod tests {
                 })
                 .collect()
         };
-        for c in (0..=0x7f_u8).map(char::from).chain(['é', '\u{85}', '\u{202e}']) {
+        for c in (0..=0x7f_u8)
+            .map(char::from)
+            .chain(['é', '\u{85}', '\u{202e}'])
+        {
             let reason = format!("cheap: {c} (~12 tokens)");
             assert_eq!(text(&reason, 100), escaped(&reason), "{c:?}");
         }

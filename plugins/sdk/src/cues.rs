@@ -1,9 +1,11 @@
 //! Whole-word cue matching: which of a policy's cue phrases ("prove", "step by step", "```") a
-//! prompt contains. One pass over the text finds every cue at once: a filter of the cues' first
-//! two bytes skips almost every position of ordinary prose, and a first-byte table points the
-//! rest at the cues that could start there. So a policy with a dozen cues reads its prompt once
-//! instead of a dozen times, and the case-insensitive form needs no lower-cased copy of the
-//! prompt. Pure functions over borrowed text; they touch nothing else.
+//! prompt contains. One pass over the text finds every cue at once: a shift table (Wu and
+//! Manber's) moves along the text by up to the shortest cue's length less one, a filter of the
+//! cues' first two bytes rejects most of the positions where it stops, and a first-byte table
+//! points the rest at the cues that could start there. So a policy with a dozen cues reads its
+//! prompt once, about a third of its bytes, instead of a dozen times, and the case-insensitive
+//! form needs no lower-cased copy of the prompt. Pure functions over borrowed text; they touch
+//! nothing else.
 
 /// Cues are matched 64 at a time: one bit of a `u64` per cue.
 const CHUNK: usize = 64;
@@ -59,36 +61,98 @@ fn pair_filter<const FOLD: bool>(chunk: &[&str]) -> [u64; 64] {
     filter
 }
 
-/// The index of the first cue of `chunk` (at most 64 cues) found in `text`. Once a cue is found
-/// only the cues before it are looked for, and the scan stops when none is left.
+/// The index of the first cue of `chunk` (at most 64 cues) found in `text`. When every cue has
+/// three bytes or more, a window as long as the shortest cue moves along the text by the shift
+/// table, looking at a position only where a cue may start; otherwise every position is looked at.
 fn first_in_chunk<const FOLD: bool>(text: &str, chunk: &[&str]) -> Option<usize> {
-    let filter = pair_filter::<FOLD>(chunk);
-    let mut starting_with = [0u64; 256];
-    for (i, cue) in chunk.iter().enumerate() {
-        if let Some(&first) = cue.as_bytes().first() {
-            starting_with[usize::from(fold::<FOLD>(first))] |= 1 << i;
+    let shortest = chunk.iter().map(|cue| cue.len()).filter(|&n| n > 0).min()?;
+    let mut search = Search::<FOLD>::new(text, chunk);
+    if shortest < 3 {
+        (0..text.len()).any(|at| search.look_at(at));
+        return search.best;
+    }
+    let shifts = shifts(chunk, shortest);
+    let bytes = text.as_bytes();
+    let mut at = 0;
+    while at + shortest <= bytes.len() {
+        let end = at + shortest;
+        match shifts[block(bytes[end - 2], bytes[end - 1])] {
+            0 if search.look_at(at) => break,
+            0 => at += 1,
+            shift => at += usize::from(shift),
         }
     }
-    let bytes = text.as_bytes();
-    let (mut best, mut wanted) = (None, u64::MAX);
-    let folded = |at: usize| bytes.get(at).map_or(0, |&b| fold::<FOLD>(b));
-    let mut b = folded(0);
-    for at in 0..bytes.len() {
-        let next = folded(at + 1);
-        let bit = pair_bit(b, next);
-        if filter[bit / 64] & 1 << (bit % 64) != 0 {
-            let candidates = starting_with[usize::from(b)] & wanted;
-            if let Some(i) = first_at(text, at, chunk, candidates, FOLD) {
-                best = Some(i);
-                wanted = (1 << i) - 1;
-                if wanted == 0 {
-                    break;
-                }
+    search.best
+}
+
+/// The block of two bytes the shift table is indexed by: the low five bits of each, so that an
+/// ASCII letter and its capital share a block while two pairs of lower-case letters never do.
+fn block(first: u8, second: u8) -> usize {
+    usize::from(first & 31) << 5 | usize::from(second & 31)
+}
+
+/// How far a window of the `shortest` cue's length may move on, by the block at its end, without
+/// passing a position where a cue of `chunk` may start (Wu and Manber's shift table): how far
+/// from the end of a cue's first `shortest` bytes the block last occurs there, or `shortest - 1`
+/// where it does not. At 0 a cue may start at the window's first byte.
+fn shifts(chunk: &[&str], shortest: usize) -> [u8; 1024] {
+    let capped = |n: usize| u8::try_from(n).unwrap_or(u8::MAX);
+    let mut shifts = [capped(shortest - 1); 1024];
+    for cue in chunk.iter().filter(|cue| !cue.is_empty()) {
+        for (j, pair) in cue.as_bytes()[..shortest].windows(2).enumerate() {
+            let shift = &mut shifts[block(pair[0], pair[1])];
+            *shift = (*shift).min(capped(shortest - 2 - j));
+        }
+    }
+    shifts
+}
+
+/// One chunk's search of one text: which positions may start one of its cues, and the first
+/// cue (in the chunk's order) found so far.
+struct Search<'a, const FOLD: bool> {
+    text: &'a str,
+    chunk: &'a [&'a str],
+    filter: [u64; 64],
+    starting_with: [u64; 256],
+    best: Option<usize>,
+    /// The cues still worth finding: those before the best so far.
+    wanted: u64,
+}
+
+impl<'a, const FOLD: bool> Search<'a, FOLD> {
+    fn new(text: &'a str, chunk: &'a [&'a str]) -> Self {
+        let mut starting_with = [0u64; 256];
+        for (i, cue) in chunk.iter().enumerate() {
+            if let Some(&first) = cue.as_bytes().first() {
+                starting_with[usize::from(fold::<FOLD>(first))] |= 1 << i;
             }
         }
-        b = next;
+        Self {
+            text,
+            chunk,
+            filter: pair_filter::<FOLD>(chunk),
+            starting_with,
+            best: None,
+            wanted: u64::MAX,
+        }
     }
-    best
+
+    /// Looks for the wanted cues at byte `at`; true once no cue is left to look for.
+    fn look_at(&mut self, at: usize) -> bool {
+        let bytes = self.text.as_bytes();
+        let first = fold::<FOLD>(bytes[at]);
+        let second = bytes.get(at + 1).map_or(0, |&b| fold::<FOLD>(b));
+        let bit = pair_bit(first, second);
+        if self.filter[bit / 64] & 1 << (bit % 64) == 0 {
+            return false;
+        }
+        let candidates = self.starting_with[usize::from(first)] & self.wanted;
+        if let Some(i) = first_at(self.text, at, self.chunk, candidates, FOLD) {
+            self.best = Some(i);
+            self.wanted = (1 << i) - 1;
+        }
+        self.wanted == 0
+    }
 }
 
 /// The first of the cues of `chunk` whose bits are set in `candidates` that occurs at `at`.
@@ -228,10 +292,9 @@ mod tests {
         assert_eq!(find_cue("cue1490", &cues), None);
     }
 
-    #[test]
-    fn agrees_with_the_reference_on_generated_inputs() {
-        let alphabet = ["a", "b", "A", " ", "-", "é", "è", "1", "`", "ab", "ba"];
-        let cues = ["ab", "a", "b a", "`", "``", "é", "1a", "-b", "aé", "BA", ""];
+    /// Generated texts over `alphabet`, each searched for a tail of `cues`, agree with
+    /// [`reference`] with and without case.
+    fn agrees_on_generated_texts(alphabet: &[&str], cues: &[&str]) {
         let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
         let mut next = move || {
             seed ^= seed << 13;
@@ -240,7 +303,7 @@ mod tests {
             seed
         };
         for _ in 0..5000 {
-            let len = next() % 12;
+            let len = next() % 16;
             let text: String = (0..len)
                 .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
                 .collect();
@@ -254,5 +317,23 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn agrees_with_the_reference_on_generated_inputs() {
+        agrees_on_generated_texts(
+            &["a", "b", "A", " ", "-", "é", "è", "1", "`", "ab", "ba"],
+            &["ab", "a", "b a", "`", "``", "é", "1a", "-b", "aé", "BA", ""],
+        );
+    }
+
+    #[test]
+    fn skipping_along_the_text_agrees_with_the_reference() {
+        agrees_on_generated_texts(
+            &["a", "b", "A", "B", " ", "-", "é", "ab", "ba", "bab", "a!"],
+            &[
+                "b a b", "aba", "BAB", "ab-", "éa", "abab", "a-b a", "", "!ba", "bAbA",
+            ],
+        );
     }
 }
