@@ -350,10 +350,15 @@ impl ClientRequest {
                 out.push('\n');
                 left -= 1;
             }
-            let end = piece
-                .char_indices()
-                .nth(left)
-                .map_or(piece.len(), |(at, _)| at);
+            // A piece of no more bytes than characters left fits whole, uncounted.
+            let end = if piece.len() <= left {
+                piece.len()
+            } else {
+                piece
+                    .char_indices()
+                    .nth(left)
+                    .map_or(piece.len(), |(at, _)| at)
+            };
             out.push_str(&piece[..end]);
             left -= piece[..end].chars().count();
             if left == 0 {
