@@ -154,16 +154,7 @@ fn decision(c: &mut Criterion) {
             "spare" => &spare,
             _ => &minimal,
         };
-        policy.decide(DecisionInput {
-            request: request.clone(),
-            request_id: id.clone(),
-            view: &view,
-            catalog: &catalog,
-            team: None,
-            budget: None,
-            live: None,
-            operation: Operation::OpenaiChat,
-        })
+        policy.decide(chat(request.clone(), &id, &view, &catalog))
     };
     for name in ["cost-router", "reused", "spare", "minimal"] {
         let verdict = runtime.block_on(decide(name)).expect("the policy decides");
@@ -203,16 +194,7 @@ fn decision(c: &mut Criterion) {
                 let view =
                     input::request_view(&request, "bench", &HeaderMap::new(), &[], Some("t"));
                 let verdict = cost_router
-                    .decide(DecisionInput {
-                        request: request.clone(),
-                        request_id: id.clone(),
-                        view: &view,
-                        catalog: &catalog,
-                        team: None,
-                        budget: None,
-                        live: None,
-                        operation: Operation::OpenaiChat,
-                    })
+                    .decide(chat(request.clone(), &id, &view, &catalog))
                     .await
                     .expect("decides");
                 let Verdict::Route { targets, .. } = verdict else {
@@ -233,16 +215,7 @@ fn decision(c: &mut Criterion) {
         |b| {
             b.to_async(&runtime).iter(|| async {
                 reused
-                    .decide(DecisionInput {
-                        request: long.clone(),
-                        request_id: id.clone(),
-                        view: &long_view,
-                        catalog: &catalog,
-                        team: None,
-                        budget: None,
-                        live: None,
-                        operation: Operation::OpenaiChat,
-                    })
+                    .decide(chat(long.clone(), &id, &long_view, &catalog))
                     .await
                     .expect("decides")
             })
@@ -307,6 +280,26 @@ fn long_question() -> bytes::Bytes {
     let body =
         serde_json::json!({"model": "auto", "messages": [{"role": "user", "content": question}]});
     bytes::Bytes::from(body.to_string())
+}
+
+/// What a decision on `view` of the chat request `request` is given: no team, budget or live
+/// figures.
+fn chat<'a>(
+    request: Arc<ClientRequest>,
+    id: &Arc<str>,
+    view: &'a Request,
+    catalog: &'a [Model],
+) -> DecisionInput<'a> {
+    DecisionInput {
+        request,
+        request_id: id.clone(),
+        view,
+        catalog,
+        team: None,
+        budget: None,
+        live: None,
+        operation: Operation::OpenaiChat,
+    }
 }
 
 /// The 50th, 99th and 99.9th percentiles, in seconds, of 20,000 runs of `once` (after 2,000 to
