@@ -526,6 +526,45 @@ async fn a_decision_that_finds_the_pool_full_takes_a_slot_back_from_an_idle_spar
     assert_eq!(failure_kind(&proxy, "looping"), "timeout");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pool_gauges_show_its_slots_and_what_holds_them() {
+    // Three slots. After one decision, a spare holds a slot (`spare_instances = 1`), the kept
+    // instance holds one (`reuse_instances`), and with neither none is held. Memory stays
+    // resident only in a slot an instance was given back from: not with the kept instance, the
+    // only one made.
+    for (option, held, resident) in [
+        ("spare_instances = 1", 1.0, true),
+        ("reuse_instances = 10", 1.0, false),
+        ("spare_instances = 0", 0.0, true),
+    ] {
+        let config = ConfigBuilder::new(&policy_wasm("hostile_policy"))
+            .top("[engine]\ninstances = 3")
+            .policy_headers(&["x-hostile"])
+            .policy_option(&format!("{option}\nmax_concurrency = 3"))
+            .model("a", "echo", "a", 1.0, &[])
+            .echo()
+            .fallback(&["a"])
+            .admin();
+        let proxy = Proxy::start(&config.toml(), &[("SWITCHYARD_ADMIN_TOKEN", ADMIN_TOKEN)]);
+        let reply = send(&proxy, None, &[("x-hostile", "count")], "hi").await;
+        assert_eq!(routed(&reply), (200, "policy", "a"), "{option}");
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let exposition = proxy.admin_metrics().await;
+        let gauge = |name| switchyard_e2e::metric(&exposition, name, &[]);
+        assert_eq!(gauge("switchyard_policy_pool_slots"), 3.0, "{option}");
+        assert_eq!(
+            gauge("switchyard_policy_pool_slots_in_use"),
+            held,
+            "{option}\n{exposition}"
+        );
+        assert_eq!(
+            gauge("switchyard_policy_pool_resident_bytes") > 0.0,
+            resident,
+            "{option}\n{exposition}"
+        );
+    }
+}
+
 /// `switchyard_policy_instances_total` of the test policy, by kind.
 async fn instances(proxy: &Proxy) -> HashMap<&'static str, f64> {
     let exposition = proxy.admin_metrics().await;

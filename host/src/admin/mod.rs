@@ -440,6 +440,7 @@ async fn reload(State(admin): State<Admin>) -> Response {
 }
 
 async fn render_metrics(State(admin): State<Admin>) -> Response {
+    admin.app.record_gauges();
     match &admin.metrics {
         Some(handle) => (
             [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

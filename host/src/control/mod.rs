@@ -250,6 +250,11 @@ impl App {
         Ok(app)
     }
 
+    /// Set the gauges read when metrics are scraped (the policy pool's).
+    pub fn record_gauges(&self) {
+        self.engine.record_pool();
+    }
+
     /// The live state; hold it for the whole request.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.live.load_full()

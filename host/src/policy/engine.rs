@@ -145,6 +145,18 @@ impl PolicyEngine {
         })
     }
 
+    /// Set the pool's gauges: its slots, the slots held now, and the bytes unused slots keep
+    /// resident (memories and tables, for the next instance). Called when metrics are scraped.
+    pub fn record_pool(&self) {
+        let (slots, in_use) = self.pool.occupancy();
+        metrics::gauge!("switchyard_policy_pool_slots").set(slots as f64);
+        metrics::gauge!("switchyard_policy_pool_slots_in_use").set(in_use as f64);
+        if let Some(pool) = self.engine.pooling_allocator_metrics() {
+            let resident = pool.unused_memory_bytes_resident() + pool.unused_table_bytes_resident();
+            metrics::gauge!("switchyard_policy_pool_resident_bytes").set(resident as f64);
+        }
+    }
+
     /// Check, compile (or take from the cache) and link `bytes` as a version of policy `name`;
     /// `origin` says where the bytes came from. Blocking.
     pub fn prepare(

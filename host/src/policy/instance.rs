@@ -44,6 +44,12 @@ impl Pool {
         }
     }
 
+    /// Slots in all, and slots held now (by running decisions, spares, kept reused instances and
+    /// spent instances not yet given back).
+    pub fn occupancy(&self) -> (usize, usize) {
+        (self.size, self.size - self.slots.available_permits())
+    }
+
     /// Let decisions that find the pool full take slots back from `spares`.
     pub fn register(&self, spares: &Arc<Spares>) {
         let mut all = self.spares.lock().expect("pool lock");

@@ -194,6 +194,9 @@ pub async fn readyz(State(gate): State<Arc<Gate>>) -> Response {
 
 /// `GET /metrics`: Prometheus text (routed only when the gate has the handle).
 pub async fn metrics(State(gate): State<Arc<Gate>>) -> Response {
+    if let Some(app) = gate.app() {
+        app.record_gauges();
+    }
     let text = gate.metrics.as_ref().map(PrometheusHandle::render);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -9,7 +9,8 @@
 //! `switchyard_upstream_attempts_total` by model and result, and
 //! `switchyard_tokens_total` and `switchyard_cost_nanodollars_total` by team and model. Policy
 //! decisions by outcome, reloads, rollbacks and breaker states are recorded where they happen
-//! (`policy`, `control`, `upstream::health`, `fleet`, the `limits` phase) and described here. Labels hold names the operator
+//! (`policy`, `control`, `upstream::health`, `fleet`, the `limits` phase), the policy pool's
+//! gauges when the metrics are scraped, and all are described here. Labels hold names the operator
 //! configured, status codes and fixed words, never request content. The request path records
 //! its series through handles resolved once per label set ([`RequestSeries`], [`decision_time`],
 //! [`attempts`]; see `series`).
@@ -112,6 +113,18 @@ pub fn describe() {
     describe_counter!(
         "switchyard_rollout_transitions_total",
         "Automatic transitions of a split candidate, by policy and transition (step, promote, abort)"
+    );
+    describe_gauge!(
+        "switchyard_policy_pool_slots",
+        "Instance slots in the policy engine's pool ([engine] instances), shared by every policy"
+    );
+    describe_gauge!(
+        "switchyard_policy_pool_slots_in_use",
+        "Pool slots held when metrics were scraped: running decisions, spares, kept reused instances and spent instances not yet given back; at the pool's size, decisions wait for a slot"
+    );
+    describe_gauge!(
+        "switchyard_policy_pool_resident_bytes",
+        "Bytes unused pool slots keep resident (linear memories and tables) for the next instance"
     );
     describe_gauge!(
         "switchyard_breaker_open",
