@@ -7,7 +7,8 @@
 //! `sandbox`). [`PolicyEngine::prepare`] checks a component's bytes and world (`inspect`),
 //! compiles it once or takes it from the cache, and pre-instantiates it against the linker. It is
 //! blocking work (milliseconds for a Rust policy, seconds for a JavaScript or Python one): callers
-//! run it off the request path.
+//! run it off the request path. [`PolicyEngine::record_pool`] sets the pool's gauges when the
+//! metrics are scraped.
 
 use std::path::Path;
 use std::sync::Arc;
