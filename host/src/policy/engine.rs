@@ -1,6 +1,6 @@
 //! The one shared Wasmtime engine and the preparing of policy versions.
 //!
-//! [`PolicyEngine`] owns the Cranelift/pooling configuration (with fuel metering, which slices
+//! [`PolicyEngine`] owns the Cranelift/pooling configuration (with fuel metering, which steps
 //! the guest code of a decision so that it yields and meets its deadline), the compile cache, and
 //! the linker holding what a policy may import: the Switchyard `host` interface and WASI 0.2,
 //! which is linked so that components built by ordinary toolchains load, but grants nothing (see
@@ -27,14 +27,16 @@ use super::wit::{self, PolicyPre};
 use super::{LoadError, Policy, PolicySettings, Pool, inspect};
 use crate::config::hex;
 
-/// How much guest code a decision runs between yields to the other tasks of its worker thread,
-/// in Wasmtime's fuel units (one per WebAssembly instruction): 0.7 ms of a tight loop on the
-/// machines the benchmarks run on, which run 29 million a millisecond (`hostile` spinning), and
-/// more of code that calls and touches memory. At each yield the decision's deadline is checked.
-/// Slicing by fuel rather than by a clock needs no ticker thread waking a thousand times a
-/// second, and gives every decision a full first slice (a decision that started just before a
-/// clock tick would yield at once and wait behind every queued request).
-pub const SLICE_FUEL: u64 = 20_000_000;
+/// How much guest code a decision runs between looks at the clock, in Wasmtime's fuel units
+/// (about one per WebAssembly instruction): after each step the guest's future yields, and
+/// [`slice::Sliced`](super::slice::Sliced) either runs it on at once or, once its time slice is
+/// spent, passes the yield on to the other tasks of its worker thread and checks the decision's
+/// deadline. A step is 0.07-0.26 ms of a tight loop on the machines the benchmarks run on. A
+/// decision of the bundled Rust policies needs a small fraction of one and never stops; the
+/// JavaScript and Python ones stop every few tenths of a millisecond, which costs them about 2%
+/// against steps fifty times longer. Fuel rather than a clock needs no ticker thread waking a
+/// thousand times a second.
+pub const FUEL_STEP: u64 = 2_000_000;
 
 /// Keep this much of a recycled linear memory mapped between instances (the notes measured
 /// fresh-instance cost falling from 31 to 26 µs and throughput tripling on two cores).
@@ -94,14 +96,14 @@ pub fn pooling_config(pool: PoolSize) -> PoolingAllocationConfig {
 }
 
 /// A store for `sandbox` as every decision gets it: with the sandbox's memory limiter, and fuel
-/// that never runs out (a decision is bounded by its deadline) but slices the guest's code so
-/// that it yields and the deadline is checked.
+/// that never runs out (a decision is bounded by its deadline) but steps the guest's code so
+/// that the clock is looked at.
 pub fn store(engine: &Engine, sandbox: Sandbox) -> Store<Sandbox> {
     let mut store = Store::new(engine, sandbox);
     store.limiter(|s| s);
     store
         .set_fuel(u64::MAX)
-        .and_then(|()| store.fuel_async_yield_interval(Some(SLICE_FUEL)))
+        .and_then(|()| store.fuel_async_yield_interval(Some(FUEL_STEP)))
         .expect("the engine meters fuel");
     store
 }

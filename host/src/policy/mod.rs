@@ -26,6 +26,7 @@ pub mod json;
 mod output;
 pub mod registry;
 pub mod sandbox;
+mod slice;
 pub mod stats;
 mod untrusted;
 pub mod wit;
@@ -349,10 +350,10 @@ impl Policy {
     /// Run the policy for one request in a fresh sandbox and validate its decision.
     ///
     /// One wall-clock deadline bounds the whole decision, waiting for a pool slot included. Guest
-    /// code runs in slices of [`engine::SLICE_FUEL`]: after each it yields to the other tasks of
+    /// code runs in time slices of [`slice::SLICE`]: after each it yields to the other tasks of
     /// its worker thread (so a looping policy cannot hold a thread that other requests need). The
-    /// decision's timer stops it at the first yield past the deadline, or while it waits inside a
-    /// host call (a WASI poll, say).
+    /// decision's timer stops it at the first fuel step past the deadline, or while it waits
+    /// inside a host call (a WASI poll, say).
     pub async fn decide(&self, input: DecisionInput<'_>) -> Result<Verdict, DecisionFailure> {
         self.run(input, false, true).await.0
     }
@@ -546,7 +547,11 @@ impl Policy {
             };
             policy.call_decide(&mut *store, view, catalog).await
         };
-        match tokio::time::timeout_at(stop_at, run).await {
+        let outcome = {
+            let run = std::pin::pin!(run);
+            tokio::time::timeout_at(stop_at, slice::Sliced::new(run, slice::SLICE, stop_at)).await
+        };
+        match outcome {
             Err(_) => Err(DecisionFailure::Timeout),
             Ok(Ok(Ok(decision))) => Ok(decision),
             Ok(Ok(Err(message))) => Err(DecisionFailure::Error(untrusted::text(
