@@ -39,23 +39,16 @@ fn fold<const FOLD: bool>(b: u8) -> u8 {
     if FOLD { b.to_ascii_lowercase() } else { b }
 }
 
-/// The filter's bit for a position whose byte is `first` and whose next byte is `second` (0 at
-/// the end of the text): one of 4,096, the low six bits of each. Two pairs of ASCII letters
-/// never share a bit, so in prose only a cue's own first two letters pass the filter.
-fn pair_bit(first: u8, second: u8) -> usize {
-    (usize::from(first) << 6 ^ usize::from(second)) % 4096
-}
-
-/// Which positions may start one of `chunk`'s cues, by the (folded) bytes at and after them.
-/// A one-byte cue sets its byte's bit with every byte after it, the end of the text included.
-fn pair_filter<const FOLD: bool>(chunk: &[&str]) -> [u64; 64] {
-    let mut filter = [0u64; 64];
-    let mut set = |bit: usize| filter[bit / 64] |= 1 << (bit % 64);
+/// Which positions may start one of `chunk`'s cues, by the block of the bytes at and after them
+/// (after the last byte, 0). A one-byte cue sets its byte's block with every byte after it.
+fn pair_filter(chunk: &[&str]) -> [u64; 16] {
+    let mut filter = [0u64; 16];
+    let mut set = |block: usize| filter[block / 64] |= 1 << (block % 64);
     for cue in chunk {
         match *cue.as_bytes() {
             [] => {}
-            [first] => (0..=u8::MAX).for_each(|second| set(pair_bit(fold::<FOLD>(first), second))),
-            [first, second, ..] => set(pair_bit(fold::<FOLD>(first), fold::<FOLD>(second))),
+            [first] => (0..32).for_each(|second| set(block(first, second))),
+            [first, second, ..] => set(block(first, second)),
         }
     }
     filter
@@ -85,8 +78,9 @@ fn first_in_chunk<const FOLD: bool>(text: &str, chunk: &[&str]) -> Option<usize>
     search.best
 }
 
-/// The block of two bytes the shift table is indexed by: the low five bits of each, so that an
-/// ASCII letter and its capital share a block while two pairs of lower-case letters never do.
+/// The block of two bytes the shift table and the pair filter are indexed by: the low five bits
+/// of each, so that an ASCII letter and its capital share a block (case folds for free) while two
+/// pairs of lower-case letters never do.
 fn block(first: u8, second: u8) -> usize {
     usize::from(first & 31) << 5 | usize::from(second & 31)
 }
@@ -112,7 +106,7 @@ fn shifts(chunk: &[&str], shortest: usize) -> [u8; 1024] {
 struct Search<'a, const FOLD: bool> {
     text: &'a str,
     chunk: &'a [&'a str],
-    filter: [u64; 64],
+    filter: [u64; 16],
     starting_with: [u64; 256],
     best: Option<usize>,
     /// The cues still worth finding: those before the best so far.
@@ -130,7 +124,7 @@ impl<'a, const FOLD: bool> Search<'a, FOLD> {
         Self {
             text,
             chunk,
-            filter: pair_filter::<FOLD>(chunk),
+            filter: pair_filter(chunk),
             starting_with,
             best: None,
             wanted: u64::MAX,
@@ -140,37 +134,22 @@ impl<'a, const FOLD: bool> Search<'a, FOLD> {
     /// Looks for the wanted cues at byte `at`; true once no cue is left to look for.
     fn look_at(&mut self, at: usize) -> bool {
         let bytes = self.text.as_bytes();
-        let first = fold::<FOLD>(bytes[at]);
-        let second = bytes.get(at + 1).map_or(0, |&b| fold::<FOLD>(b));
-        let bit = pair_bit(first, second);
-        if self.filter[bit / 64] & 1 << (bit % 64) == 0 {
+        let pair = block(bytes[at], bytes.get(at + 1).copied().unwrap_or(0));
+        if self.filter[pair / 64] & 1 << (pair % 64) == 0 {
             return false;
         }
-        let candidates = self.starting_with[usize::from(first)] & self.wanted;
-        if let Some(i) = first_at(self.text, at, self.chunk, candidates, FOLD) {
-            self.best = Some(i);
-            self.wanted = (1 << i) - 1;
+        let mut candidates = self.starting_with[usize::from(fold::<FOLD>(bytes[at]))] & self.wanted;
+        while candidates != 0 {
+            let i = candidates.trailing_zeros() as usize;
+            if matches_at(self.text, at, self.chunk[i], FOLD) {
+                self.best = Some(i);
+                self.wanted = (1 << i) - 1;
+                break;
+            }
+            candidates &= candidates - 1;
         }
         self.wanted == 0
     }
-}
-
-/// The first of the cues of `chunk` whose bits are set in `candidates` that occurs at `at`.
-fn first_at(
-    text: &str,
-    at: usize,
-    chunk: &[&str],
-    mut candidates: u64,
-    fold: bool,
-) -> Option<usize> {
-    while candidates != 0 {
-        let i = candidates.trailing_zeros() as usize;
-        if matches_at(text, at, chunk[i], fold) {
-            return Some(i);
-        }
-        candidates &= candidates - 1;
-    }
-    None
 }
 
 /// Whether `cue` occurs in `text` at byte offset `at` as a whole word. A cue is valid UTF-8 and
