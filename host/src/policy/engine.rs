@@ -33,9 +33,9 @@ use crate::config::hex;
 /// spent, passes the yield on to the other tasks of its worker thread and checks the decision's
 /// deadline. A step is 0.07-0.26 ms of a tight loop on the machines the benchmarks run on. A
 /// decision of the bundled Rust policies needs a small fraction of one and never stops; the
-/// JavaScript and Python ones stop every few tenths of a millisecond, which costs them about 2%
-/// against steps fifty times longer. Fuel rather than a clock needs no ticker thread waking a
-/// thousand times a second.
+/// JavaScript and Python ones stop every few tenths of a millisecond. Steps of 1 million cost a
+/// Python decision 2-3% against steps of 100 million; these halve the number of stops. Fuel
+/// rather than a clock needs no ticker thread waking a thousand times a second.
 pub const FUEL_STEP: u64 = 2_000_000;
 
 /// Keep this much of a recycled linear memory mapped between instances (the notes measured
