@@ -547,10 +547,12 @@ impl Policy {
             };
             policy.call_decide(&mut *store, view, catalog).await
         };
-        let outcome = {
-            let run = std::pin::pin!(run);
-            tokio::time::timeout_at(stop_at, slice::Sliced::new(run, slice::SLICE, stop_at)).await
-        };
+        // Boxed: Wasmtime's instantiation and call are futures of kilobytes, and every future
+        // that awaits this one, up to the request's, would otherwise be that large and be copied
+        // whole at each level.
+        let run = Box::pin(run);
+        let outcome =
+            tokio::time::timeout_at(stop_at, slice::Sliced::new(run, slice::SLICE, stop_at)).await;
         match outcome {
             Err(_) => Err(DecisionFailure::Timeout),
             Ok(Ok(Ok(decision))) => Ok(decision),

@@ -84,8 +84,10 @@ impl Dialect {
         body: &[u8],
     ) -> Result<(), AttemptError> {
         match self {
-            Self::Bedrock(bedrock) => bedrock
-                .sign(url, headers, body)
+            // Boxed: signing (which may fetch credentials) is a future of kilobytes, and every
+            // future that awaits this one, up to the request's, would otherwise be that large
+            // and be copied whole at each level, for every request to any provider.
+            Self::Bedrock(bedrock) => Box::pin(bedrock.sign(url, headers, body))
                 .await
                 .map_err(|e| AttemptError::Auth(e.to_string())),
             Self::Gemini => Ok(()),
@@ -216,5 +218,24 @@ fn message_id(dialect: &Dialect, headers: &HeaderMap) -> String {
     match request_id {
         Some(id) => format!("msg_bdrk_{id}"),
         None => format!("msg_{}", uuid::Uuid::new_v4().simple()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every attempt awaits `authorize`, so its future's size is added to every request's; the
+    /// Bedrock signature's (kilobytes) must stay behind a box.
+    #[test]
+    fn authorizing_is_a_small_future() {
+        let url = Url::parse("https://example.com/").expect("URL");
+        let mut headers = HeaderMap::new();
+        let authorizing = Dialect::Gemini.authorize(&url, &mut headers, b"{}");
+        assert!(
+            std::mem::size_of_val(&authorizing) <= 256,
+            "{} bytes",
+            std::mem::size_of_val(&authorizing)
+        );
     }
 }
