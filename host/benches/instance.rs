@@ -89,9 +89,9 @@ fn setups() -> Vec<Setup> {
             live: 1,
         },
         Setup {
-            name: "  no unused warm slots",
+            name: "  Wasmtime's 100 unused warm slots",
             knob: |p, _| {
-                p.max_unused_warm_slots(0);
+                p.max_unused_warm_slots(100);
             },
             live: 16,
         },

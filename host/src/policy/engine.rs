@@ -73,6 +73,15 @@ pub fn pooling_config(pool: PoolSize) -> PoolingAllocationConfig {
     // adapter shims), each with its own instance and tables but one memory in all. Every slot
     // holds the sandbox's caps, so a policy within them always finds room, and the decision
     // semaphore (one permit per slot) keeps the pool from running out.
+    //
+    // Tables and fiber stacks have no affinity to a policy: Wasmtime hands them out least
+    // recently used first, and by default takes never-used slots while fewer than 100 used ones
+    // are free. So each decision's tables and stack were the coldest of some 100 slots, evicting
+    // what the rest of the request had in the cache. With `max_unused_warm_slots(0)` it takes
+    // used slots first, and fresh instances cycle through only as many slots as were ever in use
+    // at once (memories still go back to their own policy's most recent). The price: a policy
+    // with no free memory slot of its own takes another policy's least recently used one, and
+    // maps its image there, where it would have mapped it into a never-used slot.
     let (core, tables, memories) = (
         sandbox::MAX_CORE_INSTANCES as u32,
         sandbox::MAX_TABLES as u32,
@@ -91,7 +100,8 @@ pub fn pooling_config(pool: PoolSize) -> PoolingAllocationConfig {
         .max_memory_size(pool.memory_bytes)
         .linear_memory_keep_resident(KEEP_RESIDENT_BYTES.min(pool.memory_bytes))
         .table_keep_resident(TABLE_KEEP_RESIDENT_BYTES)
-        .pagemap_scan(Enabled::Auto);
+        .pagemap_scan(Enabled::Auto)
+        .max_unused_warm_slots(0);
     pooling
 }
 

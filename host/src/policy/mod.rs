@@ -452,7 +452,9 @@ impl Policy {
     /// in a task of its own, which then makes the next spare if `refill` (and spares are kept).
     /// That task runs once the request's task next waits (for the upstream, typically), or on
     /// another worker thread: giving an instance's memory and tables back to the pool, and
-    /// instantiating the next, take microseconds the request need not wait for.
+    /// instantiating the next, take microseconds the request need not wait for. When
+    /// [`instance::MAX_DEFERRED_DROPS`] such tasks wait already, it is dropped here, and the
+    /// tasks waiting make the next spare.
     fn put_back(&self, instance: Instance, reusable: bool, refill: bool) {
         if reusable {
             let mut warm = self.warm.lock().expect("warm lock");
@@ -461,9 +463,14 @@ impl Policy {
                 return;
             }
         }
+        let Some(place) = self.pool.defer_drop() else {
+            drop(instance);
+            return;
+        };
         let spares = refill.then(|| self.spares.clone());
         tokio::spawn(async move {
             drop(instance);
+            drop(place);
             if let Some(spares) = spares {
                 spares.refill().await;
             }
