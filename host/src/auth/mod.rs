@@ -6,8 +6,6 @@
 //! config's anonymous team if there is one; an unknown key never does. This module reads the
 //! request headers and nothing else.
 
-use std::collections::HashMap;
-
 use axum::http::{HeaderMap, StatusCode, header};
 
 use crate::api::ApiError;
@@ -39,14 +37,14 @@ impl From<AuthError> for ApiError {
 /// Key digests to team indices (positions in `config.teams`).
 #[derive(Debug, Clone, Default)]
 pub struct Keys {
-    teams: HashMap<[u8; 32], usize>,
+    teams: foldhash::HashMap<[u8; 32], usize>,
     anonymous: Option<usize>,
 }
 
 impl Keys {
     /// The keys of a validated config.
     pub fn from_config(config: &Config) -> Self {
-        let mut teams = HashMap::new();
+        let mut teams = foldhash::HashMap::default();
         for (i, team) in config.teams.iter().enumerate() {
             for key in &team.keys {
                 teams.insert(sha256(key.as_bytes()), i);

@@ -10,7 +10,7 @@
 //! a model whose breaker is open is `healthy: false` there. The board outlives config reloads
 //! (a model keeps its history), and this module touches nothing but its own counters.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -293,7 +293,7 @@ impl ModelHealth {
 #[derive(Debug)]
 pub struct HealthBoard {
     settings: HealthSettings,
-    models: HashMap<String, Arc<ModelHealth>>,
+    models: foldhash::HashMap<String, Arc<ModelHealth>>,
 }
 
 impl HealthBoard {

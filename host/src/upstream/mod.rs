@@ -56,7 +56,7 @@ struct ModelRoute {
 /// The providers and the model map, shared by all requests.
 #[derive(Debug)]
 pub struct Upstreams {
-    routes: HashMap<String, ModelRoute>,
+    routes: foldhash::HashMap<String, ModelRoute>,
     attempt_timeout: Duration,
     /// Time all attempts of one request may take together.
     request_timeout: Duration,
@@ -103,7 +103,8 @@ impl Upstreams {
                 Ok((p.name.clone(), Arc::new(provider)))
             })
             .collect::<Result<HashMap<_, _>, SetupError>>()?;
-        let mut routes = HashMap::with_capacity(config.models.len());
+        let mut routes =
+            foldhash::HashMap::with_capacity_and_hasher(config.models.len(), Default::default());
         for m in &config.models {
             let Some(provider) = providers.get(&m.provider) else {
                 continue;
