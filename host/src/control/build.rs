@@ -20,7 +20,7 @@ use super::artifacts::{self, Artifacts};
 use super::budget::{Budget, Ledger};
 use super::conversations::{Limits, MemoryStore, RedisStore, ResponseStore};
 use super::rate::RateLimit;
-use super::{Snapshot, StartError, Team};
+use super::{Catalog, Snapshot, StartError, Team};
 use crate::auth::Keys;
 use crate::config::{Config, Env, ModelKind, PolicyConfig, hex};
 use crate::fleet::Fleet;
@@ -383,8 +383,8 @@ impl Plan {
             .map(|(team, (catalog, embedding_catalog))| Team {
                 name: team.name.as_str().into(),
                 policy: slots[&team.policy].clone(),
-                catalog,
-                embedding_catalog,
+                catalog: Catalog::new(catalog),
+                embedding_catalog: Catalog::new(embedding_catalog),
                 fallback: team
                     .fallback
                     .iter()

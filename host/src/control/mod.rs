@@ -20,6 +20,7 @@ mod artifacts;
 pub mod budget;
 mod build;
 mod candidates;
+pub mod catalog;
 pub mod conversations;
 mod lifecycle;
 pub mod rate;
@@ -37,6 +38,7 @@ use axum::http::HeaderMap;
 use artifacts::Artifacts;
 pub use budget::{Budget, BudgetStatus};
 pub use candidates::CandidateSource;
+pub use catalog::Catalog;
 use conversations::ResponseStore;
 pub use lifecycle::{ChangeError, Changed, ReloadSummary};
 pub use rate::{Admission, Limited, RateLimit};
@@ -95,9 +97,9 @@ pub struct Team {
     /// The slot of the team's policy.
     pub policy: Arc<PolicySlot>,
     /// The chat models the team may use, as its policy sees them for a chat request.
-    pub catalog: Vec<Model>,
+    pub catalog: Catalog,
     /// The embedding models the team may use, as its policy sees them for an embeddings request.
-    pub embedding_catalog: Vec<Model>,
+    pub embedding_catalog: Catalog,
     /// The static route used when the policy fails.
     pub fallback: Vec<PlannedTarget>,
     pub on_failure: FailureMode,
@@ -114,7 +116,7 @@ pub struct Team {
 
 impl Team {
     /// The models a policy deciding a request for `operation` sees.
-    pub fn catalog_for(&self, operation: Operation) -> &[Model] {
+    pub fn catalog_for(&self, operation: Operation) -> &Catalog {
         match operation {
             Operation::Chat => &self.catalog,
             Operation::Embeddings => &self.embedding_catalog,
@@ -148,7 +150,7 @@ impl Team {
 
     /// Every model the team may use, chat models first.
     pub fn models(&self) -> impl Iterator<Item = &Model> {
-        self.catalog.iter().chain(&self.embedding_catalog)
+        self.catalog.iter().chain(self.embedding_catalog.iter())
     }
 }
 

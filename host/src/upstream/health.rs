@@ -16,7 +16,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
-use crate::policy::Model;
 use crate::policy::wit::ModelHealth as HealthView;
 
 /// Weight of the newest sample in the latency estimate.
@@ -323,21 +322,6 @@ impl HealthBoard {
     /// The health of catalog model `id`.
     pub fn model(&self, id: &str) -> Option<&Arc<ModelHealth>> {
         self.models.get(id)
-    }
-
-    /// `catalog` with its live fields filled in from what the board knows now.
-    pub fn live_catalog(&self, catalog: &[Model]) -> Vec<Model> {
-        let now = Instant::now();
-        catalog
-            .iter()
-            .map(|model| {
-                let mut model = model.clone();
-                if let Some(health) = self.models.get(&model.id) {
-                    model.health = health.view(now);
-                }
-                model
-            })
-            .collect()
     }
 }
 

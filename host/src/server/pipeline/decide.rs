@@ -116,10 +116,11 @@ async fn run_policy(
     candidate: Option<Arc<Candidate>>,
 ) -> Result<Verdict, DecisionFailure> {
     let (team, request) = (admitted.team, &admitted.request);
-    let catalog = snapshot
-        .upstreams
-        .health
-        .live_catalog(team.catalog_for(request.operation));
+    let now = Instant::now();
+    let health = &snapshot.upstreams.health;
+    let catalog = team
+        .catalog_for(request.operation)
+        .live(|id| health.model(id).map(|model| model.view(now)));
     let view = input::request_view(
         request,
         &exchange.id,
