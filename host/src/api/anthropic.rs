@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::raw::{Ranges, TextAt, content, optional};
+use super::raw::{Param, Ranges, TextAt, content, optional};
 use super::{ApiError, ClientRequest, MessageInfo, Role};
 
 #[derive(Deserialize)]
@@ -50,15 +50,16 @@ pub(super) fn messages(
         request.texts.push(TextAt::Content(ranges.of(raw)));
     }
     for (i, raw) in list.iter().enumerate() {
-        let param = format!("messages[{i}]");
+        let param = Param::at("messages", i);
         let wire: MessageWire<'_> = serde_json::from_str(raw.get()).map_err(|_| {
+            let param = param.to_string();
             ApiError::invalid(Some(&param), format!("`{param}` must be a message object"))
         })?;
         let role = match wire.role.as_deref() {
             Some("user") => Role::User,
             Some("assistant") => Role::Assistant,
             _ => {
-                let param = format!("{param}.role");
+                let param = param.field("role").to_string();
                 return Err(ApiError::invalid(
                     Some(&param),
                     format!("`{param}` must be user or assistant"),
@@ -66,7 +67,7 @@ pub(super) fn messages(
             }
         };
         let text_at = ranges.message_text(raw, wire.content);
-        let content = content(wire.content, &format!("{param}.content"))?;
+        let content = content(wire.content, param.field("content"))?;
         request.messages.push(MessageInfo {
             role,
             chars: content.chars(),

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 
-use super::raw::{Ranges, content, declares_any, optional};
+use super::raw::{Param, Ranges, content, declares_any, optional};
 use super::{ApiError, ClientRequest, MessageInfo, Role};
 
 #[derive(Deserialize)]
@@ -24,7 +24,7 @@ struct MessageWire<'a> {
     function_call: Option<IgnoredAny>,
 }
 
-fn role(name: Option<&str>, param: &str) -> Result<Role, ApiError> {
+fn role(name: Option<&str>, param: Param<'_>) -> Result<Role, ApiError> {
     Ok(match name {
         Some("system") => Role::System,
         Some("developer") => Role::Developer,
@@ -33,7 +33,7 @@ fn role(name: Option<&str>, param: &str) -> Result<Role, ApiError> {
         Some("tool") => Role::Tool,
         Some("function") => Role::Function,
         _ => {
-            let param = format!("{param}.role");
+            let param = param.field("role").to_string();
             return Err(ApiError::invalid(
                 Some(&param),
                 format!("`{param}` must be one of system, developer, user, assistant or tool"),
@@ -77,13 +77,14 @@ pub(super) fn messages(
     ranges: &Ranges,
 ) -> Result<(), ApiError> {
     for (i, raw) in list.iter().enumerate() {
-        let param = format!("messages[{i}]");
+        let param = Param::at("messages", i);
         let wire: MessageWire<'_> = serde_json::from_str(raw.get()).map_err(|_| {
+            let param = param.to_string();
             ApiError::invalid(Some(&param), format!("`{param}` must be a message object"))
         })?;
-        let role = role(wire.role.as_deref(), &param)?;
+        let role = role(wire.role.as_deref(), param)?;
         let text_at = ranges.message_text(raw, wire.content);
-        let content = content(wire.content, &format!("{param}.content"))?;
+        let content = content(wire.content, param.field("content"))?;
         request.messages.push(MessageInfo {
             role,
             chars: content.chars(),

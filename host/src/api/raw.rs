@@ -4,6 +4,7 @@
 //! how a message's text is found again later. Pure functions over borrowed bytes.
 
 use std::borrow::Cow;
+use std::fmt;
 use std::ops::Range;
 
 use serde::Deserialize;
@@ -24,6 +25,43 @@ pub enum TextAt {
     /// Nothing a policy may read as text: token ids (an embeddings input), a tool call or a
     /// reasoning item (Responses).
     NoText,
+}
+
+/// A field's place in the request as an error names it, such as `messages[2].content`: written
+/// out only when there is an error, so that reading a valid request formats nothing.
+#[derive(Debug, Clone, Copy)]
+pub struct Param<'a> {
+    /// The array's name.
+    pub list: &'a str,
+    pub index: usize,
+    /// The element's field, or "" for the element itself.
+    pub field: &'a str,
+}
+
+impl<'a> Param<'a> {
+    /// Element `index` of `list`.
+    pub fn at(list: &'a str, index: usize) -> Self {
+        Self {
+            list,
+            index,
+            field: "",
+        }
+    }
+
+    /// The element's `field`.
+    pub fn field(self, field: &'a str) -> Self {
+        Self { field, ..self }
+    }
+}
+
+impl fmt::Display for Param<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}[{}]", self.list, self.index)?;
+        if !self.field.is_empty() {
+            write!(f, ".{}", self.field)?;
+        }
+        Ok(())
+    }
 }
 
 /// A JSON string, borrowed from the body when it has no escapes.
@@ -58,14 +96,19 @@ impl Content<'_> {
     }
 }
 
-/// Read a `content` value: a string, an array of parts or blocks, or null.
-pub fn content<'a>(content: Option<&'a RawValue>, param: &str) -> Result<Content<'a>, ApiError> {
+/// Read a `content` value: a string, an array of parts or blocks, or null; `param` names it in
+/// the error.
+pub fn content<'a>(
+    content: Option<&'a RawValue>,
+    param: impl fmt::Display,
+) -> Result<Content<'a>, ApiError> {
     let Some(raw) = content else {
         return Ok(Content::default());
     };
     let invalid = || {
+        let param = param.to_string();
         ApiError::invalid(
-            Some(param),
+            Some(&param),
             format!("`{param}` must be a string, an array of content parts or null"),
         )
     };

@@ -579,6 +579,10 @@ mod tests {
                 Some("messages[0].content"),
             ),
             (
+                r#"{"messages":[{"role":"user","content":"x"},{"role":"user","content":[7]}]}"#,
+                Some("messages[1].content"),
+            ),
+            (
                 r#"{"model":7,"messages":[{"role":"user","content":"x"}]}"#,
                 Some("model"),
             ),

@@ -169,7 +169,7 @@ fn summarise<'a>(item: &ItemWire<'a>, param: &str) -> Result<(MessageInfo, Text<
                     ));
                 }
             };
-            let content = content(item.content, &format!("{param}.content"))?;
+            let content = content(item.content, format_args!("{param}.content"))?;
             let info = MessageInfo {
                 role,
                 chars: content.chars(),
@@ -183,7 +183,7 @@ fn summarise<'a>(item: &ItemWire<'a>, param: &str) -> Result<(MessageInfo, Text<
             (step(Role::Assistant, chars(arguments)), Text::None)
         }
         Some("function_call_output") => {
-            let output = content(item.output, &format!("{param}.output"))?;
+            let output = content(item.output, format_args!("{param}.output"))?;
             let text = item.output.map_or(Text::None, Text::Output);
             (step(Role::Tool, output.chars()), text)
         }
