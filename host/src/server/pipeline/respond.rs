@@ -27,6 +27,9 @@ pub const COST_HEADER: HeaderName = HeaderName::from_static("x-switchyard-cost-u
 /// Header naming the caller's team.
 pub const TEAM_HEADER: HeaderName = HeaderName::from_static("x-switchyard-team");
 
+/// How many headers [`Routing::write`] may set.
+const ROUTING_HEADERS: usize = 6;
+
 /// The routing headers of one answer: what is known of the team, the policy version, who chose
 /// the route (or refused) and why, and who answered.
 #[derive(Debug, Default)]
@@ -54,10 +57,13 @@ impl<'a> Routing<'a> {
 
     /// Set the headers this holds.
     pub fn write(&self, headers: &mut HeaderMap) {
+        headers.reserve(ROUTING_HEADERS);
+        if let Some(route) = self.route {
+            headers.insert(ROUTE_HEADER, HeaderValue::from_static(route));
+        }
         let fields = [
             (TEAM_HEADER, self.team),
             (POLICY_HEADER, self.policy),
-            (ROUTE_HEADER, self.route),
             (MODEL_HEADER, self.model),
             (PROVIDER_HEADER, self.provider),
             (REASON_HEADER, self.reason),
@@ -76,6 +82,8 @@ pub fn answer(exchange: &Exchange, served: Served, stream: bool) -> Response {
     let mut response = Response::new(served.body);
     *response.status_mut() = served.status;
     let headers = response.headers_mut();
+    // Content type, cache control, cost, request id and the routing headers, in one allocation.
+    headers.reserve(4 + ROUTING_HEADERS);
     headers.insert(header::CONTENT_TYPE, served.content_type);
     if stream {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
