@@ -28,11 +28,11 @@ use super::wit::{self, PolicyPre};
 
 /// Most spent instances waiting, all policies together, for the tasks that drop them; past
 /// this a spent instance is dropped where its decision ended. Under load those tasks queue
-/// behind every request ready to run (10-19 instances waited in the gateway benchmark's closed
-/// loop), each holding a pool slot, and every slot in use widens the set of slots, with their
-/// tables and fiber stacks, that fresh instances cycle through and find cold in the cache. At 2,
-/// 1-2 are in use; a decision that drops its instance at once spends its drop's 5 µs then,
-/// which only happens while the worker has more work queued than it can run.
+/// behind every request ready to run (10-19 pool slots were in use in the gateway benchmark's
+/// closed loop), each holding a pool slot, and every slot in use widens the set of slots, with
+/// their tables and fiber stacks, that fresh instances cycle through and find cold in the cache.
+/// At 2, 1-2 are in use; a decision that drops its instance at once spends its drop's 5 µs
+/// then, which only happens while the worker has more work queued than it can run.
 pub const MAX_DEFERRED_DROPS: usize = 2;
 
 /// The engine's pool of instance slots, shared by every policy: one permit a slot, the spares

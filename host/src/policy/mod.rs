@@ -454,7 +454,7 @@ impl Policy {
     /// another worker thread: giving an instance's memory and tables back to the pool, and
     /// instantiating the next, take microseconds the request need not wait for. When
     /// [`instance::MAX_DEFERRED_DROPS`] such tasks wait already, it is dropped here, and the
-    /// tasks waiting make the next spare.
+    /// next spare is left to the tasks waiting (or to the next decision's).
     fn put_back(&self, instance: Instance, reusable: bool, refill: bool) {
         if reusable {
             let mut warm = self.warm.lock().expect("warm lock");
