@@ -58,19 +58,18 @@ impl<'a> Routing<'a> {
     /// Set the headers this holds.
     pub fn write(&self, headers: &mut HeaderMap) {
         headers.reserve(ROUTING_HEADERS);
-        if let Some(route) = self.route {
-            headers.insert(ROUTE_HEADER, HeaderValue::from_static(route));
-        }
+        let text = |value: Option<&str>| value.map(header_value);
         let fields = [
-            (TEAM_HEADER, self.team),
-            (POLICY_HEADER, self.policy),
-            (MODEL_HEADER, self.model),
-            (PROVIDER_HEADER, self.provider),
-            (REASON_HEADER, self.reason),
+            (TEAM_HEADER, text(self.team)),
+            (POLICY_HEADER, text(self.policy)),
+            (ROUTE_HEADER, self.route.map(HeaderValue::from_static)),
+            (MODEL_HEADER, text(self.model)),
+            (PROVIDER_HEADER, text(self.provider)),
+            (REASON_HEADER, text(self.reason)),
         ];
         for (name, value) in fields {
             if let Some(value) = value {
-                headers.insert(name, header_value(value));
+                headers.insert(name, value);
             }
         }
     }
