@@ -143,11 +143,13 @@ pub fn content<'a>(
 /// `raw` as a `T`, or a 400 saying `param` must be `expected`.
 pub fn value<'a, T: Deserialize<'a>>(
     raw: &'a RawValue,
-    param: &str,
+    param: impl fmt::Display,
     expected: &str,
 ) -> Result<T, ApiError> {
-    serde_json::from_str(raw.get())
-        .map_err(|_| ApiError::invalid(Some(param), format!("`{param}` must be {expected}")))
+    serde_json::from_str(raw.get()).map_err(|_| {
+        let param = param.to_string();
+        ApiError::invalid(Some(&param), format!("`{param}` must be {expected}"))
+    })
 }
 
 /// `raw` as a `T` or null.

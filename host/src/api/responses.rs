@@ -14,7 +14,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::raw::{Ranges, TextAt, content, optional, value};
+use super::raw::{Param, Ranges, TextAt, content, optional, value};
 use super::{ApiError, ClientRequest, MessageInfo, Role};
 
 /// The turns of a conversation before this request, rebuilt from the response it continues
@@ -44,9 +44,12 @@ impl ClientRequest {
         let at = usize::from(self.field("instructions").is_some_and(|v| v != b"null"));
         let earlier: Vec<MessageInfo> = items
             .iter()
-            .filter_map(|item| {
+            .enumerate()
+            .filter_map(|(i, item)| {
                 let wire: ItemWire<'_> = serde_json::from_str(item.get()).ok()?;
-                summarise(&wire, "history").ok().map(|(info, _)| info)
+                summarise(&wire, Param::at("history", i))
+                    .ok()
+                    .map(|(info, _)| info)
             })
             .collect();
         let count = earlier.len();
@@ -124,9 +127,9 @@ fn input(request: &mut ClientRequest, raw: &RawValue, ranges: &Ranges) -> Result
     }
     let items: Vec<&RawValue> = value(raw, "input", EXPECTED)?;
     for (i, item) in items.into_iter().enumerate() {
-        let param = format!("input[{i}]");
-        let wire: ItemWire<'_> = value(item, &param, "an input item object")?;
-        let (info, text) = summarise(&wire, &param)?;
+        let param = Param::at("input", i);
+        let wire: ItemWire<'_> = value(item, param, "an input item object")?;
+        let (info, text) = summarise(&wire, param)?;
         request.messages.push(info);
         request.texts.push(match text {
             Text::Message => TextAt::Message(ranges.of(item)),
@@ -147,7 +150,10 @@ enum Text<'a> {
 }
 
 /// One input item as a message summary.
-fn summarise<'a>(item: &ItemWire<'a>, param: &str) -> Result<(MessageInfo, Text<'a>), ApiError> {
+fn summarise<'a>(
+    item: &ItemWire<'a>,
+    param: Param<'_>,
+) -> Result<(MessageInfo, Text<'a>), ApiError> {
     let step = |role, chars| MessageInfo {
         role,
         chars,
@@ -162,14 +168,14 @@ fn summarise<'a>(item: &ItemWire<'a>, param: &str) -> Result<(MessageInfo, Text<
                 Some("developer") => Role::Developer,
                 Some("assistant") => Role::Assistant,
                 _ => {
-                    let param = format!("{param}.role");
+                    let param = param.field("role").to_string();
                     return Err(ApiError::invalid(
                         Some(&param),
                         format!("`{param}` must be one of user, system, developer or assistant"),
                     ));
                 }
             };
-            let content = content(item.content, format_args!("{param}.content"))?;
+            let content = content(item.content, param.field("content"))?;
             let info = MessageInfo {
                 role,
                 chars: content.chars(),
@@ -183,7 +189,7 @@ fn summarise<'a>(item: &ItemWire<'a>, param: &str) -> Result<(MessageInfo, Text<
             (step(Role::Assistant, chars(arguments)), Text::None)
         }
         Some("function_call_output") => {
-            let output = content(item.output, format_args!("{param}.output"))?;
+            let output = content(item.output, param.field("output"))?;
             let text = item.output.map_or(Text::None, Text::Output);
             (step(Role::Tool, output.chars()), text)
         }
