@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::raw::{Param, Ranges, TextAt, content, optional};
+use super::raw::{Param, Ranges, TextAt, content, must_be, optional, value};
 use super::{ApiError, ClientRequest, MessageInfo, Role};
 
 #[derive(Deserialize)]
@@ -51,20 +51,11 @@ pub(super) fn messages(
     }
     for (i, raw) in list.iter().enumerate() {
         let param = Param::at("messages", i);
-        let wire: MessageWire<'_> = serde_json::from_str(raw.get()).map_err(|_| {
-            let param = param.to_string();
-            ApiError::invalid(Some(&param), format!("`{param}` must be a message object"))
-        })?;
+        let wire: MessageWire<'_> = value(raw, param, "a message object")?;
         let role = match wire.role.as_deref() {
             Some("user") => Role::User,
             Some("assistant") => Role::Assistant,
-            _ => {
-                let param = param.field("role").to_string();
-                return Err(ApiError::invalid(
-                    Some(&param),
-                    format!("`{param}` must be user or assistant"),
-                ));
-            }
+            _ => return Err(must_be(param.field("role"), "user or assistant")),
         };
         let text_at = ranges.message_text(raw, wire.content);
         let content = content(wire.content, param.field("content"))?;

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 
-use super::raw::{Param, Ranges, content, declares_any, optional};
+use super::raw::{Param, Ranges, content, declares_any, must_be, optional, value};
 use super::{ApiError, ClientRequest, MessageInfo, Role};
 
 #[derive(Deserialize)]
@@ -33,10 +33,9 @@ fn role(name: Option<&str>, param: Param<'_>) -> Result<Role, ApiError> {
         Some("tool") => Role::Tool,
         Some("function") => Role::Function,
         _ => {
-            let param = param.field("role").to_string();
-            return Err(ApiError::invalid(
-                Some(&param),
-                format!("`{param}` must be one of system, developer, user, assistant or tool"),
+            return Err(must_be(
+                param.field("role"),
+                "one of system, developer, user, assistant or tool",
             ));
         }
     })
@@ -78,10 +77,7 @@ pub(super) fn messages(
 ) -> Result<(), ApiError> {
     for (i, raw) in list.iter().enumerate() {
         let param = Param::at("messages", i);
-        let wire: MessageWire<'_> = serde_json::from_str(raw.get()).map_err(|_| {
-            let param = param.to_string();
-            ApiError::invalid(Some(&param), format!("`{param}` must be a message object"))
-        })?;
+        let wire: MessageWire<'_> = value(raw, param, "a message object")?;
         let role = role(wire.role.as_deref(), param)?;
         let text_at = ranges.message_text(raw, wire.content);
         let content = content(wire.content, param.field("content"))?;

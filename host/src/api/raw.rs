@@ -105,13 +105,7 @@ pub fn content<'a>(
     let Some(raw) = content else {
         return Ok(Content::default());
     };
-    let invalid = || {
-        let param = param.to_string();
-        ApiError::invalid(
-            Some(&param),
-            format!("`{param}` must be a string, an array of content parts or null"),
-        )
-    };
+    let invalid = || must_be(&param, "a string, an array of content parts or null");
     match raw.get().as_bytes().first() {
         Some(b'"') => {
             let Text(text) = serde_json::from_str(raw.get()).map_err(|_| invalid())?;
@@ -140,16 +134,19 @@ pub fn content<'a>(
     }
 }
 
+/// A 400 naming `param` and saying it must be `expected`; the name is written only here.
+pub fn must_be(param: impl fmt::Display, expected: &str) -> ApiError {
+    let param = param.to_string();
+    ApiError::invalid(Some(&param), format!("`{param}` must be {expected}"))
+}
+
 /// `raw` as a `T`, or a 400 saying `param` must be `expected`.
 pub fn value<'a, T: Deserialize<'a>>(
     raw: &'a RawValue,
     param: impl fmt::Display,
     expected: &str,
 ) -> Result<T, ApiError> {
-    serde_json::from_str(raw.get()).map_err(|_| {
-        let param = param.to_string();
-        ApiError::invalid(Some(&param), format!("`{param}` must be {expected}"))
-    })
+    serde_json::from_str(raw.get()).map_err(|_| must_be(param, expected))
 }
 
 /// `raw` as a `T` or null.

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::raw::{Param, Ranges, TextAt, content, optional, value};
+use super::raw::{Param, Ranges, TextAt, content, must_be, optional, value};
 use super::{ApiError, ClientRequest, MessageInfo, Role};
 
 /// The turns of a conversation before this request, rebuilt from the response it continues
@@ -168,10 +168,9 @@ fn summarise<'a>(
                 Some("developer") => Role::Developer,
                 Some("assistant") => Role::Assistant,
                 _ => {
-                    let param = param.field("role").to_string();
-                    return Err(ApiError::invalid(
-                        Some(&param),
-                        format!("`{param}` must be one of user, system, developer or assistant"),
+                    return Err(must_be(
+                        param.field("role"),
+                        "one of user, system, developer or assistant",
                     ));
                 }
             };
