@@ -1,12 +1,13 @@
 //! Start-up: the example configs load, and bad config or policy files stop the proxy with a
-//! message naming the file and the fault, never a panic.
+//! message naming the file and the fault, never a panic; the packaging (the Dockerfile, the
+//! systemd unit, the training load of `cargo xtask dist`) agrees with the proxy.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use switchyard::config::Config;
 use switchyard::control::{App, ConfigSource};
-use switchyard_e2e::{ConfigBuilder, Exit, Proxy, policy_wasm, workspace_root};
+use switchyard_e2e::{ConfigBuilder, Exit, Proxy, policy_wasm, proxy_binary, workspace_root};
 
 /// Every example config starts the app: policies compile and pass their canary and cases.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -200,4 +201,31 @@ fn the_packaging_files_name_paths_that_exist() {
     assert!(unit.contains(
         "ExecStart=/usr/local/bin/switchyard serve --config /etc/switchyard/switchyard.toml"
     ));
+}
+
+/// The training load of `cargo xtask dist` gets the answers it expects from the proxy it trains:
+/// every kind of request it sends (chat, Anthropic and Responses requests, whole and streamed,
+/// fresh and reused instances, and the errors it provokes) was answered with its status, and
+/// the proxy exited cleanly on SIGTERM, which is when an instrumented build writes its profile.
+/// Otherwise the optimized build would be tuned to paths that no longer serve those requests.
+#[test]
+fn the_dist_training_load_is_answered_as_it_expects() {
+    let out = std::process::Command::new("python3")
+        .arg(workspace_root().join("xtask/pgo_train.py"))
+        .arg(proxy_binary())
+        .arg(policy_wasm("cost_router"))
+        .arg("2")
+        .output()
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for kind in [
+        "chat, streamed: 200",
+        "anthropic, streamed: 200",
+        "responses: 200",
+    ] {
+        assert!(stdout.contains(kind), "{stdout}");
+    }
+    assert!(stdout.contains("bad key: 401"), "{stdout}");
 }

@@ -9,12 +9,16 @@
 //!   Components land in `target/wasm32-wasip2/wasm/`.
 //! - `run [ARGS]`: build the policies and the release proxy, then run `switchyard serve ARGS`,
 //!   with `--config config/switchyard.toml` unless ARGS name a config.
+//! - `dist`: the proxy to deploy, optimized with a profile of its own request path, into
+//!   `target/dist/switchyard` (see `dist.rs`).
 //! - `test [ARGS]`: build the policies and the proxy binary, install the official OpenAI and
 //!   Anthropic SDKs (pinned, once) into `target/sdk-venv` (from PyPI) and `target/sdk-node` (from
 //!   npm), then `cargo test --workspace ARGS`.
 //!
 //! It runs cargo, rustup, python3, pip and npm (and the componentize tools they install); those
 //! fetch only from their registries.
+
+mod dist;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -55,6 +59,7 @@ fn main() -> anyhow::Result<()> {
             run.args(&rest);
             status(run, "cargo run")
         }
+        "dist" => dist::dist(&root),
         "test" => {
             build_plugins(&root)?;
             ensure_sdk_venv(&root)?;
@@ -66,7 +71,7 @@ fn main() -> anyhow::Result<()> {
             test.args(["test", "--workspace"]).args(&rest);
             status(test, "cargo test")
         }
-        _ => bail!("usage: cargo xtask <plugins | run [ARGS] | test [ARGS]>"),
+        _ => bail!("usage: cargo xtask <plugins | run [ARGS] | dist | test [ARGS]>"),
     }
 }
 
