@@ -185,10 +185,8 @@ def load(port, until, seen, lock):
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
             status = None
         with lock:
-            seen.setdefault(name, {}).setdefault(status, 0)
-            seen[name][status] += 1
-            if status == expected:
-                seen[name]["ok"] = True
+            statuses = seen.setdefault(name, {})
+            statuses[status] = statuses.get(status, 0) + 1
 
 
 def main():
@@ -221,16 +219,20 @@ def main():
                 t.join()
         finally:
             proxy.send_signal(signal.SIGTERM)
-            code = proxy.wait(timeout=60)
+            try:
+                code = proxy.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proxy.kill()
+                code = "none: still running a minute after SIGTERM"
             mock.terminate()
         for name, statuses in sorted(seen.items()):
-            counts = ", ".join(f"{s}: {n}" for s, n in statuses.items() if s != "ok")
-            print(f"  {name}: {counts}")
-        failed = [name for name, _, _, _, _ in KINDS if not seen.get(name, {}).get("ok")]
+            print(f"  {name}: " + ", ".join(f"{s}: {n}" for s, n in statuses.items()))
+        failed = [name for name, _, _, _, expected in KINDS
+                  if not seen.get(name, {}).get(expected)]
         if failed:
             sys.exit(f"never answered as expected: {', '.join(failed)}")
         if code != 0:
-            sys.exit(f"the proxy exited with {code} after SIGTERM, so it wrote no profile")
+            sys.exit(f"the proxy's exit code was {code} after SIGTERM, so it wrote no profile")
 
 
 if __name__ == "__main__":
