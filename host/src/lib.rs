@@ -14,7 +14,9 @@
 //!   running one sandboxed, validated decision per request;
 //! - [`upstream`]: providers, the attempts along a route's fallback chain, live health, streams,
 //!   usage and cost;
-//! - [`telemetry`]: logging, including the one line written per request.
+//! - [`telemetry`]: logging, including the one line written per request;
+//! - [`label`]: the names every answer carries (team, policy version, model, provider), each made
+//!   once with its header value.
 //!
 //! Beside the path, [`control`] holds the live state the path reads (a snapshot swapped
 //! atomically) and every change to it: config reloads, watched policy files, uploads and
@@ -38,6 +40,7 @@ pub mod authoring;
 pub mod config;
 pub mod control;
 pub mod fleet;
+pub mod label;
 pub mod policy;
 pub mod proxy;
 pub mod registry;

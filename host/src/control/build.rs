@@ -24,6 +24,7 @@ use super::{Catalog, Snapshot, StartError, Team};
 use crate::auth::Keys;
 use crate::config::{Config, Env, ModelKind, PolicyConfig, hex};
 use crate::fleet::Fleet;
+use crate::label::Label;
 use crate::policy::canary::{self, Audience};
 use crate::policy::{
     LoadError, Model, PlannedTarget, Policy, PolicyEngine, PolicySettings, PolicySlot, cases, input,
@@ -381,7 +382,7 @@ impl Plan {
             .iter()
             .zip(self.catalogs.into_iter().zip(self.embedding_catalogs))
             .map(|(team, (catalog, embedding_catalog))| Team {
-                name: team.name.as_str().into(),
+                name: Label::new(&team.name),
                 policy: slots[&team.policy].clone(),
                 catalog: Catalog::new(catalog),
                 embedding_catalog: Catalog::new(embedding_catalog),

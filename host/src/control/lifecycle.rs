@@ -119,7 +119,7 @@ impl App {
             policies: snapshot
                 .policies
                 .iter()
-                .map(|(name, slot)| (name.clone(), slot.live().version().clone()))
+                .map(|(name, slot)| (name.clone(), slot.live().version().text().clone()))
                 .collect(),
             teams: snapshot.teams.len(),
         };

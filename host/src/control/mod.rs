@@ -47,6 +47,7 @@ use crate::api::Operation;
 use crate::auth::{AuthError, Keys};
 use crate::config::{Config, ConfigError, Env, FailureMode, OnStateError};
 use crate::fleet::{Fleet, FleetError};
+use crate::label::Label;
 use crate::policy::{self, LiveView, Model, PlannedTarget, PolicyEngine, PolicySlot, PoolSize};
 use crate::telemetry::decisions::DecisionLog;
 use crate::upstream::{SetupError, Upstreams};
@@ -93,7 +94,7 @@ pub enum StartError {
 
 /// One team as the request path uses it.
 pub struct Team {
-    pub name: Arc<str>,
+    pub name: Label,
     /// The slot of the team's policy.
     pub policy: Arc<PolicySlot>,
     /// The chat models the team may use, as its policy sees them for a chat request.

@@ -47,6 +47,7 @@ pub use stats::{RollbackRule, Stats};
 pub use wit::{Model, Request};
 
 use crate::config::{PolicyConfig, RandomSource};
+use crate::label::Label;
 use instance::{Instance, Spares};
 use sandbox::{HostData, Sandbox};
 use wit::PolicyPre;
@@ -183,7 +184,7 @@ impl PolicySettings {
 /// One loaded, pre-linked version of a policy, with its settings and counters.
 pub struct Policy {
     name: Arc<str>,
-    version: Arc<str>,
+    version: Label,
     sha256: String,
     /// The component as loaded, kept so that a rollback can write it back to the policy's file.
     component: Bytes,
@@ -249,7 +250,7 @@ impl Policy {
         settings: PolicySettings,
         pool: Pool,
     ) -> Self {
-        let version: Arc<str> = format!("{name}@{}", &sha256[..12]).into();
+        let version = Label::new(&format!("{name}@{}", &sha256[..12]));
         let name: Arc<str> = name.into();
         let spares = match settings.reuse_instances {
             0 => settings.spare_instances as usize,
@@ -312,7 +313,7 @@ impl Policy {
     }
 
     /// `name@` and the first 12 hex digits of the component's sha256: what headers and logs show.
-    pub fn version(&self) -> &Arc<str> {
+    pub fn version(&self) -> &Label {
         &self.version
     }
 

@@ -24,12 +24,12 @@ pub async fn retrieve(
     headers: HeaderMap,
 ) -> Response {
     let Some(app) = gate.app() else {
-        return RequestError::NotReady.into_response(Wire::Responses, &Routing::default());
+        return RequestError::NotReady.into_response(Wire::Responses, Routing::default());
     };
     let snapshot = app.snapshot();
     match stored(&snapshot, &headers, &id).await {
         Ok(response) => response,
-        Err(error) => error.into_response(Wire::Responses, &Routing::default()),
+        Err(error) => error.into_response(Wire::Responses, Routing::default()),
     }
 }
 
@@ -44,7 +44,7 @@ async fn stored(
         .get(id)
         .await
         .map_err(RequestError::StateUnavailable)?
-        .filter(|e| e.team == team.name);
+        .filter(|e| *e.team == *team.name);
     let json = |status, body| (status, [(header::CONTENT_TYPE, "application/json")], body);
     let mut response = match entry.map(|e| e.stored) {
         Some(Stored::Translated { response, .. }) => json(StatusCode::OK, response).into_response(),
@@ -76,7 +76,7 @@ async fn stored(
         None => not_found(id),
     };
     let routing = Routing {
-        team: Some(&team.name),
+        team: Some(team.name.header()),
         ..Routing::default()
     };
     routing.write(response.headers_mut());

@@ -50,7 +50,7 @@ async fn proxied(
 ) -> Response {
     match gate.app() {
         Some(app) => pipeline::handle(app, &gate.tasks, api, headers, body).await,
-        None => RequestError::NotReady.into_response(api.0, &Routing::default()),
+        None => RequestError::NotReady.into_response(api.0, Routing::default()),
     }
 }
 
@@ -147,7 +147,7 @@ fn for_team(
 ) -> Response {
     let wire = models_wire(headers);
     let Some(app) = gate.app() else {
-        return RequestError::NotReady.into_response(wire, &Routing::default());
+        return RequestError::NotReady.into_response(wire, Routing::default());
     };
     let snapshot = app.snapshot();
     match snapshot.team(headers) {
@@ -175,7 +175,7 @@ pub async fn models(State(gate): State<Arc<Gate>>, headers: HeaderMap) -> Respon
 }
 
 fn unauthenticated(error: AuthError, wire: Wire) -> Response {
-    RequestError::Unauthenticated(error).into_response(wire, &Routing::default())
+    RequestError::Unauthenticated(error).into_response(wire, Routing::default())
 }
 
 /// `GET /healthz`: the process is up and serving.

@@ -16,6 +16,7 @@ use super::gate::Gate;
 use super::pipeline::{RequestError, Routing, body_error};
 use crate::api::{ClientRequest, Operation, Wire};
 use crate::control::Snapshot;
+use crate::label::header_value;
 
 /// Says where a count came from: `upstream` or `estimate`.
 pub const TOKEN_COUNT_HEADER: HeaderName = HeaderName::from_static("x-switchyard-token-count");
@@ -27,12 +28,12 @@ pub async fn count_tokens(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let Some(app) = gate.app() else {
-        return RequestError::NotReady.into_response(Wire::Anthropic, &Routing::default());
+        return RequestError::NotReady.into_response(Wire::Anthropic, Routing::default());
     };
     let snapshot = app.snapshot();
     match count(&snapshot, &headers, body).await {
         Ok(response) => response,
-        Err(error) => error.into_response(Wire::Anthropic, &Routing::default()),
+        Err(error) => error.into_response(Wire::Anthropic, Routing::default()),
     }
 }
 
@@ -53,8 +54,8 @@ async fn count(
         None => None,
     };
     let mut routing = Routing {
-        team: Some(&team.name),
-        model: model.map(|m| m.id.as_str()),
+        team: Some(team.name.header()),
+        model: model.map(|m| header_value(&m.id)),
         ..Routing::default()
     };
     let mut response = match counted {
@@ -68,7 +69,7 @@ async fn count(
             response
                 .headers_mut()
                 .insert(TOKEN_COUNT_HEADER, HeaderValue::from_static("upstream"));
-            routing.provider = model.map(|m| m.provider.as_str());
+            routing.provider = model.map(|m| header_value(&m.provider));
             response
         }
         failed => {

@@ -32,6 +32,7 @@ use super::usage::{Prices, Usage};
 use super::{ModelRoute, Upstreams};
 use crate::api::translate::{self, MadeResponse, ResponseFrame};
 use crate::api::{ApiError, ClientRequest, Operation, Wire};
+use crate::label::Label;
 use crate::policy::PlannedTarget;
 use crate::telemetry::otel;
 
@@ -160,7 +161,7 @@ impl AttemptError {
 /// What one attempt met.
 #[derive(Debug, Clone)]
 pub struct Attempt {
-    pub model: String,
+    pub model: Label,
     pub result: Result<StatusCode, AttemptError>,
     pub elapsed: Duration,
 }
@@ -169,8 +170,8 @@ pub struct Attempt {
 #[derive(Debug)]
 pub struct Served {
     /// The catalog model that answered.
-    pub model: String,
-    pub provider: String,
+    pub model: Label,
+    pub provider: Label,
     pub status: StatusCode,
     pub content_type: HeaderValue,
     pub body: Body,
@@ -360,6 +361,11 @@ impl Upstreams {
         };
         let mut attempts = Vec::with_capacity(targets.len());
         for target in targets {
+            // The catalog's label for the model, or, for a model with no route, its name.
+            let model = self
+                .routes
+                .get(&target.model)
+                .map_or_else(|| Label::new(&target.model), |r| r.model.clone());
             let mut retries = 0;
             loop {
                 let started = Instant::now();
@@ -383,27 +389,27 @@ impl Upstreams {
                     Err(error) => span.record("result", error.kind()),
                 };
                 let attempt = |result| Attempt {
-                    model: target.model.clone(),
+                    model: model.clone(),
                     result,
                     elapsed: started.elapsed(),
                 };
                 let error = match result {
-                    Ok((mut answer, provider, prices)) => {
+                    Ok((mut answer, route)) => {
                         attempts.push(attempt(Ok(answer.status)));
                         if let (Some(made), Some(keep)) = (answer.made.take(), request.take_keep())
                         {
                             keep(made, target.model.clone()).await;
                         }
                         return Ok(Served {
-                            model: target.model.clone(),
-                            provider,
+                            model: route.model.clone(),
+                            provider: route.provider.name.clone(),
                             status: answer.status,
                             content_type: answer.content_type,
                             body: answer.body,
                             attempts,
                             usage: answer.usage,
                             stream_end: answer.stream_end,
-                            prices,
+                            prices: route.prices,
                         });
                     }
                     Err(error) => error,
@@ -430,7 +436,7 @@ impl Upstreams {
         request: &Request<'_>,
         left: Duration,
         started: Instant,
-    ) -> Result<(Answer, String, Prices), AttemptError> {
+    ) -> Result<(Answer, &ModelRoute), AttemptError> {
         let req = request.req;
         let (Some(route), Some(health)) = (
             self.routes.get(&target.model),
@@ -481,7 +487,7 @@ impl Upstreams {
         if let Some(outcome) = outcome {
             health.record(Instant::now(), outcome, self.health.settings());
         }
-        result.map(|answer| (answer, route.provider.name.clone(), route.prices))
+        result.map(|answer| (answer, route))
     }
 
     /// How a stream of `target` in `upstream`'s API is watched (by `watch`, for the model's

@@ -38,10 +38,13 @@ pub use usage::{Prices, Usage};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Env};
+use crate::label::Label;
 
 /// Where one catalog model is served.
 #[derive(Debug)]
 struct ModelRoute {
+    /// The catalog model's id.
+    model: Label,
     provider: Arc<Provider>,
     upstream_model: String,
     /// Where its requests go; `None` for an in-process provider.
@@ -96,7 +99,7 @@ impl Upstreams {
                 let old = old.and_then(|o| {
                     o.routes
                         .values()
-                        .find(|r| r.provider.name == p.name)
+                        .find(|r| r.provider.name == p.name.as_str())
                         .map(|r| &*r.provider)
                 });
                 let provider = Provider::from_config(p, env, &client, connect_timeout, old)?;
@@ -113,6 +116,7 @@ impl Upstreams {
                 url: provider.url(m.upstream_model(), m.kind)?,
                 stream_url: provider.stream_url(m.upstream_model())?,
                 responses_url: provider.responses_url()?,
+                model: Label::new(&m.id),
                 provider: provider.clone(),
                 upstream_model: m.upstream_model().to_string(),
                 prices: Prices {

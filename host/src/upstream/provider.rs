@@ -20,6 +20,7 @@ use super::bedrock::Bedrock;
 use super::dialect::{Dialect, GEMINI_BASE};
 use crate::api::Wire;
 use crate::config::{Env, ModelKind, ProviderConfig, ProviderKind};
+use crate::label::Label;
 
 /// Anthropic's API version sent when the config names none.
 pub const DEFAULT_ANTHROPIC_VERSION: &str = "2023-06-01";
@@ -65,7 +66,7 @@ pub struct HttpEndpoint {
 /// One configured provider.
 #[derive(Debug)]
 pub struct Provider {
-    pub name: String,
+    pub name: Label,
     pub endpoint: Endpoint,
     /// Its concurrency limit, when it has one: a permit per request in flight.
     pub slots: Option<Slots>,
@@ -106,7 +107,7 @@ impl Provider {
         let (wire, key_header, key_prefix) = match config.kind {
             ProviderKind::Echo => {
                 return Ok(Self {
-                    name: config.name.clone(),
+                    name: Label::new(&config.name),
                     endpoint: Endpoint::Echo,
                     slots: slots.clone(),
                 });
@@ -172,7 +173,7 @@ impl Provider {
             shared.clone()
         };
         Ok(Self {
-            name: config.name.clone(),
+            name: Label::new(&config.name),
             slots,
             endpoint: Endpoint::Http(Box::new(HttpEndpoint {
                 kind: config.kind,
@@ -194,7 +195,7 @@ impl Provider {
             return Ok(None);
         };
         let invalid = |e: &dyn std::fmt::Display| SetupError::Invalid {
-            provider: self.name.clone(),
+            provider: self.name.to_string(),
             message: format!("cannot make the URL for `{upstream_model}`: {e}"),
         };
         let operation: &[&str] = match kind {
@@ -247,7 +248,7 @@ impl Provider {
             .url(&http.base, upstream_model, true)
             .map(Some)
             .map_err(|e| SetupError::Invalid {
-                provider: self.name.clone(),
+                provider: self.name.to_string(),
                 message: format!("cannot make the URL for `{upstream_model}`: {e}"),
             })
     }
@@ -263,7 +264,7 @@ impl Provider {
             return Ok(None);
         }
         let invalid = |e: &dyn std::fmt::Display| SetupError::Invalid {
-            provider: self.name.clone(),
+            provider: self.name.to_string(),
             message: format!("cannot make its Responses API URL: {e}"),
         };
         let url = match http.kind {

@@ -14,6 +14,7 @@ use axum::http::HeaderMap;
 use super::shadow::{Job, UsageSender};
 use crate::api::{Operation, Wire};
 use crate::fleet::Fleet;
+use crate::label::Label;
 use crate::policy::PolicySlot;
 use crate::policy::candidate::{Arm, Candidate};
 use crate::policy::json::DecisionRecord;
@@ -93,9 +94,9 @@ pub struct Exchange {
     pub operation: Operation,
     pub started: Instant,
     /// The caller's team, once authenticated.
-    pub team: Option<Arc<str>>,
+    pub team: Option<Label>,
     /// The policy version in charge of the team, once known.
-    pub policy: Option<Arc<str>>,
+    pub policy: Option<Label>,
     pub requested_model: Option<String>,
     pub route_by: RouteBy,
     /// Why the route was chosen, or why the request was refused.
@@ -107,8 +108,8 @@ pub struct Exchange {
     pub decision_record: Option<(Box<DecisionRecord>, Arc<DecisionLog>)>,
     pub attempts: Vec<Attempt>,
     /// The catalog model and provider that answered.
-    pub served_model: Option<String>,
-    pub provider: Option<String>,
+    pub served_model: Option<Label>,
+    pub provider: Option<Label>,
     /// Tokens the answer reported, once known.
     pub usage: Option<Usage>,
     /// What the answer cost, in US dollars, once known.
@@ -175,7 +176,10 @@ fn request_id(headers: &HeaderMap) -> Arc<str> {
         .and_then(|v| v.to_str().ok())
         .filter(|id| !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()))
         .map(Arc::from)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string().into())
+        .unwrap_or_else(|| {
+            let mut id = uuid::Uuid::encode_buffer();
+            Arc::from(&*uuid::Uuid::new_v4().simple().encode_lower(&mut id))
+        })
 }
 
 #[cfg(test)]

@@ -47,7 +47,7 @@ pub async fn recall(
         .get(&id)
         .await
         .map_err(RequestError::StateUnavailable)?
-        .filter(|e| e.team == admitted.team.name);
+        .filter(|e| *e.team == *admitted.team.name);
     match entry.map(|e| e.stored) {
         None => Err(RequestError::Invalid(not_found(&id))),
         Some(Stored::Native { model, provider }) => Ok(Some(Pin { model, provider })),
@@ -127,7 +127,7 @@ pub fn keeper(snapshot: &Arc<Snapshot>, admitted: &Admitted<'_>) -> Option<Keep>
         return None;
     }
     let (snapshot, request) = (snapshot.clone(), request.clone());
-    let team = admitted.team.name.clone();
+    let team = admitted.team.name.text().clone();
     Some(Box::new(move |made, model| {
         async move {
             let (id, stored) = match made {

@@ -156,7 +156,7 @@ async fn run_policy(
             request_id: exchange.id.clone(),
             view: &view,
             catalog: &catalog,
-            team: Some(team.name.clone()),
+            team: Some(team.name.text().clone()),
             budget,
             live: Some(live),
             operation: input::operation(request),
@@ -181,7 +181,7 @@ async fn run_policy(
         request_id: exchange.id.clone(),
         view: &view,
         catalog: &catalog,
-        team: team.name.clone(),
+        team: team.name.text().clone(),
         budget,
         snapshot,
     };

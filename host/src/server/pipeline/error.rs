@@ -164,7 +164,7 @@ impl RequestError {
 
     /// The answer to a client of `wire`: the status, the error in that API's shape, `Retry-After`
     /// when a retry can help after a while, and the routing headers `routing` holds.
-    pub fn into_response(self, wire: Wire, routing: &Routing<'_>) -> Response {
+    pub fn into_response(self, wire: Wire, routing: Routing) -> Response {
         let retry_after = self.retry_after().filter(|_| self.retryable());
         let mut response = self.api_error().response_for(wire);
         let headers = response.headers_mut();
@@ -195,7 +195,7 @@ mod tests {
             limit: "tokens_per_minute",
             retry_after: Duration::from_millis(2500),
         };
-        let response = error.into_response(Wire::Openai, &Routing::default());
+        let response = error.into_response(Wire::Openai, Routing::default());
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(response.headers()[header::RETRY_AFTER], "3");
     }

@@ -103,7 +103,7 @@ fn with_outcome(
     let (mut record, log) = exchange.decision_record.take()?;
     record.outcome = Some(OutcomeJson {
         status,
-        model: exchange.served_model.clone(),
+        model: exchange.served_model.as_deref().map(String::from),
         input_tokens: exchange.usage.map(|u| u.input_tokens),
         output_tokens: exchange.usage.map(|u| u.output_tokens),
         cost_usd: exchange.cost_usd,

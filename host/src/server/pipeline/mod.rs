@@ -84,7 +84,7 @@ pub async fn handle(
         Ok(Answered { response, stream }) => (response, stream),
         Err(error) => {
             exchange.error = Some(error.to_string());
-            (error.into_response(wire, &Routing::of(&exchange)), None)
+            (error.into_response(wire, Routing::of(&exchange)), None)
         }
     };
     let response = respond::with_request_id(response, &exchange);

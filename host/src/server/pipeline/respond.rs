@@ -3,13 +3,16 @@
 //! A served answer gets its status, content type and body from the upstream, `cache-control:
 //! no-cache` when it streams, its cost when it was read whole, and the routing headers; a refusal
 //! or failure gets the same routing headers from [`super::error::RequestError::into_response`].
-//! Every answer carries `x-request-id`. This module reads the [`Exchange`] and writes headers;
-//! header values are printable ASCII only, so nothing a policy said can break a header.
+//! Every answer carries `x-request-id`. This module reads the [`Exchange`] and writes headers.
+//! The names (team, policy version, model, provider) are the exchange's [`Label`]s, whose header
+//! values were made once; other texts go through [`header_value`]. Either way a header value is
+//! printable ASCII only, so nothing a policy said can break a header.
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::response::Response;
 
 use super::context::{Exchange, REQUEST_ID};
+use crate::label::{Label, header_value};
 use crate::upstream::Served;
 
 /// Header naming the catalog model that answered.
@@ -30,42 +33,43 @@ pub const TEAM_HEADER: HeaderName = HeaderName::from_static("x-switchyard-team")
 /// How many headers [`Routing::write`] may set.
 const ROUTING_HEADERS: usize = 6;
 
-/// The routing headers of one answer: what is known of the team, the policy version, who chose
-/// the route (or refused) and why, and who answered.
+/// The routing header values of one answer: what is known of the team, the policy version, who
+/// chose the route (or refused) and why, and who answered.
 #[derive(Debug, Default)]
-pub struct Routing<'a> {
-    pub team: Option<&'a str>,
-    pub policy: Option<&'a str>,
+pub struct Routing {
+    pub team: Option<HeaderValue>,
+    pub policy: Option<HeaderValue>,
     pub route: Option<&'static str>,
-    pub reason: Option<&'a str>,
-    pub model: Option<&'a str>,
-    pub provider: Option<&'a str>,
+    pub reason: Option<HeaderValue>,
+    pub model: Option<HeaderValue>,
+    pub provider: Option<HeaderValue>,
 }
 
-impl<'a> Routing<'a> {
-    /// What `exchange` knows so far.
-    pub fn of(exchange: &'a Exchange) -> Self {
+impl Routing {
+    /// What `exchange` knows so far. The names are the exchange's labels, shared, not copied.
+    pub fn of(exchange: &Exchange) -> Self {
         Self {
-            team: exchange.team.as_deref(),
-            policy: exchange.policy.as_deref(),
+            team: exchange.team.as_ref().map(Label::header),
+            policy: exchange.policy.as_ref().map(Label::header),
             route: exchange.route_by.header(),
-            reason: Some(exchange.reason.as_str()).filter(|r| !r.is_empty()),
-            model: exchange.served_model.as_deref(),
-            provider: exchange.provider.as_deref(),
+            reason: Some(exchange.reason.as_str())
+                .filter(|r| !r.is_empty())
+                .map(header_value),
+            model: exchange.served_model.as_ref().map(Label::header),
+            provider: exchange.provider.as_ref().map(Label::header),
         }
     }
 
     /// Set the headers this holds.
-    pub fn write(&self, headers: &mut HeaderMap) {
+    pub fn write(self, headers: &mut HeaderMap) {
         headers.reserve(ROUTING_HEADERS);
-        let text = |value: Option<&str>| value.map(header_value);
         let fields = [
-            (TEAM_HEADER, text(self.team)),
-            (POLICY_HEADER, text(self.policy)),
+            (TEAM_HEADER, self.team),
+            (POLICY_HEADER, self.policy),
             (ROUTE_HEADER, self.route.map(HeaderValue::from_static)),
-            (MODEL_HEADER, text(self.model)),
-            (PROVIDER_HEADER, text(self.provider)),
-            (REASON_HEADER, text(self.reason)),
+            (MODEL_HEADER, self.model),
+            (PROVIDER_HEADER, self.provider),
+            (REASON_HEADER, self.reason),
         ];
         for (name, value) in fields {
             if let Some(value) = value {
@@ -102,43 +106,17 @@ pub fn with_request_id(mut response: Response, exchange: &Exchange) -> Response 
     response
 }
 
-/// `text` as a header value: printable ASCII, anything else as `?`. Text that is printable ASCII
-/// already (as names and most reasons are) is copied once, not rebuilt.
-fn header_value(text: &str) -> HeaderValue {
-    let printable = |b: u8| b == b' ' || b.is_ascii_graphic();
-    if text.bytes().all(printable) {
-        return HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static("?"));
-    }
-    let clean: String = text
-        .chars()
-        .map(|c| {
-            if c == ' ' || c.is_ascii_graphic() {
-                c
-            } else {
-                '?'
-            }
-        })
-        .collect();
-    HeaderValue::from_str(&clean).unwrap_or(HeaderValue::from_static("?"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn header_values_carry_only_printable_ascii() {
-        assert_eq!(header_value("cheap: simple prompt"), "cheap: simple prompt");
-        assert_eq!(header_value("naïve\r\nx"), "na?ve??x");
-    }
-
-    #[test]
     fn only_what_is_known_is_written() {
         let mut headers = HeaderMap::new();
         Routing {
-            team: Some("t"),
+            team: Some(HeaderValue::from_static("t")),
             route: Some("rate-limit"),
-            reason: Some("over requests_per_minute"),
+            reason: Some(HeaderValue::from_static("over requests_per_minute")),
             ..Routing::default()
         }
         .write(&mut headers);
