@@ -6,10 +6,12 @@
 //! when it passes [`BATCH_BYTES`], when a flusher thread finds it waiting ([`FLUSH_EVERY`]), and
 //! when the proxy exits. So a line reaches stderr at most `FLUSH_EVERY` after it was logged,
 //! lines keep their order, and none is dropped; what a crash (`abort`, `SIGKILL`) loses is the
-//! last `FLUSH_EVERY` of lines. It touches nothing but stderr.
+//! last `FLUSH_EVERY` of lines. The flusher sleeps while the buffer is empty: the line that finds
+//! it empty wakes it (at most once per `FLUSH_EVERY` under load), so an idle proxy makes no
+//! wake-ups for it. It touches nothing but stderr.
 
 use std::io::Write;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tracing_subscriber::fmt::MakeWriter;
@@ -20,10 +22,46 @@ pub const BATCH_BYTES: usize = 32 << 10;
 /// How long a line may wait in the buffer.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
+/// Lines waiting, and whether any writer is left.
+#[derive(Default)]
+struct Pending {
+    lines: Vec<u8>,
+    closed: bool,
+}
+
+/// What the writers and the flusher share: the waiting lines, and the flusher's alarm.
+#[derive(Default)]
+struct Shared {
+    pending: Mutex<Pending>,
+    /// Rung when a line finds the buffer empty, and when the last writer is gone.
+    wake: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Pending> {
+        // A writer that panicked mid-append leaves at worst a partial line: keep logging.
+        self.pending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Held by every clone of a writer; the last one dropped tells the flusher to write out what
+/// waits and stop.
+struct Open(Arc<Shared>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.lock().closed = true;
+        self.0.wake.notify_one();
+    }
+}
+
 /// Batched output (stderr in the proxy: `Batched::start(std::io::stderr)`); clones share one
 /// buffer.
 pub struct Batched<W> {
-    pending: Arc<Mutex<Vec<u8>>>,
+    shared: Arc<Shared>,
+    _open: Arc<Open>,
     out: fn() -> W,
 }
 
@@ -33,44 +71,55 @@ pub type BatchedStderr = Batched<std::io::Stderr>;
 impl<W> Clone for Batched<W> {
     fn clone(&self) -> Self {
         Self {
-            pending: self.pending.clone(),
+            shared: self.shared.clone(),
+            _open: self._open.clone(),
             out: self.out,
         }
     }
 }
 
 impl<W: Write + 'static> Batched<W> {
-    /// A writer to `out` and its flusher thread, which stops once every clone of the writer is
-    /// gone.
+    /// A writer to `out` and its flusher thread, which writes out what waits and stops once
+    /// every clone of the writer is gone.
     pub fn start(out: fn() -> W) -> std::io::Result<Self> {
-        let writer = Self {
-            pending: Arc::default(),
-            out,
-        };
-        let weak: Weak<Mutex<Vec<u8>>> = Arc::downgrade(&writer.pending);
+        let shared = Arc::new(Shared::default());
+        let flusher = shared.clone();
         std::thread::Builder::new()
             .name("log-flush".into())
-            .spawn(move || {
-                loop {
-                    std::thread::sleep(FLUSH_EVERY);
-                    let Some(pending) = weak.upgrade() else { break };
-                    write_out(&mut lock(&pending), out);
-                }
-            })?;
-        Ok(writer)
+            .spawn(move || flush_while_open(&flusher, out))?;
+        Ok(Self {
+            _open: Arc::new(Open(shared.clone())),
+            shared,
+            out,
+        })
     }
 
     /// Write out what is waiting.
     pub fn flush(&self) {
-        write_out(&mut lock(&self.pending), self.out);
+        write_out(&mut self.shared.lock().lines, self.out);
     }
 }
 
-fn lock(pending: &Mutex<Vec<u8>>) -> MutexGuard<'_, Vec<u8>> {
-    // A writer that panicked mid-append leaves at worst a partial line: keep logging.
-    pending
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+/// The flusher: asleep while nothing waits; once a line comes, [`FLUSH_EVERY`] later it writes
+/// out what has gathered. It stops once the writers are gone and nothing waits.
+fn flush_while_open<W: Write>(shared: &Shared, out: fn() -> W) {
+    let mut pending = shared.lock();
+    loop {
+        while pending.lines.is_empty() && !pending.closed {
+            pending = shared
+                .wake
+                .wait(pending)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        if pending.closed {
+            write_out(&mut pending.lines, out);
+            return;
+        }
+        drop(pending);
+        std::thread::sleep(FLUSH_EVERY);
+        pending = shared.lock();
+        write_out(&mut pending.lines, out);
+    }
 }
 
 /// Write `pending` out and empty it. Errors are ignored: there is nowhere else to report that
@@ -84,10 +133,13 @@ fn write_out<W: Write>(pending: &mut Vec<u8>, out: fn() -> W) {
 
 impl<W: Write> Write for &Batched<W> {
     fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
-        let mut pending = lock(&self.pending);
-        pending.extend_from_slice(line);
-        if pending.len() >= BATCH_BYTES {
-            write_out(&mut pending, self.out);
+        let mut pending = self.shared.lock();
+        let was_empty = pending.lines.is_empty();
+        pending.lines.extend_from_slice(line);
+        if pending.lines.len() >= BATCH_BYTES {
+            write_out(&mut pending.lines, self.out);
+        } else if was_empty {
+            self.shared.wake.notify_one();
         }
         Ok(line.len())
     }
@@ -112,6 +164,17 @@ mod tests {
     /// What the test writers wrote, per test (each test has its own sink).
     static WRITTEN_A: Mutex<Vec<u8>> = Mutex::new(Vec::new());
     static WRITTEN_B: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+    static WRITTEN_C: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+    /// Wait until `sink` holds something, for at most 50 flush intervals.
+    fn eventually_written(sink: &Mutex<Vec<u8>>) -> Vec<u8> {
+        let deadline = std::time::Instant::now() + 50 * FLUSH_EVERY;
+        while sink.lock().unwrap().is_empty() {
+            assert!(std::time::Instant::now() < deadline, "never flushed");
+            std::thread::sleep(FLUSH_EVERY / 4);
+        }
+        sink.lock().unwrap().clone()
+    }
 
     struct Sink(&'static Mutex<Vec<u8>>);
 
@@ -142,18 +205,23 @@ mod tests {
             13 + BATCH_BYTES,
             "a full batch is written at once"
         );
-        assert!(lock(&writer.pending).is_empty());
+        assert!(writer.shared.lock().lines.is_empty());
     }
 
     #[test]
     fn the_flusher_writes_a_waiting_line_within_its_interval() {
         let writer = Batched::start(|| Sink(&WRITTEN_B)).unwrap();
         (&writer).write_all(b"waiting\n").unwrap();
-        let deadline = std::time::Instant::now() + 50 * FLUSH_EVERY;
-        while WRITTEN_B.lock().unwrap().is_empty() {
-            assert!(std::time::Instant::now() < deadline, "never flushed");
-            std::thread::sleep(FLUSH_EVERY / 4);
-        }
-        assert_eq!(&*WRITTEN_B.lock().unwrap(), b"waiting\n");
+        assert_eq!(eventually_written(&WRITTEN_B), b"waiting\n");
+    }
+
+    #[test]
+    fn what_waits_when_the_last_writer_goes_is_written() {
+        let writer = Batched::start(|| Sink(&WRITTEN_C)).unwrap();
+        let clone = writer.clone();
+        drop(writer);
+        (&clone).write_all(b"last\n").unwrap();
+        drop(clone);
+        assert_eq!(eventually_written(&WRITTEN_C), b"last\n");
     }
 }
