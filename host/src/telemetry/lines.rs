@@ -46,8 +46,8 @@ impl Shared {
     }
 }
 
-/// Held by every clone of a writer; the last one dropped tells the flusher to write out what
-/// waits and stop.
+/// What every clone of a writer holds; the last one dropped tells the flusher to write out
+/// what waits and stop.
 struct Open(Arc<Shared>);
 
 impl Drop for Open {
@@ -60,8 +60,7 @@ impl Drop for Open {
 /// Batched output (stderr in the proxy: `Batched::start(std::io::stderr)`); clones share one
 /// buffer.
 pub struct Batched<W> {
-    shared: Arc<Shared>,
-    _open: Arc<Open>,
+    open: Arc<Open>,
     out: fn() -> W,
 }
 
@@ -71,8 +70,7 @@ pub type BatchedStderr = Batched<std::io::Stderr>;
 impl<W> Clone for Batched<W> {
     fn clone(&self) -> Self {
         Self {
-            shared: self.shared.clone(),
-            _open: self._open.clone(),
+            open: self.open.clone(),
             out: self.out,
         }
     }
@@ -88,15 +86,20 @@ impl<W: Write + 'static> Batched<W> {
             .name("log-flush".into())
             .spawn(move || flush_while_open(&flusher, out))?;
         Ok(Self {
-            _open: Arc::new(Open(shared.clone())),
-            shared,
+            open: Arc::new(Open(shared)),
             out,
         })
     }
 
     /// Write out what is waiting.
     pub fn flush(&self) {
-        write_out(&mut self.shared.lock().lines, self.out);
+        write_out(&mut self.shared().lock().lines, self.out);
+    }
+}
+
+impl<W> Batched<W> {
+    fn shared(&self) -> &Shared {
+        &self.open.0
     }
 }
 
@@ -133,13 +136,14 @@ fn write_out<W: Write>(pending: &mut Vec<u8>, out: fn() -> W) {
 
 impl<W: Write> Write for &Batched<W> {
     fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
-        let mut pending = self.shared.lock();
+        let shared = self.shared();
+        let mut pending = shared.lock();
         let was_empty = pending.lines.is_empty();
         pending.lines.extend_from_slice(line);
         if pending.lines.len() >= BATCH_BYTES {
             write_out(&mut pending.lines, self.out);
         } else if was_empty {
-            self.shared.wake.notify_one();
+            shared.wake.notify_one();
         }
         Ok(line.len())
     }
@@ -205,7 +209,7 @@ mod tests {
             13 + BATCH_BYTES,
             "a full batch is written at once"
         );
-        assert!(writer.shared.lock().lines.is_empty());
+        assert!(writer.shared().lock().lines.is_empty());
     }
 
     #[test]
