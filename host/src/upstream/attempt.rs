@@ -361,11 +361,9 @@ impl Upstreams {
         };
         let mut attempts = Vec::with_capacity(targets.len());
         for target in targets {
+            let route = self.routes.get(&target.model);
             // The catalog's label for the model, or, for a model with no route, its name.
-            let model = self
-                .routes
-                .get(&target.model)
-                .map_or_else(|| Label::new(&target.model), |r| r.model.clone());
+            let model = route.map_or_else(|| Label::new(&target.model), |r| r.model.clone());
             let mut retries = 0;
             loop {
                 let started = Instant::now();
@@ -378,7 +376,7 @@ impl Upstreams {
                 );
                 let result = match deadline.checked_duration_since(started) {
                     Some(left) if !left.is_zero() => {
-                        self.try_target(target, &request, left, started)
+                        self.try_target(route, target, &request, left, started)
                             .instrument(span.clone())
                             .await
                     }
@@ -428,20 +426,18 @@ impl Upstreams {
         Err(UpstreamError { attempts })
     }
 
-    /// One attempt at `target`, if its breaker admits it, taking at most `left`; the model's
-    /// health learns from it.
-    async fn try_target(
-        &self,
+    /// One attempt at `target` along its `route`, if its breaker admits it, taking at most
+    /// `left`; the model's health learns from it.
+    async fn try_target<'s>(
+        &'s self,
+        route: Option<&'s ModelRoute>,
         target: &PlannedTarget,
         request: &Request<'_>,
         left: Duration,
         started: Instant,
-    ) -> Result<(Answer, &ModelRoute), AttemptError> {
+    ) -> Result<(Answer, &'s ModelRoute), AttemptError> {
         let req = request.req;
-        let (Some(route), Some(health)) = (
-            self.routes.get(&target.model),
-            self.health.model(&target.model),
-        ) else {
+        let (Some(route), Some(health)) = (route, self.health.model(&target.model)) else {
             return Err(AttemptError::Unrouted);
         };
         // The body first: a request this provider cannot take is no attempt at the model.
