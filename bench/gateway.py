@@ -22,6 +22,10 @@ client saw is checked against the mock's access log, so a gateway that answered 
 look fast. Then Switchyard's resident memory with ten policies loaded and idle. Results go to
 docs/performance-results.md, as ratios to nginx measured in the same run.
 
+With --dist it measures the builds `cargo xtask dist --floor` makes (target/dist/): the proxy as
+deployed, optimized with a profile of its request path, and the floors built the same way, each
+from a profile of its own; results go to docs/performance-results-dist.md.
+
 With --soak MINUTES it instead runs Switchyard at 1000 requests per second for that long and
 samples its resident memory every 15 seconds, to show it stays flat after warm-up.
 """
@@ -516,7 +520,10 @@ def report(rounds, command):
              "The machine is shared and noisy, so the figures are ratios within one run, and "
              "the benchmark runs twice. The floors are `host/examples/bare_proxy.rs`: a proxy "
              "with nothing of Switchyard's in it, named by its server and its upstream client "
-             "(`axum, reqwest` is the stack Switchyard is built on).", ""]
+             "(`axum, reqwest` is the stack Switchyard is built on)."
+             + (" Switchyard and the floors are the builds of `cargo xtask dist --floor`: each "
+                "optimized with a profile of its own training load (profile-guided "
+                "optimization)." if "--dist" in command else ""), ""]
     for i, r in enumerate(rounds, 1):
         d, n, s, u = r["direct"], r["nginx"], r["switchyard"], r["reused"]
         lines += [f"## Run {i}", "",
@@ -562,10 +569,18 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short runs, to try the script")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--out", default=str(ROOT / "docs/performance-results.md"))
+    parser.add_argument("--dist", action="store_true",
+                        help="the profile-optimized builds of `cargo xtask dist --floor`")
+    parser.add_argument("--out", help="the report (default docs/performance-results.md, "
+                                      "or performance-results-dist.md with --dist)")
     parser.add_argument("--soak", type=float, metavar="MINUTES",
                         help="only the memory soak: this long at 1000 req/s")
     args = parser.parse_args()
+    if args.dist:
+        global SWITCHYARD, BARE_PROXY
+        SWITCHYARD, BARE_PROXY = ROOT / "target/dist/switchyard", ROOT / "target/dist/bare_proxy"
+    out = Path(args.out or ROOT / "docs" / ("performance-results-dist.md" if args.dist
+                                            else "performance-results.md"))
     if args.soak:
         with tempfile.TemporaryDirectory(prefix="switchyard-soak-") as work:
             samples, ok, total = soak(Path(work), args.soak)
@@ -574,7 +589,7 @@ def main():
                    f"memory after the first minute from {warm[0]:.1f} to {warm[-1]:.1f} MiB "
                    f"(min {min(warm):.1f}, max {max(warm):.1f})")
         print(summary)
-        out = Path(args.out).with_name("performance-soak.md")
+        out = out.with_name("performance-soak.md")
         out.write_text("# Memory under a long load\n\nMeasured by `bench/run.sh --soak "
                        f"{args.soak:g}`.\n\n{summary}.\n\n| seconds | resident MiB |\n|---|---|\n"
                        + "".join(f"| {t} | {rss:.1f} |\n" for t, rss in samples))
@@ -586,11 +601,11 @@ def main():
         with tempfile.TemporaryDirectory(prefix="switchyard-bench-") as work:
             print(f"round {i + 1}", flush=True)
             rounds.append(run_round(Path(work), seconds, args.quick))
-    command = "bench/run.sh" + (" --quick" if args.quick else "")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(report(rounds, command))
+    command = "bench/run.sh" + (" --dist" if args.dist else "") + (" --quick" if args.quick else "")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(report(rounds, command))
     print(json.dumps(rounds, indent=1))
-    print(f"written to {args.out}")
+    print(f"written to {out}")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@
 #   bench/run.sh            # the full run (several minutes)
 #   bench/run.sh --quick    # shorter runs, for trying the script
 #   bench/run.sh --soak 10  # resident memory under 10 minutes of load (docs/performance-soak.md)
+#   bench/run.sh --dist     # the profile-optimized builds of `cargo xtask dist --floor`, the
+#                           # proxy and the floors alike (docs/performance-results-dist.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +24,10 @@ if ! command -v oha >/dev/null || [ "$(oha --version | awk '{print $2}')" != "$O
 fi
 
 cargo xtask plugins
-cargo build --release --package switchyard --bin switchyard --example bare_proxy
+if [[ " $* " == *" --dist "* ]]; then
+    cargo xtask dist --floor
+else
+    cargo build --release --package switchyard --bin switchyard --example bare_proxy
+fi
 
 python3 bench/gateway.py "$@"

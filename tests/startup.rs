@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use switchyard::config::Config;
 use switchyard::control::{App, ConfigSource};
-use switchyard_e2e::{ConfigBuilder, Exit, Proxy, policy_wasm, proxy_binary, workspace_root};
+use switchyard_e2e::{
+    ConfigBuilder, Exit, Proxy, floor_binary, policy_wasm, proxy_binary, workspace_root,
+};
 
 /// Every example config starts the app: policies compile and pass their canary and cases.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -228,4 +230,25 @@ fn the_dist_training_load_is_answered_as_it_expects() {
         assert!(stdout.contains(kind), "{stdout}");
     }
     assert!(stdout.contains("bad key: 401"), "{stdout}");
+}
+
+/// The floor's training load (`cargo xtask dist --floor`, for `bench/run.sh --dist`) gets a
+/// 200 from each of the floor's four modes, and each mode exits cleanly on SIGTERM, which is when
+/// an instrumented build writes its profile.
+#[test]
+fn the_floor_training_load_is_answered_in_every_mode() {
+    let out = std::process::Command::new("python3")
+        .arg(workspace_root().join("xtask/pgo_train.py"))
+        .arg("--floor")
+        .arg(floor_binary())
+        .arg("2")
+        .output()
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for mode in ["hyper-hyper", "axum-hyper", "hyper-reqwest", "axum-reqwest"] {
+        let answered = format!(" {mode}\n  chat: 200: ");
+        assert!(stdout.contains(&answered), "{mode} unanswered:\n{stdout}");
+    }
 }

@@ -4,6 +4,7 @@ loopback and send it the request kinds a gateway serves, so that its profile say
 hot.
 
     python3 xtask/pgo_train.py PROXY_BINARY POLICY_WASM [SECONDS]
+    python3 xtask/pgo_train.py --floor BARE_PROXY_BINARY [SECONDS]
 
 The mock (a process of its own) answers every chat completion with a fixed completion, or with
 a fixed SSE stream when the request asks for one. The proxy serves two teams with the given
@@ -13,12 +14,17 @@ and streamed, Anthropic messages whole and streamed, Responses API requests, and
 gateway answers often (a bad key, a body that is not JSON, a missing field). The proxy is then
 stopped with SIGTERM, which writes its profile as it exits. Fails if any kind of request never
 got the status it should, so a profile is never made of errors alone. Standard library only.
+
+With --floor it trains the gateway benchmark's floor (host/examples/bare_proxy.rs) instead: each
+of its four modes in turn, for a quarter of the time, forwarding OpenAI chat completions (the
+only request the floor serves) to the same mock, and stopped with SIGTERM as above.
 """
 
 import http.client
 import http.server
 import json
 import multiprocessing
+import os
 import shutil
 import signal
 import socket
@@ -165,11 +171,11 @@ def wait_ready(port, proxy, log):
     sys.exit(f"the proxy did not become ready in two minutes:\n{log.read_text()[-2000:]}")
 
 
-def load(port, until, seen, lock):
+def load(port, until, seen, lock, kinds=KINDS):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     i = 0
     while time.monotonic() < until:
-        name, path, body, key, expected = KINDS[i % len(KINDS)]
+        name, path, body, key, expected = kinds[i % len(kinds)]
         i += 1
         headers = {"content-type": "application/json"}
         if key:
@@ -189,12 +195,46 @@ def load(port, until, seen, lock):
             statuses[status] = statuses.get(status, 0) + 1
 
 
-def main():
-    proxy_binary, policy = Path(sys.argv[1]), Path(sys.argv[2]).resolve()
-    seconds = float(sys.argv[3]) if len(sys.argv) > 3 else 20
-    mock_port, port = free_port(), free_port()
-    mock = multiprocessing.Process(target=serve_mock, args=(mock_port,), daemon=True)
-    mock.start()
+def run_load(port, seconds, kinds=KINDS):
+    """Eight client threads send `kinds` in turn for `seconds`; the statuses each kind got."""
+    seen, lock = {}, threading.Lock()
+    until = time.monotonic() + seconds
+    threads = [threading.Thread(target=load, args=(port, until, seen, lock, kinds))
+               for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return seen
+
+
+def stop(process):
+    """SIGTERM `process` and wait for it (an instrumented build writes its profile as it
+    exits); its exit code."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return "none: still running a minute after SIGTERM"
+
+
+def check_exit(code, what):
+    if code != 0:
+        sys.exit(f"{what}'s exit code was {code} after SIGTERM, so it wrote no profile")
+
+
+def report(seen, kinds):
+    """Print the statuses each kind got; fail if a kind never got the one it should."""
+    for name, statuses in sorted(seen.items()):
+        print(f"  {name}: " + ", ".join(f"{s}: {n}" for s, n in statuses.items()))
+    failed = [name for name, _, _, _, expected in kinds if not seen.get(name, {}).get(expected)]
+    if failed:
+        sys.exit(f"never answered as expected: {', '.join(failed)}")
+
+
+def train_proxy(proxy_binary, policy, seconds, mock_port):
+    port = free_port()
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
         copy = work / "reused.wasm"
@@ -205,34 +245,77 @@ def main():
             proxy = subprocess.Popen(
                 [str(proxy_binary), "serve", "--config", str(work / "switchyard.toml")],
                 stdout=subprocess.DEVNULL, stderr=err,
-                env={"PATH": "/usr/bin:/bin", "XDG_CACHE_HOME": str(work / "cache"),
-                     "RUST_LOG": "info"})
+                env={**profile_env(), "PATH": "/usr/bin:/bin",
+                     "XDG_CACHE_HOME": str(work / "cache"), "RUST_LOG": "info"})
         try:
             wait_ready(port, proxy, log)
-            seen, lock = {}, threading.Lock()
-            until = time.monotonic() + seconds
-            threads = [threading.Thread(target=load, args=(port, until, seen, lock))
-                       for _ in range(8)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
+            seen = run_load(port, seconds)
         finally:
-            proxy.send_signal(signal.SIGTERM)
-            try:
-                code = proxy.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proxy.kill()
-                code = "none: still running a minute after SIGTERM"
-            mock.terminate()
-        for name, statuses in sorted(seen.items()):
-            print(f"  {name}: " + ", ".join(f"{s}: {n}" for s, n in statuses.items()))
-        failed = [name for name, _, _, _, expected in KINDS
-                  if not seen.get(name, {}).get(expected)]
-        if failed:
-            sys.exit(f"never answered as expected: {', '.join(failed)}")
-        if code != 0:
-            sys.exit(f"the proxy's exit code was {code} after SIGTERM, so it wrote no profile")
+            code = stop(proxy)
+    check_exit(code, "the proxy")
+    report(seen, KINDS)
+
+
+# The floor's one kind of request, as the gateway benchmark sends it.
+FLOOR_KINDS = [("chat", "/v1/chat/completions", CHAT, None, 200)]
+# The floor's modes (host/examples/bare_proxy.rs): SERVER-CLIENT.
+FLOOR_MODES = ("hyper-hyper", "axum-hyper", "hyper-reqwest", "axum-reqwest")
+
+
+def train_floor(floor_binary, seconds, mock_port):
+    for mode in FLOOR_MODES:
+        port = free_port()
+        floor = subprocess.Popen(
+            [str(floor_binary), mode, f"127.0.0.1:{port}",
+             f"http://127.0.0.1:{mock_port}/v1/chat/completions"], env=profile_env())
+        try:
+            wait_port(port, floor)
+            seen = run_load(port, seconds / len(FLOOR_MODES), FLOOR_KINDS)
+        finally:
+            code = stop(floor)
+        check_exit(code, f"bare_proxy {mode}")
+        print(f" {mode}")
+        report(seen, FLOOR_KINDS)
+
+
+def wait_port(port, process):
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            sys.exit(f"it exited ({process.returncode}) before it listened")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    sys.exit(f"nothing listened on port {port} within a minute")
+
+
+def profile_env():
+    """The environment's `LLVM_PROFILE_FILE` (where `cargo xtask dist` wants the profile), if
+    it names one."""
+    path = os.environ.get("LLVM_PROFILE_FILE")
+    return {"LLVM_PROFILE_FILE": path} if path else {}
+
+
+def main():
+    args = sys.argv[1:]
+    floor = args[:1] == ["--floor"]
+    if floor:
+        binary, rest = Path(args[1]), args[2:]
+    else:
+        binary, policy, rest = Path(args[0]), Path(args[1]).resolve(), args[2:]
+    seconds = float(rest[0]) if rest else 20
+    mock_port = free_port()
+    mock = multiprocessing.Process(target=serve_mock, args=(mock_port,), daemon=True)
+    mock.start()
+    try:
+        if floor:
+            train_floor(binary, seconds, mock_port)
+        else:
+            train_proxy(binary, policy, seconds, mock_port)
+    finally:
+        mock.terminate()
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@
 //! - client `reqwest`: a pooled `reqwest` client, as Switchyard forwards; `hyper`:
 //!   `hyper-util`'s pooled client, without reqwest's redirect and retry layers.
 //!
-//! It reads no config and writes no log: `bare_proxy MODE LISTEN UPSTREAM_URL`.
+//! It reads no config and writes no log: `bare_proxy MODE LISTEN UPSTREAM_URL`. It exits on
+//! SIGTERM through `main`'s return, so a build instrumented for profile-guided optimization
+//! (`cargo xtask dist --floor`) writes its profile.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,6 +27,7 @@ use hyper::{Request, Response};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::signal::unix::{SignalKind, signal};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -48,9 +51,18 @@ fn main() -> anyhow::Result<()> {
         .event_interval(8)
         .build()?;
     match server {
-        "axum" => runtime.block_on(axum_server(listen, forward)),
-        "hyper" => runtime.block_on(hyper_server(listen, forward)),
+        "axum" => runtime.block_on(until_terminated(axum_server(listen, forward))),
+        "hyper" => runtime.block_on(until_terminated(hyper_server(listen, forward))),
         other => bail!("unknown server `{other}`"),
+    }
+}
+
+/// Run `server` until it fails or the process gets SIGTERM.
+async fn until_terminated(server: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    tokio::select! {
+        served = server => served,
+        _ = terminate.recv() => Ok(()),
     }
 }
 

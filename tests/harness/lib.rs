@@ -77,6 +77,16 @@ pub fn proxy_binary() -> PathBuf {
     prepared(profile.join("switchyard"), "builds the proxy first")
 }
 
+/// The gateway benchmark's floor (`host/examples/bare_proxy.rs`), built next to the proxy.
+pub fn floor_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile = exe.ancestors().nth(2).expect("profile folder");
+    prepared(
+        profile.join("examples/bare_proxy"),
+        "builds the floor first",
+    )
+}
+
 /// The Python interpreter of the venv holding the official `openai` SDK.
 pub fn sdk_python() -> PathBuf {
     prepared(

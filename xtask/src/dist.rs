@@ -6,9 +6,12 @@
 //! the profile with `llvm-profdata`; and builds the proxy again with it (`-Cprofile-use`). Both
 //! builds use the workspace's release profile (fat LTO), each in a target folder of its own under
 //! `target/pgo/`, so that neither rebuilds the other nor the plain release build. The result is
-//! copied to `target/dist/switchyard`. It needs `python3` and the toolchain's `llvm-tools`
-//! component (added with rustup when missing, which needs the network once). It touches nothing
-//! outside `target/`.
+//! copied to `target/dist/switchyard`. With `--floor` it builds the gateway benchmark's floor
+//! (`host/examples/bare_proxy.rs`) the same way, from the same instrumented build but a profile
+//! of its own (the floor's training load: `pgo_train.py --floor`), into `target/dist/bare_proxy`,
+//! so that `bench/run.sh --dist` compares the two built alike. It needs `python3` and the
+//! toolchain's `llvm-tools` component (added with rustup when missing, which needs the network
+//! once). It touches nothing outside `target/`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -20,8 +23,26 @@ use crate::{WASM_TARGET, cargo, ensure_target, status, wasm_dir};
 /// How long the training load runs, in seconds.
 const TRAINING_SECONDS: &str = "20";
 
-/// Build `target/dist/switchyard`.
-pub fn dist(root: &Path) -> anyhow::Result<()> {
+/// One program `dist` builds: its cargo target, where its profile and optimized build go.
+struct Program {
+    /// `--bin NAME` or `--example NAME`.
+    target: [&'static str; 2],
+    /// Its folder under `target/pgo/` for the optimized build, and under `target/pgo/profiles/`
+    /// for its profile.
+    name: &'static str,
+}
+
+const PROXY: Program = Program {
+    target: ["--bin", "switchyard"],
+    name: "proxy",
+};
+const FLOOR: Program = Program {
+    target: ["--example", "bare_proxy"],
+    name: "floor",
+};
+
+/// Build `target/dist/switchyard`, and with `floor` also `target/dist/bare_proxy`.
+pub fn dist(root: &Path, floor: bool) -> anyhow::Result<()> {
     build_training_policy(root)?;
     let host = rustc_host()?;
     let profdata = llvm_profdata(&host)?;
@@ -31,22 +52,61 @@ pub fn dist(root: &Path) -> anyhow::Result<()> {
         std::fs::remove_dir_all(&profiles)
             .with_context(|| format!("removing the old profiles in {}", profiles.display()))?;
     }
+    let programs: &[&Program] = if floor { &[&PROXY, &FLOOR] } else { &[&PROXY] };
+    let instrumented = pgo.join("instrumented");
     let flag = format!("-Cprofile-generate={}", profiles.display());
-    let instrumented = build_proxy(root, &host, &pgo.join("instrumented"), &flag)?;
-    train(root, &instrumented)?;
+    build(root, &host, &instrumented, programs, &flag)?;
+    let built = instrumented.join(&host).join("release");
+    for program in programs {
+        let raw = profiles.join(program.name);
+        let mut train = training(root, program, &built)?;
+        train.env("LLVM_PROFILE_FILE", raw.join("default_%m_%p.profraw"));
+        status(
+            train,
+            &format!("the training load of {}", program.target[1]),
+        )?;
+        let merged = pgo.join(format!("{}.profdata", program.name));
+        let mut merge = Command::new(&profdata);
+        merge.arg("merge").arg("-o").arg(&merged).arg(&raw);
+        status(merge, "llvm-profdata merge")?;
+        let flag = format!("-Cprofile-use={}", merged.display());
+        let optimized = pgo.join(program.name);
+        build(root, &host, &optimized, &[program], &flag)?;
+        copy_to_dist(root, &optimized.join(&host).join("release"), program)?;
+    }
+    Ok(())
+}
 
-    let merged = pgo.join("merged.profdata");
-    let mut merge = Command::new(&profdata);
-    merge.arg("merge").arg("-o").arg(&merged).arg(&profiles);
-    status(merge, "llvm-profdata merge")?;
+/// The training load of `program`, built instrumented in `built`.
+fn training(root: &Path, program: &Program, built: &Path) -> anyhow::Result<Command> {
+    let mut train = Command::new("python3");
+    train.arg(root.join("xtask/pgo_train.py"));
+    match program.target {
+        ["--bin", name] => {
+            let policy = wasm_dir(root).join("cost_router.wasm");
+            train.arg(built.join(name)).arg(policy);
+        }
+        ["--example", name] => {
+            train.arg("--floor").arg(built.join("examples").join(name));
+        }
+        other => bail!("no training load for {other:?}"),
+    }
+    train.arg(TRAINING_SECONDS);
+    Ok(train)
+}
 
-    let flag = format!("-Cprofile-use={}", merged.display());
-    let optimized = build_proxy(root, &host, &pgo.join("optimized"), &flag)?;
+/// Copy `program`'s optimized build from `release` to `target/dist/`.
+fn copy_to_dist(root: &Path, release: &Path, program: &Program) -> anyhow::Result<()> {
+    let name = program.target[1];
+    let built = match program.target[0] {
+        "--example" => release.join("examples").join(name),
+        _ => release.join(name),
+    };
     let dist = root.join("target/dist");
     std::fs::create_dir_all(&dist).context("creating target/dist")?;
-    std::fs::copy(&optimized, dist.join("switchyard"))
-        .with_context(|| format!("copying {} to target/dist", optimized.display()))?;
-    println!("built {}", dist.join("switchyard").display());
+    std::fs::copy(&built, dist.join(name))
+        .with_context(|| format!("copying {} to target/dist", built.display()))?;
+    println!("built {}", dist.join(name).display());
     Ok(())
 }
 
@@ -59,43 +119,29 @@ fn build_training_policy(root: &Path) -> anyhow::Result<()> {
     status(policy, "cargo build (plugins/cost-router)")
 }
 
-/// Run the training load against the `instrumented` proxy, which writes its profile as it exits.
-fn train(root: &Path, instrumented: &Path) -> anyhow::Result<()> {
-    let mut train = Command::new("python3");
-    train
-        .arg(root.join("xtask/pgo_train.py"))
-        .arg(instrumented)
-        .arg(wasm_dir(root).join("cost_router.wasm"))
-        .arg(TRAINING_SECONDS);
-    status(train, "the training load (xtask/pgo_train.py)")
-}
-
-/// Build the release proxy for `host` into `target_dir` with `rustflags`; the binary's path.
+/// Build `programs` of the `switchyard` package with the release profile for `host` into
+/// `target_dir`, with `rustflags`.
 ///
 /// Naming the target keeps the flags off build scripts and procedural macros, which the
 /// profile does not cover.
-fn build_proxy(
+fn build(
     root: &Path,
     host: &str,
     target_dir: &Path,
+    programs: &[&Program],
     rustflags: &str,
-) -> anyhow::Result<PathBuf> {
+) -> anyhow::Result<()> {
     let mut build = cargo(root);
+    build.args(["build", "--release", "--package", "switchyard"]);
+    for program in programs {
+        build.args(program.target);
+    }
     build
-        .args([
-            "build",
-            "--release",
-            "--package",
-            "switchyard",
-            "--bin",
-            "switchyard",
-        ])
         .args(["--target", host])
         .arg("--target-dir")
         .arg(target_dir)
         .env("RUSTFLAGS", rustflags);
-    status(build, &format!("cargo build --release ({rustflags})"))?;
-    Ok(target_dir.join(host).join("release/switchyard"))
+    status(build, &format!("cargo build --release ({rustflags})"))
 }
 
 /// The host's target triple, as `rustc -vV` names it.

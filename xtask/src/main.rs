@@ -9,9 +9,11 @@
 //!   Components land in `target/wasm32-wasip2/wasm/`.
 //! - `run [ARGS]`: build the policies and the release proxy, then run `switchyard serve ARGS`,
 //!   with `--config config/switchyard.toml` unless ARGS name a config.
-//! - `dist`: the proxy to deploy, optimized with a profile of its own request path, into
-//!   `target/dist/switchyard` (see `dist.rs`).
-//! - `test [ARGS]`: build the policies and the proxy binary, install the official OpenAI and
+//! - `dist [--floor]`: the proxy to deploy, optimized with a profile of its own request path,
+//!   into `target/dist/switchyard`; with `--floor`, the gateway benchmark's floor built the same
+//!   way too (see `dist.rs`).
+//! - `test [ARGS]`: build the policies, the proxy binary and the gateway benchmark's floor
+//!   (`bare_proxy`, whose training load a test runs), install the official OpenAI and
 //!   Anthropic SDKs (pinned, once) into `target/sdk-venv` (from PyPI) and `target/sdk-node` (from
 //!   npm), then `cargo test --workspace ARGS`.
 //!
@@ -59,19 +61,24 @@ fn main() -> anyhow::Result<()> {
             run.args(&rest);
             status(run, "cargo run")
         }
-        "dist" => dist::dist(&root),
+        "dist" => match rest.as_slice() {
+            [] => dist::dist(&root, false),
+            [floor] if floor == "--floor" => dist::dist(&root, true),
+            _ => bail!("usage: cargo xtask dist [--floor]"),
+        },
         "test" => {
             build_plugins(&root)?;
             ensure_sdk_venv(&root)?;
             ensure_sdk_node(&root)?;
             let mut build = cargo(&root);
             build.args(["build", "--package", "switchyard", "--bin", "switchyard"]);
-            status(build, "cargo build (proxy binary)")?;
+            build.args(["--example", "bare_proxy"]);
+            status(build, "cargo build (proxy binary, benchmark floor)")?;
             let mut test = cargo(&root);
             test.args(["test", "--workspace"]).args(&rest);
             status(test, "cargo test")
         }
-        _ => bail!("usage: cargo xtask <plugins | run [ARGS] | dist | test [ARGS]>"),
+        _ => bail!("usage: cargo xtask <plugins | run [ARGS] | dist [--floor] | test [ARGS]>"),
     }
 }
 
