@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, post};
@@ -24,21 +24,24 @@ use crate::policy::Model;
 /// in client API `wire` for `operation`: chat completions, Messages, responses, embeddings.
 pub fn proxied_post(api: (Wire, Operation)) -> MethodRouter<Arc<Gate>> {
     post(
-        move |State(gate): State<Arc<Gate>>,
-              headers: HeaderMap,
-              body: Result<Bytes, BytesRejection>| async move {
+        move |State(gate): State<Arc<Gate>>, request: Request| async move {
+            let (headers, body) = headers_and_body(request).await;
             proxied(&gate, api, headers, body).await
         },
     )
 }
 
 /// `POST /v1/messages/count_tokens`, Anthropic's API (see `tokens`).
-pub async fn count_tokens(
-    State(gate): State<Arc<Gate>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+pub async fn count_tokens(State(gate): State<Arc<Gate>>, request: Request) -> Response {
+    let (headers, body) = headers_and_body(request).await;
     tokens::count_tokens(&gate, headers, body).await
+}
+
+/// A request's headers, taken out of it rather than copied (axum's `HeaderMap` extractor clones
+/// them), and its body read within the router's body limit, as the `Bytes` extractor reads it.
+async fn headers_and_body(mut request: Request) -> (HeaderMap, Result<Bytes, BytesRejection>) {
+    let headers = std::mem::take(request.headers_mut());
+    (headers, Bytes::from_request(request, &()).await)
 }
 
 /// A request the policy routes to a model, through the request path.
