@@ -212,16 +212,7 @@ fn the_packaging_files_name_paths_that_exist() {
 /// Otherwise the optimized build would be tuned to paths that no longer serve those requests.
 #[test]
 fn the_dist_training_load_is_answered_as_it_expects() {
-    let out = std::process::Command::new("python3")
-        .arg(workspace_root().join("xtask/pgo_train.py"))
-        .arg(proxy_binary())
-        .arg(policy_wasm("cost_router"))
-        .arg("2")
-        .output()
-        .expect("python3 runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let stdout = training_load(&[proxy_binary(), policy_wasm("cost_router")]);
     for kind in [
         "chat, streamed: 200",
         "anthropic, streamed: 200",
@@ -237,18 +228,23 @@ fn the_dist_training_load_is_answered_as_it_expects() {
 /// an instrumented build writes its profile.
 #[test]
 fn the_floor_training_load_is_answered_in_every_mode() {
-    let out = std::process::Command::new("python3")
-        .arg(workspace_root().join("xtask/pgo_train.py"))
-        .arg("--floor")
-        .arg(floor_binary())
-        .arg("2")
-        .output()
-        .expect("python3 runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let stdout = training_load(&["--floor".into(), floor_binary()]);
     for mode in ["hyper-hyper", "axum-hyper", "hyper-reqwest", "axum-reqwest"] {
         let answered = format!(" {mode}\n  chat: 200: ");
         assert!(stdout.contains(&answered), "{mode} unanswered:\n{stdout}");
     }
+}
+
+/// Run `xtask/pgo_train.py ARGS 2` (two seconds of load); what it printed, once it succeeded.
+fn training_load(args: &[std::path::PathBuf]) -> String {
+    let out = std::process::Command::new("python3")
+        .arg(workspace_root().join("xtask/pgo_train.py"))
+        .args(args)
+        .arg("2")
+        .output()
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    stdout
 }

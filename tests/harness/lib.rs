@@ -72,19 +72,20 @@ pub fn shared_compile_cache() -> PathBuf {
 
 /// The proxy binary built next to this test binary.
 pub fn proxy_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let profile = exe.ancestors().nth(2).expect("profile folder");
-    prepared(profile.join("switchyard"), "builds the proxy first")
+    prepared(profile_dir().join("switchyard"), "builds the proxy first")
 }
 
 /// The gateway benchmark's floor (`host/examples/bare_proxy.rs`), built next to the proxy.
 pub fn floor_binary() -> PathBuf {
+    let floor = profile_dir().join("examples/bare_proxy");
+    prepared(floor, "builds the floor first")
+}
+
+/// The cargo profile's folder this test binary was built into (`target/debug`).
+fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let profile = exe.ancestors().nth(2).expect("profile folder");
-    prepared(
-        profile.join("examples/bare_proxy"),
-        "builds the floor first",
-    )
+    profile.to_path_buf()
 }
 
 /// The Python interpreter of the venv holding the official `openai` SDK.
