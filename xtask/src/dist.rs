@@ -23,86 +23,112 @@ use crate::{WASM_TARGET, cargo, ensure_target, status, wasm_dir};
 /// How long the training load runs, in seconds.
 const TRAINING_SECONDS: &str = "20";
 
-/// One program `dist` builds: its cargo target, where its profile and optimized build go.
-struct Program {
-    /// `--bin NAME` or `--example NAME`.
-    target: [&'static str; 2],
-    /// Its folder under `target/pgo/` for the optimized build, and under `target/pgo/profiles/`
-    /// for its profile.
-    name: &'static str,
+/// A program `dist` builds.
+#[derive(Clone, Copy)]
+enum Program {
+    /// The proxy: `target/dist/switchyard`.
+    Proxy,
+    /// The gateway benchmark's floor, `host/examples/bare_proxy.rs`: `target/dist/bare_proxy`.
+    Floor,
 }
 
-const PROXY: Program = Program {
-    target: ["--bin", "switchyard"],
-    name: "proxy",
-};
-const FLOOR: Program = Program {
-    target: ["--example", "bare_proxy"],
-    name: "floor",
-};
+impl Program {
+    /// Its folder under `target/pgo/` for the optimized build, and under `target/pgo/profiles/`
+    /// for its profile.
+    fn name(self) -> &'static str {
+        match self {
+            Program::Proxy => "proxy",
+            Program::Floor => "floor",
+        }
+    }
+
+    /// Its cargo target, as `cargo build` takes it.
+    fn cargo_target(self) -> [&'static str; 2] {
+        match self {
+            Program::Proxy => ["--bin", "switchyard"],
+            Program::Floor => ["--example", "bare_proxy"],
+        }
+    }
+
+    /// Its binary in the `release` folder of a build, and the name it gets in `target/dist`.
+    fn binary(self, release: &Path) -> (PathBuf, &'static str) {
+        match self {
+            Program::Proxy => (release.join("switchyard"), "switchyard"),
+            Program::Floor => (release.join("examples/bare_proxy"), "bare_proxy"),
+        }
+    }
+
+    /// Its training load (`xtask/pgo_train.py`), for its instrumented build in `release`.
+    fn training(self, root: &Path, release: &Path) -> Command {
+        let mut train = Command::new("python3");
+        train.arg(root.join("xtask/pgo_train.py"));
+        let (binary, _) = self.binary(release);
+        match self {
+            Program::Proxy => train
+                .arg(binary)
+                .arg(wasm_dir(root).join("cost_router.wasm")),
+            Program::Floor => train.arg("--floor").arg(binary),
+        };
+        train.arg(TRAINING_SECONDS);
+        train
+    }
+}
 
 /// Build `target/dist/switchyard`, and with `floor` also `target/dist/bare_proxy`.
 pub fn dist(root: &Path, floor: bool) -> anyhow::Result<()> {
     build_training_policy(root)?;
     let host = rustc_host()?;
-    let profdata = llvm_profdata(&host)?;
-    let pgo = root.join("target/pgo");
-    let profiles = pgo.join("profiles");
+    let pgo = Pgo {
+        root,
+        dir: root.join("target/pgo"),
+        profdata: llvm_profdata(&host)?,
+        host,
+    };
+    let profiles = pgo.dir.join("profiles");
     if profiles.exists() {
         std::fs::remove_dir_all(&profiles)
             .with_context(|| format!("removing the old profiles in {}", profiles.display()))?;
     }
-    let programs: &[&Program] = if floor { &[&PROXY, &FLOOR] } else { &[&PROXY] };
-    let instrumented = pgo.join("instrumented");
+    let programs: &[Program] = if floor {
+        &[Program::Proxy, Program::Floor]
+    } else {
+        &[Program::Proxy]
+    };
+    let instrumented = pgo.dir.join("instrumented");
     let flag = format!("-Cprofile-generate={}", profiles.display());
-    build(root, &host, &instrumented, programs, &flag)?;
-    let built = instrumented.join(&host).join("release");
-    for program in programs {
-        let raw = profiles.join(program.name);
-        let mut train = training(root, program, &built)?;
+    build(&pgo, &instrumented, programs, &flag)?;
+    let release = instrumented.join(&pgo.host).join("release");
+    for &program in programs {
+        let raw = profiles.join(program.name());
+        let mut train = program.training(root, &release);
         train.env("LLVM_PROFILE_FILE", raw.join("default_%m_%p.profraw"));
-        status(
-            train,
-            &format!("the training load of {}", program.target[1]),
-        )?;
-        let merged = pgo.join(format!("{}.profdata", program.name));
-        let mut merge = Command::new(&profdata);
-        merge.arg("merge").arg("-o").arg(&merged).arg(&raw);
-        status(merge, "llvm-profdata merge")?;
-        let flag = format!("-Cprofile-use={}", merged.display());
-        let optimized = pgo.join(program.name);
-        build(root, &host, &optimized, &[program], &flag)?;
-        copy_to_dist(root, &optimized.join(&host).join("release"), program)?;
+        status(train, &format!("the training load ({})", program.name()))?;
+        optimize(&pgo, program, &raw)?;
     }
     Ok(())
 }
 
-/// The training load of `program`, built instrumented in `built`.
-fn training(root: &Path, program: &Program, built: &Path) -> anyhow::Result<Command> {
-    let mut train = Command::new("python3");
-    train.arg(root.join("xtask/pgo_train.py"));
-    match program.target {
-        ["--bin", name] => {
-            let policy = wasm_dir(root).join("cost_router.wasm");
-            train.arg(built.join(name)).arg(policy);
-        }
-        ["--example", name] => {
-            train.arg("--floor").arg(built.join("examples").join(name));
-        }
-        other => bail!("no training load for {other:?}"),
-    }
-    train.arg(TRAINING_SECONDS);
-    Ok(train)
+/// Where `dist` builds, for which host, with which `llvm-profdata`.
+struct Pgo<'a> {
+    root: &'a Path,
+    /// `target/pgo`.
+    dir: PathBuf,
+    host: String,
+    profdata: PathBuf,
 }
 
-/// Copy `program`'s optimized build from `release` to `target/dist/`.
-fn copy_to_dist(root: &Path, release: &Path, program: &Program) -> anyhow::Result<()> {
-    let name = program.target[1];
-    let built = match program.target[0] {
-        "--example" => release.join("examples").join(name),
-        _ => release.join(name),
-    };
-    let dist = root.join("target/dist");
+/// Merge `program`'s raw profiles in `raw`, build it again with them, and copy the result to
+/// `target/dist/`.
+fn optimize(pgo: &Pgo, program: Program, raw: &Path) -> anyhow::Result<()> {
+    let merged = pgo.dir.join(format!("{}.profdata", program.name()));
+    let mut merge = Command::new(&pgo.profdata);
+    merge.arg("merge").arg("-o").arg(&merged).arg(raw);
+    status(merge, "llvm-profdata merge")?;
+    let flag = format!("-Cprofile-use={}", merged.display());
+    let optimized = pgo.dir.join(program.name());
+    build(pgo, &optimized, &[program], &flag)?;
+    let (built, name) = program.binary(&optimized.join(&pgo.host).join("release"));
+    let dist = pgo.root.join("target/dist");
     std::fs::create_dir_all(&dist).context("creating target/dist")?;
     std::fs::copy(&built, dist.join(name))
         .with_context(|| format!("copying {} to target/dist", built.display()))?;
@@ -119,25 +145,24 @@ fn build_training_policy(root: &Path) -> anyhow::Result<()> {
     status(policy, "cargo build (plugins/cost-router)")
 }
 
-/// Build `programs` of the `switchyard` package with the release profile for `host` into
+/// Build `programs` of the `switchyard` package with the release profile for the host into
 /// `target_dir`, with `rustflags`.
 ///
 /// Naming the target keeps the flags off build scripts and procedural macros, which the
 /// profile does not cover.
 fn build(
-    root: &Path,
-    host: &str,
+    pgo: &Pgo,
     target_dir: &Path,
-    programs: &[&Program],
+    programs: &[Program],
     rustflags: &str,
 ) -> anyhow::Result<()> {
-    let mut build = cargo(root);
+    let mut build = cargo(pgo.root);
     build.args(["build", "--release", "--package", "switchyard"]);
     for program in programs {
-        build.args(program.target);
+        build.args(program.cargo_target());
     }
     build
-        .args(["--target", host])
+        .args(["--target", &pgo.host])
         .arg("--target-dir")
         .arg(target_dir)
         .env("RUSTFLAGS", rustflags);
