@@ -50,11 +50,16 @@ impl Program {
         }
     }
 
-    /// Its binary in the `release` folder of a build, and the name it gets in `target/dist`.
-    fn binary(self, release: &Path) -> (PathBuf, &'static str) {
+    /// Its binary's name, which it keeps in `target/dist`.
+    fn binary_name(self) -> &'static str {
+        self.cargo_target()[1]
+    }
+
+    /// Its binary in the `release` folder of a build.
+    fn binary(self, release: &Path) -> PathBuf {
         match self {
-            Program::Proxy => (release.join("switchyard"), "switchyard"),
-            Program::Floor => (release.join("examples/bare_proxy"), "bare_proxy"),
+            Program::Proxy => release.join(self.binary_name()),
+            Program::Floor => release.join("examples").join(self.binary_name()),
         }
     }
 
@@ -62,7 +67,7 @@ impl Program {
     fn training(self, root: &Path, release: &Path) -> Command {
         let mut train = Command::new("python3");
         train.arg(root.join("xtask/pgo_train.py"));
-        let (binary, _) = self.binary(release);
+        let binary = self.binary(release);
         match self {
             Program::Proxy => train
                 .arg(binary)
@@ -127,12 +132,13 @@ fn optimize(pgo: &Pgo, program: Program, raw: &Path) -> anyhow::Result<()> {
     let flag = format!("-Cprofile-use={}", merged.display());
     let optimized = pgo.dir.join(program.name());
     build(pgo, &optimized, &[program], &flag)?;
-    let (built, name) = program.binary(&optimized.join(&pgo.host).join("release"));
+    let built = program.binary(&optimized.join(&pgo.host).join("release"));
     let dist = pgo.root.join("target/dist");
     std::fs::create_dir_all(&dist).context("creating target/dist")?;
-    std::fs::copy(&built, dist.join(name))
+    let copy = dist.join(program.binary_name());
+    std::fs::copy(&built, &copy)
         .with_context(|| format!("copying {} to target/dist", built.display()))?;
-    println!("built {}", dist.join(name).display());
+    println!("built {}", copy.display());
     Ok(())
 }
 
