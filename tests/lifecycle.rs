@@ -423,6 +423,26 @@ async fn policy_files_are_watched_when_the_config_is_named_without_a_folder() {
     );
 }
 
+/// Reading a policy file is not changing it. notify reports opens and reads too; taken for
+/// changes, the proxy's own read of its file set off the next one, a debounce later, for as long
+/// as it ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_file_that_is_only_read_is_not_read_again() {
+    let versions = Versions::read();
+    let (_dir, file, config) = setup(&versions.scripted);
+    let proxy = start(&config);
+    let before = proxy.bytes_read();
+    std::fs::read(&file).unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let read = proxy.bytes_read() - before;
+    assert!(
+        read < versions.scripted.len() as u64,
+        "an idle proxy read {read} bytes after its {}-byte policy file was only read",
+        versions.scripted.len()
+    );
+    assert_eq!(proxy.count_log_lines(&["refused"]), 0, "{}", proxy.logs());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_half_written_file_never_goes_live() {
     use std::io::Write;

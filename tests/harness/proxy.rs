@@ -515,6 +515,17 @@ impl Proxy {
             .expect("VmHWM in /proc status")
     }
 
+    /// The bytes the proxy has read so far, from files and sockets alike (`rchar` of
+    /// `/proc/PID/io`).
+    pub fn bytes_read(&self) -> u64 {
+        let io = std::fs::read_to_string(format!("/proc/{}/io", self.child.id()))
+            .expect("the proxy's /proc io");
+        io.lines()
+            .find_map(|l| l.strip_prefix("rchar:"))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("rchar in /proc io")
+    }
+
     /// How many log lines contain every one of `needles`, now.
     pub fn count_log_lines(&self, needles: &[&str]) -> usize {
         self.logs

@@ -2,7 +2,9 @@
 //! policy, and a version an automatic rollback put live is written back to its file.
 //!
 //! The folders holding policy files are watched (not the files: editors and deploy tools replace
-//! a file by renaming a new one over it). Events are debounced per path, so a file being written
+//! a file by renaming a new one over it). Only changes count: a file being opened, read or closed
+//! unwritten is not one, or the proxy's own read of a file would set off the next read, for as
+//! long as it runs ([`ChangeWatcher`]). Events are debounced per path, so a file being written
 //! is read once it has been quiet for [`DEBOUNCE`]; a file still half-written after that fails
 //! validation like any broken component and never goes live. Each changed policy is handed to
 //! [`App::policy_file_changed`]. The watched set follows the config: it is re-read whenever a new
@@ -14,8 +16,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use notify_debouncer_mini::notify::{self, RecommendedWatcher, RecursiveMode};
-use notify_debouncer_mini::{DebounceEventResult, Debouncer, new_debouncer};
+use notify_debouncer_mini::notify::event::{AccessKind, AccessMode};
+use notify_debouncer_mini::notify::{
+    self, Event, EventHandler, EventKind, RecommendedWatcher, RecursiveMode, Watcher, WatcherKind,
+};
+use notify_debouncer_mini::{Config, DebounceEventResult, Debouncer, new_debouncer_opt};
 
 use super::App;
 
@@ -24,7 +29,7 @@ pub const DEBOUNCE: Duration = Duration::from_millis(200);
 
 /// The watched folders and which policy each watched file belongs to.
 struct Watched {
-    debouncer: Debouncer<RecommendedWatcher>,
+    debouncer: Debouncer<ChangeWatcher>,
     dirs: BTreeSet<PathBuf>,
     files: HashMap<PathBuf, String>,
 }
@@ -32,9 +37,12 @@ struct Watched {
 /// Start watching the policy files of `app`'s live config, for as long as the runtime runs.
 pub fn spawn(app: Arc<App>) -> Result<(), notify::Error> {
     let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
-    let debouncer = new_debouncer(DEBOUNCE, move |result: DebounceEventResult| {
-        let _ = tx.send(result);
-    })?;
+    let debouncer = new_debouncer_opt(
+        Config::default().with_timeout(DEBOUNCE),
+        move |result: DebounceEventResult| {
+            let _ = tx.send(result);
+        },
+    )?;
     let mut watched = Watched {
         debouncer,
         dirs: BTreeSet::new(),
@@ -106,8 +114,65 @@ impl Watched {
     }
 }
 
+/// The platform's watcher, passing on changes only. notify reports a file being opened, read and
+/// closed unwritten (`EventKind::Access`), and a reload reads the file: each read would be
+/// answered by another one, a debounce later, for as long as the proxy runs.
+struct ChangeWatcher(RecommendedWatcher);
+
+impl Watcher for ChangeWatcher {
+    fn new<F: EventHandler>(mut handler: F, config: notify::Config) -> notify::Result<Self> {
+        let changes = move |event: notify::Result<Event>| {
+            if !event.as_ref().is_ok_and(is_read) {
+                handler.handle_event(event);
+            }
+        };
+        RecommendedWatcher::new(changes, config).map(Self)
+    }
+
+    fn watch(&mut self, path: &Path, mode: RecursiveMode) -> notify::Result<()> {
+        self.0.watch(path, mode)
+    }
+
+    fn unwatch(&mut self, path: &Path) -> notify::Result<()> {
+        self.0.unwatch(path)
+    }
+
+    fn kind() -> WatcherKind {
+        RecommendedWatcher::kind()
+    }
+}
+
+/// A file opened, read or closed without being written.
+fn is_read(event: &Event) -> bool {
+    matches!(event.kind, EventKind::Access(kind) if kind != AccessKind::Close(AccessMode::Write))
+}
+
 /// `path` with its folder resolved, as events name it.
 fn canonical(path: &Path) -> Option<PathBuf> {
     let dir = path.parent()?.canonicalize().ok()?;
     Some(dir.join(path.file_name()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notify::event::{CreateKind, DataChange, ModifyKind};
+
+    #[test]
+    fn reads_are_not_changes_and_writes_are() {
+        let kinds = [
+            (EventKind::Access(AccessKind::Open(AccessMode::Any)), true),
+            (EventKind::Access(AccessKind::Read), true),
+            (EventKind::Access(AccessKind::Close(AccessMode::Read)), true),
+            (
+                EventKind::Access(AccessKind::Close(AccessMode::Write)),
+                false,
+            ),
+            (EventKind::Modify(ModifyKind::Data(DataChange::Any)), false),
+            (EventKind::Create(CreateKind::File), false),
+        ];
+        for (kind, read) in kinds {
+            assert_eq!(is_read(&Event::new(kind)), read, "{kind:?}");
+        }
+    }
 }
