@@ -3,6 +3,7 @@
 //! systemd unit, the training load of `cargo xtask dist`) agrees with the proxy.
 
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::sync::Arc;
 
 use switchyard::config::Config;
@@ -212,7 +213,10 @@ fn the_packaging_files_name_paths_that_exist() {
 /// Otherwise the optimized build would be tuned to paths that no longer serve those requests.
 #[test]
 fn the_dist_training_load_is_answered_as_it_expects() {
-    let stdout = training_load(&[proxy_binary(), policy_wasm("cost_router")]);
+    let stdout = training_load(&[
+        proxy_binary().as_os_str(),
+        policy_wasm("cost_router").as_os_str(),
+    ]);
     for kind in [
         "chat, streamed: 200",
         "anthropic, streamed: 200",
@@ -228,7 +232,7 @@ fn the_dist_training_load_is_answered_as_it_expects() {
 /// an instrumented build writes its profile.
 #[test]
 fn the_floor_training_load_is_answered_in_every_mode() {
-    let stdout = training_load(&["--floor".into(), floor_binary()]);
+    let stdout = training_load(&[OsStr::new("--floor"), floor_binary().as_os_str()]);
     for mode in ["hyper-hyper", "axum-hyper", "hyper-reqwest", "axum-reqwest"] {
         let answered = format!(" {mode}\n  chat: 200: ");
         assert!(stdout.contains(&answered), "{mode} unanswered:\n{stdout}");
@@ -236,7 +240,7 @@ fn the_floor_training_load_is_answered_in_every_mode() {
 }
 
 /// Run `xtask/pgo_train.py ARGS 2` (two seconds of load); what it printed, once it succeeded.
-fn training_load(args: &[std::path::PathBuf]) -> String {
+fn training_load(args: &[&OsStr]) -> String {
     let out = std::process::Command::new("python3")
         .arg(workspace_root().join("xtask/pgo_train.py"))
         .args(args)

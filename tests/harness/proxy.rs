@@ -506,24 +506,23 @@ impl Proxy {
 
     /// The proxy's peak resident memory so far (`VmHWM`), in KiB.
     pub fn peak_rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("the proxy's /proc status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .expect("VmHWM in /proc status")
+        self.proc_figure("status", "VmHWM:")
     }
 
     /// The bytes the proxy has read so far, from files and sockets alike (`rchar` of
     /// `/proc/PID/io`).
     pub fn bytes_read(&self) -> u64 {
-        let io = std::fs::read_to_string(format!("/proc/{}/io", self.child.id()))
-            .expect("the proxy's /proc io");
-        io.lines()
-            .find_map(|l| l.strip_prefix("rchar:"))
-            .and_then(|v| v.trim().parse().ok())
-            .expect("rchar in /proc io")
+        self.proc_figure("io", "rchar:")
+    }
+
+    /// The number after `key` in the proxy's `/proc/PID/FILE` (a unit after it is left off).
+    fn proc_figure(&self, file: &str, key: &str) -> u64 {
+        let text = std::fs::read_to_string(format!("/proc/{}/{file}", self.child.id()))
+            .unwrap_or_else(|e| panic!("the proxy's /proc {file}: {e}"));
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("{key} in /proc {file}"))
     }
 
     /// How many log lines contain every one of `needles`, now.

@@ -85,11 +85,10 @@ pub fn dist(root: &Path, floor: bool) -> anyhow::Result<()> {
     let host = rustc_host()?;
     let pgo = Pgo {
         root,
-        dir: root.join("target/pgo"),
         profdata: llvm_profdata(&host)?,
         host,
     };
-    let profiles = pgo.dir.join("profiles");
+    let profiles = pgo.dir().join("profiles");
     if profiles.exists() {
         std::fs::remove_dir_all(&profiles)
             .with_context(|| format!("removing the old profiles in {}", profiles.display()))?;
@@ -99,7 +98,7 @@ pub fn dist(root: &Path, floor: bool) -> anyhow::Result<()> {
     } else {
         &[Program::Proxy]
     };
-    let instrumented = pgo.dir.join("instrumented");
+    let instrumented = pgo.dir().join("instrumented");
     let flag = format!("-Cprofile-generate={}", profiles.display());
     build(&pgo, &instrumented, programs, &flag)?;
     let release = instrumented.join(&pgo.host).join("release");
@@ -116,21 +115,26 @@ pub fn dist(root: &Path, floor: bool) -> anyhow::Result<()> {
 /// Where `dist` builds, for which host, with which `llvm-profdata`.
 struct Pgo<'a> {
     root: &'a Path,
-    /// `target/pgo`.
-    dir: PathBuf,
     host: String,
     profdata: PathBuf,
+}
+
+impl Pgo<'_> {
+    /// `target/pgo`.
+    fn dir(&self) -> PathBuf {
+        self.root.join("target/pgo")
+    }
 }
 
 /// Merge `program`'s raw profiles in `raw`, build it again with them, and copy the result to
 /// `target/dist/`.
 fn optimize(pgo: &Pgo, program: Program, raw: &Path) -> anyhow::Result<()> {
-    let merged = pgo.dir.join(format!("{}.profdata", program.name()));
+    let merged = pgo.dir().join(format!("{}.profdata", program.name()));
     let mut merge = Command::new(&pgo.profdata);
     merge.arg("merge").arg("-o").arg(&merged).arg(raw);
     status(merge, "llvm-profdata merge")?;
     let flag = format!("-Cprofile-use={}", merged.display());
-    let optimized = pgo.dir.join(program.name());
+    let optimized = pgo.dir().join(program.name());
     build(pgo, &optimized, &[program], &flag)?;
     let built = program.binary(&optimized.join(&pgo.host).join("release"));
     let dist = pgo.root.join("target/dist");
