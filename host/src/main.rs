@@ -242,32 +242,36 @@ enum PolicyCommand {
     },
     /// Run a candidate component over decisions the proxy recorded (`[decision_log]`) and report
     /// how many change, a sample of them, and the estimated cost difference.
-    Replay {
-        /// The candidate component (`.wasm`).
-        wasm: PathBuf,
-        /// The decision log (JSON lines).
-        #[arg(long)]
-        log: PathBuf,
-        /// How many changed decisions to show.
-        #[arg(long, default_value_t = 10)]
-        sample: usize,
-        /// A proxy config whose policy entry (`--policy`, or the one for the same file) sets the
-        /// limits.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Replay only the decisions of this policy (by name); default, the config entry's, else
-        /// every decision in the log.
-        #[arg(long)]
-        policy: Option<String>,
-        /// Replay only the decisions of this team.
-        #[arg(long)]
-        team: Option<String>,
-        #[command(flatten)]
-        limits: Limits,
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
-    },
+    Replay(ReplayArgs),
+}
+
+/// What `policy replay` replays, and against which limits.
+#[derive(clap::Args)]
+struct ReplayArgs {
+    /// The candidate component (`.wasm`).
+    wasm: PathBuf,
+    /// The decision log (JSON lines).
+    #[arg(long)]
+    log: PathBuf,
+    /// How many changed decisions to show.
+    #[arg(long, default_value_t = 10)]
+    sample: usize,
+    /// A proxy config whose policy entry (`--policy`, or the one for the same file) sets the
+    /// limits.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Replay only the decisions of this policy (by name); default, the config entry's, else
+    /// every decision in the log.
+    #[arg(long)]
+    policy: Option<String>,
+    /// Replay only the decisions of this team.
+    #[arg(long)]
+    team: Option<String>,
+    #[command(flatten)]
+    limits: Limits,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Where `policy test` takes the catalog and limits from.
@@ -388,211 +392,266 @@ impl Loaded {
     }
 }
 
+/// What a `policy` or `fleet` command writes to and waits on: standard output with its colours,
+/// and a runtime for the calls it makes.
+struct Terminal {
+    out: std::io::StdoutLock<'static>,
+    palette: report::Palette,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Terminal {
+    fn new() -> anyhow::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        let stdout = std::io::stdout();
+        Ok(Self {
+            palette: palette(&stdout),
+            out: stdout.lock(),
+            runtime,
+        })
+    }
+}
+
 /// Run a `switchyard policy` command; exit 1 when a check or a case fails.
 fn policy_command(command: PolicyCommand) -> anyhow::Result<()> {
-    let stdout = std::io::stdout();
-    let palette = palette(&stdout);
-    let mut out = stdout.lock();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let mut term = Terminal::new()?;
     let passed = match command {
-        PolicyCommand::New { name, dir, sdk } => {
-            let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
-            let sdk = match sdk {
-                Some(path) => scaffold::SdkSource::Path(
-                    std::fs::canonicalize(&path)
-                        .with_context(|| format!("cannot find the SDK at {}", path.display()))?,
-                ),
-                None => scaffold::SdkSource::Bundled,
-            };
-            scaffold::create(&dir, &name, &sdk)?;
-            let dir = dir.display();
-            println!("created policy `{name}` in {dir}; next:");
-            println!("  cd {dir} && cargo test");
-            println!("  cargo build --target wasm32-wasip2 --release");
-            println!(
-                "  switchyard policy test target/wasm32-wasip2/release/{}.wasm --cases cases.jsonl --catalog catalog.json",
-                name.replace('-', "_")
-            );
-            true
-        }
+        PolicyCommand::New { name, dir, sdk } => new_policy(&name, dir, sdk).map(|()| true),
         PolicyCommand::Push {
             wasm,
             reference,
             plain_http,
-        } => {
-            let settings = authoring::settings_for(&wasm, None, LimitOverrides::default())?;
-            authoring::load(&wasm, settings, &EngineConfig::default(), &ProcessEnv)?;
-            let component =
-                std::fs::read(&wasm).with_context(|| format!("cannot read {}", wasm.display()))?;
-            let access = if plain_http {
-                registry::Access::plain_http()
-            } else {
-                registry::Access::default()
-            };
-            let digest = runtime
-                .block_on(registry::push(&reference, &component, &access, &ProcessEnv))
-                .with_context(|| format!("cannot push {} to {reference}", wasm.display()))?;
-            writeln!(out, "{digest}")?;
-            true
-        }
+        } => push(&mut term, &wasm, &reference, plain_http).map(|()| true),
         PolicyCommand::Pull {
             reference,
-            out: file,
+            out,
             plain_http,
-        } => {
-            let access = if plain_http {
-                registry::Access::plain_http()
-            } else {
-                registry::Access::default()
-            };
-            let pulled = runtime
-                .block_on(registry::pull(&reference, &access, &ProcessEnv))
-                .with_context(|| format!("cannot pull {reference}"))?;
-            std::fs::write(&file, &pulled.component)
-                .with_context(|| format!("cannot write {}", file.display()))?;
-            writeln!(out, "{}", pulled.digest)?;
-            true
-        }
+        } => pull(&mut term, &reference, &out, plain_http).map(|()| true),
         PolicyCommand::Deploy {
             name,
             reference,
             admin,
-        } => {
-            let answer = runtime.block_on(admin.client()?.deploy(&name, &reference))?;
-            let whom = match answer.status.as_str() {
-                "live" => "live on this replica",
-                _ => "recorded; every replica fetches, checks and activates it",
-            };
-            writeln!(out, "{}", answer.digest)?;
-            eprintln!("{name}: {} {whom}", answer.reference);
-            if let Some(previous) = answer.previous {
-                eprintln!("to roll back: switchyard policy deploy {name} {previous}");
-            }
-            true
-        }
-        PolicyCommand::Rollout { name, action } => {
-            rollout(&runtime, &mut out, palette, &name, action)?;
-            true
-        }
-        PolicyCommand::Check { wasm, json } => {
-            let settings = authoring::settings_for(&wasm, None, LimitOverrides::default())?;
-            match authoring::load(&wasm, settings, &EngineConfig::default(), &ProcessEnv) {
-                Ok(policy) => {
-                    let size = std::fs::metadata(&wasm).map_or(0, |m| m.len());
-                    let described = authoring::check::describe(&policy, size);
-                    if json {
-                        report::json(&mut out, &described)?;
-                    } else {
-                        report::check(&mut out, &described, palette)?;
-                    }
-                    true
-                }
-                Err(authoring::ToolError::Policy { path, source }) => {
-                    let message = format!("{} would be refused: {source}", path.display());
-                    if json {
-                        let refused = serde_json::json!({
-                            "path": path, "refused": {"kind": source.kind(), "message": message}
-                        });
-                        report::json(&mut out, &refused)?;
-                    } else {
-                        eprintln!("{message}");
-                    }
-                    false
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+        } => deploy(&mut term, &name, &reference, &admin).map(|()| true),
+        PolicyCommand::Rollout { name, action } => rollout(&mut term, &name, action).map(|()| true),
+        PolicyCommand::Check { wasm, json } => check(&mut term, &wasm, json),
         PolicyCommand::Test {
             wasm,
             cases,
             setup,
             json,
-        } => {
-            let cases = switchyard::policy::cases::load(&cases).map_err(anyhow::Error::msg)?;
-            let loaded = Loaded::new(
-                &wasm,
-                setup.config.as_deref(),
-                setup.policy.as_deref(),
-                &setup.limits,
-            )?;
-            let catalogs = match (setup.catalog, loaded.config) {
-                (Some(path), _) => CatalogSource::File(path),
-                (None, Some(config)) => CatalogSource::Config(Box::new(config)),
-                (None, None) => bail!("say where the catalog comes from: --catalog or --config"),
-            };
-            // Cases without a team run for `--team`, else for every team bound to the policy.
-            let teams = match (setup.team, &loaded.entry) {
-                (Some(team), _) => vec![team],
-                (None, Some(name)) => catalogs.teams_of(name),
-                (None, None) => Vec::new(),
-            };
-            let results = runtime.block_on(authoring::cases::run(
-                &loaded.policy,
-                &cases,
-                &catalogs,
-                &teams,
-            ));
-            if json {
-                report::json(&mut out, &results)?;
-            } else {
-                report::cases(&mut out, &results, palette)?;
-            }
-            results.iter().all(|r| r.passed)
-        }
-        PolicyCommand::Replay {
-            wasm,
-            log,
-            sample,
-            config,
-            policy,
-            team,
-            limits,
-            json,
-        } => {
-            let loaded = Loaded::new(&wasm, config.as_deref(), policy.as_deref(), &limits)?;
-            let (records, cut) = authoring::replay::load(&log)?;
-            if cut > 0 {
-                eprintln!(
-                    "note: the last line of {} was cut short and is left out",
-                    log.display()
-                );
-            }
-            let filter = authoring::replay::Filter {
-                policy: policy.or(loaded.entry),
-                team,
-            };
-            let replayed = runtime.block_on(authoring::replay::run(
-                &loaded.policy,
-                &records,
-                &filter,
-                sample,
-            ));
-            if json {
-                report::json(&mut out, &replayed)?;
-            } else {
-                report::replay(&mut out, &replayed, palette)?;
-            }
-            true
-        }
-    };
+        } => test_cases(&mut term, &wasm, &cases, setup, json),
+        PolicyCommand::Replay(args) => replay(&mut term, args).map(|()| true),
+    }?;
     if !passed {
         std::process::exit(1);
     }
     Ok(())
 }
 
-/// `policy rollout NAME ACTION`, through the admin API.
-fn rollout(
-    runtime: &tokio::runtime::Runtime,
-    out: &mut dyn Write,
-    palette: report::Palette,
-    name: &str,
-    action: RolloutAction,
+/// `policy new NAME`: scaffold a policy crate, and say what to run next.
+fn new_policy(name: &str, dir: Option<PathBuf>, sdk: Option<PathBuf>) -> anyhow::Result<()> {
+    let dir = dir.unwrap_or_else(|| PathBuf::from(name));
+    let sdk = match sdk {
+        Some(path) => scaffold::SdkSource::Path(
+            std::fs::canonicalize(&path)
+                .with_context(|| format!("cannot find the SDK at {}", path.display()))?,
+        ),
+        None => scaffold::SdkSource::Bundled,
+    };
+    scaffold::create(&dir, name, &sdk)?;
+    let dir = dir.display();
+    println!("created policy `{name}` in {dir}; next:");
+    println!("  cd {dir} && cargo test");
+    println!("  cargo build --target wasm32-wasip2 --release");
+    println!(
+        "  switchyard policy test target/wasm32-wasip2/release/{}.wasm --cases cases.jsonl --catalog catalog.json",
+        name.replace('-', "_")
+    );
+    Ok(())
+}
+
+/// How to reach a registry: over plain HTTP when asked to, else HTTPS.
+fn access(plain_http: bool) -> registry::Access {
+    if plain_http {
+        registry::Access::plain_http()
+    } else {
+        registry::Access::default()
+    }
+}
+
+/// `policy push WASM REFERENCE`: check the component as the proxy would, push it, print its
+/// digest.
+fn push(
+    term: &mut Terminal,
+    wasm: &std::path::Path,
+    reference: &str,
+    plain_http: bool,
 ) -> anyhow::Result<()> {
+    let settings = authoring::settings_for(wasm, None, LimitOverrides::default())?;
+    authoring::load(wasm, settings, &EngineConfig::default(), &ProcessEnv)?;
+    let component =
+        std::fs::read(wasm).with_context(|| format!("cannot read {}", wasm.display()))?;
+    let digest = term
+        .runtime
+        .block_on(registry::push(
+            reference,
+            &component,
+            &access(plain_http),
+            &ProcessEnv,
+        ))
+        .with_context(|| format!("cannot push {} to {reference}", wasm.display()))?;
+    Ok(writeln!(term.out, "{digest}")?)
+}
+
+/// `policy pull REFERENCE --out FILE`: write the verified component, print its digest.
+fn pull(
+    term: &mut Terminal,
+    reference: &str,
+    file: &std::path::Path,
+    plain_http: bool,
+) -> anyhow::Result<()> {
+    let pulled = term
+        .runtime
+        .block_on(registry::pull(reference, &access(plain_http), &ProcessEnv))
+        .with_context(|| format!("cannot pull {reference}"))?;
+    std::fs::write(file, &pulled.component)
+        .with_context(|| format!("cannot write {}", file.display()))?;
+    Ok(writeln!(term.out, "{}", pulled.digest)?)
+}
+
+/// `policy deploy NAME REFERENCE`, through the admin API: print the digest, and on stderr what
+/// became of it and how to roll it back.
+fn deploy(
+    term: &mut Terminal,
+    name: &str,
+    reference: &str,
+    admin: &AdminArgs,
+) -> anyhow::Result<()> {
+    let answer = term
+        .runtime
+        .block_on(admin.client()?.deploy(name, reference))?;
+    let whom = match answer.status.as_str() {
+        "live" => "live on this replica",
+        _ => "recorded; every replica fetches, checks and activates it",
+    };
+    writeln!(term.out, "{}", answer.digest)?;
+    eprintln!("{name}: {} {whom}", answer.reference);
+    if let Some(previous) = answer.previous {
+        eprintln!("to roll back: switchyard policy deploy {name} {previous}");
+    }
+    Ok(())
+}
+
+/// `policy check WASM`: describe the component, or say why the proxy would refuse it (false).
+fn check(term: &mut Terminal, wasm: &std::path::Path, json: bool) -> anyhow::Result<bool> {
+    let settings = authoring::settings_for(wasm, None, LimitOverrides::default())?;
+    match authoring::load(wasm, settings, &EngineConfig::default(), &ProcessEnv) {
+        Ok(policy) => {
+            let size = std::fs::metadata(wasm).map_or(0, |m| m.len());
+            let described = authoring::check::describe(&policy, size);
+            if json {
+                report::json(&mut term.out, &described)?;
+            } else {
+                report::check(&mut term.out, &described, term.palette)?;
+            }
+            Ok(true)
+        }
+        Err(authoring::ToolError::Policy { path, source }) => {
+            let message = format!("{} would be refused: {source}", path.display());
+            if json {
+                let refused = serde_json::json!({
+                    "path": path, "refused": {"kind": source.kind(), "message": message}
+                });
+                report::json(&mut term.out, &refused)?;
+            } else {
+                eprintln!("{message}");
+            }
+            Ok(false)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `policy test WASM --cases FILE`: run the cases; false when one fails.
+fn test_cases(
+    term: &mut Terminal,
+    wasm: &std::path::Path,
+    cases: &std::path::Path,
+    setup: Setup,
+    json: bool,
+) -> anyhow::Result<bool> {
+    let cases = switchyard::policy::cases::load(cases).map_err(anyhow::Error::msg)?;
+    let loaded = Loaded::new(
+        wasm,
+        setup.config.as_deref(),
+        setup.policy.as_deref(),
+        &setup.limits,
+    )?;
+    let catalogs = match (setup.catalog, loaded.config) {
+        (Some(path), _) => CatalogSource::File(path),
+        (None, Some(config)) => CatalogSource::Config(Box::new(config)),
+        (None, None) => bail!("say where the catalog comes from: --catalog or --config"),
+    };
+    // Cases without a team run for `--team`, else for every team bound to the policy.
+    let teams = match (setup.team, &loaded.entry) {
+        (Some(team), _) => vec![team],
+        (None, Some(name)) => catalogs.teams_of(name),
+        (None, None) => Vec::new(),
+    };
+    let results = term.runtime.block_on(authoring::cases::run(
+        &loaded.policy,
+        &cases,
+        &catalogs,
+        &teams,
+    ));
+    if json {
+        report::json(&mut term.out, &results)?;
+    } else {
+        report::cases(&mut term.out, &results, term.palette)?;
+    }
+    Ok(results.iter().all(|r| r.passed))
+}
+
+/// `policy replay WASM --log FILE`: how the candidate would have decided the logged requests.
+fn replay(term: &mut Terminal, args: ReplayArgs) -> anyhow::Result<()> {
+    let loaded = Loaded::new(
+        &args.wasm,
+        args.config.as_deref(),
+        args.policy.as_deref(),
+        &args.limits,
+    )?;
+    let (records, cut) = authoring::replay::load(&args.log)?;
+    if cut > 0 {
+        eprintln!(
+            "note: the last line of {} was cut short and is left out",
+            args.log.display()
+        );
+    }
+    let filter = authoring::replay::Filter {
+        policy: args.policy.or(loaded.entry),
+        team: args.team,
+    };
+    let replayed = term.runtime.block_on(authoring::replay::run(
+        &loaded.policy,
+        &records,
+        &filter,
+        args.sample,
+    ));
+    if args.json {
+        report::json(&mut term.out, &replayed)?;
+    } else {
+        report::replay(&mut term.out, &replayed, term.palette)?;
+    }
+    Ok(())
+}
+
+/// `policy rollout NAME ACTION`, through the admin API.
+fn rollout(term: &mut Terminal, name: &str, action: RolloutAction) -> anyhow::Result<()> {
     let client = action.admin().client()?;
+    let runtime = &term.runtime;
     let status = match action {
         RolloutAction::Start {
             source,
@@ -623,12 +682,12 @@ fn rollout(
         }
         RolloutAction::Status { json: true, .. } => {
             let status = runtime.block_on(client.candidate(name))?;
-            return Ok(report::json(out, &status)?);
+            return Ok(report::json(&mut term.out, &status)?);
         }
         RolloutAction::Status { json: false, .. } => runtime.block_on(client.candidate(name))?,
         RolloutAction::Promote { .. } => {
             let live = runtime.block_on(client.promote_candidate(name))?;
-            writeln!(out, "{name}: {} live", report::safe(&live.version))?;
+            writeln!(term.out, "{name}: {} live", report::safe(&live.version))?;
             if let Some(warning) = live.warning {
                 eprintln!("warning: {}", report::safe(&warning));
             }
@@ -636,7 +695,7 @@ fn rollout(
         }
         RolloutAction::Abort { .. } => runtime.block_on(client.abort_candidate(name))?,
     };
-    Ok(report::rollout(out, &status, palette)?)
+    Ok(report::rollout(&mut term.out, &status, term.palette)?)
 }
 
 /// A percentage, `5` or `5%`.
@@ -654,20 +713,15 @@ fn palette(stdout: &std::io::Stdout) -> report::Palette {
     )
 }
 
+/// Run a `switchyard fleet` command.
 fn fleet_command(command: FleetCommand) -> anyhow::Result<()> {
     let FleetCommand::Status { admin, json } = command;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let status = runtime.block_on(admin.client()?.fleet())?;
-    let stdout = std::io::stdout();
-    let palette = palette(&stdout);
-    let mut out = stdout.lock();
+    let mut term = Terminal::new()?;
+    let status = term.runtime.block_on(admin.client()?.fleet())?;
     if json {
-        report::json(&mut out, &status)?;
+        report::json(&mut term.out, &status)?;
     } else {
-        report::fleet(&mut out, &status, palette)?;
+        report::fleet(&mut term.out, &status, term.palette)?;
     }
     Ok(())
 }
