@@ -584,6 +584,60 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_budget_rate_limit_key_or_model_list_is_named_by_its_field() {
+        let with = |extra: &str| {
+            MINIMAL.replace(
+                "fallback = [\"m\"]",
+                &format!("fallback = [\"m\"]\n{extra}"),
+            )
+        };
+        for (extra, expected) in [
+            (
+                "[teams.budget]\nusd = 0",
+                "`teams[0].budget.usd`: must be a finite number of dollars greater than 0",
+            ),
+            (
+                "[teams.budget]\nusd = 5\nwindow = \"0s\"",
+                "`teams[0].budget.window`: must be between 1s and 366d",
+            ),
+            (
+                "[teams.budget]\nusd = 5\nover = \"downgrade\"",
+                "`teams[0].budget.downgrade`: needs at least one model when over is \"downgrade\"",
+            ),
+            (
+                "[teams.budget]\nusd = 5\ndowngrade = [\"m\"]",
+                "`teams[0].budget.downgrade`: is only used when over is \"downgrade\"",
+            ),
+            // The route is checked before the rule for when it is used.
+            (
+                "[teams.budget]\nusd = 5\ndowngrade = [\"x\"]",
+                "`teams[0].budget.downgrade[0]`: no model `x` in the catalog",
+            ),
+            (
+                "[teams.rate_limit]\ntokens_per_minute = 0",
+                "`teams[0].rate_limit.tokens_per_minute`: must be greater than 0",
+            ),
+            (
+                "keys = [\"short\"]",
+                "`teams[0].keys[0]`: must be at least 8 characters without spaces",
+            ),
+            (
+                "models = []",
+                "`teams[0].models`: must allow at least one model",
+            ),
+            (
+                "models = [\"x\"]",
+                "`teams[0].models[0]`: no model `x` in the catalog",
+            ),
+        ] {
+            let e = error_of(&with(extra));
+            assert!(e.contains(expected), "{extra}: {e}");
+        }
+        let good = with("[teams.budget]\nusd = 5\nover = \"downgrade\"\ndowngrade = [\"n\"]");
+        assert!(Config::parse(&good, Path::new("t")).is_ok(), "{good}");
+    }
+
+    #[test]
     fn teams_are_checked_against_policies_models_and_each_other() {
         let e = error_of(&MINIMAL.replace("policy = \"p\"", "policy = \"q\""));
         assert!(e.contains("`teams[0].policy`: no policy named `q`"), "{e}");

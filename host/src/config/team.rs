@@ -158,132 +158,23 @@ pub(super) fn validate_teams(
     let mut names = HashSet::new();
     // Which team each key (as a digest or a plain key) belongs to, to refuse a key shared by two.
     let mut keys: HashMap<String, &str> = HashMap::new();
-    for (i, team) in teams.iter().enumerate() {
-        let field = |name: &str| format!("teams[{i}].{name}");
+    for (index, team) in teams.iter().enumerate() {
+        let check = TeamCheck {
+            index,
+            team,
+            models,
+        };
         if team.name.trim().is_empty() {
-            return Err(Invalid::new(field("name"), "must not be empty"));
+            return Err(Invalid::new(check.field("name"), "must not be empty"));
         }
         if !names.insert(team.name.as_str()) {
             return Err(Invalid::new(
-                field("name"),
+                check.field("name"),
                 format!("duplicate team `{}`", team.name),
             ));
         }
-        if !policies.contains(team.policy.as_str()) {
-            return Err(Invalid::new(
-                field("policy"),
-                format!("no policy named `{}`", team.policy),
-            ));
-        }
-        if let Some(allowed) = &team.models {
-            if allowed.is_empty() {
-                return Err(Invalid::new(
-                    field("models"),
-                    "must allow at least one model (leave it out to allow the whole catalog)",
-                ));
-            }
-            for (j, id) in allowed.iter().enumerate() {
-                if !models.contains(id.as_str()) {
-                    return Err(Invalid::new(
-                        field(&format!("models[{j}]")),
-                        format!("no model `{id}` in the catalog"),
-                    ));
-                }
-            }
-        }
-        let check_route = |name: &str, route: &[String]| {
-            for (j, id) in route.iter().enumerate() {
-                let allowed = match &team.models {
-                    Some(list) => list.iter().any(|m| m == id),
-                    None => models.contains(id.as_str()),
-                };
-                if !allowed {
-                    let message = if models.contains(id.as_str()) {
-                        format!("model `{id}` is not in the team's `models`")
-                    } else {
-                        format!("no model `{id}` in the catalog")
-                    };
-                    return Err(Invalid::new(field(&format!("{name}[{j}]")), message));
-                }
-            }
-            Ok(())
-        };
-        check_route("fallback", &team.fallback)?;
-        if let Some(rate) = &team.rate_limit {
-            for (name, value) in [
-                ("requests_per_minute", rate.requests_per_minute),
-                ("tokens_per_minute", rate.tokens_per_minute),
-            ] {
-                if value == Some(0) {
-                    return Err(Invalid::new(
-                        field(&format!("rate_limit.{name}")),
-                        "must be greater than 0 (leave it out for no limit)",
-                    ));
-                }
-            }
-        }
-        if let Some(budget) = &team.budget {
-            if !budget.usd.is_finite() || budget.usd <= 0.0 {
-                return Err(Invalid::new(
-                    field("budget.usd"),
-                    "must be a finite number of dollars greater than 0",
-                ));
-            }
-            budget
-                .window()
-                .map_err(|e| Invalid::new(field("budget.window"), e))?;
-            check_route("budget.downgrade", &budget.downgrade)?;
-            match (budget.over, budget.downgrade.is_empty()) {
-                (OverBudget::Downgrade, true) => {
-                    return Err(Invalid::new(
-                        field("budget.downgrade"),
-                        "needs at least one model when over is \"downgrade\"",
-                    ));
-                }
-                (OverBudget::Refuse, false) => {
-                    return Err(Invalid::new(
-                        field("budget.downgrade"),
-                        "is only used when over is \"downgrade\"",
-                    ));
-                }
-                _ => {}
-            }
-        }
-        if team.on_failure == FailureMode::Fallback && team.fallback.is_empty() {
-            return Err(Invalid::new(
-                field("fallback"),
-                "needs at least one model when on_failure is \"fallback\" (the default)",
-            ));
-        }
-        for (j, key) in team.keys.iter().enumerate() {
-            if key.len() < 8 || key.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                return Err(Invalid::new(
-                    field(&format!("keys[{j}]")),
-                    "must be at least 8 characters without spaces",
-                ));
-            }
-            let digest = super::hex(&sha256(key.as_bytes()));
-            if let Some(other) = keys.insert(digest, &team.name) {
-                return Err(Invalid::new(
-                    field(&format!("keys[{j}]")),
-                    format!("this key already belongs to team `{other}`"),
-                ));
-            }
-        }
-        for (j, hex) in team.key_sha256.iter().enumerate() {
-            let Some(digest) = parse_digest(&hex.to_ascii_lowercase()) else {
-                return Err(Invalid::new(
-                    field(&format!("key_sha256[{j}]")),
-                    "must be 64 hex digits (a SHA-256 digest)",
-                ));
-            };
-            if let Some(other) = keys.insert(super::hex(&digest), &team.name) {
-                return Err(Invalid::new(
-                    field(&format!("key_sha256[{j}]")),
-                    format!("this key already belongs to team `{other}`"),
-                ));
-            }
-        }
+        check.policy_and_routes(policies)?;
+        check.claim_keys(&mut keys)?;
     }
     if let Some(team) = &auth.anonymous_team
         && !names.contains(team.as_str())
@@ -294,6 +185,153 @@ pub(super) fn validate_teams(
         ));
     }
     Ok(())
+}
+
+/// The checks of one team, the `index`th, against the catalog's `models`.
+struct TeamCheck<'a> {
+    index: usize,
+    team: &'a TeamConfig,
+    models: &'a HashSet<&'a str>,
+}
+
+impl<'a> TeamCheck<'a> {
+    /// The config's name for the team's field `name`.
+    fn field(&self, name: &str) -> String {
+        format!("teams[{}].{name}", self.index)
+    }
+
+    /// Its policy, models, fallback, rate limit and budget.
+    fn policy_and_routes(&self, policies: &HashSet<&str>) -> Result<(), Invalid> {
+        let team = self.team;
+        if !policies.contains(team.policy.as_str()) {
+            return Err(Invalid::new(
+                self.field("policy"),
+                format!("no policy named `{}`", team.policy),
+            ));
+        }
+        if let Some(allowed) = &team.models {
+            if allowed.is_empty() {
+                return Err(Invalid::new(
+                    self.field("models"),
+                    "must allow at least one model (leave it out to allow the whole catalog)",
+                ));
+            }
+            for (j, id) in allowed.iter().enumerate() {
+                if !self.models.contains(id.as_str()) {
+                    return Err(Invalid::new(
+                        self.field(&format!("models[{j}]")),
+                        format!("no model `{id}` in the catalog"),
+                    ));
+                }
+            }
+        }
+        self.route("fallback", &team.fallback)?;
+        if let Some(rate) = &team.rate_limit {
+            for (name, value) in [
+                ("requests_per_minute", rate.requests_per_minute),
+                ("tokens_per_minute", rate.tokens_per_minute),
+            ] {
+                if value == Some(0) {
+                    return Err(Invalid::new(
+                        self.field(&format!("rate_limit.{name}")),
+                        "must be greater than 0 (leave it out for no limit)",
+                    ));
+                }
+            }
+        }
+        if let Some(budget) = &team.budget {
+            self.budget(budget)?;
+        }
+        if team.on_failure == FailureMode::Fallback && team.fallback.is_empty() {
+            return Err(Invalid::new(
+                self.field("fallback"),
+                "needs at least one model when on_failure is \"fallback\" (the default)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Every model of the route `name` is one the team may use: in its `models`, or in the
+    /// catalog when it has none.
+    fn route(&self, name: &str, ids: &[String]) -> Result<(), Invalid> {
+        for (j, id) in ids.iter().enumerate() {
+            let allowed = match &self.team.models {
+                Some(list) => list.iter().any(|m| m == id),
+                None => self.models.contains(id.as_str()),
+            };
+            if !allowed {
+                let message = if self.models.contains(id.as_str()) {
+                    format!("model `{id}` is not in the team's `models`")
+                } else {
+                    format!("no model `{id}` in the catalog")
+                };
+                return Err(Invalid::new(self.field(&format!("{name}[{j}]")), message));
+            }
+        }
+        Ok(())
+    }
+
+    /// A positive amount, a window, and a downgrade route the team may use, given exactly when
+    /// going over the budget means downgrading.
+    fn budget(&self, budget: &BudgetConfig) -> Result<(), Invalid> {
+        if !budget.usd.is_finite() || budget.usd <= 0.0 {
+            return Err(Invalid::new(
+                self.field("budget.usd"),
+                "must be a finite number of dollars greater than 0",
+            ));
+        }
+        budget
+            .window()
+            .map_err(|e| Invalid::new(self.field("budget.window"), e))?;
+        self.route("budget.downgrade", &budget.downgrade)?;
+        match (budget.over, budget.downgrade.is_empty()) {
+            (OverBudget::Downgrade, true) => Err(Invalid::new(
+                self.field("budget.downgrade"),
+                "needs at least one model when over is \"downgrade\"",
+            )),
+            (OverBudget::Refuse, false) => Err(Invalid::new(
+                self.field("budget.downgrade"),
+                "is only used when over is \"downgrade\"",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Record the team's keys (plain ones by their digests, and those given as digests) in
+    /// `keys`, refusing one that is malformed or already belongs to another team.
+    fn claim_keys(&self, keys: &mut HashMap<String, &'a str>) -> Result<(), Invalid> {
+        let team = self.team;
+        for (j, key) in team.keys.iter().enumerate() {
+            if key.len() < 8 || key.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(Invalid::new(
+                    self.field(&format!("keys[{j}]")),
+                    "must be at least 8 characters without spaces",
+                ));
+            }
+            let digest = super::hex(&sha256(key.as_bytes()));
+            if let Some(other) = keys.insert(digest, &team.name) {
+                return Err(Invalid::new(
+                    self.field(&format!("keys[{j}]")),
+                    format!("this key already belongs to team `{other}`"),
+                ));
+            }
+        }
+        for (j, hex) in team.key_sha256.iter().enumerate() {
+            let Some(digest) = parse_digest(&hex.to_ascii_lowercase()) else {
+                return Err(Invalid::new(
+                    self.field(&format!("key_sha256[{j}]")),
+                    "must be 64 hex digits (a SHA-256 digest)",
+                ));
+            };
+            if let Some(other) = keys.insert(super::hex(&digest), &team.name) {
+                return Err(Invalid::new(
+                    self.field(&format!("key_sha256[{j}]")),
+                    format!("this key already belongs to team `{other}`"),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// SHA-256 of `bytes`.
