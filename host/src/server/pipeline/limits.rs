@@ -11,7 +11,7 @@
 //! `local` enforces this replica's share (each limit divided by the live replicas); the usage of
 //! what is served is settled in Redis once it is back.
 
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::context::{Exchange, RouteBy};
 use super::error::RequestError;
@@ -19,7 +19,7 @@ use crate::api::ClientRequest;
 use crate::api::translate::DEFAULT_MAX_TOKENS;
 use crate::config::{OnStateError, OverBudget};
 use crate::control::{Admission, BudgetStatus, Snapshot, Team};
-use crate::fleet::{Ask, BudgetAsk, Fleet, FleetCharge, Verdict, micros};
+use crate::fleet::{Ask, BudgetAsk, Fleet, FleetCharge, FleetError, Verdict, micros};
 
 /// What an admitted request holds against its team's limits.
 #[derive(Default)]
@@ -134,59 +134,23 @@ async fn shared(
     exchange: &mut Exchange,
     request: &ClientRequest,
 ) -> Result<Held, RequestError> {
-    let now = SystemTime::now();
-    let limits = team.rate.as_ref().map(|r| r.config());
-    let per_minute = (
-        limits.and_then(|l| l.requests_per_minute),
-        limits.and_then(|l| l.tokens_per_minute),
-    );
-    let window = team.budget.as_ref().map(|b| b.window(now));
+    let window = team.budget.as_ref().map(|b| b.window(SystemTime::now()));
     // The fleet's own id for the request: a client's `x-request-id` may repeat, and the charge
     // is settled once per id.
     let request_id = uuid::Uuid::new_v4().simple().to_string();
-    let ask = Ask {
-        team: team.name.to_string(),
-        request_id: request_id.clone(),
-        requests_per_minute: per_minute.0,
-        tokens_per_minute: per_minute.1,
-        estimated_tokens: request.estimated_input_tokens(),
-        budget: team
-            .budget
-            .as_ref()
-            .zip(window)
-            .map(|(b, (window, _))| BudgetAsk {
-                limit_micros: micros(b.limit_usd()),
-                window,
-                reserve_micros: micros(largest_cost(team, request)),
-                downgrades: b.over == OverBudget::Downgrade,
-            }),
-    };
-    let window_of = window.map(|w| w.0);
+    let ask = fleet_ask(team, request, request_id.clone(), window);
     let charge = |in_redis| {
         FleetCharge::new(
             fleet.clone(),
             &team.name,
             &request_id,
-            window_of,
-            per_minute,
+            window.map(|w| w.0),
+            (ask.requests_per_minute, ask.tokens_per_minute),
             ask.estimated_tokens,
             in_redis,
         )
     };
-    let status = |spent: u64, exhausted: bool| {
-        team.budget
-            .as_ref()
-            .zip(window)
-            .map(|(b, (_, resets_in))| BudgetStatus {
-                limit_usd: b.limit_usd(),
-                spent_usd: if exhausted {
-                    b.limit_usd().max(spent as f64 / 1e6)
-                } else {
-                    spent as f64 / 1e6
-                },
-                resets_in,
-            })
-    };
+    let status = |spent, exhausted| budget_status(team, window, spent, exhausted);
     match fleet.admit(&ask).await {
         Ok(Verdict::Admitted { spent, .. }) => Ok(Held {
             budget: status(spent, false),
@@ -213,28 +177,90 @@ async fn shared(
                 retry_after: std::time::Duration::from_secs(1),
             })
         }
-        Err(error) => {
-            tracing::warn!(request_id = %exchange.id, team = %team.name, mode = ?team.on_state_error, "the fleet's limits could not be checked: {error}");
-            let mode = match team.on_state_error {
-                OnStateError::Closed => "closed",
-                OnStateError::Open => "open",
-                OnStateError::Local => "local",
-            };
-            metrics::counter!("switchyard_fleet_state_errors_total", "team" => team.name.to_string(), "mode" => mode)
-                .increment(1);
-            match team.on_state_error {
-                OnStateError::Closed => Err(RequestError::StateUnavailable(error)),
-                OnStateError::Open => Ok(Held {
-                    budget: None,
-                    admission: None,
-                    fleet: Some(charge(false)),
-                }),
-                OnStateError::Local => {
-                    let mut held = local(team, exchange, request, Some(fleet.live_replicas()))?;
-                    held.fleet = Some(charge(false));
-                    Ok(held)
-                }
-            }
+        Err(error) => state_unavailable(fleet, team, exchange, request, error, charge),
+    }
+}
+
+/// What the fleet is asked for `request` (`request_id`) of `team`, in the budget's `window`
+/// (its number and length, and the time left in it).
+fn fleet_ask(
+    team: &Team,
+    request: &ClientRequest,
+    request_id: String,
+    window: Option<((u64, Duration), Duration)>,
+) -> Ask {
+    let limits = team.rate.as_ref().map(|r| r.config());
+    Ask {
+        team: team.name.to_string(),
+        request_id,
+        requests_per_minute: limits.and_then(|l| l.requests_per_minute),
+        tokens_per_minute: limits.and_then(|l| l.tokens_per_minute),
+        estimated_tokens: request.estimated_input_tokens(),
+        budget: team
+            .budget
+            .as_ref()
+            .zip(window)
+            .map(|(b, (window, _))| BudgetAsk {
+                limit_micros: micros(b.limit_usd()),
+                window,
+                reserve_micros: micros(largest_cost(team, request)),
+                downgrades: b.over == OverBudget::Downgrade,
+            }),
+    }
+}
+
+/// Where `team` stands against its budget, if it has one, having `spent` micro-dollars of it in
+/// `window` (all of it when `exhausted`).
+fn budget_status(
+    team: &Team,
+    window: Option<((u64, Duration), Duration)>,
+    spent: u64,
+    exhausted: bool,
+) -> Option<BudgetStatus> {
+    let spent_usd = spent as f64 / 1e6;
+    team.budget
+        .as_ref()
+        .zip(window)
+        .map(|(b, (_, resets_in))| BudgetStatus {
+            limit_usd: b.limit_usd(),
+            spent_usd: if exhausted {
+                b.limit_usd().max(spent_usd)
+            } else {
+                spent_usd
+            },
+            resets_in,
+        })
+}
+
+/// The fleet's limits could not be checked (`error`): the team's `on_state_error` decides, and
+/// what is served is charged by `charge` once the fleet's state is back.
+fn state_unavailable(
+    fleet: &Fleet,
+    team: &Team,
+    exchange: &mut Exchange,
+    request: &ClientRequest,
+    error: FleetError,
+    charge: impl Fn(bool) -> FleetCharge,
+) -> Result<Held, RequestError> {
+    tracing::warn!(request_id = %exchange.id, team = %team.name, mode = ?team.on_state_error, "the fleet's limits could not be checked: {error}");
+    let mode = match team.on_state_error {
+        OnStateError::Closed => "closed",
+        OnStateError::Open => "open",
+        OnStateError::Local => "local",
+    };
+    metrics::counter!("switchyard_fleet_state_errors_total", "team" => team.name.to_string(), "mode" => mode)
+        .increment(1);
+    match team.on_state_error {
+        OnStateError::Closed => Err(RequestError::StateUnavailable(error)),
+        OnStateError::Open => Ok(Held {
+            budget: None,
+            admission: None,
+            fleet: Some(charge(false)),
+        }),
+        OnStateError::Local => {
+            let mut held = local(team, exchange, request, Some(fleet.live_replicas()))?;
+            held.fleet = Some(charge(false));
+            Ok(held)
         }
     }
 }
