@@ -91,15 +91,7 @@ impl Provider {
         connect_timeout: Duration,
         old: Option<&Provider>,
     ) -> Result<Self, SetupError> {
-        let slots = config
-            .max_concurrency
-            .map(|limit| match old.and_then(|o| o.slots.clone()) {
-                Some(slots) if slots.limit == limit => slots,
-                _ => Slots {
-                    limit,
-                    permits: Arc::new(Semaphore::new(limit as usize)),
-                },
-            });
+        let slots = Slots::for_config(config, old);
         let invalid = |message: String| SetupError::Invalid {
             provider: config.name.clone(),
             message,
@@ -139,29 +131,7 @@ impl Provider {
             .ok_or_else(|| invalid("base_url is required".into()))?;
         let base = Url::parse(&format!("{}/", base.trim_end_matches('/')))
             .map_err(|e| invalid(format!("base_url: {e}")))?;
-        let mut headers = HeaderMap::new();
-        if let (Some(var), Some(key_header)) = (&config.api_key_env, key_header) {
-            let key =
-                env.var(var)
-                    .filter(|k| !k.is_empty())
-                    .ok_or_else(|| SetupError::MissingKey {
-                        provider: config.name.clone(),
-                        var: var.clone(),
-                    })?;
-            let mut value = HeaderValue::try_from(format!("{key_prefix}{key}"))
-                .map_err(|_| invalid(format!("the key in {var} is not a valid header value")))?;
-            value.set_sensitive(true);
-            headers.insert(HeaderName::from_static(key_header), value);
-        }
-        if config.kind == ProviderKind::Anthropic {
-            let version = config
-                .anthropic_version
-                .as_deref()
-                .unwrap_or(DEFAULT_ANTHROPIC_VERSION);
-            let version = HeaderValue::try_from(version)
-                .map_err(|_| invalid("anthropic_version is not a valid header value".into()))?;
-            headers.insert(HeaderName::from_static("anthropic-version"), version);
-        }
+        let headers = fixed_headers(config, env, key_header.map(|h| (h, key_prefix)))?;
         let client = if config.h2c {
             reqwest::Client::builder()
                 .http2_prior_knowledge()
@@ -283,6 +253,59 @@ impl Provider {
         };
         Ok(Some(url))
     }
+}
+
+impl Slots {
+    /// The concurrency limit `config` sets, if any: `old`'s slots when the limit is unchanged,
+    /// so that a reload keeps the requests in flight counted, else new ones.
+    fn for_config(config: &ProviderConfig, old: Option<&Provider>) -> Option<Self> {
+        let limit = config.max_concurrency?;
+        match old.and_then(|o| o.slots.clone()) {
+            Some(slots) if slots.limit == limit => Some(slots),
+            _ => Some(Slots {
+                limit,
+                permits: Arc::new(Semaphore::new(limit as usize)),
+            }),
+        }
+    }
+}
+
+/// The headers every request to the provider of `config` carries: its key, read from the
+/// environment, in `key` (the header and the value's prefix), marked sensitive so that it is
+/// never logged; and an Anthropic provider's API version.
+fn fixed_headers(
+    config: &ProviderConfig,
+    env: &dyn Env,
+    key: Option<(&'static str, &str)>,
+) -> Result<HeaderMap, SetupError> {
+    let invalid = |message: String| SetupError::Invalid {
+        provider: config.name.clone(),
+        message,
+    };
+    let mut headers = HeaderMap::new();
+    if let (Some(var), Some((header, prefix))) = (&config.api_key_env, key) {
+        let key = env
+            .var(var)
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| SetupError::MissingKey {
+                provider: config.name.clone(),
+                var: var.clone(),
+            })?;
+        let mut value = HeaderValue::try_from(format!("{prefix}{key}"))
+            .map_err(|_| invalid(format!("the key in {var} is not a valid header value")))?;
+        value.set_sensitive(true);
+        headers.insert(HeaderName::from_static(header), value);
+    }
+    if config.kind == ProviderKind::Anthropic {
+        let version = config
+            .anthropic_version
+            .as_deref()
+            .unwrap_or(DEFAULT_ANTHROPIC_VERSION);
+        let version = HeaderValue::try_from(version)
+            .map_err(|_| invalid("anthropic_version is not a valid header value".into()))?;
+        headers.insert(HeaderName::from_static("anthropic-version"), version);
+    }
+    Ok(headers)
 }
 
 #[cfg(test)]
