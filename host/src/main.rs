@@ -419,7 +419,9 @@ impl Terminal {
 fn policy_command(command: PolicyCommand) -> anyhow::Result<()> {
     let mut term = Terminal::new()?;
     let passed = match command {
-        PolicyCommand::New { name, dir, sdk } => new_policy(&name, dir, sdk).map(|()| true),
+        PolicyCommand::New { name, dir, sdk } => {
+            new_policy(&mut term, &name, dir, sdk).map(|()| true)
+        }
         PolicyCommand::Push {
             wasm,
             reference,
@@ -452,7 +454,12 @@ fn policy_command(command: PolicyCommand) -> anyhow::Result<()> {
 }
 
 /// `policy new NAME`: scaffold a policy crate, and say what to run next.
-fn new_policy(name: &str, dir: Option<PathBuf>, sdk: Option<PathBuf>) -> anyhow::Result<()> {
+fn new_policy(
+    term: &mut Terminal,
+    name: &str,
+    dir: Option<PathBuf>,
+    sdk: Option<PathBuf>,
+) -> anyhow::Result<()> {
     let dir = dir.unwrap_or_else(|| PathBuf::from(name));
     let sdk = match sdk {
         Some(path) => scaffold::SdkSource::Path(
@@ -463,13 +470,14 @@ fn new_policy(name: &str, dir: Option<PathBuf>, sdk: Option<PathBuf>) -> anyhow:
     };
     scaffold::create(&dir, name, &sdk)?;
     let dir = dir.display();
-    println!("created policy `{name}` in {dir}; next:");
-    println!("  cd {dir} && cargo test");
-    println!("  cargo build --target wasm32-wasip2 --release");
-    println!(
+    writeln!(term.out, "created policy `{name}` in {dir}; next:")?;
+    writeln!(term.out, "  cd {dir} && cargo test")?;
+    writeln!(term.out, "  cargo build --target wasm32-wasip2 --release")?;
+    writeln!(
+        term.out,
         "  switchyard policy test target/wasm32-wasip2/release/{}.wasm --cases cases.jsonl --catalog catalog.json",
         name.replace('-', "_")
-    );
+    )?;
     Ok(())
 }
 

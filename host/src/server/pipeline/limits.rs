@@ -21,6 +21,11 @@ use crate::config::{OnStateError, OverBudget};
 use crate::control::{Admission, BudgetStatus, Snapshot, Team};
 use crate::fleet::{Ask, BudgetAsk, Fleet, FleetCharge, FleetError, Verdict, micros};
 
+/// A budget's window now: its number and length, and the time left in it ([`Budget::window`]).
+///
+/// [`Budget::window`]: crate::control::Budget::window
+type Window = ((u64, Duration), Duration);
+
 /// What an admitted request holds against its team's limits.
 #[derive(Default)]
 pub struct Held {
@@ -181,13 +186,12 @@ async fn shared(
     }
 }
 
-/// What the fleet is asked for `request` (`request_id`) of `team`, in the budget's `window`
-/// (its number and length, and the time left in it).
+/// What the fleet is asked for `request` (`request_id`) of `team`, in the budget's `window`.
 fn fleet_ask(
     team: &Team,
     request: &ClientRequest,
     request_id: String,
-    window: Option<((u64, Duration), Duration)>,
+    window: Option<Window>,
 ) -> Ask {
     let limits = team.rate.as_ref().map(|r| r.config());
     Ask {
@@ -213,7 +217,7 @@ fn fleet_ask(
 /// `window` (all of it when `exhausted`).
 fn budget_status(
     team: &Team,
-    window: Option<((u64, Duration), Duration)>,
+    window: Option<Window>,
     spent: u64,
     exhausted: bool,
 ) -> Option<BudgetStatus> {
