@@ -4,7 +4,7 @@
 //! [`anthropic_to_gemini`]).
 //!
 //! When a client's format differs from its upstream's, the request body goes one way
-//! ([`openai_to_anthropic`], [`anthropic_to_openai`], [`from_responses`]) and the answer comes
+//! ([`openai_to_anthropic`], [`anthropic_to_openai`], [`from_responses()`]) and the answer comes
 //! back the other: a whole answer or an error body ([`answer`], [`response_answer`],
 //! [`error_body`]), or a stream one SSE event at a time ([`StreamTranslator`]). The Responses API
 //! is translated to and from chat completions, and to Anthropic's by way of them. Whatever cannot be said in the other format is refused with a 400 that
