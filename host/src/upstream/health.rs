@@ -6,9 +6,8 @@
 //! and a breaker. The breaker opens after `breaker_failures` consecutive failures, or at once for
 //! as long as a 429 or 503 asks with `Retry-After`; while open, attempts skip the model. After
 //! the cooldown it lets one attempt through as a probe: success closes it, failure opens it again.
-//! These figures fill the live fields of the catalog policies see
-//! ([`Catalog::live`](crate::control::Catalog::live)): a model whose breaker is open is
-//! `healthy: false` there. The board outlives config reloads
+//! These figures fill the live fields of the catalog policies see (`Catalog::live`, in the
+//! control layer above): a model whose breaker is open is `healthy: false` there. The board outlives config reloads
 //! (a model keeps its history), and this module touches nothing but its own counters.
 
 use std::collections::VecDeque;
