@@ -13,7 +13,7 @@ use super::check::CheckReport;
 use super::replay::ReplayReport;
 use crate::admin::client::CandidateStatus;
 use crate::fleet::Status;
-use crate::policy::candidate::{Mode, SplitReport};
+use crate::policy::candidate::{Mode, Report, SplitReport};
 
 /// Colours for people's output; all plain when off.
 #[derive(Debug, Clone, Copy)]
@@ -287,12 +287,7 @@ pub fn fleet(out: &mut dyn Write, s: &Status, p: Palette) -> io::Result<()> {
 /// `policy rollout status`, for people: the candidate beside the live version, how their
 /// decisions compare, the live -> candidate table, projected costs, failures and times.
 pub fn rollout(out: &mut dyn Write, s: &CandidateStatus, p: Palette) -> io::Result<()> {
-    let Palette {
-        pass,
-        fail,
-        dim,
-        bold,
-    } = p;
+    let Palette { dim, bold, .. } = p;
     let fleet = s
         .fleet
         .as_ref()
@@ -329,6 +324,18 @@ pub fn rollout(out: &mut dyn Write, s: &CandidateStatus, p: Palette) -> io::Resu
     if let Some(split) = split {
         return split_arms(out, split, p);
     }
+    shadow_comparison(out, r, p)
+}
+
+/// A shadow run's figures: how often the two agreed, what each would cost, the candidate's
+/// failures and times, and the live -> candidate table.
+fn shadow_comparison(out: &mut dyn Write, r: &Report, p: Palette) -> io::Result<()> {
+    let Palette {
+        pass,
+        fail,
+        dim,
+        bold,
+    } = p;
     writeln!(
         out,
         "  decisions compared  {} {dim}({} dropped: too many at once){dim:#}",

@@ -584,6 +584,38 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_base_url_is_named_by_its_field() {
+        let provider = |lines: &str| MINIMAL.replace("kind = \"echo\"", lines);
+        for (lines, expected) in [
+            (
+                "kind = \"echo\"\nbase_url = \"http://x\"",
+                "`providers[0].base_url`: is not used by kind `echo`",
+            ),
+            (
+                "kind = \"anthropic\"",
+                "`providers[0].base_url`: is required for kind `anthropic`",
+            ),
+            (
+                "kind = \"openai\"\nbase_url = \"not a url\"",
+                "`providers[0].base_url`: is not a URL: relative URL without a base",
+            ),
+            (
+                "kind = \"openai\"\nbase_url = \"ftp://x\"",
+                "`providers[0].base_url`: must be an http or https URL",
+            ),
+            (
+                "kind = \"openai\"\nbase_url = \"https://x\"\nh2c = true",
+                "`providers[0].h2c`: needs an http:// base_url",
+            ),
+        ] {
+            let e = error_of(&provider(lines));
+            assert!(e.contains(expected), "{lines}: {e}");
+        }
+        let good = provider("kind = \"openai\"\nbase_url = \"http://x\"\nh2c = true");
+        assert!(Config::parse(&good, Path::new("t")).is_ok(), "{good}");
+    }
+
+    #[test]
     fn a_bad_budget_rate_limit_key_or_model_list_is_named_by_its_field() {
         let with = |extra: &str| {
             MINIMAL.replace(

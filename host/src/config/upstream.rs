@@ -266,43 +266,7 @@ pub(super) fn validate_providers(providers: &[ProviderConfig]) -> Result<HashSet
                 "is required for kind `gemini`: the environment variable holding the API key",
             ));
         }
-        match (provider.kind, &provider.base_url) {
-            (ProviderKind::Bedrock | ProviderKind::Gemini, None) => {}
-            (ProviderKind::Echo, Some(_)) => {
-                return Err(Invalid::new(
-                    field("base_url"),
-                    "is not used by kind `echo`",
-                ));
-            }
-            (ProviderKind::Echo, None) => {}
-            (_, None) => {
-                return Err(Invalid::new(
-                    field("base_url"),
-                    format!("is required for kind `{kind}`"),
-                ));
-            }
-            (_, Some(url)) => match reqwest::Url::parse(url) {
-                Ok(u) if provider.h2c && u.scheme() != "http" => {
-                    return Err(Invalid::new(
-                        field("h2c"),
-                        "needs an http:// base_url (over https, HTTP/2 is negotiated)",
-                    ));
-                }
-                Ok(u) if matches!(u.scheme(), "http" | "https") => {}
-                Ok(_) => {
-                    return Err(Invalid::new(
-                        field("base_url"),
-                        "must be an http or https URL",
-                    ));
-                }
-                Err(e) => {
-                    return Err(Invalid::new(
-                        field("base_url"),
-                        format!("is not a URL: {e}"),
-                    ));
-                }
-            },
-        }
+        validate_base_url(provider, &field)?;
         match (provider.kind, provider.api_version.as_deref()) {
             (ProviderKind::AzureOpenai, None | Some("")) => {
                 return Err(Invalid::new(
@@ -349,6 +313,45 @@ pub(super) fn validate_providers(providers: &[ProviderConfig]) -> Result<HashSet
         }
     }
     Ok(names)
+}
+
+/// Check where a provider is reached: `echo` has no URL, `bedrock` and `gemini` may leave theirs
+/// to their defaults, every other kind needs an http(s) URL, and `h2c` needs plain http.
+fn validate_base_url(
+    provider: &ProviderConfig,
+    field: &dyn Fn(&str) -> String,
+) -> Result<(), Invalid> {
+    let kind = provider.kind.name();
+    let url = match (provider.kind, &provider.base_url) {
+        (ProviderKind::Bedrock | ProviderKind::Gemini | ProviderKind::Echo, None) => return Ok(()),
+        (ProviderKind::Echo, Some(_)) => {
+            return Err(Invalid::new(
+                field("base_url"),
+                "is not used by kind `echo`",
+            ));
+        }
+        (_, None) => {
+            return Err(Invalid::new(
+                field("base_url"),
+                format!("is required for kind `{kind}`"),
+            ));
+        }
+        (_, Some(url)) => reqwest::Url::parse(url)
+            .map_err(|e| Invalid::new(field("base_url"), format!("is not a URL: {e}")))?,
+    };
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(Invalid::new(
+            field("base_url"),
+            "must be an http or https URL",
+        ));
+    }
+    if provider.h2c && url.scheme() != "http" {
+        return Err(Invalid::new(
+            field("h2c"),
+            "needs an http:// base_url (over https, HTTP/2 is negotiated)",
+        ));
+    }
+    Ok(())
 }
 
 /// Check the fields only `bedrock` uses: its region is required and theirs alone, and it takes

@@ -118,40 +118,9 @@ pub(super) async fn plan(
         .flat_map(|o| &o.teams)
         .filter_map(|t| Some((t.name.to_string(), t.rate.clone()?)))
         .collect();
-    // The open log's writer carries over while its path stays the same.
-    let decision_log = match &config.decision_log {
-        None => None,
-        Some(settings) => Some(
-            match old.and_then(|o| o.decision_log.as_ref()) {
-                Some(log) => log.reopen(settings),
-                None => DecisionLog::open(settings).map(Arc::new),
-            }
-            .map_err(StartError::DecisionLog)?,
-        ),
-    };
-    // `[state]` needs a restart to change, so a reload keeps the fleet state it has.
-    let fleet = match (&config.state, old.and_then(|o| o.fleet.clone())) {
-        (None, _) => None,
-        (Some(_), Some(fleet)) => Some(fleet),
-        (Some(state), None) => {
-            let fleet = Fleet::new(state).map_err(StartError::Fleet)?;
-            fleet.connect().await;
-            Some(fleet)
-        }
-    };
-    // The kept responses carry over, under the new limits; a fleet keeps them in Redis.
-    let limits = Limits {
-        ttl: Duration::from_secs(config.responses.ttl_secs),
-        max_bytes: config.responses.max_mib as usize * 1024 * 1024,
-    };
-    let conversations: Arc<dyn ResponseStore> = match (old, &fleet) {
-        (Some(old), _) => {
-            old.conversations.set_limits(limits);
-            old.conversations.clone()
-        }
-        (None, Some(fleet)) => Arc::new(RedisStore::new(fleet.clone(), limits)),
-        (None, None) => Arc::new(MemoryStore::new(limits)),
-    };
+    let decision_log = decision_log(&config, old)?;
+    let fleet = fleet(&config, old).await?;
+    let conversations = conversations(&config, old, fleet.as_ref());
     Ok(Plan {
         fleet,
         conversations,
@@ -164,6 +133,56 @@ pub(super) async fn plan(
         rates,
         decision_log,
     })
+}
+
+/// The decision log: the open log's writer carries over while its path stays the same.
+fn decision_log(
+    config: &Config,
+    old: Option<&Snapshot>,
+) -> Result<Option<Arc<DecisionLog>>, StartError> {
+    let Some(settings) = &config.decision_log else {
+        return Ok(None);
+    };
+    match old.and_then(|o| o.decision_log.as_ref()) {
+        Some(log) => log.reopen(settings),
+        None => DecisionLog::open(settings).map(Arc::new),
+    }
+    .map(Some)
+    .map_err(StartError::DecisionLog)
+}
+
+/// The fleet's shared state: `[state]` needs a restart to change, so a reload keeps the fleet
+/// state it has.
+async fn fleet(config: &Config, old: Option<&Snapshot>) -> Result<Option<Arc<Fleet>>, StartError> {
+    match (&config.state, old.and_then(|o| o.fleet.clone())) {
+        (None, _) => Ok(None),
+        (Some(_), Some(fleet)) => Ok(Some(fleet)),
+        (Some(state), None) => {
+            let fleet = Fleet::new(state).map_err(StartError::Fleet)?;
+            fleet.connect().await;
+            Ok(Some(fleet))
+        }
+    }
+}
+
+/// The kept responses: they carry over, under the new limits; a fleet keeps them in Redis.
+fn conversations(
+    config: &Config,
+    old: Option<&Snapshot>,
+    fleet: Option<&Arc<Fleet>>,
+) -> Arc<dyn ResponseStore> {
+    let limits = Limits {
+        ttl: Duration::from_secs(config.responses.ttl_secs),
+        max_bytes: config.responses.max_mib as usize * 1024 * 1024,
+    };
+    match (old, fleet) {
+        (Some(old), _) => {
+            old.conversations.set_limits(limits);
+            old.conversations.clone()
+        }
+        (None, Some(fleet)) => Arc::new(RedisStore::new(fleet.clone(), limits)),
+        (None, None) => Arc::new(MemoryStore::new(limits)),
+    }
 }
 
 /// The teams `policy` serves, or `unbound` (no team, the whole catalog) when none is bound to it;
