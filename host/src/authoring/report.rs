@@ -43,6 +43,11 @@ impl Palette {
             }
         }
     }
+
+    /// The style of a verdict: `pass` when `ok`, else `fail`.
+    fn verdict(&self, ok: bool) -> Style {
+        if ok { self.pass } else { self.fail }
+    }
 }
 
 /// Write `value` as pretty JSON and a newline.
@@ -93,11 +98,8 @@ pub fn cases(out: &mut dyn Write, results: &[CaseResult], p: Palette) -> io::Res
     } = p;
     let width = results.iter().map(|r| r.name.len()).max().unwrap_or(0);
     for r in results {
-        let (mark, style) = if r.passed {
-            ("PASS", pass)
-        } else {
-            ("FAIL", fail)
-        };
+        let mark = if r.passed { "PASS" } else { "FAIL" };
+        let style = p.verdict(r.passed);
         let decision = r
             .decision
             .as_ref()
@@ -132,7 +134,7 @@ pub fn cases(out: &mut dyn Write, results: &[CaseResult], p: Palette) -> io::Res
         }
     }
     let failed = results.iter().filter(|r| !r.passed).count();
-    let style = if failed == 0 { pass } else { fail };
+    let style = p.verdict(failed == 0);
     writeln!(
         out,
         "{bold}{} cases:{bold:#} {style}{} passed, {failed} failed{style:#}",
@@ -330,12 +332,7 @@ pub fn rollout(out: &mut dyn Write, s: &CandidateStatus, p: Palette) -> io::Resu
 /// A shadow run's figures: how often the two agreed, what each would cost, the candidate's
 /// failures and times, and the live -> candidate table.
 fn shadow_comparison(out: &mut dyn Write, r: &Report, p: Palette) -> io::Result<()> {
-    let Palette {
-        pass,
-        fail,
-        dim,
-        bold,
-    } = p;
+    let Palette { dim, bold, .. } = p;
     writeln!(
         out,
         "  decisions compared  {} {dim}({} dropped: too many at once){dim:#}",
@@ -364,7 +361,7 @@ fn shadow_comparison(out: &mut dyn Write, r: &Report, p: Palette) -> io::Result<
         .iter()
         .map(|(k, n)| format!("{} {n}", safe(k)))
         .collect();
-    let style = if r.failures.is_empty() { pass } else { fail };
+    let style = p.verdict(r.failures.is_empty());
     writeln!(
         out,
         "  candidate failures  {style}{:.1}%{style:#} {}",
