@@ -12,7 +12,8 @@
 //! - `dist [--floor]`: the proxy to deploy, optimized with a profile of its own request path,
 //!   into `target/dist/switchyard`; with `--floor`, the gateway benchmark's floor built the same
 //!   way too (see `dist.rs`).
-//! - `test [ARGS]`: build the policies, the proxy binary and the gateway benchmark's floor
+//! - `test [ARGS]`: fetch every package of the lockfile into cargo's cache (`cargo fetch`), build
+//!   the policies, the proxy binary and the gateway benchmark's floor
 //!   (`bare_proxy`, whose training load a test runs), install the official OpenAI and
 //!   Anthropic SDKs (pinned, once) into `target/sdk-venv` (from PyPI) and `target/sdk-node` (from
 //!   npm), then `cargo test --workspace ARGS`.
@@ -67,6 +68,12 @@ fn main() -> anyhow::Result<()> {
             _ => bail!("usage: cargo xtask dist [--floor]"),
         },
         "test" => {
+            // Every package of the lockfile, for every platform, into cargo's cache: a policy
+            // scaffolded by the binary resolves against that cache offline (`tests/authoring.rs`),
+            // and a build downloads only what this platform compiles.
+            let mut fetch = cargo(&root);
+            fetch.arg("fetch");
+            status(fetch, "cargo fetch")?;
             build_plugins(&root)?;
             ensure_sdk_venv(&root)?;
             ensure_sdk_node(&root)?;
