@@ -28,6 +28,7 @@ use crate::policy::{
     DecisionFailure, DecisionInput, LiveView, Model, PlannedTarget, Policy, Request, Verdict,
     input, wit,
 };
+use crate::telemetry::decisions::DecisionLog;
 use crate::telemetry::otel;
 
 /// The route a request is served on.
@@ -134,21 +135,8 @@ async fn run_policy(
         policy = %policy.version(),
         outcome = tracing::field::Empty,
     );
-    let recording = snapshot
-        .decision_log
-        .as_ref()
-        .filter(|decisions| decisions.sampled(&exchange.id));
-    // A recorded decision keeps the time-to-first-token figures the policy was given.
-    let noted = recording.map(|_| {
-        Arc::new(Noted {
-            live: snapshot.clone(),
-            seen: Mutex::default(),
-        })
-    });
-    let live: Arc<dyn LiveView> = match &noted {
-        Some(noted) => noted.clone(),
-        None => snapshot.clone(),
-    };
+    let recording = Recording::start(snapshot, &exchange.id);
+    let live = Recording::live(recording.as_ref(), snapshot);
     let budget = admitted.budget.map(|status| status.view());
     let verdict = policy
         .decide(DecisionInput {
@@ -163,14 +151,7 @@ async fn run_policy(
         })
         .instrument(span.clone())
         .await;
-    span.record(
-        "outcome",
-        match &verdict {
-            Ok(Verdict::Route { .. }) => "route",
-            Ok(Verdict::Reject { .. }) => "reject",
-            Err(failure) => failure.kind(),
-        },
-    );
+    span.record("outcome", outcome(&verdict));
     // A split's candidate is judged by its arm's figures, not by the live version's rollback
     // rule.
     if Arc::ptr_eq(policy, &admitted.policy) {
@@ -186,24 +167,25 @@ async fn run_policy(
         snapshot,
     };
     exchange.shadow = shadow::job(candidate, shown, &verdict);
-    if let (Some(decisions), Some(noted)) = (recording, noted) {
-        let seen = std::mem::take(&mut *noted.seen.lock().expect("noted lock"));
+    if let Some(recording) = recording {
         let shown = Shown {
             view: &view,
             catalog: &catalog,
             budget,
-            first_token_ms: seen,
+            first_token_ms: BTreeMap::new(),
         };
-        let record = record(
-            admitted,
-            policy,
-            shown,
-            &verdict,
-            decisions.config().message_text,
-        );
-        exchange.decision_record = Some((Box::new(record), decisions.clone()));
+        exchange.decision_record = Some(recording.keep(admitted, policy, shown, &verdict));
     }
     verdict
+}
+
+/// A decision's outcome in one word, for its span.
+fn outcome(verdict: &Result<Verdict, DecisionFailure>) -> &'static str {
+    match verdict {
+        Ok(Verdict::Route { .. }) => "route",
+        Ok(Verdict::Reject { .. }) => "reject",
+        Err(failure) => failure.kind(),
+    }
 }
 
 /// What the policy was shown, for its decision's record.
@@ -248,6 +230,49 @@ fn record(
         decision: DecisionJson::of(verdict),
         outcome: None,
         candidate: None,
+    }
+}
+
+/// A decision the decision log samples: its log, and the live view the policy reads through,
+/// which notes the time-to-first-token figures the policy was given.
+struct Recording {
+    log: Arc<DecisionLog>,
+    noted: Arc<Noted>,
+}
+
+impl Recording {
+    /// The recording of request `id`'s decision, if the decision log samples it.
+    fn start(snapshot: &Arc<Snapshot>, id: &str) -> Option<Self> {
+        let log = snapshot.decision_log.as_ref()?;
+        log.sampled(id).then(|| Recording {
+            log: log.clone(),
+            noted: Arc::new(Noted {
+                live: snapshot.clone(),
+                seen: Mutex::default(),
+            }),
+        })
+    }
+
+    /// The live view the policy reads: the snapshot's, noted when the decision is recorded.
+    fn live(recording: Option<&Self>, snapshot: &Arc<Snapshot>) -> Arc<dyn LiveView> {
+        match recording {
+            Some(recording) => recording.noted.clone(),
+            None => snapshot.clone(),
+        }
+    }
+
+    /// The decision's record, with the figures the policy was given, for the `log` phase.
+    fn keep(
+        self,
+        admitted: &Admitted<'_>,
+        policy: &Policy,
+        mut shown: Shown<'_>,
+        verdict: &Result<Verdict, DecisionFailure>,
+    ) -> (Box<DecisionRecord>, Arc<DecisionLog>) {
+        shown.first_token_ms = std::mem::take(&mut *self.noted.seen.lock().expect("noted lock"));
+        let message_text = self.log.config().message_text;
+        let record = record(admitted, policy, shown, verdict, message_text);
+        (Box::new(record), self.log)
     }
 }
 
