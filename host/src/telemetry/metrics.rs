@@ -28,108 +28,126 @@ pub const BUCKETS: &[f64] = &[
     60.0, 120.0,
 ];
 
+/// The counters and their help texts.
+const COUNTERS: &[(&str, &str)] = &[
+    (
+        "switchyard_requests_total",
+        "Requests answered, by team, policy version, served model and provider, status and who chose the route",
+    ),
+    (
+        "switchyard_decision_log_dropped_total",
+        "Decision records dropped because the decision log's queue was full (the disk too slow)",
+    ),
+    (
+        "switchyard_upstream_attempts_total",
+        "Upstream attempts, by model and result (a status code, or why it failed or was skipped)",
+    ),
+    (
+        "switchyard_tokens_total",
+        "Tokens answers reported, by team, model and kind (input or output)",
+    ),
+    (
+        "switchyard_cost_nanodollars_total",
+        "What answers cost at the catalog's prices, in billionths of a US dollar (counters are integers), by team and model",
+    ),
+    (
+        "switchyard_policy_decisions_total",
+        "Policy decisions, by policy, version and outcome (ok or the failure kind)",
+    ),
+    (
+        "switchyard_policy_instances_total",
+        "Instances policy decisions ran on (canary decisions included), by policy, version and kind: fresh (instantiated for the decision), spare (instantiated ahead of it, for it alone) or reused (reuse_instances)",
+    ),
+    (
+        "switchyard_policy_reloads_total",
+        "New policy versions, by policy, trigger (file, upload, reload) and result (live or refused)",
+    ),
+    (
+        "switchyard_policy_rollbacks_total",
+        "Policy rollbacks, by policy and trigger (automatic or admin)",
+    ),
+    (
+        "switchyard_config_reloads_total",
+        "Config reloads, by trigger and result",
+    ),
+    (
+        "switchyard_fleet_calls_total",
+        "Calls to the fleet's Redis, by result (ok, timeout, error, breaker-open)",
+    ),
+    (
+        "switchyard_fleet_state_errors_total",
+        "Requests admitted without the fleet's limits (Redis out of reach), by team and on_state_error mode",
+    ),
+    (
+        "switchyard_shadow_decisions_total",
+        "A candidate's shadow decisions compared with the live version's, by policy, candidate version and agreement (same, different, failed)",
+    ),
+    (
+        "switchyard_shadow_dropped_total",
+        "Shadow decisions not made because as many as allowed were running, by policy",
+    ),
+    (
+        "switchyard_rollout_transitions_total",
+        "Automatic transitions of a split candidate, by policy and transition (step, promote, abort)",
+    ),
+];
+
+/// The histograms (all in seconds) and their help texts.
+const HISTOGRAMS: &[(&str, &str)] = &[
+    (
+        "switchyard_request_duration_seconds",
+        "Time from a request's arrival to its answer's end (a stream's last event)",
+    ),
+    (
+        "switchyard_time_to_first_token_seconds",
+        "Time from a streamed request's arrival to the upstream's first event with content (text or a tool call)",
+    ),
+    (
+        "switchyard_policy_decision_seconds",
+        "Time one policy decision took, sandbox set-up included",
+    ),
+];
+
+/// The gauges and their help texts.
+const GAUGES: &[(&str, &str)] = &[
+    (
+        "switchyard_fleet_pending_settlements",
+        "Settlements of served requests waiting for the fleet's Redis to answer again",
+    ),
+    (
+        "switchyard_fleet_live_replicas",
+        "Replicas with a recent heartbeat in the fleet's Redis, as this one last counted",
+    ),
+    (
+        "switchyard_policy_pool_slots",
+        "Instance slots in the policy engine's pool ([engine] instances), shared by every policy",
+    ),
+    (
+        "switchyard_policy_pool_slots_in_use",
+        "Pool slots held when metrics were scraped: running decisions, spares, kept reused instances and spent instances not yet given back; at the pool's size, decisions wait for a slot",
+    ),
+    (
+        "switchyard_policy_pool_resident_bytes",
+        "Bytes unused pool slots keep resident (linear memories and tables) for the next instance",
+    ),
+    (
+        "switchyard_breaker_open",
+        "1 from when a model's circuit breaker opens until an attempt succeeds again (open or half-open), else 0",
+    ),
+];
+
 /// Register every series' help text.
 pub fn describe() {
-    use metrics::{describe_counter, describe_gauge, describe_histogram};
-    describe_counter!(
-        "switchyard_requests_total",
-        "Requests answered, by team, policy version, served model and provider, status and who chose the route"
-    );
-    describe_counter!(
-        "switchyard_decision_log_dropped_total",
-        "Decision records dropped because the decision log's queue was full (the disk too slow)"
-    );
-    describe_histogram!(
-        "switchyard_request_duration_seconds",
-        metrics::Unit::Seconds,
-        "Time from a request's arrival to its answer's end (a stream's last event)"
-    );
-    describe_histogram!(
-        "switchyard_time_to_first_token_seconds",
-        metrics::Unit::Seconds,
-        "Time from a streamed request's arrival to the upstream's first event with content (text or a tool call)"
-    );
-    describe_histogram!(
-        "switchyard_policy_decision_seconds",
-        metrics::Unit::Seconds,
-        "Time one policy decision took, sandbox set-up included"
-    );
-    describe_counter!(
-        "switchyard_upstream_attempts_total",
-        "Upstream attempts, by model and result (a status code, or why it failed or was skipped)"
-    );
-    describe_counter!(
-        "switchyard_tokens_total",
-        "Tokens answers reported, by team, model and kind (input or output)"
-    );
-    describe_counter!(
-        "switchyard_cost_nanodollars_total",
-        "What answers cost at the catalog's prices, in billionths of a US dollar (counters are integers), by team and model"
-    );
-    describe_counter!(
-        "switchyard_policy_decisions_total",
-        "Policy decisions, by policy, version and outcome (ok or the failure kind)"
-    );
-    describe_counter!(
-        "switchyard_policy_instances_total",
-        "Instances policy decisions ran on (canary decisions included), by policy, version and kind: fresh (instantiated for the decision), spare (instantiated ahead of it, for it alone) or reused (reuse_instances)"
-    );
-    describe_counter!(
-        "switchyard_policy_reloads_total",
-        "New policy versions, by policy, trigger (file, upload, reload) and result (live or refused)"
-    );
-    describe_counter!(
-        "switchyard_policy_rollbacks_total",
-        "Policy rollbacks, by policy and trigger (automatic or admin)"
-    );
-    describe_counter!(
-        "switchyard_config_reloads_total",
-        "Config reloads, by trigger and result"
-    );
-    describe_counter!(
-        "switchyard_fleet_calls_total",
-        "Calls to the fleet's Redis, by result (ok, timeout, error, breaker-open)"
-    );
-    describe_gauge!(
-        "switchyard_fleet_pending_settlements",
-        "Settlements of served requests waiting for the fleet's Redis to answer again"
-    );
-    describe_gauge!(
-        "switchyard_fleet_live_replicas",
-        "Replicas with a recent heartbeat in the fleet's Redis, as this one last counted"
-    );
-    describe_counter!(
-        "switchyard_fleet_state_errors_total",
-        "Requests admitted without the fleet's limits (Redis out of reach), by team and on_state_error mode"
-    );
-    describe_counter!(
-        "switchyard_shadow_decisions_total",
-        "A candidate's shadow decisions compared with the live version's, by policy, candidate version and agreement (same, different, failed)"
-    );
-    describe_counter!(
-        "switchyard_shadow_dropped_total",
-        "Shadow decisions not made because as many as allowed were running, by policy"
-    );
-    describe_counter!(
-        "switchyard_rollout_transitions_total",
-        "Automatic transitions of a split candidate, by policy and transition (step, promote, abort)"
-    );
-    describe_gauge!(
-        "switchyard_policy_pool_slots",
-        "Instance slots in the policy engine's pool ([engine] instances), shared by every policy"
-    );
-    describe_gauge!(
-        "switchyard_policy_pool_slots_in_use",
-        "Pool slots held when metrics were scraped: running decisions, spares, kept reused instances and spent instances not yet given back; at the pool's size, decisions wait for a slot"
-    );
-    describe_gauge!(
-        "switchyard_policy_pool_resident_bytes",
-        "Bytes unused pool slots keep resident (linear memories and tables) for the next instance"
-    );
-    describe_gauge!(
-        "switchyard_breaker_open",
-        "1 from when a model's circuit breaker opens until an attempt succeeds again (open or half-open), else 0"
-    );
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    for &(name, help) in COUNTERS {
+        describe_counter!(name, help);
+    }
+    for &(name, help) in HISTOGRAMS {
+        describe_histogram!(name, Unit::Seconds, help);
+    }
+    for &(name, help) in GAUGES {
+        describe_gauge!(name, help);
+    }
 }
 
 /// The labels of one request's series.
