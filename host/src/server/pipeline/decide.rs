@@ -172,7 +172,6 @@ async fn run_policy(
             view: &view,
             catalog: &catalog,
             budget,
-            first_token_ms: BTreeMap::new(),
         };
         exchange.decision_record = Some(recording.keep(admitted, policy, shown, &verdict));
     }
@@ -193,44 +192,6 @@ struct Shown<'a> {
     view: &'a Request,
     catalog: &'a [Model],
     budget: Option<wit::Budget>,
-    first_token_ms: BTreeMap<String, f32>,
-}
-
-/// The record of one decision, its outcome still to come; message text only when
-/// `message_text` is set.
-fn record(
-    admitted: &Admitted<'_>,
-    policy: &Policy,
-    shown: Shown<'_>,
-    verdict: &Result<Verdict, DecisionFailure>,
-    message_text: bool,
-) -> DecisionRecord {
-    let request = &admitted.request;
-    let messages = message_text.then(|| {
-        let cap = policy.settings().limits.max_message_chars as usize;
-        (0..request.messages.len())
-            .map(|i| request.message_text(i, cap))
-            .collect()
-    });
-    DecisionRecord {
-        v: 1,
-        at_ms: SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64),
-        team: admitted.team.name.to_string(),
-        policy: policy.version().to_string(),
-        request: RequestJson {
-            operation: Some(input::operation(request).into()),
-            ..RequestJson::from(shown.view)
-        },
-        catalog: shown.catalog.iter().map(ModelJson::from).collect(),
-        budget: shown.budget.as_ref().map(BudgetJson::from),
-        first_token_ms: shown.first_token_ms,
-        messages,
-        decision: DecisionJson::of(verdict),
-        outcome: None,
-        candidate: None,
-    }
 }
 
 /// A decision the decision log samples: its log, and the live view the policy reads through,
@@ -261,17 +222,41 @@ impl Recording {
         }
     }
 
-    /// The decision's record, with the figures the policy was given, for the `log` phase.
+    /// The decision's record, its outcome still to come, with the figures the policy was given
+    /// and, when the log keeps message text, the messages: for the `log` phase.
     fn keep(
         self,
         admitted: &Admitted<'_>,
         policy: &Policy,
-        mut shown: Shown<'_>,
+        shown: Shown<'_>,
         verdict: &Result<Verdict, DecisionFailure>,
     ) -> (Box<DecisionRecord>, Arc<DecisionLog>) {
-        shown.first_token_ms = std::mem::take(&mut *self.noted.seen.lock().expect("noted lock"));
-        let message_text = self.log.config().message_text;
-        let record = record(admitted, policy, shown, verdict, message_text);
+        let request = &admitted.request;
+        let messages = self.log.config().message_text.then(|| {
+            let cap = policy.settings().limits.max_message_chars as usize;
+            (0..request.messages.len())
+                .map(|i| request.message_text(i, cap))
+                .collect()
+        });
+        let record = DecisionRecord {
+            v: 1,
+            at_ms: SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+            team: admitted.team.name.to_string(),
+            policy: policy.version().to_string(),
+            request: RequestJson {
+                operation: Some(input::operation(request).into()),
+                ..RequestJson::from(shown.view)
+            },
+            catalog: shown.catalog.iter().map(ModelJson::from).collect(),
+            budget: shown.budget.as_ref().map(BudgetJson::from),
+            first_token_ms: std::mem::take(&mut *self.noted.seen.lock().expect("noted lock")),
+            messages,
+            decision: DecisionJson::of(verdict),
+            outcome: None,
+            candidate: None,
+        };
         (Box::new(record), self.log)
     }
 }
