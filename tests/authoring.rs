@@ -424,6 +424,40 @@ async fn the_proxy_records_decisions_and_replay_counts_what_a_candidate_changes(
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_decision_keeps_the_first_token_figures_its_policy_read() {
+    let upstream = MockUpstream::start("up").await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("decisions.jsonl");
+    let config = ConfigBuilder::new(&policy_wasm("scripted_policy"))
+        .provider("p", &upstream.url, None)
+        .model("mini", "p", "mini-up", 0.15, &["cheap"])
+        .fallback(&["mini"])
+        .section(&format!("[decision_log]\npath = {log:?}\n"))
+        .toml();
+    let proxy = Proxy::start(&config, &[]);
+    let client = reqwest::Client::new();
+    // A streamed answer gives `mini` a time-to-first-token figure; this decision reads none.
+    let mut streamed = chat("auto", "Hello");
+    streamed["stream"] = true.into();
+    let reply = proxy.chat(&client, None, &streamed, &[]).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let asked = [("x-test-first-token", "mini")];
+    let reply = proxy
+        .chat(&client, None, &chat("auto", "Hello"), &asked)
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+
+    let records = lines_within(&log, 2, Duration::from_secs(10));
+    assert_eq!(records[0].get("first_token_ms"), None, "{}", records[0]);
+    // The record holds the policy's f32, written as the shortest decimal that reads back as it.
+    let figure = records[1]["first_token_ms"]["mini"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no figure for mini: {}", records[1])) as f32;
+    let reason = reply.header("x-switchyard-reason");
+    assert_eq!(reason, format!("first token of mini: {figure:.1} ms"));
+}
+
 #[test]
 fn a_new_policy_builds_offline_from_a_binary_far_from_any_checkout() {
     // The binary alone, as installed or in the container image.
