@@ -42,30 +42,18 @@ def setups(then: Path):
 
 def start(name, setup, work, mock_port, reuse):
     """Start `setup` on the gateway core; (process, port)."""
-    port = g.free_port()
     if setup == "nginx":
-        proxy = g.nginx(work / "proxy", g.GATEWAY_CORE, f"""
-    access_log off;
-    upstream mock {{ server 127.0.0.1:{mock_port}; keepalive 128; }}
-    server {{
-        listen 127.0.0.1:{port} backlog=4096;
-        location / {{
-            proxy_pass http://mock;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_buffering off;
-        }}
-    }}""")
-    elif setup[0] == "floor":
-        proxy = subprocess.Popen(["taskset", "-c", g.GATEWAY_CORE, str(setup[1]), "axum-reqwest",
-                                  f"127.0.0.1:{port}",
-                                  f"http://127.0.0.1:{mock_port}/v1/chat/completions"])
-    else:
+        return g.nginx_proxy(work, mock_port)
+    port = g.free_port()
+    if setup[0] == "proxy":
         g.SWITCHYARD, g.POLICY = setup[1], setup[2] / g.POLICY.name
         return g.start_switchyard(work, name.replace(" ", "-"),
                                   g.switchyard_config(port, mock_port, False, reuse))
+    floor = subprocess.Popen(["taskset", "-c", g.GATEWAY_CORE, str(setup[1]), "axum-reqwest",
+                              f"127.0.0.1:{port}",
+                              f"http://127.0.0.1:{mock_port}/v1/chat/completions"])
     g.wait_port(port)
-    return proxy, port
+    return floor, port
 
 
 def measure(name, proxy, port, work, seconds):
@@ -98,18 +86,16 @@ def main():
         work = Path(work)
         mock, mock_port = g.chat_mock(work)
         try:
-            for round_ in range(args.rounds):
-                order = list(runs) if round_ % 2 == 0 else list(runs)[::-1]
-                for name in order:
-                    proxy, port = start(name, runs[name], work, mock_port, args.reuse)
-                    try:
-                        figures[name].append(measure(name, proxy, port, work, args.seconds))
-                    finally:
-                        proxy.terminate()
-                        proxy.wait()
-                    closed, at_rate, p99 = figures[name][-1]
-                    print(f"round {round_}: {name}: closed loop {closed:.1f} µs/request, at "
-                          f"1000/s {at_rate:.1f} µs/request, p99 {p99:.3f} ms", flush=True)
+            for round_, name in g.alternated(runs, args.rounds):
+                proxy, port = start(name, runs[name], work, mock_port, args.reuse)
+                try:
+                    figures[name].append(measure(name, proxy, port, work, args.seconds))
+                finally:
+                    proxy.terminate()
+                    proxy.wait()
+                closed, at_rate, p99 = figures[name][-1]
+                print(f"round {round_}: {name}: closed loop {closed:.1f} µs/request, at "
+                      f"1000/s {at_rate:.1f} µs/request, p99 {p99:.3f} ms", flush=True)
         finally:
             mock.terminate()
             mock.wait()

@@ -157,15 +157,13 @@ def main():
                 mode = "streamed" if streamed else "whole"
                 proxy, port = g.start_switchyard(work, mode, config(g.free_port(), mock_port, streamed), env)
                 try:
-                    for round_ in range(args.rounds):
-                        order = list(KINDS) if round_ % 2 == 0 else list(KINDS)[::-1]
-                        for kind in order:
-                            body = request(KINDS[kind], streamed)
-                            if round_ == 0:
-                                check_answer(port, body, streamed)
-                            us = g.closed_loop_cpu_us(proxy, port, "/v1/chat/completions", body, args.seconds)
-                            figures.setdefault((mode, kind), []).append(us)
-                            print(f"{mode} round {round_}: {kind} {us:.1f} µs/request", flush=True)
+                    for round_, kind in g.alternated(KINDS, args.rounds):
+                        body = request(KINDS[kind], streamed)
+                        if round_ == 0:
+                            check_answer(port, body, streamed)
+                        us = g.closed_loop_cpu_us(proxy, port, "/v1/chat/completions", body, args.seconds)
+                        figures.setdefault((mode, kind), []).append(us)
+                        print(f"{mode} round {round_}: {kind} {us:.1f} µs/request", flush=True)
                 finally:
                     proxy.terminate()
                     proxy.wait()

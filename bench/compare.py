@@ -79,17 +79,14 @@ def main():
         work = Path(work)
         mock, mock_port = g.chat_mock(work)
         try:
-            for round_ in range(args.rounds):
-                # Each round swaps who goes first.
-                order = list(builds) if round_ % 2 == 0 else list(builds)[::-1]
-                for name in order:
-                    figure = measure(builds[name], policies[name], work, mock_port,
-                                     f"{name}-{round_}", args.seconds, args.reuse, options[name])
-                    figures[name].append(figure)
-                    closed, at_rate, p99, d50, d99, rss = figure
-                    print(f"round {round_}: {name} closed loop {closed:.1f} µs/request, at "
-                          f"1000/s {at_rate:.1f} µs/request, p99 {p99:.3f} ms, decision p50 "
-                          f"{d50} µs p99 {d99} µs, peak RSS {rss:.1f} MiB", flush=True)
+            for round_, name in g.alternated(builds, args.rounds):
+                figure = measure(builds[name], policies[name], work, mock_port,
+                                 f"{name}-{round_}", args.seconds, args.reuse, options[name])
+                figures[name].append(figure)
+                closed, at_rate, p99, d50, d99, rss = figure
+                print(f"round {round_}: {name} closed loop {closed:.1f} µs/request, at "
+                      f"1000/s {at_rate:.1f} µs/request, p99 {p99:.3f} ms, decision p50 "
+                      f"{d50} µs p99 {d99} µs, peak RSS {rss:.1f} MiB", flush=True)
         finally:
             mock.terminate()
             mock.wait()

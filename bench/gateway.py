@@ -199,6 +199,34 @@ def chat_mock(work):
     return mock, port
 
 
+def nginx_proxy(work, mock_port):
+    """nginx as a plain reverse proxy with keep-alive to the mock, on the gateway core;
+    (process, port)."""
+    port = free_port()
+    proxy = nginx(work / "proxy", GATEWAY_CORE, f"""
+    access_log off;
+    upstream mock {{ server 127.0.0.1:{mock_port}; keepalive 128; }}
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        location / {{
+            proxy_pass http://mock;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+        }}
+    }}""")
+    wait_port(port)
+    return proxy, port
+
+
+def alternated(names, rounds):
+    """(round, name) for `rounds` rounds over `names`, the order reversed every other round, so
+    that the machine's drift weighs on each alike."""
+    for round_ in range(rounds):
+        for name in (list(names) if round_ % 2 == 0 else list(names)[::-1]):
+            yield round_, name
+
+
 def cpu_and_latency(proxy, port, seconds):
     """Closed-loop gateway CPU per request (µs), and latency p50 and p99 at 500 req/s (ms)."""
     cpu = closed_loop_cpu_us(proxy, port, "/v1/chat/completions", REQUEST, seconds)
@@ -211,14 +239,12 @@ def alternating_rounds(proxies, rounds, seconds):
     """Measure each of `proxies` (name -> (process, port)) with `cpu_and_latency`, in turn, the
     order reversed every other round; print each measurement and return each one's medians."""
     figures = {name: [] for name in proxies}
-    for round_ in range(rounds):
-        order = list(proxies) if round_ % 2 == 0 else list(proxies)[::-1]
-        for name in order:
-            proxy, port = proxies[name]
-            figures[name].append(cpu_and_latency(proxy, port, seconds))
-            cpu, p50, p99 = figures[name][-1]
-            print(f"round {round_}: {name}: {cpu:.1f} µs/request, p50 {p50:.2f} ms, "
-                  f"p99 {p99:.2f} ms at 500/s", flush=True)
+    for round_, name in alternated(proxies, rounds):
+        proxy, port = proxies[name]
+        figures[name].append(cpu_and_latency(proxy, port, seconds))
+        cpu, p50, p99 = figures[name][-1]
+        print(f"round {round_}: {name}: {cpu:.1f} µs/request, p50 {p50:.2f} ms, "
+              f"p99 {p99:.2f} ms at 500/s", flush=True)
     medians = {name: [statistics.median(f[i] for f in values) for i in range(3)]
                for name, values in figures.items()}
     for name, (cpu, p50, p99) in medians.items():
@@ -347,20 +373,7 @@ def run_round(work: Path, seconds, quick):
         results["direct"] = measure("direct", mock_port, "/v1/chat/completions",
                                     "/sse/v1/chat/completions", None, access_log, seconds, quick)
 
-        proxy_port = free_port()
-        proxy = nginx(work / "proxy", GATEWAY_CORE, f"""
-    access_log off;
-    upstream mock {{ server 127.0.0.1:{mock_port}; keepalive 128; }}
-    server {{
-        listen 127.0.0.1:{proxy_port} backlog=4096;
-        location / {{
-            proxy_pass http://mock;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_buffering off;
-        }}
-    }}""")
-        wait_port(proxy_port)
+        proxy, proxy_port = nginx_proxy(work, mock_port)
         try:
             print("nginx", flush=True)
             results["nginx"] = measure("nginx", proxy_port, "/v1/chat/completions",

@@ -102,12 +102,10 @@ def main():
                 config = config.replace('kind = "openai"\n', 'kind = "openai"\nresponses = true\n')
                 proxy, port = g.start_switchyard(work, mode, config)
                 try:
-                    for round_ in range(args.rounds):
-                        order = list(KINDS) if round_ % 2 == 0 else list(KINDS)[::-1]
-                        for kind in order:
-                            us = cpu_per_request(proxy, port, kind, streamed, args.seconds)
-                            figures.setdefault((mode, kind), []).append(us)
-                            print(f"{mode} round {round_}: {kind} {us:.1f} µs/request", flush=True)
+                    for round_, kind in g.alternated(KINDS, args.rounds):
+                        us = cpu_per_request(proxy, port, kind, streamed, args.seconds)
+                        figures.setdefault((mode, kind), []).append(us)
+                        print(f"{mode} round {round_}: {kind} {us:.1f} µs/request", flush=True)
                 finally:
                     proxy.terminate()
                     proxy.wait()
