@@ -13,6 +13,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -256,20 +257,8 @@ async fn run(
     );
 
     let mut shutdown = std::pin::pin!(shutdown);
-    let started = tokio::select! {
-        started = App::start(options.source, options.env) => started,
-        () = &mut shutdown => {
-            tracing::info!("stopped while loading the policies");
-            handle.shutdown();
-            return Ok(());
-        }
-    };
-    let app = match started {
-        Ok(app) => Arc::new(app),
-        Err(e) => {
-            handle.shutdown();
-            return Err(e.into());
-        }
+    let Some(app) = load(options.source, options.env, shutdown.as_mut(), &handle).await? else {
+        return Ok(());
     };
     let (stop_admin, admin_stopped) = signal::channel(false);
     let admin = admin.map(|admin| serve_admin(admin, &app, options.metrics, admin_stopped));
@@ -300,6 +289,28 @@ async fn run(
             source,
         })?;
     finish(&app, &gate, admin).await
+}
+
+/// The app, its policies loaded; `None` when `shutdown` came first. Unless the app started, the
+/// client listener is shut down.
+async fn load(
+    source: ConfigSource,
+    env: Arc<dyn Env + Send + Sync>,
+    shutdown: Pin<&mut impl Future<Output = ()>>,
+    handle: &Handle<SocketAddr>,
+) -> Result<Option<Arc<App>>, ServeError> {
+    let started = tokio::select! {
+        started = App::start(source, env) => started,
+        () = shutdown => {
+            tracing::info!("stopped while loading the policies");
+            handle.shutdown();
+            return Ok(None);
+        }
+    };
+    started.map(|app| Some(Arc::new(app))).map_err(|e| {
+        handle.shutdown();
+        e.into()
+    })
 }
 
 /// Histograms are summed up in the background, whether or not anyone scrapes them.

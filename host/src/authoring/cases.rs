@@ -10,12 +10,14 @@
 
 use std::sync::Arc;
 
+use axum::http::HeaderMap;
 use serde::Serialize;
 
 use super::CatalogSource;
+use crate::api::ClientRequest;
 use crate::policy::cases::{Case, Expect};
 use crate::policy::json::DecisionJson;
-use crate::policy::{DecisionInput, Policy, input};
+use crate::policy::{DecisionInput, Model, Policy, input};
 
 /// How one case went.
 #[derive(Debug, Clone, Serialize)]
@@ -86,30 +88,7 @@ async fn run_one(
         memory_peak_bytes: 0,
         logs: Vec::new(),
     };
-    let allowed = &policy.settings().headers;
-    let prepared = (|| {
-        let request = case
-            .api
-            .parse(&case.request)
-            .map_err(|e| format!("the case's request is not valid: {e}"))?;
-        let headers = case.header_map()?;
-        if let Some(name) = headers
-            .keys()
-            .find(|h| !allowed.iter().any(|a| a == h.as_str()))
-        {
-            return Err(format!(
-                "header `{name}` is not in the policy's headers allow-list ({}), so the policy \
-                 would never see it",
-                allowed.join(", ")
-            ));
-        }
-        let catalog = catalogs
-            .catalog(team, case.api.model_kind())
-            .map_err(|e| e.to_string())?;
-        let catalog = case.catalog(&catalog)?;
-        Ok::<_, String>((request, headers, catalog))
-    })();
-    let (request, headers, catalog) = match prepared {
+    let (request, headers, catalog) = match prepare(policy, case, catalogs, team) {
         Ok(prepared) => prepared,
         Err(e) => {
             result.failure = Some(e);
@@ -158,4 +137,35 @@ async fn run_one(
         Err(e) => result.failure = Some(e),
     }
     result
+}
+
+/// What deciding `case` for `team` takes: its request parsed, its headers (each one the policy
+/// is allowed to see) and its catalog; or why the case itself is wrong.
+fn prepare(
+    policy: &Policy,
+    case: &Case,
+    catalogs: &CatalogSource,
+    team: Option<&str>,
+) -> Result<(ClientRequest, HeaderMap, Vec<Model>), String> {
+    let request = case
+        .api
+        .parse(&case.request)
+        .map_err(|e| format!("the case's request is not valid: {e}"))?;
+    let headers = case.header_map()?;
+    let allowed = &policy.settings().headers;
+    if let Some(name) = headers
+        .keys()
+        .find(|h| !allowed.iter().any(|a| a == h.as_str()))
+    {
+        return Err(format!(
+            "header `{name}` is not in the policy's headers allow-list ({}), so the policy \
+             would never see it",
+            allowed.join(", ")
+        ));
+    }
+    let catalog = catalogs
+        .catalog(team, case.api.model_kind())
+        .map_err(|e| e.to_string())?;
+    let catalog = case.catalog(&catalog)?;
+    Ok((request, headers, catalog))
 }

@@ -228,6 +228,24 @@ impl PolicyConfig {
         field: impl Fn(&str) -> String,
         engine: &EngineConfig,
     ) -> Result<(), Invalid> {
+        self.validate_source(&field)?;
+        self.validate_limits(&field, engine)?;
+        self.validate_headers(&field)?;
+        if let Some(rollout) = &self.rollout {
+            rollout.validate(|name| field(&format!("rollout.{name}")))?;
+        }
+        let share = self.rollback_failure_share;
+        if !(0.0..1.0).contains(&share) {
+            return Err(Invalid::new(
+                field("rollback_failure_share"),
+                "must be at least 0 and below 1",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The name, and where the component comes from: `path`, and `oci` if set.
+    fn validate_source(&self, field: impl Fn(&str) -> String) -> Result<(), Invalid> {
         if self.name.trim().is_empty() {
             return Err(Invalid::new(field("name"), "must not be empty"));
         }
@@ -250,6 +268,15 @@ impl PolicyConfig {
                 ),
             ));
         }
+        Ok(())
+    }
+
+    /// The sandbox's limits and the instance counts, within the engine's.
+    fn validate_limits(
+        &self,
+        field: impl Fn(&str) -> String,
+        engine: &EngineConfig,
+    ) -> Result<(), Invalid> {
         if !(1..=10_000).contains(&self.deadline_ms) {
             return Err(Invalid::new(
                 field("deadline_ms"),
@@ -286,6 +313,11 @@ impl PolicyConfig {
                 ),
             ));
         }
+        Ok(())
+    }
+
+    /// The request headers the policy is shown: lower-case names, no credentials.
+    fn validate_headers(&self, field: impl Fn(&str) -> String) -> Result<(), Invalid> {
         for (i, h) in self.headers.iter().enumerate() {
             let valid = !h.is_empty()
                 && h.bytes()
@@ -302,16 +334,6 @@ impl PolicyConfig {
                     format!("`{h}` carries credentials; policies never see it"),
                 ));
             }
-        }
-        if let Some(rollout) = &self.rollout {
-            rollout.validate(|name| field(&format!("rollout.{name}")))?;
-        }
-        let share = self.rollback_failure_share;
-        if !(0.0..1.0).contains(&share) {
-            return Err(Invalid::new(
-                field("rollback_failure_share"),
-                "must be at least 0 and below 1",
-            ));
         }
         Ok(())
     }

@@ -184,6 +184,23 @@ pub struct Served {
     pub prices: Prices,
 }
 
+impl Served {
+    /// The client's answer from `answer`, made along `route` after `attempts`.
+    fn new(answer: Answer, route: &ModelRoute, attempts: Vec<Attempt>) -> Self {
+        Self {
+            model: route.model.clone(),
+            provider: route.provider.name.clone(),
+            status: answer.status,
+            content_type: answer.content_type,
+            body: answer.body,
+            attempts,
+            usage: answer.usage,
+            stream_end: answer.stream_end,
+            prices: route.prices,
+        }
+    }
+}
+
 /// Every target failed; nothing was sent to the client.
 #[derive(Debug, thiserror::Error)]
 #[error("{}", summary(.attempts))]
@@ -367,25 +384,9 @@ impl Upstreams {
             let mut retries = 0;
             loop {
                 let started = Instant::now();
-                let span = tracing::info_span!(
-                    target: otel::TARGET,
-                    "upstream.attempt",
-                    model = %target.model,
-                    retry = retries,
-                    result = tracing::field::Empty,
-                );
-                let result = match deadline.checked_duration_since(started) {
-                    Some(left) if !left.is_zero() => {
-                        self.try_target(route, target, &request, left, started)
-                            .instrument(span.clone())
-                            .await
-                    }
-                    _ => Err(AttemptError::NoTimeLeft),
-                };
-                match &result {
-                    Ok((answer, ..)) => span.record("result", answer.status.as_u16()),
-                    Err(error) => span.record("result", error.kind()),
-                };
+                let result = self
+                    .traced_try(route, target, &request, deadline, retries)
+                    .await;
                 let attempt = |result| Attempt {
                     model: model.clone(),
                     result,
@@ -398,17 +399,7 @@ impl Upstreams {
                         {
                             keep(made, target.model.clone()).await;
                         }
-                        return Ok(Served {
-                            model: route.model.clone(),
-                            provider: route.provider.name.clone(),
-                            status: answer.status,
-                            content_type: answer.content_type,
-                            body: answer.body,
-                            attempts,
-                            usage: answer.usage,
-                            stream_end: answer.stream_end,
-                            prices: route.prices,
-                        });
+                        return Ok(Served::new(answer, route, attempts));
                     }
                     Err(error) => error,
                 };
@@ -424,6 +415,39 @@ impl Upstreams {
             }
         }
         Err(UpstreamError { attempts })
+    }
+
+    /// One attempt at `target` within what is left before `deadline`, in a span of its own
+    /// that says how it ended.
+    async fn traced_try<'s>(
+        &'s self,
+        route: Option<&'s ModelRoute>,
+        target: &PlannedTarget,
+        request: &Request<'_>,
+        deadline: Instant,
+        retry: u32,
+    ) -> Result<(Answer, &'s ModelRoute), AttemptError> {
+        let started = Instant::now();
+        let span = tracing::info_span!(
+            target: otel::TARGET,
+            "upstream.attempt",
+            model = %target.model,
+            retry,
+            result = tracing::field::Empty,
+        );
+        let result = match deadline.checked_duration_since(started) {
+            Some(left) if !left.is_zero() => {
+                self.try_target(route, target, request, left, started)
+                    .instrument(span.clone())
+                    .await
+            }
+            _ => Err(AttemptError::NoTimeLeft),
+        };
+        match &result {
+            Ok((answer, ..)) => span.record("result", answer.status.as_u16()),
+            Err(error) => span.record("result", error.kind()),
+        };
+        result
     }
 
     /// One attempt at `target` along its `route`, if its breaker admits it, taking at most

@@ -287,85 +287,17 @@ impl ToOpenai {
         }))
     }
 
+    /// The chunks, if any, for one Anthropic event of type `kind`.
     fn event(&mut self, kind: &str, data: &Value, out: &mut String) {
+        let field = |key: &str| data.get(key).unwrap_or(&Value::Null);
         match kind {
-            "message_start" => {
-                let message = data.get("message").unwrap_or(&Value::Null);
-                let field = |key: &str| {
-                    message
-                        .get(key)
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string()
-                };
-                self.id = field("id");
-                self.model = field("model");
-                let usage = message.get("usage").unwrap_or(&Value::Null);
-                self.prompt_tokens = anthropic_prompt_tokens(usage);
-                self.completion_tokens = usage["output_tokens"].as_u64().unwrap_or(0);
-                out.push_str(&self.chunk(json!({"role": "assistant", "content": ""}), None));
-            }
-            "content_block_start" => {
-                let block = data.get("content_block").unwrap_or(&Value::Null);
-                if block["type"] == "tool_use" {
-                    let call = json!({
-                        "index": self.tools,
-                        "id": block["id"].as_str().unwrap_or_default(),
-                        "type": "function",
-                        "function": {"name": block["name"].as_str().unwrap_or_default(), "arguments": ""},
-                    });
-                    self.tools += 1;
-                    out.push_str(&self.chunk(json!({"tool_calls": [call]}), None));
-                }
-            }
-            "content_block_delta" => {
-                let delta = data.get("delta").unwrap_or(&Value::Null);
-                match delta["type"].as_str() {
-                    Some("text_delta") => {
-                        let text = delta["text"].as_str().unwrap_or_default();
-                        out.push_str(&self.chunk(json!({"content": text}), None));
-                    }
-                    Some("input_json_delta") => {
-                        let piece = delta["partial_json"].as_str().unwrap_or_default();
-                        if let (false, Some(index)) = (piece.is_empty(), self.tools.checked_sub(1))
-                        {
-                            let call = json!({"index": index, "function": {"arguments": piece}});
-                            out.push_str(&self.chunk(json!({"tool_calls": [call]}), None));
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            "message_delta" => {
-                let usage = data.get("usage").unwrap_or(&Value::Null);
-                if usage.get("input_tokens").is_some_and(Value::is_u64) {
-                    self.prompt_tokens = anthropic_prompt_tokens(usage);
-                }
-                if let Some(output) = usage["output_tokens"].as_u64() {
-                    self.completion_tokens = output;
-                }
-                let reason = data["delta"]["stop_reason"].as_str().map(finish_reason);
-                out.push_str(&self.chunk(json!({}), reason));
-            }
-            "message_stop" => {
-                if self.include_usage {
-                    out.push_str(&openai_event(&json!({
-                        "id": self.id,
-                        "object": "chat.completion.chunk",
-                        "created": self.created,
-                        "model": self.model,
-                        "choices": [],
-                        "usage": {
-                            "prompt_tokens": self.prompt_tokens,
-                            "completion_tokens": self.completion_tokens,
-                            "total_tokens": self.prompt_tokens + self.completion_tokens,
-                        },
-                    })));
-                }
-                out.push_str("data: [DONE]\n\n");
-            }
+            "message_start" => self.message_start(field("message"), out),
+            "content_block_start" => self.block_start(field("content_block"), out),
+            "content_block_delta" => self.block_delta(field("delta"), out),
+            "message_delta" => self.message_delta(data, out),
+            "message_stop" => self.message_stop(out),
             "error" => {
-                let error = data.get("error").unwrap_or(&Value::Null);
+                let error = field("error");
                 out.push_str(&openai_event(&json!({"error": {
                     "message": error["message"].as_str().unwrap_or(UPSTREAM_ERROR),
                     "type": error["type"].as_str().unwrap_or("api_error"),
@@ -375,6 +307,88 @@ impl ToOpenai {
             }
             _ => {}
         }
+    }
+
+    /// The message's id, model and first usage; the role's chunk.
+    fn message_start(&mut self, message: &Value, out: &mut String) {
+        let field = |key: &str| {
+            message
+                .get(key)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        self.id = field("id");
+        self.model = field("model");
+        let usage = message.get("usage").unwrap_or(&Value::Null);
+        self.prompt_tokens = anthropic_prompt_tokens(usage);
+        self.completion_tokens = usage["output_tokens"].as_u64().unwrap_or(0);
+        out.push_str(&self.chunk(json!({"role": "assistant", "content": ""}), None));
+    }
+
+    /// A tool use's first chunk (its id and name); a text block starts with its first delta.
+    fn block_start(&mut self, block: &Value, out: &mut String) {
+        if block["type"] != "tool_use" {
+            return;
+        }
+        let call = json!({
+            "index": self.tools,
+            "id": block["id"].as_str().unwrap_or_default(),
+            "type": "function",
+            "function": {"name": block["name"].as_str().unwrap_or_default(), "arguments": ""},
+        });
+        self.tools += 1;
+        out.push_str(&self.chunk(json!({"tool_calls": [call]}), None));
+    }
+
+    /// A piece of text, or of the last tool use's arguments.
+    fn block_delta(&self, delta: &Value, out: &mut String) {
+        match delta["type"].as_str() {
+            Some("text_delta") => {
+                let text = delta["text"].as_str().unwrap_or_default();
+                out.push_str(&self.chunk(json!({"content": text}), None));
+            }
+            Some("input_json_delta") => {
+                let piece = delta["partial_json"].as_str().unwrap_or_default();
+                if let (false, Some(index)) = (piece.is_empty(), self.tools.checked_sub(1)) {
+                    let call = json!({"index": index, "function": {"arguments": piece}});
+                    out.push_str(&self.chunk(json!({"tool_calls": [call]}), None));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The final usage and the finish reason's chunk.
+    fn message_delta(&mut self, data: &Value, out: &mut String) {
+        let usage = data.get("usage").unwrap_or(&Value::Null);
+        if usage.get("input_tokens").is_some_and(Value::is_u64) {
+            self.prompt_tokens = anthropic_prompt_tokens(usage);
+        }
+        if let Some(output) = usage["output_tokens"].as_u64() {
+            self.completion_tokens = output;
+        }
+        let reason = data["delta"]["stop_reason"].as_str().map(finish_reason);
+        out.push_str(&self.chunk(json!({}), reason));
+    }
+
+    /// The usage chunk when the client asked for it, and `data: [DONE]`.
+    fn message_stop(&self, out: &mut String) {
+        if self.include_usage {
+            out.push_str(&openai_event(&json!({
+                "id": self.id,
+                "object": "chat.completion.chunk",
+                "created": self.created,
+                "model": self.model,
+                "choices": [],
+                "usage": {
+                    "prompt_tokens": self.prompt_tokens,
+                    "completion_tokens": self.completion_tokens,
+                    "total_tokens": self.prompt_tokens + self.completion_tokens,
+                },
+            })));
+        }
+        out.push_str("data: [DONE]\n\n");
     }
 }
 
@@ -414,6 +428,42 @@ fn created_id(data: &str) -> Option<String> {
     serde_json::from_str::<Created>(data)
         .ok()
         .map(|c| c.response.id)
+}
+
+/// The chat chunks for one Anthropic event of type `kind`; an error event whose data cannot be
+/// read still ends as an error.
+fn anthropic_to_chat(
+    state: &mut ToOpenai,
+    kind: Option<&str>,
+    json: Option<&Value>,
+    out: &mut String,
+) {
+    match (kind, json) {
+        (Some(kind), Some(data)) => state.event(kind, data, out),
+        (Some("error"), None) => state.event("error", &Value::Null, out),
+        _ => {}
+    }
+}
+
+/// The Responses events for `chunks`, chat chunks as SSE events made from an Anthropic event.
+fn chat_to_responses(chunks: &str, state: &mut ToResponses, out: &mut String) {
+    for chunk in chunks.split_terminator("\n\n") {
+        let data = chunk.strip_prefix("data: ").unwrap_or(chunk);
+        if data == "[DONE]" {
+            state.done(out);
+            continue;
+        }
+        let Ok(chunk) = serde_json::from_str::<Value>(data) else {
+            continue;
+        };
+        match chunk.get("error") {
+            Some(error) => {
+                let message = error["message"].as_str().unwrap_or(UPSTREAM_ERROR);
+                state.error("upstream_error", message, out);
+            }
+            None => state.chunk(&chunk, out),
+        }
+    }
 }
 
 impl StreamTranslator {
@@ -456,14 +506,7 @@ impl StreamTranslator {
     pub fn event<'a>(&mut self, event: &'a [u8]) -> Cow<'a, [u8]> {
         let parsed = Event::parse(event);
         let done = self.from == Wire::Openai && parsed.data.trim() == "[DONE]";
-        // Passing through, only an error or an unnamed event needs its JSON read; a Responses
-        // event says what it is in its name.
-        let json = match (&self.mode, self.from) {
-            _ if done => None,
-            (Mode::Same, Wire::Openai) if !parsed.data.contains("\"error\"") => None,
-            (Mode::Same, Wire::Anthropic | Wire::Responses) if parsed.name.is_some() => None,
-            _ => parsed.json(),
-        };
+        let json = self.read(&parsed, done);
         let error = json
             .as_ref()
             .and_then(|j| j.get("error"))
@@ -472,23 +515,7 @@ impl StreamTranslator {
             .as_ref()
             .and_then(|j| j["type"].as_str())
             .or(parsed.name.as_deref());
-        match self.from {
-            Wire::Openai => {
-                self.complete |= done;
-                self.upstream_error |= error.is_some();
-            }
-            Wire::Anthropic => {
-                self.complete |= kind == Some("message_stop");
-                self.upstream_error |= kind == Some("error");
-            }
-            Wire::Responses => {
-                self.complete |= matches!(kind, Some("response.completed" | "response.incomplete"));
-                self.upstream_error |= matches!(kind, Some("error" | "response.failed"));
-                if kind == Some("response.created") {
-                    self.response_id = created_id(&parsed.data);
-                }
-            }
-        }
+        self.observe(kind, error.is_some(), done, &parsed.data);
         let mut out = String::new();
         match &mut self.mode {
             Mode::Same => {
@@ -507,28 +534,8 @@ impl StreamTranslator {
             },
             Mode::ToResponses(Some(chat), state) => {
                 let mut chunks = String::new();
-                match (kind, &json) {
-                    (Some(kind), Some(data)) => chat.event(kind, data, &mut chunks),
-                    (Some("error"), None) => chat.event("error", &Value::Null, &mut chunks),
-                    _ => {}
-                }
-                for chunk in chunks.split_terminator("\n\n") {
-                    let data = chunk.strip_prefix("data: ").unwrap_or(chunk);
-                    if data == "[DONE]" {
-                        state.done(&mut out);
-                        continue;
-                    }
-                    let Ok(chunk) = serde_json::from_str::<Value>(data) else {
-                        continue;
-                    };
-                    match chunk.get("error") {
-                        Some(error) => {
-                            let message = error["message"].as_str().unwrap_or(UPSTREAM_ERROR);
-                            state.error("upstream_error", message, &mut out);
-                        }
-                        None => state.chunk(&chunk, &mut out),
-                    }
-                }
+                anthropic_to_chat(chat, kind, json.as_ref(), &mut chunks);
+                chat_to_responses(&chunks, state, &mut out);
             }
             Mode::ToAnthropic(state) if done => state.done(&mut out),
             Mode::ToAnthropic(state) => match (&json, error) {
@@ -539,14 +546,42 @@ impl StreamTranslator {
                 (Some(chunk), None) => state.chunk(chunk, &mut out),
                 (None, None) => {}
             },
-            Mode::ToOpenai(state) => match (kind, &json) {
-                (Some(kind), Some(data)) => state.event(kind, data, &mut out),
-                // An error event whose data cannot be read still ends as an error.
-                (Some("error"), None) => state.event("error", &Value::Null, &mut out),
-                _ => {}
-            },
+            Mode::ToOpenai(state) => anthropic_to_chat(state, kind, json.as_ref(), &mut out),
         }
         Cow::Owned(out.into_bytes())
+    }
+
+    /// The event's JSON, where the translation needs it. Passing through, only an error or an
+    /// unnamed event needs its JSON read; a Responses event says what it is in its name.
+    fn read(&self, parsed: &Event, done: bool) -> Option<Value> {
+        match (&self.mode, self.from) {
+            _ if done => None,
+            (Mode::Same, Wire::Openai) if !parsed.data.contains("\"error\"") => None,
+            (Mode::Same, Wire::Anthropic | Wire::Responses) if parsed.name.is_some() => None,
+            _ => parsed.json(),
+        }
+    }
+
+    /// Notes whether the upstream's stream has completed or reported an error, and the
+    /// response a Responses upstream made, from an event of type `kind` with data `data`.
+    fn observe(&mut self, kind: Option<&str>, error: bool, done: bool, data: &str) {
+        match self.from {
+            Wire::Openai => {
+                self.complete |= done;
+                self.upstream_error |= error;
+            }
+            Wire::Anthropic => {
+                self.complete |= kind == Some("message_stop");
+                self.upstream_error |= kind == Some("error");
+            }
+            Wire::Responses => {
+                self.complete |= matches!(kind, Some("response.completed" | "response.incomplete"));
+                self.upstream_error |= matches!(kind, Some("error" | "response.failed"));
+                if kind == Some("response.created") {
+                    self.response_id = created_id(data);
+                }
+            }
+        }
     }
 
     /// Whether the upstream's stream completed properly (OpenAI: `data: [DONE]` seen;
