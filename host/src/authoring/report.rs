@@ -12,7 +12,7 @@ use super::cases::CaseResult;
 use super::check::CheckReport;
 use super::replay::ReplayReport;
 use crate::admin::client::CandidateStatus;
-use crate::fleet::Status;
+use crate::fleet::{ReplicaStatus, Status};
 use crate::policy::candidate::{Mode, Report, SplitReport};
 
 /// Colours for people's output; all plain when off.
@@ -212,12 +212,7 @@ pub fn replay(out: &mut dyn Write, r: &ReplayReport, p: Palette) -> io::Result<(
 /// with its heartbeat, the version it runs of each policy (marked when it is not the deployed
 /// one) and the last deploy it refused.
 pub fn fleet(out: &mut dyn Write, s: &Status, p: Palette) -> io::Result<()> {
-    let Palette {
-        pass,
-        fail,
-        dim,
-        bold,
-    } = p;
+    let Palette { dim, bold, .. } = p;
     writeln!(out, "{bold}deployed{bold:#}")?;
     if s.desired.is_empty() {
         writeln!(out, "  {dim}nothing deployed through the fleet yet{dim:#}")?;
@@ -236,52 +231,66 @@ pub fn fleet(out: &mut dyn Write, s: &Status, p: Palette) -> io::Result<()> {
     }
     writeln!(out, "{bold}replicas{bold:#} ({} live)", s.replicas.len())?;
     for replica in &s.replicas {
-        let here = if replica.replica == s.replica {
-            " (answered)"
+        fleet_replica(out, s, replica, p)?;
+    }
+    Ok(())
+}
+
+/// One replica of `fleet`: its heartbeat, each policy's live version against the deployed one,
+/// and the last version it refused.
+fn fleet_replica(
+    out: &mut dyn Write,
+    s: &Status,
+    replica: &ReplicaStatus,
+    p: Palette,
+) -> io::Result<()> {
+    let Palette {
+        pass, fail, dim, ..
+    } = p;
+    let here = if replica.replica == s.replica {
+        " (answered)"
+    } else {
+        ""
+    };
+    let ago = seconds(s.now_ms.saturating_sub(replica.heartbeat_ms));
+    writeln!(
+        out,
+        "  {}{here}  {dim}heartbeat {ago} ago{dim:#}",
+        safe(&replica.replica)
+    )?;
+    let Some(report) = &replica.report else {
+        return writeln!(out, "    {dim}no report yet{dim:#}");
+    };
+    for (name, live) in &report.policies {
+        let digest = live.digest.as_deref().unwrap_or("-");
+        let mark = match s.desired.get(name) {
+            Some(d) if live.digest.as_deref() == Some(d.digest.as_str()) => {
+                format!("{pass}deployed{pass:#}")
+            }
+            Some(_) => format!("{fail}not the deployed version{fail:#}"),
+            None => String::new(),
+        };
+        writeln!(
+            out,
+            "    {:<20} {:<28} {}  {mark}",
+            safe(name),
+            safe(&live.version),
+            safe(digest)
+        )?;
+    }
+    if let Some(refusal) = &report.last_refusal {
+        let retry = if refusal.retrying {
+            ", trying again"
         } else {
             ""
         };
-        let ago = seconds(s.now_ms.saturating_sub(replica.heartbeat_ms));
         writeln!(
             out,
-            "  {}{here}  {dim}heartbeat {ago} ago{dim:#}",
-            safe(&replica.replica)
+            "    {fail}refused{fail:#} {} {}{retry}: {}",
+            safe(&refusal.policy),
+            safe(&refusal.digest),
+            safe(&refusal.reason)
         )?;
-        let Some(report) = &replica.report else {
-            writeln!(out, "    {dim}no report yet{dim:#}")?;
-            continue;
-        };
-        for (name, live) in &report.policies {
-            let digest = live.digest.as_deref().unwrap_or("-");
-            let mark = match s.desired.get(name) {
-                Some(d) if live.digest.as_deref() == Some(d.digest.as_str()) => {
-                    format!("{pass}deployed{pass:#}")
-                }
-                Some(_) => format!("{fail}not the deployed version{fail:#}"),
-                None => String::new(),
-            };
-            writeln!(
-                out,
-                "    {:<20} {:<28} {}  {mark}",
-                safe(name),
-                safe(&live.version),
-                safe(digest)
-            )?;
-        }
-        if let Some(refusal) = &report.last_refusal {
-            let retry = if refusal.retrying {
-                ", trying again"
-            } else {
-                ""
-            };
-            writeln!(
-                out,
-                "    {fail}refused{fail:#} {} {}{retry}: {}",
-                safe(&refusal.policy),
-                safe(&refusal.digest),
-                safe(&refusal.reason)
-            )?;
-        }
     }
     Ok(())
 }

@@ -46,6 +46,30 @@ struct PlannedPolicy {
     fetched: bool,
 }
 
+impl PlannedPolicy {
+    /// The policy's slot with the planned version live: its slot kept, with the new config and
+    /// file digest (the version promoted if it changed), or a new one.
+    fn into_slot(self, trigger: &'static str, unsaved: &Arc<Notify>) -> Arc<PolicySlot> {
+        let Some(slot) = self.slot else {
+            return Arc::new(PolicySlot::new(
+                self.config,
+                self.version,
+                self.file_sha256,
+                trigger,
+                unsaved.clone(),
+            ));
+        };
+        slot.set_config(self.config);
+        if let Some(sha) = self.file_sha256 {
+            slot.set_file_sha256(sha);
+        }
+        if !Arc::ptr_eq(&slot.live(), &self.version) {
+            slot.promote(self.version, trigger);
+        }
+        slot
+    }
+}
+
 /// A checked snapshot, ready to go live.
 pub(super) struct Plan {
     config: Config,
@@ -372,29 +396,14 @@ impl Plan {
     /// Make the plan live state: update existing slots, create new ones (sharing `unsaved`, see
     /// [`PolicySlot::new`]), build the teams.
     pub(super) fn apply(self, trigger: &'static str, unsaved: &Arc<Notify>) -> Snapshot {
-        let mut slots = BTreeMap::new();
-        for planned in self.policies {
-            let slot = match planned.slot {
-                Some(slot) => {
-                    slot.set_config(planned.config);
-                    if let Some(sha) = planned.file_sha256 {
-                        slot.set_file_sha256(sha);
-                    }
-                    if !Arc::ptr_eq(&slot.live(), &planned.version) {
-                        slot.promote(planned.version, trigger);
-                    }
-                    slot
-                }
-                None => Arc::new(PolicySlot::new(
-                    planned.config,
-                    planned.version,
-                    planned.file_sha256,
-                    trigger,
-                    unsaved.clone(),
-                )),
-            };
-            slots.insert(slot.name().to_string(), slot);
-        }
+        let slots: BTreeMap<String, Arc<PolicySlot>> = self
+            .policies
+            .into_iter()
+            .map(|planned| {
+                let slot = planned.into_slot(trigger, unsaved);
+                (slot.name().to_string(), slot)
+            })
+            .collect();
         let teams = self
             .config
             .teams

@@ -726,26 +726,7 @@ async fn read_whole(
     dialect: Option<(&Dialect, &str)>,
 ) -> Result<Answer, AttemptError> {
     let client = request.req.api;
-    let status = response.status();
-    let mut content_type = content_type(&response);
-    let head = dialect.map(|(dialect, _)| dialect.head(response.headers()));
-    let bytes =
-        response
-            .bytes()
-            .await
-            .map_err(|e| match AttemptError::from_transport(&e, timeout) {
-                AttemptError::Transport(cause) | AttemptError::Connect(cause) => {
-                    AttemptError::Body(cause)
-                }
-                other => other,
-            })?;
-    let bytes = match (dialect, head) {
-        (Some((dialect, model)), Some(head)) => {
-            content_type = HeaderValue::from_static("application/json");
-            dialect.answer(status, &head, &bytes, model, request.req)?
-        }
-        _ => bytes,
-    };
+    let (status, mut content_type, bytes) = read_body(response, request, timeout, dialect).await?;
     let (usage, native_id) = if status.is_success() && upstream == Wire::Responses {
         responses_answer(&bytes)
     } else {
@@ -787,6 +768,37 @@ async fn read_whole(
         watched: false,
         made,
     })
+}
+
+/// The status, content type and body of an answer, read whole within `timeout`; a provider's
+/// dialect makes its answer a chat one.
+async fn read_body(
+    response: reqwest::Response,
+    request: &Request<'_>,
+    timeout: Duration,
+    dialect: Option<(&Dialect, &str)>,
+) -> Result<(StatusCode, HeaderValue, Bytes), AttemptError> {
+    let status = response.status();
+    let content_type = content_type(&response);
+    let head = dialect.map(|(dialect, _)| dialect.head(response.headers()));
+    let bytes =
+        response
+            .bytes()
+            .await
+            .map_err(|e| match AttemptError::from_transport(&e, timeout) {
+                AttemptError::Transport(cause) | AttemptError::Connect(cause) => {
+                    AttemptError::Body(cause)
+                }
+                other => other,
+            })?;
+    match (dialect, head) {
+        (Some((dialect, model)), Some(head)) => Ok((
+            status,
+            HeaderValue::from_static("application/json"),
+            dialect.answer(status, &head, &bytes, model, request.req)?,
+        )),
+        _ => Ok((status, content_type, bytes)),
+    }
 }
 
 /// The usage and the `id` of a Responses API answer, read in one pass.

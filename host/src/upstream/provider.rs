@@ -96,34 +96,14 @@ impl Provider {
             provider: config.name.clone(),
             message,
         };
-        let (wire, key_header, key_prefix) = match config.kind {
-            ProviderKind::Echo => {
-                return Ok(Self {
-                    name: Label::new(&config.name),
-                    endpoint: Endpoint::Echo,
-                    slots: slots.clone(),
-                });
-            }
-            ProviderKind::Openai => (Wire::Openai, Some("authorization"), "Bearer "),
-            ProviderKind::AzureOpenai => (Wire::Openai, Some("api-key"), ""),
-            ProviderKind::Anthropic => (Wire::Anthropic, Some("x-api-key"), ""),
-            // Signed with AWS credentials instead of a key.
-            ProviderKind::Bedrock => (Wire::Anthropic, None, ""),
-            ProviderKind::Gemini => (Wire::Anthropic, Some("x-goog-api-key"), ""),
+        let Some((wire, key)) = wire_and_key(config.kind) else {
+            return Ok(Self {
+                name: Label::new(&config.name),
+                endpoint: Endpoint::Echo,
+                slots: slots.clone(),
+            });
         };
-        let region = config.region.clone().unwrap_or_default();
-        let (dialect, default_base) = match config.kind {
-            ProviderKind::Bedrock => (
-                Some(Dialect::Bedrock(Box::new(Bedrock::new(
-                    config.name.clone(),
-                    region.clone(),
-                    config.aws_profile.clone(),
-                )))),
-                Some(Bedrock::default_base(&region)),
-            ),
-            ProviderKind::Gemini => (Some(Dialect::Gemini), Some(GEMINI_BASE.to_string())),
-            _ => (None, None),
-        };
+        let (dialect, default_base) = dialect(config);
         let base = config
             .base_url
             .as_deref()
@@ -131,7 +111,7 @@ impl Provider {
             .ok_or_else(|| invalid("base_url is required".into()))?;
         let base = Url::parse(&format!("{}/", base.trim_end_matches('/')))
             .map_err(|e| invalid(format!("base_url: {e}")))?;
-        let headers = fixed_headers(config, env, key_header.map(|h| (h, key_prefix)))?;
+        let headers = fixed_headers(config, env, key)?;
         let client = if config.h2c {
             reqwest::Client::builder()
                 .http2_prior_knowledge()
@@ -267,6 +247,35 @@ impl Slots {
                 permits: Arc::new(Semaphore::new(limit as usize)),
             }),
         }
+    }
+}
+
+/// The wire a provider of `kind` speaks and the header its key goes in (with the prefix the key
+/// takes); `None` for the provider answered in-process.
+fn wire_and_key(kind: ProviderKind) -> Option<(Wire, Option<(&'static str, &'static str)>)> {
+    Some(match kind {
+        ProviderKind::Echo => return None,
+        ProviderKind::Openai => (Wire::Openai, Some(("authorization", "Bearer "))),
+        ProviderKind::AzureOpenai => (Wire::Openai, Some(("api-key", ""))),
+        ProviderKind::Anthropic => (Wire::Anthropic, Some(("x-api-key", ""))),
+        // Signed with AWS credentials instead of a key.
+        ProviderKind::Bedrock => (Wire::Anthropic, None),
+        ProviderKind::Gemini => (Wire::Anthropic, Some(("x-goog-api-key", ""))),
+    })
+}
+
+/// The dialect a provider's requests are rewritten in, if any, and the base URL it has by
+/// default.
+fn dialect(config: &ProviderConfig) -> (Option<Dialect>, Option<String>) {
+    match config.kind {
+        ProviderKind::Bedrock => {
+            let region = config.region.clone().unwrap_or_default();
+            let base = Bedrock::default_base(&region);
+            let bedrock = Bedrock::new(config.name.clone(), region, config.aws_profile.clone());
+            (Some(Dialect::Bedrock(Box::new(bedrock))), Some(base))
+        }
+        ProviderKind::Gemini => (Some(Dialect::Gemini), Some(GEMINI_BASE.to_string())),
+        _ => (None, None),
     }
 }
 

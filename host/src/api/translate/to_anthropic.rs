@@ -396,24 +396,7 @@ fn assistant_content(
         }
         Some(Value::String(text)) => blocks(text.as_str().into()),
         None => Vec::new(),
-        Some(Value::Array(parts)) => {
-            let mut out = Vec::with_capacity(parts.len());
-            for (j, part) in parts.iter().enumerate() {
-                let param = format!("{message_param}.content[{j}]");
-                let text = match kind(part, &param)? {
-                    "text" => required_string(part, "text", &param)?,
-                    "refusal" => required_string(part, "refusal", &param)?,
-                    other => {
-                        return Err(invalid(
-                            &param,
-                            &format!("of type `{other}` cannot be sent to an Anthropic model"),
-                        ));
-                    }
-                };
-                out.extend(blocks(text.into()));
-            }
-            out
-        }
+        Some(Value::Array(parts)) => assistant_parts(parts, message_param)?,
         Some(_) => {
             return Err(invalid(
                 &format!("{message_param}.content"),
@@ -429,30 +412,54 @@ fn assistant_content(
     if let Some(calls) = tool_calls {
         let calls_param = format!("{message_param}.tool_calls");
         for (k, call) in array(calls, &calls_param)?.iter().enumerate() {
-            let param = format!("{calls_param}[{k}]");
-            if let Some(kind) = call.get("type").filter(|t| *t != "function") {
-                return Err(invalid(
-                    &param,
-                    &format!("of type {kind} cannot be sent to an Anthropic model"),
-                ));
-            }
-            let id = required_string(call, "id", &param)?;
-            let function_param = format!("{param}.function");
-            let function = call
-                .get("function")
-                .ok_or_else(|| invalid(&function_param, "is required"))?;
-            let name = required_string(function, "name", &function_param)?;
-            let arguments = required_string(function, "arguments", &function_param)?;
-            let input = tool_input(arguments).ok_or_else(|| {
-                invalid(
-                    &format!("{function_param}.arguments"),
-                    "must be a JSON object",
-                )
-            })?;
-            out.push(json!({"type": "tool_use", "id": id, "name": name, "input": input}));
+            out.push(tool_use(call, &format!("{calls_param}[{k}]"))?);
         }
     }
     Ok(Value::Array(out))
+}
+
+/// An assistant message's content parts (text and refusals) as Anthropic text blocks.
+fn assistant_parts(parts: &[Value], message_param: &str) -> Result<Vec<Value>, ApiError> {
+    let mut out = Vec::with_capacity(parts.len());
+    for (j, part) in parts.iter().enumerate() {
+        let param = format!("{message_param}.content[{j}]");
+        let text = match kind(part, &param)? {
+            "text" => required_string(part, "text", &param)?,
+            "refusal" => required_string(part, "refusal", &param)?,
+            other => {
+                return Err(invalid(
+                    &param,
+                    &format!("of type `{other}` cannot be sent to an Anthropic model"),
+                ));
+            }
+        };
+        out.extend(blocks(text.into()));
+    }
+    Ok(out)
+}
+
+/// An assistant message's tool call `call` (at `param`) as an Anthropic `tool_use` block.
+fn tool_use(call: &Value, param: &str) -> Result<Value, ApiError> {
+    if let Some(kind) = call.get("type").filter(|t| *t != "function") {
+        return Err(invalid(
+            param,
+            &format!("of type {kind} cannot be sent to an Anthropic model"),
+        ));
+    }
+    let id = required_string(call, "id", param)?;
+    let function_param = format!("{param}.function");
+    let function = call
+        .get("function")
+        .ok_or_else(|| invalid(&function_param, "is required"))?;
+    let name = required_string(function, "name", &function_param)?;
+    let arguments = required_string(function, "arguments", &function_param)?;
+    let input = tool_input(arguments).ok_or_else(|| {
+        invalid(
+            &format!("{function_param}.arguments"),
+            "must be a JSON object",
+        )
+    })?;
+    Ok(json!({"type": "tool_use", "id": id, "name": name, "input": input}))
 }
 
 fn tools_to_anthropic(tools: &Value) -> Result<Value, ApiError> {

@@ -46,32 +46,10 @@ pub fn anthropic_to_openai(
             "model" | "max_tokens" => {}
             "messages" => messages = Some(value),
             "system" => system = Some(system_text(value)?),
-            "temperature" | "top_p" => {
-                number(value, key)?;
-                out.insert(key.clone(), value.clone());
-            }
-            "stop_sequences" => {
-                let stops = strings(value, key)?;
-                if !stops.is_empty() {
-                    out.insert("stop".into(), Value::Array(stops));
-                }
-            }
-            "stream" => {
-                if boolean(value, key)? {
-                    out.insert("stream".into(), true.into());
-                    out.insert("stream_options".into(), json!({"include_usage": true}));
-                }
-            }
-            "metadata" => {
-                let metadata = object(value, key)?;
-                if let Some(user) = metadata.get("user_id").filter(|u| !u.is_null()) {
-                    let user = string(user, "metadata.user_id")?;
-                    out.insert("user".into(), user.into());
-                }
-            }
             "tools" => tools = Some(tools_to_openai(value)?),
             "tool_choice" => tool_choice = Some(tool_choice_to_openai(value)?),
             "thinking" if value.get("type").is_some_and(|t| t == "disabled") => {}
+            _ if option_to_openai(key, value, &mut out)? => {}
             _ => return Err(invalid(key, TO_OPENAI)),
         }
     }
@@ -92,6 +70,42 @@ pub fn anthropic_to_openai(
     messages_to_openai(messages, &mut translated)?;
     out.insert("messages".into(), Value::Array(translated));
     Ok(super::to_bytes(&Value::Object(out)))
+}
+
+/// Anthropic's sampling, stop, stream and metadata option `key` as OpenAI's, into `out`;
+/// `false` for any other key.
+fn option_to_openai(
+    key: &str,
+    value: &Value,
+    out: &mut Map<String, Value>,
+) -> Result<bool, ApiError> {
+    match key {
+        "temperature" | "top_p" => {
+            number(value, key)?;
+            out.insert(key.into(), value.clone());
+        }
+        "stop_sequences" => {
+            let stops = strings(value, key)?;
+            if !stops.is_empty() {
+                out.insert("stop".into(), Value::Array(stops));
+            }
+        }
+        "stream" => {
+            if boolean(value, key)? {
+                out.insert("stream".into(), true.into());
+                out.insert("stream_options".into(), json!({"include_usage": true}));
+            }
+        }
+        "metadata" => {
+            let metadata = object(value, key)?;
+            if let Some(user) = metadata.get("user_id").filter(|u| !u.is_null()) {
+                let user = string(user, "metadata.user_id")?;
+                out.insert("user".into(), user.into());
+            }
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
 }
 
 /// Anthropic's `system` (a string or text blocks) as one string.
