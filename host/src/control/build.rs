@@ -97,16 +97,8 @@ pub(super) async fn plan(
     old: Option<&Snapshot>,
 ) -> Result<Plan, StartError> {
     let upstreams = Upstreams::from_config(&config, env, old.map(|o| &o.upstreams))?;
-    let catalogs: Vec<Vec<Model>> = config
-        .teams
-        .iter()
-        .map(|team| input::catalog(&config, team.models.as_deref(), ModelKind::Chat))
-        .collect();
-    let embedding_catalogs: Vec<Vec<Model>> = config
-        .teams
-        .iter()
-        .map(|team| input::catalog(&config, team.models.as_deref(), ModelKind::Embeddings))
-        .collect();
+    let catalogs = team_catalogs(&config, ModelKind::Chat);
+    let embedding_catalogs = team_catalogs(&config, ModelKind::Embeddings);
     let full_catalog = input::catalog(&config, None, ModelKind::Chat);
     let full_embeddings = input::catalog(&config, None, ModelKind::Embeddings);
     let mut policies = Vec::with_capacity(config.policies.len());
@@ -157,6 +149,15 @@ pub(super) async fn plan(
         rates,
         decision_log,
     })
+}
+
+/// Each team's catalog of models of `kind`, in config order.
+fn team_catalogs(config: &Config, kind: ModelKind) -> Vec<Vec<Model>> {
+    config
+        .teams
+        .iter()
+        .map(|team| input::catalog(config, team.models.as_deref(), kind))
+        .collect()
 }
 
 /// The decision log: the open log's writer carries over while its path stays the same.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 
 use super::untrusted;
-use super::wit::switchyard::policy::types::Target;
+use super::wit::switchyard::policy::types::{Route, Target};
 use super::wit::{Decision, Model};
 
 /// Most targets a route may carry.
@@ -59,55 +59,7 @@ pub enum Verdict {
 /// Check `decision` against `catalog`; the error says what is wrong with it.
 pub fn validate(decision: Decision, catalog: &[Model]) -> Result<Verdict, String> {
     match decision {
-        Decision::Route(route) => {
-            if route.targets.is_empty() {
-                return Err("route has no targets".into());
-            }
-            if route.targets.len() > MAX_TARGETS {
-                return Err(format!(
-                    "route has {} targets, at most {MAX_TARGETS} allowed",
-                    route.targets.len()
-                ));
-            }
-            if route.reason.len() > MAX_REASON_BYTES {
-                return Err(format!(
-                    "reason is {} bytes, at most {MAX_REASON_BYTES} allowed",
-                    route.reason.len()
-                ));
-            }
-            if route.reason.chars().any(char::is_control) {
-                return Err("reason contains control characters".into());
-            }
-            let mut targets = Vec::with_capacity(route.targets.len());
-            for t in route.targets {
-                if !catalog.iter().any(|m| m.id == t.model) {
-                    let shown = untrusted::text(&t.model, 64);
-                    return Err(format!("target model `{shown}` is not in the catalog"));
-                }
-                let timeout = t.timeout_ms.map(|ms| Duration::from_millis(ms.into()));
-                if timeout.is_some_and(|d| d.is_zero() || d > MAX_TARGET_TIMEOUT) {
-                    return Err(format!(
-                        "target `{}` timeout must be 1 ms to 600 s",
-                        t.model
-                    ));
-                }
-                if t.max_output_tokens == Some(0) {
-                    return Err(format!(
-                        "target `{}` max-output-tokens must be at least 1",
-                        t.model
-                    ));
-                }
-                targets.push(PlannedTarget {
-                    model: t.model,
-                    timeout,
-                    max_output_tokens: t.max_output_tokens,
-                });
-            }
-            Ok(Verdict::Route {
-                targets,
-                reason: untrusted::text(&route.reason, MAX_REASON_BYTES),
-            })
-        }
+        Decision::Route(route) => validate_route(route, catalog),
         Decision::Reject(r) => {
             let status = StatusCode::from_u16(r.status)
                 .ok()
@@ -125,6 +77,63 @@ pub fn validate(decision: Decision, catalog: &[Model]) -> Result<Verdict, String
             })
         }
     }
+}
+
+/// A route within the limits, its reason printable, every target checked.
+fn validate_route(route: Route, catalog: &[Model]) -> Result<Verdict, String> {
+    if route.targets.is_empty() {
+        return Err("route has no targets".into());
+    }
+    if route.targets.len() > MAX_TARGETS {
+        return Err(format!(
+            "route has {} targets, at most {MAX_TARGETS} allowed",
+            route.targets.len()
+        ));
+    }
+    if route.reason.len() > MAX_REASON_BYTES {
+        return Err(format!(
+            "reason is {} bytes, at most {MAX_REASON_BYTES} allowed",
+            route.reason.len()
+        ));
+    }
+    if route.reason.chars().any(char::is_control) {
+        return Err("reason contains control characters".into());
+    }
+    let targets = route
+        .targets
+        .into_iter()
+        .map(|t| validate_target(t, catalog))
+        .collect::<Result<_, _>>()?;
+    Ok(Verdict::Route {
+        targets,
+        reason: untrusted::text(&route.reason, MAX_REASON_BYTES),
+    })
+}
+
+/// A target naming a model of `catalog`, its timeout and output cap within bounds.
+fn validate_target(t: Target, catalog: &[Model]) -> Result<PlannedTarget, String> {
+    if !catalog.iter().any(|m| m.id == t.model) {
+        let shown = untrusted::text(&t.model, 64);
+        return Err(format!("target model `{shown}` is not in the catalog"));
+    }
+    let timeout = t.timeout_ms.map(|ms| Duration::from_millis(ms.into()));
+    if timeout.is_some_and(|d| d.is_zero() || d > MAX_TARGET_TIMEOUT) {
+        return Err(format!(
+            "target `{}` timeout must be 1 ms to 600 s",
+            t.model
+        ));
+    }
+    if t.max_output_tokens == Some(0) {
+        return Err(format!(
+            "target `{}` max-output-tokens must be at least 1",
+            t.model
+        ));
+    }
+    Ok(PlannedTarget {
+        model: t.model,
+        timeout,
+        max_output_tokens: t.max_output_tokens,
+    })
 }
 
 #[cfg(test)]

@@ -212,47 +212,11 @@ impl<E: Display> State<E> {
                 next = tokio::time::timeout(self.idle, self.upstream.next()) => next,
             };
             let (end, message) = match next {
-                Ok(Some(Ok(chunk))) => {
-                    self.first_byte
-                        .get_or_insert_with(|| self.started.elapsed());
-                    self.pending.extend_from_slice(&chunk);
-                    let events = self.complete_events();
-                    self.keep_made().await;
-                    // After an error event the upstream has nothing more to say: the stream
-                    // ends here, before a client that stops at the error goes away.
-                    if self.translator.upstream_error() {
-                        let mut out = BytesMut::from(events);
-                        out.extend_from_slice(&self.finish(StreamEnd::UpstreamError, None));
-                        return out.freeze();
-                    }
-                    if events.is_empty() {
-                        continue;
-                    }
-                    return events;
-                }
-                Ok(None) => {
-                    // A last event may lack its blank line.
-                    let last = if self.pending.trim_ascii().is_empty() {
-                        Bytes::new()
-                    } else {
-                        self.pending.extend_from_slice(b"\n\n");
-                        self.complete_events()
-                    };
-                    self.keep_made().await;
-                    let (end, fault) = if self.translator.upstream_error() {
-                        (StreamEnd::UpstreamError, None)
-                    } else if self.translator.complete() {
-                        (StreamEnd::Done, None)
-                    } else {
-                        (
-                            StreamEnd::Unfinished,
-                            Some("the upstream ended the stream before it was complete".into()),
-                        )
-                    };
-                    let mut out = BytesMut::from(last);
-                    out.extend_from_slice(&self.finish(end, fault));
-                    return out.freeze();
-                }
+                Ok(Some(Ok(chunk))) => match self.chunk(&chunk).await {
+                    Some(out) => return out,
+                    None => continue,
+                },
+                Ok(None) => return self.ended().await,
                 Ok(Some(Err(e))) => (
                     StreamEnd::Cut,
                     format!("the upstream stream broke off ({e})"),
@@ -267,6 +231,48 @@ impl<E: Display> State<E> {
             };
             return self.finish(end, Some(message));
         }
+    }
+
+    /// The client's bytes for an upstream chunk: the events it completes, and the stream's end
+    /// after an error event (the upstream has nothing more to say, and a client that stops at
+    /// the error may go away). `None` while no event is complete.
+    async fn chunk(&mut self, chunk: &[u8]) -> Option<Bytes> {
+        self.first_byte
+            .get_or_insert_with(|| self.started.elapsed());
+        self.pending.extend_from_slice(chunk);
+        let events = self.complete_events();
+        self.keep_made().await;
+        if self.translator.upstream_error() {
+            let mut out = BytesMut::from(events);
+            out.extend_from_slice(&self.finish(StreamEnd::UpstreamError, None));
+            return Some(out.freeze());
+        }
+        (!events.is_empty()).then_some(events)
+    }
+
+    /// The client's last bytes once the upstream's stream has ended: a last event (which may lack
+    /// its blank line), then the end, which says whether the stream was complete.
+    async fn ended(&mut self) -> Bytes {
+        let last = if self.pending.trim_ascii().is_empty() {
+            Bytes::new()
+        } else {
+            self.pending.extend_from_slice(b"\n\n");
+            self.complete_events()
+        };
+        self.keep_made().await;
+        let (end, fault) = if self.translator.upstream_error() {
+            (StreamEnd::UpstreamError, None)
+        } else if self.translator.complete() {
+            (StreamEnd::Done, None)
+        } else {
+            (
+                StreamEnd::Unfinished,
+                Some("the upstream ended the stream before it was complete".into()),
+            )
+        };
+        let mut out = BytesMut::from(last);
+        out.extend_from_slice(&self.finish(end, fault));
+        out.freeze()
     }
 
     /// Once the stream is complete, keep the response it made, before its last events go out.

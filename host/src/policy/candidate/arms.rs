@@ -140,13 +140,28 @@ impl Arms {
         if self.candidate.requests < rule.min_requests || self.live.requests < rule.min_requests {
             return None;
         }
+        let judgement = match self.abort_reason(rule) {
+            Some(reason) => Some(Judgement::Abort {
+                reason: format!("{reason} after {} requests", self.candidate.requests),
+            }),
+            None => self.step_ended(rule, percent),
+        };
+        if let Some(judgement) = &judgement {
+            self.last = Some(judgement.reason().to_string());
+        }
+        judgement
+    }
+
+    /// Why the candidate is worse than the live version by more than `rule` allows, if it is:
+    /// its policy failures, then its upstream errors, then its cost.
+    fn abort_reason(&self, rule: &RolloutConfig) -> Option<String> {
         let (live, candidate) = (&self.live, &self.candidate);
         let worse = |what: &str, candidate: f64, live: f64, margin: f64| {
             (candidate > live + margin).then(|| {
                 format!("{what} {candidate:.4} is above the live version's {live:.4} by more than {margin}")
             })
         };
-        let abort = worse(
+        worse(
             "policy failure rate",
             candidate.rate(candidate.policy_failures),
             live.rate(live.policy_failures),
@@ -173,35 +188,32 @@ impl Arms {
                     )
                 })
                 .flatten()
-        });
-        let judgement = match abort {
-            Some(reason) => Some(Judgement::Abort {
-                reason: format!("{reason} after {} requests", candidate.requests),
-            }),
-            None if self.step_requests >= rule.promote_after_requests
-                && self.step_started.elapsed() >= Duration::from_secs(rule.promote_after_secs) =>
-            {
-                let ran = format!(
-                    "{} requests and {} s at {percent}% with no abort condition",
-                    self.step_requests,
-                    self.step_started.elapsed().as_secs()
-                );
-                match rule.steps.iter().find(|&&step| step > percent) {
-                    Some(&next) if next < 100.0 => Some(Judgement::Step {
-                        percent: next,
-                        reason: format!("{ran}: up to {next}%"),
-                    }),
-                    _ => Some(Judgement::Promote {
-                        reason: format!("{ran}: promoted"),
-                    }),
-                }
-            }
-            None => None,
-        };
-        if let Some(judgement) = &judgement {
-            self.last = Some(judgement.reason().to_string());
+        })
+    }
+
+    /// Once the step at `percent` has run its requests and its time: the next step, or the
+    /// promotion after the last.
+    fn step_ended(&self, rule: &RolloutConfig, percent: f64) -> Option<Judgement> {
+        let elapsed = self.step_started.elapsed();
+        if self.step_requests < rule.promote_after_requests
+            || elapsed < Duration::from_secs(rule.promote_after_secs)
+        {
+            return None;
         }
-        judgement
+        let ran = format!(
+            "{} requests and {} s at {percent}% with no abort condition",
+            self.step_requests,
+            elapsed.as_secs()
+        );
+        Some(match rule.steps.iter().find(|&&step| step > percent) {
+            Some(&next) if next < 100.0 => Judgement::Step {
+                percent: next,
+                reason: format!("{ran}: up to {next}%"),
+            },
+            _ => Judgement::Promote {
+                reason: format!("{ran}: promoted"),
+            },
+        })
     }
 
     pub(super) fn report(&self, percent: f64) -> SplitReport {
