@@ -20,6 +20,11 @@ use switchyard::api::translate::{self, StreamTranslator};
 use switchyard::api::{ClientRequest, Wire};
 use switchyard::upstream::bedrock::sign_request;
 
+/// The proxy's own allocator (`main.rs`), so that what a translation allocates costs what it
+/// costs in the proxy.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn openai_request() -> Bytes {
     let body = json!({
         "model": "auto", "max_tokens": 500, "temperature": 0.3,

@@ -1,11 +1,16 @@
 //! What the policy benchmarks share: where the built policies are, a config with a catalog of 8
 //! models (even ones `cheap`, odd ones `reasoning` and `tools`, prices rising) bound to one team,
-//! and a request of 6 messages.
+//! and a request of 6 messages; and the proxy's allocator.
 
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use switchyard::config::Config;
+
+/// The proxy's own allocator (`main.rs`), so that what the host allocates around a decision costs
+/// what it costs in the proxy.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// The folder of the built policy components: `BENCH_WASM` if set (to compare policies built
 /// another way), else `cargo xtask plugins`' output.
