@@ -24,7 +24,6 @@ import collections
 import re
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -98,9 +97,7 @@ def main():
     args = parser.parse_args()
     g.SWITCHYARD = args.binary.resolve()
     add_probes(g.SWITCHYARD)
-    with tempfile.TemporaryDirectory(prefix="switchyard-allocations-") as folder:
-        work = Path(folder)
-        mock, mock_port = g.chat_mock(work)
+    with g.mocked(prefix="switchyard-allocations-") as (work, mock_port):
         try:
             config = g.switchyard_config(g.free_port(), mock_port, False, args.reuse)
             proxy, port = g.start_switchyard(work, "switchyard", config)
@@ -116,7 +113,6 @@ def main():
                 proxy.terminate()
                 proxy.wait()
         finally:
-            mock.terminate()
             remove_probes()
 
 

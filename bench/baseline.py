@@ -21,7 +21,6 @@ minus its floor's) with the ratio of now to then.
 import argparse
 import statistics
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -82,23 +81,17 @@ def main():
     args = parser.parse_args()
     runs = setups(args.then.resolve())
     figures = {name: [] for name in runs}
-    with tempfile.TemporaryDirectory() as work:
-        work = Path(work)
-        mock, mock_port = g.chat_mock(work)
-        try:
-            for round_, name in g.alternated(runs, args.rounds):
-                proxy, port = start(name, runs[name], work, mock_port, args.reuse)
-                try:
-                    figures[name].append(measure(name, proxy, port, work, args.seconds))
-                finally:
-                    proxy.terminate()
-                    proxy.wait()
-                closed, at_rate, p99 = figures[name][-1]
-                print(f"round {round_}: {name}: closed loop {closed:.1f} µs/request, at "
-                      f"1000/s {at_rate:.1f} µs/request, p99 {p99:.3f} ms", flush=True)
-        finally:
-            mock.terminate()
-            mock.wait()
+    with g.mocked() as (work, mock_port):
+        for round_, name in g.alternated(runs, args.rounds):
+            proxy, port = start(name, runs[name], work, mock_port, args.reuse)
+            try:
+                figures[name].append(measure(name, proxy, port, work, args.seconds))
+            finally:
+                proxy.terminate()
+                proxy.wait()
+            closed, at_rate, p99 = figures[name][-1]
+            print(f"round {round_}: {name}: closed loop {closed:.1f} µs/request, at "
+                  f"1000/s {at_rate:.1f} µs/request, p99 {p99:.3f} ms", flush=True)
     medians = {name: [statistics.median(v[i] for v in values) for i in range(3)]
                for name, values in figures.items()}
     for name, (closed, at_rate, p99) in medians.items():

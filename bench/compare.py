@@ -23,7 +23,6 @@ medians.
 import argparse
 import statistics
 import time
-import tempfile
 from pathlib import Path
 
 import gateway as g
@@ -75,21 +74,15 @@ def main():
                 "candidate": args.candidate_policies.resolve()}
     builds = {"base": args.base.resolve(), "candidate": args.candidate.resolve()}
     figures = {name: [] for name in builds}
-    with tempfile.TemporaryDirectory() as work:
-        work = Path(work)
-        mock, mock_port = g.chat_mock(work)
-        try:
-            for round_, name in g.alternated(builds, args.rounds):
-                figure = measure(builds[name], policies[name], work, mock_port,
-                                 f"{name}-{round_}", args.seconds, args.reuse, options[name])
-                figures[name].append(figure)
-                closed, at_rate, p99, d50, d99, rss = figure
-                print(f"round {round_}: {name} closed loop {closed:.1f} µs/request, at "
-                      f"1000/s {at_rate:.1f} µs/request, p99 {p99:.3f} ms, decision p50 "
-                      f"{d50} µs p99 {d99} µs, peak RSS {rss:.1f} MiB", flush=True)
-        finally:
-            mock.terminate()
-            mock.wait()
+    with g.mocked() as (work, mock_port):
+        for round_, name in g.alternated(builds, args.rounds):
+            figure = measure(builds[name], policies[name], work, mock_port,
+                             f"{name}-{round_}", args.seconds, args.reuse, options[name])
+            figures[name].append(figure)
+            closed, at_rate, p99, d50, d99, rss = figure
+            print(f"round {round_}: {name} closed loop {closed:.1f} µs/request, at "
+                  f"1000/s {at_rate:.1f} µs/request, p99 {p99:.3f} ms, decision p50 "
+                  f"{d50} µs p99 {d99} µs, peak RSS {rss:.1f} MiB", flush=True)
     for name, values in figures.items():
         closed, at_rate, p99, d50, d99, rss = (statistics.median(v[i] for v in values)
                                                for i in range(6))

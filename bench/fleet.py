@@ -17,7 +17,6 @@ fixed 500 requests a second; it prints each measurement, then the medians and th
 import argparse
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 import gateway as g
@@ -50,9 +49,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--seconds", type=int, default=8)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as work:
-        work = Path(work)
-        mock, mock_port = g.chat_mock(work)
+    with g.mocked() as (work, mock_port):
         redis_port = g.free_port()
         store = redis(work, redis_port)
         g.wait_port(redis_port)
@@ -65,9 +62,8 @@ def main():
             for proxy, _ in proxies.values():
                 proxy.terminate()
                 proxy.wait()
-            for process in (mock, store):
-                process.terminate()
-                process.wait()
+            store.terminate()
+            store.wait()
     local, shared = medians["in process"], medians["redis"]
     print(f"redis adds {shared[0] - local[0]:.1f} µs of gateway CPU a request "
           f"({shared[0] / local[0]:.3f}x), {shared[1] - local[1]:.2f} ms at p50 and "

@@ -31,6 +31,7 @@ samples its resident memory every 15 seconds, to show it stays flat after warm-u
 """
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -197,6 +198,20 @@ def chat_mock(work):
     }}""")
     wait_port(port)
     return mock, port
+
+
+@contextlib.contextmanager
+def mocked(prefix=None):
+    """A private folder with the chat mock running, for the length of a `with`: (folder, mock
+    port). The mock is stopped and the folder removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as folder:
+        work = Path(folder)
+        mock, port = chat_mock(work)
+        try:
+            yield work, port
+        finally:
+            mock.terminate()
+            mock.wait()
 
 
 def nginx_proxy(work, mock_port):

@@ -17,7 +17,6 @@ added latency at p99 (the shadow runs after the request is forwarded).
 import argparse
 import http.client
 import json
-import tempfile
 from pathlib import Path
 
 import gateway as g
@@ -47,9 +46,7 @@ def main():
     parser.add_argument("--seconds", type=int, default=8)
     args = parser.parse_args()
     env = {"SWITCHYARD_ADMIN_TOKEN": TOKEN}
-    with tempfile.TemporaryDirectory() as work:
-        work = Path(work)
-        mock, mock_port = g.chat_mock(work)
+    with g.mocked() as (work, mock_port):
         proxies, admin_ports = {}, {}
         try:
             for name in ("no candidate", "shadow"):
@@ -64,8 +61,6 @@ def main():
             for proxy, _ in proxies.values():
                 proxy.terminate()
                 proxy.wait()
-            mock.terminate()
-            mock.wait()
     base, shadow = medians["no candidate"], medians["shadow"]
     print(f"the shadow adds {shadow[0] - base[0]:.1f} µs of gateway CPU a request "
           f"({shadow[0] / base[0]:.3f}x), {shadow[1] - base[1]:.2f} ms at p50 and "
