@@ -16,7 +16,8 @@
 //!   usage and cost;
 //! - [`telemetry`]: logging, including the one line written per request;
 //! - [`label`]: the names every answer carries (team, policy version, model, provider), each made
-//!   once with its header value.
+//!   once with its header value; [`clock`]: the wall clock in the Unix seconds and milliseconds
+//!   the wire formats and records write.
 //!
 //! Beside the path, [`control`] holds the live state the path reads (a snapshot swapped
 //! atomically) and every change to it: config reloads, watched policy files, uploads and
@@ -41,6 +42,7 @@ pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod authoring;
+pub mod clock;
 pub mod config;
 pub mod control;
 pub mod fleet;

@@ -417,9 +417,7 @@ impl ClientRequest {
     /// For a Responses request, the frame of the response its answer makes: a fresh id, the time
     /// now, and the request's settings that a response repeats.
     pub fn response_frame(&self) -> Option<ResponseFrame> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let now = crate::clock::unix_secs();
         (self.api == Wire::Responses).then(|| {
             let id = format!("resp_{}", uuid::Uuid::new_v4().simple());
             ResponseFrame::new(id, now, &self.body)

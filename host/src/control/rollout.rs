@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
@@ -267,7 +267,7 @@ impl Follower {
                             digest: wanted.digest.clone(),
                             reason: format!("candidate: {e}"),
                             retrying,
-                            at_ms: now_ms(),
+                            at_ms: crate::clock::unix_millis(),
                         });
                     }
                 }
@@ -311,7 +311,7 @@ impl Follower {
                     digest: digest.clone(),
                     reason: e.to_string(),
                     retrying,
-                    at_ms: now_ms(),
+                    at_ms: crate::clock::unix_millis(),
                 });
             }
         }
@@ -352,10 +352,4 @@ impl Follower {
             tracing::debug!("reporting to the fleet: {e}");
         }
     }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }

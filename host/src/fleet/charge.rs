@@ -105,12 +105,7 @@ impl FleetBill {
             i64::try_from(used).unwrap_or(i64::MAX) - i64::from(charged.estimated_tokens)
         });
         // Without a budget, the hour it was admitted in holds its settled mark.
-        let hour = || {
-            let since_epoch = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default();
-            (since_epoch.as_secs() / 3600, Duration::from_secs(3600))
-        };
+        let hour = || (crate::clock::unix_secs() / 3600, Duration::from_secs(3600));
         let settlement = Settlement {
             team: charged.team,
             request_id: charged.request_id,

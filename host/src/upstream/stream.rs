@@ -147,9 +147,7 @@ struct State<E> {
 
 /// The translator from the upstream's events to the client's.
 fn translator(context: &StreamContext) -> StreamTranslator {
-    let created = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let created = crate::clock::unix_secs();
     match (&context.frame, context.upstream) {
         (Some(frame), from) if from != Wire::Responses => {
             StreamTranslator::to_responses(from, frame.clone(), created)

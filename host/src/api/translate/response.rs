@@ -6,8 +6,6 @@
 //! a 502; an error body is always produced, keeping the upstream's message when there is one.
 //! Pure functions over bytes; no I/O beyond reading the clock for OpenAI's `created`.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 
@@ -17,10 +15,7 @@ use super::{Wire, anthropic_prompt_tokens, finish_reason, stop_reason, to_bytes,
 /// A successful non-streamed answer of the upstream's wire `from` rewritten in wire `to`; the
 /// input itself when they are the same. `Err` says what was wrong with the upstream's answer.
 pub fn answer(from: Wire, to: Wire, body: &[u8]) -> Result<Vec<u8>, String> {
-    let created = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    answer_at(from, to, body, created)
+    answer_at(from, to, body, crate::clock::unix_secs())
 }
 
 /// [`answer`], with `created` for an OpenAI answer given.

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use axum::http::HeaderMap;
 use tracing::Instrument;
@@ -240,9 +240,7 @@ impl Recording {
         });
         let record = DecisionRecord {
             v: 1,
-            at_ms: SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
+            at_ms: crate::clock::unix_millis(),
             team: admitted.team.name.to_string(),
             policy: policy.version().to_string(),
             request: RequestJson {
