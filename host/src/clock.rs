@@ -1,7 +1,8 @@
 //! The wall clock as the wire formats and records write it: seconds or milliseconds since the
-//! Unix epoch. OpenAI's `created`, a Responses object's `created_at`, a decision record's `at_ms`
-//! and a rollout's reports all read it here. A clock set before 1970 reads as 0 rather than
-//! failing a request. This module depends on nothing else in the crate.
+//! Unix epoch. OpenAI's `created`, a Responses object's `created_at`, a decision record's `at_ms`,
+//! a rollout's reports and the hour a fleet settlement falls in all read it here. A clock set
+//! before 1970 reads as 0 rather than failing a request. This module depends on nothing else in
+//! the crate.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
