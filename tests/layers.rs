@@ -1,6 +1,6 @@
 //! The proxy's modules depend one way: no cycle among the top-level modules of `host/src`, and
-//! the layers stay in their order (config, label and api at the bottom, then policy, upstream and
-//! fleet, then control, then server and admin), with telemetry a leaf the others call. Read from the source:
+//! the layers stay in their order (config, label, clock and api at the bottom, then policy, upstream
+//! and fleet, then control, then server and admin), with telemetry a leaf the others call. Read from the source:
 //! every `crate::MODULE` a module's files name.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -92,15 +92,16 @@ fn layers_depend_only_downwards() {
     let allowed: &[(&str, &[&str])] = &[
         ("config", &[]),
         ("label", &[]),
-        ("api", &["config"]),
+        ("clock", &[]),
+        ("api", &["clock", "config"]),
         ("telemetry", &["config"]),
         ("auth", &["api", "config"]),
         ("policy", &["api", "config", "label"]),
         (
             "upstream",
-            &["api", "config", "label", "policy", "telemetry"],
+            &["api", "clock", "config", "label", "policy", "telemetry"],
         ),
-        ("fleet", &["config"]),
+        ("fleet", &["clock", "config"]),
     ];
     for (module, below) in allowed {
         let extra: Vec<&String> = graph[*module]
