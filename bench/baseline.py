@@ -20,7 +20,6 @@ minus its floor's) with the ratio of now to then.
 
 import argparse
 import statistics
-import subprocess
 import time
 from pathlib import Path
 
@@ -43,16 +42,11 @@ def start(name, setup, work, mock_port, reuse):
     """Start `setup` on the gateway core; (process, port)."""
     if setup == "nginx":
         return g.nginx_proxy(work, mock_port)
-    port = g.free_port()
     if setup[0] == "proxy":
         g.SWITCHYARD, g.POLICY = setup[1], setup[2] / g.POLICY.name
         return g.start_switchyard(work, name.replace(" ", "-"),
-                                  g.switchyard_config(port, mock_port, False, reuse))
-    floor = subprocess.Popen(["taskset", "-c", g.GATEWAY_CORE, str(setup[1]), "axum-reqwest",
-                              f"127.0.0.1:{port}",
-                              f"http://127.0.0.1:{mock_port}/v1/chat/completions"])
-    g.wait_port(port)
-    return floor, port
+                                  g.switchyard_config(g.free_port(), mock_port, False, reuse))
+    return g.start_floor(setup[1], "axum-reqwest", mock_port)
 
 
 def measure(name, proxy, port, work, seconds):
@@ -66,9 +60,7 @@ def measure(name, proxy, port, work, seconds):
         times = sorted(g.decision_times(log)[logged:])
         p50, p99 = (times[int(len(times) * q)] for q in (0.5, 0.99))
         print(f"  now: decision time in the closed loop p50 {p50} µs, p99 {p99} µs", flush=True)
-    before = g.cpu_seconds(proxy)
-    fixed = g.oha(port, "/v1/chat/completions", g.REQUEST, seconds, 16, 1000)
-    at_rate = (g.cpu_seconds(proxy) - before) / g.ok_count(fixed) * 1e6
+    at_rate, fixed = g.fixed_rate_cpu_us(proxy, port, seconds, 1000)
     return closed, at_rate, fixed["latencyPercentiles"]["p99"] * 1000
 
 

@@ -42,9 +42,7 @@ def measure(binary, policies, work, mock_port, name, seconds, reuse, option):
                                       warmup=3)
         time.sleep(0.3)  # the log's batches are written within 100 ms
         logged = len(g.decision_times(log))
-        before = g.cpu_seconds(proxy)
-        fixed = g.oha(port, "/v1/chat/completions", g.REQUEST, seconds, 16, 1000)
-        at_rate = (g.cpu_seconds(proxy) - before) / g.ok_count(fixed) * 1e6
+        at_rate, fixed = g.fixed_rate_cpu_us(proxy, port, seconds, 1000)
         time.sleep(0.3)
         decisions = sorted(g.decision_times(log)[logged:])
         p50, p99 = (decisions[int(len(decisions) * q)] for q in (0.5, 0.99))

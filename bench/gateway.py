@@ -187,6 +187,17 @@ def closed_loop_cpu_us(process, port, path, body, seconds, warmup=2):
     return (cpu_seconds(process) - before) / served * 1e6
 
 
+def fixed_rate_cpu_us(process, port, seconds, rate):
+    """Gateway CPU per request (µs) of `process` at `rate` chat requests a second over 16
+    connections, and oha's result (for its latency percentiles); every answer must be a 2xx."""
+    before = cpu_seconds(process)
+    result = oha(port, "/v1/chat/completions", REQUEST, seconds, 16, rate)
+    served = ok_count(result)
+    if served == 0 or served != sum(result.get("statusCodeDistribution", {}).values()):
+        sys.exit(f"at {rate}/s not every answer was a 2xx: {result.get('statusCodeDistribution')}")
+    return (cpu_seconds(process) - before) / served * 1e6, result
+
+
 def chat_mock(work):
     """The nginx mock answering a fixed chat.completion on the client core; (process, port)."""
     port = free_port()
@@ -408,15 +419,26 @@ def run_round(work: Path, seconds, quick):
     return results
 
 
-def run_bare(work, mode, mock_port, access_log, seconds, quick):
-    """The floor: `bare_proxy MODE` (no policy, no log, nothing of Switchyard's) in front of the
-    mock, on the gateway core."""
+def start_floor(binary, mode, mock_port):
+    """The floor: `binary` (a build of `bare_proxy`) in `mode` (no policy, no log, nothing of
+    Switchyard's) in front of the mock on the gateway core, once it listens; (process, port)."""
     port = free_port()
-    proxy = subprocess.Popen(["taskset", "-c", GATEWAY_CORE, str(BARE_PROXY), mode,
+    floor = subprocess.Popen(["taskset", "-c", GATEWAY_CORE, str(binary), mode,
                               f"127.0.0.1:{port}",
                               f"http://127.0.0.1:{mock_port}/v1/chat/completions"])
     try:
         wait_port(port)
+    except BaseException:
+        floor.terminate()
+        floor.wait()
+        raise
+    return floor, port
+
+
+def run_bare(work, mode, mock_port, access_log, seconds, quick):
+    """The floor in `mode` (`start_floor`), measured."""
+    proxy, port = start_floor(BARE_PROXY, mode, mock_port)
+    try:
         print(mode, flush=True)
         return measure(mode, port, "/v1/chat/completions", None, proxy, access_log, seconds, quick)
     finally:

@@ -17,7 +17,6 @@ each load, and Switchyard's own share (its CPU minus the floor's) in nginx's uni
 
 import argparse
 import statistics
-import subprocess
 from pathlib import Path
 
 import gateway as g
@@ -29,30 +28,18 @@ def start(name, work, mock_port, round_):
     """Start setup `name` on the gateway core; (process, port)."""
     if name == "nginx":
         return g.nginx_proxy(work, mock_port)
-    port = g.free_port()
     if name == "floor":
-        floor = subprocess.Popen(["taskset", "-c", g.GATEWAY_CORE, str(g.BARE_PROXY),
-                                  "axum-reqwest", f"127.0.0.1:{port}",
-                                  f"http://127.0.0.1:{mock_port}/v1/chat/completions"])
-        g.wait_port(port)
-        return floor, port
-    config = g.switchyard_config(port, mock_port, False, reuse=name == "reused")
+        return g.start_floor(g.BARE_PROXY, "axum-reqwest", mock_port)
+    config = g.switchyard_config(g.free_port(), mock_port, False, reuse=name == "reused")
     return g.start_switchyard(work, f"{name}-{round_}", config)
 
 
 def measure(process, port, seconds, rates):
     """Load -> CPU per request (µs): "closed", then each of `rates`; every answer a 2xx."""
-    g.oha(port, "/v1/chat/completions", g.REQUEST, 2, 32)
     cpu = {"closed": g.closed_loop_cpu_us(process, port, "/v1/chat/completions", g.REQUEST,
-                                          seconds)}
+                                          seconds, warmup=4)}
     for rate in rates:
-        before = g.cpu_seconds(process)
-        fixed = g.oha(port, "/v1/chat/completions", g.REQUEST, seconds, 16, rate)
-        served = g.ok_count(fixed)
-        if served != sum(fixed.get("statusCodeDistribution", {}).values()):
-            raise SystemExit(f"at {rate}/s not every answer was a 2xx: "
-                             f"{fixed.get('statusCodeDistribution')}")
-        cpu[rate] = (g.cpu_seconds(process) - before) / served * 1e6
+        cpu[rate], _ = g.fixed_rate_cpu_us(process, port, seconds, rate)
     return cpu
 
 
